@@ -1,0 +1,45 @@
+# shotgraph: the two commands a new machine needs are `make demo` and `make test`.
+PYTHON ?= python3.11
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test lint typecheck bench assets clean
+
+$(BIN)/python:
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found: install Python 3.11 or run make PYTHON=python3"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+## demo: render pipelines/demo.yaml offline with the local fal emulator
+demo: $(STAMP)
+	$(BIN)/shotgraph validate pipelines/demo.yaml
+	$(BIN)/shotgraph plan pipelines/demo.yaml
+
+## test: the whole suite, with lint and type checks
+test: $(STAMP)
+	$(BIN)/ruff check runner tests benchmarks scripts
+	$(BIN)/mypy
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check runner tests benchmarks scripts
+	$(BIN)/ruff format --check runner tests benchmarks scripts
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+## bench: every benchmark, each prints its figures
+bench: $(STAMP)
+	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+## assets: regenerate the example keyframes and motion clips
+assets: $(STAMP)
+	$(BIN)/python scripts/make_example_assets.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,5 @@
+"""shotgraph: render AI video from version-controlled YAML pipelines."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"

@@ -1,0 +1,147 @@
+"""The project's error types and the diagnostics a pipeline check produces.
+
+Every error a user can cause derives from :class:`ShotgraphError`; the CLI maps it to exit
+code 1 and prints it without a traceback. Anything else is a bug (exit 3).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+KeyPath = tuple[str | int, ...]
+Severity = Literal["error", "warning"]
+
+
+def format_key_path(path: KeyPath) -> str:
+    """``("nodes", "intro", "clips", 2)`` -> ``nodes.intro.clips[2]``."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else part
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """Where something is: a file, a 1-based line, and a key path inside the document."""
+
+    file: Path | None = None
+    line: int | None = None
+    key_path: KeyPath = ()
+
+    def __str__(self) -> str:
+        where = display_path(self.file) if self.file is not None else "<pipeline>"
+        if self.line is not None:
+            where += f":{self.line}"
+        keys = format_key_path(self.key_path)
+        return f"{where} {keys}" if keys else where
+
+
+def display_path(path: Path) -> str:
+    """A path relative to the working directory when it is below it, else absolute."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnostic:
+    """One finding of a check: an error (the pipeline cannot run) or a lint warning."""
+
+    severity: Severity
+    code: str
+    message: str
+    location: Location = field(default_factory=Location)
+    hint: str | None = None
+
+    def render(self) -> str:
+        text = f"{self.location}: {self.severity}: {self.message}"
+        if self.hint:
+            text += f"\n    hint: {self.hint}"
+        return text
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "severity": self.severity,
+            "code": self.code,
+            "message": self.message,
+            "file": str(self.location.file) if self.location.file else None,
+            "line": self.location.line,
+            "key_path": format_key_path(self.location.key_path),
+            "hint": self.hint,
+        }
+
+
+class ShotgraphError(Exception):
+    """A problem the user can fix. The message says what and, with ``hint``, how."""
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def render(self) -> str:
+        text = f"error: {self.message}"
+        if self.hint:
+            text += f"\n    hint: {self.hint}"
+        return text
+
+
+class PipelineInvalid(ShotgraphError):
+    """A pipeline (or a file it imports) has errors; ``diagnostics`` lists all of them."""
+
+    def __init__(self, diagnostics: Sequence[Diagnostic]) -> None:
+        self.diagnostics = tuple(diagnostics)
+        errors = [d for d in self.diagnostics if d.severity == "error"]
+        super().__init__(f"{len(errors)} error(s) in the pipeline")
+
+    def render(self) -> str:
+        return "\n".join(d.render() for d in self.diagnostics)
+
+
+class Diagnostics:
+    """An accumulator: checks add findings and carry on, so a user sees every error at once."""
+
+    def __init__(self) -> None:
+        self.items: list[Diagnostic] = []
+
+    def error(
+        self, code: str, message: str, location: Location, hint: str | None = None
+    ) -> None:
+        self.items.append(Diagnostic("error", code, message, location, hint))
+
+    def warning(
+        self, code: str, message: str, location: Location, hint: str | None = None
+    ) -> None:
+        self.items.append(Diagnostic("warning", code, message, location, hint))
+
+    def extend(self, items: Iterable[Diagnostic]) -> None:
+        self.items.extend(items)
+
+    @property
+    def has_errors(self) -> bool:
+        return any(d.severity == "error" for d in self.items)
+
+    @property
+    def warnings(self) -> list[Diagnostic]:
+        return [d for d in self.items if d.severity == "warning"]
+
+    def raise_if_errors(self) -> None:
+        if self.has_errors:
+            raise PipelineInvalid(sorted_diagnostics(self.items))
+
+
+def sorted_diagnostics(items: Iterable[Diagnostic]) -> list[Diagnostic]:
+    """Errors first, then by file and line, keeping the order of equal positions."""
+
+    def order(d: Diagnostic) -> tuple[int, str, int]:
+        loc = d.location
+        return (0 if d.severity == "error" else 1, str(loc.file or ""), loc.line or 0)
+
+    return sorted(items, key=order)
