@@ -104,9 +104,7 @@ class ObjectSchema:
                 if f.model is not None and isinstance(item, Mapping):
                     item = f.model.with_defaults(item)
                 elif f.items is not None and isinstance(item, list):
-                    item = [
-                        f.items.with_defaults(x) if isinstance(x, Mapping) else x for x in item
-                    ]
+                    item = [f.items.with_defaults(x) if isinstance(x, Mapping) else x for x in item]
                 out[f.name] = item
             elif f.has_default:
                 out[f.name] = json.loads(json.dumps(f.default))
@@ -214,11 +212,21 @@ def _bounds(f: Field, n: JSON, raw: JSON, loc: tuple[str | int, ...]) -> list[Fi
         return []
     checks = (
         (f.gt, n > f.gt if f.gt is not None else True, "greater_than", "greater than", "gt"),
-        (f.ge, n >= f.ge if f.ge is not None else True, "greater_than_equal",
-         "greater than or equal to", "ge"),
+        (
+            f.ge,
+            n >= f.ge if f.ge is not None else True,
+            "greater_than_equal",
+            "greater than or equal to",
+            "ge",
+        ),
         (f.lt, n < f.lt if f.lt is not None else True, "less_than", "less than", "lt"),
-        (f.le, n <= f.le if f.le is not None else True, "less_than_equal",
-         "less than or equal to", "le"),
+        (
+            f.le,
+            n <= f.le if f.le is not None else True,
+            "less_than_equal",
+            "less than or equal to",
+            "le",
+        ),
     )
     for limit, ok, kind, words, key in checks:
         if limit is not None and not ok:

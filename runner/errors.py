@@ -111,14 +111,10 @@ class Diagnostics:
     def __init__(self) -> None:
         self.items: list[Diagnostic] = []
 
-    def error(
-        self, code: str, message: str, location: Location, hint: str | None = None
-    ) -> None:
+    def error(self, code: str, message: str, location: Location, hint: str | None = None) -> None:
         self.items.append(Diagnostic("error", code, message, location, hint))
 
-    def warning(
-        self, code: str, message: str, location: Location, hint: str | None = None
-    ) -> None:
+    def warning(self, code: str, message: str, location: Location, hint: str | None = None) -> None:
         self.items.append(Diagnostic("warning", code, message, location, hint))
 
     def extend(self, items: Iterable[Diagnostic]) -> None:

@@ -54,9 +54,12 @@ class SourceMap:
             key_node: yaml.Node | None = None
             if isinstance(node, yaml.MappingNode) and isinstance(part, str):
                 key_node, child = self._entries(node).get(part, (None, None))
-            elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-                if 0 <= part < len(node.value):
-                    child = node.value[part]
+            elif (
+                isinstance(node, yaml.SequenceNode)
+                and isinstance(part, int)
+                and 0 <= part < len(node.value)
+            ):
+                child = node.value[part]
             if child is None:
                 break
             last = i == len(path) - 1
@@ -145,7 +148,7 @@ class _Builder:
 
     def scalar(self, node: yaml.ScalarNode, path: KeyPath) -> Any:
         tag, text = node.tag, node.value
-        if tag == _STR or tag == _TIMESTAMP:
+        if tag in (_STR, _TIMESTAMP):
             return str(text)
         if tag == _NULL:
             return None
