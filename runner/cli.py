@@ -1,14 +1,76 @@
-"""The command line: parse, build objects, call one function, map errors to exit codes."""
+"""The command line: parse, build objects, call one function, map errors to exit codes.
+
+Exit codes: 0 ok, 1 user error (bad pipeline, failed node, budget), 2 usage, 3 internal bug,
+130 interrupted.
+"""
 
 from __future__ import annotations
 
+import os
+import sys
+import tempfile
+import traceback
+
 import click
 
+from runner import __version__
+from runner.commands.graph import graph
+from runner.commands.plan import plan
+from runner.commands.validate import validate
+from runner.errors import ShotgraphError
 
-@click.group()
+EXIT_OK, EXIT_USER, EXIT_USAGE, EXIT_BUG, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="shotgraph")
 def cli() -> None:
-    """shotgraph: render AI video from version-controlled YAML."""
+    """shotgraph: render AI video from version-controlled YAML.
+
+    Exit codes: 0 ok, 1 user error, 2 usage, 3 internal error.
+    """
+
+
+cli.add_command(validate)
+cli.add_command(plan)
+cli.add_command(graph)
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run the CLI and return its exit code (no traceback for a user error)."""
+    try:
+        result = cli.main(args=argv, prog_name="shotgraph", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        click.echo("interrupted", err=True)
+        return EXIT_INTERRUPTED
+    except ShotgraphError as exc:
+        click.echo(exc.render(), err=True)
+        return EXIT_USER
+    except Exception:
+        return _bug()
+    return result if isinstance(result, int) else EXIT_OK
+
+
+def _bug() -> int:
+    """An internal error: a short message, the traceback in a file to attach to a report."""
+    fd, path = tempfile.mkstemp(prefix="shotgraph-crash-", suffix=".log")
+    with os.fdopen(fd, "w") as handle:
+        handle.write(f"shotgraph {__version__}\n{' '.join(sys.argv)}\n\n")
+        traceback.print_exc(file=handle)
+    kind = sys.exc_info()[0]
+    click.echo(
+        f"internal error ({kind.__name__ if kind else 'unknown'}): this is a bug in "
+        f"shotgraph, not in your pipeline.\n    the traceback is in {path}; please "
+        "attach it to a bug report",
+        err=True,
+    )
+    return EXIT_BUG
 
 
 def main() -> None:
-    cli()
+    sys.exit(run())

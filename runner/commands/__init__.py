@@ -1,0 +1,1 @@
+"""One module per subcommand; runner/cli.py assembles them."""

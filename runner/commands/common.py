@@ -1,0 +1,52 @@
+"""What several commands share: the pipeline argument, printing findings, the checked pipeline."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from runner.check import CheckResult, check_pipeline
+from runner.errors import Diagnostic
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+BACKENDS = ("fal", "local")
+
+
+def pipeline_argument(func: F) -> F:
+    return click.argument(
+        "pipeline", type=click.Path(dir_okay=False, path_type=Path), metavar="PIPELINE.yaml"
+    )(func)
+
+
+def backend_option(func: F) -> F:
+    return click.option(
+        "--backend",
+        type=click.Choice(BACKENDS),
+        default="fal",
+        show_default=True,
+        help="fal.ai, or the local emulator (offline, free). Part of every cache key.",
+    )(func)
+
+
+def echo_diagnostics(diagnostics: tuple[Diagnostic, ...] | list[Diagnostic]) -> None:
+    """Findings go to stderr, errors first, each with file:line, key path and hint."""
+    for item in diagnostics:
+        color = "red" if item.severity == "error" else "yellow"
+        head, _, rest = item.render().partition(f"{item.severity}:")
+        styled = head + click.style(f"{item.severity}:", fg=color, bold=True) + rest
+        click.echo(styled, err=True, color=None if sys.stderr.isatty() else False)
+
+
+def checked(path: Path, backend: str, *, quiet_warnings: bool = False) -> CheckResult:
+    """Check a pipeline and print its findings (warnings only when there are no errors)."""
+    result = check_pipeline(path, backend=backend)
+    if result.errors:
+        echo_diagnostics(result.errors)
+    elif not quiet_warnings:
+        echo_diagnostics(result.warnings)
+    return result

@@ -1,0 +1,190 @@
+"""Media inputs of nodes: resolving references to files, checking them, hashing their content.
+
+A local file is identified by the sha256 of its bytes, never its path or timestamp: moving a
+keyframe reruns nothing, changing its pixels reruns the shots that use it. Local files must be
+inside the project directory (a pipeline from a pull request must not upload ~/.ssh to fal).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from runner.errors import Diagnostics, Location
+from runner.model import Conditioning, FileRef, KeyframeRef, MotionRef, NodeRef, Pipeline, UrlRef
+
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp"})
+VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".webm", ".mkv"})
+
+
+@dataclass(frozen=True, slots=True)
+class LocalFile:
+    """A file of the project, by content."""
+
+    path: Path
+    sha256: str
+    size: int
+
+    @property
+    def placeholder(self) -> str:
+        return f"sha256:{self.sha256}"
+
+
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    """The output of another node, known once that node has run."""
+
+    node: str
+
+    @property
+    def placeholder(self) -> str:
+        return f"node:{self.node}"
+
+
+@dataclass(frozen=True, slots=True)
+class Remote:
+    """A URL given in the pipeline; passed to fal as is."""
+
+    url: str
+
+    @property
+    def placeholder(self) -> str:
+        return self.url
+
+
+MediaSource = LocalFile | Upstream | Remote
+
+
+def file_sha256(path: Path) -> tuple[str, int]:
+    """Content hash and size, reading in chunks (inputs can be large videos)."""
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+class InputResolver:
+    """Resolves node inputs of one pipeline, hashing each file once."""
+
+    def __init__(self, pipeline: Pipeline, diags: Diagnostics) -> None:
+        self.pipeline = pipeline
+        self.diags = diags
+        self._files: dict[Path, LocalFile | None] = {}
+        self._reported: set[tuple[str, str]] = set()
+
+    def resolve(self, conditioning: Conditioning) -> MediaSource | None:
+        ref = conditioning.ref
+        where = self.pipeline.source.locate(conditioning.key_path)
+        if isinstance(ref, NodeRef):
+            return Upstream(ref.node)
+        if isinstance(ref, UrlRef):
+            return Remote(ref.url)
+        if isinstance(ref, KeyframeRef):
+            return self._keyframe(ref, conditioning, where)
+        if isinstance(ref, MotionRef):
+            return self._motion(ref, where)
+        return self.local(ref.path, conditioning.expects, where)
+
+    def _keyframe(
+        self, ref: KeyframeRef, conditioning: Conditioning, where: Location
+    ) -> MediaSource | None:
+        character = self.pipeline.characters.get(ref.character)
+        if character is None:
+            if ("characters", ref.character) not in self.pipeline.broken:
+                known = ", ".join(sorted(self.pipeline.characters)) or "none defined"
+                self.diags.error(
+                    "ref-unknown-character",
+                    f"no character '{ref.character}'",
+                    where,
+                    f"known characters: {known}",
+                )
+            return None
+        target = character.keyframes.get(ref.pose)
+        if target is None:
+            known = ", ".join(f"{ref.character}.{p}" for p in sorted(character.keyframes))
+            self.diags.error(
+                "ref-unknown-keyframe",
+                f"no keyframe '{ref.character}.{ref.pose}'",
+                where,
+                f"known: {known or 'this character has no keyframes'}",
+            )
+            return None
+        if isinstance(target, UrlRef):
+            return Remote(target.url)
+        assert isinstance(target, FileRef)
+        file_at = self.pipeline.source.locate(("characters", ref.character, "keyframes", ref.pose))
+        return self.local(target.path, "image", file_at)
+
+    def _motion(self, ref: MotionRef, where: Location) -> MediaSource | None:
+        target = self.pipeline.motions.get(ref.name)
+        if target is None:
+            if ("motions", ref.name) not in self.pipeline.broken:
+                known = ", ".join(sorted(self.pipeline.motions)) or "none defined"
+                self.diags.error(
+                    "ref-unknown-motion",
+                    f"no motion clip '{ref.name}'",
+                    where,
+                    f"known motions: {known}",
+                )
+            return None
+        if isinstance(target, UrlRef):
+            return Remote(target.url)
+        assert isinstance(target, FileRef)
+        return self.local(target.path, "video", self.pipeline.source.locate(("motions", ref.name)))
+
+    def local(self, written: str, expects: str, where: Location) -> LocalFile | None:
+        """A project file, checked and hashed; errors are reported once per file and place."""
+        path = (self.pipeline.base_dir / written).resolve()
+        report_key = (str(path), str(where))
+        if not self._inside_project(path):
+            self._report(
+                report_key,
+                "file-outside-project",
+                f"'{written}' is outside the project directory {self.pipeline.project_root}",
+                where,
+                "copy the file into the project; pipelines may only read project files",
+            )
+            return None
+        suffixes = IMAGE_SUFFIXES if expects == "image" else VIDEO_SUFFIXES
+        if path.suffix.lower() not in suffixes:
+            self._report(
+                report_key,
+                "file-type",
+                f"'{written}' is not an {expects} file ({path.suffix or 'no extension'})",
+                where,
+                f"{expects} files end in {', '.join(sorted(suffixes))}",
+            )
+            return None
+        if path not in self._files:
+            self._files[path] = self._hash(path)
+        found = self._files[path]
+        if found is None:
+            self._report(
+                report_key,
+                "file-missing",
+                f"file not found: {written}",
+                where,
+                f"looked for {path}",
+            )
+        return found
+
+    def _hash(self, path: Path) -> LocalFile | None:
+        try:
+            digest, size = file_sha256(path)
+        except OSError:
+            return None
+        return LocalFile(path, digest, size)
+
+    def _inside_project(self, path: Path) -> bool:
+        return path.is_relative_to(self.pipeline.project_root.resolve())
+
+    def _report(
+        self, key: tuple[str, str], code: str, message: str, where: Location, hint: str
+    ) -> None:
+        if key not in self._reported:
+            self._reported.add(key)
+            self.diags.error(code, message, where, hint)

@@ -1,0 +1,99 @@
+"""The plan: per node what it will cost, how long it is, and whether it will render and why."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from runner.compiler import Compiled
+from runner.steps import Step
+
+# What a store says about a step: ("cached" | "render", why).
+StatusOf = Callable[[Step], tuple[str, str]]
+
+
+@dataclass(frozen=True)
+class PlanRow:
+    """One node of the plan."""
+
+    step: Step
+    status: str  # "cached" | "render"
+    reason: str  # "new", "request changed", "upstream changed", "cache entry missing", ...
+
+    @property
+    def cost(self) -> float:
+        """What this node adds to the run: nothing when cached."""
+        if self.status != "render" or self.step.estimate is None:
+            return 0.0
+        return self.step.estimate.usd or 0.0
+
+    def as_json(self, *, verbose: bool = False) -> dict[str, Any]:
+        step = self.step
+        timing = step.timing
+        estimate = step.estimate
+        row: dict[str, Any] = {
+            "node": step.name,
+            "kind": step.kind,
+            "endpoint": step.endpoint.id if step.endpoint else None,
+            "status": self.status,
+            "reason": self.reason,
+            "frames": timing.num_frames if timing else None,
+            "fps": timing.frame_rate if timing else None,
+            "seconds": round(timing.seconds, 3) if timing and timing.seconds else None,
+            "timing_assumed": bool(timing and timing.assumed),
+            "estimated_usd": estimate.usd if estimate else (0.0 if not step.endpoint else None),
+            "price_confirmed": estimate.confirmed if estimate else True,
+            "seed": step.seed,
+            "key": step.key,
+            "deps": list(step.deps),
+        }
+        if verbose and step.body is not None:
+            row["request"] = step.body
+            row["settings"] = {k: s.layer for k, s in step.settings.items()}
+        return row
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Rows in run order and the total of what will render."""
+
+    rows: tuple[PlanRow, ...]
+
+    @property
+    def total_usd(self) -> float:
+        return round(sum(row.cost for row in self.rows), 6)
+
+    @property
+    def unpriced(self) -> list[str]:
+        """Nodes that will render but whose price fal does not publish."""
+        return [
+            r.step.name
+            for r in self.rows
+            if r.status == "render" and r.step.estimate is not None and r.step.estimate.usd is None
+        ]
+
+    @property
+    def unconfirmed(self) -> list[str]:
+        return [
+            r.step.name
+            for r in self.rows
+            if r.status == "render"
+            and r.step.estimate is not None
+            and not r.step.estimate.confirmed
+        ]
+
+    def counts(self) -> Mapping[str, int]:
+        out = {"render": 0, "cached": 0}
+        for row in self.rows:
+            out[row.status] = out.get(row.status, 0) + 1
+        return out
+
+
+def always_render(step: Step) -> tuple[str, str]:
+    """The status of every step when no store is consulted."""
+    return "render", "no cache consulted"
+
+
+def make_plan(compiled: Compiled, status_of: StatusOf = always_render) -> Plan:
+    return Plan(tuple(PlanRow(step, *status_of(step)) for step in compiled.steps.values()))

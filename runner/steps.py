@@ -1,0 +1,96 @@
+"""Compiled nodes ("steps"): what exactly will be sent or done, priced and keyed.
+
+A generation step carries the complete request body for its fal endpoint. Media inputs in the
+body are placeholders until run time: ``sha256:<hex>`` for a project file, ``node:<name>`` for
+another node's output (a URL is kept as written). ``slots`` says where each one is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from runner.endpoints import Endpoint
+from runner.inputs import MediaSource, Upstream
+from runner.model import FrameAt, MediaType, output_type
+from runner.presets import Setting
+from runner.pricing import Estimate, Timing
+
+JsonPath = tuple[str | int, ...]
+KEY_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    """A media input of a step and where it goes in the request body."""
+
+    pointer: JsonPath
+    source: MediaSource
+
+
+@dataclass(frozen=True)
+class Step:
+    """One node, compiled."""
+
+    name: str
+    kind: str
+    deps: tuple[str, ...]
+    key: str
+    slots: tuple[Slot, ...] = ()
+    endpoint: Endpoint | None = None
+    body: Mapping[str, Any] | None = None
+    seed: int | None = None
+    seed_pinned_by: str = ""  # "node" when the pipeline sets it, else "derived"
+    character: str | None = None
+    estimate: Estimate | None = None
+    timing: Timing | None = None
+    at: FrameAt | None = None
+    settings: Mapping[str, Setting] = field(default_factory=dict)
+
+    @property
+    def output_type(self) -> MediaType:
+        return output_type(self.kind)
+
+    @property
+    def is_generation(self) -> bool:
+        return self.endpoint is not None
+
+
+def canonical_json(value: Any) -> str:
+    """One spelling of a JSON value: sorted keys, no spaces, UTF-8."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def digest(value: Any) -> str:
+    return hashlib.sha256(canonical_json(value).encode()).hexdigest()
+
+
+def set_pointer(body: dict[str, Any], pointer: JsonPath, value: Any) -> None:
+    target: Any = body
+    for part in pointer[:-1]:
+        target = target[part]
+    target[pointer[-1]] = value
+
+
+def keyed_body(
+    body: Mapping[str, Any], slots: tuple[Slot, ...], upstream_keys: Mapping[str, str]
+) -> dict[str, Any]:
+    """The body as the cache key sees it: an upstream output stands for that node's key, so a
+    renamed node keys the same; files are already their content hashes."""
+    keyed: dict[str, Any] = json.loads(json.dumps(body))
+    for slot in slots:
+        if isinstance(slot.source, Upstream):
+            set_pointer(keyed, slot.pointer, f"key:{upstream_keys[slot.source.node]}")
+    return keyed
+
+
+def generation_key(endpoint_id: str, body: Mapping[str, Any], backend: str) -> str:
+    return digest({"v": KEY_VERSION, "endpoint": endpoint_id, "backend": backend, "body": body})
+
+
+def media_key(kind: str, options: Mapping[str, Any], inputs: list[str]) -> str:
+    """Key of a local media step: its operation and the keys/hashes of what it reads."""
+    return digest({"v": KEY_VERSION, "kind": kind, "options": options, "inputs": inputs})
