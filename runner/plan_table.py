@@ -19,10 +19,7 @@ def _cells(row: PlanRow) -> tuple[str, ...]:
     frames = f"{approx}{timing.num_frames}" if timing and timing.num_frames else "-"
     fps = f"{timing.frame_rate:g}" if timing and timing.frame_rate else "-"
     seconds = f"{approx}{timing.seconds:.2f}" if timing and timing.seconds else "-"
-    if step.estimate is None:
-        cost = "local"
-    else:
-        cost = step.estimate.label
+    cost = "local" if step.estimate is None else step.estimate.label
     if row.status == "cached":
         cost = f"({cost})"
     status = row.status if not row.reason else f"{row.status}: {row.reason}"

@@ -69,7 +69,7 @@ def _leaf_errors(errors: Iterator[ValidationError]) -> Iterator[ValidationError]
 
 def _explain(error: ValidationError) -> Iterator[tuple[str | None, str, str | None, bool]]:
     """(key, message, hint, point at the key rather than the value) for one error."""
-    kind = error.validator
+    kind = str(error.validator)
     value = error.instance
     schema = error.schema if isinstance(error.schema, dict) else {}
     if kind == "additionalProperties" and isinstance(value, dict):
