@@ -77,7 +77,7 @@ def _explain(error: ValidationError) -> Iterator[tuple[str | None, str, str | No
         for key in sorted(set(value) - set(known)):
             yield (key, *_unknown_key(key, known), True)
         return
-    if kind == "required" and isinstance(error.validator_value, list):
+    if kind == "required" and isinstance(error.validator_value, list) and isinstance(value, dict):
         missing = [k for k in error.validator_value if k not in value]
         for key in missing:
             yield None, f"missing required key '{key}'", None, False
