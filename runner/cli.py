@@ -14,6 +14,7 @@ import traceback
 import click
 
 from runner import __version__
+from runner.commands.emulator import emulator
 from runner.commands.graph import graph
 from runner.commands.plan import plan
 from runner.commands.validate import validate
@@ -34,6 +35,7 @@ def cli() -> None:
 cli.add_command(validate)
 cli.add_command(plan)
 cli.add_command(graph)
+cli.add_command(emulator)
 
 
 def run(argv: list[str] | None = None) -> int:

@@ -47,7 +47,7 @@ class Compiler:
         self._template_reported: set[str] = set()
         defaults = pipeline.defaults.params
         self._defaults = {
-            key: Setting(value, "defaults", pipeline.source.locate(("defaults", key)))
+            key: Setting(value, "defaults", pipeline.source, ("defaults", key))
             for key, value in defaults.items()
         }
 
@@ -130,12 +130,14 @@ class Compiler:
         body, slots = request_builder.assemble(
             node, endpoint, settings, prompt, negative, loras, seed, sources
         )
+        # fal's own defaults need no check, so check before writing them out.
         errors = endpoint.schema.check(body)
         if errors:
             request_builder.report_schema_errors(
                 errors, node, endpoint, settings, self.pipeline, self.diags
             )
             return None
+        body = endpoint.schema.with_defaults(body)
         upstream = {
             s.source.node: self.steps[s.source.node].key
             for s in slots
@@ -167,7 +169,7 @@ class Compiler:
             if preset is None:
                 return None
         own = {
-            key: Setting(value, "node", self.pipeline.source.locate((*node.key_path, key)))
+            key: Setting(value, "node", self.pipeline.source, (*node.key_path, key))
             for key, value in node.params.items()
         }
         return layer(preset, self._defaults, own)

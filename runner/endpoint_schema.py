@@ -14,6 +14,7 @@ emulator answers exactly like this.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from collections.abc import Mapping
@@ -28,6 +29,8 @@ from runner.resources import schemas_dir
 JSON = Any
 FieldError = dict[str, Any]
 
+_MEMO_TYPES = (int, float, bool)
+_MEMO_LIMIT = 4096
 _TRUE = {"true", "t", "yes", "y", "on", "1"}
 _FALSE = {"false", "f", "no", "n", "off", "0"}
 
@@ -49,6 +52,8 @@ class Field:
     multiple_of: float | None = None
     model: ObjectSchema | None = None  # an object value
     items: ObjectSchema | None = None  # an array of objects
+    # Scalar values already found valid (a plan checks the same parameters thousands of times).
+    valid: set[tuple[Any, Any]] = field(default_factory=set, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -60,10 +65,15 @@ class ObjectSchema:
     required: frozenset[str] = field(default_factory=frozenset)
 
     def field(self, name: str) -> Field | None:
-        for f in self.fields:
-            if f.name == name:
-                return f
-        return None
+        return self._index.get(name)
+
+    @property
+    def _index(self) -> dict[str, Field]:
+        index: dict[str, Field] | None = self.__dict__.get("_field_index")
+        if index is None:
+            index = {f.name: f for f in self.fields}
+            object.__setattr__(self, "_field_index", index)
+        return index
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -107,7 +117,11 @@ class ObjectSchema:
                     item = [f.items.with_defaults(x) if isinstance(x, Mapping) else x for x in item]
                 out[f.name] = item
             elif f.has_default:
-                out[f.name] = json.loads(json.dumps(f.default))
+                default = f.default
+                # Defaults are shared: hand out copies of the mutable ones ([] for lists).
+                out[f.name] = (
+                    copy.deepcopy(default) if isinstance(default, list | dict) else default
+                )
         for key, item in value.items():
             out.setdefault(key, item)
         return out
@@ -134,6 +148,9 @@ def _check_field(f: Field, value: JSON, loc: tuple[str | int, ...], out: list[Fi
             for i, item in enumerate(value):
                 f.items._check_object(item, (*loc, i), out)
         return
+    memo_key = (type(value), value) if isinstance(value, _MEMO_TYPES) else None
+    if memo_key is not None and memo_key in f.valid:
+        return  # this exact value passed before: checks are pure
     coerced, err = _coerce(f, value, loc)
     if err is not None:
         out.append(err)
@@ -144,7 +161,11 @@ def _check_field(f: Field, value: JSON, loc: tuple[str | int, ...], out: list[Fi
             _error("enum", loc, f"Input should be {expected}", value, {"expected": expected})
         )
         return
-    out.extend(_bounds(f, coerced, value, loc))
+    problems = _bounds(f, coerced, value, loc)
+    if problems:
+        out.extend(problems)
+    elif memo_key is not None and len(f.valid) < _MEMO_LIMIT:
+        f.valid.add(memo_key)
 
 
 def _coerce(f: Field, value: JSON, loc: tuple[str | int, ...]) -> tuple[JSON, FieldError | None]:

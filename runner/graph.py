@@ -47,12 +47,12 @@ def build_graph(pipeline: Pipeline, diags: Diagnostics) -> Graph:
             ref = conditioning.ref
             if not isinstance(ref, NodeRef):
                 continue
-            where = pipeline.source.locate((*conditioning.key_path, "from"))
+            where = (*conditioning.key_path, "from")
             if ref.node == name:
                 diags.error(
                     "ref-self",
                     f"node '{name}' refers to itself",
-                    where,
+                    pipeline.source.locate(where),
                     "a node can only use the outputs of other nodes",
                 )
                 continue
@@ -62,7 +62,7 @@ def build_graph(pipeline: Pipeline, diags: Diagnostics) -> Graph:
                     diags.error(
                         "ref-unknown-node",
                         f"no node named '{ref.node}'",
-                        where,
+                        pipeline.source.locate(where),
                         _did_you_mean(ref.node, pipeline.nodes),
                     )
                 continue
@@ -72,7 +72,7 @@ def build_graph(pipeline: Pipeline, diags: Diagnostics) -> Graph:
                     "ref-type",
                     f"'{ref.node}' is a {target.kind} node and gives a {produced}, "
                     f"but an {conditioning.expects} is needed here",
-                    where,
+                    pipeline.source.locate(where),
                     _type_hint(conditioning.expects),
                 )
                 continue

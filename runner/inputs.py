@@ -11,7 +11,7 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from runner.errors import Diagnostics, Location
+from runner.errors import Diagnostics, KeyPath
 from runner.model import Conditioning, FileRef, KeyframeRef, MotionRef, NodeRef, Pipeline, UrlRef
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp"})
@@ -75,10 +75,11 @@ class InputResolver:
         self.diags = diags
         self._files: dict[Path, LocalFile | None] = {}
         self._reported: set[tuple[str, str]] = set()
+        self._checked: dict[tuple[str, str], LocalFile | None] = {}
 
     def resolve(self, conditioning: Conditioning) -> MediaSource | None:
         ref = conditioning.ref
-        where = self.pipeline.source.locate(conditioning.key_path)
+        where = conditioning.key_path
         if isinstance(ref, NodeRef):
             return Upstream(ref.node)
         if isinstance(ref, UrlRef):
@@ -90,7 +91,7 @@ class InputResolver:
         return self.local(ref.path, conditioning.expects, where)
 
     def _keyframe(
-        self, ref: KeyframeRef, conditioning: Conditioning, where: Location
+        self, ref: KeyframeRef, conditioning: Conditioning, where: KeyPath
     ) -> MediaSource | None:
         character = self.pipeline.characters.get(ref.character)
         if character is None:
@@ -99,7 +100,7 @@ class InputResolver:
                 self.diags.error(
                     "ref-unknown-character",
                     f"no character '{ref.character}'",
-                    where,
+                    self.pipeline.source.locate(where),
                     f"known characters: {known}",
                 )
             return None
@@ -109,17 +110,17 @@ class InputResolver:
             self.diags.error(
                 "ref-unknown-keyframe",
                 f"no keyframe '{ref.character}.{ref.pose}'",
-                where,
+                self.pipeline.source.locate(where),
                 f"known: {known or 'this character has no keyframes'}",
             )
             return None
         if isinstance(target, UrlRef):
             return Remote(target.url)
         assert isinstance(target, FileRef)
-        file_at = self.pipeline.source.locate(("characters", ref.character, "keyframes", ref.pose))
+        file_at = ("characters", ref.character, "keyframes", ref.pose)
         return self.local(target.path, "image", file_at)
 
-    def _motion(self, ref: MotionRef, where: Location) -> MediaSource | None:
+    def _motion(self, ref: MotionRef, where: KeyPath) -> MediaSource | None:
         target = self.pipeline.motions.get(ref.name)
         if target is None:
             if ("motions", ref.name) not in self.pipeline.broken:
@@ -127,19 +128,27 @@ class InputResolver:
                 self.diags.error(
                     "ref-unknown-motion",
                     f"no motion clip '{ref.name}'",
-                    where,
+                    self.pipeline.source.locate(where),
                     f"known motions: {known}",
                 )
             return None
         if isinstance(target, UrlRef):
             return Remote(target.url)
         assert isinstance(target, FileRef)
-        return self.local(target.path, "video", self.pipeline.source.locate(("motions", ref.name)))
+        return self.local(target.path, "video", ("motions", ref.name))
 
-    def local(self, written: str, expects: str, where: Location) -> LocalFile | None:
-        """A project file, checked and hashed; errors are reported once per file and place."""
+    def local(self, written: str, expects: str, where: KeyPath) -> LocalFile | None:
+        """A project file, checked and hashed once; a problem is reported at its first use."""
+        memo = (written, expects)
+        if memo in self._checked:
+            return self._checked[memo]
+        found = self._local(written, expects, where)
+        self._checked[memo] = found
+        return found
+
+    def _local(self, written: str, expects: str, where: KeyPath) -> LocalFile | None:
         path = (self.pipeline.base_dir / written).resolve()
-        report_key = (str(path), str(where))
+        report_key = (str(path), expects)
         if not self._inside_project(path):
             self._report(
                 report_key,
@@ -183,8 +192,8 @@ class InputResolver:
         return path.is_relative_to(self.pipeline.project_root.resolve())
 
     def _report(
-        self, key: tuple[str, str], code: str, message: str, where: Location, hint: str
+        self, key: tuple[str, str], code: str, message: str, where: KeyPath, hint: str
     ) -> None:
         if key not in self._reported:
             self._reported.add(key)
-            self.diags.error(code, message, where, hint)
+            self.diags.error(code, message, self.pipeline.source.locate(where), hint)

@@ -34,9 +34,8 @@ def lint(compiled: Compiled, diags: Diagnostics) -> None:
         if step.endpoint is None or step.body is None:
             continue
         node = pipeline.nodes[name]
-        where = pipeline.source.locate(node.key_path, key=True)
         for code, message, hint in _node_warnings(node, step):
-            diags.warning(code, message, where, hint)
+            diags.warning(code, message, pipeline.source.locate(node.key_path, key=True), hint)
         for key, setting in step.settings.items():
             user_layer = setting.layer == "defaults" or (
                 setting.layer.startswith("preset:")

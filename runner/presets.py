@@ -11,17 +11,27 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from runner.errors import Diagnostics, Location
+from runner.errors import Diagnostics, KeyPath, Location
 from runner.model import Pipeline, Preset
+from runner.yamlsrc import SourceMap
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Setting:
-    """A parameter value and the layer that set it (for messages and ``plan -v``)."""
+    """A parameter value and the layer that set it (for messages and ``plan -v``).
+
+    Where it was written is looked up only when a message needs it."""
 
     value: Any
     layer: str  # "preset:<name>", "defaults", "node"
-    location: Location
+    source: SourceMap | None
+    key_path: KeyPath
+
+    @property
+    def location(self) -> Location:
+        if self.source is None:
+            return Location(key_path=self.key_path)
+        return self.source.locate(self.key_path)
 
 
 class PresetResolver:
@@ -61,7 +71,7 @@ class PresetResolver:
                 return None
             base = dict(parent)
         for key, value in preset.params.items():
-            base[key] = Setting(value, f"preset:{name}", _where(preset, key))
+            base[key] = Setting(value, f"preset:{name}", preset.source, (*preset.key_path, key))
         return base
 
     def _unknown(self, name: str, used_at: Location) -> None:

@@ -92,7 +92,8 @@ def assemble(
     seed: int,
     sources: list[MediaSource],
 ) -> tuple[dict[str, Any], tuple[Slot, ...]]:
-    """The complete request body (defaults written out) and where its media inputs are."""
+    """The request body as the pipeline sets it (before fal's defaults are written out) and
+    where its media inputs are."""
     schema = endpoint.schema
     body: dict[str, Any] = {"prompt": prompt}
     for key, setting in settings.items():
@@ -125,7 +126,7 @@ def assemble(
     if node.kind == "multicondition":
         body["images"] = images
         body["videos"] = videos
-    return schema.with_defaults(body), tuple(slots)
+    return body, tuple(slots)
 
 
 def report_schema_errors(

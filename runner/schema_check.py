@@ -1,23 +1,22 @@
 """Checking a document against schemas/pipeline.schema.json, in words a user can act on.
 
-jsonschema finds the errors; this module turns each into a diagnostic with the file, line,
-key path and a hint (an unknown key gets a did-you-mean; a parameter other fal models take
-but LTX does not gets what LTX uses instead).
+The compiled validator (runner/schema_validator.py) finds the errors; this module turns each
+into a diagnostic with the file, line, key path and a hint (an unknown key gets a
+did-you-mean; a parameter other fal models take but LTX does not gets what LTX uses instead).
 """
 
 from __future__ import annotations
 
 import difflib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from functools import cache
 from typing import Any
-
-from jsonschema import Draft202012Validator, ValidationError
 
 from runner.endpoints import FORBIDDEN_PARAMS
 from runner.errors import Diagnostics, KeyPath
 from runner.resources import schemas_dir
+from runner.schema_validator import Check, SchemaError, compile_schema
 from runner.yamlsrc import SourceMap
 
 
@@ -28,11 +27,8 @@ def pipeline_schema() -> dict[str, Any]:
 
 
 @cache
-def _validator(definition: str | None) -> Draft202012Validator:
-    schema = pipeline_schema()
-    if definition is not None:
-        schema = {"$defs": schema["$defs"], "$ref": f"#/$defs/{definition}"}
-    return Draft202012Validator(schema)
+def _validator(definition: str | None) -> Check:
+    return compile_schema(pipeline_schema(), definition)
 
 
 def check(
@@ -48,45 +44,38 @@ def check(
     Returns the key paths that had errors, so later stages can skip what is broken.
     """
     broken: set[KeyPath] = set()
-    for error in _leaf_errors(_validator(definition).iter_errors(document)):
-        path = (*base, *error.absolute_path)
+    errors: list[SchemaError] = []
+    _validator(definition)(document, (), errors)
+    for error in errors:
+        path = (*base, *error.path)
         broken.add(path)
         for key, message, hint, at_key in _explain(error):
             where = (*path, key) if key is not None else path
-            code = "forbidden-param" if key in FORBIDDEN_PARAMS else f"schema-{error.validator}"
+            code = "forbidden-param" if key in FORBIDDEN_PARAMS else f"schema-{error.keyword}"
             diags.error(code, message, source.locate(where, key=at_key), hint)
     return broken
 
 
-def _leaf_errors(errors: Iterator[ValidationError]) -> Iterator[ValidationError]:
-    """The errors worth showing: those of if/then branches, not the wrapping ``allOf``."""
-    for error in errors:
-        if error.validator in ("allOf", "anyOf", "oneOf", "$ref") and error.context:
-            yield from _leaf_errors(iter(error.context))
-        else:
-            yield error
-
-
-def _explain(error: ValidationError) -> Iterator[tuple[str | None, str, str | None, bool]]:
+def _explain(error: SchemaError) -> Iterator[tuple[str | None, str, str | None, bool]]:
     """(key, message, hint, point at the key rather than the value) for one error."""
-    kind = str(error.validator)
+    kind = error.keyword
     value = error.instance
-    schema = error.schema if isinstance(error.schema, dict) else {}
+    schema = error.schema
     if kind == "additionalProperties" and isinstance(value, dict):
         known = sorted(schema.get("properties", {}))
         for key in sorted(set(value) - set(known)):
             yield (key, *_unknown_key(key, known), True)
         return
-    if kind == "required" and isinstance(error.validator_value, list) and isinstance(value, dict):
-        missing = [k for k in error.validator_value if k not in value]
+    if kind == "required" and isinstance(value, dict):
+        missing = [k for k in error.expected if k not in value]
         for key in missing:
             yield None, f"missing required key '{key}'", None, False
         return
-    if "propertyNames" in error.absolute_schema_path and isinstance(value, str):
+    if error.in_property_name and isinstance(value, str):
         hint = "names start with a letter or _ and use only letters, digits, _ and -"
         yield value, f"invalid name {json.dumps(value)}", hint, True
         return
-    yield None, _message(kind, value, error.validator_value), _hint(kind, schema), False
+    yield None, _message(kind, value, error.expected), _hint(kind, schema), False
 
 
 def _unknown_key(key: str, known: list[str]) -> tuple[str, str | None]:
@@ -133,7 +122,7 @@ def _message(kind: str, value: Any, expected: Any) -> str:
     return f"{shown} is not valid here ({kind})"
 
 
-def _hint(kind: str, schema: dict[str, Any]) -> str | None:
+def _hint(kind: str, schema: Mapping[str, Any]) -> str | None:
     if kind == "pattern" and "examples" in schema:
         return f"for example: {json.dumps(schema['examples'][0])}"
     if "description" in schema:

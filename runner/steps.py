@@ -80,11 +80,22 @@ def keyed_body(
 ) -> dict[str, Any]:
     """The body as the cache key sees it: an upstream output stands for that node's key, so a
     renamed node keys the same; files are already their content hashes."""
-    keyed: dict[str, Any] = json.loads(json.dumps(body))
+    keyed: dict[str, Any] = dict(body)
     for slot in slots:
         if isinstance(slot.source, Upstream):
+            _copy_along(keyed, slot.pointer)
             set_pointer(keyed, slot.pointer, f"key:{upstream_keys[slot.source.node]}")
     return keyed
+
+
+def _copy_along(body: dict[str, Any], pointer: JsonPath) -> None:
+    """Copy the containers on the way to ``pointer`` so that setting it leaves the original
+    body untouched."""
+    target: Any = body
+    for part in pointer[:-1]:
+        child = target[part]
+        target[part] = child = list(child) if isinstance(child, list) else dict(child)
+        target = child
 
 
 def generation_key(endpoint_id: str, body: Mapping[str, Any], backend: str) -> str:

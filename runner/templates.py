@@ -9,6 +9,7 @@ template can be laid out over lines without changing the prompt (and the cache k
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -24,6 +25,8 @@ from jinja2 import (
     TemplateNotFound,
     TemplateSyntaxError,
     UndefinedError,
+    meta,
+    nodes,
 )
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -61,7 +64,11 @@ class PromptRenderer:
             cache_size=-1,
             auto_reload=False,
         )
+        # Jinja's `random` filter would make prompts (and so cache keys) change every run.
+        self.env.filters.pop("random", None)
         self._inline: dict[str, Template] = {}
+        self._memo: dict[tuple[str, str], str] = {}
+        self._reads: dict[str, frozenset[str] | None] = {}
 
     def render(self, spec: PromptSpec, context: Mapping[str, Any]) -> str:
         """The prompt text, whitespace collapsed. Raises :class:`TemplateProblem`."""
@@ -70,7 +77,16 @@ class PromptRenderer:
         name = spec.template or "<inline>"
         try:
             template = self._template(spec)
-            return normalise(template.render(**context))
+            reads = self._variables(spec, template)
+            if reads is None:
+                return normalise(template.render(**context))
+            # Rendering is pure: the same template with the same values of the variables it
+            # reads renders the same text (extend hops of an episode share their prompts).
+            memo_key = (name if spec.template else spec.inline or "", _fingerprint(reads, context))
+            text = self._memo.get(memo_key)
+            if text is None:
+                text = self._memo[memo_key] = normalise(template.render(**context))
+            return text
         except TemplateNotFound as exc:
             looked = ", ".join(str(p) for p in self.search_path)
             raise TemplateProblem(
@@ -120,6 +136,31 @@ class PromptRenderer:
             found = self._inline[source] = self.env.from_string(source)
         return found
 
+    def _variables(self, spec: PromptSpec, template: Template) -> frozenset[str] | None:
+        """The variables a template reads, or None when that cannot be known statically (it
+        includes, imports or extends other templates)."""
+        key = spec.template or f"inline:{spec.inline}"
+        if key not in self._reads:
+            source = self._source(spec)
+            parsed = self.env.parse(source)
+            composite = any(
+                True
+                for _ in parsed.find_all(
+                    (nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends)
+                )
+            )
+            self._reads[key] = (
+                None if composite else frozenset(meta.find_undeclared_variables(parsed))
+            )
+        return self._reads[key]
+
+    def _source(self, spec: PromptSpec) -> str:
+        if spec.template is None:
+            return spec.inline or ""
+        loader = self.env.loader
+        assert loader is not None
+        return loader.get_source(self.env, spec.template)[0]
+
     def source_file(self, name: str) -> Path | None:
         """The file a template name resolves to (for messages and the graph)."""
         for base in self.search_path:
@@ -127,6 +168,11 @@ class PromptRenderer:
             if candidate.is_file():
                 return candidate
         return None
+
+
+def _fingerprint(names: frozenset[str], context: Mapping[str, Any]) -> str:
+    values = {name: context.get(name, "\x00undefined") for name in names}
+    return json.dumps(values, sort_keys=True, default=repr)
 
 
 def normalise(text: str) -> str:

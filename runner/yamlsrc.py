@@ -1,14 +1,16 @@
 """Safe YAML loading that remembers where every value came from.
 
-PyYAML's C composer builds the node tree (fast, safe); we construct plain Python values
-ourselves so that we can report duplicate keys, refuse unsafe tags and read YAML the way a
-user means it: ``16:9`` is a string (not the base-60 integer 969 of YAML 1.1), and so are
-``yes``/``no``/``on``/``off``. The node tree is kept as a :class:`SourceMap` to turn a key path
-into a file and line when something needs reporting.
+libyaml parses (safely and fast); the events it emits are turned into plain Python values
+here, so that we can report duplicate keys, refuse unsafe tags and read YAML the way a user
+means it, with YAML 1.2 scalars: ``16:9`` is a string (not the base-60 integer 969 of YAML
+1.1), and so are ``yes``/``no``/``on``/``off`` and dates. The line of every key and list item
+is kept in a :class:`SourceMap`, which turns a key path back into a file and line.
 """
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,27 +19,32 @@ import yaml
 from runner.errors import Diagnostics, KeyPath, Location
 
 _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_CORE = "tag:yaml.org,2002:"
+_NULL = re.compile(r"^(?:~|null|Null|NULL|)$")
+_BOOL = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
+_INT = re.compile(r"^[-+]?[0-9]+$|^0o[0-7]+$|^0x[0-9a-fA-F]+$")
+_FLOAT = re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?$")
+_MAYBE_NOT_STRING = frozenset("0123456789+-.~nNtTfF")
+_SPECIAL_FLOAT = {
+    ".inf": float("inf"),
+    "+.inf": float("inf"),
+    "-.inf": float("-inf"),
+    ".nan": float("nan"),
+}
 
-_STR = "tag:yaml.org,2002:str"
-_INT = "tag:yaml.org,2002:int"
-_FLOAT = "tag:yaml.org,2002:float"
-_BOOL = "tag:yaml.org,2002:bool"
-_NULL = "tag:yaml.org,2002:null"
-_MERGE = "tag:yaml.org,2002:merge"
-_SEQ = "tag:yaml.org,2002:seq"
-_MAP = "tag:yaml.org,2002:map"
-_TIMESTAMP = "tag:yaml.org,2002:timestamp"
-
-_scalar = yaml.constructor.SafeConstructor()
+# (line of the key or item, line of its value), 1-based, by key or index.
+Lines = dict[str | int, tuple[int, int]]
 
 
 class SourceMap:
     """Maps key paths of a loaded document back to lines of its file."""
 
-    def __init__(self, file: Path | None, root: yaml.Node | None) -> None:
+    def __init__(
+        self, file: Path | None, root: Any = None, lines: dict[int, Lines] | None = None
+    ) -> None:
         self.file = file
         self._root = root
-        self._index: dict[int, dict[str, tuple[yaml.Node, yaml.Node]]] = {}
+        self._lines = lines or {}
 
     def locate(self, path: KeyPath, *, key: bool = False) -> Location:
         """The line of the value at ``path`` (or of its key with ``key=True``).
@@ -46,144 +53,231 @@ class SourceMap:
         value's line is used.
         """
         node = self._root
-        line = node.start_mark.line + 1 if node is not None else None
+        line = 1 if node is not None else None
         for i, part in enumerate(path):
-            if node is None:
+            lines = self._lines.get(id(node))
+            if lines is None or part not in lines:
                 break
-            child: yaml.Node | None = None
-            key_node: yaml.Node | None = None
-            if isinstance(node, yaml.MappingNode) and isinstance(part, str):
-                key_node, child = self._entries(node).get(part, (None, None))
-            elif (
-                isinstance(node, yaml.SequenceNode)
-                and isinstance(part, int)
-                and 0 <= part < len(node.value)
-            ):
-                child = node.value[part]
-            if child is None:
-                break
-            last = i == len(path) - 1
-            shown = key_node if (last and key and key_node is not None) else child
-            line = shown.start_mark.line + 1
-            node = child
+            key_line, value_line = lines[part]
+            line = key_line if key and i == len(path) - 1 else value_line
+            node = node[part]
         return Location(self.file, line, tuple(path))
 
-    def _entries(self, node: yaml.MappingNode) -> dict[str, tuple[yaml.Node, yaml.Node]]:
-        found = self._index.get(id(node))
-        if found is None:
-            found = {}
-            for k, v in node.value:
-                if isinstance(k, yaml.ScalarNode):
-                    found.setdefault(str(k.value), (k, v))
-            self._index[id(node)] = found
-        return found
+
+@dataclass
+class _Frame:
+    container: dict[str, Any] | list[Any]
+    path: KeyPath
+    anchor: str | None
+    line: int
+    lines: Lines = field(default_factory=dict)
+    key: str | None = None
+    key_line: int = 0
+    merges: list[tuple[Any, int]] = field(default_factory=list)
 
 
 class _Builder:
-    """Turns composed YAML nodes into plain values, collecting problems as it goes."""
+    """Builds values from parser events, collecting problems as it goes."""
 
     def __init__(self, file: Path | None, diags: Diagnostics) -> None:
         self.file = file
         self.diags = diags
-        self._active: set[int] = set()
+        self.stack: list[_Frame] = []
+        self.anchors: dict[str, Any] = {}
+        self.lines: dict[int, Lines] = {}
+        self.root: Any = None
+        self.done = False
 
-    def value(self, node: yaml.Node, path: KeyPath) -> Any:
-        if isinstance(node, yaml.ScalarNode):
-            return self.scalar(node, path)
-        if id(node) in self._active:
-            self._error(node, path, "yaml-recursive", "a YAML alias refers to itself")
-            return None
-        self._active.add(id(node))
-        try:
-            if isinstance(node, yaml.SequenceNode):
-                if node.tag != _SEQ:
-                    self._unsupported_tag(node, path)
-                return [self.value(item, (*path, i)) for i, item in enumerate(node.value)]
-            if isinstance(node, yaml.MappingNode):
-                if node.tag != _MAP:
-                    self._unsupported_tag(node, path)
-                return self.mapping(node, path)
-        finally:
-            self._active.discard(id(node))
-        return None  # pragma: no cover - the composer makes no other node types
+    def feed(self, event: yaml.Event) -> None:
+        mark = event.start_mark
+        line = mark.line + 1 if mark is not None else 0
+        if type(event) is yaml.ScalarEvent:
+            self._value(self._scalar(event, line), line, event.anchor, is_key_text=event.value)
+        elif isinstance(event, yaml.AliasEvent):
+            self._alias(event, line)
+        elif isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
+            self._start(event, line)
+        elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
+            frame = self.stack.pop()
+            if isinstance(frame.container, dict):
+                self._merge(frame)
+            self.lines[id(frame.container)] = frame.lines
+            if frame.anchor is not None:
+                self.anchors[frame.anchor] = frame.container
+            self._value(frame.container, frame.line, None, is_key_text=None, closing=True)
+        elif isinstance(event, yaml.DocumentStartEvent) and self.done:
+            self._error(
+                line,
+                (),
+                "yaml-multiple-documents",
+                "a pipeline file holds one YAML document",
+                "remove the extra '---'",
+            )
 
-    def mapping(self, node: yaml.MappingNode, path: KeyPath) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        first_line: dict[str, int] = {}
-        merged: dict[str, Any] = {}
-        for key_node, value_node in node.value:
-            if key_node.tag == _MERGE:
-                merged.update(self._merge_sources(value_node, path))
-                continue
-            if not isinstance(key_node, yaml.ScalarNode):
-                self._error(key_node, path, "yaml-key", "mapping keys must be plain strings")
-                continue
-            key = str(key_node.value)
-            line = key_node.start_mark.line + 1
-            if key in first_line:
-                self._error(
-                    key_node,
-                    (*path, key),
-                    "yaml-duplicate-key",
-                    f"duplicate key '{key}' (first defined on line {first_line[key]})",
-                    "YAML keeps only one of them; remove or rename one",
-                )
-                continue
-            first_line[key] = line
-            out[key] = self.value(value_node, (*path, key))
-        for key, value in merged.items():
-            out.setdefault(key, value)
-        return out
+    def _start(self, event: yaml.Event, line: int) -> None:
+        tag = getattr(event, "tag", None)
+        mapping = isinstance(event, yaml.MappingStartEvent)
+        expected = _CORE + ("map" if mapping else "seq")
+        path = self._child_path()
+        if tag not in (None, "!", expected):
+            self._unsupported_tag(tag, line, path)
+        container: dict[str, Any] | list[Any] = {} if mapping else []
+        self.stack.append(_Frame(container, path, getattr(event, "anchor", None), line))
 
-    def _merge_sources(self, node: yaml.Node, path: KeyPath) -> dict[str, Any]:
-        sources = node.value if isinstance(node, yaml.SequenceNode) else [node]
-        merged: dict[str, Any] = {}
-        for source in reversed(sources):
-            value = self.value(source, path)
-            if isinstance(value, dict):
-                merged.update(value)
-            else:
-                self._error(source, path, "yaml-merge", "'<<' can only merge mappings")
-        return merged
+    def _child_path(self) -> KeyPath:
+        if not self.stack:
+            return ()
+        top = self.stack[-1]
+        if isinstance(top.container, list):
+            return (*top.path, len(top.container))
+        return (*top.path, top.key) if top.key is not None else top.path
 
-    def scalar(self, node: yaml.ScalarNode, path: KeyPath) -> Any:
-        tag, text = node.tag, node.value
-        if tag in (_STR, _TIMESTAMP):
-            return str(text)
-        if tag == _NULL:
-            return None
-        if tag == _BOOL:
-            # YAML 1.2: only true/false are booleans; yes/no/on/off stay words.
-            lowered = text.lower()
-            return lowered == "true" if lowered in ("true", "false") else text
-        if tag in (_INT, _FLOAT):
-            if ":" in text:  # YAML 1.1 base 60 (16:9 -> 969); a user means the text
-                return text
-            return _scalar.yaml_constructors[tag](_scalar, node)
-        self._unsupported_tag(node, path)
+    def _alias(self, event: yaml.AliasEvent, line: int) -> None:
+        anchor = event.anchor
+        if anchor not in self.anchors:
+            open_anchor = any(frame.anchor == anchor for frame in self.stack)
+            message = (
+                "a YAML alias refers to the value that contains it"
+                if open_anchor
+                else (f"unknown YAML alias '*{anchor}'")
+            )
+            self._error(line, self._child_path(), "yaml-alias", message)
+            self._value(None, line, None, is_key_text=None)
+            return
+        self._value(self.anchors[anchor], line, None, is_key_text=None)
+
+    def _value(
+        self,
+        value: Any,
+        line: int,
+        anchor: str | None,
+        *,
+        is_key_text: str | None,
+        closing: bool = False,
+    ) -> None:
+        if anchor is not None and not closing:
+            self.anchors[anchor] = value
+        if not self.stack:
+            if not self.done:
+                self.root, self.done = value, True
+            return
+        frame = self.stack[-1]
+        value_line = line
+        if isinstance(frame.container, list):
+            frame.lines[len(frame.container)] = (value_line, value_line)
+            frame.container.append(value)
+            return
+        if frame.key is None:
+            self._key(frame, value, line, is_key_text)
+            return
+        key, frame.key = frame.key, None
+        if key == "<<" and frame.key_line < 0:
+            frame.merges.append((value, -frame.key_line))
+            return
+        frame.lines[key] = (frame.key_line, value_line)
+        frame.container[key] = value
+
+    def _key(self, frame: _Frame, value: Any, line: int, text: str | None) -> None:
+        if text is None:
+            self._error(line, frame.path, "yaml-key", "mapping keys must be plain strings")
+            text = f"<complex key at line {line}>"
+        if text == "<<" and value == "<<":
+            frame.key, frame.key_line = text, -line  # a merge key; negative marks it
+            return
+        if text in frame.lines:
+            first = frame.lines[text][0]
+            self._error(
+                line,
+                (*frame.path, text),
+                "yaml-duplicate-key",
+                f"duplicate key '{text}' (first defined on line {first})",
+                "YAML keeps only one of them; remove or rename one",
+            )
+            text = f"<duplicate {text} at line {line}>"
+        frame.key, frame.key_line = text, line
+
+    def _merge(self, frame: _Frame) -> None:
+        assert isinstance(frame.container, dict)
+        for value, line in frame.merges:
+            sources = value if isinstance(value, list) else [value]
+            for source in sources:
+                if not isinstance(source, dict):
+                    self._error(line, frame.path, "yaml-merge", "'<<' can only merge mappings")
+                    continue
+                for key, item in source.items():
+                    if key not in frame.container:
+                        frame.container[key] = item
+                        frame.lines[key] = (line, line)
+        for key in [k for k in frame.container if k.startswith("<duplicate ")]:
+            del frame.container[key]
+
+    def _scalar(self, event: yaml.ScalarEvent, line: int) -> Any:
+        text, tag = event.value, event.tag
+        plain = event.style in (None, "") and event.implicit[0]
+        if tag in (None, "!"):
+            return _resolve_plain(text) if plain else text
+        if tag == _CORE + "str":
+            return text
+        kind = tag[len(_CORE) :] if tag.startswith(_CORE) else None
+        if kind in ("int", "float", "bool", "null"):
+            resolved: Any = _resolve_plain(text)
+            types: dict[str, type | tuple[type, ...]] = {
+                "int": int,
+                "float": (int, float),
+                "bool": bool,
+                "null": type(None),
+            }
+            wanted = types[kind]
+            if isinstance(resolved, wanted) and not (kind == "int" and isinstance(resolved, bool)):
+                return float(str(resolved)) if kind == "float" else resolved
+            self._error(line, self._child_path(), "yaml-tag", f"'{text}' is not a valid !!{kind}")
+            return text
+        self._unsupported_tag(tag, line, self._child_path())
         return text
 
-    def _unsupported_tag(self, node: yaml.Node, path: KeyPath) -> None:
+    def _unsupported_tag(self, tag: str, line: int, path: KeyPath) -> None:
         self._error(
-            node,
+            line,
             path,
             "yaml-tag",
-            f"unsupported YAML tag '{node.tag}'",
+            f"unsupported YAML tag '{tag}'",
             "pipelines are plain data: remove the tag",
         )
 
     def _error(
-        self, node: yaml.Node, path: KeyPath, code: str, message: str, hint: str | None = None
+        self, line: int, path: KeyPath, code: str, message: str, hint: str | None = None
     ) -> None:
-        location = Location(self.file, node.start_mark.line + 1, path)
-        self.diags.error(code, message, location, hint)
+        self.diags.error(code, message, Location(self.file, line, path), hint)
+
+
+def _resolve_plain(text: str) -> Any:
+    """YAML 1.2 core schema resolution of a plain scalar."""
+    if text and text[0] not in _MAYBE_NOT_STRING:
+        return text  # the common case: a word
+    if _NULL.match(text):
+        return None
+    if text in _BOOL:
+        return _BOOL[text]
+    if _INT.match(text):
+        return int(text, 0) if text.startswith(("0o", "0x")) else int(text)
+    if _FLOAT.match(text):
+        return float(text)
+    if text.lower() in _SPECIAL_FLOAT:
+        return _SPECIAL_FLOAT[text.lower()]
+    return text
 
 
 def load_yaml(text: str, file: Path | None, diags: Diagnostics) -> tuple[Any, SourceMap]:
     """Parse one YAML document. Syntax errors and unsafe content become diagnostics."""
+    builder = _Builder(file, diags)
     loader = _Loader(text)
     try:
-        root = loader.get_single_node()
+        feed, next_event = builder.feed, loader.get_event
+        while True:
+            event = next_event()  # type: ignore[no-untyped-call]
+            if event is None or isinstance(event, yaml.StreamEndEvent):
+                break
+            feed(event)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
@@ -194,15 +288,13 @@ def load_yaml(text: str, file: Path | None, diags: Diagnostics) -> tuple[Any, So
             Location(file, line),
             "check indentation, colons and quotes around this line",
         )
-        return None, SourceMap(file, None)
+        return None, SourceMap(file)
     except yaml.YAMLError as exc:
         diags.error("yaml-syntax", f"YAML error: {exc}", Location(file, None))
-        return None, SourceMap(file, None)
+        return None, SourceMap(file)
     finally:
         loader.dispose()
-    if root is None:
-        return None, SourceMap(file, None)
-    return _Builder(file, diags).value(root, ()), SourceMap(file, root)
+    return builder.root, SourceMap(file, builder.root, builder.lines)
 
 
 def read_yaml_file(path: Path, diags: Diagnostics) -> tuple[Any, SourceMap]:
@@ -210,9 +302,14 @@ def read_yaml_file(path: Path, diags: Diagnostics) -> tuple[Any, SourceMap]:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        diags.error("file-missing", f"no such file: {path}", Location(path))
-        return None, SourceMap(path, None)
+        diags.error(
+            "file-missing",
+            f"no such file: {path}",
+            Location(path),
+            "check the path; relative paths start at the directory you run from",
+        )
+        return None, SourceMap(path)
     except (OSError, UnicodeDecodeError) as exc:
         diags.error("file-unreadable", f"cannot read {path}: {exc}", Location(path))
-        return None, SourceMap(path, None)
+        return None, SourceMap(path)
     return load_yaml(text, path, diags)

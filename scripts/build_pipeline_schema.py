@@ -31,7 +31,16 @@ OUT = ROOT / "schemas" / "pipeline.schema.json"
 BASE = ROOT / "scripts" / "pipeline_schema_base.yaml"
 
 # Request fields shotgraph fills itself from the node's structure.
-STRUCTURAL = {"prompt", "negative_prompt", "image_url", "video", "images", "videos", "loras", "seed"}
+STRUCTURAL = {
+    "prompt",
+    "negative_prompt",
+    "image_url",
+    "video",
+    "images",
+    "videos",
+    "loras",
+    "seed",
+}
 REF_FIELDS = {"image_url", "video_url"}
 NODE_DEFS = ("T2VNode", "I2VNode", "ExtendNode", "MultiConditionNode")
 
@@ -96,9 +105,13 @@ def collect() -> dict[str, dict[str, Any]]:
         if "video" in props:
             sources.append(("extend_video", _object_fields(raw, _ref(props["video"]))))
         if "videos" in props:
-            sources.append(("video_condition", _object_fields(raw, props["videos"]["items"]["$ref"])))
+            sources.append(
+                ("video_condition", _object_fields(raw, props["videos"]["items"]["$ref"]))
+            )
         if "images" in props:
-            sources.append(("image_condition", _object_fields(raw, props["images"]["items"]["$ref"])))
+            sources.append(
+                ("image_condition", _object_fields(raw, props["images"]["items"]["$ref"]))
+            )
         if "loras" in props:
             sources.append(("lora", _object_fields(raw, props["loras"]["items"]["$ref"])))
         for group, fields in sources:
