@@ -27,6 +27,7 @@ from runner.model import (
     PromptSpec,
     Ref,
     UrlRef,
+    a,
 )
 from runner.yamlsrc import SourceMap
 
@@ -94,8 +95,8 @@ class Builder:
             self.error(
                 (*path, key),
                 "ref-type",
-                f"'{key}' gives a {'video' if key == 'motion' else 'image'}, "
-                f"but an {expects} is needed here",
+                f"'{key}' gives {a('video' if key == 'motion' else 'image')}, "
+                f"but {a(expects)} is needed here",
                 f"use one of {', '.join(allowed)}",
             )
             return None

@@ -16,7 +16,7 @@ from runner.endpoints import registry
 from runner.errors import Diagnostics, ShotgraphError
 from runner.graph import Graph, build_graph
 from runner.inputs import InputResolver, LocalFile, MediaSource, Remote, Upstream
-from runner.model import Character, KeyframeRef, Lora, Node, Pipeline, PromptSpec
+from runner.model import Character, KeyframeRef, Lora, Node, NodeRef, Pipeline, PromptSpec
 from runner.presets import PresetResolver, Setting, layer
 from runner.pricing import estimate, timing
 from runner.steps import Slot, Step, generation_key, keyed_body, media_key
@@ -55,8 +55,9 @@ class Compiler:
         graph = build_graph(self.pipeline, self.diags)
         for name in graph.order:
             node = self.pipeline.nodes[name]
-            if any(dep not in self.steps for dep in graph.deps[name]):
-                continue
+            upstream = [c.ref.node for c in node.inputs if isinstance(c.ref, NodeRef)]
+            if any(dep not in self.steps for dep in upstream):
+                continue  # a broken reference (reported) or a node upstream that failed
             sources = self._sources(node)
             if sources is None:
                 continue

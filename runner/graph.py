@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from runner.errors import Diagnostics
-from runner.model import NodeRef, Pipeline, output_type
+from runner.model import NodeRef, Pipeline, a, output_type
 
 
 @dataclass(frozen=True)
@@ -70,8 +70,8 @@ def build_graph(pipeline: Pipeline, diags: Diagnostics) -> Graph:
             if produced != conditioning.expects:
                 diags.error(
                     "ref-type",
-                    f"'{ref.node}' is a {target.kind} node and gives a {produced}, "
-                    f"but an {conditioning.expects} is needed here",
+                    f"'{ref.node}' is {a(target.kind)} node and gives {a(produced)}, "
+                    f"but {a(conditioning.expects)} is needed here",
                     pipeline.source.locate(where),
                     _type_hint(conditioning.expects),
                 )

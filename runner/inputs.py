@@ -12,7 +12,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from runner.errors import Diagnostics, KeyPath
-from runner.model import Conditioning, FileRef, KeyframeRef, MotionRef, NodeRef, Pipeline, UrlRef
+from runner.model import (
+    Conditioning,
+    FileRef,
+    KeyframeRef,
+    MotionRef,
+    NodeRef,
+    Pipeline,
+    UrlRef,
+    a,
+)
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp"})
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".webm", ".mkv"})
@@ -163,7 +172,7 @@ class InputResolver:
             self._report(
                 report_key,
                 "file-type",
-                f"'{written}' is not an {expects} file ({path.suffix or 'no extension'})",
+                f"'{written}' is not {a(expects)} file ({path.suffix or 'no extension'})",
                 where,
                 f"{expects} files end in {', '.join(sorted(suffixes))}",
             )

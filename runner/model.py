@@ -16,6 +16,11 @@ GENERATION_KINDS: frozenset[str] = frozenset({"t2v", "i2v", "extend", "multicond
 MEDIA_KINDS: frozenset[str] = frozenset({"frame", "stitch"})
 
 
+def a(noun: str) -> str:
+    """The noun with its indefinite article: "an image", "a video"."""
+    return f"{'an' if noun[:1] in 'aeiou' else 'a'} {noun}"
+
+
 def output_type(kind: str) -> MediaType:
     """What a node of ``kind`` produces."""
     return "image" if kind == "frame" else "video"

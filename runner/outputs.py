@@ -6,6 +6,7 @@ from pathlib import Path
 
 from runner.compiler import Compiled
 from runner.errors import Diagnostics
+from runner.model import a
 
 SUFFIXES = {"image": (".png",), "video": (".mp4",)}
 
@@ -40,7 +41,7 @@ def resolve_outputs(compiled: Compiled, diags: Diagnostics) -> dict[str, Path]:
         if path.suffix.lower() not in SUFFIXES[produced]:
             diags.error(
                 "output-suffix",
-                f"'{name}' makes a {produced}; '{written}' should end in "
+                f"'{name}' makes {a(produced)}; '{written}' should end in "
                 f"{' or '.join(SUFFIXES[produced])}",
                 pipeline.source.locate(("outputs", name)),
             )

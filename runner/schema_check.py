@@ -81,6 +81,16 @@ def _explain(error: SchemaError) -> Iterator[tuple[str | None, str, str | None, 
 def _unknown_key(key: str, known: list[str]) -> tuple[str, str | None]:
     if key in FORBIDDEN_PARAMS:
         return f"'{key}' is not an LTX parameter", FORBIDDEN_PARAMS[key]
+    # A reference of the wrong media type: an image reference offered a motion clip, etc.
+    for given, gives, needed, instead in (
+        ("motion", "a video", "keyframe", "an image"),
+        ("keyframe", "an image", "motion", "a video"),
+    ):
+        if key == given and needed in known:
+            sources = ", ".join(
+                k for k in ("from", "keyframe", "motion", "file", "url") if k in known
+            )
+            return f"'{key}' gives {gives}, but {instead} is needed here", f"use one of {sources}"
     close = difflib.get_close_matches(key, known, n=3, cutoff=0.6)
     if close:
         return f"unknown key '{key}'", f"did you mean {' or '.join(repr(c) for c in close)}?"
