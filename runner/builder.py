@@ -7,17 +7,16 @@ is either a template or inline, a frame position.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
-from runner.errors import Diagnostics, KeyPath
+from runner.errors import Diagnostics, KeyPath, MediaError
+from runner.frame_at import FrameAt, parse_frame_at
 from runner.model import (
     Character,
     Conditioning,
     Defaults,
     FileRef,
-    FrameAt,
     KeyframeRef,
     Lora,
     MediaType,
@@ -51,7 +50,6 @@ STRUCTURAL_KEYS = frozenset(
         "clips",
     }
 )
-_TIME = re.compile(r"^([0-9]+(?:\.[0-9]+)?)s$")
 
 
 class Builder:
@@ -169,22 +167,11 @@ class Builder:
         )
 
     def frame_at(self, value: Any, path: KeyPath) -> FrameAt | None:
-        if isinstance(value, bool):
+        try:
+            return parse_frame_at(value)
+        except MediaError as exc:
+            self.error(path, "frame-at", exc.message, exc.hint)
             return None
-        if isinstance(value, int):
-            return FrameAt("index", index=value)
-        if value in ("first", "last"):
-            return FrameAt(value)
-        match = _TIME.match(str(value))
-        if match:
-            return FrameAt("time", seconds=float(match.group(1)))
-        self.error(
-            path,
-            "frame-at",
-            f"'{value}' is not a frame position",
-            "use first, last, a frame index like 120, or a time like 2.5s",
-        )
-        return None
 
     # -- records ------------------------------------------------------------------------------
 

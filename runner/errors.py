@@ -93,6 +93,11 @@ class ShotgraphError(Exception):
         return text
 
 
+class MediaError(ShotgraphError):
+    """A media file cannot be read or written, or an operation on it is impossible
+    (a frame index past the end, a clip without video)."""
+
+
 class PipelineInvalid(ShotgraphError):
     """A pipeline (or a file it imports) has errors; ``diagnostics`` lists all of them."""
 

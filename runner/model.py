@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from runner.errors import KeyPath
+from runner.frame_at import FrameAt
 from runner.yamlsrc import SourceMap
 
 NodeKind = Literal["t2v", "i2v", "extend", "multicondition", "frame", "stitch"]
@@ -102,22 +103,6 @@ class Lora:
         if self.scale is not None:
             body["scale"] = self.scale
         return body
-
-
-@dataclass(frozen=True, slots=True)
-class FrameAt:
-    """Which frame a frame node takes: first, last, an index, or a time in seconds."""
-
-    position: Literal["first", "last", "index", "time"]
-    index: int = 0
-    seconds: float = 0.0
-
-    def __str__(self) -> str:
-        if self.position == "index":
-            return str(self.index)
-        if self.position == "time":
-            return f"{self.seconds:g}s"
-        return self.position
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runner.endpoints import Endpoint
+from runner.frame_at import FrameAt
 from runner.inputs import MediaSource, Upstream
-from runner.model import FrameAt, MediaType, output_type
+from runner.model import MediaType, output_type
 from runner.presets import Setting
 from runner.pricing import Estimate, Timing
 

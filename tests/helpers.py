@@ -1,0 +1,45 @@
+"""Small builders shared by tests: a throwaway project with a keyframe and a motion clip."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from runner.check import CheckResult, check_pipeline
+from runner.compiler import Compiled
+
+FIXTURE_ASSETS = Path(__file__).parent / "fixtures" / "invalid" / "assets"
+
+HEAD = """version: 1
+name: test
+characters:
+  mara:
+    description: a woman in a yellow raincoat
+    keyframes: {front: assets/key.png}
+motions: {orbit: assets/motion.mp4}
+"""
+
+
+def project(root: Path) -> Path:
+    """A project directory (a git work tree) with assets/key.png and assets/motion.mp4."""
+    (root / ".git").mkdir(parents=True, exist_ok=True)
+    shutil.copytree(FIXTURE_ASSETS, root / "assets", dirs_exist_ok=True)
+    return root
+
+
+def write(root: Path, body: str, *, head: str = HEAD, name: str = "p.yaml") -> Path:
+    project(root)
+    path = root / name
+    path.write_text(head + body)
+    return path
+
+
+def compiled(root: Path, body: str, *, head: str = HEAD, backend: str = "fal") -> Compiled:
+    result = check(root, body, head=head, backend=backend)
+    assert not result.errors, "\n".join(e.render() for e in result.errors)
+    assert result.compiled is not None
+    return result.compiled
+
+
+def check(root: Path, body: str, *, head: str = HEAD, backend: str = "fal") -> CheckResult:
+    return check_pipeline(write(root, body, head=head), backend=backend)
