@@ -1,0 +1,175 @@
+"""Mutated pipeline files never make `validate` (or `plan`) crash: exit 0 or 1, no traceback."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from runner import cli
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = sorted((ROOT / "pipelines").glob("*.yaml"))
+TOKENS = [
+    "",
+    " ",
+    ":",
+    "- ",
+    "{",
+    "}",
+    "[",
+    "]",
+    "'",
+    '"',
+    "&a",
+    "*a",
+    "!!str",
+    "<<:",
+    "\t",
+    "\n",
+    "#",
+    "null",
+    "16:9",
+    "0x",
+    "-1",
+    "1e400",
+    "{{",
+    "}}",
+    "{%",
+    "%}",
+    "from:",
+    "keyframe: x.y",
+    "kind: stitch",
+    "__class__",
+    "\\u0000",
+    "é",
+    "🎬",
+]
+VALUES: list[Any] = [
+    None,
+    True,
+    -1,
+    0,
+    1.5,
+    10**20,
+    "",
+    "x",
+    "last",
+    "2s",
+    "../../etc/passwd",
+    "{{ nope }}",
+    "{{ ''.__class__ }}",
+    [],
+    {},
+    [1, "a"],
+    {"from": "x"},
+    {"keyframe": "mara.front_closeup"},
+    {"template": "shot.j2"},
+]
+
+
+def _exit_cleanly(text: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with tempfile.TemporaryDirectory(dir=ROOT / "pipelines") as tmp:
+        path = Path(tmp) / "mutated.yaml"
+        path.write_text(text, encoding="utf-8", errors="surrogatepass")
+        for command in (["validate", str(path)], ["plan", str(path), "--json"]):
+            code = cli.run(command)
+            _, err = capsys.readouterr()
+            assert code in (0, 1), f"exit {code} for {command[0]}:\n{err}\n---\n{text}"
+            assert "Traceback" not in err and "internal error" not in err, err
+
+
+@settings(
+    max_examples=120,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(data=st.data())
+def test_text_mutations_never_crash(
+    data: st.DataObject, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lines = data.draw(st.sampled_from(EXAMPLES)).read_text().splitlines()
+    for _ in range(data.draw(st.integers(1, 5))):
+        i = data.draw(st.integers(0, len(lines) - 1))
+        action = data.draw(st.sampled_from(["delete", "duplicate", "insert", "indent", "cut"]))
+        if action == "delete" and len(lines) > 1:
+            del lines[i]
+        elif action == "duplicate":
+            lines.insert(i, lines[i])
+        elif action == "insert":
+            at = data.draw(st.integers(0, len(lines[i])))
+            lines[i] = lines[i][:at] + data.draw(st.sampled_from(TOKENS)) + lines[i][at:]
+        elif action == "indent":
+            lines[i] = " " * data.draw(st.integers(0, 5)) + lines[i].lstrip()
+        else:
+            lines[i] = lines[i][: data.draw(st.integers(0, len(lines[i])))]
+    _exit_cleanly("\n".join(lines) + "\n", capsys)
+
+
+def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    found = [prefix]
+    if isinstance(node, dict):
+        for key, value in node.items():
+            found += _paths(value, (*prefix, key))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            found += _paths(value, (*prefix, i))
+    return found
+
+
+@settings(
+    max_examples=120,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(data=st.data())
+def test_structural_mutations_never_crash(
+    data: st.DataObject, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = data.draw(st.sampled_from(EXAMPLES))
+    document = yaml.safe_load(source.read_text())
+    for _ in range(data.draw(st.integers(1, 4))):
+        path = data.draw(st.sampled_from(_paths(document)[1:]))
+        parent = document
+        for part in path[:-1]:
+            parent = parent[part]
+        choice = data.draw(st.sampled_from(["replace", "delete", "add"]))
+        if choice == "delete":
+            del parent[path[-1]]
+        elif choice == "add" and isinstance(parent, dict):
+            parent[
+                data.draw(
+                    st.sampled_from(
+                        [
+                            "bogus",
+                            "kind",
+                            "seed",
+                            "video",
+                            "image",
+                            "at",
+                            "preset",
+                            "extends",
+                            "clips",
+                        ]
+                    )
+                )
+            ] = data.draw(st.sampled_from(VALUES))
+        else:
+            parent[path[-1]] = json.loads(json.dumps(data.draw(st.sampled_from(VALUES))))
+    # keep relative asset paths working from the temporary directory
+    text = (
+        yaml.safe_dump(document, sort_keys=False)
+        .replace("assets/", "../assets/")
+        .replace("presets/", "../presets/")
+    )
+    _exit_cleanly(text, capsys)
+
+
+def test_the_temporary_directories_are_gone() -> None:
+    assert not [p for p in (ROOT / "pipelines").iterdir() if p.name.startswith("tmp")]
