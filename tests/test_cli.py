@@ -27,7 +27,9 @@ def test_validate_ok(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0 and "ok (7 nodes)" in out
 
 
-def test_validate_errors_exit_1_without_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_validate_errors_exit_1_without_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = write(tmp_path, "nodes:\n  a: {kind: t2v, prompt: x, guidance_scale: 4}\n")
     code, _, err = run(["validate", str(path)], capsys)
     assert code == 1
@@ -43,8 +45,13 @@ def test_validate_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert error["line"] == 9 and error["key_path"] == "nodes.a.num_frames"
 
 
-def test_strict_turns_warnings_into_failure(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    path = write(tmp_path, "nodes:\n  a: {kind: extend, video: {motion: orbit}, prompt: x, expand_prompt: true}\n")
+def test_strict_turns_warnings_into_failure(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(
+        tmp_path,
+        "nodes:\n  a: {kind: extend, video: {motion: orbit}, prompt: x, expand_prompt: true}\n",
+    )
     assert run(["validate", str(path)], capsys)[0] == 0
     assert run(["validate", str(path), "--strict"], capsys)[0] == 1
 
@@ -58,7 +65,9 @@ def test_plan_table_and_json(capsys: pytest.CaptureFixture[str]) -> None:
     plan = json.loads(out)
     assert code == 0 and plan["total"]["estimated_usd"] == pytest.approx(0.2)
     intro = next(n for n in plan["nodes"] if n["node"] == "intro")
-    assert intro["frames"] == 121 and intro["fps"] == 24 and intro["seconds"] == pytest.approx(5.042)
+    assert (
+        intro["frames"] == 121 and intro["fps"] == 24 and intro["seconds"] == pytest.approx(5.042)
+    )
     assert intro["request"]["seed"] == 7 and intro["request"]["image_url"].startswith("sha256:")
 
 
@@ -100,6 +109,7 @@ def test_internal_error_exits_3_with_a_crash_log(
 
 
 def test_console_script_runs() -> None:
-    done = subprocess.run([sys.executable, "-m", "runner", "--version"], capture_output=True,
-                          text=True, cwd=ROOT)
+    done = subprocess.run(
+        [sys.executable, "-m", "runner", "--version"], capture_output=True, text=True, cwd=ROOT
+    )
     assert done.returncode == 0 and "shotgraph" in done.stdout

@@ -10,10 +10,13 @@ from tests.helpers import HEAD, compiled, write
 
 
 def test_precedence_fal_default_preset_defaults_node(tmp_path: Path) -> None:
-    c = compiled(tmp_path, """defaults: {preset: cinematic-5s, frame_rate: 30, num_frames: 97}
+    c = compiled(
+        tmp_path,
+        """defaults: {preset: cinematic-5s, frame_rate: 30, num_frames: 97}
 nodes:
   a: {kind: t2v, prompt: x, num_frames: 81}
-""")
+""",
+    )
     step = c.steps["a"]
     assert step.body is not None
     assert step.body["num_frames"] == 81  # node
@@ -35,13 +38,17 @@ def test_every_parameter_is_sent_explicitly(tmp_path: Path) -> None:
 def test_preset_extends_and_imports(tmp_path: Path) -> None:
     (tmp_path / "presets").mkdir()
     (tmp_path / "presets" / "studio.yaml").write_text(
-        "presets:\n  house: {extends: cinematic-5s, resolution: 480p}\n")
-    c = compiled(tmp_path, """imports: [presets/studio.yaml]
+        "presets:\n  house: {extends: cinematic-5s, resolution: 480p}\n"
+    )
+    c = compiled(
+        tmp_path,
+        """imports: [presets/studio.yaml]
 presets:
   mine: {extends: house, num_frames: 97}
 nodes:
   a: {kind: t2v, preset: mine, prompt: x}
-""")
+""",
+    )
     body = c.steps["a"].body
     assert body is not None
     assert (body["resolution"], body["num_frames"], body["frame_rate"]) == ("480p", 97, 24)
@@ -49,18 +56,23 @@ nodes:
 
 def test_presets_are_portable_across_families(tmp_path: Path) -> None:
     """cinematic-5s sets first_pass_skip_final_steps, which 0.9.8 does not take: left out."""
-    c = compiled(tmp_path, """model: ltx-0.9.8-distilled
+    c = compiled(
+        tmp_path,
+        """model: ltx-0.9.8-distilled
 defaults: {preset: cinematic-5s}
 nodes:
   a: {kind: t2v, prompt: x}
-""")
+""",
+    )
     body = c.steps["a"].body
     assert body is not None and "first_pass_skip_final_steps" not in body
     assert body["first_pass_num_inference_steps"] == 9
 
 
 def test_request_shapes(tmp_path: Path) -> None:
-    c = compiled(tmp_path, """nodes:
+    c = compiled(
+        tmp_path,
+        """nodes:
   shot: {kind: i2v, image: {keyframe: mara.front}, prompt: x}
   more: {kind: extend, video: {from: shot, strength: 0.9}, prompt: y}
   multi:
@@ -70,7 +82,8 @@ def test_request_shapes(tmp_path: Path) -> None:
     prompt: z
   still: {kind: frame, video: {from: more}, at: last}
   cut: {kind: stitch, clips: [shot, more, {motion: orbit}]}
-""")
+""",
+    )
     shot, more, multi = (c.steps[n].body for n in ("shot", "more", "multi"))
     assert shot is not None and more is not None and multi is not None
     assert shot["image_url"].startswith("sha256:")
@@ -84,7 +97,9 @@ def test_request_shapes(tmp_path: Path) -> None:
 
 
 def test_seeds_are_pinned(tmp_path: Path) -> None:
-    c = compiled(tmp_path, "nodes:\n  a: {kind: t2v, prompt: x}\n  b: {kind: t2v, prompt: x, seed: 7}\n")
+    c = compiled(
+        tmp_path, "nodes:\n  a: {kind: t2v, prompt: x}\n  b: {kind: t2v, prompt: x, seed: 7}\n"
+    )
     assert c.steps["a"].seed == derived_seed("a") and c.steps["a"].seed_pinned_by == "derived"
     assert c.steps["b"].body is not None and c.steps["b"].body["seed"] == 7
     assert derived_seed("a") == derived_seed("a") != derived_seed("b")
@@ -94,8 +109,15 @@ def test_keys_follow_content_not_names_or_layout(tmp_path: Path) -> None:
     base = "nodes:\n  a: {kind: i2v, image: {keyframe: mara.front}, prompt: x, seed: 1}\n"
     first = compiled(tmp_path / "1", base).steps["a"].key
     # the same request written differently: same key
-    moved = compiled(tmp_path / "2", "nodes:\n  a:\n    kind: i2v\n    seed: 1\n"
-                     "    prompt: x\n    image: {keyframe: mara.front}\n").steps["a"].key
+    moved = (
+        compiled(
+            tmp_path / "2",
+            "nodes:\n  a:\n    kind: i2v\n    seed: 1\n"
+            "    prompt: x\n    image: {keyframe: mara.front}\n",
+        )
+        .steps["a"]
+        .key
+    )
     assert moved == first
     # backend is part of the key
     assert compiled(tmp_path / "3", base, backend="local").steps["a"].key != first
@@ -112,8 +134,13 @@ def test_upstream_key_flows_downstream(tmp_path: Path) -> None:
     two = compiled(tmp_path / "2", body.replace("PROMPT", "two")).steps
     assert one["a"].key != two["a"].key and one["b"].key != two["b"].key
     # renaming the upstream node (and the reference) keeps the downstream key
-    renamed = body.replace("PROMPT", "one").replace("  a:", "  first:").replace("from: a", "from: first")
-    assert compiled(tmp_path / "3", renamed.replace("seed: 1", "seed: 1")).steps["b"].key == one["b"].key
+    renamed = (
+        body.replace("PROMPT", "one").replace("  a:", "  first:").replace("from: a", "from: first")
+    )
+    assert (
+        compiled(tmp_path / "3", renamed.replace("seed: 1", "seed: 1")).steps["b"].key
+        == one["b"].key
+    )
 
 
 def test_template_edit_that_renders_the_same_keeps_the_key(tmp_path: Path) -> None:
@@ -137,9 +164,13 @@ def test_pipeline_templates_take_precedence(tmp_path: Path) -> None:
 
 
 def test_template_variables_from_pipeline_character_and_node(tmp_path: Path) -> None:
-    head = HEAD.replace("    description: a woman in a yellow raincoat\n",
-                        "    description: a woman in a yellow raincoat\n    vars: {mood: calm}\n")
-    c = compiled(tmp_path, """vars: {mood: tense, place: a roof}
+    head = HEAD.replace(
+        "    description: a woman in a yellow raincoat\n",
+        "    description: a woman in a yellow raincoat\n    vars: {mood: calm}\n",
+    )
+    c = compiled(
+        tmp_path,
+        """vars: {mood: tense, place: a roof}
 nodes:
   a:
     kind: i2v
@@ -149,7 +180,9 @@ nodes:
     kind: i2v
     image: {keyframe: mara.front}
     prompt: {inline: "{{ mood }}", vars: {mood: joyful}}
-""", head=head)
+""",
+        head=head,
+    )
     assert c.steps["a"].body is not None and c.steps["b"].body is not None
     assert c.steps["a"].body["prompt"] == "a woman in a yellow raincoat on a roof, calm, a"
     assert c.steps["b"].body["prompt"] == "joyful"
@@ -157,18 +190,26 @@ nodes:
 
 
 def test_character_loras_and_defaults_loras_merge(tmp_path: Path) -> None:
-    head = HEAD.replace("    keyframes: {front: assets/key.png}\n",
-                        "    keyframes: {front: assets/key.png}\n"
-                        "    loras: [{path: https://x.test/mara.safetensors, scale: 0.6}]\n")
-    c = compiled(tmp_path, """defaults:
+    head = HEAD.replace(
+        "    keyframes: {front: assets/key.png}\n",
+        "    keyframes: {front: assets/key.png}\n"
+        "    loras: [{path: https://x.test/mara.safetensors, scale: 0.6}]\n",
+    )
+    c = compiled(
+        tmp_path,
+        """defaults:
   loras: [{path: https://x.test/style.safetensors, scale: 0.5, role: style}]
 nodes:
   a: {kind: i2v, image: {keyframe: mara.front}, prompt: x}
   b: {kind: t2v, prompt: x}
-""", head=head)
+""",
+        head=head,
+    )
     a, b = c.steps["a"].body, c.steps["b"].body
     assert a is not None and b is not None
     assert [lora["path"] for lora in a["loras"]] == [
-        "https://x.test/style.safetensors", "https://x.test/mara.safetensors"]
+        "https://x.test/style.safetensors",
+        "https://x.test/mara.safetensors",
+    ]
     assert "role" not in a["loras"][0]  # shotgraph's own field is not sent
     assert [lora["path"] for lora in b["loras"]] == ["https://x.test/style.safetensors"]

@@ -18,9 +18,12 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "reference" / "fal-ltx
 def test_every_family_the_seeds_use() -> None:
     reg = registry()
     assert reg.default_family == "ltx-0.9.7-distilled"
-    assert reg.endpoint("ltx-0.9.7-distilled", "extend").id == "fal-ai/ltx-video-13b-distilled/extend"
+    assert (
+        reg.endpoint("ltx-0.9.7-distilled", "extend").id == "fal-ai/ltx-video-13b-distilled/extend"
+    )
     assert reg.endpoint("ltx-0.9.8-distilled", "multicondition").id == (
-        "fal-ai/ltxv-13b-098-distilled/multiconditioning")
+        "fal-ai/ltxv-13b-098-distilled/multiconditioning"
+    )
     assert reg.endpoint("ltx-0.9.7-dev", "i2v").id == "fal-ai/ltx-video-13b-dev/image-to-video"
     assert reg.endpoint("ltx-video", "i2v").id == "fal-ai/ltx-video/image-to-video"
     # the original family does take the parameters the 13B families must not be sent
@@ -91,7 +94,9 @@ def test_prices() -> None:
     assert estimate(t2v, {}).usd == 0.04 and not estimate(t2v, {}).confirmed
     extend = reg.endpoint("ltx-0.9.8-distilled", "extend")
     body = {"num_frames": 121, "frame_rate": 30}
-    assert estimate(extend, body).usd == pytest.approx(0.02 * 121 / 24, abs=1e-6)  # billed at 24 fps
+    assert estimate(extend, body).usd == pytest.approx(
+        0.02 * 121 / 24, abs=1e-6
+    )  # billed at 24 fps
     assert estimate(extend, body).confirmed
     detail = estimate(extend, {**body, "enable_detail_pass": True})
     assert detail.usd == pytest.approx(2 * 0.02 * 121 / 24, abs=1e-6)

@@ -37,8 +37,11 @@ def snapshot(path: Path) -> dict[str, Any]:
             "request": step.body,
         }
     total = plan_json(make_plan(compiled), compiled)["total"]
-    return {"nodes": nodes, "estimated_usd": total["estimated_usd"],
-            "warnings": [w.code for w in result.warnings]}
+    return {
+        "nodes": nodes,
+        "estimated_usd": total["estimated_usd"],
+        "warnings": [w.code for w in result.warnings],
+    }
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])

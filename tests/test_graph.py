@@ -23,12 +23,15 @@ def test_order_puts_dependencies_first_and_keeps_file_order_otherwise(tmp_path: 
 
 
 def test_cycle_is_reported_as_a_chain(tmp_path: Path) -> None:
-    result = check(tmp_path, """nodes:
+    result = check(
+        tmp_path,
+        """nodes:
   a: {kind: extend, video: {from: b}, prompt: x}
   b: {kind: extend, video: {from: a}, prompt: x}
   c: {kind: extend, video: {from: a}, prompt: x}
   free: {kind: t2v, prompt: x}
-""")
+""",
+    )
     messages = [e.message for e in result.errors]
     assert messages == ["the nodes depend on each other in a cycle: a -> b -> a"]
 

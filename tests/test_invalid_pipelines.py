@@ -40,9 +40,7 @@ def test_broken_pipeline_reports_expected_error(path: Path) -> None:
     result = check_pipeline(path)
     assert result.errors, "a broken pipeline must not validate"
     for line, fragment in expectations(path):
-        candidates = [
-            e for e in result.errors if line is None or e.location.line == line
-        ]
+        candidates = [e for e in result.errors if line is None or e.location.line == line]
         texts = [f"{e.message} | hint: {e.hint}" for e in candidates]
         assert any(fragment in text for text in texts), (
             f"expected an error containing {fragment!r} on line {line}; got:\n"

@@ -14,7 +14,10 @@ def codes(tmp_path: Path, body: str) -> list[str]:
 
 
 def test_clean_pipeline_has_no_warnings(tmp_path: Path) -> None:
-    assert codes(tmp_path, "nodes:\n  a: {kind: i2v, image: {keyframe: mara.front}, prompt: x}\n") == []
+    assert (
+        codes(tmp_path, "nodes:\n  a: {kind: i2v, image: {keyframe: mara.front}, prompt: x}\n")
+        == []
+    )
 
 
 def test_expand_prompt_on_continuity_shots(tmp_path: Path) -> None:
@@ -33,7 +36,8 @@ def test_more_than_one_action_beat(tmp_path: Path) -> None:
 """
     result = check(tmp_path, body)
     assert [(w.code, w.location.key_path) for w in result.warnings] == [
-        ("lint.action-beats", ("nodes", "a"))]
+        ("lint.action-beats", ("nodes", "a"))
+    ]
 
 
 def test_lora_count_and_weights(tmp_path: Path) -> None:
@@ -60,7 +64,8 @@ nodes:
 
 def test_text_to_video_of_a_character(tmp_path: Path) -> None:
     assert codes(tmp_path, "nodes:\n  a: {kind: t2v, character: mara, prompt: x}\n") == [
-        "lint.t2v-identity"]
+        "lint.t2v-identity"
+    ]
 
 
 def test_user_preset_parameter_the_endpoint_does_not_take(tmp_path: Path) -> None:

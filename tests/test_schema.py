@@ -27,8 +27,10 @@ DOCUMENTS = sorted((ROOT / "pipelines").glob("*.yaml")) + sorted(
 
 def test_committed_schema_is_current() -> None:
     build = subprocess.run(
-        [sys.executable, "scripts/build_pipeline_schema.py", "--check"], cwd=ROOT,
-        capture_output=True, text=True,
+        [sys.executable, "scripts/build_pipeline_schema.py", "--check"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
     )
     assert build.returncode == 0, build.stderr
 
@@ -89,8 +91,12 @@ def test_validator_agrees_with_jsonschema(path: Path) -> None:
 
 EXAMPLE = read_yaml_file(ROOT / "pipelines/demo.yaml", Diagnostics())[0]
 LEAVES = st.one_of(
-    st.none(), st.booleans(), st.integers(-5, 2000), st.floats(allow_nan=False, width=32),
-    st.text(max_size=8), st.sampled_from(["t2v", "i2v", "720p", "16:9", "last", "2s"]),
+    st.none(),
+    st.booleans(),
+    st.integers(-5, 2000),
+    st.floats(allow_nan=False, width=32),
+    st.text(max_size=8),
+    st.sampled_from(["t2v", "i2v", "720p", "16:9", "last", "2s"]),
 )
 
 
@@ -118,7 +124,8 @@ def test_validator_agrees_on_mutations(data: st.DataObject) -> None:
             parent[path[-1]] = data.draw(LEAVES)
         elif isinstance(parent, dict):
             parent[data.draw(st.sampled_from(["bogus", "strength", "num_frames", "kind"]))] = (
-                data.draw(LEAVES))
+                data.draw(LEAVES)
+            )
     # jsonschema's multipleOf is float division (0.15 is "not" a multiple of 0.05); ours is
     # exact. The documents here have no multipleOf values, so the two must agree.
     assert _ours(document) == _theirs(document)

@@ -14,13 +14,16 @@ def render(text: str, context: dict[str, object] | None = None, local: Path | No
     return PromptRenderer(local).render(PromptSpec((), inline=text), context or {})
 
 
-@pytest.mark.parametrize("escape", [
-    "{{ ''.__class__ }}",
-    "{{ ''.__class__.__mro__[1].__subclasses__() }}",
-    "{{ cycler.__init__.__globals__ }}",
-    "{{ lipsum.__globals__['os'] }}",
-    "{% set x = [] %}{{ x.append(1) }}",
-])
+@pytest.mark.parametrize(
+    "escape",
+    [
+        "{{ ''.__class__ }}",
+        "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+        "{{ cycler.__init__.__globals__ }}",
+        "{{ lipsum.__globals__['os'] }}",
+        "{% set x = [] %}{{ x.append(1) }}",
+    ],
+)
 def test_sandbox_refuses_escapes(escape: str) -> None:
     with pytest.raises(TemplateProblem, match="not allowed in a template|unsafe"):
         render(escape)
@@ -62,10 +65,16 @@ def test_memo_keys_on_the_variables_a_template_reads(tmp_path: Path) -> None:
 def test_shipped_templates_render_with_their_documented_variables() -> None:
     renderer = PromptRenderer(None)
     character = {"name": "mara", "description": "Mara", "vars": {}}
-    shot = renderer.render(PromptSpec((), template="shot.j2"),
-                           {"action": "a slow turn", "character": character})
+    shot = renderer.render(
+        PromptSpec((), template="shot.j2"), {"action": "a slow turn", "character": character}
+    )
     assert shot.startswith("Medium shot of Mara.") and "Action: a slow turn." in shot
-    for name, needs in (("continue.j2", {}), ("motion.j2", {}), ("establishing.j2",
-                        {"place": "a street"}), ("broll.j2", {"subject": "a key"}),
-                        ("negative/default.j2", {}), ("negative/continuity.j2", {})):
+    for name, needs in (
+        ("continue.j2", {}),
+        ("motion.j2", {}),
+        ("establishing.j2", {"place": "a street"}),
+        ("broll.j2", {"subject": "a key"}),
+        ("negative/default.j2", {}),
+        ("negative/continuity.j2", {}),
+    ):
         assert renderer.render(PromptSpec((), template=name), {"character": None, **needs})

@@ -21,8 +21,17 @@ def test_yaml_1_2_scalars() -> None:
     )
     assert not diags.items
     assert value == {
-        "ratio": "16:9", "answer": "yes", "switch": "on", "day": "2024-05-01", "t": True,
-        "n": None, "hex": 31, "f": 1.5, "neg": -3, "quoted": "12", "block": "two\nlines\n",
+        "ratio": "16:9",
+        "answer": "yes",
+        "switch": "on",
+        "day": "2024-05-01",
+        "t": True,
+        "n": None,
+        "hex": 31,
+        "f": 1.5,
+        "neg": -3,
+        "quoted": "12",
+        "block": "two\nlines\n",
     }
 
 
@@ -46,7 +55,7 @@ def test_merge_keys_fill_in_without_overriding() -> None:
 
 
 def test_unsafe_tags_are_refused() -> None:
-    value, diags, _ = load("a: !!python/object/apply:os.system [echo hi]\n")
+    _value, diags, _ = load("a: !!python/object/apply:os.system [echo hi]\n")
     assert [d.code for d in diags.items] == ["yaml-tag"]
 
 
