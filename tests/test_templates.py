@@ -25,7 +25,7 @@ def render(text: str, context: dict[str, object] | None = None, local: Path | No
     ],
 )
 def test_sandbox_refuses_escapes(escape: str) -> None:
-    with pytest.raises(TemplateProblem, match="not allowed in a template|unsafe"):
+    with pytest.raises(TemplateProblem, match=r"not allowed in a template|unsafe"):
         render(escape)
 
 
