@@ -45,12 +45,21 @@ REF_FIELDS = {"image_url", "video_url"}
 NODE_DEFS = ("T2VNode", "I2VNode", "ExtendNode", "MultiConditionNode")
 
 
-def _merge(into: dict[str, Any], spec: dict[str, Any], family: str) -> None:
+# Examples for fields whose fal schema has neither an example nor a default.
+EXAMPLES = {
+    "path": "https://example.com/loras/style.safetensors",
+    "weight_name": "pytorch_lora_weights.safetensors",
+}
+
+
+def _merge(into: dict[str, Any], spec: dict[str, Any], family: str, name: str) -> None:
     if not into:
         into.update({k: v for k, v in spec.items() if k not in ("title", "default")})
         into["x-families"] = [family]
         if "examples" not in into and "default" in spec:
             into["examples"] = [spec["default"]]
+        elif "examples" not in into and name in EXAMPLES:
+            into["examples"] = [EXAMPLES[name]]
         return
     if family not in into["x-families"]:
         into["x-families"].append(family)
@@ -119,7 +128,8 @@ def collect() -> dict[str, dict[str, Any]]:
             for name, spec in fields.items():
                 if (group == "params" and name in STRUCTURAL) or name in REF_FIELDS:
                     continue
-                _merge(groups[group].setdefault(name, {}), copy.deepcopy(spec), endpoint.family)
+                target = groups[group].setdefault(name, {})
+                _merge(target, copy.deepcopy(spec), endpoint.family, name)
     return {group: _finish(params, len(families[group])) for group, params in groups.items()}
 
 
