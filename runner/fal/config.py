@@ -1,0 +1,119 @@
+"""Where the client talks to and how patiently: :class:`FalConfig`, built in one place.
+
+Base URLs, highest precedence first:
+
+- an explicit option (``FalConfig.from_env(queue_url=...)``);
+- ``SHOTGRAPH_FAL_QUEUE_URL`` / ``SHOTGRAPH_FAL_REST_URL``: full URLs, http allowed, for
+  the local emulator or a proxy;
+- ``FAL_QUEUE_RUN_HOST``: a host name, spoken over https, as fal's own client takes it;
+- ``https://queue.fal.run`` and ``https://rest.fal.ai``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import httpx
+
+from runner.fal.errors import FalConfigError
+from runner.fal.retry import RetryPolicy
+
+DEFAULT_QUEUE_URL = "https://queue.fal.run"
+DEFAULT_REST_URL = "https://rest.fal.ai"
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class FalConfig:
+    """Everything about the fal client except the credentials and the transport."""
+
+    queue_url: str = DEFAULT_QUEUE_URL
+    rest_url: str = DEFAULT_REST_URL
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    #: Wait on the SSE status stream; polling is the fallback (or the only way if False).
+    use_stream: bool = True
+    #: Seconds between status polls when the stream is unavailable. fal-js polls at 0.5 s.
+    poll_interval: float = 0.5
+    #: Stream failures in a row after which ``wait`` polls until the job is done.
+    stream_attempts: int = 3
+    #: fal pings the stream every 15 s: three missed pings mean the connection is dead.
+    stream_idle_timeout: float = 45.0
+    connect_timeout: float = 10.0
+    #: Read/write/pool timeout of ordinary requests, in seconds.
+    timeout: float = 60.0
+    max_connections: int = 256
+    multipart_threshold: int = 100 * MiB
+    multipart_part_size: int = 10 * MiB
+    multipart_concurrency: int = 10
+    #: Size of the reads and writes of streamed uploads and downloads: the memory they use.
+    chunk_size: int = 1 * MiB
+    #: fsync a download before renaming it into place (survives power loss, not only kill -9).
+    fsync_downloads: bool = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "queue_url", _checked_url(self.queue_url, "queue URL"))
+        object.__setattr__(self, "rest_url", _checked_url(self.rest_url, "REST URL"))
+        if self.multipart_part_size < 1 or self.chunk_size < 1 or self.multipart_concurrency < 1:
+            raise FalConfigError("part size, chunk size and upload concurrency must be positive")
+        if self.poll_interval < 0 or self.stream_attempts < 0:
+            raise FalConfigError("poll_interval and stream_attempts cannot be negative")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **options: Any) -> FalConfig:
+        """A config from the environment (``os.environ`` by default), then ``options``."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        if host := env.get("FAL_QUEUE_RUN_HOST", "").strip():
+            if "://" in host or "/" in host:
+                raise FalConfigError(
+                    f"FAL_QUEUE_RUN_HOST must be a host name, not {host!r}",
+                    hint="for a full URL (an http emulator or proxy) use SHOTGRAPH_FAL_QUEUE_URL",
+                )
+            values["queue_url"] = f"https://{host}"
+        if url := env.get("SHOTGRAPH_FAL_QUEUE_URL", "").strip():
+            values["queue_url"] = url
+        if url := env.get("SHOTGRAPH_FAL_REST_URL", "").strip():
+            values["rest_url"] = url
+        values.update({k: v for k, v in options.items() if v is not None})
+        return cls(**values)
+
+    def with_(self, **changes: Any) -> FalConfig:
+        """A copy with ``changes``."""
+        return replace(self, **changes)
+
+    def request_timeout(self) -> httpx.Timeout:
+        return httpx.Timeout(self.timeout, connect=self.connect_timeout)
+
+    def stream_timeout(self) -> httpx.Timeout:
+        # No pool limit on the stream: a wait can sit behind other requests for a connection.
+        return httpx.Timeout(
+            self.stream_idle_timeout, connect=self.connect_timeout, write=self.timeout, pool=None
+        )
+
+
+def _checked_url(url: str, what: str) -> str:
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        raise FalConfigError(f"the fal {what} {url!r} is not a URL: {exc}") from None
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise FalConfigError(
+            f"the fal {what} {url!r} must be an http(s) URL with a host",
+            hint="e.g. https://queue.fal.run, or http://127.0.0.1:8000 for the emulator",
+        )
+    if parsed.query or parsed.fragment:
+        raise FalConfigError(f"the fal {what} {url!r} cannot have a query or fragment")
+    return url.rstrip("/")
+
+
+def same_origin(a: str | httpx.URL, b: str | httpx.URL) -> bool:
+    """Whether two URLs share scheme, host and port (so a credential may go to both)."""
+    ua, ub = httpx.URL(a), httpx.URL(b)
+    return (ua.scheme, ua.host, _port(ua)) == (ub.scheme, ub.host, _port(ub))
+
+
+def _port(url: httpx.URL) -> int | None:
+    return url.port or {"http": 80, "https": 443}.get(url.scheme)

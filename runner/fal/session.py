@@ -1,0 +1,217 @@
+"""Sending one logical request: retries by :mod:`runner.fal.retry`, errors by
+:mod:`runner.fal.translate`, and no httpx exception escaping with the key.
+
+httpx exceptions keep the request (headers included) and a traceback whose frames hold
+httpx's and httpcore's copies of the headers. So a transport error is replaced by a fresh
+exception of the same class with only its message, and the project error is raised
+outside the ``except`` block: neither ``__cause__`` nor ``__context__`` reaches the
+original.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from runner.fal.errors import FalError, FalSubmitUncertain, FalUnavailable
+from runner.fal.retry import (
+    RetryMode,
+    RetryPolicy,
+    is_ingress_error,
+    maybe_sent,
+    should_retry_exception,
+    should_retry_response,
+)
+from runner.fal.translate import Operation, Redactor, error_from_response
+
+log = logging.getLogger("runner.fal")
+
+#: A request body that can be produced afresh for every attempt (a file stream).
+BodyFactory = Callable[[], AsyncIterator[bytes]]
+
+_DASHBOARD = "https://fal.ai/dashboard/requests"
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One logical request; ``what`` names its object in messages (no secrets in it)."""
+
+    method: str
+    url: str
+    operation: Operation
+    what: str
+    mode: RetryMode = "idempotent"
+    auth: httpx.Auth | None = None
+    json: Any = None
+    body: BodyFactory | bytes | None = None
+    headers: Mapping[str, str] | None = None
+    params: Mapping[str, str] | None = None
+    timeout: httpx.Timeout | None = None
+    request_id: str | None = None
+    follow_redirects: bool = False
+    #: Error statuses whose responses the caller reads itself (their body is an answer).
+    accept: frozenset[int] = frozenset()
+
+
+class Session:
+    """Sends :class:`Call` objects over one ``httpx.AsyncClient``."""
+
+    def __init__(self, client: httpx.AsyncClient, policy: RetryPolicy, redact: Redactor) -> None:
+        self.client = client
+        self.policy = policy
+        self.redact = redact
+
+    async def send(self, call: Call) -> httpx.Response:
+        """The response, body read, once it is a success; otherwise a :class:`FalError`."""
+        return await self._send(call, read=True)
+
+    @asynccontextmanager
+    async def stream(self, call: Call) -> AsyncIterator[httpx.Response]:
+        """A success response whose body is still to be read (retries cover the opening)."""
+        response = await self._send(call, read=False)
+        try:
+            yield response
+        finally:
+            await response.aclose()
+
+    async def _send(self, call: Call, *, read: bool) -> httpx.Response:
+        attempt = 0
+        while True:
+            attempt += 1
+            request = self._build(call)
+            failure: httpx.TransportError | None = None
+            response: httpx.Response | None = None
+            own: FalError | None = None
+            try:
+                response = await self.client.send(
+                    request,
+                    auth=call.auth or httpx.USE_CLIENT_DEFAULT,
+                    follow_redirects=call.follow_redirects,
+                    stream=True,
+                )
+                if read or not response.is_success:
+                    await response.aread()
+            except httpx.TransportError as exc:
+                failure = type(exc)(self.redact(str(exc)) or type(exc).__name__)
+            except FalError as exc:
+                own = exc  # raised by a body factory, deep inside httpx's frames
+            if own is not None:
+                if response is not None:
+                    await response.aclose()
+                raise own.with_traceback(None)
+            if failure is not None:
+                if response is not None:
+                    await response.aclose()
+                if attempt < self.policy.max_attempts and should_retry_exception(
+                    call.mode, failure, request.headers
+                ):
+                    await self._pause(call, attempt, f"{type(failure).__name__}: {failure}", None)
+                    continue
+                raise self._transport_error(call, failure, attempt) from failure
+            assert response is not None
+            if response.is_success or response.status_code in call.accept:
+                return response
+            # No locals hold the body or headers: a server that echoes the request would
+            # otherwise put the key in this frame, and tracebacks can show frame locals.
+            if should_retry_response(
+                call.mode, response.status_code, response.headers, response.text
+            ):
+                if attempt < self.policy.max_attempts:
+                    await self._pause(
+                        call, attempt, f"HTTP {response.status_code}", response.headers
+                    )
+                    continue
+                raise self._exhausted(call, response.status_code, attempt)
+            if call.mode == "submit" and is_ingress_error(
+                response.status_code, response.headers, response.text
+            ):
+                raise self._submit_uncertain(call, response.status_code, attempt)
+            raise self.error(call, response)
+
+    def error(self, call: Call, response: httpx.Response) -> FalError:
+        """The project error for an error response (body read) to ``call``."""
+        return error_from_response(
+            response.status_code,
+            response.headers,
+            response.content,
+            operation=call.operation,
+            what=call.what,
+            redact=self.redact,
+            request_id=call.request_id,
+        )
+
+    def _build(self, call: Call) -> httpx.Request:
+        body = call.body() if callable(call.body) else call.body
+        return self.client.build_request(
+            call.method,
+            call.url,
+            json=call.json,
+            content=body,
+            headers=call.headers,
+            params=call.params,
+            timeout=call.timeout or httpx.USE_CLIENT_DEFAULT,
+        )
+
+    async def _pause(
+        self, call: Call, attempt: int, reason: str, headers: Mapping[str, str] | None
+    ) -> None:
+        delay = self.policy.delay(attempt, headers)
+        log.info(
+            "fal %s of %s: %s; retry %d/%d in %.2fs",
+            call.operation,
+            call.what,
+            reason,
+            attempt,
+            self.policy.max_attempts - 1,
+            delay,
+        )
+        await self.policy.sleep(delay)
+
+    def _transport_error(
+        self, call: Call, failure: httpx.TransportError, attempts: int
+    ) -> FalError:
+        reason = f"{type(failure).__name__}: {failure}"
+        if call.mode == "submit" and maybe_sent(failure):
+            return FalSubmitUncertain(
+                f"fal submit of {call.what}: the connection failed after the request was sent "
+                f"({reason})",
+                attempts=attempts,
+                hint=f"the job may have been queued; check {_DASHBOARD} before submitting "
+                "again (it is not retried automatically so it is never paid for twice)",
+            )
+        tries = f" after {attempts} attempts" if attempts > 1 else ""
+        return FalUnavailable(
+            f"fal {call.operation} of {call.what}: could not reach fal{tries} ({reason})",
+            attempts=attempts,
+            request_id=call.request_id,
+            hint="check the network connection, or the URL in SHOTGRAPH_FAL_QUEUE_URL / "
+            "SHOTGRAPH_FAL_REST_URL / FAL_QUEUE_RUN_HOST if set",
+        )
+
+    def _submit_uncertain(self, call: Call, status_code: int, attempts: int) -> FalError:
+        return FalSubmitUncertain(
+            f"fal submit of {call.what}: the gateway answered HTTP {status_code} after it "
+            "may have passed the request on",
+            attempts=attempts,
+            status_code=status_code,
+            hint=f"the job may have been queued; check {_DASHBOARD} before submitting "
+            "again (it is not retried automatically so it is never paid for twice)",
+        )
+
+    def _exhausted(self, call: Call, status_code: int, attempts: int) -> FalUnavailable:
+        hint = None
+        if status_code == 429:
+            hint = "fal is rate-limiting this account; lower the run's concurrency or try later"
+        return FalUnavailable(
+            f"fal {call.operation} of {call.what}: still HTTP {status_code} "
+            f"after {attempts} attempts",
+            attempts=attempts,
+            status_code=status_code,
+            request_id=call.request_id,
+            hint=hint,
+        )
