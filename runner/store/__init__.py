@@ -1,0 +1,34 @@
+"""The store: cached results, content-addressed media and the journal of paid jobs.
+
+``Store.open(root)`` is the entry point; see :mod:`runner.store.store` for the layout and
+:mod:`runner.store.journal` for how a submitted job is never paid for twice.
+"""
+
+from __future__ import annotations
+
+from runner.store.journal import JournalConflict, JournalEntry
+from runner.store.location import STORE_DIRNAME, is_store, resolve_store_root
+from runner.store.maintenance import GcReport, StoreInfo, VerifyReport
+from runner.store.owner import Owner
+from runner.store.records import ResultRecord, StoredFile, UploadRecord
+from runner.store.store import GC_GRACE, UPLOAD_MARGIN, Store
+from runner.store.table import StoreError
+
+__all__ = [
+    "GC_GRACE",
+    "STORE_DIRNAME",
+    "UPLOAD_MARGIN",
+    "GcReport",
+    "JournalConflict",
+    "JournalEntry",
+    "Owner",
+    "ResultRecord",
+    "Store",
+    "StoreError",
+    "StoreInfo",
+    "StoredFile",
+    "UploadRecord",
+    "VerifyReport",
+    "is_store",
+    "resolve_store_root",
+]

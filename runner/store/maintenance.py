@@ -1,0 +1,205 @@
+"""Looking after a store: what it holds (info), whether it is intact (verify), and removing
+what no lockfile needs (gc).
+
+gc never removes a journal entry for a submitted job or one whose owner may be alive: those
+stand for money in flight. It spares anything younger than a grace period, because another
+run may be between landing a file and recording it, or between recording results and
+writing the lockfile that would keep them.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from runner.store.files import hash_path
+
+if TYPE_CHECKING:
+    from runner.store.store import Store
+
+
+@dataclass(frozen=True)
+class StoreInfo:
+    """What a store holds. Sizes in bytes."""
+
+    root: str
+    files: int
+    file_bytes: int
+    results: int
+    uploads: int
+    journal: int
+    submitted: int
+    hashes: int
+    tmp_files: int
+    disk_bytes: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class VerifyReport:
+    """Files rehashed, what was wrong, and (with repair) what was removed.
+
+    ``corrupt``: stored files whose content does not match their name (or whose name is not
+    a hash). ``missing``: result keys whose output file is absent or corrupt.
+    ``unreadable``: result keys whose record cannot be read.
+    """
+
+    files_checked: int = 0
+    bytes_checked: int = 0
+    corrupt: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)
+    repaired: bool = False
+    files_removed: int = 0
+    records_removed: int = 0
+
+    @property
+    def clean(self) -> bool:
+        return not (self.corrupt or self.missing or self.unreadable)
+
+    @property
+    def ok(self) -> bool:
+        """Nothing wrong, or everything wrong was removed."""
+        return self.clean or self.repaired
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "clean": self.clean, "ok": self.ok}
+
+
+@dataclass
+class GcReport:
+    """What gc removed (or, with ``dry_run``, would remove)."""
+
+    dry_run: bool = False
+    results_removed: int = 0
+    results_kept: int = 0
+    files_removed: int = 0
+    files_kept: int = 0
+    bytes_freed: int = 0
+    uploads_removed: int = 0
+    journal_removed: int = 0
+    journal_kept: int = 0
+    hashes_removed: int = 0
+    tmp_removed: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def gather(store: Store) -> StoreInfo:
+    files = file_bytes = 0
+    for _, path in store.files.entries():
+        try:
+            file_bytes += path.stat().st_size
+        except OSError:
+            continue
+        files += 1
+    counts = store.counts()
+    return StoreInfo(
+        root=str(store.root),
+        files=files,
+        file_bytes=file_bytes,
+        results=counts["results"],
+        uploads=counts["uploads"],
+        journal=counts["journal"],
+        submitted=sum(1 for _, entry in store.in_flight() if entry.state == "submitted"),
+        hashes=counts["hashes"],
+        tmp_files=sum(1 for _ in store.files.temps()),
+        disk_bytes=_tree_size(store.root),
+    )
+
+
+def inspect(store: Store, *, repair: bool = False) -> VerifyReport:
+    report = VerifyReport(repaired=repair)
+    bad: set[str] = set()
+    for name, path in store.files.entries():
+        report.files_checked += 1
+        try:
+            actual = hash_path(path)
+        except OSError:
+            continue  # removed meanwhile
+        report.bytes_checked += actual.size
+        if actual.sha256 != name:
+            report.corrupt.append(name)
+            bad.add(name)
+            if repair:
+                path.unlink(missing_ok=True)
+                report.files_removed += 1
+    for key, record in list(store.results()):
+        if record is None:
+            report.unreadable.append(key)
+        elif record.output.sha256 in bad or not store.has_file(
+            record.output.sha256, record.output.size
+        ):
+            report.missing.append(key)
+        else:
+            continue
+        if repair and store.delete_result(key):
+            report.records_removed += 1
+    return report
+
+
+def collect(store: Store, keep_keys: set[str], *, dry_run: bool, grace: float) -> GcReport:
+    report = GcReport(dry_run=dry_run)
+    now = time.time()
+    recent = now - grace
+    referenced: set[str] = set()
+    for key, record in list(store.results()):
+        if key in keep_keys or (record is not None and record.recorded_at > recent):
+            report.results_kept += 1
+            if record is not None:
+                referenced.add(record.output.sha256)
+            continue
+        report.results_removed += 1
+        if not dry_run:
+            store.delete_result(key)
+
+    for name, path in list(store.files.entries()):
+        try:
+            st = path.stat()
+        except OSError:
+            continue
+        if name in referenced or st.st_mtime > recent:
+            report.files_kept += 1
+            continue
+        report.files_removed += 1
+        report.bytes_freed += st.st_size
+        if not dry_run:
+            path.unlink(missing_ok=True)
+
+    for key, upload in list(store.uploads()):
+        if upload is None or not upload.usable(now, 0.0):
+            report.uploads_removed += 1
+            if not dry_run:
+                store.delete_upload(key)
+
+    for key, entry in store.in_flight():
+        # A claim whose owner is dead sent nothing we know of; anything else may be money.
+        dead_claim = entry.state == "claimed" and not entry.owner.is_alive()
+        if dead_claim and (dry_run or store.drop_stale_entry(key, entry)):
+            report.journal_removed += 1
+            continue
+        report.journal_kept += 1
+
+    report.hashes_removed = store.forget_missing_inputs(dry_run=dry_run)
+    for path in list(store.files.stale_temps(older_than=grace)):
+        report.tmp_removed += 1
+        if not dry_run:
+            path.unlink(missing_ok=True)
+    return report
+
+
+def _tree_size(root: Path) -> int:
+    total = 0
+    for directory, _, names in os.walk(root):
+        for name in names:
+            try:
+                total += os.lstat(os.path.join(directory, name)).st_size
+            except OSError:
+                continue
+    return total

@@ -1,0 +1,237 @@
+"""The store: content-addressed files, result and upload records, the job journal.
+
+Layout under the root (e.g. ``<project>/.shotgraph``)::
+
+    store.json          format marker
+    files/ab/ab…        content-addressed files, read-only
+    tmp/                staging on the same filesystem (downloads, renders, puts)
+    records/results     cache key -> ResultRecord            (durable)
+    records/journal     cache key -> JournalEntry            (durable)
+    records/uploads     backend/sha256 -> UploadRecord
+    records/hashes      resolved path -> (stat, sha256)
+
+Each ``records/*`` is a diskcache (SQLite, WAL) database, so every operation costs the same
+however large the store grows and several processes may share it. Ordering is what keeps it
+consistent after a crash: a file lands (atomically) before any record names it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from runner.store.files import FileStore
+from runner.store.hashcache import HashCache
+from runner.store.journal import Journal, JournalEntry
+from runner.store.location import ensure_layout
+from runner.store.maintenance import GcReport, StoreInfo, VerifyReport, collect, gather, inspect
+from runner.store.owner import Owner
+from runner.store.records import RecordError, ResultRecord, StoredFile, UploadRecord
+from runner.store.table import StoreError, Table
+
+# An upload URL must outlive the job that reads it; a job can wait in fal's queue a while.
+UPLOAD_MARGIN = 3600.0
+# gc spares anything younger than this: another run may be between writing a file and the
+# record that names it, or between recording results and writing its lockfile.
+GC_GRACE = 3600.0
+
+
+class Store:
+    """A shotgraph store at ``root``; open with :meth:`open`, close with :meth:`close`."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.files = FileStore(root / "files", root / "tmp")
+        records = root / "records"
+        self._results = Table(records / "results", durable=True)
+        self._journal = Journal(Table(records / "journal", durable=True))
+        self._uploads = Table(records / "uploads", durable=False)
+        self._hashes = HashCache(Table(records / "hashes", durable=False))
+
+    @classmethod
+    def open(cls, root: Path) -> Store:
+        """Open the store at ``root``, creating it if needed."""
+        ensure_layout(root)
+        return cls(root)
+
+    def close(self) -> None:
+        for table in (self._results, self._journal.table, self._uploads, self._hashes.table):
+            table.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- files ---------------------------------------------------------------------------
+
+    def tmp_dir(self) -> Path:
+        """Staging for files that will be put with ``move=True`` (same filesystem)."""
+        return self.files.tmp
+
+    def put_file(
+        self, src: Path, *, move: bool = False, expected_sha256: str | None = None
+    ) -> StoredFile:
+        """Store ``src`` by content (atomic, idempotent). ``move`` consumes ``src`` (left in
+        place if the hash does not match ``expected_sha256``, which raises StoreError)."""
+        return self.files.put(src, move=move, expected_sha256=expected_sha256)
+
+    def file_path(self, sha256: str) -> Path:
+        return self.files.path(sha256)
+
+    def has_file(self, sha256: str, size: int | None = None) -> bool:
+        """Whether the file is present (and of ``size``): one stat, no hashing."""
+        return self.files.has(sha256, size)
+
+    def verify_file(self, sha256: str) -> bool:
+        """Rehash the stored file: True when present and intact."""
+        return self.files.verify(sha256)
+
+    def hash_file(self, path: Path) -> StoredFile:
+        """SHA-256 and size of any file, remembered by its stat (see ``hashcache``)."""
+        return self._hashes.hash_file(path)
+
+    # -- results -------------------------------------------------------------------------
+
+    def get_result(self, key: str, *, check_file: bool = True) -> ResultRecord | None:
+        """The result under ``key``; None when absent, unreadable, or (``check_file``) when
+        its file is gone from ``files/``."""
+        data = self._results.get(key)
+        if data is None:
+            return None
+        try:
+            record = ResultRecord.from_dict(data)
+        except RecordError:
+            return None
+        if check_file and not self.files.has(record.output.sha256, record.output.size):
+            return None
+        return record
+
+    def put_result(self, record: ResultRecord) -> None:
+        """Record a result (durable on return). Its output file must already be stored."""
+        if not self.files.has(record.output.sha256, record.output.size):
+            raise StoreError(
+                f"cannot record {record.node}: its output {record.output.sha256} "
+                f"({record.output.size} bytes) is not in the store",
+                hint="put_file the output before put_result",
+            )
+        self._results.set(record.key, record.as_dict())
+
+    def delete_result(self, key: str) -> bool:
+        return self._results.delete(key)
+
+    def results(self) -> Iterator[tuple[str, ResultRecord | None]]:
+        """Every result key with its record (None when unreadable)."""
+        for key in self._results:
+            data = self._results.get(key)
+            if data is None:
+                yield key, None
+                continue
+            try:
+                yield key, ResultRecord.from_dict(data)
+            except RecordError:
+                yield key, None
+
+    # -- uploads -------------------------------------------------------------------------
+
+    def get_upload(
+        self, backend: str, sha256: str, *, margin: float = UPLOAD_MARGIN
+    ) -> UploadRecord | None:
+        """Where ``backend`` already has this content; None if unknown or expiring within
+        ``margin`` seconds."""
+        data = self._uploads.get(_upload_key(backend, sha256))
+        if data is None:
+            return None
+        try:
+            record = UploadRecord.from_dict(data)
+        except RecordError:
+            return None
+        return record if record.usable(time.time(), margin) else None
+
+    def put_upload(self, record: UploadRecord) -> None:
+        self.files.path(record.sha256)  # checks it is a hash
+        self._uploads.set(_upload_key(record.backend, record.sha256), record.as_dict())
+
+    def uploads(self) -> Iterator[tuple[str, UploadRecord | None]]:
+        for key in self._uploads:
+            data = self._uploads.get(key)
+            try:
+                yield key, None if data is None else UploadRecord.from_dict(data)
+            except RecordError:
+                yield key, None
+
+    def delete_upload(self, key: str) -> bool:
+        return self._uploads.delete(key)
+
+    # -- journal -------------------------------------------------------------------------
+
+    def claim(self, key: str, owner: Owner) -> JournalEntry | None:
+        """Atomically claim ``key``: None when we hold it now, else the existing entry.
+
+        After a successful claim, look for a result again: another run may have recorded it
+        and released the key between our miss and our claim.
+        """
+        return self._journal.claim(key, owner)
+
+    def record_submission(
+        self, key: str, owner: Owner, endpoint: str, handle: Mapping[str, Any]
+    ) -> None:
+        """Our claim becomes a submitted job with ``handle`` (``JobHandle.as_dict()``);
+        durable on return. Raises JournalConflict if another run took the key over."""
+        self._journal.record_submission(key, owner, endpoint, handle)
+
+    def journal(self, key: str) -> JournalEntry | None:
+        return self._journal.get(key)
+
+    def take_over(self, key: str, stale: JournalEntry, owner: Owner) -> bool:
+        """Compare-and-swap: ``stale``'s entry, now ours, if nobody changed it meanwhile."""
+        return self._journal.take_over(key, stale, owner)
+
+    def release(self, key: str, owner: Owner | None = None) -> bool:
+        """Drop the entry (only ``owner``'s, when given); True when one was dropped."""
+        return self._journal.release(key, owner)
+
+    def in_flight(self) -> list[tuple[str, JournalEntry]]:
+        return self._journal.entries()
+
+    def drop_stale_entry(self, key: str, stale: JournalEntry) -> bool:
+        """Delete the entry if it is still exactly ``stale`` (for gc of dead claims)."""
+        return self._journal.drop_if_unchanged(key, stale)
+
+    # -- maintenance ---------------------------------------------------------------------
+
+    def counts(self) -> dict[str, int]:
+        """Records per table (constant time: diskcache keeps the counts)."""
+        return {
+            "results": len(self._results),
+            "uploads": len(self._uploads),
+            "journal": len(self._journal.table),
+            "hashes": len(self._hashes.table),
+        }
+
+    def forget_missing_inputs(self, *, dry_run: bool = False) -> int:
+        return self._hashes.forget_missing(dry_run=dry_run)
+
+    def info(self) -> StoreInfo:
+        return gather(self)
+
+    def verify(self, *, repair: bool = False) -> VerifyReport:
+        return inspect(self, repair=repair)
+
+    def gc(
+        self, keep_keys: set[str], *, dry_run: bool = False, grace: float = GC_GRACE
+    ) -> GcReport:
+        return collect(self, keep_keys, dry_run=dry_run, grace=grace)
+
+
+def _upload_key(backend: str, sha256: str) -> str:
+    return f"{backend}/{sha256}"

@@ -1,0 +1,139 @@
+"""A table of JSON objects in one diskcache ``Cache`` (one SQLite database).
+
+Values are stored as JSON text, which diskcache keeps as a plain SQLite TEXT value: nothing is
+pickled, so any later version of the code can read them. The settings matter:
+
+- ``eviction_policy="none"`` and ``cull_limit=0``: diskcache's default evicts entries past
+  1 GB; a store of paid results must never drop one on its own;
+- ``sqlite_synchronous=2`` (FULL) for tables whose writes must survive a power cut once the
+  call returns (the journal, results); NORMAL still survives ``kill -9``;
+- ``disk_min_file_size`` high, so records stay inside the database instead of side files.
+
+SQLite errors and lock timeouts become :class:`StoreError`.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import diskcache
+
+from runner.errors import ShotgraphError
+
+# Seconds a call waits for another process's write transaction (they last microseconds).
+LOCK_TIMEOUT = 30.0
+
+
+class StoreError(ShotgraphError):
+    """The store cannot be read or written (damaged database, busy lock, disk error)."""
+
+
+def _failure(path: Path, exc: BaseException) -> StoreError:
+    if isinstance(exc, diskcache.Timeout):
+        return StoreError(
+            f"the store at {path} stayed locked by another process for {LOCK_TIMEOUT:.0f} s",
+            hint="another shotgraph may be stuck; stop it and retry",
+        )
+    return StoreError(
+        f"cannot use the store at {path}: {exc}",
+        hint="if the store is damaged, move the directory aside; it is rebuilt on the next run",
+    )
+
+
+class Table:
+    """Keys (strings) to JSON objects, safe to share between processes."""
+
+    def __init__(self, directory: Path, *, durable: bool) -> None:
+        self.directory = directory
+        try:
+            self._cache = diskcache.Cache(
+                str(directory),
+                timeout=LOCK_TIMEOUT,
+                eviction_policy="none",
+                cull_limit=0,
+                sqlite_synchronous=2 if durable else 1,
+                disk_min_file_size=2**24,
+            )
+        except (sqlite3.Error, OSError, diskcache.Timeout) as exc:
+            raise _failure(directory, exc) from exc
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        """The object under ``key``; None when absent or not a JSON object."""
+        try:
+            text = self._cache.get(key)
+        except (sqlite3.Error, diskcache.Timeout) as exc:
+            raise _failure(self.directory, exc) from exc
+        if not isinstance(text, str):
+            return None
+        try:
+            value = json.loads(text)
+        except ValueError:
+            return None
+        return value if isinstance(value, dict) else None
+
+    def add(self, key: str, value: Mapping[str, Any]) -> bool:
+        """Insert only if ``key`` is absent (atomic); True when inserted."""
+        text = _encode(value)
+        try:
+            return bool(self._cache.add(key, text))
+        except (sqlite3.Error, diskcache.Timeout) as exc:
+            raise _failure(self.directory, exc) from exc
+
+    def set(self, key: str, value: Mapping[str, Any]) -> None:
+        text = _encode(value)
+        try:
+            self._cache.set(key, text)
+        except (sqlite3.Error, diskcache.Timeout) as exc:
+            raise _failure(self.directory, exc) from exc
+
+    def delete(self, key: str) -> bool:
+        try:
+            return bool(self._cache.delete(key))
+        except (sqlite3.Error, diskcache.Timeout) as exc:
+            raise _failure(self.directory, exc) from exc
+
+    @contextmanager
+    def transact(self) -> Iterator[None]:
+        """Hold the database's write lock: reads and writes inside are one atomic unit.
+
+        Keep the body short and free of I/O other than this table: other processes wait.
+        """
+        try:
+            with self._cache.transact():
+                yield
+        except (sqlite3.Error, diskcache.Timeout) as exc:
+            raise _failure(self.directory, exc) from exc
+
+    def __iter__(self) -> Iterator[str]:
+        """Every key, in sort order, read in pages (entries may come and go meanwhile)."""
+        try:
+            for key in self._cache.iterkeys():
+                if isinstance(key, str):
+                    yield key
+        except (sqlite3.Error, diskcache.Timeout) as exc:
+            raise _failure(self.directory, exc) from exc
+
+    def __contains__(self, key: str) -> bool:
+        try:
+            return key in self._cache
+        except (sqlite3.Error, diskcache.Timeout) as exc:
+            raise _failure(self.directory, exc) from exc
+
+    def __len__(self) -> int:
+        try:
+            return len(self._cache)
+        except (sqlite3.Error, diskcache.Timeout) as exc:
+            raise _failure(self.directory, exc) from exc
+
+    def close(self) -> None:
+        self._cache.close()
+
+
+def _encode(value: Mapping[str, Any]) -> str:
+    # allow_nan=False: NaN is not JSON and other readers would reject the record.
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
