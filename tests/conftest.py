@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,3 +28,32 @@ def _isolated_home(
 @pytest.fixture
 def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def render_pool() -> Iterator[ProcessPoolExecutor]:
+    """One pool of emulator render workers for the whole session (spawning them is the
+    slowest part of starting an emulator); they exit with their parent, however it ends."""
+    from runner.emulator.pool import render_pool as make_render_pool
+
+    pool = make_render_pool(2)
+    yield pool
+    pool.shutdown(wait=True, cancel_futures=True)
+
+
+@pytest.fixture
+def start_emulator(render_pool: ProcessPoolExecutor) -> Iterator[Callable[..., Any]]:
+    """``start(**config)``: a running emulator on loopback, stopped after the test."""
+    from runner.emulator import EmulatorConfig, EmulatorServer
+
+    servers: list[EmulatorServer] = []
+
+    def start(**options: Any) -> EmulatorServer:
+        options.setdefault("latency", 0.0)
+        server = EmulatorServer(EmulatorConfig(**options), executor=render_pool).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
-from collections.abc import AsyncIterator, Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
@@ -44,32 +42,6 @@ async def make_client(sleeps: Sleeps) -> AsyncIterator[Callable[..., tuple[FalCl
 
 
 # -- the real emulator on loopback (integration tests) ---------------------------------------
-
-
-@pytest.fixture(scope="session")
-def fal_render_pool() -> Iterator[ProcessPoolExecutor]:
-    """Render workers shared by every emulator of the session (spawning them is slow)."""
-    pool = ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn"))
-    yield pool
-    pool.shutdown(wait=True, cancel_futures=True)
-
-
-@pytest.fixture
-def start_emulator(fal_render_pool: ProcessPoolExecutor) -> Iterator[Callable[..., Any]]:
-    """``start(**config)``: a running emulator on loopback, stopped after the test."""
-    from runner.emulator import EmulatorConfig, EmulatorServer
-
-    servers: list[EmulatorServer] = []
-
-    def start(**options: Any) -> EmulatorServer:
-        options.setdefault("latency", 0.0)
-        server = EmulatorServer(EmulatorConfig(**options), executor=fal_render_pool).start()
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
 
 
 @pytest.fixture

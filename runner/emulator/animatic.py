@@ -1,0 +1,249 @@
+"""The renderer: an LTX request becomes a real MP4 animatic of the requested shape.
+
+It runs in a worker process (:func:`render` is the picklable entry point). What each kind
+shows:
+
+- t2v: the prompt as a title card over a seed-coloured field that pans slowly;
+- i2v: the keyframe with a slow push-in (Ken Burns) and the prompt as a caption;
+- extend: the input video's last frame drifting on, as a continuation, with a caption;
+- multicondition: the image moving with the timing of the reference video (its zoom follows
+  the reference's accumulated motion energy, its offset the centroid of that motion); without
+  a reference video it behaves like i2v.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import av
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from runner.emulator import drawing, video_io
+from runner.emulator.geometry import cover_box, frame_size, shift_box
+
+Frame = Callable[[int], Image.Image]
+Loc = tuple[str | int, ...]
+
+# How far the camera moves over a whole clip: gentle, so it reads as a placeholder shot.
+_PUSH_IN = 0.12
+_DRIFT = 0.06
+_OVERSCAN = 1.2
+
+
+@dataclass(frozen=True)
+class RenderSpec:
+    """Everything the renderer needs, resolved from a request by the model layer."""
+
+    kind: str
+    resolution: str | None
+    aspect_ratio: str | None
+    num_frames: int
+    frame_rate: int
+    prompt: str
+    seed: int
+    label: str
+    reverse: bool = False
+    crf: int = 28
+    image: Path | None = None
+    image_url: str | None = None
+    image_loc: Loc = ()
+    video: Path | None = None
+    video_url: str | None = None
+    video_loc: Loc = ()
+
+
+@dataclass(frozen=True)
+class RenderOutcome:
+    """A finished render: the file's size and shape, or the model error that stopped it."""
+
+    file_size: int = 0
+    width: int = 0
+    height: int = 0
+    seconds: float = 0.0
+    error: dict[str, Any] | None = None
+
+
+class _InputError(Exception):
+    def __init__(self, item: dict[str, Any]) -> None:
+        super().__init__(item["msg"])
+        self.item = item
+
+
+def render(spec: RenderSpec, out_path: Path) -> RenderOutcome:
+    """Render ``spec`` into ``out_path`` atomically (a crash leaves no partial file)."""
+    started = time.perf_counter()
+    try:
+        size, source = _frames(spec)
+    except _InputError as exc:
+        return RenderOutcome(error=exc.item)
+    partial = out_path.with_name(out_path.name + ".part")
+    with video_io.Mp4Writer(partial, size, spec.frame_rate, spec.crf) as writer:
+        last = spec.num_frames - 1
+        for i in range(spec.num_frames):
+            picture = source(last - i if spec.reverse else i)
+            drawing.frame_counter(picture, i, spec.num_frames)
+            writer.write(picture)
+    os.replace(partial, out_path)
+    return RenderOutcome(
+        file_size=out_path.stat().st_size,
+        width=size[0],
+        height=size[1],
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _frames(spec: RenderSpec) -> tuple[tuple[int, int], Frame]:
+    if spec.kind == "t2v":
+        size = frame_size(spec.resolution, spec.aspect_ratio)
+        return size, _title_card(spec, size)
+    if spec.kind == "extend":
+        still = _last_frame(spec)
+        size = frame_size(spec.resolution, spec.aspect_ratio, still.size)
+        return size, _drift(spec, still, size)
+    image = _image(spec)
+    size = frame_size(spec.resolution, spec.aspect_ratio, image.size)
+    if spec.kind == "multicondition" and spec.video is not None:
+        return size, _follow(spec, image, size)
+    return size, _push_in(spec, image, size)
+
+
+def _ease(i: int, total: int) -> float:
+    """0 -> 1 over the clip, slow at both ends."""
+    p = i / max(1, total - 1)
+    return 0.5 - 0.5 * math.cos(math.pi * p)
+
+
+def _title_card(spec: RenderSpec, size: tuple[int, int]) -> Frame:
+    first, second, accent = drawing.seed_palette(spec.seed)
+    travel = size[0] // 3
+    field = drawing.gradient_field((size[0] + travel, size[1]), first, second)
+    overlays = drawing.title_card(size, spec.prompt, spec.label, accent)
+
+    def frame(i: int) -> Image.Image:
+        x = round(travel * _ease(i, spec.num_frames))
+        picture = field.crop((x, 0, x + size[0], size[1]))
+        for overlay in overlays:
+            overlay.apply(picture)
+        return picture
+
+    return frame
+
+
+def _prepared(image: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """``image`` cropped to the output's aspect and scaled once to a little more than the
+    output, so per-frame crops never upscale and never touch a huge original."""
+    box = cover_box(image.size, size)
+    target = (round(size[0] * _OVERSCAN), round(size[1] * _OVERSCAN))
+    return image.resize(target, Image.Resampling.LANCZOS, box=box)
+
+
+def _push_in(spec: RenderSpec, image: Image.Image, size: tuple[int, int]) -> Frame:
+    base = _prepared(image, size)
+    overlays = drawing.caption(size, spec.prompt, spec.label)
+
+    def frame(i: int) -> Image.Image:
+        box = cover_box(base.size, size, 1 + _PUSH_IN * _ease(i, spec.num_frames))
+        picture = base.resize(size, Image.Resampling.BILINEAR, box=box)
+        for overlay in overlays:
+            overlay.apply(picture)
+        return picture
+
+    return frame
+
+
+def _drift(spec: RenderSpec, still: Image.Image, size: tuple[int, int]) -> Frame:
+    base = _prepared(still, size)
+    overlays = drawing.caption(size, spec.prompt, spec.label)
+    direction = 1 if spec.seed % 2 == 0 else -1
+
+    def frame(i: int) -> Image.Image:
+        p = _ease(i, spec.num_frames)
+        # At p == 0 this is exactly the input's last frame, framed for the output.
+        box = cover_box(base.size, size, 1 + _DRIFT * p)
+        box = shift_box(box, direction * _DRIFT * base.width * p, 0, base.size)
+        picture = base.resize(size, Image.Resampling.BILINEAR, box=box)
+        for overlay in overlays:
+            overlay.apply(picture)
+        return picture
+
+    return frame
+
+
+def _follow(spec: RenderSpec, image: Image.Image, size: tuple[int, int]) -> Frame:
+    assert spec.video is not None
+    try:
+        info = video_io.probe(spec.video)
+        motion = video_io.motion_profile(spec.video)
+    except (av.FFmpegError, IndexError, ValueError) as exc:
+        raise _InputError(_load_error(spec.video_loc, spec.video_url, "video")) from exc
+    base = _prepared(image, size)
+    overlays = drawing.caption(size, spec.prompt, spec.label)
+    track = _motion_track(motion)
+
+    def frame(i: int) -> Image.Image:
+        # Output frame i shows the reference at the same moment in time; past the end of
+        # the reference the image holds its last pose.
+        k = min(len(track) - 1, round(i / spec.frame_rate * info.frame_rate)) if track else 0
+        zoom, ox, oy = track[k] if track else (0.0, 0.0, 0.0)
+        box = cover_box(base.size, size, 1 + _DRIFT + _PUSH_IN * zoom)
+        box = shift_box(box, ox * base.width * _DRIFT, oy * base.height * _DRIFT, base.size)
+        picture = base.resize(size, Image.Resampling.BILINEAR, box=box)
+        for overlay in overlays:
+            overlay.apply(picture)
+        return picture
+
+    return frame
+
+
+def _motion_track(samples: list[video_io.MotionSample]) -> list[tuple[float, float, float]]:
+    """Per reference frame: zoom (share of the total motion so far, 0..1) and an offset
+    (-1..1) that eases towards where the motion is, weighted by how much there is."""
+    total = sum(s.energy for s in samples) or 1.0
+    peak = max((s.energy for s in samples), default=0.0) or 1.0
+    track: list[tuple[float, float, float]] = []
+    done, ox, oy = 0.0, 0.0, 0.0
+    for s in samples:
+        done += s.energy
+        weight = 0.3 * s.energy / peak
+        ox += weight * ((s.cx - 0.5) * 2 - ox)
+        oy += weight * ((s.cy - 0.5) * 2 - oy)
+        track.append((done / total, ox, oy))
+    return track
+
+
+def _image(spec: RenderSpec) -> Image.Image:
+    if spec.image is None:
+        raise _InputError(_load_error(spec.image_loc, spec.image_url, "image"))
+    try:
+        with Image.open(spec.image) as opened:
+            return ImageOps.exif_transpose(opened).convert("RGB")
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise _InputError(_load_error(spec.image_loc, spec.image_url, "image")) from exc
+
+
+def _last_frame(spec: RenderSpec) -> Image.Image:
+    if spec.video is None:
+        raise _InputError(_load_error(spec.video_loc, spec.video_url, "video"))
+    try:
+        return video_io.last_frame(spec.video)
+    except (av.FFmpegError, IndexError, ValueError) as exc:
+        raise _InputError(_load_error(spec.video_loc, spec.video_url, "video")) from exc
+
+
+def _load_error(loc: Loc, url: str | None, what: str) -> dict[str, Any]:
+    # fal documents image_load_error; for a video that cannot be decoded it documents
+    # nothing, so the emulator answers in the same shape with its own type name.
+    kind = f"{what}_load_error"
+    return {
+        "loc": ["body", *loc],
+        "msg": f"{what.capitalize()} load error",
+        "type": kind,
+        "url": f"https://docs.fal.ai/errors/#{kind}",
+        "input": url,
+    }

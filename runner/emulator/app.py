@@ -1,0 +1,81 @@
+"""The ASGI application: the route table, the control routes and the lifespan."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from concurrent.futures import Executor
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from runner.emulator import protocol, routes_files, routes_queue
+from runner.emulator.config import EmulatorConfig
+from runner.emulator.core import Emulator
+from runner.emulator.faults import FaultPlan, FaultSpecError
+
+
+async def stats(request: Request) -> Response:
+    """Submission counts (per request fingerprint and in total), jobs per state, the peak
+    number of jobs in progress, requests per route and faults fired."""
+    emulator: Emulator = request.app.state.emulator
+    return JSONResponse(emulator.stats())
+
+
+async def faults(request: Request) -> Response:
+    """GET the fault plan in force (with how often each rule fired); POST a new plan."""
+    emulator: Emulator = request.app.state.emulator
+    if request.method == "POST":
+        try:
+            emulator.faults = FaultPlan.from_json(await request.json())
+        except (ValueError, FaultSpecError) as exc:
+            return protocol.detail(400, str(exc))
+    return JSONResponse({"faults": emulator.faults.as_json()})
+
+
+class EmulatorApp:
+    """The emulator as an ASGI app; :attr:`emulator` is its state (started by the lifespan).
+
+    ``executor`` runs the renders; a process pool of ``config.render_workers`` is made when
+    none is given.
+    """
+
+    def __init__(self, config: EmulatorConfig, executor: Executor | None = None) -> None:
+        self.emulator = emulator = Emulator(config, executor)
+
+        @contextlib.asynccontextmanager
+        async def lifespan(app: Starlette) -> AsyncIterator[None]:
+            await emulator.start()
+            try:
+                yield
+            finally:
+                await emulator.close()
+
+        part = "/files/{file_id}/{name}/multipart/{upload_id}"
+        routes = [
+            Route("/_emulator/stats", stats, methods=["GET"]),
+            Route("/_emulator/faults", faults, methods=["GET", "POST"]),
+            Route("/storage/auth/token", routes_files.token, methods=["POST"]),
+            Route("/files/upload", routes_files.upload, methods=["POST"]),
+            Route("/files/upload/multipart", routes_files.start_multipart, methods=["POST"]),
+            Route(part + "/complete", routes_files.complete_multipart, methods=["POST"]),
+            Route(part + "/{part}", routes_files.upload_part, methods=["PUT"]),
+            Route("/files/{file_id}/{name}", routes_files.serve, methods=["GET", "HEAD"]),
+            Route("/{path:path}", routes_queue.queue_route, methods=["GET", "POST", "PUT"]),
+        ]
+        self._app = Starlette(routes=routes, lifespan=lifespan)
+        self._app.state.emulator = emulator
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            # DropConnection needs the server's own send, before any middleware wraps it.
+            scope[protocol.RAW_SEND] = send
+        await self._app(scope, receive, send)
+
+
+def create_app(config: EmulatorConfig, executor: Executor | None = None) -> EmulatorApp:
+    """The emulator's ASGI app for ``config``."""
+    return EmulatorApp(config, executor)

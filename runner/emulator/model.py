@@ -1,0 +1,168 @@
+"""The emulated model app: what runs when a job leaves the queue.
+
+Like a fal app it validates its body (fal's schema, pydantic's error shape), downloads its
+inputs, renders (an animatic, in a worker process), stores the video on its CDN and answers
+with the endpoint's output shape: ``{"video": File, "prompt", "seed"}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from runner.emulator import failures
+from runner.emulator.animatic import RenderSpec, render
+from runner.emulator.files import FileStore
+from runner.emulator.inputs import InputResolver, InputUnavailable
+from runner.emulator.jobs import Job, JobError
+from runner.endpoint_schema import input_schema, load_raw
+from runner.endpoints import Endpoint, registry
+
+Outcome = tuple[dict[str, Any] | None, JobError | None]
+Loc = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    image: Path | None = None
+    image_url: str | None = None
+    image_loc: Loc = ()
+    video: Path | None = None
+    video_url: str | None = None
+    video_loc: Loc = ()
+
+
+class _Unavailable(Exception):
+    def __init__(self, loc: Loc, url: str) -> None:
+        super().__init__(url)
+        self.loc, self.url = loc, url
+
+
+def seed_for(job: Job) -> int:
+    """The request's seed, or one derived from the request itself, so that a request
+    without a seed still renders (and reports) the same seed every time."""
+    seed = job.body.get("seed")
+    if seed is not None and not isinstance(seed, bool):
+        return int(float(seed)) if isinstance(seed, str) else int(seed)
+    return int(job.fingerprint[:8], 16) & 0x7FFFFFFF
+
+
+def validate(job: Job) -> JobError | None:
+    """The app's 422 for a body that does not match the endpoint's schema, if any."""
+    detail = input_schema(job.endpoint).check(job.body)
+    return failures.validation(detail) if detail else None
+
+
+class Model:
+    """Runs jobs: inputs resolved here, renders in ``executor``, files in ``files``."""
+
+    def __init__(
+        self, files: FileStore, inputs: InputResolver, executor: Executor, scratch: Path
+    ) -> None:
+        self._files = files
+        self._inputs = inputs
+        self._executor = executor
+        self._scratch = scratch
+
+    async def run(self, job: Job) -> Outcome:
+        if job.fault is not None and job.fault.get("kind") == "fail":
+            return None, failures.injected(job.fault, job.body)
+        endpoint = registry().endpoint_by_id(job.endpoint)
+        if endpoint is None:
+            return None, failures.internal(f"unknown endpoint {job.endpoint}")
+        body = input_schema(job.endpoint).with_defaults(job.body)
+        job_dir = self._scratch / job.id
+        try:
+            inputs = await self._resolve(endpoint.kind, body, job_dir)
+            spec = _spec(endpoint, body, seed_for(job), inputs)
+            job.log(f"rendering {spec.num_frames} frames at {spec.frame_rate} fps")
+            stored = self._files.create("output.mp4", "video/mp4", job.output_ttl)
+            target = self._files.output_path(stored)
+            loop = asyncio.get_running_loop()
+            outcome = await loop.run_in_executor(self._executor, render, spec, target)
+        except _Unavailable as exc:
+            return None, failures.download(exc.loc, exc.url)
+        finally:
+            shutil.rmtree(job_dir, ignore_errors=True)
+        if outcome.error is not None:
+            return None, failures.model(outcome.error)
+        published = self._files.publish(stored, target, outcome.file_size)
+        job.log(
+            f"rendered {outcome.width}x{outcome.height}, {outcome.file_size} bytes "
+            f"in {outcome.seconds:.2f} s"
+        )
+        video = {
+            "url": published.url_path,
+            "content_type": published.content_type,
+            "file_name": published.name,
+            "file_size": published.size,
+        }
+        values: dict[str, Any] = {"video": video, "prompt": body.get("prompt"), "seed": spec.seed}
+        order = load_raw(job.endpoint, "output").get("x-fal-order-properties", list(values))
+        return {key: values[key] for key in order if key in values}, None
+
+    async def _resolve(self, kind: str, body: dict[str, Any], job_dir: Path) -> _Inputs:
+        if kind == "i2v":
+            image = await self._fetch(body["image_url"], ("image_url",), job_dir)
+            return _Inputs(image, body["image_url"], ("image_url",))
+        if kind == "extend":
+            url = body["video"]["video_url"]
+            video = await self._fetch(url, ("video", "video_url"), job_dir)
+            return _Inputs(video=video, video_url=url, video_loc=("video", "video_url"))
+        if kind == "multicondition":
+            found: dict[str, tuple[Path, str, Loc]] = {}
+            # Every listed input is fetched, so a bad URL anywhere fails as on fal; the
+            # animatic uses the first image and the first video.
+            for field, key in (("images", "image_url"), ("videos", "video_url")):
+                for i, item in enumerate(body.get(field) or []):
+                    loc: Loc = (field, i, key)
+                    path = await self._fetch(item[key], loc, job_dir)
+                    found.setdefault(field, (path, item[key], loc))
+            none: tuple[None, None, Loc] = (None, None, ())
+            first_image = found.get("images") or none
+            first_video = found.get("videos") or none
+            return _Inputs(*first_image, *first_video)
+        return _Inputs()
+
+    async def _fetch(self, url: str, loc: Loc, job_dir: Path) -> Path:
+        try:
+            return await self._inputs.resolve(url, job_dir)
+        except InputUnavailable as exc:
+            raise _Unavailable(loc, url) from exc
+
+
+def _spec(endpoint: Endpoint, body: dict[str, Any], seed: int, inputs: _Inputs) -> RenderSpec:
+    assumed = endpoint.assumed_output or {}
+    kind = endpoint.kind
+    if kind == "multicondition" and inputs.image is None:
+        # Only a reference video: its last frame stands in for the missing keyframe.
+        kind = "extend" if inputs.video is not None else "t2v"
+    crf = body.get("constant_rate_factor")
+    return RenderSpec(
+        kind=kind,
+        resolution=body.get("resolution"),
+        aspect_ratio=body.get("aspect_ratio"),
+        num_frames=int(body.get("num_frames") or assumed.get("num_frames", 121)),
+        frame_rate=int(body.get("frame_rate") or assumed.get("frame_rate", 24)),
+        prompt=str(body.get("prompt") or ""),
+        seed=seed,
+        label=f"animatic · {endpoint.kind} · seed {seed}",
+        reverse=_flag(body.get("reverse_video")),
+        crf=min(51, max(0, int(crf))) if crf is not None else 28,
+        image=inputs.image,
+        image_url=inputs.image_url,
+        image_loc=inputs.image_loc,
+        video=inputs.video,
+        video_url=inputs.video_url,
+        video_loc=inputs.video_loc,
+    )
+
+
+def _flag(value: object) -> bool:
+    if isinstance(value, str):
+        return value.lower() in {"true", "t", "yes", "y", "on", "1"}
+    return bool(value)

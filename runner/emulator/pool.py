@@ -1,0 +1,44 @@
+"""The render worker pool: separate processes, so CPU-bound renders never block the loop.
+
+Workers are spawned (never forked: the emulator runs threads, and forking a threaded process
+can deadlock), and each one exits as soon as its parent dies. Without that, a parent killed
+with SIGKILL would leave its workers behind forever: they hold both ends of the pool's queue
+pipe, so they never see it close.
+
+Spawning re-imports the main module in each worker, so a script that starts an emulator
+needs the usual ``if __name__ == "__main__":`` guard (the ``shotgraph`` command, ``python -m``
+and pytest need nothing).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import multiprocessing.connection
+import os
+import threading
+from concurrent.futures import ProcessPoolExecutor
+
+
+def render_pool(workers: int) -> ProcessPoolExecutor:
+    """A pool of ``workers`` render processes that die with their parent."""
+    return ProcessPoolExecutor(
+        workers, mp_context=multiprocessing.get_context("spawn"), initializer=_exit_with_parent
+    )
+
+
+def warm_up() -> None:
+    """Import the renderer in a fresh worker, so the first job does not pay for it."""
+    import runner.emulator.animatic  # noqa: F401
+
+
+def _exit_with_parent() -> None:
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        # The sentinel becomes readable when the parent process ends, however it ends.
+        multiprocessing.connection.wait([parent.sentinel])
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()

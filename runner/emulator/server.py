@@ -1,0 +1,172 @@
+"""Running the emulator: in a background thread (tests, the runner) or in the foreground (CLI).
+
+The listening socket is bound before uvicorn starts, so the port is known at once (port 0
+picks a free one) and a client that connects during startup waits in the backlog instead
+of being refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor
+from types import TracebackType
+from typing import Any, TypeVar
+
+import uvicorn
+
+from runner.emulator.app import create_app
+from runner.emulator.config import EmulatorConfig
+from runner.emulator.core import Emulator
+from runner.emulator.faults import FaultPlan
+
+T = TypeVar("T")
+
+_START_TIMEOUT = 30.0
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(1024)
+    sock.setblocking(False)
+    return sock
+
+
+def _uvicorn(app: Any, config: EmulatorConfig) -> uvicorn.Server:
+    return uvicorn.Server(
+        uvicorn.Config(
+            app,
+            lifespan="on",
+            log_level="warning",
+            access_log=False,
+            # The drop-connection fault needs uvicorn's own send callable, unwrapped.
+            proxy_headers=False,
+            ssl_certfile=str(config.tls_cert) if config.tls_cert else None,
+            ssl_keyfile=str(config.tls_key) if config.tls_key else None,
+            timeout_graceful_shutdown=2,
+            # Longer than uvicorn's 5 s, like fal's own front: a busy client reusing an idle
+            # connection should rarely race the server closing it.
+            timeout_keep_alive=60,
+        )
+    )
+
+
+def _url(config: EmulatorConfig, sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    return f"{config.scheme}://{shown}:{port}"
+
+
+class EmulatorServer:
+    """The emulator on loopback in a background thread; a context manager.
+
+    >>> with EmulatorServer(EmulatorConfig(latency=0.1)) as server:  # doctest: +SKIP
+    ...     httpx.post(f"{server.url}/fal-ai/ltx-video-13b-distilled", ...)
+    """
+
+    def __init__(self, config: EmulatorConfig | None = None, executor: Executor | None = None):
+        self.config = config or EmulatorConfig()
+        self._app = create_app(self.config, executor)
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._socket: socket.socket | None = None
+        self.url = ""
+
+    @property
+    def emulator(self) -> Emulator:
+        return self._app.emulator
+
+    def start(self) -> EmulatorServer:
+        """Bind, start serving and return once requests are answered."""
+        self._socket = _bind(self.config.host, self.config.port)
+        self.url = _url(self.config, self._socket)
+        self._server = server = _uvicorn(self._app, self.config)
+        self._thread = threading.Thread(target=self._run, name="shotgraph-emulator", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + _START_TIMEOUT
+        # A short wait on a flag uvicorn sets when startup ends; it has no event to await.
+        while not server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("the fal emulator did not start; see the log above")
+            time.sleep(0.002)
+        return self
+
+    def _run(self) -> None:
+        assert self._server is not None and self._socket is not None
+        server, sock = self._server, self._socket
+
+        async def main() -> None:
+            self._loop = asyncio.get_running_loop()
+            await server.serve(sockets=[sock])
+
+        asyncio.run(main())
+
+    def _call(self, function: Callable[[], T]) -> T:
+        """Run ``function`` on the server's event loop (the emulator is not thread-safe)."""
+        if self._loop is None:
+            raise RuntimeError("the emulator is not running")
+
+        async def call() -> T:
+            return function()
+
+        return asyncio.run_coroutine_threadsafe(call(), self._loop).result(timeout=10)
+
+    def stats(self) -> dict[str, Any]:
+        """What ``GET /_emulator/stats`` answers."""
+        return self._call(self.emulator.stats)
+
+    def set_faults(self, plan: FaultPlan | list[dict[str, Any]]) -> None:
+        """Replace the fault plan in force."""
+        rules = plan if isinstance(plan, FaultPlan) else FaultPlan.from_json(plan)
+
+        def install() -> None:
+            self.emulator.faults = rules
+
+        self._call(install)
+
+    def stop(self) -> None:
+        """Stop serving; open status streams end, jobs in flight stay journaled."""
+        if self._server is None:
+            return
+        if self._loop is not None and self._thread is not None and self._thread.is_alive():
+            # End the SSE streams first: uvicorn waits for open responses before it stops.
+            def closing() -> None:
+                self.emulator.closing.set()
+                if self.emulator.scheduler is not None:
+                    self.emulator.scheduler.changed.notify()
+
+            self._loop.call_soon_threadsafe(closing)
+        self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        if self._socket is not None:
+            self._socket.close()
+        self._server = None
+
+    def __enter__(self) -> EmulatorServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def serve(config: EmulatorConfig, on_ready: Callable[[str], None] | None = None) -> None:
+    """Serve in the foreground until SIGINT or SIGTERM; ``on_ready`` gets the URL first."""
+    app = create_app(config)
+    sock = _bind(config.host, config.port)
+    if on_ready is not None:
+        on_ready(_url(config, sock))
+    _uvicorn(app, config).run(sockets=[sock])

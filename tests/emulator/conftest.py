@@ -1,0 +1,27 @@
+"""Fixtures for the emulator tests (the render pool and `start_emulator` are in
+tests/conftest.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from emulator_helpers import AUTH, make_keyframe, make_reference
+
+
+@pytest.fixture
+def client() -> Iterator[httpx.Client]:
+    with httpx.Client(headers=AUTH, timeout=30) as http:
+        yield http
+
+
+@pytest.fixture(scope="session")
+def assets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("emulator-assets")
+    return {
+        "landscape": make_keyframe(folder / "landscape.png", (640, 360)),
+        "portrait": make_keyframe(folder / "portrait.png", (360, 640)),
+        "reference": make_reference(folder / "reference.mp4"),
+    }

@@ -1,0 +1,272 @@
+"""The queue protocol as fal speaks it: routes, status codes, shapes, auth, cancel, SSE."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any
+
+import httpx
+import pytest
+from emulator_helpers import StartEmulator, follow, submit, wait_completed
+
+T2V = "fal-ai/ltx-video-13b-distilled"
+SMALL = {"prompt": "a quiet street at night", "num_frames": 9, "resolution": "480p", "seed": 1}
+
+
+def test_submit_answers_like_fal(start_emulator: StartEmulator, client: httpx.Client) -> None:
+    server = start_emulator()
+    response = client.post(
+        f"{server.url}/{T2V}/image-to-video", json=SMALL | {"image_url": "data:,x"}
+    )
+    assert response.status_code == 200
+    body = response.json()
+    assert list(body) == [
+        "request_id",
+        "response_url",
+        "status_url",
+        "cancel_url",
+        "status",
+        "queue_position",
+    ]
+    rid = body["request_id"]
+    assert response.headers["x-fal-request-id"] == rid
+    assert body["status"] == "IN_QUEUE"
+    # Polling URLs drop the subpath: owner/alias only.
+    root = f"{server.url}/{T2V}/requests/{rid}"
+    assert (body["response_url"], body["status_url"], body["cancel_url"]) == (
+        root,
+        f"{root}/status",
+        f"{root}/cancel",
+    )
+
+
+def test_status_is_202_until_completed_then_200(
+    start_emulator: StartEmulator, client: httpx.Client
+) -> None:
+    server = start_emulator(latency=0.3)
+    handle = submit(client, server.url, T2V, SMALL)
+    running = client.get(handle["status_url"])
+    assert running.status_code == 202
+    assert running.json()["status"] in ("IN_QUEUE", "IN_PROGRESS")
+    assert running.json()["logs"] is None
+    done = wait_completed(client, handle["status_url"])
+    assert done["metrics"]["inference_time"] >= 0.3
+    assert isinstance(done["logs"], list) and done["logs"]
+    entry = done["logs"][0]
+    assert set(entry) == {"message", "level", "source", "timestamp"}
+    assert "error" not in done
+
+
+@pytest.mark.parametrize("value", ["1", "true"])
+def test_logs_flag_accepts_both_client_spellings(
+    start_emulator: StartEmulator, client: httpx.Client, value: str
+) -> None:
+    server = start_emulator()
+    handle = submit(client, server.url, T2V, SMALL)
+    wait_completed(client, handle["status_url"])
+    assert isinstance(client.get(handle["status_url"], params={"logs": value}).json()["logs"], list)
+    assert client.get(handle["status_url"], params={"logs": "0"}).json()["logs"] is None
+
+
+def test_subpath_and_trailing_slash_forms_are_accepted(
+    start_emulator: StartEmulator, client: httpx.Client
+) -> None:
+    server = start_emulator()
+    handle = submit(client, server.url, f"{T2V}/image-to-video", SMALL | {"image_url": "data:,x"})
+    rid = handle["request_id"]
+    wait_completed(client, handle["status_url"])
+    with_subpath = f"{server.url}/{T2V}/image-to-video/requests/{rid}"
+    assert client.get(f"{with_subpath}/status").status_code == 200
+    assert client.get(f"{handle['status_url']}/").status_code == 200
+    # Another app's URL does not find the request.
+    assert client.get(f"{server.url}/fal-ai/ltx-video/requests/{rid}/status").status_code == 404
+
+
+def test_unknown_endpoint_and_request_are_404(
+    start_emulator: StartEmulator, client: httpx.Client
+) -> None:
+    server = start_emulator()
+    assert client.post(f"{server.url}/fal-ai/flux/dev", json={"prompt": "x"}).status_code == 404
+    missing = client.get(f"{server.url}/{T2V}/requests/00000000-0000-0000-0000-000000000000/status")
+    assert missing.status_code == 404
+    assert "detail" in missing.json()
+
+
+def test_invalid_body_completes_with_fal_422(
+    start_emulator: StartEmulator, client: httpx.Client
+) -> None:
+    server = start_emulator(latency=5)
+    # fal's queue accepts the body; the app rejects it when it runs, at once.
+    handle = submit(client, server.url, T2V, {"num_frames": 500, "resolution": "4k"})
+    status = wait_completed(client, handle["status_url"], timeout=2)
+    assert status["error_type"] == "missing"
+    result = client.get(handle["response_url"])
+    assert result.status_code == 422
+    assert result.json() == {
+        "detail": [
+            {
+                "type": "missing",
+                "loc": ["body", "prompt"],
+                "msg": "Field required",
+                "input": {"num_frames": 500, "resolution": "4k"},
+            },
+            {
+                "type": "enum",
+                "loc": ["body", "resolution"],
+                "msg": "Input should be '480p' or '720p'",
+                "input": "4k",
+                "ctx": {"expected": "'480p' or '720p'"},
+            },
+            {
+                "type": "less_than_equal",
+                "loc": ["body", "num_frames"],
+                "msg": "Input should be less than or equal to 161",
+                "input": 500,
+                "ctx": {"le": 161},
+            },
+        ]
+    }
+    assert server.stats()["total_submissions"] == 1
+
+
+def test_validate_on_submit_rejects_at_once(
+    start_emulator: StartEmulator, client: httpx.Client
+) -> None:
+    server = start_emulator(validate_on_submit=True)
+    response = client.post(
+        f"{server.url}/{T2V}/extend",
+        json={"prompt": "x", "video": {"video_url": "u", "start_frame_num": 3}},
+    )
+    assert response.status_code == 422
+    (item,) = response.json()["detail"]
+    assert item["loc"] == ["body", "video", "start_frame_num"] and item["type"] == "multiple_of"
+    assert server.stats()["total_submissions"] == 0
+
+
+def test_malformed_json_is_422(start_emulator: StartEmulator, client: httpx.Client) -> None:
+    server = start_emulator()
+    response = client.post(
+        f"{server.url}/{T2V}", content=b"{not json", headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["type"] == "json_invalid"
+
+
+@pytest.mark.parametrize(
+    ("header", "message"),
+    [
+        (None, "Missing authorization header"),
+        ("Key", "Missing authorization header"),
+        ("Key just-one-part", "Invalid Key Authorization header format"),
+        ("Key someone:else", "No user found for Key ID and Secret"),
+    ],
+)
+def test_auth_failures_are_401(
+    start_emulator: StartEmulator, header: str | None, message: str
+) -> None:
+    server = start_emulator(api_keys=frozenset({"test-id:test-secret"}))
+    headers = {"Authorization": header} if header is not None else {}
+    response = httpx.post(f"{server.url}/{T2V}", json=SMALL, headers=headers)
+    assert response.status_code == 401
+    assert message in response.json()["detail"]
+    assert server.stats()["total_submissions"] == 0
+
+
+def test_auth_can_be_switched_off(start_emulator: StartEmulator) -> None:
+    server = start_emulator(require_auth=False)
+    assert httpx.post(f"{server.url}/{T2V}", json=SMALL).status_code == 200
+
+
+def test_result_before_completion_is_400(
+    start_emulator: StartEmulator, client: httpx.Client
+) -> None:
+    server = start_emulator(latency=5)
+    handle = submit(client, server.url, T2V, SMALL)
+    response = client.get(handle["response_url"])
+    assert response.status_code == 400
+    assert response.json() == {"detail": "Request is still in progress"}
+
+
+def test_cancel(start_emulator: StartEmulator, client: httpx.Client) -> None:
+    server = start_emulator(latency=0.5, concurrency=1)
+    running = submit(client, server.url, T2V, SMALL)
+    queued = submit(client, server.url, T2V, SMALL | {"seed": 2})
+    assert queued["queue_position"] == 0
+
+    response = client.put(queued["cancel_url"])
+    assert (response.status_code, response.json()) == (202, {"status": "CANCELLATION_REQUESTED"})
+    cancelled = client.get(queued["status_url"]).json()
+    assert (cancelled["status"], cancelled["error_type"]) == ("COMPLETED", "client_cancelled")
+    assert client.get(queued["response_url"]).status_code == 499
+
+    # A running request only gets the signal; the LTX app finishes its work.
+    assert client.put(running["cancel_url"]).json() == {"status": "CANCELLATION_REQUESTED"}
+    done = wait_completed(client, running["status_url"])
+    assert "error" not in done
+    again = client.put(running["cancel_url"])
+    assert (again.status_code, again.json()) == (400, {"status": "ALREADY_COMPLETED"})
+
+    unknown = client.put(f"{server.url}/{T2V}/requests/nope/cancel")
+    assert (unknown.status_code, unknown.json()) == (404, {"status": "NOT_FOUND"})
+
+
+def test_stream_sends_each_change_and_closes_after_completion(
+    start_emulator: StartEmulator, client: httpx.Client
+) -> None:
+    server = start_emulator(latency=0.3, concurrency=1)
+    submit(client, server.url, T2V, SMALL)
+    second = submit(client, server.url, T2V, SMALL | {"seed": 9})
+    events = follow(client, second["status_url"])
+    assert [e["status"] for e in events] == ["IN_QUEUE", "IN_PROGRESS", "COMPLETED"]
+    assert events[0]["queue_position"] == 0
+    assert events[-1]["metrics"]["inference_time"] >= 0.3
+
+
+def test_stream_pings_while_waiting(start_emulator: StartEmulator, client: httpx.Client) -> None:
+    server = start_emulator(latency=0.4, ping_interval=0.1)
+    handle = submit(client, server.url, T2V, SMALL)
+    with client.stream("GET", f"{handle['status_url']}/stream") as response:
+        lines = [line for line in response.iter_lines() if line]
+    assert ": ping" in lines
+    assert json.loads(lines[-1][6:])["status"] == "COMPLETED"
+
+
+def test_completion_reaches_a_stream_at_once(
+    start_emulator: StartEmulator, client: httpx.Client
+) -> None:
+    server = start_emulator(latency=0.5)
+    handle = submit(client, server.url, T2V, SMALL)
+    seen: dict[str, float] = {}
+
+    def listen() -> None:
+        with client.stream("GET", f"{handle['status_url']}/stream") as response:
+            for line in response.iter_lines():
+                if '"COMPLETED"' in line:
+                    seen["at"] = time.time()
+
+    listener = threading.Thread(target=listen)
+    listener.start()
+    listener.join(timeout=10)
+    job = server.emulator.queue.get(handle["request_id"])
+    assert job is not None and job.completed_at is not None
+    lag = seen["at"] - job.completed_at
+    print(f"completion reached the stream {lag * 1000:.1f} ms after the job finished")
+    assert lag < 0.05
+
+
+def test_stats_count_submissions_by_fingerprint(
+    start_emulator: StartEmulator, client: httpx.Client
+) -> None:
+    from runner.emulator import fingerprint
+
+    server = start_emulator()
+    for _ in range(2):
+        submit(client, server.url, T2V, SMALL)
+    submit(client, server.url, T2V, SMALL | {"seed": 5})
+    stats: dict[str, Any] = client.get(f"{server.url}/_emulator/stats").json()
+    assert stats["total_submissions"] == 3
+    assert stats["submissions"][fingerprint(T2V, SMALL)] == 2
+    assert set(stats["states"]) == {"IN_QUEUE", "IN_PROGRESS", "COMPLETED"}
+    assert sum(stats["states"].values()) == 3
