@@ -17,8 +17,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 ## demo: render pipelines/demo.yaml offline with the local fal emulator
 demo: $(STAMP)
-	$(BIN)/shotgraph validate pipelines/demo.yaml
-	$(BIN)/shotgraph plan pipelines/demo.yaml
+	$(BIN)/shotgraph run pipelines/demo.yaml --backend local
 
 ## test: the whole suite, with lint and type checks
 test: $(STAMP)

@@ -14,9 +14,12 @@ import traceback
 import click
 
 from runner import __version__
+from runner.commands.cache import cache
 from runner.commands.emulator import emulator
 from runner.commands.graph import graph
 from runner.commands.plan import plan
+from runner.commands.replay import replay
+from runner.commands.run import run as run_command
 from runner.commands.validate import validate
 from runner.errors import ShotgraphError
 
@@ -34,7 +37,10 @@ def cli() -> None:
 
 cli.add_command(validate)
 cli.add_command(plan)
+cli.add_command(run_command)
+cli.add_command(replay)
 cli.add_command(graph)
+cli.add_command(cache)
 cli.add_command(emulator)
 
 

@@ -98,6 +98,14 @@ class MediaError(ShotgraphError):
     (a frame index past the end, a clip without video)."""
 
 
+class StepFailed(ShotgraphError):
+    """A node of a run failed (fal's error, a lost connection, a file that cannot be read);
+    its descendants are skipped and the rest of the run goes on."""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+
+
 class PipelineInvalid(ShotgraphError):
     """A pipeline (or a file it imports) has errors; ``diagnostics`` lists all of them."""
 

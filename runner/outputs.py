@@ -1,12 +1,18 @@
-"""The ``outputs:`` of a pipeline: which node goes to which file, kept inside the project."""
+"""The ``outputs:`` of a pipeline: which node goes to which file, kept inside the project,
+and delivering a stored result there."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 from runner.compiler import Compiled
 from runner.errors import Diagnostics
 from runner.model import a
+from runner.store import Store
 
 SUFFIXES = {"image": (".png",), "video": (".mp4",)}
 
@@ -48,3 +54,24 @@ def resolve_outputs(compiled: Compiled, diags: Diagnostics) -> dict[str, Path]:
             continue
         resolved[name] = path
     return resolved
+
+
+def deliver(store: Store, sha256: str, path: Path) -> bool:
+    """Copy a stored file to an output path, atomically; False when it is already there.
+
+    A copy, not a link: editing a delivered video must not change the store."""
+    if path.is_file() and store.hash_file(path).sha256 == sha256:
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as out, store.file_path(sha256).open("rb") as src:
+            shutil.copyfileobj(src, out, 1 << 20)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
+        raise
+    return True

@@ -140,16 +140,18 @@ def report_schema_errors(
     """fal-style errors of a compiled body, reported where the offending value was written."""
     for error in errors:
         loc = [part for part in error["loc"] if part != "body"]
-        where = _locate(loc, node, settings, pipeline)
+        where = locate_field(loc, node, settings, pipeline)
         shown = ".".join(str(p) for p in loc)
         field = endpoint.schema.field(str(loc[0])) if loc else None
         hint = _range_hint(field.ge if field else None, field.le if field else None)
         diags.error("endpoint-schema", f"{shown}: {error['msg']} (on {endpoint.id})", where, hint)
 
 
-def _locate(
+def locate_field(
     loc: list[Any], node: Node, settings: Mapping[str, Setting], pipeline: Pipeline
 ) -> Location:
+    """Where in the pipeline the request field at ``loc`` (fal's 422 ``loc`` without "body")
+    was written: the node, its preset or the pipeline defaults."""
     if not loc:
         return pipeline.source.locate(node.key_path)
     head = str(loc[0])

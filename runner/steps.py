@@ -84,12 +84,12 @@ def keyed_body(
     keyed: dict[str, Any] = dict(body)
     for slot in slots:
         if isinstance(slot.source, Upstream):
-            _copy_along(keyed, slot.pointer)
+            copy_along(keyed, slot.pointer)
             set_pointer(keyed, slot.pointer, f"key:{upstream_keys[slot.source.node]}")
     return keyed
 
 
-def _copy_along(body: dict[str, Any], pointer: JsonPath) -> None:
+def copy_along(body: dict[str, Any], pointer: JsonPath) -> None:
     """Copy the containers on the way to ``pointer`` so that setting it leaves the original
     body untouched."""
     target: Any = body

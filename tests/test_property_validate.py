@@ -159,7 +159,9 @@ def test_structural_mutations_never_crash(
                         ]
                     )
                 )
-            ] = data.draw(st.sampled_from(VALUES))
+            ] = json.loads(
+                json.dumps(data.draw(st.sampled_from(VALUES)))
+            )  # a copy: VALUES is shared
         else:
             parent[path[-1]] = json.loads(json.dumps(data.draw(st.sampled_from(VALUES))))
     # keep relative asset paths working from the temporary directory

@@ -1,16 +1,22 @@
-"""``shotgraph plan``: every node priced, timed and keyed; nothing is sent."""
+"""``shotgraph plan``: every node priced, timed and keyed, and whether it will render and
+why (from the store and the lockfile); nothing is sent."""
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import click
 
+from runner.cache_status import CacheStatus
 from runner.commands.common import backend_option, checked, pipeline_argument
+from runner.compiler import Compiled
 from runner.errors import ShotgraphError
+from runner.lockfile import lock_path, read_lock
 from runner.plan import Plan, make_plan
 from runner.plan_table import format_plan, plan_json
+from runner.store import Store, is_store, resolve_store_root
 
 
 @click.command()
@@ -24,20 +30,43 @@ from runner.plan_table import format_plan, plan_json
     metavar="USD",
     help="Exit 1 if the estimate of what will render exceeds this.",
 )
-def plan(pipeline: Path, backend: str, as_json: bool, verbose: bool, budget: float | None) -> int:
-    """Show what a run would render, with endpoint, length and estimated cost."""
+@click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The store to consult (default: $SHOTGRAPH_CACHE_DIR, else .shotgraph/).",
+)
+def plan(
+    pipeline: Path,
+    backend: str,
+    as_json: bool,
+    verbose: bool,
+    budget: float | None,
+    cache_dir: Path | None,
+) -> int:
+    """Show what a run would render and why, with endpoint, length and estimated cost."""
     result = checked(pipeline, backend, quiet_warnings=as_json)
     compiled = result.require()
-    the_plan = make_plan(compiled)
+    the_plan = plan_with_store(compiled, cache_dir)
     if as_json:
-        click.echo(
-            json.dumps(plan_json(the_plan, compiled, verbose=verbose), indent=2, ensure_ascii=False)
-        )
+        document = plan_json(the_plan, compiled, verbose=verbose)
+        click.echo(json.dumps(document, indent=2, ensure_ascii=False))
     else:
         click.echo(format_plan(the_plan, compiled, verbose=verbose), nl=False)
     if budget is not None:
         check_budget(the_plan, budget)
     return 0
+
+
+def plan_with_store(compiled: Compiled, cache_dir: Path | None) -> Plan:
+    """The plan as the store and the lockfile see it (a store that does not exist yet is
+    read as an empty one, and not created)."""
+    lock_file = lock_path(compiled.pipeline.path)
+    lock = read_lock(lock_file) if lock_file.exists() else None
+    root = resolve_store_root(compiled.pipeline.project_root, cache_dir, os.environ)
+    if not is_store(root):
+        return make_plan(compiled, CacheStatus(compiled, None, lock))
+    with Store.open(root) as store:
+        return make_plan(compiled, CacheStatus(compiled, store, lock))
 
 
 def check_budget(the_plan: Plan, budget: float) -> None:

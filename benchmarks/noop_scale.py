@@ -1,0 +1,113 @@
+#!/usr/bin/env python3
+"""A no-op `shotgraph run` of a cached 5,000-node pipeline: wall time and peak memory.
+
+The pipeline is the one of plan_scale.py (chains of an image-to-video shot and three
+extends). Its store is filled with a cached result for every node, as a previous run would
+have left it, and the lockfile written; then `shotgraph run` is timed in a fresh process
+(load, validate, compile, 5,000 store lookups, lockfile comparison). Nothing is sent: the
+backend is never even started. Three runs; the median wall time is printed. Target: under 2 s.
+
+    .venv/bin/python benchmarks/noop_scale.py [--nodes 5000] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.plan_scale import write_pipeline  # noqa: E402
+from runner.check import check_pipeline  # noqa: E402
+from runner.lockfile import build_lock, lock_path, write_lock  # noqa: E402
+from runner.store import ResultRecord, Store  # noqa: E402
+
+MEASURE = """
+import json, resource, sys, time
+start = time.perf_counter()
+from runner.cli import run
+code = run(["run", sys.argv[1], "--backend", "local", "--cache-dir", sys.argv[2], "--plain"])
+print(json.dumps({"code": code, "wall": time.perf_counter() - start,
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def fill_store(pipeline: Path, store_root: Path) -> int:
+    """A cached result for every node, and the lockfile, as after a complete run."""
+    result = check_pipeline(pipeline, backend="local")
+    compiled = result.require()
+    with Store.open(store_root) as store:
+        output = store.tmp_dir() / "output.mp4"
+        output.write_bytes(b"\x00\x00\x00\x18ftypmp42 stand-in output")
+        stored = store.put_file(output, move=True)
+        records = {}
+        for name, step in compiled.steps.items():
+            record = ResultRecord(
+                key=step.key,
+                node=name,
+                kind=step.kind,
+                endpoint=step.endpoint.id if step.endpoint else None,
+                backend="local",
+                request_id=f"req-{name}",
+                seed=step.seed,
+                output=stored,
+                content_type="video/mp4",
+                cost_usd=0.04,
+                result_url=None,
+                recorded_at=time.time(),
+                extra={"returned_seed": step.seed},
+            )
+            store.put_result(record)
+            records[name] = record
+    write_lock(lock_path(pipeline), build_lock(compiled, records, result.outputs))
+    return len(compiled.steps)
+
+
+def measure(pipeline: Path, store_root: Path) -> dict[str, float]:
+    done = subprocess.run(
+        [sys.executable, "-c", MEASURE, str(pipeline), str(store_root)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    figures: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    if figures["code"] != 0:
+        raise SystemExit(f"the run failed:\n{done.stdout}\n{done.stderr}")
+    return figures
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--nodes", type=int, default=5000)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        pipeline = write_pipeline(folder, args.nodes)
+        store_root = folder / "store"
+        started = time.perf_counter()
+        nodes = fill_store(pipeline, store_root)
+        took = time.perf_counter() - started
+        print(f"filled a store with {nodes} cached results in {took:.1f} s")
+        runs = [measure(pipeline, store_root) for _ in range(args.repeat)]
+    for i, r in enumerate(runs):
+        print(f"  run {i + 1}: {r['wall']:.3f} s, peak RSS {r['peak_rss_mb']:.0f} MB")
+    median = statistics.median(r["wall"] for r in runs)
+    peak = max(r["peak_rss_mb"] for r in runs)
+    print(
+        f"no-op run of {nodes} cached nodes: median {median:.3f} s (target < 2 s), "
+        f"peak RSS {peak:.0f} MB"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

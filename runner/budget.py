@@ -1,0 +1,24 @@
+"""Spending of one run, checked before each submission."""
+
+from __future__ import annotations
+
+from runner.errors import StepFailed
+from runner.steps import Step
+
+
+class Budget:
+    """Spending of one run, checked before each submission."""
+
+    def __init__(self, limit: float | None) -> None:
+        self.limit = limit
+        self.committed = 0.0
+
+    def reserve(self, step: Step) -> None:
+        cost = step.estimate.usd if step.estimate and step.estimate.usd is not None else 0.0
+        if self.limit is not None and self.committed + cost > self.limit + 1e-9:
+            raise StepFailed(
+                f"submitting would take the run to ${self.committed + cost:.2f}, over the "
+                f"budget of ${self.limit:.2f}",
+                hint="raise --budget, or run again later to render what is left",
+            )
+        self.committed += cost

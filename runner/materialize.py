@@ -1,0 +1,75 @@
+"""Turning a step's media placeholders into what fal can fetch: URLs.
+
+A project file is uploaded once per content hash and backend, and uploaded again only when
+its URL has expired. Another node's output is passed by the URL fal returned for it while
+that is fresh, else its bytes are uploaded from the store like any file.
+"""
+
+from __future__ import annotations
+
+import json
+import mimetypes
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from runner.fal import FalClient
+from runner.inputs import LocalFile, MediaSource, Remote, Upstream
+from runner.steps import Slot, set_pointer
+from runner.store import ResultRecord, Store, UploadRecord
+
+# How long a result URL fal returned is trusted to stay fetchable.
+RESULT_URL_TTL = 3600.0
+# An upload without a known expiry is trusted this long, then uploaded again.
+UPLOAD_TTL = 24 * 3600.0
+
+
+class Materializer:
+    """Resolves slots for one backend, sharing uploads between the steps of a run."""
+
+    def __init__(self, store: Store, client: FalClient, backend: str) -> None:
+        self.store = store
+        self.client = client
+        self.backend = backend
+
+    async def body(
+        self, body: Mapping[str, Any], slots: tuple[Slot, ...], upstream: Mapping[str, ResultRecord]
+    ) -> dict[str, Any]:
+        """A copy of ``body`` with every slot replaced by a URL."""
+        resolved: dict[str, Any] = json.loads(json.dumps(body))
+        for slot in slots:
+            set_pointer(resolved, slot.pointer, await self.url(slot.source, upstream))
+        return resolved
+
+    async def url(self, source: MediaSource, upstream: Mapping[str, ResultRecord]) -> str:
+        if isinstance(source, Remote):
+            return source.url
+        if isinstance(source, Upstream):
+            record = upstream[source.node]
+            fresh = time.time() - record.recorded_at < RESULT_URL_TTL
+            if record.result_url and record.backend == self.backend and fresh:
+                return record.result_url
+            return await self._upload(
+                self.store.file_path(record.output.sha256),
+                record.output.sha256,
+                record.content_type,
+            )
+        assert isinstance(source, LocalFile)
+        return await self._upload(source.path, source.sha256, _content_type(source.path))
+
+    async def _upload(self, path: Path, sha256: str, content_type: str) -> str:
+        known = self.store.get_upload(self.backend, sha256)
+        if known is not None:
+            return known.url
+        suffix = path.suffix or mimetypes.guess_extension(content_type) or ""
+        uploaded = await self.client.upload(path, content_type, file_name=f"{sha256[:16]}{suffix}")
+        expiry = uploaded.expires_at
+        expires = expiry.timestamp() if expiry is not None else time.time() + UPLOAD_TTL
+        self.store.put_upload(UploadRecord(self.backend, sha256, uploaded.url, expires))
+        return uploaded.url
+
+
+def _content_type(path: Path) -> str:
+    guessed, _ = mimetypes.guess_type(path.name)
+    return guessed or "application/octet-stream"

@@ -1,0 +1,84 @@
+"""Shared pieces of the end-to-end tests: a small project, an emulator, and readers for what
+a run leaves behind (lockfile, run log, store)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from runner.emulator import EmulatorConfig, EmulatorServer
+
+ROOT = Path(__file__).resolve().parent.parent
+ASSETS = ROOT / "pipelines" / "assets"
+
+# The demo's shape (every node kind), with clips small enough to render in a blink.
+PIPELINE = """version: 1
+name: tiny
+defaults:
+  preset: fast-preview
+  num_frames: 9
+  frame_rate: 8
+  expand_prompt: false
+characters:
+  mara:
+    description: a woman in a yellow raincoat
+    keyframes:
+      front: assets/characters/mara/front_closeup.png
+      side: assets/characters/mara/three_quarter.png
+motions:
+  orbit: assets/motion/orbit.mp4
+nodes:
+  street: {kind: t2v, prompt: {template: establishing.j2, vars: {place: a wet street}}}
+  intro:
+    kind: i2v
+    image: {keyframe: mara.side}
+    prompt: {template: shot.j2, vars: {shot: Close-up, action: ACTION}}
+  intro_more: {kind: extend, video: {from: intro}, prompt: {template: continue.j2}}
+  orbit: {kind: multicondition, image: {keyframe: mara.front}, video: {motion: orbit}, prompt: {template: motion.j2}}
+  best_frame: {kind: frame, video: {from: intro_more}, at: last}
+  new_angle: {kind: i2v, image: {from: best_frame}, prompt: {template: shot.j2, vars: {action: a slow turn}}}
+  cut: {kind: stitch, clips: [street, intro_more, orbit, new_angle]}
+outputs:
+  cut: renders/cut.mp4
+  best_frame: renders/best.png
+"""
+GENERATION_NODES = {"street", "intro", "intro_more", "orbit", "new_angle"}
+
+
+def make_project(root: Path, *, action: str = "subtle breathing", text: str = PIPELINE) -> Path:
+    """A project (a git work tree) holding the tiny pipeline and the example assets."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / ".git").mkdir(exist_ok=True)
+    if not (root / "assets").exists():
+        shutil.copytree(ASSETS, root / "assets")
+    path = root / "tiny.yaml"
+    path.write_text(text.replace("ACTION", action))
+    return path
+
+
+def start_emulator(pool: ProcessPoolExecutor, **config: Any) -> EmulatorServer:
+    settings: dict[str, Any] = {"latency": 0.0, "concurrency": 8, "require_auth": False}
+    settings.update(config)
+    return EmulatorServer(EmulatorConfig(**settings), executor=pool).start()
+
+
+def lock_of(pipeline: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(pipeline.with_name(f"{pipeline.stem}.lock.json").read_text())
+    return data
+
+
+def output_hashes(pipeline: Path) -> dict[str, str]:
+    return {name: entry["output"]["sha256"] for name, entry in lock_of(pipeline)["nodes"].items()}
+
+
+def last_run_events(store_root: Path) -> list[dict[str, Any]]:
+    logs = sorted((store_root / "logs").glob("*.jsonl"), key=lambda p: p.stat().st_mtime_ns)
+    return [json.loads(line) for line in logs[-1].read_text().splitlines()]
+
+
+def rendered(store_root: Path) -> set[str]:
+    """Nodes the last run rendered (not found in the cache)."""
+    return {e["node"] for e in last_run_events(store_root) if e["event"] == "NodeDone"}

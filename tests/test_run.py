@@ -1,0 +1,211 @@
+"""`shotgraph run` end to end against the real emulator on loopback: cache, early cutoff,
+failures, budget, frozen, replay, outputs."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import av
+import pytest
+
+from runner import cli
+from tests.run_helpers import (
+    GENERATION_NODES,
+    lock_of,
+    make_project,
+    output_hashes,
+    rendered,
+    start_emulator,
+)
+
+
+def run(pipeline: Path, url: str, store: Path, *extra: str) -> int:
+    return cli.run(
+        [
+            "run",
+            str(pipeline),
+            "--backend",
+            "local",
+            "--emulator-url",
+            url,
+            "--cache-dir",
+            str(store),
+            "--plain",
+            *extra,
+        ]
+    )
+
+
+def test_first_run_renders_all_then_nothing(
+    tmp_path: Path, render_pool: ProcessPoolExecutor, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pipeline = make_project(tmp_path / "p")
+    store = tmp_path / "store"
+    with start_emulator(render_pool) as emulator:
+        assert run(pipeline, emulator.url, store) == 0
+        assert rendered(store) == GENERATION_NODES | {"best_frame", "cut"}
+        first = emulator.stats()["total_submissions"]
+        assert first == len(GENERATION_NODES)
+        lock_text = pipeline.with_name("tiny.lock.json").read_text()
+        started = time.perf_counter()
+        assert run(pipeline, emulator.url, store) == 0
+        elapsed = time.perf_counter() - started
+        assert emulator.stats()["total_submissions"] == first  # nothing sent again
+        assert rendered(store) == set()
+        # stable: no timestamps, the same bytes after a rerun
+        assert pipeline.with_name("tiny.lock.json").read_text() == lock_text
+    assert elapsed < 1.0, f"a no-op run of the tiny pipeline took {elapsed:.2f} s"
+    out = capsys.readouterr().out
+    assert "0 rendered, 7 cached" in out
+    cut = tmp_path / "p" / "renders" / "cut.mp4"
+    with av.open(str(cut)) as container:
+        stream = container.streams.video[0]
+        assert sum(1 for _ in container.decode(stream)) == 4 * 9
+    assert (tmp_path / "p" / "renders" / "best.png").read_bytes()[:4] == b"\x89PNG"
+    lock = lock_of(pipeline)
+    assert set(lock["nodes"]) == GENERATION_NODES | {"best_frame", "cut"}
+    intro = lock["nodes"]["intro"]
+    assert intro["request"]["image_url"].startswith("sha256:")
+    assert intro["request"]["seed"] == intro["seed"] == intro["returned_seed"]
+    assert lock["nodes"]["intro_more"]["request"]["video"]["video_url"] == (
+        "sha256:" + intro["output"]["sha256"]
+    )
+
+
+def test_edits_rerun_exactly_what_they_affect(
+    tmp_path: Path, render_pool: ProcessPoolExecutor
+) -> None:
+    pipeline = make_project(tmp_path / "p")
+    store = tmp_path / "store"
+    with start_emulator(render_pool) as emulator:
+        assert run(pipeline, emulator.url, store) == 0
+        # a prompt edit: that node and its descendants
+        make_project(tmp_path / "p", action="a quick glance up")
+        assert run(pipeline, emulator.url, store) == 0
+        assert rendered(store) == {"intro", "intro_more", "best_frame", "new_angle", "cut"}
+        # a template edit that renders the same text: nothing
+        templates = tmp_path / "p" / "templates"
+        templates.mkdir()
+        source = (Path(__file__).parents[1] / "templates" / "continue.j2").read_text()
+        (templates / "continue.j2").write_text(
+            "{# our copy, reflowed #}\n"
+            + source.replace("same place, same light.", "same place,\n    same light.")
+        )
+        assert run(pipeline, emulator.url, store) == 0
+        assert rendered(store) == set()
+        # a keyframe's bytes: the shots that use it, and what follows from them
+        keyframe = tmp_path / "p" / "assets" / "characters" / "mara" / "three_quarter.png"
+        keyframe.write_bytes(
+            (tmp_path / "p" / "assets" / "characters" / "mara" / "medium_shot.png").read_bytes()
+        )
+        assert run(pipeline, emulator.url, store) == 0
+        assert rendered(store) == {"intro", "intro_more", "best_frame", "new_angle", "cut"}
+        assert emulator.stats()["total_submissions"] == 5 + 3 + 3  # frame and stitch are local
+
+
+def test_failed_node_fails_only_its_descendants(
+    tmp_path: Path, render_pool: ProcessPoolExecutor, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pipeline = make_project(tmp_path / "p")
+    store = tmp_path / "store"
+    faults = [
+        {
+            "kind": "fail",
+            "prompt_contains": "subtle breathing",
+            "times": None,
+            "message": "the GPU caught fire",
+        }
+    ]
+    with start_emulator(render_pool) as emulator:
+        emulator.set_faults(faults)
+        code = run(pipeline, emulator.url, store)
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "failed intro: fal job" in captured.err and "the GPU caught fire" in captured.err
+    assert rendered(store) == {"street", "orbit"}
+    assert "2 rendered, 0 cached, 1 failed, 4 skipped" in captured.out
+    assert not pipeline.with_name("tiny.lock.json").exists()
+
+
+def test_budget_refuses_to_start(
+    tmp_path: Path, render_pool: ProcessPoolExecutor, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pipeline = make_project(tmp_path / "p")
+    with start_emulator(render_pool) as emulator:
+        assert run(pipeline, emulator.url, tmp_path / "store", "--budget", "0.10") == 1
+        assert emulator.stats()["total_submissions"] == 0
+    assert "exceeds the budget $0.10" in capsys.readouterr().err
+
+
+def test_frozen_fails_when_the_pipeline_changed(
+    tmp_path: Path, render_pool: ProcessPoolExecutor, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pipeline = make_project(tmp_path / "p")
+    store = tmp_path / "store"
+    with start_emulator(render_pool) as emulator:
+        assert run(pipeline, emulator.url, store, "--frozen") == 1  # no lockfile yet
+        assert run(pipeline, emulator.url, store) == 0
+        assert run(pipeline, emulator.url, store, "--frozen") == 0
+        make_project(tmp_path / "p", action="a wink")
+        assert run(pipeline, emulator.url, store, "--frozen") == 1
+    assert "no longer matches" in capsys.readouterr().err
+
+
+def test_replay_on_a_fresh_store_reproduces_every_output(
+    tmp_path: Path, render_pool: ProcessPoolExecutor
+) -> None:
+    pipeline = make_project(tmp_path / "p")
+    lockfile = pipeline.with_name("tiny.lock.json")
+    with start_emulator(render_pool) as emulator:
+        assert run(pipeline, emulator.url, tmp_path / "store") == 0
+        locked = output_hashes(pipeline)
+        before = lockfile.read_text()
+        (tmp_path / "p" / "renders" / "cut.mp4").unlink()
+        code = cli.run(
+            [
+                "replay",
+                str(lockfile),
+                "--emulator-url",
+                emulator.url,
+                "--cache-dir",
+                str(tmp_path / "fresh"),
+                "--plain",
+            ]
+        )
+        assert code == 0
+        assert rendered(tmp_path / "fresh") == set(locked)
+    assert lockfile.read_text() == before
+    assert (tmp_path / "p" / "renders" / "cut.mp4").exists()
+
+
+def test_plan_says_why(
+    tmp_path: Path, render_pool: ProcessPoolExecutor, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pipeline = make_project(tmp_path / "p")
+    store = tmp_path / "store"
+    with start_emulator(render_pool) as emulator:
+        assert run(pipeline, emulator.url, store) == 0
+    capsys.readouterr()
+    make_project(tmp_path / "p", action="a wink")
+    assert (
+        cli.run(["plan", str(pipeline), "--backend", "local", "--cache-dir", str(store), "--json"])
+        == 0
+    )
+    import json
+
+    rows = {
+        r["node"]: (r["status"], r["reason"]) for r in json.loads(capsys.readouterr().out)["nodes"]
+    }
+    assert rows["street"] == ("cached", "")
+    assert rows["intro"] == ("render", "request changed")
+    assert rows["intro_more"] == ("render", "upstream changed")
+    assert (
+        cli.run(
+            ["plan", str(pipeline), "--backend", "local", "--cache-dir", str(tmp_path / "empty")]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "render: cache entry missing" in out and "render: request changed" in out
