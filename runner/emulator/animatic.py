@@ -222,7 +222,7 @@ def _image(spec: RenderSpec) -> Image.Image:
         raise _InputError(_load_error(spec.image_loc, spec.image_url, "image"))
     try:
         with Image.open(spec.image) as opened:
-            return ImageOps.exif_transpose(opened).convert("RGB")
+            return drawing.without_band(ImageOps.exif_transpose(opened).convert("RGB"))
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise _InputError(_load_error(spec.image_loc, spec.image_url, "image")) from exc
 
@@ -231,7 +231,7 @@ def _last_frame(spec: RenderSpec) -> Image.Image:
     if spec.video is None:
         raise _InputError(_load_error(spec.video_loc, spec.video_url, "video"))
     try:
-        return video_io.last_frame(spec.video)
+        return drawing.without_band(video_io.last_frame(spec.video))
     except (av.FFmpegError, IndexError, ValueError) as exc:
         raise _InputError(_load_error(spec.video_loc, spec.video_url, "video")) from exc
 

@@ -97,46 +97,79 @@ def title_card(size: tuple[int, int], prompt: str, label: str, accent: Color) ->
         fill=(*accent, 255),
         width=max(2, pad // 6),
     )
-    position = ((width - panel.width) // 2, (height - panel.height) // 2)
-    return [Overlay(panel, position), label_overlay(size, label)]
+    position = ((width - panel.width) // 2, (height - band_height(size) - panel.height) // 2)
+    return [Overlay(panel, position), *caption(size, "", label)]
+
+
+# The band every animatic frame carries along its bottom edge: the label, the caption and
+# the frame counter live there, never on the picture. Its top rows are this colour, so that
+# when an animatic's own frame comes back as an input (an extend's last frame, a frame node's
+# still), the emulator recognises the band and continues from the picture alone, instead of
+# filming its old captions again.
+BAND_MARK: Color = (255, 0, 170)
+BAND_SHARE = 0.14
+
+
+def band_height(size: tuple[int, int]) -> int:
+    # Even, like the mark: 4:2:0 video shares colour between pairs of rows, so an edge on an
+    # odd row would smear the mark into the picture.
+    return max(24, round(size[1] * BAND_SHARE / 2) * 2)
+
+
+def mark_height(size: tuple[int, int]) -> int:
+    return max(6, band_height(size) // 20 // 2 * 2)
 
 
 def caption(size: tuple[int, int], prompt: str, label: str) -> list[Overlay]:
-    """The prompt in a band along the bottom edge, and a small label."""
+    """The band: the label, then the prompt (two lines at most), on black."""
     width, height = size
-    face = font(height // 26)
-    lines = wrap(prompt, face, width * 0.9, 2) if prompt else []
-    overlays = [label_overlay(size, label)]
-    if not lines:
-        return overlays
-    line_height = int(face.size * 1.3) if isinstance(face, ImageFont.FreeTypeFont) else 14
-    pad = height // 40
-    band = Image.new("RGBA", (width, line_height * len(lines) + 2 * pad), (0, 0, 0, 120))
+    band = Image.new("RGBA", (width, band_height(size)), (0, 0, 0, 255))
     draw = ImageDraw.Draw(band)
+    mark = mark_height(size)
+    draw.rectangle((0, 0, width - 1, mark - 1), fill=(*BAND_MARK, 255))
+    small = font(height // 40)
+    pad = max(4, height // 120)
+    draw.text((pad, mark + pad), label, font=small, fill=(190, 190, 190, 255))
+    face = font(height // 30)
+    lines = wrap(prompt, face, width * 0.92, 2) if prompt else []
+    line_height = int(face.size * 1.25) if isinstance(face, ImageFont.FreeTypeFont) else 14
+    top = mark + 2 * pad + height // 40
     for i, line in enumerate(lines):
         x = (width - face.getlength(line)) / 2
-        draw.text((x, pad + i * line_height), line, font=face, fill=(255, 255, 255, 255))
-    overlays.append(Overlay(band, (0, height - band.height)))
-    return overlays
-
-
-def label_overlay(size: tuple[int, int], label: str) -> Overlay:
-    """A small tag in the top-left corner saying this is an emulator animatic."""
-    face = font(size[1] // 36)
-    pad = max(4, size[1] // 90)
-    box = Image.new("RGBA", (int(face.getlength(label)) + 2 * pad, size[1] // 36 + 2 * pad))
-    draw = ImageDraw.Draw(box)
-    draw.rectangle((0, 0, box.width - 1, box.height - 1), fill=(0, 0, 0, 140))
-    draw.text((pad, pad), label, font=face, fill=(255, 255, 255, 230))
-    return Overlay(box, (pad, pad))
+        draw.text((x, top + i * line_height), line, font=face, fill=(255, 255, 255, 255))
+    return [Overlay(band, (0, height - band.height))]
 
 
 def frame_counter(frame: Image.Image, index: int, total: int) -> None:
-    """``index+1/total`` in the top-right corner, drawn straight onto ``frame``."""
-    face = font(frame.height // 36)
+    """``index+1/total`` at the right of the band, drawn straight onto ``frame``."""
+    face = font(frame.height // 40)
     text = f"{index + 1:04d}/{total:04d}"
-    pad = max(4, frame.height // 90)
-    x = frame.width - face.getlength(text) - 2 * pad
-    draw = ImageDraw.Draw(frame)
-    draw.rectangle((x - pad, pad, frame.width - pad, pad + frame.height // 36 + 2 * pad), fill=0)
-    draw.text((x, 2 * pad), text, font=face, fill=(255, 255, 255))
+    pad = max(4, frame.height // 120)
+    mark = mark_height(frame.size)
+    x = frame.width - face.getlength(text) - pad
+    y = frame.height - band_height(frame.size) + mark + pad
+    ImageDraw.Draw(frame).text((x, y), text, font=face, fill=(190, 190, 190))
+
+
+def _close(color: object, target: Color, tolerance: int = 48) -> bool:
+    # Video compression moves colours a little; the mark is far from anything natural.
+    return (
+        isinstance(color, tuple)
+        and len(color) == 3
+        and all(abs(int(a) - b) <= tolerance for a, b in zip(color, target, strict=True))
+    )
+
+
+def without_band(image: Image.Image) -> Image.Image:
+    """``image`` without an animatic's band, if it has one (else ``image`` itself)."""
+    height = band_height(image.size)
+    top = image.height - height
+    if top <= 0:
+        return image
+    # The mark's inner rows: its edges blur into the picture and the band when encoded.
+    rows = image.crop((0, top + 2, image.width, top + mark_height(image.size) - 2)).convert("RGB")
+    colors = rows.getcolors(rows.width * rows.height) or []
+    near = sum(n for n, c in colors if _close(c, BAND_MARK))
+    if near < 0.9 * rows.width * rows.height:
+        return image
+    return image.crop((0, 0, image.width, top))
