@@ -9,7 +9,8 @@ image-to-video shot and extends. No schedule can beat
 
 so the figure is the run's wall time divided by that bound (target: under 1.10). Clips are
 tiny so that rendering them costs little next to L; the run is the real executor and fal
-client over loopback HTTP. Each configuration runs three times; the median ratio is printed.
+client over loopback HTTP, and the emulator runs in a process of its own (`shotgraph emulator
+serve`), as fal runs elsewhere. Three runs; the median ratio is printed.
 
     .venv/bin/python benchmarks/throughput.py [--nodes 240] [--latency 1.0] [--concurrency 12]
 """
@@ -20,16 +21,20 @@ import argparse
 import asyncio
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from runner.check import check_pipeline  # noqa: E402
-from runner.emulator import EmulatorConfig, EmulatorServer  # noqa: E402
 from runner.events import Event  # noqa: E402
 from runner.execute import Executor, RunOptions  # noqa: E402
 from runner.fal import FalClient, FalConfig  # noqa: E402
@@ -63,17 +68,41 @@ def write_pipeline(folder: Path, nodes: int, hops: int, salt: str) -> Path:
     return path
 
 
+@contextmanager
+def emulator(latency: float, concurrency: int) -> Iterator[str]:
+    """`shotgraph emulator serve` in its own process; its URL."""
+    command = [
+        sys.executable,
+        "-m",
+        "runner",
+        "emulator",
+        "serve",
+        "--port",
+        "0",
+        "--no-auth",
+        "--latency",
+        str(latency),
+        "--concurrency",
+        str(concurrency),
+    ]
+    server = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        yield server.stdout.readline().split()[-1]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
 def measure(nodes: int, hops: int, latency: float, concurrency: int, salt: str) -> dict[str, float]:
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, emulator(latency, concurrency) as url:
         folder = Path(tmp)
-        compiled = check_pipeline(
-            write_pipeline(folder, nodes, hops, salt), backend="local"
-        ).require()
-        config = EmulatorConfig(latency=latency, concurrency=concurrency, require_auth=False)
-        with EmulatorServer(config) as server, Store.open(folder / "store") as store:
+        pipeline = write_pipeline(folder, nodes, hops, salt)
+        compiled = check_pipeline(pipeline, backend="local").require()
+        with Store.open(folder / "store") as store:
 
             def connect() -> FalClient:
-                return FalClient(FalConfig(queue_url=server.url, rest_url=server.url))
+                return FalClient(FalConfig(queue_url=url, rest_url=url))
 
             options = RunOptions(backend="local", jobs=concurrency * 2)
             executor = Executor(compiled.steps, store, connect, Quiet(), options)
@@ -81,7 +110,7 @@ def measure(nodes: int, hops: int, latency: float, concurrency: int, salt: str) 
             result = asyncio.run(executor.run())
             wall = time.perf_counter() - started
             assert result.ok, result.failed
-            stats = server.stats()
+            stats = httpx.get(f"{url}/_emulator/stats").json()
     jobs = len(compiled.steps)
     bound = max((hops + 1) * latency, jobs * latency / concurrency)
     return {
