@@ -13,8 +13,10 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from runner.fal import FalClient
+from runner.fal.config import same_origin
 from runner.inputs import LocalFile, MediaSource, Remote, Upstream
 from runner.steps import Slot, set_pointer
 from runner.store import ResultRecord, Store, UploadRecord
@@ -47,8 +49,7 @@ class Materializer:
             return source.url
         if isinstance(source, Upstream):
             record = upstream[source.node]
-            fresh = time.time() - record.recorded_at < RESULT_URL_TTL
-            if record.result_url and record.backend == self.backend and fresh:
+            if record.result_url and self._reusable(record):
                 return record.result_url
             return await self._upload(
                 self.store.file_path(record.output.sha256),
@@ -57,6 +58,17 @@ class Materializer:
             )
         assert isinstance(source, LocalFile)
         return await self._upload(source.path, source.sha256, _content_type(source.path))
+
+    def _reusable(self, record: ResultRecord) -> bool:
+        """Whether the URL fal returned for an upstream output can be passed on as is."""
+        assert record.result_url is not None
+        if record.backend != self.backend or time.time() - record.recorded_at >= RESULT_URL_TTL:
+            return False
+        # A loopback URL (the local emulator's) lives only as long as the server that made
+        # it: an emulator started again listens on another port.
+        if urlsplit(record.result_url).hostname in ("127.0.0.1", "localhost", "::1"):
+            return same_origin(record.result_url, self.client.config.queue_url)
+        return True
 
     async def _upload(self, path: Path, sha256: str, content_type: str) -> str:
         known = self.store.get_upload(self.backend, sha256)

@@ -209,3 +209,22 @@ def test_plan_says_why(
     )
     out = capsys.readouterr().out
     assert "render: cache entry missing" in out and "render: request changed" in out
+
+
+def test_cached_inputs_reach_another_emulator(
+    tmp_path: Path, render_pool: ProcessPoolExecutor, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A cached upstream result made by one emulator (the run's own, on a port that is gone)
+    reaches another one: uploaded again from the store, not passed by its dead URL."""
+    pipeline = make_project(tmp_path / "p")
+    store = tmp_path / "store"
+    common = ["--backend", "local", "--cache-dir", str(store), "--plain"]
+    assert cli.run(["run", str(pipeline), *common]) == 0
+    text = pipeline.read_text().replace(
+        "{template: continue.j2}", "{template: continue.j2, vars: {action: a sigh}}"
+    )
+    pipeline.write_text(text)
+    with start_emulator(render_pool) as emulator:
+        code = cli.run(["run", str(pipeline), *common, "--emulator-url", emulator.url])
+        assert code == 0, capsys.readouterr().err
+    assert rendered(store) == {"intro_more", "best_frame", "new_angle", "cut"}
