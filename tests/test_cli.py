@@ -113,3 +113,13 @@ def test_console_script_runs() -> None:
         [sys.executable, "-m", "runner", "--version"], capture_output=True, text=True, cwd=ROOT
     )
     assert done.returncode == 0 and "shotgraph" in done.stdout
+
+
+def test_a_budget_cannot_be_held_for_an_unpriced_family(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(tmp_path, "model: ltx-video\nnodes:\n  a: {kind: t2v, prompt: x}\n")
+    code, out, err = run(["plan", str(path)], capsys)
+    assert code == 0 and "unpriced" in out
+    code, _, err = run(["plan", str(path), "--budget", "5"], capsys)
+    assert code == 1 and "cannot hold a budget: no known price for a" in err

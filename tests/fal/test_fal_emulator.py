@@ -90,7 +90,9 @@ async def test_completion_is_noticed_within_milliseconds(
     record = server.emulator.queue.get(job.request_id)  # finished: nothing changes it now
     assert record is not None and record.completed_at is not None
     lag = noticed - record.completed_at
-    assert 0 <= lag < 0.05, f"completion noticed {lag * 1000:.1f} ms late"
+    # Behaviour, not a benchmark (benchmarks/completion_latency.py measures it): the stream
+    # delivers the completion, so it is noticed well before a poll interval (0.5 s) could.
+    assert 0 <= lag < 0.25, f"completion noticed {lag * 1000:.1f} ms late"
 
 
 async def test_the_polling_path(start_emulator: StartEmulator, local_client: LocalClient) -> None:

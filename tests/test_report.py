@@ -1,0 +1,93 @@
+"""Reporters: the live terminal view, plain lines and the run log, fed a run's events."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+from rich.console import Console
+
+from runner.events import (
+    Event,
+    NodeCached,
+    NodeDone,
+    NodeFailed,
+    NodeQueued,
+    NodeRunning,
+    NodeSkipped,
+    NodeSubmitted,
+    Notice,
+    OutputWritten,
+    RunFinished,
+    RunStarted,
+)
+from runner.report import LiveReporter, PlainReporter, RunLog
+
+EVENTS: list[Event] = [
+    RunStarted(pipeline="p", backend="local", nodes=4, to_render=3, estimated_usd=0.12, run_id="r"),
+    NodeCached(node="street"),
+    NodeSubmitted(node="intro", request_id="req-1", endpoint="fal-ai/x"),
+    NodeQueued(node="intro", position=2),
+    NodeQueued(node="intro", position=2),
+    NodeQueued(node="intro", position=1),
+    NodeRunning(node="intro", log="step 1"),
+    NodeRunning(node="intro", log="step 2"),
+    NodeDone(node="intro", sha256="a" * 64, size=2_500_000, cost_usd=0.04, seconds=3.2),
+    OutputWritten(node="intro", path="renders/intro.mp4"),
+    Notice(node="more", message="a previous run stopped while submitting this job"),
+    NodeFailed(node="more", error="fal job failed: out of memory", hint="try fewer frames"),
+    NodeSkipped(node="cut", reason="an input node failed"),
+    RunFinished(
+        done=1,
+        cached=1,
+        failed=1,
+        skipped=1,
+        spent_usd=0.04,
+        seconds=3.5,
+        failures={"more": "fal job failed"},
+    ),
+]
+
+
+def test_plain_lines_say_each_change_once() -> None:
+    out = io.StringIO()
+    reporter = PlainReporter(out)
+    for event in EVENTS:
+        reporter.handle(event)
+    lines = [line.split("] ", 1)[1] for line in out.getvalue().splitlines() if "] " in line]
+    assert lines == [
+        "run p (local): 4 nodes, 3 to render, estimated ~$0.12",
+        "intro: submitted request req-1 (fal-ai/x)",
+        "intro: queued, position 2",
+        "intro: queued, position 1",
+        "intro: running",
+        "intro: done: 2.5 MB in 3.2 s (~$0.04)",
+        "intro: wrote renders/intro.mp4",
+        "more: note: a previous run stopped while submitting this job",
+        "more: FAILED: fal job failed: out of memory",
+        "cut: skipped: an input node failed",
+    ]
+
+
+def test_live_view_on_a_terminal() -> None:
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=True, width=100, color_system=None)
+    reporter = LiveReporter(console)
+    for event in EVENTS:
+        reporter.handle(event)
+    text = out.getvalue()
+    assert "intro: done: 2.5 MB" in text and "more: FAILED" in text
+    assert reporter.totals == {"done": 1, "cached": 1, "failed": 1, "skipped": 1}
+    assert not reporter.state  # nothing left in flight
+
+
+def test_run_log_has_every_event_with_its_time(tmp_path: Path) -> None:
+    log = RunLog(tmp_path / "logs" / "run.jsonl")
+    for event in EVENTS:
+        log.handle(event)
+    entries = [
+        json.loads(line) for line in (tmp_path / "logs" / "run.jsonl").read_text().splitlines()
+    ]
+    assert [e["event"] for e in entries] == [type(e).__name__ for e in EVENTS]
+    assert all(isinstance(e["t"], float) for e in entries)
