@@ -53,6 +53,10 @@ def run(argv: list[str] | None = None) -> int:
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code
+    except BrokenPipeError:
+        # The reader of our output went away (`shotgraph plan | head`); say nothing more.
+        sys.stderr.close()
+        return EXIT_USER
     except (click.exceptions.Abort, KeyboardInterrupt):
         click.echo("interrupted", err=True)
         return EXIT_INTERRUPTED

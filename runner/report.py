@@ -73,7 +73,7 @@ class PlainReporter:
     """A line per change, for logs and CI: ``[  3.2s] intro  done: 1.2 MB ...``."""
 
     def __init__(self, stream: IO[str], *, show_cached: bool = False) -> None:
-        self.stream = stream
+        self.stream: IO[str] | None = stream
         self.show_cached = show_cached
         self.started = time.monotonic()
         self._last: dict[str, str] = {}
@@ -92,8 +92,18 @@ class PlainReporter:
                 return  # the same state again (a log line, an unchanged position)
             self._last[node] = line
         prefix = f"[{event.at - self.started:6.1f}s] "
-        self.stream.write(prefix + (f"{node}: " if node else "") + line + "\n")
-        self.stream.flush()
+        self._write(prefix + (f"{node}: " if node else "") + line + "\n")
+
+    def _write(self, text: str) -> None:
+        if self.stream is None:
+            return
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except BrokenPipeError:
+            # `shotgraph run | head`: the reader has gone, but the jobs are paid for; keep
+            # running and stay quiet (the run log still has every event).
+            self.stream = None
 
 
 class LiveReporter:

@@ -91,3 +91,14 @@ def test_run_log_has_every_event_with_its_time(tmp_path: Path) -> None:
     ]
     assert [e["event"] for e in entries] == [type(e).__name__ for e in EVENTS]
     assert all(isinstance(e["t"], float) for e in entries)
+
+
+def test_a_closed_pipe_does_not_stop_a_run() -> None:
+    class Closed(io.StringIO):
+        def write(self, text: str) -> int:
+            raise BrokenPipeError
+
+    reporter = PlainReporter(Closed())
+    for event in EVENTS:  # `shotgraph run | head`: the jobs go on, quietly
+        reporter.handle(event)
+    assert reporter.stream is None
