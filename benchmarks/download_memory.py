@@ -22,6 +22,9 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.emulator_process import emulator_process  # noqa: E402
 
 TRANSFER = """
 import asyncio, json, resource, sys
@@ -71,26 +74,7 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "runner",
-                "emulator",
-                "serve",
-                "--port",
-                "0",
-                "--no-auth",
-                "--state-dir",
-                str(folder / "emulator"),
-            ],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            assert server.stdout is not None
-            url = server.stdout.readline().split()[-1]
+        with emulator_process("--state-dir", str(folder / "emulator")) as url:
             for size in args.sizes:
                 source = folder / f"source-{size}.bin"
                 expected = make_file(source, size)
@@ -103,9 +87,6 @@ def main() -> int:
                 )
                 source.unlink()
                 (folder / f"got-{size}.bin").unlink()
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
     print("peak memory does not grow with the file when the two sizes show the same figure")
     return 0
 

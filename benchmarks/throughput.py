@@ -21,12 +21,9 @@ import argparse
 import asyncio
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -34,6 +31,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.emulator_process import emulator_process  # noqa: E402
 from runner.check import check_pipeline  # noqa: E402
 from runner.events import Event  # noqa: E402
 from runner.execute import Executor, RunOptions  # noqa: E402
@@ -68,34 +66,11 @@ def write_pipeline(folder: Path, nodes: int, hops: int, salt: str) -> Path:
     return path
 
 
-@contextmanager
-def emulator(latency: float, concurrency: int) -> Iterator[str]:
-    """`shotgraph emulator serve` in its own process; its URL."""
-    command = [
-        sys.executable,
-        "-m",
-        "runner",
-        "emulator",
-        "serve",
-        "--port",
-        "0",
-        "--no-auth",
-        "--latency",
-        str(latency),
-        "--concurrency",
-        str(concurrency),
-    ]
-    server = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
-    try:
-        assert server.stdout is not None
-        yield server.stdout.readline().split()[-1]
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-
-
 def measure(nodes: int, hops: int, latency: float, concurrency: int, salt: str) -> dict[str, float]:
-    with tempfile.TemporaryDirectory() as tmp, emulator(latency, concurrency) as url:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        emulator_process("--latency", str(latency), "--concurrency", str(concurrency)) as url,
+    ):
         folder = Path(tmp)
         pipeline = write_pipeline(folder, nodes, hops, salt)
         compiled = check_pipeline(pipeline, backend="local").require()

@@ -17,31 +17,14 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-KEYWORDS = frozenset(
-    {
-        "type",
-        "enum",
-        "const",
-        "pattern",
-        "minimum",
-        "maximum",
-        "exclusiveMinimum",
-        "exclusiveMaximum",
-        "multipleOf",
-        "minItems",
-        "minProperties",
-        "items",
-        "properties",
-        "additionalProperties",
-        "propertyNames",
-        "required",
-        "allOf",
-        "if",
-        "then",
-        "else",
-        "$ref",
-    }
-)
+# The keywords checked, in the order they are applied (the rest are handled by the ones
+# that own them: additionalProperties by properties, then/else by if).
+CHECKED = (
+    "$ref", "type", "enum", "const", "pattern", "minimum", "maximum", "exclusiveMinimum",
+    "exclusiveMaximum", "multipleOf", "minItems", "minProperties", "required", "properties",
+    "propertyNames", "items", "allOf", "if",
+)  # fmt: skip
+KEYWORDS = frozenset({*CHECKED, "additionalProperties", "then", "else"})
 ANNOTATIONS = frozenset(
     {"$schema", "$id", "$defs", "title", "description", "examples", "default", "x-families"}
 )
@@ -115,26 +98,7 @@ class SchemaCompiler:
         if unknown:
             raise ValueError(f"unsupported schema keywords: {sorted(unknown)}")
         checks: list[Check] = []
-        for keyword in (
-            "$ref",
-            "type",
-            "enum",
-            "const",
-            "pattern",
-            "minimum",
-            "maximum",
-            "exclusiveMinimum",
-            "exclusiveMaximum",
-            "multipleOf",
-            "minItems",
-            "minProperties",
-            "required",
-            "properties",
-            "propertyNames",
-            "items",
-            "allOf",
-            "if",
-        ):
+        for keyword in CHECKED:
             present = keyword in schema or (
                 keyword == "properties" and "additionalProperties" in schema
             )

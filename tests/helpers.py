@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 from runner.check import CheckResult, check_pipeline
 from runner.compiler import Compiled
@@ -43,3 +44,15 @@ def compiled(root: Path, body: str, *, head: str = HEAD, backend: str = "fal") -
 
 def check(root: Path, body: str, *, head: str = HEAD, backend: str = "fal") -> CheckResult:
     return check_pipeline(write(root, body, head=head), backend=backend)
+
+
+def key_paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every key path of a document (for mutation tests), the root's ``()`` first."""
+    found = [prefix]
+    if isinstance(node, dict):
+        for key, value in node.items():
+            found += key_paths(value, (*prefix, key))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            found += key_paths(value, (*prefix, i))
+    return found

@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from runner import cli
+from tests.helpers import key_paths
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "pipelines").glob("*.yaml"))
@@ -112,17 +113,6 @@ def test_text_mutations_never_crash(
     _exit_cleanly("\n".join(lines) + "\n", capsys)
 
 
-def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    found = [prefix]
-    if isinstance(node, dict):
-        for key, value in node.items():
-            found += _paths(value, (*prefix, key))
-    elif isinstance(node, list):
-        for i, value in enumerate(node):
-            found += _paths(value, (*prefix, i))
-    return found
-
-
 @settings(
     max_examples=120,
     deadline=None,
@@ -135,7 +125,7 @@ def test_structural_mutations_never_crash(
     source = data.draw(st.sampled_from(EXAMPLES))
     document = yaml.safe_load(source.read_text())
     for _ in range(data.draw(st.integers(1, 4))):
-        path = data.draw(st.sampled_from(_paths(document)[1:]))
+        path = data.draw(st.sampled_from(key_paths(document)[1:]))
         parent = document
         for part in path[:-1]:
             parent = parent[part]

@@ -18,6 +18,7 @@ from runner.errors import Diagnostics
 from runner.schema_check import pipeline_schema
 from runner.schema_validator import ANNOTATIONS, KEYWORDS, SchemaError, compile_schema
 from runner.yamlsrc import read_yaml_file
+from tests.helpers import key_paths
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCUMENTS = sorted((ROOT / "pipelines").glob("*.yaml")) + sorted(
@@ -100,23 +101,12 @@ LEAVES = st.one_of(
 )
 
 
-def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    found = [prefix]
-    if isinstance(node, dict):
-        for key, value in node.items():
-            found += _paths(value, (*prefix, key))
-    elif isinstance(node, list):
-        for i, value in enumerate(node):
-            found += _paths(value, (*prefix, i))
-    return found
-
-
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_validator_agrees_on_mutations(data: st.DataObject) -> None:
     document = json.loads(json.dumps(EXAMPLE))
     for _ in range(data.draw(st.integers(1, 4))):
-        path = data.draw(st.sampled_from(_paths(document)[1:]))
+        path = data.draw(st.sampled_from(key_paths(document)[1:]))
         parent = document
         for part in path[:-1]:
             parent = parent[part]

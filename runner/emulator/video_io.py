@@ -1,72 +1,20 @@
-"""Reading and writing video with PyAV, deterministically.
+"""Reading the videos a request gives the emulator: their shape, last frame and motion.
 
-The writer makes byte-identical MP4s for identical frames: libx264 with one thread and
-``bitexact`` on codec and container, so no encoder version string, timestamp or
-creation_time can vary between two renders.
+(Writing goes through :class:`runner.media.encode.VideoWriter`, deterministic like every
+other video shotgraph makes.)
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
-from types import TracebackType
 
 import av
 from PIL import Image, ImageChops, ImageStat
 
 # Small enough to decode references quickly, large enough to see where things move.
 _PROBE_SIZE = (32, 18)
-
-
-class Mp4Writer:
-    """Encode Pillow images into an H.264 MP4 at a fixed frame rate."""
-
-    def __init__(self, path: Path, size: tuple[int, int], frame_rate: int, crf: int = 28) -> None:
-        self._container = av.open(
-            str(path), "w", format="mp4", options={"fflags": "+bitexact", "movflags": "+faststart"}
-        )
-        stream = self._container.add_stream("libx264", rate=Fraction(frame_rate))
-        stream.width, stream.height = size
-        stream.pix_fmt = "yuv420p"
-        stream.codec_context.time_base = Fraction(1, frame_rate)
-        # One thread: the pool already runs one render per core, and x264's output only
-        # stays identical when its thread count does.
-        stream.codec_context.options = {
-            "preset": "ultrafast",
-            "crf": str(crf),
-            "threads": "1",
-            "flags": "+bitexact",
-        }
-        self._stream = stream
-        self._pts = 0
-
-    def write(self, image: Image.Image) -> None:
-        frame = av.VideoFrame.from_image(image)  # type: ignore[no-untyped-call]  # PyAV stubs
-        frame.pts = self._pts
-        self._pts += 1
-        for packet in self._stream.encode(frame):
-            self._container.mux(packet)
-
-    def close(self) -> None:
-        for packet in self._stream.encode(None):
-            self._container.mux(packet)
-        self._container.close()
-
-    def __enter__(self) -> Mp4Writer:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self._container.close()
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import httpx
 from PIL import Image, ImageDraw
 
 from runner.emulator import EmulatorServer
-from runner.emulator.video_io import Mp4Writer
+from runner.media.encode import VideoWriter
 
 AUTH = {"Authorization": "Key test-id:test-secret"}
 
@@ -37,7 +37,7 @@ def make_reference(
     path: Path, frames: int = 16, rate: int = 8, size: tuple[int, int] = (96, 54)
 ) -> Path:
     """A small clip of a square sliding right: something with motion to follow."""
-    with Mp4Writer(path, size, rate) as writer:
+    with VideoWriter(path, size[0], size[1], rate) as writer:
         for i in range(frames):
             image = Image.new("RGB", size, (10, 10, 10))
             x = i * (size[0] - 16) // max(1, frames - 1)
