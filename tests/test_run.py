@@ -228,3 +228,20 @@ def test_cached_inputs_reach_another_emulator(
         code = cli.run(["run", str(pipeline), *common, "--emulator-url", emulator.url])
         assert code == 0, capsys.readouterr().err
     assert rendered(store) == {"intro_more", "best_frame", "new_angle", "cut"}
+
+
+def test_a_422_from_fal_points_at_the_pipeline_key(tmp_path: Path) -> None:
+    """fal's 422 ``loc`` is translated back to where the value was written: the node, its
+    preset, or the pipeline defaults (fal may reject what its published schema allows)."""
+    from runner.check import check_pipeline
+    from runner.commands.run import _issue_describer
+    from runner.fal import ValidationIssue
+
+    pipeline = make_project(tmp_path / "p")
+    compiled = check_pipeline(pipeline, backend="local").require()
+    describe = _issue_describer(compiled)
+    frames = ValidationIssue(("body", "num_frames"), "Input should be less than 9")
+    assert describe(compiled.steps["intro"], frames).endswith("tiny.yaml:5 defaults.num_frames)")
+    strength = ValidationIssue(("body", "video", "strength"), "too strong")
+    where = describe(compiled.steps["intro_more"], strength)
+    assert "tiny.yaml:22 nodes.intro_more.video.strength" in where
