@@ -8,9 +8,12 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -54,23 +57,54 @@ async def open_backend(
         return
     from runner.emulator import EmulatorConfig, EmulatorServer
 
-    config = EmulatorConfig(
-        latency=options.latency,
-        concurrency=options.concurrency,
-        state_dir=store_root / "emulator",
-        require_auth=False,
-        result_ttl=None,
-    )
-    server = EmulatorServer(config).start()
+    with _emulator_state(store_root) as state_dir:
+        config = EmulatorConfig(
+            latency=options.latency,
+            concurrency=options.concurrency,
+            state_dir=state_dir,
+            require_auth=False,
+            result_ttl=None,
+        )
+        server = EmulatorServer(config).start()
+        try:
+            async with _local_client(server.url) as client:
+                yield client
+        finally:
+            server.stop()
+
+
+@contextmanager
+def _emulator_state(store_root: Path) -> Iterator[Path]:
+    """The emulator's state directory: ``<store>/emulator``, held with a lock for as long as
+    this run's emulator serves it (the lock dies with the process, however it ends). A second
+    run sharing the store at that moment gets a private one instead: two emulators must not
+    run the same jobs. (That run's jobs are not re-attachable after a crash of its own.)"""
+    shared = store_root / "emulator"
+    shared.mkdir(parents=True, exist_ok=True)
+    fd = os.open(shared / "in-use.lock", os.O_CREAT | os.O_RDWR, 0o644)
     try:
-        async with _local_client(server.url) as client:
-            yield client
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        private = Path(tempfile.mkdtemp(prefix="emulator-", dir=store_root / "tmp"))
+        try:
+            yield private
+        finally:
+            shutil.rmtree(private, ignore_errors=True)
+        return
+    try:
+        yield shared
     finally:
-        server.stop()
+        os.close(fd)  # releases the lock
+
+
+# What the local backend sends for a key: the emulator (as fal) wants one of the form
+# id:secret. FAL_KEY itself never travels to an emulator.
+EMULATOR_KEY = "local:emulator"
 
 
 def _local_client(url: str) -> FalClient:
-    from runner.fal import FalClient, FalConfig
+    from runner.fal import Credentials, FalClient, FalConfig, Secret
 
-    # No key: the emulator lets keyless clients in, and FAL_KEY must never travel to it.
-    return FalClient(FalConfig(queue_url=url, rest_url=url), credentials=None)
+    credentials = Credentials(Secret(EMULATOR_KEY), source="the local backend")
+    return FalClient(FalConfig(queue_url=url, rest_url=url), credentials=credentials)

@@ -7,13 +7,14 @@ from runner.steps import Step
 
 
 class Budget:
-    """Spending of one run, checked before each submission."""
+    """What a run has committed to spend, against an optional limit."""
 
     def __init__(self, limit: float | None) -> None:
         self.limit = limit
         self.committed = 0.0
 
-    def reserve(self, step: Step) -> None:
+    def reserve(self, step: Step) -> float:
+        """Commit the step's estimate, or fail the step if it would pass the limit."""
         cost = step.estimate.usd if step.estimate and step.estimate.usd is not None else 0.0
         if self.limit is not None and self.committed + cost > self.limit + 1e-9:
             raise StepFailed(
@@ -22,3 +23,8 @@ class Budget:
                 hint="raise --budget, or run again later to render what is left",
             )
         self.committed += cost
+        return cost
+
+    def refund(self, cost: float) -> None:
+        """Give back a reservation whose submission failed (nothing was queued)."""
+        self.committed -= cost

@@ -1,6 +1,8 @@
 """Why a node will render, or that it will not: the store and the lockfile together.
 
 - cached: the store has a result for the node's key (and its file).
+- attach: an earlier run submitted the job (it is in the journal); a run collects it without
+  paying again.
 - new: neither the store nor the lockfile knows the node.
 - request changed: the lockfile rendered this node from a different request (a parameter,
   the prompt, an input file's content).
@@ -35,8 +37,13 @@ class CacheStatus:
         self._changed: dict[str, bool] = {}
 
     def __call__(self, step: Step) -> tuple[str, str]:
-        if self.store is not None and self.store.get_result(step.key) is not None:
-            return "cached", ""
+        if self.store is not None:
+            record = self.store.get_result(step.key)
+            if record is not None and record.backend == self.compiled.backend:
+                return "cached", ""
+            entry = self.store.journal(step.key)
+            if entry is not None and entry.state == "submitted":
+                return "attach", "submitted by an earlier run, not paid again"
         entry = self.locked.get(step.name)
         if entry is None:
             return "render", "new"

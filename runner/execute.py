@@ -35,7 +35,7 @@ from runner.events import (
 from runner.inputs import Remote
 from runner.outputs import deliver
 from runner.steps import Step
-from runner.store import Owner, ResultRecord, Store
+from runner.store import HEARTBEAT_INTERVAL, Owner, ResultRecord, Store
 
 if TYPE_CHECKING:
     from runner.fal import FalClient
@@ -102,6 +102,7 @@ class Executor:
         self._owner = Owner.current(self.run_id)
         self._budget = Budget(options.budget)
         self._describe_issue = describe_issue or (lambda step, issue: str(issue))
+        self._first_with_key: dict[str, str] = {}
 
     def emit(self, event: Event) -> None:
         self.reporter.handle(event)
@@ -127,11 +128,18 @@ class Executor:
                 # Connect before anything starts: a missing key or an emulator that will not
                 # start stops the run at once, with one message, not a failure per node.
                 await self._context()
-            await self._run_pending(pending)
+            heartbeat = asyncio.create_task(self._heartbeat())
+            try:
+                await self._run_pending(pending)
+            finally:
+                heartbeat.cancel()
+                self.store.end_run(self._owner)
         self.emit(self._finished(time.monotonic() - started))
         return self.result
 
     async def _run_pending(self, pending: list[str]) -> None:
+        for name in pending:
+            self._first_with_key.setdefault(self.steps[name].key, name)
         loop = asyncio.get_running_loop()
         for name in pending:
             self._done[name] = loop.create_future()
@@ -145,6 +153,12 @@ class Executor:
             # tidying (cancelling queued jobs at fal) that each task is doing now.
             self.result.interrupted = True
             await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _heartbeat(self) -> None:
+        """Tell runs sharing the store (on other hosts too) that this one is still going."""
+        while True:
+            self.store.beat(self._owner)
+            await asyncio.sleep(HEARTBEAT_INTERVAL)
 
     async def _context(self) -> GenerationContext:
         """The backend, connected on first need: a run with nothing to render (or only local
@@ -174,7 +188,9 @@ class Executor:
         pending: list[str] = []
         for name, step in self.steps.items():
             record = self.store.get_result(step.key)  # None too when its file is missing
-            if record is not None:
+            # The backend is part of every key; checking it too keeps a mislabelled record
+            # (say, from a hand-edited lockfile) from passing an animatic off as a fal render.
+            if record is not None and record.backend == self.options.backend:
                 self.result.records[name] = record
                 self.result.cached.add(name)
                 self.emit(NodeCached(node=name))
@@ -193,13 +209,16 @@ class Executor:
                 future.set_result(None)
                 return
             began = time.monotonic()
-            record = await self._produce(step, upstream)
-        except (StepFailed, ShotgraphError) as problem:
-            failure = (
-                problem
-                if isinstance(problem, StepFailed)
-                else StepFailed(problem.message, problem.hint)
-            )
+            first = self._first_with_key[step.key]
+            if first != name:
+                # The very same request as another node: one job, shared, never two.
+                record = await asyncio.shield(self._done[first])
+                if record is None:
+                    raise StepFailed(f"the same request as '{first}', which failed")
+            else:
+                record = await self._produce(step, upstream)
+        except (ShotgraphError, OSError) as problem:
+            failure = _as_failure(problem)
             self.result.failed[name] = failure
             self.emit(NodeFailed(node=name, error=failure.message, hint=failure.hint))
             future.set_result(None)
@@ -212,7 +231,8 @@ class Executor:
         self.result.records[name] = record
         self.result.rendered.add(name)
         cost = record.cost_usd if step.endpoint is not None else 0.0
-        if step.endpoint is not None and not record.extra.get("reattached"):
+        paid_here = step.endpoint is not None and not record.extra.get("reattached")
+        if paid_here and self._first_with_key[step.key] == name:
             self.result.spent_usd += cost or 0.0
         self.emit(
             NodeDone(
@@ -281,3 +301,17 @@ class Executor:
             interrupted=r.interrupted,
             failures={n: f.message for n, f in r.failed.items()},
         )
+
+
+def _as_failure(problem: ShotgraphError | OSError) -> StepFailed:
+    """A node's failure from what stopped it; a disk that is full or not writable fails the
+    node, not the run."""
+    if isinstance(problem, StepFailed):
+        return problem
+    if isinstance(problem, ShotgraphError):
+        return StepFailed(problem.message, problem.hint)
+    where = f" ({problem.filename})" if problem.filename else ""
+    return StepFailed(
+        f"{problem.strerror or problem}{where}",
+        hint="check the disk space and permissions of the store and outputs",
+    )

@@ -2,12 +2,16 @@
 
 The journal (in the store) is what makes a crash cheap. A step first claims its cache key;
 the claim becomes a *submitted* entry holding fal's request id the moment fal answers the
-submit, before anything waits on it. A later run (or a second run sharing the store) that
-finds a submitted entry re-attaches to that request instead of submitting again; one that
-finds a live claim waits for its owner; one that finds a dead owner's claim takes it over.
+submit, before anything waits on it. Whoever finds an entry:
 
-The one window no client can close: a run killed after fal accepted a submit but before
-its answer arrived. fal has no idempotency key, so the next run submits again, and says so.
+- held by a run that is still going (same host: its process; another host: its heartbeat)
+  waits for that run's result to land in the store, and never touches its job;
+- held by a run that is gone takes it over (compare-and-swap: one survivor wins) and
+  re-attaches to the journaled request, or, for a bare claim, submits with a warning.
+
+Only the holder of an entry cancels its job or releases it. The one window no client can
+close: a run killed after fal accepted a submit but before its answer arrived. fal has no
+idempotency key, so the next run submits again, and says so.
 """
 
 from __future__ import annotations
@@ -22,19 +26,12 @@ from typing import Any
 
 from runner.budget import Budget
 from runner.errors import StepFailed
-from runner.events import (
-    Event,
-    NodeDownloading,
-    NodeQueued,
-    NodeRunning,
-    NodeStarted,
-    NodeSubmitted,
-    Notice,
-)
+from runner.events import Event, NodeDownloading, NodeStarted, NodeSubmitted, Notice
 from runner.fal import (
     FalClient,
     FalError,
     FalJobFailed,
+    FalNotFound,
     FalResultExpired,
     FalSubmitUncertain,
     FalValidationError,
@@ -42,11 +39,12 @@ from runner.fal import (
     JobStatus,
 )
 from runner.fal.config import same_origin
+from runner.job_wait import cancel_if_queued, wait_reporting
 from runner.materialize import Materializer
 from runner.steps import Step
-from runner.store import JournalEntry, Owner, ResultRecord, Store
+from runner.store import JournalConflict, JournalEntry, Owner, ResultRecord, Store
 
-POLL_OTHER_RUN = 0.2  # seconds between looks at a job another live run is submitting
+WAIT_OTHER_RUN = (0.1, 2.0)  # first and longest pause between looks at another run's job
 
 
 @dataclass
@@ -63,53 +61,108 @@ class GenerationContext:
     describe_issue: Callable[[Step, Any], str]
 
 
+@dataclass(frozen=True)
+class Held:
+    """A job we hold the journal entry of, and whether an earlier run submitted it."""
+
+    handle: JobHandle
+    reattached: bool
+
+
+class _Lost(Exception):
+    """The job cannot be collected (its result or output expired, or fal does not know it)."""
+
+
 async def generate(
     step: Step, upstream: Mapping[str, ResultRecord], ctx: GenerationContext, *, again: bool = False
 ) -> ResultRecord:
-    """The step's result: re-attached, waited for, or submitted; downloaded into the store."""
+    """The step's result: stored by another run, re-attached to, or submitted and waited for;
+    downloaded into the store."""
     assert step.endpoint is not None and step.body is not None
-    found = await _handle_for(step, upstream, ctx)
+    found = await _hold(step, upstream, ctx)
     if isinstance(found, ResultRecord):
-        return found  # another run finished it while we looked
-    handle, reattached = found
+        return found
     try:
-        status = await _wait(step, handle, ctx)
-        result = await ctx.client.result(handle)
-    except FalResultExpired as exc:
-        # fal dropped the result before we fetched it (a run down for hours): it is gone,
-        # and the only way to the video is to render it again.
-        ctx.store.release(step.key)
+        return await _collect(step, found, ctx)
+    except _Lost as lost:
+        # fal dropped the job's result or output before we fetched it (a run down for hours),
+        # or never knew it: the only way to the video is to render it again.
+        ctx.store.release(step.key, ctx.owner)
         if again:
-            raise StepFailed(exc.message, exc.hint) from None
-        ctx.emit(
-            Notice(
-                node=step.name, message="fal no longer has this job's result; submitting it again"
-            )
-        )
+            raise StepFailed(str(lost)) from None
+        ctx.emit(Notice(node=step.name, message=f"{lost}; submitting it again"))
         return await generate(step, upstream, ctx, again=True)
+
+
+async def _collect(step: Step, held: Held, ctx: GenerationContext) -> ResultRecord:
+    handle = held.handle
+    try:
+        status = await wait_reporting(
+            step.name,
+            handle,
+            ctx.client,
+            ctx.emit,
+            on_cancel=lambda last: _on_cancel(step, handle, last, ctx),
+        )
+        result = await ctx.client.result(handle)
+    except (FalResultExpired, FalNotFound) as exc:
+        raise _Lost(exc.message) from None
     except FalJobFailed as exc:
-        ctx.store.release(step.key)
-        raise StepFailed(exc.message, exc.hint) from None
+        if held.reattached and exc.error_type == "client_cancelled":
+            # Cancelled at Ctrl-C while still queued: it never ran, so it costs nothing.
+            raise _Lost("the job was cancelled before it ran") from None
+        ctx.store.release(step.key, ctx.owner)
+        raise StepFailed(await _failure(step, handle, exc, ctx), exc.hint) from None
     except FalValidationError as exc:
-        ctx.store.release(step.key)
-        issues = "; ".join(ctx.describe_issue(step, issue) for issue in exc.issues) or exc.message
-        raise StepFailed(f"fal rejected the request: {issues}", exc.hint) from None
+        ctx.store.release(step.key, ctx.owner)
+        raise StepFailed(_rejected(step, exc, ctx), exc.hint) from None
     except FalError as exc:
         # The job may still be fine at fal: keep the journal so the next run re-attaches.
         raise StepFailed(exc.message, exc.hint or "run again to re-attach to the job") from None
-    record = await _fetch(step, handle, result, status, reattached, ctx)
-    ctx.store.release(step.key)
+    record = await _fetch(step, handle, result, status, held.reattached, ctx)
+    ctx.store.release(step.key, ctx.owner)
     return record
 
 
-async def _handle_for(
+async def _hold(
     step: Step, upstream: Mapping[str, ResultRecord], ctx: GenerationContext
-) -> tuple[JobHandle, bool] | ResultRecord:
-    """A handle to wait on (the journaled one, or a new submission under our claim), or the
-    result itself when another run sharing the store finished the job meanwhile."""
+) -> Held | ResultRecord:
+    """The job to wait on, with its journal entry ours; or the result itself, when another
+    run that holds the entry stores it first."""
+    pause, told = WAIT_OTHER_RUN[0], False
     while True:
+        done = ctx.store.get_result(step.key)
+        if done is not None and done.backend == ctx.backend:
+            return done
         entry = ctx.store.journal(step.key)
-        if entry is not None and entry.state == "submitted" and entry.handle:
+        if entry is None:
+            if ctx.store.claim(step.key, ctx.owner) is not None:
+                continue  # another run claimed it a moment ago: look again
+            done = ctx.store.get_result(step.key)  # it may have finished and released
+            if done is not None and done.backend == ctx.backend:
+                ctx.store.release(step.key, ctx.owner)
+                return done
+            return await _submit(step, upstream, ctx)
+        if entry.owner == ctx.owner:  # ours: an earlier attempt of this run
+            if entry.state == "submitted" and entry.handle:
+                return Held(_reattach(JobHandle.from_dict(entry.handle), ctx.client), True)
+            return await _submit(step, upstream, ctx)
+        if ctx.store.owner_alive(entry.owner):
+            if not told:
+                ctx.emit(
+                    Notice(
+                        node=step.name,
+                        message=f"waiting for {entry.owner.describe()}"
+                        ", which is rendering this node",
+                    )
+                )
+                told = True
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, WAIT_OTHER_RUN[1])
+            continue
+        if not ctx.store.take_over(step.key, entry, ctx.owner):
+            continue  # another survivor took it first: look again
+        if entry.state == "submitted" and entry.handle:
             handle = _reattach(JobHandle.from_dict(entry.handle), ctx.client)
             ctx.emit(
                 NodeSubmitted(
@@ -119,29 +172,9 @@ async def _handle_for(
                     reattached=True,
                 )
             )
-            return handle, True
-        if entry is None:
-            if ctx.store.claim(step.key, ctx.owner) is not None:
-                continue  # another run claimed it a moment ago: look again
-            # Claimed. A run that held the key until just now may have finished the job and
-            # released it: its result is in the store, and submitting would pay twice.
-            done = ctx.store.get_result(step.key)
-            if done is not None:
-                ctx.store.release(step.key, ctx.owner)
-                return done
-            return await _submit(step, upstream, ctx), False
-        if entry.owner == ctx.owner:
-            return await _submit(step, upstream, ctx), False
-        if entry.owner.is_alive():
-            await asyncio.sleep(POLL_OTHER_RUN)  # its owner is submitting it right now
-            continue
-        if ctx.store.take_over(step.key, entry, ctx.owner):
-            done = ctx.store.get_result(step.key)
-            if done is not None:
-                ctx.store.release(step.key, ctx.owner)
-                return done
-            ctx.emit(Notice(node=step.name, message=_takeover_warning(entry)))
-            return await _submit(step, upstream, ctx), False
+            return Held(handle, True)
+        ctx.emit(Notice(node=step.name, message=_takeover_warning(entry)))
+        return await _submit(step, upstream, ctx)
 
 
 def _reattach(journaled: JobHandle, client: FalClient) -> JobHandle:
@@ -154,68 +187,77 @@ def _reattach(journaled: JobHandle, client: FalClient) -> JobHandle:
 
 def _takeover_warning(entry: JournalEntry) -> str:
     return (
-        f"a previous run (pid {entry.owner.pid}) stopped while submitting this job; fal "
-        "may have received it, so it can appear twice on https://fal.ai/dashboard/requests"
+        f"{entry.owner.describe()} stopped while submitting this job; fal may have "
+        "received it, so it can appear twice on https://fal.ai/dashboard/requests"
     )
 
 
-async def _submit(
-    step: Step, upstream: Mapping[str, ResultRecord], ctx: GenerationContext
-) -> JobHandle:
+async def _submit(step: Step, upstream: Mapping[str, ResultRecord], ctx: GenerationContext) -> Held:
+    """Submit under our claim. Until the POST starts, giving up drops the claim (nothing was
+    sent); once it has started, the claim stays, for the next run to warn about."""
     assert step.endpoint is not None and step.body is not None
+    sent = False
+    cost = 0.0
     try:
-        ctx.budget.reserve(step)
-    except StepFailed:
-        ctx.store.release(step.key, ctx.owner)
-        raise
-    ctx.emit(NodeStarted(node=step.name, what=f"submitting to {step.endpoint.id}"))
-    try:
+        cost = ctx.budget.reserve(step)
+        ctx.emit(NodeStarted(node=step.name, what=f"submitting to {step.endpoint.id}"))
         body = await ctx.materializer.body(step.body, step.slots, upstream)
+        sent = True
         handle = await ctx.client.submit(step.endpoint.id, body)
     except FalSubmitUncertain as exc:
-        # Keep the claim: the next run sees a dead owner's claim and warns before resubmitting.
         raise StepFailed(exc.message, exc.hint) from None
-    except FalError as exc:
+    except FalValidationError as exc:
+        ctx.budget.refund(cost)
         ctx.store.release(step.key, ctx.owner)
+        raise StepFailed(_rejected(step, exc, ctx), exc.hint) from None
+    except (FalError, StepFailed) as exc:
+        ctx.budget.refund(cost)
+        ctx.store.release(step.key, ctx.owner)
+        if isinstance(exc, StepFailed):
+            raise
         raise StepFailed(exc.message, exc.hint) from None
-    ctx.store.record_submission(step.key, ctx.owner, step.endpoint.id, handle.as_dict())
+    except BaseException:
+        if not sent:
+            ctx.store.release(step.key, ctx.owner)
+        raise
+    try:
+        ctx.store.record_submission(step.key, ctx.owner, step.endpoint.id, handle.as_dict())
+    except JournalConflict as conflict:
+        # Another run judged us gone and took the key: both jobs exist now. Ours is paid
+        # for and in hand, so it is still worth collecting.
+        ctx.emit(Notice(node=step.name, message=conflict.message))
     ctx.emit(
         NodeSubmitted(node=step.name, request_id=handle.request_id, endpoint=handle.endpoint_id)
     )
-    return handle
+    return Held(handle, False)
 
 
-async def _wait(step: Step, handle: JobHandle, ctx: GenerationContext) -> JobStatus:
-    last: list[JobStatus] = []
-
-    def update(status: JobStatus) -> None:
-        last[:] = [status]
-        if status.state == "IN_QUEUE":
-            ctx.emit(NodeQueued(node=step.name, position=status.queue_position))
-        elif status.state == "IN_PROGRESS":
-            message = status.logs[-1].get("message") if status.logs else None
-            ctx.emit(NodeRunning(node=step.name, log=str(message) if message else None))
-
-    try:
-        return await ctx.client.wait(handle, update)
-    except asyncio.CancelledError:
-        await _cancel_if_queued(step, handle, last[0] if last else None, ctx)
-        raise
-
-
-async def _cancel_if_queued(
+async def _on_cancel(
     step: Step, handle: JobHandle, last: JobStatus | None, ctx: GenerationContext
 ) -> None:
-    """On Ctrl-C: a job still waiting in fal's queue costs nothing yet, so cancel it; one that
-    is running stays journaled and the next run collects it."""
-    if last is None or last.state != "IN_QUEUE":
-        return
+    """On Ctrl-C: a job still queued at fal costs nothing yet, so cancel it, and forget it
+    once fal confirms it will not run; a running job stays journaled for the next run."""
+    if await cancel_if_queued(ctx.client, handle, last):
+        ctx.store.release(step.key, ctx.owner)
+
+
+async def _failure(
+    step: Step, handle: JobHandle, failed: FalJobFailed, ctx: GenerationContext
+) -> str:
+    """fal's message for a failed job; when the model rejected the request (a 422 in its
+    result), each problem at the pipeline key it came from."""
     try:
-        outcome = await asyncio.wait_for(ctx.client.cancel(handle), timeout=5)
-    except (FalError, TimeoutError):
-        return
-    if outcome in ("OK", "CANCELLATION_REQUESTED"):
-        ctx.store.release(step.key)
+        await ctx.client.result(handle)
+    except FalValidationError as exc:
+        return _rejected(step, exc, ctx)
+    except FalError:
+        pass
+    return failed.message
+
+
+def _rejected(step: Step, exc: FalValidationError, ctx: GenerationContext) -> str:
+    issues = "; ".join(ctx.describe_issue(step, issue) for issue in exc.issues)
+    return f"fal rejected the request: {issues or exc.message}"
 
 
 async def _fetch(
@@ -244,6 +286,8 @@ async def _fetch(
         await ctx.client.download(
             url, staging, expected_size=expected if isinstance(expected, int) else None
         )
+    except FalResultExpired as exc:
+        raise _Lost(exc.message) from None
     except FalError as exc:
         raise StepFailed(exc.message, exc.hint or "run again to fetch it") from None
     stored = ctx.store.put_file(staging, move=True)

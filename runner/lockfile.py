@@ -11,6 +11,7 @@ returned, fal's request id, the output's hash and size, and the estimated cost.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -125,11 +126,16 @@ def write_lock(path: Path, document: Mapping[str, Any]) -> bool:
     if path.is_file() and path.read_text(encoding="utf-8") == text:
         return False
     fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temp, path)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
+        raise
     return True
 
 

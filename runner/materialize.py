@@ -57,7 +57,14 @@ class Materializer:
                 record.content_type,
             )
         assert isinstance(source, LocalFile)
-        return await self._upload(source.path, source.sha256, _content_type(source.path))
+        known = self.store.get_upload(self.backend, source.sha256)
+        if known is not None:
+            return known.url
+        # Through the store: the bytes sent must be the ones the cache key was made from, even
+        # if the file is edited while the run goes on (that fails the node instead).
+        stored = self.store.put_file(source.path, expected_sha256=source.sha256)
+        path = self.store.file_path(stored.sha256)
+        return await self._upload(path, stored.sha256, _content_type(source.path))
 
     def _reusable(self, record: ResultRecord) -> bool:
         """Whether the URL fal returned for an upstream output can be passed on as is."""

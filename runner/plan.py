@@ -18,7 +18,7 @@ class PlanRow:
     """One node of the plan."""
 
     step: Step
-    status: str  # "cached" | "render"
+    status: str  # "cached" | "render" | "attach" (already submitted: collected, not paid)
     reason: str  # "new", "request changed", "upstream changed", "cache entry missing", ...
 
     @property
@@ -84,7 +84,7 @@ class Plan:
         ]
 
     def counts(self) -> Mapping[str, int]:
-        out = {"render": 0, "cached": 0}
+        out = {"render": 0, "cached": 0, "attach": 0}
         for row in self.rows:
             out[row.status] = out.get(row.status, 0) + 1
         return out

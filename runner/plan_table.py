@@ -45,9 +45,10 @@ def format_plan(plan: Plan, compiled: Compiled, *, verbose: bool = False) -> str
         lines.append("  ".join(padded).rstrip())
     counts = plan.counts()
     total = f"${plan.total_usd:.2f}"
+    attach = f" (+{counts['attach']} already submitted)" if counts["attach"] else ""
     lines += [
         "",
-        f"to render: {counts['render']} of {len(plan.rows)} nodes · "
+        f"to render: {counts['render']} of {len(plan.rows)} nodes{attach} · "
         f"estimated cost {'~' if plan.unconfirmed else ''}{total}",
     ]
     if plan.unconfirmed:
@@ -84,6 +85,7 @@ def plan_json(plan: Plan, compiled: Compiled, *, verbose: bool = False) -> dict[
         "total": {
             "estimated_usd": plan.total_usd,
             "to_render": plan.counts()["render"],
+            "to_attach": plan.counts()["attach"],
             "cached": plan.counts()["cached"],
             "unconfirmed_prices": plan.unconfirmed,
             "unpriced": plan.unpriced,

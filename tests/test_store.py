@@ -453,9 +453,12 @@ def test_gc_never_drops_money_in_flight(store: Store) -> None:
     store.record_submission("dead-submitted", dead, "ep", {"request_id": "r-1"})
     assert store.claim("dead-claim", dead) is None
     assert store.claim("remote-claim", far) is None
+    store.beat(far)  # a run on another host is alive while its heartbeat is fresh
+    gone = replace(far, run_id="gone-elsewhere")
+    assert store.claim("gone-remote-claim", gone) is None  # no heartbeat: that run is over
 
     report = store.gc(set(), grace=0)
-    assert report.journal_removed == 1 and report.journal_kept == 3
+    assert report.journal_removed == 2 and report.journal_kept == 3
     assert sorted(key for key, _ in store.in_flight()) == [
         "alive-claim",
         "dead-submitted",

@@ -16,7 +16,7 @@ from runner.inputs import LocalFile, MediaSource, Remote, Upstream
 from runner.loader import find_project_root
 from runner.lockfile import read_lock
 from runner.pricing import Estimate
-from runner.steps import Slot, Step
+from runner.steps import Slot, Step, generation_key, keyed_body, media_key
 from runner.store import Store
 
 
@@ -47,7 +47,7 @@ def replay(lockfile: Path, backend: str | None, accept_drift: bool, **options: A
         if not path.is_relative_to(root):
             raise ShotgraphError(f"the lockfile writes {path}, outside the project {root}")
     with open_store(root, options["cache_dir"]) as store:
-        steps = steps_from_lock(lock, base, store)
+        steps = steps_from_lock(lock, base, store, backend)
         outcome = execute(
             steps,
             store,
@@ -81,9 +81,14 @@ def _drifted(lock: Mapping[str, Any], records: Mapping[str, Any]) -> dict[str, t
     return out
 
 
-def steps_from_lock(lock: Mapping[str, Any], base: Path, store: Store) -> dict[str, Step]:
-    """The lock's entries as steps, in dependency order, inputs found by content hash."""
-    entries: Mapping[str, Any] = lock.get("nodes", {})
+def steps_from_lock(
+    lock: Mapping[str, Any], base: Path, store: Store, backend: str
+) -> dict[str, Step]:
+    """The lock's entries as steps, in dependency order, inputs found by content hash, each
+    keyed again from its own request (so a hand-edited entry cannot reuse another's cache)."""
+    entries = lock.get("nodes")
+    if not isinstance(entries, Mapping):
+        raise ShotgraphError("the lockfile has no 'nodes' mapping", hint=_RESTORE)
     steps: dict[str, Step] = {}
     visiting: set[str] = set()
 
@@ -92,43 +97,80 @@ def steps_from_lock(lock: Mapping[str, Any], base: Path, store: Store) -> dict[s
             return
         if name in visiting or name not in entries:
             raise ShotgraphError(
-                f"the lockfile's node '{name}' is missing or circular",
-                hint="restore the lockfile from git",
+                f"the lockfile's node '{name}' is missing or circular", hint=_RESTORE
             )
         visiting.add(name)
         entry = entries[name]
-        for dep in entry.get("deps", []):
-            add(dep)
-        steps[name] = _step(name, entry, base, store)
+        try:
+            for dep in entry.get("deps", []):
+                add(dep)
+            step = _step(name, entry, base, store, backend, steps)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ShotgraphError(
+                f"the lockfile's entry for '{name}' is malformed ({exc!r})", hint=_RESTORE
+            ) from None
+        if backend == lock.get("backend") and step.key != entry.get("key"):
+            raise ShotgraphError(
+                f"the lockfile's entry for '{name}' does not match its own request "
+                "(was it edited by hand?)",
+                hint=_RESTORE,
+            )
+        steps[name] = step
 
     for name in entries:
         add(name)
     return steps
 
 
-def _step(name: str, entry: Mapping[str, Any], base: Path, store: Store) -> Step:
+_RESTORE = "restore the lockfile from git, or run the pipeline again to write it"
+
+
+def _step(
+    name: str,
+    entry: Mapping[str, Any],
+    base: Path,
+    store: Store,
+    backend: str,
+    done: Mapping[str, Step],
+) -> Step:
     slots = tuple(Slot(tuple(item["at"]), _source(item, base, store)) for item in entry["inputs"])
-    endpoint = None
-    if entry.get("endpoint"):
-        endpoint = registry().endpoint_by_id(entry["endpoint"])
-        if endpoint is None:
-            raise ShotgraphError(
-                f"the lockfile's node '{name}' uses {entry['endpoint']}, "
-                "which this shotgraph does not know"
-            )
+    deps = tuple(entry.get("deps", []))
+    upstream_keys = {dep: done[dep].key for dep in deps}
+    at = parse_frame_at(entry["at"]) if "at" in entry else None
+    if not entry.get("endpoint"):
+        identities = [_identity(slot.source, upstream_keys) for slot in slots]
+        options = {"at": str(at)} if at is not None else {}
+        key = media_key(entry["kind"], options, identities)
+        return Step(name=name, kind=entry["kind"], deps=deps, key=key, slots=slots, at=at)
+    endpoint = registry().endpoint_by_id(entry["endpoint"])
+    if endpoint is None:
+        raise ShotgraphError(
+            f"the lockfile's node '{name}' uses {entry['endpoint']}, "
+            "which this shotgraph does not know"
+        )
+    body = dict(entry["request"])
+    key = generation_key(endpoint.id, keyed_body(body, slots, upstream_keys), backend)
     cost = entry.get("cost_usd")
     return Step(
         name=name,
         kind=entry["kind"],
-        deps=tuple(entry.get("deps", [])),
-        key=entry["key"],
+        deps=deps,
+        key=key,
         slots=slots,
         endpoint=endpoint,
-        body=entry.get("request"),
+        body=body,
         seed=entry.get("seed"),
-        estimate=Estimate(cost, True, "locked") if endpoint is not None else None,
-        at=parse_frame_at(entry["at"]) if "at" in entry else None,
+        estimate=Estimate(cost, True, "locked"),
     )
+
+
+def _identity(source: MediaSource, upstream_keys: Mapping[str, str]) -> str:
+    if isinstance(source, Upstream):
+        return f"key:{upstream_keys[source.node]}"
+    if isinstance(source, LocalFile):
+        return source.placeholder
+    assert isinstance(source, Remote)
+    return source.url
 
 
 def _source(item: Mapping[str, Any], base: Path, store: Store) -> MediaSource:

@@ -6,6 +6,7 @@ import asyncio
 import os
 import sys
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
@@ -79,9 +80,10 @@ def open_store(project_root: Path, cache_dir: Path | None) -> Store:
     return Store.open(resolve_store_root(project_root, cache_dir, os.environ))
 
 
-def reporter_for(store: Store, run_id_hint: str, plain: bool) -> tuple[Fanout, RunLog]:
+def reporter_for(store: Store, pipeline: str, plain: bool) -> tuple[Fanout, RunLog]:
+    # Unique per run: two runs may start within the same second.
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    log = RunLog(store.root / "logs" / f"{stamp}-{run_id_hint}.jsonl")
+    log = RunLog(store.root / "logs" / f"{stamp}-{pipeline}-{uuid.uuid4().hex[:8]}.jsonl")
     screen: Reporter
     if not plain and sys.stdout.isatty():
         from rich.console import Console

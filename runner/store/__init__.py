@@ -11,11 +11,19 @@ from runner.store.location import STORE_DIRNAME, is_store, resolve_store_root
 from runner.store.maintenance import GcReport, StoreInfo, VerifyReport
 from runner.store.owner import Owner
 from runner.store.records import ResultRecord, StoredFile, UploadRecord
-from runner.store.store import GC_GRACE, UPLOAD_MARGIN, Store
+from runner.store.store import (
+    GC_GRACE,
+    HEARTBEAT_INTERVAL,
+    HEARTBEAT_TIMEOUT,
+    UPLOAD_MARGIN,
+    Store,
+)
 from runner.store.table import StoreError
 
 __all__ = [
     "GC_GRACE",
+    "HEARTBEAT_INTERVAL",
+    "HEARTBEAT_TIMEOUT",
     "STORE_DIRNAME",
     "UPLOAD_MARGIN",
     "GcReport",

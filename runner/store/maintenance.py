@@ -180,7 +180,7 @@ def collect(store: Store, keep_keys: set[str], *, dry_run: bool, grace: float) -
 
     for key, entry in store.in_flight():
         # A claim whose owner is dead sent nothing we know of; anything else may be money.
-        dead_claim = entry.state == "claimed" and not entry.owner.is_alive()
+        dead_claim = entry.state == "claimed" and not store.owner_alive(entry.owner)
         if dead_claim and (dry_run or store.drop_stale_entry(key, entry)):
             report.journal_removed += 1
             continue

@@ -9,6 +9,7 @@ Layout under the root (e.g. ``<project>/.shotgraph``)::
     records/journal     cache key -> JournalEntry            (durable)
     records/uploads     backend/sha256 -> UploadRecord
     records/hashes      resolved path -> (stat, sha256)
+    records/runs        run id -> last heartbeat of a run in progress
 
 Each ``records/*`` is a diskcache (SQLite, WAL) database, so every operation costs the same
 however large the store grows and several processes may share it. Ordering is what keeps it
@@ -17,6 +18,7 @@ consistent after a crash: a file lands (atomically) before any record names it.
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -34,6 +36,10 @@ from runner.store.table import StoreError, Table
 
 # An upload URL must outlive the job that reads it; a job can wait in fal's queue a while.
 UPLOAD_MARGIN = 3600.0
+# A run in progress writes a heartbeat this often; a run on another host (a CI container)
+# whose heartbeat is older than the timeout is gone, and its claims can be taken over.
+HEARTBEAT_INTERVAL = 5.0
+HEARTBEAT_TIMEOUT = 60.0
 # gc spares anything younger than this: another run may be between writing a file and the
 # record that names it, or between recording results and writing its lockfile.
 GC_GRACE = 3600.0
@@ -50,6 +56,7 @@ class Store:
         self._journal = Journal(Table(records / "journal", durable=True))
         self._uploads = Table(records / "uploads", durable=False)
         self._hashes = HashCache(Table(records / "hashes", durable=False))
+        self._runs = Table(records / "runs", durable=False)
 
     @classmethod
     def open(cls, root: Path) -> Store:
@@ -58,7 +65,8 @@ class Store:
         return cls(root)
 
     def close(self) -> None:
-        for table in (self._results, self._journal.table, self._uploads, self._hashes.table):
+        tables = (self._results, self._journal.table, self._uploads, self._hashes.table, self._runs)
+        for table in tables:
             table.close()
 
     def __enter__(self) -> Store:
@@ -199,6 +207,25 @@ class Store:
     def release(self, key: str, owner: Owner | None = None) -> bool:
         """Drop the entry (only ``owner``'s, when given); True when one was dropped."""
         return self._journal.release(key, owner)
+
+    def beat(self, owner: Owner) -> None:
+        """Say that ``owner``'s run is still going (every HEARTBEAT_INTERVAL)."""
+        self._runs.set(owner.run_id, {"v": 1, "at": time.time()})
+
+    def end_run(self, owner: Owner) -> None:
+        self._runs.delete(owner.run_id)
+
+    def owner_alive(self, owner: Owner) -> bool:
+        """Whether the run that holds a journal entry may still be going.
+
+        On this host the process itself tells (its pid, checked against reuse). On another
+        host (a CI container, a colleague's machine sharing the store) only its heartbeat
+        can: one older than HEARTBEAT_TIMEOUT means that run is gone.
+        """
+        if owner.host == socket.gethostname():
+            return owner.is_alive()
+        seen = self._runs.get(owner.run_id)
+        return seen is not None and time.time() - float(seen.get("at", 0.0)) < HEARTBEAT_TIMEOUT
 
     def in_flight(self) -> list[tuple[str, JournalEntry]]:
         return self._journal.entries()
