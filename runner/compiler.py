@@ -84,13 +84,41 @@ class Compiler:
         assert isinstance(source, Remote)
         return source.url
 
-    def _media(self, node: Node, sources: list[MediaSource]) -> Step:
+    def _media(self, node: Node, sources: list[MediaSource]) -> Step | None:
+        if node.at is not None and not self._frame_in_range(node, sources[0]):
+            return None
         options: dict[str, Any] = {"at": str(node.at)} if node.at is not None else {}
         key = media_key(node.kind, options, [self._input_identity(s) for s in sources])
         slots = tuple(Slot(("inputs", i), source) for i, source in enumerate(sources))
         deps = tuple(s.node for s in sources if isinstance(s, Upstream))
         character = self._upstream_character(sources)
         return Step(node.name, node.kind, deps, key, slots, character=character, at=node.at)
+
+    def _frame_in_range(self, node: Node, source: MediaSource) -> bool:
+        """A frame past the end of a clip whose length the request fixes is an error now,
+        not a failure at the end of a paid render."""
+        at = node.at
+        upstream = self.steps.get(source.node) if isinstance(source, Upstream) else None
+        timing = upstream.timing if upstream is not None else None
+        if at is None or timing is None or timing.assumed or not timing.num_frames:
+            return True
+        frames, rate = timing.num_frames, timing.frame_rate or 0.0
+        if at.index is not None:
+            ok = -frames <= at.index < frames
+            length = f"{frames} frames (0 to {frames - 1}, or -1 to -{frames})"
+        else:
+            last = (frames - 1) / rate if rate else 0.0
+            ok = at.seconds is not None and at.seconds <= last + 1e-9
+            length = f"{frames} frames at {rate:g} fps (the last frame is at {last:.2f}s)"
+        if not ok:
+            assert isinstance(source, Upstream)
+            self.diags.error(
+                "frame-at-range",
+                f"frame {at} is past the end of '{source.node}'",
+                self.pipeline.source.locate((*node.key_path, "at")),
+                f"'{source.node}' renders {length}",
+            )
+        return ok
 
     def _generation(self, node: Node, sources: list[MediaSource]) -> Step | None:
         family = node.model or self.pipeline.model

@@ -27,6 +27,7 @@ from runner.events import (
     NodeDone,
     NodeFailed,
     NodeSkipped,
+    NodeStarted,
     OutputWritten,
     Reporter,
     RunFinished,
@@ -63,6 +64,7 @@ class RunResult:
     skipped: set[str] = field(default_factory=set)
     spent_usd: float = 0.0
     interrupted: bool = False
+    in_flight: list[str] = field(default_factory=list)  # jobs left running at an interrupt
 
     @property
     def ok(self) -> bool:
@@ -110,24 +112,26 @@ class Executor:
     async def run(self) -> RunResult:
         started = time.monotonic()
         pending = self._find_cached()
-        estimate = sum(self._cost(self.steps[n]) for n in pending)
-        self.emit(
-            RunStarted(
-                pipeline=self.pipeline_name,
-                backend=self.options.backend,
-                nodes=len(self.steps),
-                to_render=len(pending),
-                estimated_usd=round(estimate, 6),
-                run_id=self.run_id,
-            )
-        )
-        for name in self.result.cached:
-            self._deliver(name, self.result.records[name])
         async with self._exits:
             if any(self.steps[name].endpoint is not None for name in pending):
                 # Connect before anything starts: a missing key or an emulator that will not
                 # start stops the run at once, with one message, not a failure per node.
                 await self._context()
+            estimate = sum(self._cost(self.steps[n]) for n in pending)
+            self.emit(
+                RunStarted(
+                    pipeline=self.pipeline_name,
+                    backend=self.options.backend,
+                    nodes=len(self.steps),
+                    to_render=len(pending),
+                    estimated_usd=round(estimate, 6),
+                    run_id=self.run_id,
+                )
+            )
+            for name in self.steps:
+                if name in self.result.cached:
+                    self.emit(NodeCached(node=name))
+                    self._deliver(name, self.result.records[name])
             heartbeat = asyncio.create_task(self._heartbeat())
             try:
                 await self._run_pending(pending)
@@ -153,6 +157,13 @@ class Executor:
             # tidying (cancelling queued jobs at fal) that each task is doing now.
             self.result.interrupted = True
             await asyncio.gather(*tasks, return_exceptions=True)
+            self.result.in_flight = [
+                name for name in pending if self._still_at_fal(self.steps[name])
+            ]
+
+    def _still_at_fal(self, step: Step) -> bool:
+        entry = self.store.journal(step.key)
+        return entry is not None and entry.state == "submitted" and entry.owner == self._owner
 
     async def _heartbeat(self) -> None:
         """Tell runs sharing the store (on other hosts too) that this one is still going."""
@@ -193,7 +204,6 @@ class Executor:
             if record is not None and record.backend == self.options.backend:
                 self.result.records[name] = record
                 self.result.cached.add(name)
-                self.emit(NodeCached(node=name))
             else:
                 pending.append(name)
         return pending
@@ -231,8 +241,9 @@ class Executor:
         self.result.records[name] = record
         self.result.rendered.add(name)
         cost = record.cost_usd if step.endpoint is not None else 0.0
-        paid_here = step.endpoint is not None and not record.extra.get("reattached")
-        if paid_here and self._first_with_key[step.key] == name:
+        # Counted once per job, re-attached ones too: the run that submitted them never got
+        # to report them (it was killed or interrupted).
+        if step.endpoint is not None and self._first_with_key[step.key] == name:
             self.result.spent_usd += cost or 0.0
         self.emit(
             NodeDone(
@@ -263,6 +274,12 @@ class Executor:
         from runner.media_step import run_media_step
 
         if step.endpoint is None:
+            what = (
+                f"stitching {len(step.slots)} clips"
+                if step.kind == "stitch"
+                else f"taking frame {step.at}"
+            )
+            self.emit(NodeStarted(node=step.name, what=what))
             remote = any(isinstance(slot.source, Remote) for slot in step.slots)
             client = (await self._context()).client if remote else None
             return await run_media_step(

@@ -10,43 +10,54 @@ from runner.model import FileRef, KeyframeRef, MotionRef, NodeRef, UrlRef
 _UNSAFE = re.compile(r"[^A-Za-z0-9_]")
 
 
-def _id(prefix: str, name: str) -> str:
-    return f"{prefix}_{_UNSAFE.sub('_', name)}"
+class _Ids:
+    """Identifiers that Mermaid and DOT accept, one per distinct thing: readable, and kept
+    apart by a number (``a-b`` and ``a_b`` would otherwise both be ``a_b``)."""
+
+    def __init__(self) -> None:
+        self._ids: dict[tuple[str, str], str] = {}
+
+    def __call__(self, prefix: str, name: str) -> str:
+        found = self._ids.get((prefix, name))
+        if found is None:
+            found = self._ids[(prefix, name)] = f"{prefix}{len(self._ids)}_{_UNSAFE.sub('_', name)}"
+        return found
 
 
 def _edges(compiled: Compiled) -> tuple[dict[str, tuple[str, str]], list[tuple[str, str]]]:
     """Vertices (id -> (label, shape)) and edges (from, to) including asset inputs."""
+    ids = _Ids()
     vertices: dict[str, tuple[str, str]] = {}
     edges: list[tuple[str, str]] = []
     pipeline = compiled.pipeline
     for name in compiled.graph.order:
         node = pipeline.nodes[name]
         step = compiled.steps.get(name)
-        detail = step.endpoint.id if step and step.endpoint else node.kind
-        vertices[_id("n", name)] = (f"{name}\\n{node.kind} · {detail}", node.kind)
+        kind = f"{node.kind} · {step.endpoint.id}" if step and step.endpoint else node.kind
+        vertices[ids("n", name)] = (f"{name}\\n{kind}", node.kind)
         for conditioning in node.inputs:
             ref = conditioning.ref
             if isinstance(ref, NodeRef):
-                source = _id("n", ref.node)
+                source = ids("n", ref.node)
             elif isinstance(ref, KeyframeRef):
-                source = _id("k", f"{ref.character}_{ref.pose}")
+                source = ids("k", f"{ref.character}.{ref.pose}")
                 vertices.setdefault(source, (f"{ref.character}.{ref.pose}", "keyframe"))
             elif isinstance(ref, MotionRef):
-                source = _id("m", ref.name)
+                source = ids("m", ref.name)
                 vertices.setdefault(source, (f"motion {ref.name}", "motion"))
             elif isinstance(ref, FileRef):
-                source = _id("f", ref.path)
+                source = ids("f", ref.path)
                 vertices.setdefault(source, (ref.path, "file"))
             else:
                 assert isinstance(ref, UrlRef)
-                source = _id("u", ref.url[-40:])
+                source = ids("u", ref.url)
                 vertices.setdefault(source, (ref.url, "file"))
-            edges.append((source, _id("n", name)))
+            edges.append((source, ids("n", name)))
     for name, path in pipeline.outputs.items():
         if name in pipeline.nodes:
-            out = _id("o", name)
+            out = ids("o", name)
             vertices[out] = (path, "output")
-            edges.append((_id("n", name), out))
+            edges.append((ids("n", name), out))
     return vertices, edges
 
 

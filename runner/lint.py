@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from runner.compiler import Compiled
 from runner.endpoints import registry
 from runner.errors import Diagnostics
-from runner.model import Node
+from runner.model import Node, a
 from runner.steps import Step
 
 LORA_SCALE_RANGE = (0.4, 0.7)
@@ -30,11 +30,15 @@ def lint(compiled: Compiled, diags: Diagnostics) -> None:
     """Add the guide's warnings for every compiled generation step."""
     pipeline = compiled.pipeline
     skipped: set[tuple[str, str, str]] = set()
+    said: set[tuple[str, str]] = set()
     for name, step in compiled.steps.items():
         if step.endpoint is None or step.body is None:
             continue
         node = pipeline.nodes[name]
         for code, message, hint in _node_warnings(node, step):
+            if code.startswith("lint.lora") and (code, message) in said:
+                continue  # a character's or the defaults' LoRAs: said once, not per shot
+            said.add((code, message))
             diags.warning(code, message, pipeline.source.locate(node.key_path, key=True), hint)
         for key, setting in step.settings.items():
             user_layer = setting.layer == "defaults" or (
@@ -82,7 +86,7 @@ def _node_warnings(node: Node, step: Step) -> Iterable[tuple[str, str, str]]:
 
 def _shot_kind(node: Node, step: Step) -> str:
     if node.kind in ("extend", "multicondition"):
-        return f"{node.kind} shot"
+        return f"{a(node.kind)} shot"
     return f"shot of '{step.character}'"
 
 

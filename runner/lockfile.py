@@ -23,6 +23,7 @@ from typing import Any
 from runner.compiler import Compiled
 from runner.errors import ShotgraphError
 from runner.inputs import LocalFile, Remote, Upstream
+from runner.outputs import PUBLIC_MODE
 from runner.steps import Step, copy_along, set_pointer
 from runner.store import ResultRecord
 
@@ -41,7 +42,6 @@ def build_lock(
     nodes = {}
     for name, step in sorted(compiled.steps.items()):
         nodes[name] = _entry(step, records, pipeline.base_dir)
-    total = sum(n.get("cost_usd") or 0.0 for n in nodes.values())
     return {
         "lock_version": LOCK_VERSION,
         "pipeline": pipeline.name,
@@ -50,7 +50,6 @@ def build_lock(
         "outputs": {
             name: os.path.relpath(path, pipeline.base_dir) for name, path in sorted(outputs.items())
         },
-        "total_cost_usd": round(total, 6),
         "nodes": nodes,
     }
 
@@ -127,6 +126,7 @@ def write_lock(path: Path, document: Mapping[str, Any]) -> bool:
         return False
     fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     try:
+        os.chmod(temp, PUBLIC_MODE)  # a lockfile is committed: not private like a temp file
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
@@ -147,12 +147,20 @@ def read_lock(path: Path) -> dict[str, Any]:
             f"no lockfile at {path}", hint="run the pipeline once to write it, then commit it"
         ) from None
     except (OSError, ValueError) as exc:
+        if path.suffix in (".yaml", ".yml"):
+            raise ShotgraphError(
+                f"{path} is a pipeline, not a lockfile",
+                hint=f"replay takes the lockfile a run writes: {lock_path(path)}",
+            ) from None
         raise ShotgraphError(
             f"cannot read the lockfile {path}: {exc}",
-            hint="restore it from git, or delete it and run again",
+            hint="restore it from git (git checkout -- FILE)",
         ) from None
     if not isinstance(document, dict) or document.get("lock_version") != LOCK_VERSION:
-        raise ShotgraphError(f"{path} is not a version {LOCK_VERSION} shotgraph lockfile")
+        raise ShotgraphError(
+            f"{path} is not a version {LOCK_VERSION} shotgraph lockfile",
+            hint="a lockfile is the PIPELINE.lock.json a run writes",
+        )
     return document
 
 

@@ -34,6 +34,7 @@ class Materializer:
         self.store = store
         self.client = client
         self.backend = backend
+        self.started = time.time()
 
     async def body(
         self, body: Mapping[str, Any], slots: tuple[Slot, ...], upstream: Mapping[str, ResultRecord]
@@ -72,9 +73,11 @@ class Materializer:
         if record.backend != self.backend or time.time() - record.recorded_at >= RESULT_URL_TTL:
             return False
         # A loopback URL (the local emulator's) lives only as long as the server that made
-        # it: an emulator started again listens on another port.
+        # it: trusted within this run, from this server.
         if urlsplit(record.result_url).hostname in ("127.0.0.1", "localhost", "::1"):
-            return same_origin(record.result_url, self.client.config.queue_url)
+            return record.recorded_at >= self.started and same_origin(
+                record.result_url, self.client.config.queue_url
+            )
         return True
 
     async def _upload(self, path: Path, sha256: str, content_type: str) -> str:

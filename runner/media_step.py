@@ -37,7 +37,11 @@ async def run_media_step(
             else:
                 await asyncio.to_thread(media.stitch, sources, staging)
         except media.MediaError as exc:
-            raise StepFailed(exc.message, exc.hint) from None
+            message = exc.message
+            for slot, path in zip(step.slots, sources, strict=True):
+                if isinstance(slot.source, Upstream):  # a store path means nothing to a user
+                    message = message.replace(str(path), f"the output of '{slot.source.node}'")
+            raise StepFailed(message, exc.hint) from None
     stored = store.put_file(staging, move=True)
     record = ResultRecord(
         key=step.key,

@@ -14,6 +14,12 @@ from runner.errors import Diagnostics
 from runner.model import a
 from runner.store import Store
 
+# The mode a file gets when a program simply creates it: 0666 less the umask (read once,
+# at import, while nothing else can be creating files).
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+PUBLIC_MODE = 0o666 & ~_UMASK
+
 SUFFIXES = {"image": (".png",), "video": (".mp4",)}
 
 
@@ -65,6 +71,7 @@ def deliver(store: Store, sha256: str, path: Path) -> bool:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     try:
+        os.chmod(temp, PUBLIC_MODE)  # mkstemp makes it private; an output is not
         with os.fdopen(fd, "wb") as out, store.file_path(sha256).open("rb") as src:
             shutil.copyfileobj(src, out, 1 << 20)
             out.flush()

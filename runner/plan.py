@@ -50,7 +50,6 @@ class PlanRow:
         }
         if verbose and step.body is not None:
             row["request"] = step.body
-            row["settings"] = {k: s.layer for k, s in step.settings.items()}
         return row
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from runner.compiler import Compiled
 from runner.errors import display_path
 from runner.plan import Plan, PlanRow
+from runner.steps import Step
 
 COLUMNS = ("NODE", "KIND", "ENDPOINT", "FRAMES", "FPS", "SECONDS", "EST. COST", "STATUS")
 
@@ -81,7 +82,7 @@ def plan_json(plan: Plan, compiled: Compiled, *, verbose: bool = False) -> dict[
         "file": str(compiled.pipeline.path),
         "model": compiled.pipeline.model,
         "backend": compiled.backend,
-        "nodes": [row.as_json(verbose=verbose) for row in plan.rows],
+        "nodes": [_row(row, compiled, verbose) for row in plan.rows],
         "total": {
             "estimated_usd": plan.total_usd,
             "to_render": plan.counts()["render"],
@@ -91,3 +92,39 @@ def plan_json(plan: Plan, compiled: Compiled, *, verbose: bool = False) -> dict[
             "unpriced": plan.unpriced,
         },
     }
+
+
+def _row(row: PlanRow, compiled: Compiled, verbose: bool) -> dict[str, Any]:
+    data = row.as_json(verbose=verbose)
+    if verbose and row.step.body is not None:
+        data["sources"] = sources(row.step, compiled)
+    return data
+
+
+def sources(step: Step, compiled: Compiled) -> dict[str, str]:
+    """Where each field of a step's request came from: the node, a preset, the pipeline's
+    defaults, the node's inputs, or fal's own default (written out explicitly)."""
+    assert step.body is not None
+    node = compiled.pipeline.nodes[step.name]
+    defaults = compiled.pipeline.defaults
+    inputs = {slot.pointer[0] for slot in step.slots}
+    found: dict[str, str] = {}
+    for key in step.body:
+        if key in step.settings:
+            found[key] = step.settings[key].layer
+        elif key in inputs:
+            found[key] = "input"
+        elif key == "prompt":
+            found[key] = "node"
+        elif key == "negative_prompt":
+            origin = (
+                "node" if node.negative_prompt else "defaults" if defaults.negative_prompt else None
+            )
+            found[key] = origin or "fal default"
+        elif key == "seed":
+            found[key] = "node" if step.seed_pinned_by == "node" else "derived from the node name"
+        elif key == "loras":
+            found[key] = "defaults, character and node LoRAs" if step.body["loras"] else "none"
+        else:
+            found[key] = "fal default"
+    return found

@@ -37,7 +37,8 @@ class Estimate:
         if self.usd is None:
             return "unpriced"
         mark = "" if self.confirmed else "~"
-        return f"{mark}${self.usd:.4f}".rstrip("0").rstrip(".")
+        cents = round(self.usd, 2) == round(self.usd, 6)
+        return f"{mark}${self.usd:.2f}" if cents else f"{mark}${self.usd:.4f}"
 
 
 def timing(endpoint: Endpoint, body: Mapping[str, Any]) -> Timing:

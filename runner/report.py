@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from runner.errors import display_path
 from runner.events import (
     Event,
     NodeCached,
@@ -59,7 +60,7 @@ def describe(event: Event) -> str | None:
     if isinstance(event, NodeSkipped):
         return f"skipped: {event.reason}"
     if isinstance(event, OutputWritten):
-        return f"wrote {event.path}"
+        return f"wrote {display_path(Path(event.path))}"
     if isinstance(event, Notice):
         return f"note: {event.message}"
     if isinstance(event, NodeRunning):
@@ -114,12 +115,15 @@ class LiveReporter:
         from rich.live import Live
 
         self.console = console
-        self.live = Live(console=console, refresh_per_second=8, transient=True)
         self.state: dict[str, tuple[str, float]] = {}
         self.totals = {"done": 0, "cached": 0, "failed": 0, "skipped": 0}
         self.total = 0
         self.cost = 0.0
         self.started = time.monotonic()
+        # Rendered by Live's own refresh (elapsed times tick while nothing happens).
+        self.live = Live(
+            console=console, refresh_per_second=4, transient=True, get_renderable=self._render
+        )
 
     def handle(self, event: Event) -> None:
         from rich.text import Text
@@ -137,7 +141,6 @@ class LiveReporter:
             self._node(event)
         elif isinstance(event, Notice):
             self.console.print(Text(f"note: {event.message}", style="yellow"))
-        self.live.update(self._render())
 
     def _node(self, event: NodeEvent) -> None:
         from rich.text import Text
@@ -168,10 +171,11 @@ class LiveReporter:
         table.add_column("state")
         table.add_column("elapsed", justify="right")
         now = time.monotonic()
-        for node, (line, since) in list(self.state.items())[:20]:
+        in_flight = self.state.copy()  # the refresh thread reads while events arrive
+        for node, (line, since) in list(in_flight.items())[:20]:
             table.add_row(node, line.split("\n")[0][:70], f"{now - since:5.1f}s")
-        if len(self.state) > 20:
-            table.add_row(f"... {len(self.state) - 20} more", "", "")
+        if len(in_flight) > 20:
+            table.add_row(f"... {len(in_flight) - 20} more", "", "")
         t = self.totals
         finished = t["done"] + t["cached"] + t["failed"] + t["skipped"]
         footer = Text(

@@ -133,8 +133,7 @@ def _message(kind: str, value: Any, expected: Any) -> str:
 
 
 def _hint(kind: str, schema: Mapping[str, Any]) -> str | None:
-    if kind == "pattern" and "examples" in schema:
-        return f"for example: {json.dumps(schema['examples'][0])}"
-    if "description" in schema:
-        return str(schema["description"]).split(". ")[0].rstrip(".")
-    return None
+    """An example of a good value (an enum's message already lists every one)."""
+    if kind in ("enum", "const") or not schema.get("examples"):
+        return None
+    return f"for example: {json.dumps(schema['examples'][0], ensure_ascii=False)}"

@@ -4,9 +4,9 @@ jsonschema checks a 5,000-node pipeline in over a second; compiled once into clo
 same checks take a small fraction of that, which keeps ``validate`` and ``plan`` interactive
 on large episodes. Supported keywords (the build script and a test keep the schema within
 them): type, enum, const, pattern, minimum, maximum, exclusiveMinimum, exclusiveMaximum,
-multipleOf, minItems, minProperties, items, properties, additionalProperties, propertyNames,
-required, allOf, if/then/else and local ``$ref``. Annotations are ignored. The test suite
-checks that it reports the same errors as jsonschema.
+multipleOf, minItems, minProperties, items, properties, additionalProperties,
+patternProperties, propertyNames, required, allOf, if/then/else and local ``$ref``.
+Annotations are ignored. The test suite checks that it reports the same errors as jsonschema.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ CHECKED = (
     "exclusiveMaximum", "multipleOf", "minItems", "minProperties", "required", "properties",
     "propertyNames", "items", "allOf", "if",
 )  # fmt: skip
-KEYWORDS = frozenset({*CHECKED, "additionalProperties", "then", "else"})
+KEYWORDS = frozenset({*CHECKED, "additionalProperties", "patternProperties", "then", "else"})
 ANNOTATIONS = frozenset(
     {"$schema", "$id", "$defs", "title", "description", "examples", "default", "x-families"}
 )
@@ -100,7 +100,8 @@ class SchemaCompiler:
         checks: list[Check] = []
         for keyword in CHECKED:
             present = keyword in schema or (
-                keyword == "properties" and "additionalProperties" in schema
+                keyword == "properties"
+                and ("additionalProperties" in schema or "patternProperties" in schema)
             )
             if present:
                 checks.append(getattr(self, "_" + keyword.strip("$"))(schema, names))
@@ -213,6 +214,10 @@ class SchemaCompiler:
 
     def _properties(self, schema: Mapping[str, Any], names: bool) -> Check:
         props = {k: self.compile(s, names) for k, s in schema.get("properties", {}).items()}
+        patterns = [
+            (re.compile(p), self.compile(s, names))
+            for p, s in schema.get("patternProperties", {}).items()
+        ]
         extra = schema.get("additionalProperties", True)
         extra_check = self.compile(extra, names) if isinstance(extra, Mapping) else None
 
@@ -222,9 +227,14 @@ class SchemaCompiler:
             unknown = False
             for key, item in value.items():
                 found = props.get(key)
+                matched = [c for regex, c in patterns if regex.search(key)] if patterns else []
                 if found is not None:
                     found(item, (*path, key), errors)
-                elif extra_check is not None:
+                for pattern_check in matched:
+                    pattern_check(item, (*path, key), errors)
+                if found is not None or matched:
+                    continue
+                if extra_check is not None:
                     extra_check(item, (*path, key), errors)
                 elif extra is False:
                     unknown = True

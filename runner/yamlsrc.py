@@ -280,8 +280,11 @@ def load_yaml(text: str, file: Path | None, diags: Diagnostics) -> tuple[Any, So
             feed(event)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
         problem = exc.problem or exc.context or "invalid YAML"
+        if "end of stream" in problem and exc.context_mark is not None and exc.context:
+            # An unclosed quote or bracket: where it opened says more than the file's end.
+            mark, problem = exc.context_mark, f"{problem} ({exc.context} opened here)"
+        line = mark.line + 1 if mark is not None else None
         diags.error(
             "yaml-syntax",
             f"YAML syntax error: {problem}",

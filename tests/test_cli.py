@@ -106,6 +106,7 @@ def test_internal_error_exits_3_with_a_crash_log(
     assert code == 3 and "internal error (RuntimeError)" in err and "Traceback" not in err
     log = Path(err.split("the traceback is in ")[1].split(";")[0])
     assert "RuntimeError: boom" in log.read_text()
+    log.unlink()
 
 
 def test_console_script_runs() -> None:

@@ -40,6 +40,20 @@ def test_mermaid_and_dot(tmp_path: Path) -> None:
     c = compiled(tmp_path, CHAIN)
     mermaid = to_mermaid(c)
     assert mermaid.startswith("flowchart LR")
-    assert "k_mara_front --> n_a" in mermaid and "n_a --> n_b" in mermaid
+    assert "k1_mara_front --> n0_a" in mermaid and "n0_a --> n2_b" in mermaid
     dot = to_dot(c)
-    assert dot.startswith('digraph "test"') and "n_b -> n_c;" in dot and dot.rstrip().endswith("}")
+    assert dot.startswith('digraph "test"') and "n2_b -> n3_c;" in dot
+    assert dot.rstrip().endswith("}")
+
+
+def test_names_that_sanitise_alike_stay_apart(tmp_path: Path) -> None:
+    c = compiled(
+        tmp_path,
+        """nodes:
+  a-b: {kind: t2v, prompt: x}
+  a_b: {kind: t2v, prompt: y}
+  c: {kind: extend, video: {from: a-b}, prompt: z}
+""",
+    )
+    mermaid = to_mermaid(c)
+    assert "n0_a_b[" in mermaid and "n1_a_b[" in mermaid and "n0_a_b --> n2_c" in mermaid

@@ -245,3 +245,34 @@ def test_a_422_from_fal_points_at_the_pipeline_key(tmp_path: Path) -> None:
     strength = ValidationIssue(("body", "video", "strength"), "too strong")
     where = describe(compiled.steps["intro_more"], strength)
     assert "tiny.yaml:22 nodes.intro_more.video.strength" in where
+
+
+def test_gc_clears_the_local_backends_state_and_runs_still_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pipeline = make_project(tmp_path / "p")
+    store = tmp_path / "store"
+    common = ["--backend", "local", "--cache-dir", str(store), "--plain"]
+    assert cli.run(["run", str(pipeline), *common]) == 0
+    assert any((store / "emulator").iterdir())
+    assert (
+        cli.run(
+            [
+                "cache",
+                "gc",
+                "--cache-dir",
+                str(store),
+                "--project",
+                str(tmp_path / "p"),
+                "--grace",
+                "0",
+            ]
+        )
+        == 0
+    )
+    assert [p.name for p in (store / "emulator").iterdir()] == ["in-use.lock"]
+    assert cli.run(["run", str(pipeline), *common]) == 0  # still all cached
+    assert rendered(store) == set()
+    make_project(tmp_path / "p", action="a long look")  # the keyframe is uploaded again
+    assert cli.run(["run", str(pipeline), *common]) == 0, capsys.readouterr().err
+    assert rendered(store) == {"intro", "intro_more", "best_frame", "new_angle", "cut"}

@@ -63,7 +63,7 @@ def test_schema_uses_only_supported_keywords() -> None:
             for key, value in node.items():
                 if key in ("enum", "const", "examples", "default", "required"):
                     continue
-                walk(value, in_properties=key in ("properties", "$defs"))
+                walk(value, in_properties=key in ("properties", "patternProperties", "$defs"))
         elif isinstance(node, list):
             for item in node:
                 walk(item)

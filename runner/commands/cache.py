@@ -81,6 +81,8 @@ def info(cache_dir: Path | None, project: Path | None, as_json: bool) -> int:
             f"in flight  {found.journal:,} ({found.submitted:,} submitted)",
             f"inputs     {found.hashes:,} hashed",
             f"temporary  {found.tmp_files:,} files",
+            f"emulator   {mb(found.emulator_bytes)} (the local backend's jobs and files)",
+            f"logs       {mb(found.log_bytes)}",
             f"on disk    {mb(found.disk_bytes)}",
         ],
     )
@@ -181,7 +183,9 @@ def gc(
             f"({len(keep):,} key(s) from {len(sources)} lockfile(s))",
             f"{verb} {report.results_removed:,} result(s), {report.files_removed:,} file(s) "
             f"({mb(report.bytes_freed)}), {report.uploads_removed:,} expired upload(s), "
-            f"{report.journal_removed:,} abandoned claim(s), {report.tmp_removed:,} temporary "
+            f"{report.journal_removed:,} abandoned claim(s), {report.logs_removed:,} old run "
+            f"log(s), {mb(report.emulator_bytes_freed)} of emulator state, "
+            f"{report.tmp_removed:,} temporary "
             f"file(s)",
             f"kept {report.journal_kept:,} journal entr{'y' if report.journal_kept == 1 else 'ies'}"
             " (jobs in flight)",

@@ -42,11 +42,12 @@ def echo_diagnostics(diagnostics: tuple[Diagnostic, ...] | list[Diagnostic]) -> 
         click.echo(styled, err=True, color=None if sys.stderr.isatty() else False)
 
 
-def checked(path: Path, backend: str, *, quiet_warnings: bool = False) -> CheckResult:
-    """Check a pipeline and print its findings (warnings only when there are no errors)."""
+def checked(path: Path, backend: str, *, show: str = "all") -> CheckResult:
+    """Check a pipeline and print its findings to stderr: ``all`` (errors, then warnings),
+    ``errors`` only, or ``none`` (for --json, where they go into the JSON)."""
     result = check_pipeline(path, backend=backend)
-    if result.errors:
+    if show == "all":
+        echo_diagnostics(result.errors + result.warnings)
+    elif show == "errors":
         echo_diagnostics(result.errors)
-    elif not quiet_warnings:
-        echo_diagnostics(result.warnings)
     return result

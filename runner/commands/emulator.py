@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from runner.errors import ShotgraphError
+
 
 @click.group()
 def emulator() -> None:
@@ -14,7 +16,13 @@ def emulator() -> None:
 
 @emulator.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
-@click.option("--port", default=0, show_default=True, help="Port; 0 picks a free one.")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=0,
+    show_default=True,
+    help="Port; 0 picks a free one.",
+)
 @click.option(
     "--latency", default=0.5, show_default=True, help="Least seconds a job stays IN_PROGRESS."
 )
@@ -31,8 +39,16 @@ def emulator() -> None:
     is_flag=True,
     help="Accept requests without an Authorization header (fal answers them 401).",
 )
-@click.option("--tls-cert", type=click.Path(dir_okay=False, exists=True, path_type=Path))
-@click.option("--tls-key", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option(
+    "--tls-cert",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Serve https with this certificate (PEM); fal's own client needs https.",
+)
+@click.option(
+    "--tls-key",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="The certificate's private key (PEM).",
+)
 @click.option(
     "--faults",
     "faults_file",
@@ -76,6 +92,15 @@ def serve(
     def ready(url: str) -> None:
         # The first line is for scripts and tests that need the port; keep its shape.
         click.echo(f"fal emulator listening on {url}")
-        click.echo(f"  FAL_QUEUE_RUN_HOST={url.split('://', 1)[1]}  (queue and storage: {url})")
+        click.echo(f"  shotgraph: shotgraph run PIPELINE --backend local --emulator-url {url}")
+        if tls_cert is not None:
+            host_port = url.split("://", 1)[1]
+            click.echo(f"  fal's client: FAL_QUEUE_RUN_HOST={host_port} SSL_CERT_FILE=<your CA>")
 
-    serve_forever(config, on_ready=ready)
+    try:
+        serve_forever(config, on_ready=ready)
+    except OSError as exc:
+        raise ShotgraphError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}",
+            hint="pick another --port, or 0 for a free one",
+        ) from None

@@ -17,7 +17,7 @@ from runner.graph_export import to_dot, to_mermaid
 )
 def graph(pipeline: Path, fmt: str) -> int:
     """Print the graph of nodes, keyframes, motion clips and outputs."""
-    result = checked(pipeline, "fal", quiet_warnings=True)
+    result = checked(pipeline, "fal", show="errors")
     compiled = result.require()
     click.echo(to_mermaid(compiled) if fmt == "mermaid" else to_dot(compiled), nl=False)
     return 0

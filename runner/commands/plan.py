@@ -26,7 +26,7 @@ from runner.store import Store, is_store, resolve_store_root
 @click.option("-v", "--verbose", is_flag=True, help="Include the full request of every node.")
 @click.option(
     "--budget",
-    type=float,
+    type=click.FloatRange(min=0),
     metavar="USD",
     help="Exit 1 if the estimate of what will render exceeds this.",
 )
@@ -44,7 +44,12 @@ def plan(
     cache_dir: Path | None,
 ) -> int:
     """Show what a run would render and why, with endpoint, length and estimated cost."""
-    result = checked(pipeline, backend, quiet_warnings=as_json)
+    result = checked(pipeline, backend, show="none" if as_json else "all")
+    if as_json and result.errors:
+        # Machines get the findings where they read the plan: on stdout, as JSON.
+        findings = {"valid": False, "errors": [d.as_json() for d in result.errors]}
+        click.echo(json.dumps(findings, indent=2))
+        return 1
     compiled = result.require()
     the_plan = plan_with_store(compiled, cache_dir)
     if as_json:
@@ -79,5 +84,6 @@ def check_budget(the_plan: Plan, budget: float) -> None:
     if the_plan.total_usd > budget:
         raise ShotgraphError(
             f"the estimate ${the_plan.total_usd:.2f} exceeds the budget ${budget:.2f}",
-            hint="raise --budget, or render fewer nodes (fast-preview preset, fewer frames)",
+            hint="raise --budget, or render fewer nodes (a cheaper model family; on 0.9.8, "
+            "fewer frames)",
         )

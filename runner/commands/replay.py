@@ -61,14 +61,19 @@ def replay(lockfile: Path, backend: str | None, accept_drift: bool, **options: A
     for name, (want, got) in sorted(drifted.items()):
         notes.append(f"{name}: output {got[:12]} differs from the locked {want[:12]}")
     if drifted and not accept_drift:
-        code = summarize(outcome, outputs, notes)
+        code = summarize(outcome, outputs, notes, backend=backend)
         click.echo(
             f"{len(drifted)} output(s) differ from {display_path(lockfile)}; fal's "
             "renders are not bit-exact: pass --accept-drift to keep them",
             err=True,
         )
         return max(code, 1)
-    return summarize(outcome, outputs, notes or [f"every output matches {display_path(lockfile)}"])
+    return summarize(
+        outcome,
+        outputs,
+        notes or [f"every output matches {display_path(lockfile)}"],
+        backend=backend,
+    )
 
 
 def _drifted(lock: Mapping[str, Any], records: Mapping[str, Any]) -> dict[str, tuple[str, str]]:

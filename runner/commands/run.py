@@ -38,6 +38,13 @@ def run(pipeline: Path, backend: str, frozen: bool, **options: Any) -> int:
                 f"--frozen needs a lockfile, and {display_path(lock_file)} does not exist",
                 hint="run once without --frozen and commit it",
             )
+        if lock.get("backend") != backend:
+            raise ShotgraphError(
+                f"{display_path(lock_file)} was rendered with --backend {lock.get('backend')}, "
+                f"and this run uses --backend {backend}",
+                hint=f"run with --backend {lock.get('backend')}, or without --frozen to render "
+                f"with {backend} and update the lockfile",
+            )
         changed = drift(compiled, lock)
         if changed.any:
             raise ShotgraphError(
@@ -65,7 +72,7 @@ def run(pipeline: Path, backend: str, frozen: bool, **options: Any) -> int:
             )
         elif not outcome.ok:
             notes.append(f"lockfile {display_path(lock_file)} not updated: the run is incomplete")
-    return summarize(outcome, result.outputs, notes)
+    return summarize(outcome, result.outputs, notes, backend=backend)
 
 
 def _issue_describer(compiled: Compiled) -> Any:

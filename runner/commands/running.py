@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from runner.backends import LocalOptions, open_backend
+from runner.errors import display_path
 from runner.events import Fanout, Reporter
 from runner.execute import Executor, RunOptions, RunResult
 from runner.report import LiveReporter, PlainReporter, RunLog
@@ -41,7 +42,7 @@ def run_options(func: F) -> F:
         ),
         click.option(
             "--budget",
-            type=float,
+            type=click.FloatRange(min=0),
             metavar="USD",
             help="Refuse to start (or to submit more) past this estimated spend.",
         ),
@@ -53,7 +54,7 @@ def run_options(func: F) -> F:
         click.option("--plain", is_flag=True, help="Plain lines, even on a terminal."),
         click.option(
             "--emulator-latency",
-            type=float,
+            type=click.FloatRange(min=0),
             default=0.0,
             show_default=True,
             help="local backend: least seconds a job runs.",
@@ -135,21 +136,33 @@ def execute(
         log.close()
 
 
-def summarize(result: RunResult, outputs: Mapping[str, Path], extra: list[str]) -> int:
+def summarize(
+    result: RunResult, outputs: Mapping[str, Path], extra: list[str], *, backend: str
+) -> int:
     """Print the run's summary; the exit code."""
     rendered, cached = len(result.rendered), len(result.cached)
+    money = (
+        f"would cost ~${result.spent_usd:.2f} on fal (the local backend is free)"
+        if backend == "local"
+        else f"spent ~${result.spent_usd:.2f}"
+    )
     head = (
         f"{rendered} rendered, {cached} cached, {len(result.failed)} failed, "
-        f"{len(result.skipped)} skipped · spent ~${result.spent_usd:.2f}"
+        f"{len(result.skipped)} skipped · {money}"
     )
     click.echo(("interrupted: " if result.interrupted else "") + head)
+    if result.in_flight:
+        click.echo(
+            f"  still running at fal: {', '.join(result.in_flight)}; run again to "
+            "collect them (they are not submitted again)"
+        )
     for name, failure in sorted(result.failed.items()):
         click.echo(click.style(f"  failed {name}: {failure.message}", fg="red"), err=True)
         if failure.hint:
             click.echo(f"    hint: {failure.hint}", err=True)
     for name, path in sorted(outputs.items()):
         if name in result.records:
-            click.echo(f"  output {name}: {path}")
+            click.echo(f"  output {name}: {display_path(path)}")
     for line in extra:
         click.echo(f"  {line}")
     if result.interrupted:

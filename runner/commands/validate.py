@@ -18,7 +18,7 @@ from runner.errors import display_path
 @click.option("--strict", is_flag=True, help="Treat lint warnings as errors.")
 def validate(pipeline: Path, backend: str, as_json: bool, strict: bool) -> int:
     """Check a pipeline: schema, references, templates, fal's endpoint schemas, lint."""
-    result = checked(pipeline, backend, quiet_warnings=as_json)
+    result = checked(pipeline, backend, show="none" if as_json else "all")
     failed = bool(result.errors) or (strict and bool(result.warnings))
     if as_json:
         click.echo(
@@ -37,9 +37,10 @@ def validate(pipeline: Path, backend: str, as_json: bool, strict: bool) -> int:
         note = f", {len(result.warnings)} warning(s)" if result.warnings else ""
         click.echo(f"{display_path(pipeline)}: ok ({steps} nodes{note})")
     else:
+        strictly = " (--strict: warnings count as errors)" if strict else ""
         click.echo(
             f"{display_path(pipeline)}: {len(result.errors)} error(s), "
-            f"{len(result.warnings)} warning(s)",
+            f"{len(result.warnings)} warning(s){strictly}",
             err=True,
         )
     return 1 if failed else 0

@@ -15,6 +15,7 @@ from __future__ import annotations
 import multiprocessing
 import multiprocessing.connection
 import os
+import signal
 import threading
 from concurrent.futures import ProcessPoolExecutor
 
@@ -32,6 +33,9 @@ def warm_up() -> None:
 
 
 def _exit_with_parent() -> None:
+    # Ctrl-C reaches every process of the terminal's group: the parent decides what an
+    # interrupt means (it cancels its jobs); a worker must not die mid-render over it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     parent = multiprocessing.parent_process()
     if parent is None:
         return

@@ -9,7 +9,9 @@ writing the lockfile that would keep them.
 
 from __future__ import annotations
 
+import fcntl
 import os
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -35,6 +37,8 @@ class StoreInfo:
     hashes: int
     tmp_files: int
     disk_bytes: int
+    emulator_bytes: int = 0  # the local backend's jobs and files
+    log_bytes: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -86,6 +90,8 @@ class GcReport:
     journal_kept: int = 0
     hashes_removed: int = 0
     tmp_removed: int = 0
+    logs_removed: int = 0
+    emulator_bytes_freed: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -111,6 +117,8 @@ def gather(store: Store) -> StoreInfo:
         hashes=counts["hashes"],
         tmp_files=sum(1 for _ in store.files.temps()),
         disk_bytes=_tree_size(store.root),
+        emulator_bytes=_tree_size(store.root / "emulator"),
+        log_bytes=_tree_size(store.root / "logs"),
     )
 
 
@@ -191,7 +199,55 @@ def collect(store: Store, keep_keys: set[str], *, dry_run: bool, grace: float) -
         report.tmp_removed += 1
         if not dry_run:
             path.unlink(missing_ok=True)
+    report.logs_removed = _prune_logs(store.root / "logs", dry_run=dry_run)
+    if not report.journal_kept:
+        report.emulator_bytes_freed = _clear_emulator(store.root, dry_run=dry_run)
+        if report.emulator_bytes_freed and not dry_run:
+            # Uploads to the local backend lived in the emulator's files: gone with them.
+            for key, _ in list(store.uploads()):
+                if key.startswith("local/"):
+                    store.delete_upload(key)
     return report
+
+
+# Run logs kept by gc: the newest ones (they are for looking at recent runs' timings).
+KEEP_LOGS = 20
+
+
+def _prune_logs(logs: Path, *, dry_run: bool) -> int:
+    found = sorted(logs.glob("*.jsonl"), key=lambda p: p.stat().st_mtime) if logs.is_dir() else []
+    old = found[:-KEEP_LOGS] if len(found) > KEEP_LOGS else []
+    if not dry_run:
+        for path in old:
+            path.unlink(missing_ok=True)
+    return len(old)
+
+
+def _clear_emulator(root: Path, *, dry_run: bool) -> int:
+    """The local backend's jobs and files, once nothing in the journal may need them and no
+    run is using them (its emulator holds the state directory's lock)."""
+    state = root / "emulator"
+    if not state.is_dir():
+        return 0
+    lock = state / "in-use.lock"
+    fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return 0  # a local run is going on
+        freed = _tree_size(state)
+        if not dry_run:
+            for child in state.iterdir():
+                if child.name == lock.name:
+                    continue
+                if child.is_dir() and not child.is_symlink():
+                    shutil.rmtree(child, ignore_errors=True)
+                else:
+                    child.unlink(missing_ok=True)
+        return freed
+    finally:
+        os.close(fd)
 
 
 def _tree_size(root: Path) -> int:
