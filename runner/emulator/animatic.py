@@ -49,7 +49,9 @@ class RenderSpec:
     seed: int
     label: str
     reverse: bool = False
-    crf: int = 28
+    # The output's quality. (constant_rate_factor in a request is how fal compresses the
+    # *inputs* it conditions on; it does not set the output's quality.)
+    crf: int = 22
     image: Path | None = None
     image_url: str | None = None
     image_loc: Loc = ()
@@ -164,8 +166,9 @@ def _drift(spec: RenderSpec, still: Image.Image, size: tuple[int, int]) -> Frame
     direction = 1 if spec.seed % 2 == 0 else -1
 
     def frame(i: int) -> Image.Image:
-        p = _ease(i, spec.num_frames)
-        # At p == 0 this is exactly the input's last frame, framed for the output.
+        # A slow sway in and back: it starts exactly on the input's last frame and ends on the
+        # same framing, so a chain of extends does not zoom further with every hop.
+        p = math.sin(math.pi * _ease(i, spec.num_frames))
         box = cover_box(base.size, size, 1 + _DRIFT * p)
         box = shift_box(box, direction * _DRIFT * base.width * p, 0, base.size)
         picture = base.resize(size, Image.Resampling.BILINEAR, box=box)
@@ -188,9 +191,8 @@ def _follow(spec: RenderSpec, image: Image.Image, size: tuple[int, int]) -> Fram
     track = _motion_track(motion)
 
     def frame(i: int) -> Image.Image:
-        # Output frame i shows the reference at the same moment in time; past the end of
-        # the reference the image holds its last pose.
-        k = min(len(track) - 1, round(i / spec.frame_rate * info.frame_rate)) if track else 0
+        # Output frame i shows the reference at the same moment in time.
+        k = _ping_pong(round(i / spec.frame_rate * info.frame_rate), len(track)) if track else 0
         zoom, ox, oy = track[k] if track else (0.0, 0.0, 0.0)
         box = cover_box(base.size, size, 1 + _DRIFT + _PUSH_IN * zoom)
         box = shift_box(box, ox * base.width * _DRIFT, oy * base.height * _DRIFT, base.size)
@@ -200,6 +202,16 @@ def _follow(spec: RenderSpec, image: Image.Image, size: tuple[int, int]) -> Fram
         return picture
 
     return frame
+
+
+def _ping_pong(index: int, length: int) -> int:
+    """A reference shorter than the shot plays forwards, then backwards, and so on: the image
+    keeps moving with it instead of freezing when the reference ends."""
+    if length <= 1:
+        return 0
+    period = 2 * length - 2
+    k = index % period
+    return k if k < length else period - k
 
 
 def _motion_track(samples: list[video_io.MotionSample]) -> list[tuple[float, float, float]]:

@@ -161,7 +161,8 @@ def _close(color: object, target: Color, tolerance: int = 48) -> bool:
 
 
 def without_band(image: Image.Image) -> Image.Image:
-    """``image`` without an animatic's band, if it has one (else ``image`` itself)."""
+    """``image`` with an animatic's band painted over by the picture, if it has one (else
+    ``image`` itself)."""
     height = band_height(image.size)
     top = image.height - height
     if top <= 0:
@@ -172,4 +173,12 @@ def without_band(image: Image.Image) -> Image.Image:
     near = sum(n for n, c in colors if _close(c, BAND_MARK))
     if near < 0.9 * rows.width * rows.height:
         return image
-    return image.crop((0, 0, image.width, top))
+    # The band's rows become a mirror of the picture above them: the frame keeps its size and
+    # framing (cropping would zoom a little further with every continuation).
+    height = min(height, top)
+    mirror = image.crop((0, top - height, image.width, top)).transpose(
+        Image.Transpose.FLIP_TOP_BOTTOM
+    )
+    clean = image.copy()
+    clean.paste(mirror, (0, top))
+    return clean

@@ -141,7 +141,6 @@ def _spec(endpoint: Endpoint, body: dict[str, Any], seed: int, inputs: _Inputs) 
     if kind == "multicondition" and inputs.image is None:
         # Only a reference video: its last frame stands in for the missing keyframe.
         kind = "extend" if inputs.video is not None else "t2v"
-    crf = body.get("constant_rate_factor")
     return RenderSpec(
         kind=kind,
         resolution=body.get("resolution"),
@@ -152,7 +151,6 @@ def _spec(endpoint: Endpoint, body: dict[str, Any], seed: int, inputs: _Inputs) 
         seed=seed,
         label=f"animatic · {endpoint.kind} · seed {seed}",
         reverse=_flag(body.get("reverse_video")),
-        crf=min(51, max(0, int(crf))) if crf is not None else 28,
         image=inputs.image,
         image_url=inputs.image_url,
         image_loc=inputs.image_loc,

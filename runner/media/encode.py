@@ -35,8 +35,8 @@ class EncodeSettings:
     ``preset`` (speed against size) and a fixed ``threads`` count, which is part of the
     output's identity."""
 
-    crf: int = 18
-    preset: str = "medium"
+    crf: int = 20
+    preset: str = "veryfast"
     threads: int = 2
 
 
