@@ -8,17 +8,20 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from runner.compiler import Compiled
 from runner.errors import Diagnostics
 from runner.model import a
-from runner.store import Store
 
 # The mode a file gets when a program simply creates it: 0666 less the umask (read once,
 # at import, while nothing else can be creating files).
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 PUBLIC_MODE = 0o666 & ~_UMASK
+
+if TYPE_CHECKING:
+    from runner.store import Store
 
 SUFFIXES = {"image": (".png",), "video": (".mp4",)}
 
