@@ -4,7 +4,10 @@ a run leaves behind (lockfile, run log, store)."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -82,3 +85,28 @@ def last_run_events(store_root: Path) -> list[dict[str, Any]]:
 def rendered(store_root: Path) -> set[str]:
     """Nodes the last run rendered (not found in the cache)."""
     return {e["node"] for e in last_run_events(store_root) if e["event"] == "NodeDone"}
+
+
+def spawn_run(
+    pipeline: Path, store: Path, *extra: str, env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
+    """`shotgraph run` in a process of its own, so a test can kill it or race two of them."""
+    command = [
+        sys.executable,
+        "-m",
+        "runner",
+        "run",
+        str(pipeline),
+        "--cache-dir",
+        str(store),
+        "--plain",
+        *extra,
+    ]
+    return subprocess.Popen(
+        command,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )

@@ -19,32 +19,9 @@ from tests.run_helpers import (
     ROOT,
     make_project,
     output_hashes,
+    spawn_run,
     start_emulator,
 )
-
-
-def shotgraph(
-    pipeline: Path, store: Path, *args: str, env: dict[str, str] | None = None
-) -> subprocess.Popen[str]:
-    command = [
-        sys.executable,
-        "-m",
-        "runner",
-        "run",
-        str(pipeline),
-        "--cache-dir",
-        str(store),
-        "--plain",
-        *args,
-    ]
-    return subprocess.Popen(
-        command,
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, **(env or {})},
-    )
 
 
 def submitted(store: Path) -> int:
@@ -62,7 +39,7 @@ def test_kill_9_while_jobs_are_in_flight_loses_and_repays_nothing(
     pipeline = make_project(tmp_path / "p")
     store = tmp_path / "store"
     args = ("--backend", "local", "--emulator-latency", "2")
-    victim = shotgraph(pipeline, store, *args)
+    victim = spawn_run(pipeline, store, *args)
     deadline = time.monotonic() + 60
     while submitted(store) < 3:  # street, intro and orbit are in flight
         assert victim.poll() is None, victim.communicate()
@@ -70,7 +47,7 @@ def test_kill_9_while_jobs_are_in_flight_loses_and_repays_nothing(
         time.sleep(0.05)
     victim.send_signal(signal.SIGKILL)
     victim.wait()
-    again = shotgraph(pipeline, store, *args)
+    again = spawn_run(pipeline, store, *args)
     out, err = again.communicate(timeout=120)
     assert again.returncode == 0, out + err
     assert "re-attached to request" in out
@@ -82,7 +59,7 @@ def test_kill_9_while_jobs_are_in_flight_loses_and_repays_nothing(
     assert set(stats["submissions"].values()) == {1}
     # ... and the outputs are the ones an uninterrupted run makes.
     clean = make_project(tmp_path / "clean")
-    quiet = shotgraph(clean, tmp_path / "clean-store", *args)
+    quiet = spawn_run(clean, tmp_path / "clean-store", *args)
     assert quiet.wait(timeout=120) == 0
     assert output_hashes(pipeline) == output_hashes(clean)
     with Store.open(store) as opened:
@@ -95,7 +72,7 @@ def test_two_runs_at_once_on_one_store(tmp_path: Path, render_pool: ProcessPoolE
     store = tmp_path / "store"
     with start_emulator(render_pool, latency=1.0) as emulator:
         args = ("--backend", "local", "--emulator-url", emulator.url)
-        runs = [shotgraph(pipeline, store, *args) for _ in range(2)]
+        runs = [spawn_run(pipeline, store, *args) for _ in range(2)]
         results = [r.communicate(timeout=120) for r in runs]
         for process, (out, err) in zip(runs, results, strict=True):
             assert process.returncode == 0, out + err
@@ -119,7 +96,7 @@ def test_fal_key_never_lands_anywhere(tmp_path: Path, render_pool: ProcessPoolEx
             "SHOTGRAPH_FAL_QUEUE_URL": emulator.url,
             "SHOTGRAPH_FAL_REST_URL": emulator.url,
         }
-        process = shotgraph(pipeline, store, "--backend", "fal", env=env)
+        process = spawn_run(pipeline, store, "--backend", "fal", env=env)
         out, err = process.communicate(timeout=120)
         assert emulator.stats()["total_submissions"] >= 4
     assert process.returncode == 1  # the injected failure
@@ -167,7 +144,7 @@ def test_ctrl_c_cancels_queued_jobs_and_keeps_running_ones(
     store = tmp_path / "store"
     # One job runs at a time, slowly: when Ctrl-C comes, one is running and two are queued.
     with start_emulator(render_pool, latency=30.0, concurrency=1) as emulator:
-        process = shotgraph(pipeline, store, "--backend", "local", "--emulator-url", emulator.url)
+        process = spawn_run(pipeline, store, "--backend", "local", "--emulator-url", emulator.url)
         deadline = time.monotonic() + 60
         while submitted(store) < 3:
             assert process.poll() is None and time.monotonic() < deadline

@@ -4,10 +4,7 @@ during a slow cancel, backends that must not satisfy each other, and jobs fal ha
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,7 +16,7 @@ from runner import cli
 from runner.check import check_pipeline
 from runner.emulator import EmulatorServer
 from runner.store import Owner, Store
-from tests.run_helpers import ROOT, make_project
+from tests.run_helpers import make_project, spawn_run
 
 StartEmulator = Callable[..., EmulatorServer]
 
@@ -35,30 +32,6 @@ nodes:
 
 def run(pipeline: Path, store: Path, *extra: str) -> int:
     return cli.run(["run", str(pipeline), "--cache-dir", str(store), "--plain", *extra])
-
-
-def spawn(
-    pipeline: Path, store: Path, *extra: str, env: dict[str, str] | None = None
-) -> subprocess.Popen[str]:
-    command = [
-        sys.executable,
-        "-m",
-        "runner",
-        "run",
-        str(pipeline),
-        "--cache-dir",
-        str(store),
-        "--plain",
-        *extra,
-    ]
-    return subprocess.Popen(
-        command,
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, **(env or {})},
-    )
 
 
 def key_of(pipeline: Path, node: str, backend: str = "local") -> str:
@@ -103,7 +76,7 @@ def test_ctrl_c_during_a_slow_cancel_keeps_the_job_that_started(
     emulator = start_emulator(latency=1.5, concurrency=1)
     emulator.set_faults([{"kind": "delay", "route": "cancel", "seconds": 2.5, "times": None}])
     args = ("--backend", "local", "--emulator-url", emulator.url)
-    first = spawn(pipeline, store, *args)
+    first = spawn_run(pipeline, store, *args)
     deadline = time.monotonic() + 60
     while emulator.stats()["total_submissions"] < 3:
         assert first.poll() is None and time.monotonic() < deadline
@@ -127,7 +100,7 @@ def test_a_replay_on_the_local_backend_never_satisfies_the_fal_cache(
         "SHOTGRAPH_FAL_QUEUE_URL": emulator.url,
         "SHOTGRAPH_FAL_REST_URL": emulator.url,
     }
-    fal_run = spawn(pipeline, tmp_path / "store", "--backend", "fal", env=env)
+    fal_run = spawn_run(pipeline, tmp_path / "store", "--backend", "fal", env=env)
     assert fal_run.wait(timeout=120) == 0
     lock = pipeline.with_name("tiny.lock.json")
     assert json.loads(lock.read_text())["backend"] == "fal"
@@ -206,7 +179,7 @@ nodes:
     pipeline = make_project(tmp_path / "p", text=text)
     keyframe = tmp_path / "p" / "assets" / "characters" / "mara" / "front_closeup.png"
     emulator = start_emulator(latency=1.5)
-    process = spawn(
+    process = spawn_run(
         pipeline, tmp_path / "store", "--backend", "local", "--emulator-url", emulator.url
     )
     deadline = time.monotonic() + 60
