@@ -11,19 +11,17 @@ returned, fal's request id, the output's hash and size, and the estimated cost.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from runner import atomic
 from runner.compiler import Compiled
 from runner.errors import ShotgraphError
 from runner.inputs import LocalFile, Remote, Upstream
-from runner.outputs import PUBLIC_MODE
 from runner.steps import Step, copy_along, set_pointer
 from runner.store import ResultRecord
 
@@ -124,18 +122,7 @@ def write_lock(path: Path, document: Mapping[str, Any]) -> bool:
     text = render_lock(document)
     if path.is_file() and path.read_text(encoding="utf-8") == text:
         return False
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        os.chmod(temp, PUBLIC_MODE)  # a lockfile is committed: not private like a temp file
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
-        raise
+    atomic.write_text(path, text)
     return True
 
 

@@ -3,22 +3,14 @@ and delivering a stored result there."""
 
 from __future__ import annotations
 
-import contextlib
-import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from runner import atomic
 from runner.compiler import Compiled
 from runner.errors import Diagnostics
 from runner.model import a
-
-# The mode a file gets when a program simply creates it: 0666 less the umask (read once,
-# at import, while nothing else can be creating files).
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-PUBLIC_MODE = 0o666 & ~_UMASK
 
 if TYPE_CHECKING:
     from runner.store import Store
@@ -71,17 +63,6 @@ def deliver(store: Store, sha256: str, path: Path) -> bool:
     A copy, not a link: editing a delivered video must not change the store."""
     if path.is_file() and store.hash_file(path).sha256 == sha256:
         return False
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        os.chmod(temp, PUBLIC_MODE)  # mkstemp makes it private; an output is not
-        with os.fdopen(fd, "wb") as out, store.file_path(sha256).open("rb") as src:
-            shutil.copyfileobj(src, out, 1 << 20)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
-        raise
+    with atomic.replacing(path) as temp:
+        shutil.copyfile(store.file_path(sha256), temp)
     return True

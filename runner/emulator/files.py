@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from runner import atomic
+
 TOKEN_LIFETIME = 3600.0
 
 
@@ -227,6 +229,4 @@ def _secret(path: Path) -> bytes:
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data))
-    os.replace(tmp, path)
+    atomic.write_text(path, json.dumps(data), durable=False)

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from runner import atomic
 
 IN_QUEUE = "IN_QUEUE"
 IN_PROGRESS = "IN_PROGRESS"
@@ -113,9 +114,8 @@ class JobStore:
 
     def save(self, job: Job) -> None:
         path = self.dir / f"{job.id}.json"
-        tmp = path.with_name(f".{job.id}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(job.as_json()))
-        os.replace(tmp, path)
+        # not fsynced: the emulator's journal outlives a restart, not a power cut
+        atomic.write_text(path, json.dumps(job.as_json()), durable=False)
 
     def load(self) -> Iterator[Job]:
         """Every journaled job; unreadable leftovers are skipped (a write is atomic, so

@@ -12,12 +12,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 from typing import IO, NamedTuple
 
 import httpx
 
+from runner import atomic
 from runner.fal.config import FalConfig
 from runner.fal.errors import FalIntegrityError, FalUnavailable
 from runner.fal.session import Call, Session
@@ -41,12 +41,9 @@ async def download(
     expected_sha256: str | None = None,
 ) -> Downloaded:
     """Fetch ``url`` into ``dest``; see the module docstring."""
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as out:
+    # fsync here, in a worker thread, rather than in `replacing` on the event loop
+    with atomic.replacing(Path(dest), durable=False) as temp:
+        with temp.open("wb") as out:
             got = await _fetch(session, config, url, out, auth)
             if config.fsync_downloads:
                 await asyncio.to_thread(os.fsync, out.fileno())
@@ -60,10 +57,6 @@ async def download(
                 f"download of {where}: sha256 {got.sha256}, expected {expected_sha256.lower()}",
                 hint="the file at this URL is not the one recorded; render the node again",
             )
-        os.replace(tmp, dest)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return got
 
 

@@ -8,9 +8,8 @@ user never sees a raw traceback for a bad file.
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
 
@@ -113,32 +112,6 @@ def stream_rate(stream: VideoStream, path: Path) -> Fraction:
             f"{path} does not declare a frame rate", hint="re-encode it with a constant frame rate"
         )
     return Fraction(rate)
-
-
-@contextmanager
-def atomic_output(dest: StrPath, suffix: str) -> Iterator[Path]:
-    """Yield a fresh temporary path beside ``dest``; on success move it over ``dest``.
-
-    The temporary file lives in the destination's directory so that ``os.replace`` is an
-    atomic rename: a reader sees the old file or the complete new one, never a partial one.
-    On any failure (including KeyboardInterrupt) the temporary file is removed. ``suffix``
-    keeps the extension so libraries that sniff it pick the right format.
-    """
-    target = Path(dest)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f".{target.name}.{secrets.token_hex(6)}.tmp{suffix}"
-    # O_EXCL: never clobber another writer's temp file; mode 0o666 lets the umask decide,
-    # unlike mkstemp's 0o600 which would leave private renders behind.
-    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-    try:
-        yield tmp
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
 
 
 @contextmanager

@@ -22,8 +22,9 @@ from av.video.frame import PictureType, VideoFrame
 from av.video.stream import VideoStream
 from PIL import Image
 
+from runner import atomic
 from runner.errors import MediaError
-from runner.media._files import StrPath, atomic_output, writing
+from runner.media._files import StrPath, writing
 from runner.media.convert import FrameConverter, image_to_frame
 
 PIX_FMT = "yuv420p"
@@ -72,7 +73,7 @@ class VideoWriter:
     def __enter__(self) -> VideoWriter:
         with ExitStack() as stack:
             stack.enter_context(writing(self.path, "video"))
-            tmp = stack.enter_context(atomic_output(self.path, ".mp4"))
+            tmp = stack.enter_context(atomic.replacing(self.path, ".mp4"))
             container = av.open(
                 str(tmp),
                 mode="w",

@@ -16,11 +16,11 @@ from pathlib import Path
 
 from av.video.frame import VideoFrame
 
+from runner import atomic
 from runner.errors import MediaError
 from runner.frame_at import FrameAt, FrameSpec, parse_frame_at
 from runner.media._files import (
     StrPath,
-    atomic_output,
     decode_checked,
     open_video,
     require_file,
@@ -50,7 +50,7 @@ def extract_frame(video: StrPath, out_png: StrPath, at: FrameSpec) -> MediaInfo:
         else:
             frame = _by_time(frames, where, src, rate)
         image = frame_to_image(frame)
-    with writing(out, "frame"), atomic_output(out, ".png") as tmp:
+    with writing(out, "frame"), atomic.replacing(out, ".png") as tmp:
         image.save(tmp, format="PNG")
     return MediaInfo(
         kind="image", width=image.width, height=image.height, codec="png", pixel_format="rgb24"

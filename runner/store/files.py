@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from runner import atomic
 from runner.store.records import RecordError, StoredFile, check_sha256
 from runner.store.table import StoreError
 
@@ -43,17 +44,7 @@ def hash_path(path: Path) -> StoredFile:
 
 def atomic_write_text(path: Path, text: str) -> None:
     """Replace ``path`` with ``text`` all at once (temp in the same directory, fsync, rename)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            os.fchmod(handle.fileno(), 0o644)  # mkstemp makes it private; these are not
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic.write_text(path, text)
     fsync_dir(path.parent)
 
 
