@@ -15,7 +15,7 @@ from runner import request_builder
 from runner.endpoints import registry
 from runner.errors import Diagnostics, ShotgraphError
 from runner.graph import Graph, build_graph
-from runner.inputs import InputResolver, LocalFile, MediaSource, Remote, Upstream
+from runner.inputs import InputResolver, MediaSource, Upstream
 from runner.model import Character, KeyframeRef, Lora, Node, NodeRef, Pipeline, PromptSpec
 from runner.presets import PresetResolver, Setting, layer
 from runner.pricing import estimate, timing
@@ -76,21 +76,12 @@ class Compiler:
             return None
         return [s for s in sources if s is not None]
 
-    def _input_identity(self, source: MediaSource) -> str:
-        if isinstance(source, Upstream):
-            return f"key:{self.steps[source.node].key}"
-        if isinstance(source, LocalFile):
-            return source.placeholder
-        assert isinstance(source, Remote)
-        return source.url
-
     def _media(self, node: Node, sources: list[MediaSource]) -> Step | None:
         if node.at is not None and not self._frame_in_range(node, sources[0]):
             return None
-        options: dict[str, Any] = {"at": str(node.at)} if node.at is not None else {}
-        key = media_key(node.kind, options, [self._input_identity(s) for s in sources])
-        slots = tuple(Slot(("inputs", i), source) for i, source in enumerate(sources))
         deps = tuple(s.node for s in sources if isinstance(s, Upstream))
+        key = media_key(node.kind, node.at, sources, {dep: self.steps[dep].key for dep in deps})
+        slots = tuple(Slot(("inputs", i), source) for i, source in enumerate(sources))
         character = self._upstream_character(sources)
         return Step(node.name, node.kind, deps, key, slots, character=character, at=node.at)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,8 +85,16 @@ def keyed_body(
     for slot in slots:
         if isinstance(slot.source, Upstream):
             copy_along(keyed, slot.pointer)
-            set_pointer(keyed, slot.pointer, f"key:{upstream_keys[slot.source.node]}")
+            set_pointer(keyed, slot.pointer, input_identity(slot.source, upstream_keys))
     return keyed
+
+
+def input_identity(source: MediaSource, upstream_keys: Mapping[str, str]) -> str:
+    """What a key sees of an input: another node's output is that node's key, a project file
+    its content hash, a URL itself."""
+    if isinstance(source, Upstream):
+        return f"key:{upstream_keys[source.node]}"
+    return source.placeholder
 
 
 def copy_along(body: dict[str, Any], pointer: JsonPath) -> None:
@@ -103,6 +111,13 @@ def generation_key(endpoint_id: str, body: Mapping[str, Any], backend: str) -> s
     return digest({"v": KEY_VERSION, "endpoint": endpoint_id, "backend": backend, "body": body})
 
 
-def media_key(kind: str, options: Mapping[str, Any], inputs: list[str]) -> str:
+def media_key(
+    kind: str,
+    at: FrameAt | None,
+    sources: Sequence[MediaSource],
+    upstream_keys: Mapping[str, str],
+) -> str:
     """Key of a local media step: its operation and the keys/hashes of what it reads."""
+    options = {"at": str(at)} if at is not None else {}
+    inputs = [input_identity(source, upstream_keys) for source in sources]
     return digest({"v": KEY_VERSION, "kind": kind, "options": options, "inputs": inputs})

@@ -143,9 +143,8 @@ def _step(
     upstream_keys = {dep: done[dep].key for dep in deps}
     at = parse_frame_at(entry["at"]) if "at" in entry else None
     if not entry.get("endpoint"):
-        identities = [_identity(slot.source, upstream_keys) for slot in slots]
-        options = {"at": str(at)} if at is not None else {}
-        key = media_key(entry["kind"], options, identities)
+        sources = [slot.source for slot in slots]
+        key = media_key(entry["kind"], at, sources, upstream_keys)
         return Step(name=name, kind=entry["kind"], deps=deps, key=key, slots=slots, at=at)
     endpoint = registry().endpoint_by_id(entry["endpoint"])
     if endpoint is None:
@@ -167,15 +166,6 @@ def _step(
         seed=entry.get("seed"),
         estimate=Estimate(cost, True, "locked"),
     )
-
-
-def _identity(source: MediaSource, upstream_keys: Mapping[str, str]) -> str:
-    if isinstance(source, Upstream):
-        return f"key:{upstream_keys[source.node]}"
-    if isinstance(source, LocalFile):
-        return source.placeholder
-    assert isinstance(source, Remote)
-    return source.url
 
 
 def _source(item: Mapping[str, Any], base: Path, store: Store) -> MediaSource:
