@@ -325,17 +325,22 @@ def test_owner_on_another_host_counts_as_alive() -> None:
 # -- input hashing ---------------------------------------------------------------------
 
 
-def test_hash_file_is_remembered_until_the_file_changes(
-    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    calls: list[Path] = []
-    real = hash_path
+@pytest.fixture
+def calls(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """The files actually read to hash them (a remembered hash reads nothing)."""
+    read: list[Path] = []
 
     def counting(path: Path) -> StoredFile:
-        calls.append(path)
-        return real(path)
+        read.append(path)
+        return hash_path(path)
 
     monkeypatch.setattr(hashcache_module, "hash_path", counting)
+    return read
+
+
+def test_hash_file_is_remembered_until_the_file_changes(
+    store: Store, tmp_path: Path, calls: list[Path]
+) -> None:
     src = tmp_path / "key.png"
     src.write_bytes(b"frame one")
     age(src)
@@ -359,16 +364,8 @@ def test_hash_file_is_remembered_until_the_file_changes(
 
 
 def test_hash_file_does_not_remember_a_racy_file(
-    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    store: Store, tmp_path: Path, calls: list[Path]
 ) -> None:
-    calls: list[Path] = []
-    real = hash_path
-
-    def counting(path: Path) -> StoredFile:
-        calls.append(path)
-        return real(path)
-
-    monkeypatch.setattr(hashcache_module, "hash_path", counting)
     src = tmp_path / "fresh.png"
     src.write_bytes(b"just written")
     store.hash_file(src)
