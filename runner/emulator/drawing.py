@@ -160,6 +160,13 @@ def _close(color: object, target: Color, tolerance: int = 48) -> bool:
     )
 
 
+def _mark_share(image: Image.Image, first_row: int, end_row: int) -> float:
+    """How much of rows [first_row, end_row) is the mark's colour, 0 to 1."""
+    rows = image.crop((0, first_row, image.width, end_row)).convert("RGB")
+    colors = rows.getcolors(rows.width * rows.height) or []
+    return sum(n for n, c in colors if _close(c, BAND_MARK)) / (rows.width * rows.height)
+
+
 def without_band(image: Image.Image) -> Image.Image:
     """``image`` with an animatic's band painted over by the picture, if it has one (else
     ``image`` itself)."""
@@ -167,11 +174,12 @@ def without_band(image: Image.Image) -> Image.Image:
     top = image.height - height
     if top <= 0:
         return image
-    # The mark's inner rows: its edges blur into the picture and the band when encoded.
-    rows = image.crop((0, top + 2, image.width, top + mark_height(image.size) - 2)).convert("RGB")
-    colors = rows.getcolors(rows.width * rows.height) or []
-    near = sum(n for n, c in colors if _close(c, BAND_MARK))
-    if near < 0.9 * rows.width * rows.height:
+    # The mark is a thin stripe: its inner rows are the mark's colour (its edges blur into the
+    # picture and the band when encoded) and the black rows just under it are not.
+    mark = mark_height(image.size)
+    if _mark_share(image, top + 2, top + mark - 2) < 0.9:
+        return image
+    if _mark_share(image, top + mark + 2, top + mark + 4) > 0.1:
         return image
     # The band's rows become a mirror of the picture above them: the frame keeps its size and
     # framing (cropping would zoom a little further with every continuation).

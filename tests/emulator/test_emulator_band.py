@@ -39,6 +39,7 @@ def test_the_band_is_recognised_and_cut_off_after_encoding(tmp_path: Path) -> No
 def test_an_ordinary_image_is_left_alone() -> None:
     image = Image.new("RGB", (640, 360), (255, 0, 150))  # close to the mark, but everywhere
     image.paste((10, 10, 10), (0, 0, 640, 300))
+    assert drawing.without_band(image) is image  # no thin stripe over a black band
     plain = Image.new("RGB", (640, 360), (40, 40, 40))
     assert drawing.without_band(plain) is plain
     natural = Image.radial_gradient("L").resize((640, 360)).convert("RGB")
