@@ -14,8 +14,9 @@ from typing import Any
 import httpx
 import pytest
 from emulator_helpers import AUTH, StartEmulator, probe_mp4, render, upload
+from PIL import Image, ImageChops
 
-from runner.emulator import EmulatorConfig, EmulatorServer
+from runner.emulator import EmulatorConfig, EmulatorServer, drawing, video_io
 from runner.emulator.animatic import RenderSpec
 from runner.emulator.animatic import render as render_direct
 from runner.emulator.geometry import frame_size, nearest_aspect
@@ -185,15 +186,34 @@ def test_inputs_from_another_server_are_downloaded(
     assert other.stats()["requests"]["files"] == 1
 
 
-def test_reverse_video_plays_the_clip_backwards(shared: Any) -> None:
+def test_reverse_video_plays_the_clip_backwards(shared: Any, tmp_path: Path) -> None:
     server, http, _ = shared
     body = {"prompt": "r", "num_frames": 9, "frame_rate": 12, "resolution": "480p", "seed": 3}
     _, forward = render(http, server.url, "fal-ai/ltx-video-13b-distilled", body)
     _, backward = render(
         http, server.url, "fal-ai/ltx-video-13b-distilled", body | {"reverse_video": True}
     )
-    assert forward != backward
     assert probe_mp4(backward).frames == 9
+    ahead, behind = (
+        pictures(tmp_path / name, clip) for name, clip in [("f", forward), ("b", backward)]
+    )
+    # the picture above the caption band: the reversed clip's frames are the forward clip's,
+    # last first (within what encoding two clips moves)
+    assert max(difference(b, a) for a, b in zip(reversed(ahead), behind, strict=True)) < 3
+    assert difference(behind[0], ahead[0]) > 3 * difference(behind[0], ahead[-1])
+
+
+def pictures(path: Path, clip: bytes) -> list[Image.Image]:
+    path.write_bytes(clip)
+    frames = list(video_io.frames(path))
+    top = frames[0].height - drawing.band_height(frames[0].size)
+    return [frame.crop((0, 0, frame.width, top)).convert("L") for frame in frames]
+
+
+def difference(one: Image.Image, other: Image.Image) -> float:
+    """Mean absolute difference of two grey pictures, 0 to 255."""
+    histogram = ImageChops.difference(one, other).histogram()
+    return sum(i * n for i, n in enumerate(histogram)) / (one.width * one.height)
 
 
 def test_geometry() -> None:
