@@ -15,7 +15,7 @@ class Budget:
 
     def reserve(self, step: Step) -> float:
         """Commit the step's estimate, or fail the step if it would pass the limit."""
-        cost = step.estimate.usd if step.estimate and step.estimate.usd is not None else 0.0
+        cost = step.usd
         if self.limit is not None and self.committed + cost > self.limit + 1e-9:
             raise StepFailed(
                 f"submitting would take the run to ${self.committed + cost:.2f}, over the "

@@ -117,7 +117,9 @@ class Executor:
                 # Connect before anything starts: a missing key or an emulator that will not
                 # start stops the run at once, with one message, not a failure per node.
                 await self._context()
-            estimate = sum(self._cost(self.steps[n]) for n in pending)
+            # a request two nodes share is one job: priced once
+            jobs = {self.steps[n].key: self.steps[n] for n in pending}
+            estimate = sum(step.usd for step in jobs.values())
             self.emit(
                 RunStarted(
                     pipeline=self.pipeline_name,
@@ -240,11 +242,11 @@ class Executor:
             raise
         self.result.records[name] = record
         self.result.rendered.add(name)
-        cost = record.cost_usd if step.endpoint is not None else 0.0
-        # Counted once per job, re-attached ones too: the run that submitted them never got
-        # to report them (it was killed or interrupted).
-        if step.endpoint is not None and self._first_with_key[step.key] == name:
-            self.result.spent_usd += cost or 0.0
+        # Counted once per job (a node sharing another's job cost nothing), re-attached ones
+        # too: the run that submitted them never got to report them (it was killed).
+        paid = step.endpoint is not None and self._first_with_key[step.key] == name
+        cost = record.cost_usd if paid else 0.0
+        self.result.spent_usd += cost or 0.0
         self.emit(
             NodeDone(
                 node=name,
@@ -302,9 +304,6 @@ class Executor:
             )
             self.result.failed[name] = failure
             self.emit(NodeFailed(node=name, error=failure.message, hint=failure.hint))
-
-    def _cost(self, step: Step) -> float:
-        return step.estimate.usd or 0.0 if step.estimate else 0.0
 
     def _finished(self, seconds: float) -> RunFinished:
         r = self.result

@@ -20,13 +20,12 @@ class PlanRow:
     step: Step
     status: str  # "cached" | "render" | "attach" (already submitted: collected, not paid)
     reason: str  # "new", "request changed", "upstream changed", "cache entry missing", ...
+    shared: bool = False  # the very same request as an earlier row: one job serves both
 
     @property
     def cost(self) -> float:
-        """What this node adds to the run: nothing when cached."""
-        if self.status != "render" or self.step.estimate is None:
-            return 0.0
-        return self.step.estimate.usd or 0.0
+        """What this node adds to the run: nothing when cached or sharing another's job."""
+        return self.step.usd if self.status == "render" and not self.shared else 0.0
 
     def as_json(self, *, verbose: bool = False) -> dict[str, Any]:
         step = self.step
@@ -95,4 +94,13 @@ def always_render(step: Step) -> tuple[str, str]:
 
 
 def make_plan(compiled: Compiled, status_of: StatusOf = always_render) -> Plan:
-    return Plan(tuple(PlanRow(step, *status_of(step)) for step in compiled.steps.values()))
+    rows: list[PlanRow] = []
+    first_with_key: dict[str, str] = {}
+    for step in compiled.steps.values():
+        status, reason = status_of(step)
+        first = first_with_key.setdefault(step.key, step.name)
+        if first != step.name and status == "render":
+            rows.append(PlanRow(step, status, f"same request as '{first}'", shared=True))
+        else:
+            rows.append(PlanRow(step, status, reason))
+    return Plan(tuple(rows))

@@ -56,8 +56,9 @@ class Step:
         return output_type(self.kind)
 
     @property
-    def is_generation(self) -> bool:
-        return self.endpoint is not None
+    def usd(self) -> float:
+        """The estimated price of running it: 0 for local steps and unpriced endpoints."""
+        return self.estimate.usd or 0.0 if self.estimate else 0.0
 
 
 def canonical_json(value: Any) -> str:

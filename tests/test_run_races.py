@@ -15,8 +15,9 @@ import pytest
 from runner import cli
 from runner.check import check_pipeline
 from runner.emulator import EmulatorServer
+from runner.plan import make_plan
 from runner.store import Owner, Store
-from tests.run_helpers import make_project, spawn_run
+from tests.run_helpers import last_run_events, make_project, spawn_run
 
 StartEmulator = Callable[..., EmulatorServer]
 
@@ -42,11 +43,32 @@ def test_the_same_request_twice_in_one_run_is_one_job(
     tmp_path: Path, start_emulator: StartEmulator
 ) -> None:
     pipeline = make_project(tmp_path / "p", text=TWO_OF_A_KIND)
+    plan = check_pipeline(pipeline).require()
+    one_job = plan.steps["a"].usd
+    assert one_job > 0 and plan.steps["b"].key == plan.steps["a"].key
+    assert make_plan(plan).total_usd == one_job  # priced once, like it is run
+    assert "same request as 'a'" in make_plan(plan).rows[1].reason
     emulator = start_emulator()
+    budget = f"{one_job:.2f}"  # enough for one job, not for two
+    store = tmp_path / "store"
     assert (
-        run(pipeline, tmp_path / "store", "--backend", "local", "--emulator-url", emulator.url) == 0
+        run(
+            pipeline,
+            store,
+            "--backend",
+            "local",
+            "--emulator-url",
+            emulator.url,
+            "--budget",
+            budget,
+        )
+        == 0
     )
     assert emulator.stats()["total_submissions"] == 1
+    events = last_run_events(store)
+    assert [e["estimated_usd"] for e in events if e["event"] == "RunStarted"] == [one_job]
+    assert [e["spent_usd"] for e in events if e["event"] == "RunFinished"] == [one_job]
+    assert sum(e["cost_usd"] for e in events if e["event"] == "NodeDone") == one_job
 
 
 def test_a_claim_from_a_vanished_host_is_taken_over_not_waited_on_forever(
