@@ -38,8 +38,7 @@ class CacheStatus:
 
     def __call__(self, step: Step) -> tuple[str, str]:
         if self.store is not None:
-            record = self.store.get_result(step.key)
-            if record is not None and record.backend == self.compiled.backend:
+            if self.store.result_for(step.key, self.compiled.backend) is not None:
                 return "cached", ""
             entry = self.store.journal(step.key)
             if entry is not None and entry.state == "submitted":

@@ -200,10 +200,8 @@ class Executor:
         """Steps whose results are in the store (the file present); the rest, in run order."""
         pending: list[str] = []
         for name, step in self.steps.items():
-            record = self.store.get_result(step.key)  # None too when its file is missing
-            # The backend is part of every key; checking it too keeps a mislabelled record
-            # (say, from a hand-edited lockfile) from passing an animatic off as a fal render.
-            if record is not None and record.backend == self.options.backend:
+            record = self.store.result_for(step.key, self.options.backend)  # file present too
+            if record is not None:
                 self.result.records[name] = record
                 self.result.cached.add(name)
             else:

@@ -131,15 +131,15 @@ async def _hold(
     run that holds the entry stores it first."""
     pause, told = WAIT_OTHER_RUN[0], False
     while True:
-        done = ctx.store.get_result(step.key)
-        if done is not None and done.backend == ctx.backend:
+        done = ctx.store.result_for(step.key, ctx.backend)
+        if done is not None:
             return done
         entry = ctx.store.journal(step.key)
         if entry is None:
             if ctx.store.claim(step.key, ctx.owner) is not None:
                 continue  # another run claimed it a moment ago: look again
-            done = ctx.store.get_result(step.key)  # it may have finished and released
-            if done is not None and done.backend == ctx.backend:
+            done = ctx.store.result_for(step.key, ctx.backend)  # finished and released?
+            if done is not None:
                 ctx.store.release(step.key, ctx.owner)
                 return done
             return await _submit(step, upstream, ctx)

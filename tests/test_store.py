@@ -211,6 +211,16 @@ def test_uploads_expire_with_a_margin(store: Store) -> None:
     )
 
 
+def test_a_render_serves_only_its_backend_a_media_step_serves_any(store: Store) -> None:
+    out = put_bytes(store, b"clip")
+    store.put_result(result("k-render", out))  # rendered on the local backend
+    store.put_result(result("k-frame", out, kind="frame", endpoint=None, request_id=None))
+    assert store.result_for("k-render", "local") is not None
+    assert store.result_for("k-render", "fal") is None  # an animatic is not a fal render
+    assert store.result_for("k-frame", "fal") is not None  # the same frame either way
+    assert store.result_for("k-missing", "local") is None
+
+
 # -- journal ---------------------------------------------------------------------------
 
 

@@ -125,6 +125,12 @@ class ResultRecord:
     recorded_at: float = field(default_factory=time.time)
     extra: Mapping[str, Any] = field(default_factory=dict)
 
+    def serves(self, backend: str) -> bool:
+        """Whether a run on ``backend`` may use it. A render only serves its own backend (an
+        animatic must never pass for a fal render, even under a hand-edited key); a local
+        media step computes the same file whichever backend the run uses."""
+        return self.endpoint is None or self.backend == backend
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "v": SCHEMA,

@@ -124,6 +124,11 @@ class Store:
             return None
         return record
 
+    def result_for(self, key: str, backend: str) -> ResultRecord | None:
+        """The result under ``key`` if a run on ``backend`` may use it (see ``serves``)."""
+        record = self.get_result(key)
+        return record if record is not None and record.serves(backend) else None
+
     def put_result(self, record: ResultRecord) -> None:
         """Record a result (durable on return). Its output file must already be stored."""
         if not self.files.has(record.output.sha256, record.output.size):
