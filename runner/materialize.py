@@ -7,10 +7,11 @@ that is fresh, else its bytes are uploaded from the store like any file.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import mimetypes
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -35,6 +36,7 @@ class Materializer:
         self.client = client
         self.backend = backend
         self.started = time.time()
+        self._uploading: dict[str, asyncio.Future[str]] = {}
 
     async def body(
         self, body: Mapping[str, Any], slots: tuple[Slot, ...], upstream: Mapping[str, ResultRecord]
@@ -52,20 +54,12 @@ class Materializer:
             record = upstream[source.node]
             if record.result_url and self._reusable(record):
                 return record.result_url
-            return await self._upload(
-                self.store.file_path(record.output.sha256),
-                record.output.sha256,
-                record.content_type,
+            sha256 = record.output.sha256
+            return await self._upload_once(
+                sha256, lambda: self._upload(sha256, record.content_type)
             )
         assert isinstance(source, LocalFile)
-        known = self.store.get_upload(self.backend, source.sha256)
-        if known is not None:
-            return known.url
-        # Through the store: the bytes sent must be the ones the cache key was made from, even
-        # if the file is edited while the run goes on (that fails the node instead).
-        stored = self.store.put_file(source.path, expected_sha256=source.sha256)
-        path = self.store.file_path(stored.sha256)
-        return await self._upload(path, stored.sha256, _content_type(source.path))
+        return await self._upload_once(source.sha256, lambda: self._upload_project_file(source))
 
     def _reusable(self, record: ResultRecord) -> bool:
         """Whether the URL fal returned for an upstream output can be passed on as is."""
@@ -80,11 +74,33 @@ class Materializer:
             )
         return True
 
-    async def _upload(self, path: Path, sha256: str, content_type: str) -> str:
+    async def _upload_once(self, sha256: str, upload: Callable[[], Awaitable[str]]) -> str:
+        """The URL of a file by its hash: remembered, or being uploaded for another step of
+        this run (steps that start together share one upload), or uploaded now."""
         known = self.store.get_upload(self.backend, sha256)
         if known is not None:
             return known.url
-        suffix = path.suffix or mimetypes.guess_extension(content_type) or ""
+        task = self._uploading.get(sha256)
+        if task is None:
+            task = asyncio.ensure_future(upload())
+            self._uploading[sha256] = task
+            # Forgotten once done: a failure is retried by the next step, a success is in
+            # the store (where its expiry is checked).
+            task.add_done_callback(lambda _: self._uploading.pop(sha256, None))
+        return await asyncio.shield(task)  # one step cancelled must not cancel the others'
+
+    async def _upload_project_file(self, source: LocalFile) -> str:
+        # Through the store: the bytes sent must be the ones the cache key was made from, even
+        # if the file is edited while the run goes on (that fails the node instead).
+        stored = await asyncio.to_thread(
+            self.store.put_file, source.path, expected_sha256=source.sha256
+        )
+        return await self._upload(stored.sha256, _content_type(source.path))
+
+    async def _upload(self, sha256: str, content_type: str) -> str:
+        """Upload a stored file (named for fal by its hash) and remember its URL."""
+        path = self.store.file_path(sha256)
+        suffix = mimetypes.guess_extension(content_type) or ""
         uploaded = await self.client.upload(path, content_type, file_name=f"{sha256[:16]}{suffix}")
         expiry = uploaded.expires_at
         expires = expiry.timestamp() if expiry is not None else time.time() + UPLOAD_TTL

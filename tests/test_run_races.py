@@ -71,6 +71,33 @@ def test_the_same_request_twice_in_one_run_is_one_job(
     assert sum(e["cost_usd"] for e in events if e["event"] == "NodeDone") == one_job
 
 
+ONE_KEYFRAME_FOUR_SHOTS = """version: 1
+name: four
+defaults: {num_frames: 9, frame_rate: 8, resolution: 480p, expand_prompt: false}
+characters:
+  mara:
+    description: a woman in a yellow raincoat
+    keyframes: {front: assets/characters/mara/front_closeup.png}
+nodes:
+  a: {kind: i2v, image: {keyframe: mara.front}, prompt: she looks up, seed: 1}
+  b: {kind: i2v, image: {keyframe: mara.front}, prompt: she looks down, seed: 2}
+  c: {kind: i2v, image: {keyframe: mara.front}, prompt: she smiles, seed: 3}
+  d: {kind: i2v, image: {keyframe: mara.front}, prompt: she turns, seed: 4}
+"""
+
+
+def test_shots_that_start_together_share_one_upload_of_their_keyframe(
+    tmp_path: Path, start_emulator: StartEmulator
+) -> None:
+    pipeline = make_project(tmp_path / "p", text=ONE_KEYFRAME_FOUR_SHOTS)
+    emulator = start_emulator()
+    args = ("--backend", "local", "--emulator-url", emulator.url)
+    assert run(pipeline, tmp_path / "store", *args) == 0
+    stats = emulator.stats()
+    assert stats["total_submissions"] == 4
+    assert stats["requests"]["upload"] == 1
+
+
 def test_a_claim_from_a_vanished_host_is_taken_over_not_waited_on_forever(
     tmp_path: Path, start_emulator: StartEmulator, capsys: pytest.CaptureFixture[str]
 ) -> None:
