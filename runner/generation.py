@@ -42,7 +42,14 @@ from runner.fal.config import same_origin
 from runner.job_wait import cancel_if_queued, wait_reporting
 from runner.materialize import Materializer
 from runner.steps import Step
-from runner.store import JournalConflict, JournalEntry, Owner, ResultRecord, Store
+from runner.store import (
+    JournalConflict,
+    JournalEntry,
+    Owner,
+    ResultRecord,
+    Store,
+    StoredFile,
+)
 
 WAIT_OTHER_RUN = (0.1, 2.0)  # first and longest pause between looks at another run's job
 
@@ -283,14 +290,16 @@ async def _fetch(
     # Unique per run: two runs sharing the store may fetch the same job at once.
     staging = Path(ctx.store.tmp_dir()) / f"{step.key}.{uuid.uuid4().hex}.part"
     try:
-        await ctx.client.download(
+        downloaded = await ctx.client.download(
             url, staging, expected_size=expected if isinstance(expected, int) else None
         )
     except FalResultExpired as exc:
         raise _Lost(exc.message) from None
     except FalError as exc:
         raise StepFailed(exc.message, exc.hint or "run again to fetch it") from None
-    stored = ctx.store.put_file(staging, move=True)
+    stored = await asyncio.to_thread(
+        ctx.store.adopt_file, staging, StoredFile(downloaded.sha256, downloaded.size)
+    )
     extra: dict[str, Any] = {"returned_seed": result.get("seed")}
     inference = status.metrics.get("inference_time") if status.metrics else None
     if inference is not None:

@@ -14,7 +14,7 @@ from runner.errors import StepFailed
 from runner.fal import FalClient, FalError
 from runner.inputs import LocalFile, MediaSource, Remote, Upstream
 from runner.steps import Step
-from runner.store import ResultRecord, Store
+from runner.store import ResultRecord, Store, StoredFile
 
 
 async def run_media_step(
@@ -42,7 +42,7 @@ async def run_media_step(
                 if isinstance(slot.source, Upstream):  # a store path means nothing to a user
                     message = message.replace(str(path), f"the output of '{slot.source.node}'")
             raise StepFailed(message, exc.hint) from None
-    stored = store.put_file(staging, move=True)
+    stored = await asyncio.to_thread(store.put_file, staging, move=True)
     record = ResultRecord(
         key=step.key,
         node=step.name,
@@ -72,7 +72,7 @@ async def _local_path(
         return store.file_path(upstream[source.node].output.sha256)
     if isinstance(source, LocalFile):
         # Through the store, so the bytes used are exactly the ones the key was made from.
-        stored = store.put_file(source.path, expected_sha256=source.sha256)
+        stored = await asyncio.to_thread(store.put_file, source.path, expected_sha256=source.sha256)
         return store.file_path(stored.sha256)
     assert isinstance(source, Remote) and client is not None
     staging = Path(store.tmp_dir()) / f"remote.{uuid.uuid4().hex}.part"
@@ -80,5 +80,6 @@ async def _local_path(
         downloaded = await client.download(source.url, staging)
     except FalError as exc:
         raise StepFailed(f"cannot fetch {source.url}: {exc.message}", exc.hint) from None
-    store.put_file(staging, move=True)
-    return store.file_path(downloaded.sha256)
+    hashed = StoredFile(downloaded.sha256, downloaded.size)
+    stored = await asyncio.to_thread(store.adopt_file, staging, hashed)
+    return store.file_path(stored.sha256)

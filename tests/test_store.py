@@ -156,6 +156,17 @@ def test_file_path_accepts_only_hashes(store: Store) -> None:
         store.has_file("../" * 3 + "x" * 55)
 
 
+def test_adopt_renames_a_hashed_download_into_place(store: Store) -> None:
+    staged = store.tmp_dir() / "download.part"
+    staged.write_bytes(b"fetched video")
+    hashed = StoredFile(sha(b"fetched video"), 13)
+    assert store.adopt_file(staged, hashed) == hashed
+    assert not staged.exists() and store.file_path(hashed.sha256).read_bytes() == b"fetched video"
+    again = store.tmp_dir() / "download-again.part"  # the same content fetched twice
+    again.write_bytes(b"fetched video")
+    assert store.adopt_file(again, hashed) == hashed and not again.exists()
+
+
 # -- records ---------------------------------------------------------------------------
 
 

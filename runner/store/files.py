@@ -109,6 +109,17 @@ class FileStore:
             raise
         return stored
 
+    def adopt(self, src: Path, stored: StoredFile) -> StoredFile:
+        """Rename ``src`` into place as ``stored``, without reading it again: the caller wrote
+        it, hashed it on the way and fsynced it (a download)."""
+        try:
+            self._land(src, stored)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise _unreadable(src, exc) from exc
+            return self.put(src, move=True, expected_sha256=stored.sha256)
+        return stored
+
     def _move(self, src: Path, expected_sha256: str | None) -> StoredFile:
         with open(src, "rb") as handle:
             digest = hashlib.file_digest(handle, "sha256")

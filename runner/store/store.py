@@ -93,6 +93,11 @@ class Store:
         place if the hash does not match ``expected_sha256``, which raises StoreError)."""
         return self.files.put(src, move=move, expected_sha256=expected_sha256)
 
+    def adopt_file(self, src: Path, stored: StoredFile) -> StoredFile:
+        """Store ``src``, already hashed as ``stored`` and fsynced by its writer, by renaming
+        it (no second read of a large download)."""
+        return self.files.adopt(src, stored)
+
     def file_path(self, sha256: str) -> Path:
         return self.files.path(sha256)
 
