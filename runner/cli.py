@@ -6,6 +6,7 @@ Exit codes: 0 ok, 1 user error (bad pipeline, failed node, budget), 2 usage, 3 i
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 import tempfile
@@ -14,34 +15,47 @@ import traceback
 import click
 
 from runner import __version__
-from runner.commands.cache import cache
-from runner.commands.emulator import emulator
-from runner.commands.graph import graph
-from runner.commands.plan import plan
-from runner.commands.replay import replay
-from runner.commands.run import run as run_command
-from runner.commands.validate import validate
 from runner.errors import ShotgraphError
 
 EXIT_OK, EXIT_USER, EXIT_USAGE, EXIT_BUG, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# Each subcommand's module, imported only when that command runs: `validate` need not load
+# the store, the scheduler or the emulator.
+COMMANDS = {
+    "validate": "runner.commands.validate:validate",
+    "plan": "runner.commands.plan:plan",
+    "run": "runner.commands.run:run",
+    "replay": "runner.commands.replay:replay",
+    "graph": "runner.commands.graph:graph",
+    "cache": "runner.commands.cache:cache",
+    "emulator": "runner.commands.emulator:emulator",
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported on first use, listed in ``COMMANDS`` order."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module, attribute = target.split(":")
+        command = getattr(importlib.import_module(module), attribute)
+        assert isinstance(command, click.Command)
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="shotgraph")
 def cli() -> None:
     """shotgraph: render AI video from version-controlled YAML.
 
     Exit codes: 0 ok, 1 user error, 2 usage, 3 internal error.
     """
-
-
-cli.add_command(validate)
-cli.add_command(plan)
-cli.add_command(run_command)
-cli.add_command(replay)
-cli.add_command(graph)
-cli.add_command(cache)
-cli.add_command(emulator)
 
 
 def run(argv: list[str] | None = None) -> int:

@@ -10,19 +10,11 @@ from pathlib import Path
 import pytest
 
 from runner import cli
-from runner.commands.cache import cache
 from runner.errors import ShotgraphError
 from runner.store import Owner, ResultRecord, Store, StoredFile
 from runner.store.lockfiles import find_lockfiles, lock_keys
 
 OLD = time.time() - 86_400
-
-
-@pytest.fixture(autouse=True)
-def _cache_command(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Run through the real CLI entry point, with the group registered as the lead will."""
-    if "cache" not in cli.cli.commands:
-        monkeypatch.setitem(cli.cli.commands, "cache", cache)
 
 
 @pytest.fixture
