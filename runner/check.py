@@ -7,6 +7,7 @@ from pathlib import Path
 
 from runner.compiler import Compiled, compile_pipeline
 from runner.errors import Diagnostic, Diagnostics, PipelineInvalid, sorted_diagnostics
+from runner.hashing import Hasher, sha256_file
 from runner.lint import lint
 from runner.loader import load_pipeline
 from runner.outputs import resolve_outputs
@@ -35,13 +36,15 @@ class CheckResult:
         return self.compiled
 
 
-def check_pipeline(path: Path, *, backend: str = "fal") -> CheckResult:
+def check_pipeline(
+    path: Path, *, backend: str = "fal", hash_file: Hasher = sha256_file
+) -> CheckResult:
     """Check ``path`` completely; errors never stop the checks of unrelated nodes."""
     diags = Diagnostics()
     pipeline = load_pipeline(path, diags)
     if pipeline is None:
         return CheckResult(None, {}, tuple(sorted_diagnostics(diags.items)))
-    compiled = compile_pipeline(pipeline, diags, backend)
+    compiled = compile_pipeline(pipeline, diags, backend, hash_file)
     outputs = resolve_outputs(compiled, diags)
     lint(compiled, diags)
     return CheckResult(compiled, outputs, tuple(sorted_diagnostics(diags.items)))

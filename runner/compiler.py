@@ -15,6 +15,7 @@ from runner import request_builder
 from runner.endpoints import registry
 from runner.errors import Diagnostics, ShotgraphError
 from runner.graph import Graph, build_graph
+from runner.hashing import Hasher, sha256_file
 from runner.inputs import InputResolver, MediaSource, Upstream
 from runner.model import Character, KeyframeRef, Lora, Node, NodeRef, Pipeline, PromptSpec
 from runner.presets import PresetResolver, Setting, layer
@@ -36,12 +37,14 @@ class Compiled:
 class Compiler:
     """Compiles one pipeline; problems are added to ``diags``."""
 
-    def __init__(self, pipeline: Pipeline, diags: Diagnostics, backend: str) -> None:
+    def __init__(
+        self, pipeline: Pipeline, diags: Diagnostics, backend: str, hash_file: Hasher = sha256_file
+    ) -> None:
         self.pipeline = pipeline
         self.diags = diags
         self.backend = backend
         self.presets = PresetResolver(pipeline, diags)
-        self.inputs = InputResolver(pipeline, diags)
+        self.inputs = InputResolver(pipeline, diags, hash_file)
         self.renderer = PromptRenderer(pipeline.templates_dir or pipeline.base_dir / "templates")
         self.steps: dict[str, Step] = {}
         self._template_reported: set[str] = set()
@@ -284,6 +287,8 @@ class Compiler:
         return tuple(merged.values())
 
 
-def compile_pipeline(pipeline: Pipeline, diags: Diagnostics, backend: str = "fal") -> Compiled:
+def compile_pipeline(
+    pipeline: Pipeline, diags: Diagnostics, backend: str = "fal", hash_file: Hasher = sha256_file
+) -> Compiled:
     """Compile ``pipeline`` for ``backend`` (part of every cache key)."""
-    return Compiler(pipeline, diags, backend).run()
+    return Compiler(pipeline, diags, backend, hash_file).run()

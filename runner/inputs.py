@@ -7,11 +7,11 @@ inside the project directory (a pipeline from a pull request must not upload ~/.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from runner.errors import Diagnostics, KeyPath
+from runner.hashing import Hasher, sha256_file
 from runner.model import (
     Conditioning,
     FileRef,
@@ -65,23 +65,16 @@ class Remote:
 MediaSource = LocalFile | Upstream | Remote
 
 
-def file_sha256(path: Path) -> tuple[str, int]:
-    """Content hash and size, reading in chunks (inputs can be large videos)."""
-    digest = hashlib.sha256()
-    size = 0
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size
-
-
 class InputResolver:
-    """Resolves node inputs of one pipeline, hashing each file once."""
+    """Resolves node inputs of one pipeline, hashing each file once (with ``hash_file``: the
+    store's, which remembers hashes between runs, when there is a store)."""
 
-    def __init__(self, pipeline: Pipeline, diags: Diagnostics) -> None:
+    def __init__(
+        self, pipeline: Pipeline, diags: Diagnostics, hash_file: Hasher = sha256_file
+    ) -> None:
         self.pipeline = pipeline
         self.diags = diags
+        self.hash_file = hash_file
         self._files: dict[Path, LocalFile | None] = {}
         self._reported: set[tuple[str, str]] = set()
         self._checked: dict[tuple[str, str], LocalFile | None] = {}
@@ -192,7 +185,7 @@ class InputResolver:
 
     def _hash(self, path: Path) -> LocalFile | None:
         try:
-            digest, size = file_sha256(path)
+            digest, size = self.hash_file(path)
         except OSError:
             return None
         return LocalFile(path, digest, size)

@@ -3,6 +3,7 @@ failures, budget, frozen, replay, outputs."""
 
 from __future__ import annotations
 
+import os
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -11,6 +12,7 @@ import av
 import pytest
 
 from runner import cli
+from runner.store import Store, hashcache
 from tests.run_helpers import (
     GENERATION_NODES,
     lock_of,
@@ -276,3 +278,28 @@ def test_gc_clears_the_local_backends_state_and_runs_still_work(
     make_project(tmp_path / "p", action="a long look")  # the keyframe is uploaded again
     assert cli.run(["run", str(pipeline), *common]) == 0, capsys.readouterr().err
     assert rendered(store) == {"intro", "intro_more", "best_frame", "new_angle", "cut"}
+
+
+def test_plan_and_run_remember_input_hashes_in_the_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pipeline = make_project(tmp_path / "p")
+    long_ago = time.time() - 3600  # not racy: files settled before the run
+    for asset in (tmp_path / "p" / "assets").rglob("*.*"):
+        os.utime(asset, (long_ago, long_ago))
+    store = tmp_path / "store"
+    read: list[Path] = []
+    real = hashcache.hash_path
+    monkeypatch.setattr(hashcache, "hash_path", lambda path: read.append(path) or real(path))
+
+    plan = ["plan", str(pipeline), "--backend", "local", "--cache-dir", str(store)]
+    assert cli.run(plan) == 0
+    assert read == []  # no store yet: hashed directly, and none created
+    assert not store.exists()
+    Store.open(store).close()
+    assert cli.run(plan) == 0
+    inputs = len(read)
+    assert inputs == 3  # two keyframes and a motion clip, once each
+    assert cli.run(plan) == 0
+    assert len(read) == inputs  # remembered: unchanged files are not read again
+    capsys.readouterr()

@@ -11,6 +11,7 @@ import click
 
 from runner.check import CheckResult, check_pipeline
 from runner.errors import Diagnostic
+from runner.hashing import Hasher, sha256_file
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -42,10 +43,12 @@ def echo_diagnostics(diagnostics: tuple[Diagnostic, ...] | list[Diagnostic]) -> 
         click.echo(styled, err=True, color=None if sys.stderr.isatty() else False)
 
 
-def checked(path: Path, backend: str, *, show: str = "all") -> CheckResult:
+def checked(
+    path: Path, backend: str, *, show: str = "all", hash_file: Hasher = sha256_file
+) -> CheckResult:
     """Check a pipeline and print its findings to stderr: ``all`` (errors, then warnings),
     ``errors`` only, or ``none`` (for --json, where they go into the JSON)."""
-    result = check_pipeline(path, backend=backend)
+    result = check_pipeline(path, backend=backend, hash_file=hash_file)
     if show == "all":
         echo_diagnostics(result.errors + result.warnings)
     elif show == "errors":

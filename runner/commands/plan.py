@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -13,10 +15,12 @@ from runner.cache_status import CacheStatus
 from runner.commands.common import backend_option, checked, pipeline_argument
 from runner.compiler import Compiled
 from runner.errors import ShotgraphError
+from runner.hashing import Hasher, sha256_file
+from runner.loader import find_project_root
 from runner.lockfile import lock_path, read_lock
 from runner.plan import Plan, make_plan
 from runner.plan_table import format_plan, plan_json
-from runner.store import Store, is_store, resolve_store_root
+from runner.store import Store, StoreError, is_store, resolve_store_root
 
 
 @click.command()
@@ -44,7 +48,8 @@ def plan(
     cache_dir: Path | None,
 ) -> int:
     """Show what a run would render and why, with endpoint, length and estimated cost."""
-    result = checked(pipeline, backend, show="none" if as_json else "all")
+    with remembered_hashes(pipeline, cache_dir) as hash_file:
+        result = checked(pipeline, backend, show="none" if as_json else "all", hash_file=hash_file)
     if as_json and result.errors:
         # Machines get the findings where they read the plan: on stdout, as JSON.
         findings = {"valid": False, "errors": [d.as_json() for d in result.errors]}
@@ -72,6 +77,28 @@ def plan_with_store(compiled: Compiled, cache_dir: Path | None) -> Plan:
         return make_plan(compiled, CacheStatus(compiled, None, lock))
     with Store.open(root) as store:
         return make_plan(compiled, CacheStatus(compiled, store, lock))
+
+
+@contextmanager
+def remembered_hashes(pipeline: Path, cache_dir: Path | None) -> Iterator[Hasher]:
+    """Hash the pipeline's files through its store, which remembers the hashes of unchanged
+    files between runs (big motion clips are not read again); plain hashing while there is
+    no store yet (none is created here)."""
+    project_root = find_project_root(pipeline.resolve().parent)
+    root = resolve_store_root(project_root, cache_dir, os.environ)
+    if not is_store(root):
+        yield sha256_file
+        return
+    with Store.open(root) as store:
+
+        def hash_file(path: Path) -> tuple[str, int]:
+            try:
+                stored = store.hash_file(path)
+            except StoreError as exc:  # unreadable: the compiler reports the file missing
+                raise OSError(str(exc)) from exc
+            return stored.sha256, stored.size
+
+        yield hash_file
 
 
 def check_budget(the_plan: Plan, budget: float) -> None:

@@ -9,7 +9,7 @@ import click
 
 from runner.cache_status import CacheStatus
 from runner.commands.common import backend_option, checked, pipeline_argument
-from runner.commands.plan import check_budget
+from runner.commands.plan import check_budget, remembered_hashes
 from runner.commands.running import execute, open_store, run_options, summarize
 from runner.compiler import Compiled
 from runner.errors import ShotgraphError, display_path
@@ -28,7 +28,8 @@ from runner.steps import Step
 )
 def run(pipeline: Path, backend: str, frozen: bool, **options: Any) -> int:
     """Render a pipeline: only what changed, never paying twice; write its lockfile."""
-    result = checked(pipeline, backend)
+    with remembered_hashes(pipeline, options["cache_dir"]) as hash_file:
+        result = checked(pipeline, backend, hash_file=hash_file)
     compiled = result.require()
     lock_file = lock_path(compiled.pipeline.path)
     lock = read_lock(lock_file) if lock_file.exists() else None

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from runner import atomic
+from runner.hashing import sha256_file
 from runner.store.records import RecordError, StoredFile, check_sha256
 from runner.store.table import StoreError
 
@@ -36,10 +37,7 @@ def fsync_dir(path: Path) -> None:
 
 def hash_path(path: Path) -> StoredFile:
     """SHA-256 and size of a file, read in chunks."""
-    with open(path, "rb") as handle:
-        digest = hashlib.file_digest(handle, "sha256")
-        size = handle.tell()
-    return StoredFile(digest.hexdigest(), size)
+    return StoredFile(*sha256_file(path))
 
 
 def atomic_write_text(path: Path, text: str) -> None:
