@@ -70,6 +70,14 @@ class RunResult:
     def ok(self) -> bool:
         return not self.failed and not self.skipped and not self.interrupted
 
+    def __repr__(self) -> str:
+        # Counts, not thousands of records: asyncio formats the main task's result on exit.
+        return (
+            f"RunResult(rendered={len(self.rendered)}, cached={len(self.cached)}, "
+            f"failed={len(self.failed)}, skipped={len(self.skipped)}, "
+            f"spent_usd={self.spent_usd}, interrupted={self.interrupted})"
+        )
+
 
 class Executor:
     """Runs steps against one store and one backend client."""

@@ -32,7 +32,9 @@ def run(pipeline: Path, backend: str, frozen: bool, **options: Any) -> int:
         result = checked(pipeline, backend, hash_file=hash_file)
     compiled = result.require()
     lock_file = lock_path(compiled.pipeline.path)
-    lock = read_lock(lock_file) if lock_file.exists() else None
+    # Only --frozen and --budget (the plan's reasons) read it: it can be megabytes.
+    needs_lock = frozen or options["budget"] is not None
+    lock = read_lock(lock_file) if needs_lock and lock_file.exists() else None
     if frozen:
         if lock is None:
             raise ShotgraphError(
