@@ -14,7 +14,6 @@ from runner.yamlsrc import SourceMap
 NodeKind = Literal["t2v", "i2v", "extend", "multicondition", "frame", "stitch"]
 MediaType = Literal["image", "video"]
 GENERATION_KINDS: frozenset[str] = frozenset({"t2v", "i2v", "extend", "multicondition"})
-MEDIA_KINDS: frozenset[str] = frozenset({"frame", "stitch"})
 
 
 def a(noun: str) -> str:

@@ -161,14 +161,6 @@ class PromptRenderer:
         assert loader is not None
         return loader.get_source(self.env, spec.template)[0]
 
-    def source_file(self, name: str) -> Path | None:
-        """The file a template name resolves to (for messages and the graph)."""
-        for base in self.search_path:
-            candidate = base / name
-            if candidate.is_file():
-                return candidate
-        return None
-
 
 def _fingerprint(names: frozenset[str], context: Mapping[str, Any]) -> str:
     values = {name: context.get(name, "\x00undefined") for name in names}

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -79,10 +79,6 @@ class FalConfig:
             values["rest_url"] = url
         values.update({k: v for k, v in options.items() if v is not None})
         return cls(**values)
-
-    def with_(self, **changes: Any) -> FalConfig:
-        """A copy with ``changes``."""
-        return replace(self, **changes)
 
     def request_timeout(self) -> httpx.Timeout:
         return httpx.Timeout(self.timeout, connect=self.connect_timeout)

@@ -1,8 +1,9 @@
 """Downloading an output file: streamed, hashed on the way, checked, then moved into place.
 
 The bytes go to a temporary file beside ``dest`` in ``chunk_size`` pieces (memory does not
-grow with the file), are hashed as they arrive, and the file is renamed onto ``dest`` with
-``os.replace`` only once size and hash check out: ``dest`` never holds a partial file. A
+grow with the file), are hashed as they arrive (the hash is returned: the store need not
+read the file again), and the file is renamed onto ``dest`` only once size and hash check
+out: ``dest`` never holds a partial file. A
 connection that breaks mid-body is resumed with a ``Range`` request when the server
 supports it, else the download starts over.
 """
