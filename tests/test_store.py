@@ -297,6 +297,10 @@ def test_unreadable_journal_entry_stops_rather_than_guesses(store: Store) -> Non
     store._journal.table.set("k", {"v": 99, "state": "submitted"})
     with pytest.raises(StoreError, match="cannot be read"):
         store.claim("k", Owner.current("r"))
+    store._journal.table._cache.set("k-odd", "[1, 2]")  # not even an object
+    with pytest.raises(StoreError, match="cannot be read"):
+        store.journal("k-odd")
+    assert store.journal("k-absent") is None
 
 
 # -- owners ----------------------------------------------------------------------------

@@ -89,7 +89,11 @@ class Journal:
         self.table = table
 
     def get(self, key: str) -> JournalEntry | None:
-        return self._decode(key, self.table.get(key))
+        try:
+            raw = self.table.get_strict(key)
+        except ValueError as exc:
+            raise _unreadable(key, str(exc)) from exc
+        return self._decode(key, raw)
 
     def claim(self, key: str, owner: Owner) -> JournalEntry | None:
         """Claim ``key``: None when we now hold it, else the entry someone else holds."""
@@ -157,8 +161,6 @@ class Journal:
 
     def _decode(self, key: str, raw: dict[str, Any] | None) -> JournalEntry | None:
         if raw is None:
-            if key in self.table:
-                raise _unreadable(key, "not a JSON object")
             return None
         try:
             return JournalEntry.from_dict(raw)

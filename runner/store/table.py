@@ -65,16 +65,22 @@ class Table:
     def get(self, key: str) -> dict[str, Any] | None:
         """The object under ``key``; None when absent or not a JSON object."""
         try:
+            return self.get_strict(key)
+        except ValueError:
+            return None
+
+    def get_strict(self, key: str) -> dict[str, Any] | None:
+        """The object under ``key``; None when absent, ValueError when it is something else."""
+        try:
             text = self._cache.get(key)
         except (sqlite3.Error, diskcache.Timeout) as exc:
             raise _failure(self.directory, exc) from exc
-        if not isinstance(text, str):
+        if text is None:
             return None
-        try:
-            value = json.loads(text)
-        except ValueError:
-            return None
-        return value if isinstance(value, dict) else None
+        value = json.loads(text) if isinstance(text, str) else None
+        if not isinstance(value, dict):
+            raise ValueError("not a JSON object")
+        return value
 
     def add(self, key: str, value: Mapping[str, Any]) -> bool:
         """Insert only if ``key`` is absent (atomic); True when inserted."""
