@@ -19,12 +19,12 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from runner.resources import schemas_dir
+from runner.schema_validator import is_multiple_of
 
 JSON = Any
 FieldError = dict[str, Any]
@@ -253,19 +253,11 @@ def _bounds(f: Field, n: JSON, raw: JSON, loc: tuple[str | int, ...]) -> list[Fi
         if limit is not None and not ok:
             shown = _num(limit)
             return [_error(kind, loc, f"Input should be {words} {shown}", raw, {key: shown})]
-    if f.multiple_of is not None and not _is_multiple(n, f.multiple_of):
+    if f.multiple_of is not None and not is_multiple_of(n, f.multiple_of):
         shown = _num(f.multiple_of)
         msg = f"Input should be a multiple of {shown}"
         return [_error("multiple_of", loc, msg, raw, {"multiple_of": shown})]
     return []
-
-
-def _is_multiple(n: float, step: float) -> bool:
-    # Decimal arithmetic: 0.15 is a multiple of 0.05 although 0.15 / 0.05 is 2.9999999999999996.
-    try:
-        return Decimal(str(n)) % Decimal(str(step)) == 0
-    except InvalidOperation:
-        return False
 
 
 def _num(x: float) -> int | float:

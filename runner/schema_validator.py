@@ -79,7 +79,8 @@ def _number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def _multiple(value: float, step: float) -> bool:
+def is_multiple_of(value: float, step: float) -> bool:
+    """Exact, in decimal: 0.15 is a multiple of 0.05 though 0.15 / 0.05 is 2.9999999999999996."""
     try:
         return Decimal(str(value)) % Decimal(str(step)) == 0
     except InvalidOperation:
@@ -188,7 +189,7 @@ class SchemaCompiler:
         return self._bound(schema, names, "exclusiveMaximum", lambda v, lim: v < lim)
 
     def _multipleOf(self, schema: Mapping[str, Any], names: bool) -> Check:
-        return self._bound(schema, names, "multipleOf", _multiple)
+        return self._bound(schema, names, "multipleOf", is_multiple_of)
 
     def _minItems(self, schema: Mapping[str, Any], names: bool) -> Check:
         least = schema["minItems"]
