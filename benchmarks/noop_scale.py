@@ -25,8 +25,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.plan_scale import write_pipeline  # noqa: E402
-from runner.check import check_pipeline  # noqa: E402
-from runner.lockfile import build_lock, lock_path, write_lock  # noqa: E402
+from runner.compile.check import check_pipeline  # noqa: E402
+from runner.lock import build_lock, lock_path, write_lock  # noqa: E402
 from runner.store import ResultRecord, Store  # noqa: E402
 
 MEASURE = """

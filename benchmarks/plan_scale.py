@@ -25,7 +25,7 @@ MEASURE = """
 import json, resource, sys, time
 from pathlib import Path
 start = time.perf_counter()
-from runner.check import check_pipeline
+from runner.compile.check import check_pipeline
 from runner.plan import make_plan
 imported = time.perf_counter()
 result = check_pipeline(Path(sys.argv[1]))

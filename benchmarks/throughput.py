@@ -32,10 +32,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.emulator_process import emulator_process  # noqa: E402
-from runner.check import check_pipeline  # noqa: E402
-from runner.events import Event  # noqa: E402
-from runner.execute import Executor, RunOptions  # noqa: E402
+from runner.compile.check import check_pipeline  # noqa: E402
 from runner.fal import FalClient, FalConfig  # noqa: E402
+from runner.run.events import Event  # noqa: E402
+from runner.run.executor import Executor, RunOptions  # noqa: E402
 from runner.store import Store  # noqa: E402
 
 

@@ -18,9 +18,9 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from runner.compiler import Compiled
-from runner.inputs import LocalFile, Upstream
-from runner.steps import Step, set_pointer
+from runner.compile.compiler import Compiled
+from runner.compile.sources import LocalFile, Upstream
+from runner.compile.steps import Step, set_pointer
 from runner.store import Store
 
 

@@ -23,13 +23,13 @@ EXIT_OK, EXIT_USER, EXIT_USAGE, EXIT_BUG, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 # Each subcommand's module, imported only when that command runs: `validate` need not load
 # the store, the scheduler or the emulator.
 COMMANDS = {
-    "validate": "runner.commands.validate:validate",
-    "plan": "runner.commands.plan:plan",
-    "run": "runner.commands.run:run",
-    "replay": "runner.commands.replay:replay",
-    "graph": "runner.commands.graph:graph",
-    "cache": "runner.commands.cache:cache",
-    "emulator": "runner.commands.emulator:emulator",
+    "validate": "runner.commands.validate_cmd:validate",
+    "plan": "runner.commands.plan_cmd:plan",
+    "run": "runner.commands.run_cmd:run",
+    "replay": "runner.commands.replay_cmd:replay",
+    "graph": "runner.commands.graph_cmd:graph",
+    "cache": "runner.commands.cache_cmd:cache",
+    "emulator": "runner.commands.emulator_cmd:emulator",
 }
 
 

@@ -6,8 +6,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from runner.compiler import Compiled
-from runner.steps import Step
+from runner.compile.compiler import Compiled
+from runner.compile.steps import Step
 
 # What a store says about a step: ("cached" | "render", why).
 StatusOf = Callable[[Step], tuple[str, str]]

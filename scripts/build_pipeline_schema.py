@@ -24,8 +24,8 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from runner.endpoint_schema import load_raw  # noqa: E402
-from runner.endpoints import registry  # noqa: E402
+from runner.ltx.registry import registry  # noqa: E402
+from runner.ltx.schema import load_raw  # noqa: E402
 
 OUT = ROOT / "schemas" / "pipeline.schema.json"
 BASE = ROOT / "scripts" / "pipeline_schema_base.yaml"

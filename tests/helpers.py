@@ -6,8 +6,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from runner.check import CheckResult, check_pipeline
-from runner.compiler import Compiled
+from runner.compile.check import CheckResult, check_pipeline
+from runner.compile.compiler import Compiled
 
 FIXTURE_ASSETS = Path(__file__).parent / "fixtures" / "invalid" / "assets"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from runner.check import check_pipeline
-from runner.request_builder import derived_seed
+from runner.compile.check import check_pipeline
+from runner.compile.request import derived_seed
 from tests.helpers import HEAD, compiled, write
 
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from runner.endpoint_schema import input_schema, load_raw
-from runner.endpoints import registry
 from runner.errors import ShotgraphError
-from runner.pricing import estimate, timing
+from runner.ltx.pricing import estimate, timing
+from runner.ltx.registry import registry
+from runner.ltx.schema import input_schema, load_raw
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "reference" / "fal-ltx-openapi.json"
 

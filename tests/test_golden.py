@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from runner.check import check_pipeline
+from runner.compile.check import check_pipeline
 from runner.plan import make_plan
-from runner.plan_table import plan_json
+from runner.ui.plan_table import plan_json
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "pipelines").glob("*.yaml"))

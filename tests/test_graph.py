@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from runner.graph_export import to_dot, to_mermaid
+from runner.ui.graph_export import to_dot, to_mermaid
 from tests.helpers import check, compiled
 
 CHAIN = """nodes:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from runner.check import check_pipeline
+from runner.compile.check import check_pipeline
 
 FIXTURES = Path(__file__).parent / "fixtures" / "invalid"
 MARK = re.compile(r"#\s*error(-anywhere)?:\s*(.+?)\s*$")

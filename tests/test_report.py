@@ -8,7 +8,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from runner.events import (
+from runner.run.events import (
     Event,
     NodeCached,
     NodeDone,
@@ -22,7 +22,7 @@ from runner.events import (
     RunFinished,
     RunStarted,
 )
-from runner.report import LiveReporter, PlainReporter, RunLog
+from runner.ui.reporters import LiveReporter, PlainReporter, RunLog
 
 EVENTS: list[Event] = [
     RunStarted(pipeline="p", backend="local", nodes=4, to_render=3, estimated_usd=0.12, run_id="r"),

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from runner import cli
-from runner.check import check_pipeline
+from runner.compile.check import check_pipeline
 from runner.emulator import EmulatorServer
 from runner.plan import make_plan
 from runner.store import Owner, Store

@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from runner.errors import Diagnostics
-from runner.schema_check import pipeline_schema
-from runner.schema_validator import ANNOTATIONS, KEYWORDS, SchemaError, compile_schema
-from runner.yamlsrc import read_yaml_file
+from runner.pipeline.schema_check import pipeline_schema
+from runner.pipeline.schema_validator import ANNOTATIONS, KEYWORDS, SchemaError, compile_schema
+from runner.pipeline.yamlsrc import read_yaml_file
 from tests.helpers import key_paths
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -28,7 +28,7 @@ from runner.store import (
     resolve_store_root,
 )
 from runner.store import hashcache as hashcache_module
-from runner.store.files import hash_path
+from runner.store.blobs import hash_path
 from runner.store.owner import proc_stat
 
 WORKER = Path(__file__).with_name("store_worker.py")

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from runner.model import PromptSpec
-from runner.templates import PromptRenderer, TemplateProblem
+from runner.pipeline.records import PromptSpec
+from runner.pipeline.templates import PromptRenderer, TemplateProblem
 
 
 def render(text: str, context: dict[str, object] | None = None, local: Path | None = None) -> str:

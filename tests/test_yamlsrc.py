@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from runner.errors import Diagnostics
-from runner.yamlsrc import load_yaml
+from runner.pipeline.yamlsrc import load_yaml
 
 
 def load(text: str) -> tuple[object, Diagnostics, object]:

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import click
 
-from runner.check import CheckResult, check_pipeline
+from runner.compile.check import CheckResult, check_pipeline
 from runner.errors import Diagnostic
 from runner.hashing import Hasher, sha256_file
 

@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from runner.backends import LocalOptions, open_backend
+from runner.compile.steps import Step
 from runner.errors import display_path
-from runner.events import Fanout, Reporter
-from runner.execute import Executor, RunOptions, RunResult
-from runner.report import LiveReporter, PlainReporter, RunLog
-from runner.steps import Step
+from runner.run.backends import LocalOptions, open_backend
+from runner.run.events import Fanout, Reporter
+from runner.run.executor import Executor, RunOptions, RunResult
 from runner.store import Store, resolve_store_root
+from runner.ui.reporters import LiveReporter, PlainReporter, RunLog
 
 if TYPE_CHECKING:
     from runner.fal import FalClient

@@ -19,8 +19,8 @@ from runner.emulator.animatic import RenderSpec, render
 from runner.emulator.files import FileStore
 from runner.emulator.inputs import InputResolver, InputUnavailable
 from runner.emulator.jobs import Job, JobError
-from runner.endpoint_schema import input_schema, load_raw
-from runner.endpoints import Endpoint, registry
+from runner.ltx.registry import Endpoint, registry
+from runner.ltx.schema import input_schema, load_raw
 
 Outcome = tuple[dict[str, Any] | None, JobError | None]
 Loc = tuple[str | int, ...]

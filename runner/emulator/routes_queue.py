@@ -20,8 +20,8 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from runner.emulator import protocol
 from runner.emulator.core import Emulator
 from runner.emulator.jobs import COMPLETED, Job, fingerprint
-from runner.endpoint_schema import input_schema
-from runner.endpoints import registry
+from runner.ltx.registry import registry
+from runner.ltx.schema import input_schema
 
 
 async def queue_route(request: Request) -> Response:

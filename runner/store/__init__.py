@@ -10,7 +10,7 @@ from runner.store.journal import JournalConflict, JournalEntry
 from runner.store.location import STORE_DIRNAME, is_store, resolve_store_root
 from runner.store.maintenance import GcReport, StoreInfo, VerifyReport
 from runner.store.owner import Owner
-from runner.store.records import ResultRecord, StoredFile, UploadRecord
+from runner.store.rows import ResultRecord, StoredFile, UploadRecord
 from runner.store.store import (
     GC_GRACE,
     HEARTBEAT_INTERVAL,

@@ -12,8 +12,8 @@ import os
 import time
 from pathlib import Path
 
-from runner.store.files import hash_path
-from runner.store.records import SCHEMA, RecordError, StoredFile, check_version, req_int
+from runner.store.blobs import hash_path
+from runner.store.rows import SCHEMA, RecordError, StoredFile, check_version, req_int
 from runner.store.table import StoreError, Table
 
 # Seconds: coarser than any filesystem's timestamp granularity (FAT: 2 s).

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from runner.store.owner import Owner
-from runner.store.records import (
+from runner.store.rows import (
     SCHEMA,
     RecordError,
     check_version,

@@ -7,7 +7,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from runner.store.files import atomic_write_text
+from runner.store.blobs import atomic_write_text
 from runner.store.table import StoreError
 
 STORE_DIRNAME = ".shotgraph"

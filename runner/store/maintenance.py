@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from runner.store.files import hash_path
+from runner.store.blobs import hash_path
 
 if TYPE_CHECKING:
     from runner.store.store import Store

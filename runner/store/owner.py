@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from runner.store.records import opt_int, opt_str, req_float, req_int, req_str
+from runner.store.rows import opt_int, opt_str, req_float, req_int, req_str
 
 _PROC = Path("/proc")
 _BOOT_ID = _PROC / "sys" / "kernel" / "random" / "boot_id"

@@ -25,13 +25,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from runner.store.files import FileStore
+from runner.store.blobs import FileStore
 from runner.store.hashcache import HashCache
 from runner.store.journal import Journal, JournalEntry
 from runner.store.location import ensure_layout
 from runner.store.maintenance import GcReport, StoreInfo, VerifyReport, collect, gather, inspect
 from runner.store.owner import Owner
-from runner.store.records import RecordError, ResultRecord, StoredFile, UploadRecord
+from runner.store.rows import RecordError, ResultRecord, StoredFile, UploadRecord
 from runner.store.table import StoreError, Table
 
 # An upload URL must outlive the job that reads it; a job can wait in fal's queue a while.

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from runner.commands.emulator import emulator
+from runner.commands.emulator_cmd import emulator
 
 
 def test_serve_help_lists_the_options() -> None:

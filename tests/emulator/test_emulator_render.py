@@ -20,8 +20,8 @@ from runner.emulator import EmulatorConfig, EmulatorServer, drawing, video_io
 from runner.emulator.animatic import RenderSpec
 from runner.emulator.animatic import render as render_direct
 from runner.emulator.geometry import frame_size, nearest_aspect
-from runner.endpoint_schema import load_raw
-from runner.endpoints import Endpoint, registry
+from runner.ltx.registry import Endpoint, registry
+from runner.ltx.schema import load_raw
 
 ENDPOINTS = registry().endpoints()
 

@@ -1,0 +1,194 @@
+"""``shotgraph cache``: inspect, verify and prune the local store (``.shotgraph/``)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from runner.errors import ShotgraphError
+from runner.pipeline.load import find_project_root
+from runner.store import GC_GRACE, Store, resolve_store_root
+from runner.store.lockfiles import find_lockfiles, lock_keys
+
+F = TypeVar("F", bound=Callable[..., Any])
+MB = 1024 * 1024
+
+
+def store_options(func: F) -> F:
+    """``--cache-dir``, ``--project`` and ``--json``, shared by every cache command."""
+    func = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")(func)
+    func = click.option(
+        "--project",
+        type=click.Path(file_okay=False, exists=True, path_type=Path),
+        help="Project root (default: the nearest directory above here with .git).",
+    )(func)
+    return click.option(
+        "--cache-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        help="The store (default: $SHOTGRAPH_CACHE_DIR, else <project>/.shotgraph).",
+    )(func)
+
+
+def locate(cache_dir: Path | None, project: Path | None) -> tuple[Path, Path]:
+    """(project root, store root) from the options, the environment and the working directory."""
+    root = (project or find_project_root(Path.cwd())).resolve()
+    return root, resolve_store_root(root, cache_dir)
+
+
+def emit(as_json: bool, data: dict[str, Any], lines: list[str]) -> None:
+    if as_json:
+        click.echo(json.dumps(data, indent=2, sort_keys=True))
+    else:
+        for line in lines:
+            click.echo(line)
+
+
+def mb(size: int) -> str:
+    return f"{size / MB:,.1f} MB"
+
+
+def no_store(store_root: Path, as_json: bool) -> int:
+    emit(as_json, {"store": str(store_root), "exists": False}, [f"no store at {store_root}"])
+    return 0
+
+
+@click.group()
+def cache() -> None:
+    """Inspect and maintain the store of cached results, media and in-flight jobs."""
+
+
+@cache.command()
+@store_options
+def info(cache_dir: Path | None, project: Path | None, as_json: bool) -> int:
+    """What the store holds and how much space it takes."""
+    _, store_root = locate(cache_dir, project)
+    if not store_root.exists():
+        return no_store(store_root, as_json)
+    with Store.open(store_root) as store:
+        found = store.info()
+    emit(
+        as_json,
+        {"store": str(store_root), "exists": True, **found.as_dict()},
+        [
+            f"store      {store_root}",
+            f"files      {found.files:,} ({mb(found.file_bytes)})",
+            f"results    {found.results:,}",
+            f"uploads    {found.uploads:,}",
+            f"in flight  {found.journal:,} ({found.submitted:,} submitted)",
+            f"inputs     {found.hashes:,} hashed",
+            f"temporary  {found.tmp_files:,} files",
+            f"emulator   {mb(found.emulator_bytes)} (the local backend's jobs and files)",
+            f"logs       {mb(found.log_bytes)}",
+            f"on disk    {mb(found.disk_bytes)}",
+        ],
+    )
+    return 0
+
+
+@cache.command()
+@store_options
+@click.option(
+    "--repair", is_flag=True, help="Delete corrupt files and the results that point to them."
+)
+def verify(cache_dir: Path | None, project: Path | None, as_json: bool, repair: bool) -> int:
+    """Rehash every stored file; exit 1 if something is corrupt or missing (and not repaired)."""
+    _, store_root = locate(cache_dir, project)
+    if not store_root.exists():
+        return no_store(store_root, as_json)
+    with Store.open(store_root) as store:
+        report = store.verify(repair=repair)
+    lines = [f"checked {report.files_checked:,} files ({mb(report.bytes_checked)})"]
+    lines += [f"corrupt file   {sha}" for sha in report.corrupt]
+    lines += [f"missing output for result {key}" for key in report.missing]
+    lines += [f"unreadable result record {key}" for key in report.unreadable]
+    if report.clean:
+        lines.append("ok")
+    elif repair:
+        lines.append(
+            f"repaired: removed {report.files_removed} file(s) and "
+            f"{report.records_removed} result record(s); the next run renders them again"
+        )
+    else:
+        lines.append("problems found; run `shotgraph cache verify --repair` to remove them")
+    emit(as_json, {"store": str(store_root), **report.as_dict()}, lines)
+    return 0 if report.ok else 1
+
+
+@cache.command()
+@store_options
+@click.option("--dry-run", is_flag=True, help="Say what would be removed; remove nothing.")
+@click.option(
+    "--all",
+    "keep_none",
+    is_flag=True,
+    help="Keep no result, even when no lockfile is found.",
+)
+@click.option(
+    "--grace",
+    type=click.FloatRange(min=0),
+    default=GC_GRACE,
+    show_default=True,
+    metavar="SECONDS",
+    help="Spare anything newer than this (a run may be in progress).",
+)
+@click.argument("lockfiles", nargs=-1, type=click.Path(dir_okay=False, exists=True, path_type=Path))
+def gc(
+    cache_dir: Path | None,
+    project: Path | None,
+    as_json: bool,
+    dry_run: bool,
+    keep_none: bool,
+    grace: float,
+    lockfiles: tuple[Path, ...],
+) -> int:
+    """Remove results no lockfile references, the files only they used, and expired uploads.
+
+    Keeps the cache keys of the given LOCKFILEs, or of every *.lock.json under the project.
+    Never removes a submitted job or a claim whose run may still be alive.
+    """
+    project_root, store_root = locate(cache_dir, project)
+    if not store_root.exists():
+        return no_store(store_root, as_json)
+    if keep_none:
+        if lockfiles:
+            raise click.UsageError("--all keeps no result; do not also name lockfiles")
+        sources: list[Path] = []
+    else:
+        sources = list(lockfiles) or find_lockfiles(project_root, exclude=store_root)
+        if not sources:
+            raise ShotgraphError(
+                f"no *.lock.json under {project_root}: gc would remove every cached result",
+                hint="name the lockfiles to keep, or pass --all to keep nothing",
+            )
+    keep: set[str] = set()
+    for path in sources:
+        keep |= lock_keys(path)
+    with Store.open(store_root) as store:
+        report = store.gc(keep, dry_run=dry_run, grace=grace)
+    verb = "would remove" if dry_run else "removed"
+    emit(
+        as_json,
+        {
+            "store": str(store_root),
+            "lockfiles": [str(p) for p in sources],
+            "kept_keys": len(keep),
+            **report.as_dict(),
+        },
+        [
+            f"kept {report.results_kept:,} result(s) "
+            f"({len(keep):,} key(s) from {len(sources)} lockfile(s))",
+            f"{verb} {report.results_removed:,} result(s), {report.files_removed:,} file(s) "
+            f"({mb(report.bytes_freed)}), {report.uploads_removed:,} expired upload(s), "
+            f"{report.journal_removed:,} abandoned claim(s), {report.logs_removed:,} old run "
+            f"log(s), {mb(report.emulator_bytes_freed)} of emulator state, "
+            f"{report.tmp_removed:,} temporary "
+            f"file(s)",
+            f"kept {report.journal_kept:,} journal entr{'y' if report.journal_kept == 1 else 'ies'}"
+            " (jobs in flight)",
+        ],
+    )
+    return 0

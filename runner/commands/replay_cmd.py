@@ -1,0 +1,187 @@
+"""``shotgraph replay``: re-execute a lockfile's requests exactly, and check the outputs."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import click
+
+from runner.commands.running import execute, open_store, run_options, summarize
+from runner.compile.sources import LocalFile, MediaSource, Remote, Upstream
+from runner.compile.steps import Slot, Step, generation_key, keyed_body, media_key
+from runner.errors import ShotgraphError, display_path
+from runner.lock import read_lock
+from runner.ltx.pricing import Estimate
+from runner.ltx.registry import registry
+from runner.media.frame_at import parse_frame_at
+from runner.pipeline.load import find_project_root
+from runner.store import Store
+
+
+@click.command()
+@click.argument(
+    "lockfile", type=click.Path(dir_okay=False, path_type=Path), metavar="PIPELINE.lock.json"
+)
+@click.option(
+    "--backend",
+    type=click.Choice(["fal", "local"]),
+    help="Default: the backend the lockfile was rendered with.",
+)
+@click.option(
+    "--accept-drift",
+    is_flag=True,
+    help="Keep outputs that differ from the locked hashes (fal's renders are not "
+    "bit-exact) instead of failing.",
+)
+@run_options
+def replay(lockfile: Path, backend: str | None, accept_drift: bool, **options: Any) -> int:
+    """Replay the locked requests: cached results are checked, missing ones re-rendered."""
+    lock = read_lock(lockfile)
+    backend = backend or str(lock.get("backend", "fal"))
+    base = lockfile.resolve().parent
+    root = find_project_root(base)
+    outputs = {name: (base / rel).resolve() for name, rel in lock.get("outputs", {}).items()}
+    for path in outputs.values():
+        if not path.is_relative_to(root):
+            raise ShotgraphError(f"the lockfile writes {path}, outside the project {root}")
+    with open_store(root, options["cache_dir"]) as store:
+        steps = steps_from_lock(lock, base, store, backend)
+        outcome = execute(
+            steps,
+            store,
+            backend=backend,
+            options=options,
+            outputs=outputs,
+            pipeline_name=str(lock.get("pipeline", lockfile.stem)),
+        )
+    notes = []
+    drifted = _drifted(lock, outcome.records)
+    for name, (want, got) in sorted(drifted.items()):
+        notes.append(f"{name}: output {got[:12]} differs from the locked {want[:12]}")
+    if drifted and not accept_drift:
+        code = summarize(outcome, outputs, notes, backend=backend)
+        click.echo(
+            f"{len(drifted)} output(s) differ from {display_path(lockfile)}; fal's "
+            "renders are not bit-exact: pass --accept-drift to keep them",
+            err=True,
+        )
+        return max(code, 1)
+    return summarize(
+        outcome,
+        outputs,
+        notes or [f"every output matches {display_path(lockfile)}"],
+        backend=backend,
+    )
+
+
+def _drifted(lock: Mapping[str, Any], records: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
+    out = {}
+    for name, entry in lock.get("nodes", {}).items():
+        record = records.get(name)
+        want = entry.get("output", {}).get("sha256")
+        if record is not None and record.output.sha256 != want:
+            out[name] = (str(want), record.output.sha256)
+    return out
+
+
+def steps_from_lock(
+    lock: Mapping[str, Any], base: Path, store: Store, backend: str
+) -> dict[str, Step]:
+    """The lock's entries as steps, in dependency order, inputs found by content hash, each
+    keyed again from its own request (so a hand-edited entry cannot reuse another's cache)."""
+    entries = lock.get("nodes")
+    if not isinstance(entries, Mapping):
+        raise ShotgraphError("the lockfile has no 'nodes' mapping", hint=_RESTORE)
+    steps: dict[str, Step] = {}
+    visiting: set[str] = set()
+
+    def add(name: str) -> None:
+        if name in steps:
+            return
+        if name in visiting or name not in entries:
+            raise ShotgraphError(
+                f"the lockfile's node '{name}' is missing or circular", hint=_RESTORE
+            )
+        visiting.add(name)
+        entry = entries[name]
+        try:
+            for dep in entry.get("deps", []):
+                add(dep)
+            step = _step(name, entry, base, store, backend, steps)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ShotgraphError(
+                f"the lockfile's entry for '{name}' is malformed ({exc!r})", hint=_RESTORE
+            ) from None
+        if backend == lock.get("backend") and step.key != entry.get("key"):
+            raise ShotgraphError(
+                f"the lockfile's entry for '{name}' does not match its own request "
+                "(was it edited by hand?)",
+                hint=_RESTORE,
+            )
+        steps[name] = step
+
+    for name in entries:
+        add(name)
+    return steps
+
+
+_RESTORE = "restore the lockfile from git, or run the pipeline again to write it"
+
+
+def _step(
+    name: str,
+    entry: Mapping[str, Any],
+    base: Path,
+    store: Store,
+    backend: str,
+    done: Mapping[str, Step],
+) -> Step:
+    slots = tuple(Slot(tuple(item["at"]), _source(item, base, store)) for item in entry["inputs"])
+    deps = tuple(entry.get("deps", []))
+    upstream_keys = {dep: done[dep].key for dep in deps}
+    at = parse_frame_at(entry["at"]) if "at" in entry else None
+    if not entry.get("endpoint"):
+        sources = [slot.source for slot in slots]
+        key = media_key(entry["kind"], at, sources, upstream_keys)
+        return Step(name=name, kind=entry["kind"], deps=deps, key=key, slots=slots, at=at)
+    endpoint = registry().endpoint_by_id(entry["endpoint"])
+    if endpoint is None:
+        raise ShotgraphError(
+            f"the lockfile's node '{name}' uses {entry['endpoint']}, "
+            "which this shotgraph does not know"
+        )
+    body = dict(entry["request"])
+    key = generation_key(endpoint.id, keyed_body(body, slots, upstream_keys), backend)
+    cost = entry.get("cost_usd")
+    return Step(
+        name=name,
+        kind=entry["kind"],
+        deps=deps,
+        key=key,
+        slots=slots,
+        endpoint=endpoint,
+        body=body,
+        seed=entry.get("seed"),
+        estimate=Estimate(cost, True, "locked"),
+    )
+
+
+def _source(item: Mapping[str, Any], base: Path, store: Store) -> MediaSource:
+    if "node" in item:
+        return Upstream(item["node"])
+    if "url" in item:
+        return Remote(item["url"])
+    sha, size = item["sha256"], item["size"]
+    if store.has_file(sha, size):
+        return LocalFile(store.file_path(sha), sha, size)
+    if "file" in item:
+        candidate = (base / item["file"]).resolve()
+        if candidate.is_file() and store.hash_file(candidate).sha256 == sha:
+            return LocalFile(candidate, sha, size)
+    raise ShotgraphError(
+        f"the locked input {item.get('file', '')} (sha256 {sha[:12]}) is neither in the store "
+        "nor in the project with that content",
+        hint="check out the commit the lockfile was written at, or copy the file back",
+    )

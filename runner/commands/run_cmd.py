@@ -1,0 +1,90 @@
+"""``shotgraph run``: render what the plan says, then write the lockfile."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from runner.cache_status import CacheStatus
+from runner.commands.common import backend_option, checked, pipeline_argument
+from runner.commands.plan_cmd import check_budget, remembered_hashes
+from runner.commands.running import execute, open_store, run_options, summarize
+from runner.compile.compiler import Compiled
+from runner.compile.request import locate_field
+from runner.compile.steps import Step
+from runner.errors import ShotgraphError, display_path
+from runner.lock import build_lock, drift, lock_path, read_lock, write_lock
+from runner.plan import make_plan
+
+
+@click.command()
+@pipeline_argument
+@backend_option
+@run_options
+@click.option(
+    "--frozen", is_flag=True, help="Fail if the pipeline no longer matches its lockfile (for CI)."
+)
+def run(pipeline: Path, backend: str, frozen: bool, **options: Any) -> int:
+    """Render a pipeline: only what changed, never paying twice; write its lockfile."""
+    with remembered_hashes(pipeline, options["cache_dir"]) as hash_file:
+        result = checked(pipeline, backend, hash_file=hash_file)
+    compiled = result.require()
+    lock_file = lock_path(compiled.pipeline.path)
+    # Only --frozen and --budget (the plan's reasons) read it: it can be megabytes.
+    needs_lock = frozen or options["budget"] is not None
+    lock = read_lock(lock_file) if needs_lock and lock_file.exists() else None
+    if frozen:
+        if lock is None:
+            raise ShotgraphError(
+                f"--frozen needs a lockfile, and {display_path(lock_file)} does not exist",
+                hint="run once without --frozen and commit it",
+            )
+        if lock.get("backend") != backend:
+            raise ShotgraphError(
+                f"{display_path(lock_file)} was rendered with --backend {lock.get('backend')}, "
+                f"and this run uses --backend {backend}",
+                hint=f"run with --backend {lock.get('backend')}, or without --frozen to render "
+                f"with {backend} and update the lockfile",
+            )
+        changed = drift(compiled, lock)
+        if changed.any:
+            raise ShotgraphError(
+                f"the pipeline no longer matches {display_path(lock_file)} ({changed.describe()})",
+                hint="run without --frozen to render the changes and update the lockfile",
+            )
+    with open_store(compiled.pipeline.project_root, options["cache_dir"]) as store:
+        if options["budget"] is not None:
+            check_budget(make_plan(compiled, CacheStatus(compiled, store, lock)), options["budget"])
+        outcome = execute(
+            compiled.steps,
+            store,
+            backend=backend,
+            options=options,
+            outputs=result.outputs,
+            pipeline_name=compiled.pipeline.name,
+            describe_issue=_issue_describer(compiled),
+        )
+        notes = []
+        if outcome.ok and not frozen:
+            lock_doc = build_lock(compiled, outcome.records, result.outputs)
+            written = write_lock(lock_file, lock_doc)
+            notes.append(
+                f"lockfile {display_path(lock_file)}" + ("" if written else " (unchanged)")
+            )
+        elif not outcome.ok:
+            notes.append(f"lockfile {display_path(lock_file)} not updated: the run is incomplete")
+    return summarize(outcome, result.outputs, notes, backend=backend)
+
+
+def _issue_describer(compiled: Compiled) -> Any:
+    """fal's 422 issues, pointed back at the pipeline key they came from."""
+    pipeline = compiled.pipeline
+
+    def describe(step: Step, issue: Any) -> str:
+        node = pipeline.nodes[step.name]
+        where = locate_field(list(issue.field_path), node, step.settings, pipeline)
+        return f"{issue} ({where})"
+
+    return describe

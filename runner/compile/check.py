@@ -1,0 +1,50 @@
+"""The front half in one call: load, compile, check outputs, lint. No network, no store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from runner.compile.compiler import Compiled, compile_pipeline
+from runner.compile.lint import lint
+from runner.errors import Diagnostic, Diagnostics, PipelineInvalid, sorted_diagnostics
+from runner.hashing import Hasher, sha256_file
+from runner.pipeline.load import load_pipeline
+from runner.pipeline.outputs import resolve_outputs
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """A checked pipeline: the compiled steps (when there were no errors) and every finding."""
+
+    compiled: Compiled | None
+    outputs: dict[str, Path]
+    diagnostics: tuple[Diagnostic, ...]
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.severity == "warning"]
+
+    def require(self) -> Compiled:
+        """The compiled pipeline, or :class:`PipelineInvalid` listing every problem."""
+        if self.errors or self.compiled is None:
+            raise PipelineInvalid(self.diagnostics)
+        return self.compiled
+
+
+def check_pipeline(
+    path: Path, *, backend: str = "fal", hash_file: Hasher = sha256_file
+) -> CheckResult:
+    """Check ``path`` completely; errors never stop the checks of unrelated nodes."""
+    diags = Diagnostics()
+    pipeline = load_pipeline(path, diags)
+    if pipeline is None:
+        return CheckResult(None, {}, tuple(sorted_diagnostics(diags.items)))
+    compiled = compile_pipeline(pipeline, diags, backend, hash_file)
+    outputs = resolve_outputs(compiled, diags)
+    lint(compiled, diags)
+    return CheckResult(compiled, outputs, tuple(sorted_diagnostics(diags.items)))

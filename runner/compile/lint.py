@@ -1,0 +1,151 @@
+"""Warnings from the production guide that no other tool gives: they do not stop a run.
+
+- ``expand_prompt: true`` on shots that must keep continuity (extend, multicondition, shots of
+  a character): fal rewrites the prompt and adds details mid-scene.
+- More than one action beat in a prompt: one clip, one beat.
+- LoRAs: at most one character and one style LoRA, weights about 0.4-0.7.
+- Clip length: long clips drift; LTX makes 8k+1 frames.
+- A user preset or default that the node's endpoint does not take (it is left out).
+- A text-to-video shot of a character: T2V cannot hold identity.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from runner.compile.compiler import Compiled
+from runner.compile.steps import Step
+from runner.errors import Diagnostics
+from runner.ltx.registry import registry
+from runner.pipeline.records import Node, a
+
+LORA_SCALE_RANGE = (0.4, 0.7)
+FAL_LORA_SCALE = 1.0
+_SEQUENCE = re.compile(r"\b(then|after that|afterwards|finally|followed by|before|next,)\b", re.I)
+_ACTION = re.compile(r"action:\s*(.*?)(?:\.\s+[A-Z][a-z]+:|$)", re.I | re.S)
+
+
+def lint(compiled: Compiled, diags: Diagnostics) -> None:
+    """Add the guide's warnings for every compiled generation step."""
+    pipeline = compiled.pipeline
+    skipped: set[tuple[str, str, str]] = set()
+    said: set[tuple[str, str]] = set()
+    for name, step in compiled.steps.items():
+        if step.endpoint is None or step.body is None:
+            continue
+        node = pipeline.nodes[name]
+        for code, message, hint in _node_warnings(node, step):
+            if code.startswith("lint.lora") and (code, message) in said:
+                continue  # a character's or the defaults' LoRAs: said once, not per shot
+            said.add((code, message))
+            diags.warning(code, message, pipeline.source.locate(node.key_path, key=True), hint)
+        for key, setting in step.settings.items():
+            user_layer = setting.layer == "defaults" or (
+                setting.layer.startswith("preset:")
+                and pipeline.presets[setting.layer.split(":", 1)[1]].origin != "built-in"
+            )
+            marker = (setting.layer, key, step.endpoint.id)
+            if user_layer and key not in step.body and marker not in skipped:
+                skipped.add(marker)
+                diags.warning(
+                    "lint.param-skipped",
+                    f"{setting.layer} sets '{key}', which {step.endpoint.id} does not take; "
+                    "it is left out of the request",
+                    setting.location,
+                    "presets and defaults are portable; set it per node to make it an error",
+                )
+
+
+def _node_warnings(node: Node, step: Step) -> Iterable[tuple[str, str, str]]:
+    assert step.body is not None and step.endpoint is not None
+    body = step.body
+    continuity = node.kind in ("extend", "multicondition") or step.character is not None
+    if body.get("expand_prompt") is True and continuity:
+        yield (
+            "lint.expand-prompt",
+            f"expand_prompt is on for a {_shot_kind(node, step)}: fal would add details mid-scene",
+            "set expand_prompt: false; expand prompts upstream with your own templates",
+        )
+    if node.kind == "t2v" and step.character is not None:
+        yield (
+            "lint.t2v-identity",
+            f"a text-to-video shot of '{step.character}' cannot hold their identity",
+            "start the shot from a keyframe with kind: i2v",
+        )
+    beats = _extra_beats(str(body.get("prompt", "")))
+    if beats:
+        yield (
+            "lint.action-beats",
+            f"the prompt has more than one action beat ({beats})",
+            "one clip, one beat: split the action into shots or extend hops",
+        )
+    yield from _lora_warnings(body.get("loras") or [], node)
+    yield from _length_warnings(step)
+
+
+def _shot_kind(node: Node, step: Step) -> str:
+    if node.kind in ("extend", "multicondition"):
+        return f"{a(node.kind)} shot"
+    return f"shot of '{step.character}'"
+
+
+def _extra_beats(prompt: str) -> str | None:
+    match = _ACTION.search(prompt)
+    action = match.group(1) if match else prompt
+    connector = _SEQUENCE.search(action)
+    if connector:
+        return f"'{connector.group(1)}'"
+    if match and action.count(",") >= 2:
+        return f"{action.count(',') + 1} clauses in the action"
+    return None
+
+
+def _lora_warnings(loras: list[dict[str, object]], node: Node) -> Iterable[tuple[str, str, str]]:
+    roles = {lora.path: lora.role for lora in node.loras}
+    if len(loras) > 2:
+        yield (
+            "lint.lora-count",
+            f"{len(loras)} LoRAs on one shot",
+            "prefer one character LoRA plus one style LoRA; more make motion stiff",
+        )
+    for role in ("character", "style"):
+        count = sum(1 for r in roles.values() if r == role)
+        if count > 1:
+            yield (
+                "lint.lora-count",
+                f"{count} {role} LoRAs on one shot",
+                f"prefer at most one {role} LoRA per shot",
+            )
+    low, high = LORA_SCALE_RANGE
+    for lora in loras:
+        raw = lora.get("scale", FAL_LORA_SCALE)
+        scale = float(raw) if isinstance(raw, int | float) else FAL_LORA_SCALE
+        if not low <= scale <= high:
+            shown = f"{scale:g}" + (" (fal's default)" if "scale" not in lora else "")
+            yield (
+                "lint.lora-weight",
+                f"LoRA {lora.get('path')} has scale {shown}",
+                f"start around {low}-{high}; lower it if motion looks stiff",
+            )
+
+
+def _length_warnings(step: Step) -> Iterable[tuple[str, str, str]]:
+    timing = step.timing
+    if timing is None or timing.assumed or timing.num_frames is None or step.endpoint is None:
+        return
+    frames = timing.num_frames
+    cap = registry().family(step.endpoint.family).long_clip_frames
+    if frames > cap:
+        yield (
+            "lint.long-clip",
+            f"{frames} frames in one clip: identity drifts with length",
+            f"prefer 4-5 s segments (up to {cap} frames) joined by extend hops",
+        )
+    if (frames - 1) % 8:
+        yield (
+            "lint.frame-count",
+            f"num_frames {frames} is not of the form 8k+1",
+            f"LTX generates 8k+1 frames; use {((frames - 1) // 8) * 8 + 1} or "
+            f"{((frames - 1) // 8 + 1) * 8 + 1}",
+        )

@@ -1,0 +1,2 @@
+"""What fal's LTX endpoints take and cost: the endpoint registry, fal's input schemas,
+prices."""

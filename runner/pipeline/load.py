@@ -1,0 +1,212 @@
+"""One entry point that loads a pipeline file: :func:`load_pipeline`.
+
+YAML (safely, with lines) -> the pipeline JSON Schema -> frozen records. Every problem found
+on the way is added to the caller's diagnostics, so that a user sees all of them at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from runner.errors import Diagnostics, KeyPath, Location
+from runner.ltx.registry import registry
+from runner.pipeline import schema_check
+from runner.pipeline.build import Builder
+from runner.pipeline.records import Node, Pipeline, Preset, Ref
+from runner.pipeline.yamlsrc import SourceMap, read_yaml_file
+from runner.resources import data_file
+
+
+def find_project_root(start: Path) -> Path:
+    """The nearest directory above ``start`` that is a git work tree, else ``start`` itself."""
+    for candidate in (start, *start.parents):
+        if (candidate / ".git").exists():
+            return candidate
+    return start
+
+
+def load_pipeline(path: Path, diags: Diagnostics) -> Pipeline | None:
+    """Load ``path``. Returns None when the file is too broken to describe a pipeline."""
+    path = path.resolve() if path.exists() else path.absolute()
+    document, source = read_yaml_file(path, diags)
+    if document is None:
+        if not diags.has_errors:
+            diags.error(
+                "empty",
+                "the pipeline file is empty",
+                Location(path, 1),
+                "start with: version: 1, name: ..., nodes: ...",
+            )
+        return None
+    if not isinstance(document, dict):
+        diags.error(
+            "not-a-mapping",
+            "a pipeline file must be a mapping of keys",
+            source.locate(()),
+            "start with: version: 1, name: ..., nodes: ...",
+        )
+        return None
+    broken_paths = schema_check.check(document, source, diags)
+    if not isinstance(document.get("nodes"), dict):
+        return None  # already reported by the schema; nothing further to check
+    broken = {(str(p[0]), str(p[1])) for p in broken_paths if len(p) >= 2}
+    sections = {key: _section(document, key, broken) for key in _SECTIONS}
+    build = Builder(source, diags)
+    nodes: dict[str, Node] = {}
+    for name, spec in sections["nodes"].items():
+        node = build.node(name, spec, ("nodes", name))
+        if node is None:
+            broken.add(("nodes", name))
+        else:
+            nodes[name] = node
+    presets = dict(builtin_presets())
+    imported = _imported_presets(document.get("imports"), path, diags)
+    for preset in imported + _own_presets(sections["presets"], source):
+        if preset.name in presets:
+            first = presets[preset.name]
+            diags.error(
+                "preset-duplicate",
+                f"preset '{preset.name}' is already defined ({first.origin})",
+                _preset_location(preset),
+                "rename it, or start from the other one with `extends:`",
+            )
+            continue
+        presets[preset.name] = preset
+    motions: dict[str, Ref] = {}
+    for name, spec in sections["motions"].items():
+        ref = build.motion(spec, ("motions", name))
+        if ref is not None:
+            motions[name] = ref
+    templates = document.get("templates")
+    defaults = document.get("defaults")
+    return Pipeline(
+        path=path,
+        project_root=find_project_root(path.parent),
+        name=str(document.get("name", path.stem)),
+        model=_model(document),
+        source=source,
+        description=str(document.get("description", "")),
+        vars=_mapping(document.get("vars")),
+        defaults=build.defaults(
+            defaults
+            if isinstance(defaults, dict) and not _has_error(broken_paths, "defaults")
+            else {},
+            ("defaults",),
+        ),
+        presets=presets,
+        characters={
+            name: build.character(name, spec, ("characters", name))
+            for name, spec in sections["characters"].items()
+        },
+        motions=motions,
+        nodes=nodes,
+        outputs={k: v for k, v in sections["outputs"].items() if isinstance(v, str)},
+        templates_dir=path.parent / templates if isinstance(templates, str) else None,
+        broken=frozenset(broken),
+    )
+
+
+_SECTIONS = ("nodes", "characters", "motions", "presets", "outputs")
+
+
+def _section(document: Mapping[str, Any], key: str, broken: set[tuple[str, str]]) -> dict[str, Any]:
+    """The well-formed entries of a top-level mapping; the others are marked broken."""
+    value = document.get(key)
+    if not isinstance(value, dict):
+        return {}
+    good = {}
+    for name, spec in value.items():
+        if (key, name) in broken or (key != "outputs" and not isinstance(spec, dict | str)):
+            broken.add((key, name))
+        else:
+            good[name] = spec
+    return good
+
+
+def _has_error(paths: set[KeyPath], key: str) -> bool:
+    return any(p and p[0] == key for p in paths)
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return dict(value) if isinstance(value, dict) else {}
+
+
+def _model(document: Mapping[str, Any]) -> str:
+    model = document.get("model")
+    return (
+        model
+        if isinstance(model, str) and model in registry().families
+        else (registry().default_family)
+    )
+
+
+def _own_presets(presets: Mapping[str, Any], source: SourceMap) -> list[Preset]:
+    return [
+        _preset(name, spec, str(source.file), source, ("presets", name))
+        for name, spec in presets.items()
+        if isinstance(spec, Mapping)
+    ]
+
+
+def _preset(
+    name: str, spec: Mapping[str, Any], origin: str, source: SourceMap | None, path: KeyPath
+) -> Preset:
+    params = {k: v for k, v in spec.items() if k not in ("extends", "description")}
+    return Preset(
+        name, params, spec.get("extends"), spec.get("description", ""), origin, source, path
+    )
+
+
+def _preset_location(preset: Preset) -> Location:
+    if preset.source is None:
+        return Location(key_path=preset.key_path)
+    return preset.source.locate(preset.key_path, key=True)
+
+
+def _imported_presets(imports: Any, path: Path, diags: Diagnostics) -> list[Preset]:
+    found: list[Preset] = []
+    for relative in imports if isinstance(imports, list) else []:
+        if not isinstance(relative, str):
+            continue
+        file = (path.parent / relative).resolve()
+        data, source = read_yaml_file(file, diags)
+        if diags.has_errors and data is None:
+            continue
+        if not isinstance(data, dict) or not isinstance(data.get("presets"), dict):
+            diags.error(
+                "preset-file",
+                f"{relative} has no `presets:` mapping",
+                source.locate(()) if data is not None else Location(file),
+                "a preset file looks like: presets: {my-look: {resolution: 480p}}",
+            )
+            continue
+        extra = sorted(set(data) - {"presets"})
+        for key in extra:
+            diags.error(
+                "preset-file",
+                f"unknown key '{key}' in a preset file",
+                source.locate((key,), key=True),
+                "a preset file holds only `presets:`",
+            )
+        for name, spec in data["presets"].items():
+            broken = schema_check.check(
+                spec, source, diags, definition="Preset", base=("presets", name)
+            )
+            if not broken and isinstance(spec, Mapping):
+                found.append(_preset(name, spec, str(relative), source, ("presets", name)))
+    return found
+
+
+@cache
+def builtin_presets() -> dict[str, Preset]:
+    """The presets that ship with shotgraph (runner/data/presets.yaml)."""
+    diags = Diagnostics()
+    data, source = read_yaml_file(data_file("presets.yaml"), diags)
+    diags.raise_if_errors()
+    return {
+        name: _preset(name, spec, "built-in", source, ("presets", name))
+        for name, spec in data["presets"].items()
+    }

@@ -1,0 +1,30 @@
+"""Spending of one run, checked before each submission."""
+
+from __future__ import annotations
+
+from runner.compile.steps import Step
+from runner.errors import StepFailed
+
+
+class Budget:
+    """What a run has committed to spend, against an optional limit."""
+
+    def __init__(self, limit: float | None) -> None:
+        self.limit = limit
+        self.committed = 0.0
+
+    def reserve(self, step: Step) -> float:
+        """Commit the step's estimate, or fail the step if it would pass the limit."""
+        cost = step.usd
+        if self.limit is not None and self.committed + cost > self.limit + 1e-9:
+            raise StepFailed(
+                f"submitting would take the run to ${self.committed + cost:.2f}, over the "
+                f"budget of ${self.limit:.2f}",
+                hint="raise --budget, or run again later to render what is left",
+            )
+        self.committed += cost
+        return cost
+
+    def refund(self, cost: float) -> None:
+        """Give back a reservation whose submission failed (nothing was queued)."""
+        self.committed -= cost

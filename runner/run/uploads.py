@@ -1,0 +1,113 @@
+"""Turning a step's media placeholders into what fal can fetch: URLs.
+
+A project file is uploaded once per content hash and backend, and uploaded again only when
+its URL has expired. Another node's output is passed by the URL fal returned for it while
+that is fresh, else its bytes are uploaded from the store like any file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import mimetypes
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from runner.compile.sources import LocalFile, MediaSource, Remote, Upstream
+from runner.compile.steps import Slot, set_pointer
+from runner.fal import FalClient
+from runner.fal.config import same_origin
+from runner.store import ResultRecord, Store, UploadRecord
+
+# How long a result URL fal returned is trusted to stay fetchable.
+RESULT_URL_TTL = 3600.0
+# An upload without a known expiry is trusted this long, then uploaded again.
+UPLOAD_TTL = 24 * 3600.0
+
+
+class Materializer:
+    """Resolves slots for one backend, sharing uploads between the steps of a run."""
+
+    def __init__(self, store: Store, client: FalClient, backend: str) -> None:
+        self.store = store
+        self.client = client
+        self.backend = backend
+        self.started = time.time()
+        self._uploading: dict[str, asyncio.Future[str]] = {}
+
+    async def body(
+        self, body: Mapping[str, Any], slots: tuple[Slot, ...], upstream: Mapping[str, ResultRecord]
+    ) -> dict[str, Any]:
+        """A copy of ``body`` with every slot replaced by a URL."""
+        resolved: dict[str, Any] = json.loads(json.dumps(body))
+        for slot in slots:
+            set_pointer(resolved, slot.pointer, await self.url(slot.source, upstream))
+        return resolved
+
+    async def url(self, source: MediaSource, upstream: Mapping[str, ResultRecord]) -> str:
+        if isinstance(source, Remote):
+            return source.url
+        if isinstance(source, Upstream):
+            record = upstream[source.node]
+            if record.result_url and self._reusable(record):
+                return record.result_url
+            sha256 = record.output.sha256
+            return await self._upload_once(
+                sha256, lambda: self._upload(sha256, record.content_type)
+            )
+        assert isinstance(source, LocalFile)
+        return await self._upload_once(source.sha256, lambda: self._upload_project_file(source))
+
+    def _reusable(self, record: ResultRecord) -> bool:
+        """Whether the URL fal returned for an upstream output can be passed on as is."""
+        assert record.result_url is not None
+        if record.backend != self.backend or time.time() - record.recorded_at >= RESULT_URL_TTL:
+            return False
+        # A loopback URL (the local emulator's) lives only as long as the server that made
+        # it: trusted within this run, from this server.
+        if urlsplit(record.result_url).hostname in ("127.0.0.1", "localhost", "::1"):
+            return record.recorded_at >= self.started and same_origin(
+                record.result_url, self.client.config.queue_url
+            )
+        return True
+
+    async def _upload_once(self, sha256: str, upload: Callable[[], Awaitable[str]]) -> str:
+        """The URL of a file by its hash: remembered, or being uploaded for another step of
+        this run (steps that start together share one upload), or uploaded now."""
+        known = self.store.get_upload(self.backend, sha256)
+        if known is not None:
+            return known.url
+        task = self._uploading.get(sha256)
+        if task is None:
+            task = asyncio.ensure_future(upload())
+            self._uploading[sha256] = task
+            # Forgotten once done: a failure is retried by the next step, a success is in
+            # the store (where its expiry is checked).
+            task.add_done_callback(lambda _: self._uploading.pop(sha256, None))
+        return await asyncio.shield(task)  # one step cancelled must not cancel the others'
+
+    async def _upload_project_file(self, source: LocalFile) -> str:
+        # Through the store: the bytes sent must be the ones the cache key was made from, even
+        # if the file is edited while the run goes on (that fails the node instead).
+        stored = await asyncio.to_thread(
+            self.store.put_file, source.path, expected_sha256=source.sha256
+        )
+        return await self._upload(stored.sha256, _content_type(source.path))
+
+    async def _upload(self, sha256: str, content_type: str) -> str:
+        """Upload a stored file (named for fal by its hash) and remember its URL."""
+        path = self.store.file_path(sha256)
+        suffix = mimetypes.guess_extension(content_type) or ""
+        uploaded = await self.client.upload(path, content_type, file_name=f"{sha256[:16]}{suffix}")
+        expiry = uploaded.expires_at
+        expires = expiry.timestamp() if expiry is not None else time.time() + UPLOAD_TTL
+        self.store.put_upload(UploadRecord(self.backend, sha256, uploaded.url, expires))
+        return uploaded.url
+
+
+def _content_type(path: Path) -> str:
+    guessed, _ = mimetypes.guess_type(path.name)
+    return guessed or "application/octet-stream"

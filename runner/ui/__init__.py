@@ -1,0 +1,1 @@
+"""What a person reads: reporters of a run, plan tables, graph export."""

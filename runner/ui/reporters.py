@@ -1,0 +1,209 @@
+"""Reporters: the executor's events as live progress on a terminal, plain lines elsewhere,
+and a JSON-lines run log beside the store."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from runner.errors import display_path
+from runner.run.events import (
+    Event,
+    NodeCached,
+    NodeDone,
+    NodeDownloading,
+    NodeEvent,
+    NodeFailed,
+    NodeQueued,
+    NodeRunning,
+    NodeSkipped,
+    NodeStarted,
+    NodeSubmitted,
+    Notice,
+    OutputWritten,
+    RunFinished,
+    RunStarted,
+)
+
+if TYPE_CHECKING:
+    from rich.console import Console, Group
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 1e5 else f"{n / 1e3:.0f} KB"
+
+
+def _cost(usd: float | None) -> str:
+    return "" if not usd else f" (~${usd:.2f})"
+
+
+def describe(event: Event) -> str | None:
+    """One line for an event, or None when it is not worth a line of its own."""
+    if isinstance(event, RunStarted):
+        return (
+            f"run {event.pipeline} ({event.backend}): {event.nodes} nodes, "
+            f"{event.to_render} to render, estimated ~${event.estimated_usd:.2f}"
+        )
+    if isinstance(event, NodeSubmitted):
+        verb = "re-attached to" if event.reattached else "submitted"
+        return f"{verb} request {event.request_id} ({event.endpoint})"
+    if isinstance(event, NodeQueued):
+        return "queued" + (f", position {event.position}" if event.position is not None else "")
+    if isinstance(event, NodeStarted):
+        return event.what
+    if isinstance(event, NodeDone):
+        return f"done: {_size(event.size)} in {event.seconds:.1f} s{_cost(event.cost_usd)}"
+    if isinstance(event, NodeFailed):
+        return f"FAILED: {event.error}" + (f"\n    hint: {event.hint}" if event.hint else "")
+    if isinstance(event, NodeSkipped):
+        return f"skipped: {event.reason}"
+    if isinstance(event, OutputWritten):
+        return f"wrote {display_path(Path(event.path))}"
+    if isinstance(event, Notice):
+        return f"note: {event.message}"
+    if isinstance(event, NodeRunning):
+        return "running"
+    if isinstance(event, NodeDownloading):
+        return "downloading"
+    return None
+
+
+class PlainReporter:
+    """A line per change, for logs and CI: ``[  3.2s] intro  done: 1.2 MB ...``."""
+
+    def __init__(self, stream: IO[str], *, show_cached: bool = False) -> None:
+        self.stream: IO[str] | None = stream
+        self.show_cached = show_cached
+        self.started = time.monotonic()
+        self._last: dict[str, str] = {}
+
+    def handle(self, event: Event) -> None:
+        if isinstance(event, RunFinished):
+            return
+        if isinstance(event, NodeCached) and not self.show_cached:
+            return
+        line = describe(event) if not isinstance(event, NodeCached) else "cached"
+        if line is None:
+            return
+        node = getattr(event, "node", None)
+        if node is not None and isinstance(event, NodeQueued | NodeRunning):
+            if self._last.get(node) == line:
+                return  # the same state again (a log line, an unchanged position)
+            self._last[node] = line
+        prefix = f"[{event.at - self.started:6.1f}s] "
+        self._write(prefix + (f"{node}: " if node else "") + line + "\n")
+
+    def _write(self, text: str) -> None:
+        if self.stream is None:
+            return
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except BrokenPipeError:
+            # `shotgraph run | head`: the reader has gone, but the jobs are paid for; keep
+            # running and stay quiet (the run log still has every event).
+            self.stream = None
+
+
+class LiveReporter:
+    """A live table on a terminal: every node in flight with its state, position and time,
+    and the totals; finished nodes scroll above it."""
+
+    def __init__(self, console: Console) -> None:
+        from rich.live import Live
+
+        self.console = console
+        self.state: dict[str, tuple[str, float]] = {}
+        self.totals = {"done": 0, "cached": 0, "failed": 0, "skipped": 0}
+        self.total = 0
+        self.cost = 0.0
+        self.started = time.monotonic()
+        # Rendered by Live's own refresh (elapsed times tick while nothing happens).
+        self.live = Live(
+            console=console, refresh_per_second=4, transient=True, get_renderable=self._render
+        )
+
+    def handle(self, event: Event) -> None:
+        from rich.text import Text
+
+        if isinstance(event, RunStarted):
+            self.total = event.nodes
+            self.console.print(describe(event))
+            self.live.start()
+        elif isinstance(event, RunFinished):
+            self.live.stop()
+            return
+        elif isinstance(event, NodeCached):
+            self.totals["cached"] += 1
+        elif isinstance(event, NodeEvent):
+            self._node(event)
+        elif isinstance(event, Notice):
+            self.console.print(Text(f"note: {event.message}", style="yellow"))
+
+    def _node(self, event: NodeEvent) -> None:
+        from rich.text import Text
+
+        now = time.monotonic()
+        line = describe(event) or ""
+        if isinstance(event, NodeDone | NodeFailed | NodeSkipped):
+            self.state.pop(event.node, None)
+            kind = {NodeDone: "done", NodeFailed: "failed", NodeSkipped: "skipped"}[type(event)]
+            self.totals[kind] += 1
+            if isinstance(event, NodeDone):
+                self.cost += event.cost_usd or 0.0
+            style = {"done": "green", "failed": "bold red", "skipped": "yellow"}[kind]
+            self.console.print(Text(f"{event.node}: {line}", style=style))
+        elif isinstance(event, OutputWritten):
+            self.console.print(Text(f"{event.node}: {line}", style="cyan"))
+        else:
+            since = self.state.get(event.node, ("", now))[1]
+            self.state[event.node] = (line, since)
+
+    def _render(self) -> Group:
+        from rich.console import Group
+        from rich.table import Table
+        from rich.text import Text
+
+        table = Table(box=None, show_header=True, header_style="bold", pad_edge=False)
+        table.add_column("node")
+        table.add_column("state")
+        table.add_column("elapsed", justify="right")
+        now = time.monotonic()
+        in_flight = self.state.copy()  # the refresh thread reads while events arrive
+        for node, (line, since) in list(in_flight.items())[:20]:
+            table.add_row(node, line.split("\n")[0][:70], f"{now - since:5.1f}s")
+        if len(in_flight) > 20:
+            table.add_row(f"... {len(in_flight) - 20} more", "", "")
+        t = self.totals
+        finished = t["done"] + t["cached"] + t["failed"] + t["skipped"]
+        footer = Text(
+            f"{finished}/{self.total} nodes · {t['done']} rendered · {t['cached']} cached · "
+            f"{t['failed']} failed · ~${self.cost:.2f} · {now - self.started:.0f}s",
+            style="bold",
+        )
+        return Group(table, footer)
+
+
+class RunLog:
+    """The run log: every event as a JSON line (with its time since the start), appended to
+    ``<store>/logs/<run>.jsonl``. Not part of the lockfile; handy for timings."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._file = path.open("a", encoding="utf-8", buffering=1)
+        self.started = time.monotonic()
+
+    def handle(self, event: Event) -> None:
+        data: dict[str, Any] = event.as_json()
+        data["t"] = round(event.at - self.started, 4)
+        data.pop("at", None)
+        self._file.write(json.dumps(data, ensure_ascii=False, default=str) + "\n")
+        if isinstance(event, RunFinished):
+            self._file.close()
+
+    def close(self) -> None:
+        if not self._file.closed:
+            self._file.close()
