@@ -12,10 +12,10 @@ from runner.commands.running import execute, open_store, run_options, summarize
 from runner.compile.sources import LocalFile, MediaSource, Remote, Upstream
 from runner.compile.steps import Slot, Step, generation_key, keyed_body, media_key
 from runner.errors import ShotgraphError, display_path
+from runner.frame_at import parse_frame_at
 from runner.lock import read_lock
 from runner.ltx.pricing import Estimate
 from runner.ltx.registry import registry
-from runner.media.frame_at import parse_frame_at
 from runner.pipeline.load import find_project_root
 from runner.store import Store
 

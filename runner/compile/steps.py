@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runner.compile.sources import MediaSource, Upstream
+from runner.frame_at import FrameAt
 from runner.ltx.pricing import Estimate, Timing
 from runner.ltx.registry import Endpoint
-from runner.media.frame_at import FrameAt
 from runner.pipeline.presets import Setting
 from runner.pipeline.records import MediaType, output_type
 

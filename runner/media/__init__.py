@@ -11,10 +11,10 @@ destination, then ``os.replace``). Every failure is a :class:`MediaError`, a
 from __future__ import annotations
 
 from runner.errors import MediaError
+from runner.frame_at import FIRST, LAST, FrameAt, FrameSpec, parse_frame_at
 from runner.media.convert import Placement, fit_inside
 from runner.media.encode import EncodeSettings, VideoWriter
 from runner.media.frame import extract_frame
-from runner.media.frame_at import FIRST, LAST, FrameAt, FrameSpec, parse_frame_at
 from runner.media.probe import MediaInfo, MediaKind, probe
 from runner.media.stitch import CONFORM_RULE, ClipReport, StitchReport, stitch
 

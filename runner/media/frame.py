@@ -18,6 +18,7 @@ from av.video.frame import VideoFrame
 
 from runner import atomic
 from runner.errors import MediaError
+from runner.frame_at import FrameAt, FrameSpec, parse_frame_at
 from runner.media._files import (
     StrPath,
     decode_checked,
@@ -28,7 +29,6 @@ from runner.media._files import (
 )
 from runner.media._time import frame_period, relative_time
 from runner.media.convert import frame_to_image
-from runner.media.frame_at import FrameAt, FrameSpec, parse_frame_at
 from runner.media.probe import MediaInfo
 
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from runner.errors import Diagnostics, KeyPath, MediaError
-from runner.media.frame_at import FrameAt, parse_frame_at
+from runner.frame_at import FrameAt, parse_frame_at
 from runner.pipeline.records import (
     Character,
     Conditioning,

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from runner.errors import KeyPath
-from runner.media.frame_at import FrameAt
+from runner.frame_at import FrameAt
 from runner.pipeline.yamlsrc import SourceMap
 
 NodeKind = Literal["t2v", "i2v", "extend", "multicondition", "frame", "stitch"]
