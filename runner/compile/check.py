@@ -45,6 +45,6 @@ def check_pipeline(
     if pipeline is None:
         return CheckResult(None, {}, tuple(sorted_diagnostics(diags.items)))
     compiled = compile_pipeline(pipeline, diags, backend, hash_file)
-    outputs = resolve_outputs(compiled, diags)
+    outputs = resolve_outputs(pipeline, diags)
     lint(compiled, diags)
     return CheckResult(compiled, outputs, tuple(sorted_diagnostics(diags.items)))

@@ -1,26 +1,18 @@
-"""The ``outputs:`` of a pipeline: which node goes to which file, kept inside the project,
-and delivering a stored result there."""
+"""The ``outputs:`` of a pipeline: which node goes to which file, kept inside the project.
+(Copying a result there is the executor's: runner/run/delivery.py.)"""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from runner import atomic
-from runner.compile.compiler import Compiled
 from runner.errors import Diagnostics
-from runner.pipeline.records import a
-
-if TYPE_CHECKING:
-    from runner.store import Store
+from runner.pipeline.records import Pipeline, a
 
 SUFFIXES = {"image": (".png",), "video": (".mp4",)}
 
 
-def resolve_outputs(compiled: Compiled, diags: Diagnostics) -> dict[str, Path]:
+def resolve_outputs(pipeline: Pipeline, diags: Diagnostics) -> dict[str, Path]:
     """Output paths by node name; unknown nodes, wrong suffixes and escapes are errors."""
-    pipeline = compiled.pipeline
     root = pipeline.project_root.resolve()
     resolved: dict[str, Path] = {}
     for name, written in pipeline.outputs.items():
@@ -55,14 +47,3 @@ def resolve_outputs(compiled: Compiled, diags: Diagnostics) -> dict[str, Path]:
             continue
         resolved[name] = path
     return resolved
-
-
-def deliver(store: Store, sha256: str, path: Path) -> bool:
-    """Copy a stored file to an output path, atomically; False when it is already there.
-
-    A copy, not a link: editing a delivered video must not change the store."""
-    if path.is_file() and store.hash_file(path).sha256 == sha256:
-        return False
-    with atomic.replacing(path) as temp:
-        shutil.copyfile(store.file_path(sha256), temp)
-    return True

@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 from runner.compile.sources import Remote
 from runner.compile.steps import Step
 from runner.errors import ShotgraphError, StepFailed
-from runner.pipeline.outputs import deliver
 from runner.run.budget import Budget
+from runner.run.delivery import deliver
 from runner.run.events import (
     Event,
     NodeCached,
