@@ -19,11 +19,11 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-from runner.pipeline.schema_validator import is_multiple_of
 from runner.resources import schemas_dir
 
 JSON = Any
@@ -33,6 +33,15 @@ _MEMO_TYPES = (int, float, bool)
 _MEMO_LIMIT = 4096
 _TRUE = {"true", "t", "yes", "y", "on", "1"}
 _FALSE = {"false", "f", "no", "n", "off", "0"}
+
+
+def is_multiple_of(value: float, step: float) -> bool:
+    """JSON Schema's multipleOf, exact in decimal (the pipeline's validator uses it too):
+    0.15 is a multiple of 0.05 though 0.15 / 0.05 is 2.9999999999999996."""
+    try:
+        return Decimal(str(value)) % Decimal(str(step)) == 0
+    except InvalidOperation:
+        return False
 
 
 @dataclass(frozen=True)

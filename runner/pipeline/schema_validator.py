@@ -14,8 +14,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 from typing import Any
+
+from runner.ltx.schema import is_multiple_of
 
 # The keywords checked, in the order they are applied (the rest are handled by the ones
 # that own them: additionalProperties by properties, then/else by if).
@@ -77,14 +78,6 @@ def _json_equal(a: Any, b: Any) -> bool:
 
 def _number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def is_multiple_of(value: float, step: float) -> bool:
-    """Exact, in decimal: 0.15 is a multiple of 0.05 though 0.15 / 0.05 is 2.9999999999999996."""
-    try:
-        return Decimal(str(value)) % Decimal(str(step)) == 0
-    except InvalidOperation:
-        return False
 
 
 class SchemaCompiler:
