@@ -1,13 +1,34 @@
-"""The plan: per node what it will cost, how long it is, and whether it will render and why."""
+"""The plan: per node what it will cost, how long it is, and whether it will render and why.
+
+Why a node renders, or that it will not, comes from the store and the lockfile together:
+
+- cached: the store has a result for the node's key (and its file).
+- attach: an earlier run submitted the job (it is in the journal); a run collects it without
+  paying again.
+- new: neither the store nor the lockfile knows the node.
+- request changed: the lockfile rendered this node from a different request (a parameter,
+  the prompt, an input file's content).
+- upstream changed: its own request is the same, but a node it reads changed.
+- backend changed: the lockfile was rendered with the other backend.
+- cache entry missing: the lockfile has this exact request, but this store does not (a fresh
+  clone, another machine, a cleaned cache): it would render again, or ``replay`` it.
+"""
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from runner.compile.compiler import Compiled
-from runner.compile.steps import Step
+from runner.compile.sources import LocalFile, Upstream
+from runner.compile.steps import Step, set_pointer
+from runner.errors import ShotgraphError
+from runner.lock import lock_path, read_lock
+from runner.store import Store, is_store, resolve_store_root
 
 # What a store says about a step: ("cached" | "render", why).
 StatusOf = Callable[[Step], tuple[str, str]]
@@ -104,3 +125,102 @@ def make_plan(compiled: Compiled, status_of: StatusOf = always_render) -> Plan:
         else:
             rows.append(PlanRow(step, status, reason))
     return Plan(tuple(rows))
+
+
+def plan_with_store(compiled: Compiled, cache_dir: Path | None) -> Plan:
+    """The plan as the store and the lockfile see it (a store that does not exist yet is
+    read as an empty one, and not created)."""
+    lock_file = lock_path(compiled.pipeline.path)
+    lock = read_lock(lock_file) if lock_file.exists() else None
+    root = resolve_store_root(compiled.pipeline.project_root, cache_dir, os.environ)
+    if not is_store(root):
+        return make_plan(compiled, CacheStatus(compiled, None, lock))
+    with Store.open(root) as store:
+        return make_plan(compiled, CacheStatus(compiled, store, lock))
+
+
+def check_budget(the_plan: Plan, budget: float) -> None:
+    """Refuse a plan whose estimate exceeds ``budget`` or that cannot be priced."""
+    if the_plan.unpriced:
+        raise ShotgraphError(
+            f"cannot hold a budget: no known price for {', '.join(the_plan.unpriced)}",
+            hint="use a family fal publishes prices for, or run without --budget",
+        )
+    if the_plan.total_usd > budget:
+        raise ShotgraphError(
+            f"the estimate ${the_plan.total_usd:.2f} exceeds the budget ${budget:.2f}",
+            hint="raise --budget, or render fewer nodes (a cheaper model family; on 0.9.8, "
+            "fewer frames)",
+        )
+
+
+class CacheStatus:
+    """Answers :data:`StatusOf` for one compiled pipeline."""
+
+    def __init__(
+        self, compiled: Compiled, store: Store | None, lock: Mapping[str, Any] | None
+    ) -> None:
+        self.compiled = compiled
+        self.store = store
+        self.locked: Mapping[str, Any] = (lock or {}).get("nodes", {})
+        self.lock_backend = (lock or {}).get("backend")
+        self._changed: dict[str, bool] = {}
+
+    def __call__(self, step: Step) -> tuple[str, str]:
+        if self.store is not None:
+            if self.store.result_for(step.key, self.compiled.backend) is not None:
+                return "cached", ""
+            entry = self.store.journal(step.key)
+            if entry is not None and entry.state == "submitted":
+                return "attach", "submitted by an earlier run, not paid again"
+        entry = self.locked.get(step.name)
+        if entry is None:
+            return "render", "new"
+        if entry.get("key") == step.key:
+            return "render", "cache entry missing"
+        if self.lock_backend is not None and self.lock_backend != self.compiled.backend:
+            return "render", "backend changed"
+        if not _own_request_changed(step, entry) and any(
+            self._is_changed(dep) for dep in step.deps
+        ):
+            return "render", "upstream changed"
+        return "render", "request changed"
+
+    def _is_changed(self, name: str) -> bool:
+        """Whether a node's key differs from the lock's (so its dependents change too)."""
+        if name not in self._changed:
+            entry = self.locked.get(name)
+            step = self.compiled.steps[name]
+            self._changed[name] = entry is None or entry.get("key") != step.key
+        return self._changed[name]
+
+
+def _own_request_changed(step: Step, entry: Mapping[str, Any]) -> bool:
+    """Whether the node's own request differs from the locked one, reading another node's
+    output as "an input" whatever it is (that is the upstream's business)."""
+    if str(step.at) != str(entry.get("at", step.at)):
+        return True
+    locked_inputs = entry.get("inputs", [])
+    if len(locked_inputs) != len(step.slots):
+        return True
+    for slot, item in zip(step.slots, locked_inputs, strict=True):
+        source = slot.source
+        if isinstance(source, Upstream):
+            if item.get("node") != source.node:
+                return True
+        elif isinstance(source, LocalFile):
+            if item.get("sha256") != source.sha256:
+                return True
+        elif item.get("url") != getattr(source, "url", None):
+            return True
+    if step.body is None:
+        return False
+    current = json.loads(json.dumps(step.body))
+    locked = json.loads(json.dumps(entry.get("request", {})))
+    for slot in step.slots:
+        for body in (current, locked):
+            try:
+                set_pointer(body, slot.pointer, None)
+            except (KeyError, IndexError, TypeError):
+                return True
+    return bool(current != locked)

@@ -1,9 +1,12 @@
-"""What several commands share: the pipeline argument, printing findings, the checked pipeline."""
+"""What several commands share: the pipeline argument, printing findings, the checked pipeline
+(hashing its files through the store when there is one)."""
 
 from __future__ import annotations
 
+import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -12,6 +15,7 @@ import click
 from runner.compile.check import CheckResult, check_pipeline
 from runner.errors import Diagnostic
 from runner.hashing import Hasher, sha256_file
+from runner.pipeline.load import find_project_root
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -54,3 +58,28 @@ def checked(
     elif show == "errors":
         echo_diagnostics(result.errors)
     return result
+
+
+@contextmanager
+def remembered_hashes(pipeline: Path, cache_dir: Path | None) -> Iterator[Hasher]:
+    """Hash the pipeline's files through its store, which remembers the hashes of unchanged
+    files between runs (big motion clips are not read again); plain hashing while there is
+    no store yet (none is created here)."""
+    # Imported here: `validate` and `graph` never open a store, and need not load it.
+    from runner.store import Store, StoreError, is_store, resolve_store_root
+
+    project_root = find_project_root(pipeline.resolve().parent)
+    root = resolve_store_root(project_root, cache_dir, os.environ)
+    if not is_store(root):
+        yield sha256_file
+        return
+    with Store.open(root) as store:
+
+        def hash_file(path: Path) -> tuple[str, int]:
+            try:
+                stored = store.hash_file(path)
+            except StoreError as exc:  # unreadable: the compiler reports the file missing
+                raise OSError(str(exc)) from exc
+            return stored.sha256, stored.size
+
+        yield hash_file

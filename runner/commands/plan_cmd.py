@@ -4,22 +4,12 @@ why (from the store and the lockfile); nothing is sent."""
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import click
 
-from runner.cache_status import CacheStatus
-from runner.commands.common import backend_option, checked, pipeline_argument
-from runner.compile.compiler import Compiled
-from runner.errors import ShotgraphError
-from runner.hashing import Hasher, sha256_file
-from runner.lock import lock_path, read_lock
-from runner.pipeline.load import find_project_root
-from runner.plan import Plan, make_plan
-from runner.store import Store, StoreError, is_store, resolve_store_root
+from runner.commands.common import backend_option, checked, pipeline_argument, remembered_hashes
+from runner.plan import check_budget, plan_with_store
 from runner.ui.plan_table import format_plan, plan_json
 
 
@@ -65,52 +55,3 @@ def plan(
     if budget is not None:
         check_budget(the_plan, budget)
     return 0
-
-
-def plan_with_store(compiled: Compiled, cache_dir: Path | None) -> Plan:
-    """The plan as the store and the lockfile see it (a store that does not exist yet is
-    read as an empty one, and not created)."""
-    lock_file = lock_path(compiled.pipeline.path)
-    lock = read_lock(lock_file) if lock_file.exists() else None
-    root = resolve_store_root(compiled.pipeline.project_root, cache_dir, os.environ)
-    if not is_store(root):
-        return make_plan(compiled, CacheStatus(compiled, None, lock))
-    with Store.open(root) as store:
-        return make_plan(compiled, CacheStatus(compiled, store, lock))
-
-
-@contextmanager
-def remembered_hashes(pipeline: Path, cache_dir: Path | None) -> Iterator[Hasher]:
-    """Hash the pipeline's files through its store, which remembers the hashes of unchanged
-    files between runs (big motion clips are not read again); plain hashing while there is
-    no store yet (none is created here)."""
-    project_root = find_project_root(pipeline.resolve().parent)
-    root = resolve_store_root(project_root, cache_dir, os.environ)
-    if not is_store(root):
-        yield sha256_file
-        return
-    with Store.open(root) as store:
-
-        def hash_file(path: Path) -> tuple[str, int]:
-            try:
-                stored = store.hash_file(path)
-            except StoreError as exc:  # unreadable: the compiler reports the file missing
-                raise OSError(str(exc)) from exc
-            return stored.sha256, stored.size
-
-        yield hash_file
-
-
-def check_budget(the_plan: Plan, budget: float) -> None:
-    """Refuse a plan whose estimate exceeds ``budget`` or that cannot be priced."""
-    if the_plan.unpriced:
-        raise ShotgraphError(
-            f"cannot hold a budget: no known price for {', '.join(the_plan.unpriced)}",
-            hint="use a family fal publishes prices for, or run without --budget",
-        )
-    if the_plan.total_usd > budget:
-        raise ShotgraphError(
-            f"the estimate ${the_plan.total_usd:.2f} exceeds the budget ${budget:.2f}",
-            hint="raise --budget, or render fewer nodes (a cheaper model family; on 0.9.8, "
-            "fewer frames)",
-        )

@@ -7,16 +7,14 @@ from typing import Any
 
 import click
 
-from runner.cache_status import CacheStatus
-from runner.commands.common import backend_option, checked, pipeline_argument
-from runner.commands.plan_cmd import check_budget, remembered_hashes
+from runner.commands.common import backend_option, checked, pipeline_argument, remembered_hashes
 from runner.commands.running import execute, open_store, run_options, summarize
 from runner.compile.compiler import Compiled
 from runner.compile.request import locate_field
 from runner.compile.steps import Step
 from runner.errors import ShotgraphError, display_path
 from runner.lock import build_lock, drift, lock_path, read_lock, write_lock
-from runner.plan import make_plan
+from runner.plan import CacheStatus, check_budget, make_plan
 
 
 @click.command()
