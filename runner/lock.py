@@ -1,4 +1,5 @@
-"""The lockfile: what a pipeline rendered, exactly, so anyone can replay it.
+"""The lockfile: what a pipeline rendered, exactly, so anyone can replay it. This is the only
+code that knows its format: :class:`Lock` and :class:`LockEntry`, the writer, the reader.
 
 Written beside the pipeline (``demo.yaml`` -> ``demo.lock.json``) after a run in which every
 node has a result, and meant to be committed. One entry per node, on one line of its own,
@@ -14,119 +15,206 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runner import atomic
-from runner.compile.compiler import Compiled
 from runner.compile.sources import LocalFile, Remote, Upstream
-from runner.compile.steps import Step, copy_along, set_pointer
+from runner.compile.steps import JsonPath, Step, copy_along, set_pointer
 from runner.errors import ShotgraphError
-from runner.store import ResultRecord
+
+if TYPE_CHECKING:
+    # Types only: reading a lock (replay, gc) need not load the compiler or the store.
+    from runner.compile.compiler import Compiled
+    from runner.store import ResultRecord
 
 LOCK_VERSION = 1
+LOCK_SUFFIX = ".lock.json"
+RESTORE_HINT = "restore the lockfile from git, or run the pipeline again to write it"
+# Directories that never hold a project's lockfiles and can be large.
+_SKIP = frozenset({".git", ".shotgraph", ".venv", "venv", "node_modules", "__pycache__"})
 
 
-def lock_path(pipeline_path: Path) -> Path:
-    return pipeline_path.with_name(f"{pipeline_path.stem}.lock.json")
+@dataclass(frozen=True)
+class LockedInput:
+    """A media input of a node and where its request takes it (``at``): a project ``file``
+    or another ``node``'s output (both with the content's hash and size), or a ``url``."""
+
+    at: JsonPath
+    sha256: str | None = None
+    size: int | None = None
+    file: str | None = None  # relative to the lockfile's directory
+    node: str | None = None
+    url: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        fields = {"sha256": self.sha256, "size": self.size, "file": self.file}
+        fields |= {"node": self.node, "url": self.url}
+        return {"at": list(self.at)} | {k: v for k, v in fields.items() if v is not None}
 
 
-def build_lock(
-    compiled: Compiled, records: Mapping[str, ResultRecord], outputs: Mapping[str, Path]
-) -> dict[str, Any]:
-    """The lock document of a fully rendered pipeline."""
-    pipeline = compiled.pipeline
-    nodes = {}
-    for name, step in sorted(compiled.steps.items()):
-        nodes[name] = _entry(step, records, pipeline.base_dir)
-    return {
-        "lock_version": LOCK_VERSION,
-        "pipeline": pipeline.name,
-        "file": pipeline.path.name,
-        "backend": compiled.backend,
-        "outputs": {
-            name: os.path.relpath(path, pipeline.base_dir) for name, path in sorted(outputs.items())
-        },
-        "nodes": nodes,
-    }
+@dataclass(frozen=True)
+class LockedOutput:
+    """What a node produced, by content."""
+
+    sha256: str
+    size: int
+    content_type: str
 
 
-def _entry(step: Step, records: Mapping[str, ResultRecord], base: Path) -> dict[str, Any]:
-    record = records[step.name]
-    inputs = []
-    for slot in step.slots:
-        source = slot.source
-        item: dict[str, Any] = {"at": list(slot.pointer)}
-        if isinstance(source, LocalFile):
-            item.update(
-                sha256=source.sha256, size=source.size, file=os.path.relpath(source.path, base)
+@dataclass(frozen=True)
+class LockEntry:
+    """One node of a lock. A generation step has an ``endpoint`` and its full ``request``
+    (media as ``sha256:`` hashes); a local media step (frame, stitch) has neither."""
+
+    kind: str
+    key: str
+    deps: tuple[str, ...]
+    inputs: tuple[LockedInput, ...]
+    output: LockedOutput
+    at: str | None = None  # the frame a frame step takes
+    endpoint: str | None = None
+    request: Mapping[str, Any] | None = None
+    seed: int | None = None
+    returned_seed: Any = None  # what fal answered, verbatim
+    request_id: str | None = None
+    cost_usd: float | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        output = self.output
+        entry: dict[str, Any] = {
+            "kind": self.kind,
+            "key": self.key,
+            "deps": list(self.deps),
+            "inputs": [item.as_json() for item in self.inputs],
+            "output": {
+                "sha256": output.sha256,
+                "size": output.size,
+                "content_type": output.content_type,
+            },
+        }
+        if self.endpoint is not None:
+            entry.update(
+                endpoint=self.endpoint,
+                request=self.request,
+                seed=self.seed,
+                returned_seed=self.returned_seed,
+                request_id=self.request_id,
+                cost_usd=self.cost_usd,
             )
-        elif isinstance(source, Upstream):
-            output = records[source.node].output
-            item.update(sha256=output.sha256, size=output.size, node=source.node)
-        else:
-            assert isinstance(source, Remote)
-            item.update(url=source.url)
-        inputs.append(item)
-    entry: dict[str, Any] = {
-        "kind": step.kind,
-        "key": step.key,
-        "deps": list(step.deps),
-        "inputs": inputs,
-        "output": {
-            "sha256": record.output.sha256,
-            "size": record.output.size,
-            "content_type": record.content_type,
-        },
-    }
-    if step.endpoint is not None and step.body is not None:
-        request = dict(step.body)
-        for slot, item in zip(step.slots, inputs, strict=True):
-            if "sha256" in item:
-                copy_along(request, slot.pointer)
-                set_pointer(request, slot.pointer, f"sha256:{item['sha256']}")
-        entry.update(
-            endpoint=step.endpoint.id,
-            request=request,
-            seed=step.seed,
-            returned_seed=record.extra.get("returned_seed"),
-            request_id=record.request_id,
-            cost_usd=record.cost_usd,
-        )
-    if step.at is not None:
-        entry["at"] = str(step.at)
-    return entry
+        if self.at is not None:
+            entry["at"] = self.at
+        return entry
 
 
-def render_lock(document: Mapping[str, Any]) -> str:
-    """Sorted JSON with each node's entry on one line (the "nodes" mapping last)."""
-    lines = ["{"]
-    for key in sorted(k for k in document if k != "nodes"):
-        lines.append(f"  {_compact(key)}: {_compact(document[key])},")
-    nodes = sorted(document.get("nodes", {}).items())
-    lines.append('  "nodes": {')
-    for i, (name, entry) in enumerate(nodes):
-        comma = "," if i < len(nodes) - 1 else ""
-        lines.append(f"    {_compact(name)}: {_compact(entry)}{comma}")
-    lines += ["  }", "}"]
-    return "\n".join(lines) + "\n"
+@dataclass(frozen=True)
+class Lock:
+    """A lockfile: its pipeline, the backend it rendered with, where the outputs went
+    (relative to the lockfile's directory) and every node."""
+
+    pipeline: str
+    file: str
+    backend: str
+    outputs: Mapping[str, str] = field(default_factory=dict)
+    nodes: Mapping[str, LockEntry] = field(default_factory=dict)
+
+    def render(self) -> str:
+        """Sorted JSON with each node's entry on one line (the "nodes" mapping last)."""
+        head = {
+            "lock_version": LOCK_VERSION,
+            "pipeline": self.pipeline,
+            "file": self.file,
+            "backend": self.backend,
+            "outputs": dict(self.outputs),
+        }
+        lines = ["{", *(f"  {_compact(key)}: {_compact(head[key])}," for key in sorted(head))]
+        nodes = sorted(self.nodes.items())
+        lines.append('  "nodes": {')
+        for i, (name, entry) in enumerate(nodes):
+            comma = "," if i < len(nodes) - 1 else ""
+            lines.append(f"    {_compact(name)}: {_compact(entry.as_json())}{comma}")
+        lines += ["  }", "}"]
+        return "\n".join(lines) + "\n"
 
 
 def _compact(value: Any) -> str:
     return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(", ", ": "))
 
 
-def write_lock(path: Path, document: Mapping[str, Any]) -> bool:
+def lock_path(pipeline_path: Path) -> Path:
+    """The lockfile of a pipeline: beside it, ``demo.yaml`` -> ``demo.lock.json``."""
+    return pipeline_path.with_name(f"{pipeline_path.stem}{LOCK_SUFFIX}")
+
+
+# -- writing ---------------------------------------------------------------------------
+
+
+def build_lock(
+    compiled: Compiled, records: Mapping[str, ResultRecord], outputs: Mapping[str, Path]
+) -> Lock:
+    """The lock of a fully rendered pipeline."""
+    pipeline = compiled.pipeline
+    base = pipeline.base_dir
+    return Lock(
+        pipeline=pipeline.name,
+        file=pipeline.path.name,
+        backend=compiled.backend,
+        outputs={name: os.path.relpath(path, base) for name, path in outputs.items()},
+        nodes={name: _entry(step, records, base) for name, step in compiled.steps.items()},
+    )
+
+
+def _entry(step: Step, records: Mapping[str, ResultRecord], base: Path) -> LockEntry:
+    record = records[step.name]
+    inputs = []
+    for slot in step.slots:
+        source, where = slot.source, slot.pointer
+        if isinstance(source, LocalFile):
+            relative = os.path.relpath(source.path, base)
+            inputs.append(LockedInput(where, source.sha256, source.size, file=relative))
+        elif isinstance(source, Upstream):
+            made = records[source.node].output
+            inputs.append(LockedInput(where, made.sha256, made.size, node=source.node))
+        else:
+            assert isinstance(source, Remote)
+            inputs.append(LockedInput(where, url=source.url))
+    output = LockedOutput(record.output.sha256, record.output.size, record.content_type)
+    frame = str(step.at) if step.at is not None else None
+    entry = LockEntry(step.kind, step.key, step.deps, tuple(inputs), output, at=frame)
+    if step.endpoint is None or step.body is None:
+        return entry
+    request = dict(step.body)
+    for slot, item in zip(step.slots, inputs, strict=True):
+        if item.sha256 is not None:
+            copy_along(request, slot.pointer)
+            set_pointer(request, slot.pointer, f"sha256:{item.sha256}")
+    return replace(
+        entry,
+        endpoint=step.endpoint.id,
+        request=request,
+        seed=step.seed,
+        returned_seed=record.extra.get("returned_seed"),
+        request_id=record.request_id,
+        cost_usd=record.cost_usd,
+    )
+
+
+def write_lock(path: Path, lock: Lock) -> bool:
     """Write atomically; False (and nothing touched) when the content is the same."""
-    text = render_lock(document)
+    text = lock.render()
     if path.is_file() and path.read_text(encoding="utf-8") == text:
         return False
     atomic.write_text(path, text)
     return True
 
 
-def read_lock(path: Path) -> dict[str, Any]:
+# -- reading ---------------------------------------------------------------------------
+
+
+def read_lock(path: Path) -> Lock:
+    """The lock at ``path``, every field checked: a damaged one is a user error that says
+    which entry and what is wrong."""
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -148,39 +236,125 @@ def read_lock(path: Path) -> dict[str, Any]:
             f"{path} is not a version {LOCK_VERSION} shotgraph lockfile",
             hint="a lockfile is the PIPELINE.lock.json a run writes",
         )
-    return document
+    where = f"the lockfile {path}"
+    try:
+        outputs = _get(document, "outputs", dict)
+        lock = Lock(
+            pipeline=_get(document, "pipeline", str),
+            file=_get(document, "file", str),
+            backend=_get(document, "backend", str),
+            outputs={name: _typed(rel, str, f"outputs.{name}") for name, rel in outputs.items()},
+        )
+        entries = {}
+        for name, entry in _get(document, "nodes", dict).items():
+            where = f"the lockfile's entry for '{name}'"
+            entries[name] = _read_entry(_typed(entry, dict, "the entry"))
+    except _Malformed as exc:
+        raise ShotgraphError(f"{where} is malformed ({exc})", hint=RESTORE_HINT) from None
+    return replace(lock, nodes=entries)
 
 
-@dataclass(frozen=True)
-class LockDrift:
-    """How a compiled pipeline differs from its lock."""
-
-    added: list[str]
-    removed: list[str]
-    changed: list[str]
-
-    @property
-    def any(self) -> bool:
-        return bool(self.added or self.removed or self.changed)
-
-    def describe(self) -> str:
-        parts = []
-        for label, names in (
-            ("new", self.added),
-            ("gone", self.removed),
-            ("changed", self.changed),
-        ):
-            if names:
-                shown = ", ".join(names[:10]) + (" ..." if len(names) > 10 else "")
-                parts.append(f"{label}: {shown}")
-        return "; ".join(parts)
+class _Malformed(ValueError):
+    """A field of a lockfile that is missing or of the wrong type."""
 
 
-def drift(compiled: Compiled, lock: Mapping[str, Any]) -> LockDrift:
-    locked = {name: entry.get("key") for name, entry in lock.get("nodes", {}).items()}
-    current = {name: step.key for name, step in compiled.steps.items()}
-    return LockDrift(
-        added=sorted(set(current) - set(locked)),
-        removed=sorted(set(locked) - set(current)),
-        changed=sorted(n for n in set(current) & set(locked) if current[n] != locked[n]),
+_MISSING: Any = object()
+
+
+def _typed(value: Any, kind: type[Any] | tuple[type[Any], ...], name: str) -> Any:
+    if (isinstance(value, bool) and kind is not bool) or not isinstance(value, kind):
+        raise _Malformed(f"{name} is {value!r}")
+    return value
+
+
+def _get(data: Mapping[str, Any], name: str, kind: Any, default: Any = _MISSING) -> Any:
+    if name not in data:
+        if default is _MISSING:
+            raise _Malformed(f"no '{name}'")
+        return default
+    return _typed(data[name], kind, name)
+
+
+def _read_entry(data: Mapping[str, Any]) -> LockEntry:
+    output = _get(data, "output", dict)
+    endpoint = _get(data, "endpoint", (str, type(None)), None)
+    entry = LockEntry(
+        kind=_get(data, "kind", str),
+        key=_get(data, "key", str),
+        deps=tuple(_typed(d, str, "a dep") for d in _get(data, "deps", list, [])),
+        inputs=tuple(_read_input(_typed(i, dict, "an input")) for i in _get(data, "inputs", list)),
+        output=LockedOutput(
+            _get(output, "sha256", str),
+            _get(output, "size", int),
+            _get(output, "content_type", str),
+        ),
+        at=_get(data, "at", str, None),
     )
+    if endpoint is None:
+        return entry
+    cost = _get(data, "cost_usd", (int, float, type(None)), None)
+    return replace(
+        entry,
+        endpoint=endpoint,
+        request=_get(data, "request", dict),
+        seed=_get(data, "seed", (int, type(None)), None),
+        returned_seed=data.get("returned_seed"),
+        request_id=_get(data, "request_id", (str, type(None)), None),
+        cost_usd=None if cost is None else float(cost),
+    )
+
+
+def _read_input(data: Mapping[str, Any]) -> LockedInput:
+    at = tuple(_typed(part, (str, int), "a part of 'at'") for part in _get(data, "at", list))
+    if "url" in data:
+        return LockedInput(at, url=_get(data, "url", str))
+    return LockedInput(
+        at,
+        sha256=_get(data, "sha256", str),
+        size=_get(data, "size", int),
+        file=_get(data, "file", str, None),
+        node=_get(data, "node", str, None),
+    )
+
+
+# -- what gc keeps ---------------------------------------------------------------------
+
+
+def lock_keys(path: Path) -> set[str]:
+    """Every node's cache key in the lockfile at ``path``, for gc. Only ``nodes.*.key`` is
+    read, so a lockfile of an older or newer format still keeps its results."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ShotgraphError(f"cannot read lockfile {path}: {exc.strerror or exc}") from exc
+    except ValueError as exc:
+        raise ShotgraphError(f"{path}: not a JSON lockfile ({exc})") from exc
+    nodes = data.get("nodes") if isinstance(data, dict) else None
+    if not isinstance(nodes, dict):
+        raise ShotgraphError(
+            f'{path}: a lockfile needs a "nodes" object', hint="is this a shotgraph lockfile?"
+        )
+    keys: set[str] = set()
+    for name, entry in nodes.items():
+        if not isinstance(entry, dict):
+            raise ShotgraphError(f"{path}: nodes.{name} must be an object")
+        key = entry.get("key")
+        if isinstance(key, str):
+            keys.add(key)
+        elif key is not None:
+            raise ShotgraphError(f"{path}: nodes.{name}.key must be a string, not {key!r}")
+    return keys
+
+
+def find_lockfiles(project_root: Path, *, exclude: Path | None = None) -> list[Path]:
+    """``*.lock.json`` under ``project_root``, skipping the store (``exclude``), VCS and
+    virtual-environment directories."""
+    skip_dir = exclude.resolve() if exclude is not None else None
+    found: list[Path] = []
+    for directory, dirs, names in os.walk(project_root.resolve()):
+        here = Path(directory)
+        dirs[:] = sorted(
+            d for d in dirs if d not in _SKIP and (skip_dir is None or here / d != skip_dir)
+        )
+        found.extend(here / n for n in sorted(names) if n.endswith(LOCK_SUFFIX))
+    return found

@@ -27,7 +27,7 @@ from runner.compile.compiler import Compiled
 from runner.compile.sources import LocalFile, Upstream
 from runner.compile.steps import Step, set_pointer
 from runner.errors import ShotgraphError
-from runner.lock import lock_path, read_lock
+from runner.lock import Lock, LockEntry, lock_path, read_lock
 from runner.store import Store, is_store, resolve_store_root
 
 # What a store says about a step: ("cached" | "render", why).
@@ -157,26 +157,24 @@ def check_budget(the_plan: Plan, budget: float) -> None:
 class CacheStatus:
     """Answers :data:`StatusOf` for one compiled pipeline."""
 
-    def __init__(
-        self, compiled: Compiled, store: Store | None, lock: Mapping[str, Any] | None
-    ) -> None:
+    def __init__(self, compiled: Compiled, store: Store | None, lock: Lock | None) -> None:
         self.compiled = compiled
         self.store = store
-        self.locked: Mapping[str, Any] = (lock or {}).get("nodes", {})
-        self.lock_backend = (lock or {}).get("backend")
+        self.locked: Mapping[str, LockEntry] = lock.nodes if lock is not None else {}
+        self.lock_backend = lock.backend if lock is not None else None
         self._changed: dict[str, bool] = {}
 
     def __call__(self, step: Step) -> tuple[str, str]:
         if self.store is not None:
             if self.store.result_for(step.key, self.compiled.backend) is not None:
                 return "cached", ""
-            entry = self.store.journal(step.key)
-            if entry is not None and entry.state == "submitted":
+            journaled = self.store.journal(step.key)
+            if journaled is not None and journaled.state == "submitted":
                 return "attach", "submitted by an earlier run, not paid again"
         entry = self.locked.get(step.name)
         if entry is None:
             return "render", "new"
-        if entry.get("key") == step.key:
+        if entry.key == step.key:
             return "render", "cache entry missing"
         if self.lock_backend is not None and self.lock_backend != self.compiled.backend:
             return "render", "backend changed"
@@ -191,32 +189,31 @@ class CacheStatus:
         if name not in self._changed:
             entry = self.locked.get(name)
             step = self.compiled.steps[name]
-            self._changed[name] = entry is None or entry.get("key") != step.key
+            self._changed[name] = entry is None or entry.key != step.key
         return self._changed[name]
 
 
-def _own_request_changed(step: Step, entry: Mapping[str, Any]) -> bool:
+def _own_request_changed(step: Step, entry: LockEntry) -> bool:
     """Whether the node's own request differs from the locked one, reading another node's
     output as "an input" whatever it is (that is the upstream's business)."""
-    if str(step.at) != str(entry.get("at", step.at)):
+    if entry.at is not None and str(step.at) != entry.at:
         return True
-    locked_inputs = entry.get("inputs", [])
-    if len(locked_inputs) != len(step.slots):
+    if len(entry.inputs) != len(step.slots):
         return True
-    for slot, item in zip(step.slots, locked_inputs, strict=True):
+    for slot, item in zip(step.slots, entry.inputs, strict=True):
         source = slot.source
         if isinstance(source, Upstream):
-            if item.get("node") != source.node:
+            if item.node != source.node:
                 return True
         elif isinstance(source, LocalFile):
-            if item.get("sha256") != source.sha256:
+            if item.sha256 != source.sha256:
                 return True
-        elif item.get("url") != getattr(source, "url", None):
+        elif item.url != getattr(source, "url", None):
             return True
     if step.body is None:
         return False
     current = json.loads(json.dumps(step.body))
-    locked = json.loads(json.dumps(entry.get("request", {})))
+    locked = json.loads(json.dumps(entry.request or {}))
     for slot in step.slots:
         for body in (current, locked):
             try:
@@ -224,3 +221,38 @@ def _own_request_changed(step: Step, entry: Mapping[str, Any]) -> bool:
             except (KeyError, IndexError, TypeError):
                 return True
     return bool(current != locked)
+
+
+@dataclass(frozen=True)
+class LockDrift:
+    """How a compiled pipeline differs from its lock (``run --frozen`` refuses any)."""
+
+    added: list[str]
+    removed: list[str]
+    changed: list[str]
+
+    @property
+    def any(self) -> bool:
+        return bool(self.added or self.removed or self.changed)
+
+    def describe(self) -> str:
+        parts = []
+        for label, names in (
+            ("new", self.added),
+            ("gone", self.removed),
+            ("changed", self.changed),
+        ):
+            if names:
+                shown = ", ".join(names[:10]) + (" ..." if len(names) > 10 else "")
+                parts.append(f"{label}: {shown}")
+        return "; ".join(parts)
+
+
+def drift(compiled: Compiled, lock: Lock) -> LockDrift:
+    locked = {name: entry.key for name, entry in lock.nodes.items()}
+    current = {name: step.key for name, step in compiled.steps.items()}
+    return LockDrift(
+        added=sorted(set(current) - set(locked)),
+        removed=sorted(set(locked) - set(current)),
+        changed=sorted(n for n in set(current) & set(locked) if current[n] != locked[n]),
+    )

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.emulator import EmulatorConfig, EmulatorServer
+from runner.lock import Lock, lock_path, read_lock
 
 ROOT = Path(__file__).resolve().parent.parent
 ASSETS = ROOT / "pipelines" / "assets"
@@ -68,13 +69,12 @@ def start_emulator(pool: ProcessPoolExecutor, **config: Any) -> EmulatorServer:
     return EmulatorServer(EmulatorConfig(**settings), executor=pool).start()
 
 
-def lock_of(pipeline: Path) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(pipeline.with_name(f"{pipeline.stem}.lock.json").read_text())
-    return data
+def lock_of(pipeline: Path) -> Lock:
+    return read_lock(lock_path(pipeline))
 
 
 def output_hashes(pipeline: Path) -> dict[str, str]:
-    return {name: entry["output"]["sha256"] for name, entry in lock_of(pipeline)["nodes"].items()}
+    return {name: entry.output.sha256 for name, entry in lock_of(pipeline).nodes.items()}
 
 
 def last_run_events(store_root: Path) -> list[dict[str, Any]]:

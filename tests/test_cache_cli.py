@@ -11,8 +11,8 @@ import pytest
 
 from runner import cli
 from runner.errors import ShotgraphError
+from runner.lock import find_lockfiles, lock_keys
 from runner.store import Owner, ResultRecord, Store, StoredFile
-from runner.store.lockfiles import find_lockfiles, lock_keys
 
 OLD = time.time() - 86_400
 

@@ -67,13 +67,12 @@ def test_first_run_renders_all_then_nothing(
         assert sum(1 for _ in container.decode(stream)) == 4 * 9
     assert (tmp_path / "p" / "renders" / "best.png").read_bytes()[:4] == b"\x89PNG"
     lock = lock_of(pipeline)
-    assert set(lock["nodes"]) == GENERATION_NODES | {"best_frame", "cut"}
-    intro = lock["nodes"]["intro"]
-    assert intro["request"]["image_url"].startswith("sha256:")
-    assert intro["request"]["seed"] == intro["seed"] == intro["returned_seed"]
-    assert lock["nodes"]["intro_more"]["request"]["video"]["video_url"] == (
-        "sha256:" + intro["output"]["sha256"]
-    )
+    assert set(lock.nodes) == GENERATION_NODES | {"best_frame", "cut"}
+    intro = lock.nodes["intro"]
+    assert intro.request is not None and intro.request["image_url"].startswith("sha256:")
+    assert intro.request["seed"] == intro.seed == intro.returned_seed
+    extend = lock.nodes["intro_more"].request
+    assert extend is not None and extend["video"]["video_url"] == "sha256:" + intro.output.sha256
 
 
 def test_edits_rerun_exactly_what_they_affect(

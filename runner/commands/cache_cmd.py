@@ -10,9 +10,9 @@ from typing import Any, TypeVar
 import click
 
 from runner.errors import ShotgraphError
+from runner.lock import find_lockfiles, lock_keys
 from runner.pipeline.load import find_project_root
 from runner.store import GC_GRACE, Store, resolve_store_root
-from runner.store.lockfiles import find_lockfiles, lock_keys
 
 F = TypeVar("F", bound=Callable[..., Any])
 MB = 1024 * 1024

@@ -13,7 +13,7 @@ from runner.compile.sources import LocalFile, MediaSource, Remote, Upstream
 from runner.compile.steps import Slot, Step, generation_key, keyed_body, media_key
 from runner.errors import ShotgraphError, display_path
 from runner.frame_at import parse_frame_at
-from runner.lock import read_lock
+from runner.lock import RESTORE_HINT, Lock, LockedInput, LockEntry, read_lock
 from runner.ltx.pricing import Estimate
 from runner.ltx.registry import registry
 from runner.pipeline.load import find_project_root
@@ -39,10 +39,10 @@ from runner.store import Store
 def replay(lockfile: Path, backend: str | None, accept_drift: bool, **options: Any) -> int:
     """Replay the locked requests: cached results are checked, missing ones re-rendered."""
     lock = read_lock(lockfile)
-    backend = backend or str(lock.get("backend", "fal"))
+    backend = backend or lock.backend
     base = lockfile.resolve().parent
     root = find_project_root(base)
-    outputs = {name: (base / rel).resolve() for name, rel in lock.get("outputs", {}).items()}
+    outputs = {name: (base / rel).resolve() for name, rel in lock.outputs.items()}
     for path in outputs.values():
         if not path.is_relative_to(root):
             raise ShotgraphError(f"the lockfile writes {path}, outside the project {root}")
@@ -54,7 +54,7 @@ def replay(lockfile: Path, backend: str | None, accept_drift: bool, **options: A
             backend=backend,
             options=options,
             outputs=outputs,
-            pipeline_name=str(lock.get("pipeline", lockfile.stem)),
+            pipeline_name=lock.pipeline,
         )
     notes = []
     drifted = _drifted(lock, outcome.records)
@@ -76,24 +76,20 @@ def replay(lockfile: Path, backend: str | None, accept_drift: bool, **options: A
     )
 
 
-def _drifted(lock: Mapping[str, Any], records: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
+def _drifted(lock: Lock, records: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
     out = {}
-    for name, entry in lock.get("nodes", {}).items():
+    for name, entry in lock.nodes.items():
         record = records.get(name)
-        want = entry.get("output", {}).get("sha256")
+        want = entry.output.sha256
         if record is not None and record.output.sha256 != want:
-            out[name] = (str(want), record.output.sha256)
+            out[name] = (want, record.output.sha256)
     return out
 
 
-def steps_from_lock(
-    lock: Mapping[str, Any], base: Path, store: Store, backend: str
-) -> dict[str, Step]:
+def steps_from_lock(lock: Lock, base: Path, store: Store, backend: str) -> dict[str, Step]:
     """The lock's entries as steps, in dependency order, inputs found by content hash, each
     keyed again from its own request (so a hand-edited entry cannot reuse another's cache)."""
-    entries = lock.get("nodes")
-    if not isinstance(entries, Mapping):
-        raise ShotgraphError("the lockfile has no 'nodes' mapping", hint=_RESTORE)
+    entries = lock.nodes
     steps: dict[str, Step] = {}
     visiting: set[str] = set()
 
@@ -102,23 +98,23 @@ def steps_from_lock(
             return
         if name in visiting or name not in entries:
             raise ShotgraphError(
-                f"the lockfile's node '{name}' is missing or circular", hint=_RESTORE
+                f"the lockfile's node '{name}' is missing or circular", hint=RESTORE_HINT
             )
         visiting.add(name)
         entry = entries[name]
         try:
-            for dep in entry.get("deps", []):
+            for dep in entry.deps:
                 add(dep)
             step = _step(name, entry, base, store, backend, steps)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ShotgraphError(
-                f"the lockfile's entry for '{name}' is malformed ({exc!r})", hint=_RESTORE
+                f"the lockfile's entry for '{name}' is malformed ({exc!r})", hint=RESTORE_HINT
             ) from None
-        if backend == lock.get("backend") and step.key != entry.get("key"):
+        if backend == lock.backend and step.key != entry.key:
             raise ShotgraphError(
                 f"the lockfile's entry for '{name}' does not match its own request "
                 "(was it edited by hand?)",
-                hint=_RESTORE,
+                hint=RESTORE_HINT,
             )
         steps[name] = step
 
@@ -127,61 +123,58 @@ def steps_from_lock(
     return steps
 
 
-_RESTORE = "restore the lockfile from git, or run the pipeline again to write it"
-
-
 def _step(
     name: str,
-    entry: Mapping[str, Any],
+    entry: LockEntry,
     base: Path,
     store: Store,
     backend: str,
     done: Mapping[str, Step],
 ) -> Step:
-    slots = tuple(Slot(tuple(item["at"]), _source(item, base, store)) for item in entry["inputs"])
-    deps = tuple(entry.get("deps", []))
+    slots = tuple(Slot(item.at, _source(item, base, store)) for item in entry.inputs)
+    deps = entry.deps
     upstream_keys = {dep: done[dep].key for dep in deps}
-    at = parse_frame_at(entry["at"]) if "at" in entry else None
-    if not entry.get("endpoint"):
+    at = parse_frame_at(entry.at) if entry.at is not None else None
+    if not entry.endpoint or entry.request is None:
         sources = [slot.source for slot in slots]
-        key = media_key(entry["kind"], at, sources, upstream_keys)
-        return Step(name=name, kind=entry["kind"], deps=deps, key=key, slots=slots, at=at)
-    endpoint = registry().endpoint_by_id(entry["endpoint"])
+        key = media_key(entry.kind, at, sources, upstream_keys)
+        return Step(name=name, kind=entry.kind, deps=deps, key=key, slots=slots, at=at)
+    endpoint = registry().endpoint_by_id(entry.endpoint)
     if endpoint is None:
         raise ShotgraphError(
-            f"the lockfile's node '{name}' uses {entry['endpoint']}, "
+            f"the lockfile's node '{name}' uses {entry.endpoint}, "
             "which this shotgraph does not know"
         )
-    body = dict(entry["request"])
+    body = dict(entry.request)
     key = generation_key(endpoint.id, keyed_body(body, slots, upstream_keys), backend)
-    cost = entry.get("cost_usd")
     return Step(
         name=name,
-        kind=entry["kind"],
+        kind=entry.kind,
         deps=deps,
         key=key,
         slots=slots,
         endpoint=endpoint,
         body=body,
-        seed=entry.get("seed"),
-        estimate=Estimate(cost, True, "locked"),
+        seed=entry.seed,
+        estimate=Estimate(entry.cost_usd, True, "locked"),
     )
 
 
-def _source(item: Mapping[str, Any], base: Path, store: Store) -> MediaSource:
-    if "node" in item:
-        return Upstream(item["node"])
-    if "url" in item:
-        return Remote(item["url"])
-    sha, size = item["sha256"], item["size"]
+def _source(item: LockedInput, base: Path, store: Store) -> MediaSource:
+    if item.node is not None:
+        return Upstream(item.node)
+    if item.url is not None:
+        return Remote(item.url)
+    sha, size = item.sha256, item.size
+    assert sha is not None and size is not None  # the reader requires them here
     if store.has_file(sha, size):
         return LocalFile(store.file_path(sha), sha, size)
-    if "file" in item:
-        candidate = (base / item["file"]).resolve()
+    if item.file is not None:
+        candidate = (base / item.file).resolve()
         if candidate.is_file() and store.hash_file(candidate).sha256 == sha:
             return LocalFile(candidate, sha, size)
     raise ShotgraphError(
-        f"the locked input {item.get('file', '')} (sha256 {sha[:12]}) is neither in the store "
+        f"the locked input {item.file or ''} (sha256 {sha[:12]}) is neither in the store "
         "nor in the project with that content",
         hint="check out the commit the lockfile was written at, or copy the file back",
     )

@@ -13,8 +13,8 @@ from runner.compile.compiler import Compiled
 from runner.compile.request import locate_field
 from runner.compile.steps import Step
 from runner.errors import ShotgraphError, display_path
-from runner.lock import build_lock, drift, lock_path, read_lock, write_lock
-from runner.plan import CacheStatus, check_budget, make_plan
+from runner.lock import build_lock, lock_path, read_lock, write_lock
+from runner.plan import CacheStatus, check_budget, drift, make_plan
 
 
 @click.command()
@@ -39,11 +39,11 @@ def run(pipeline: Path, backend: str, frozen: bool, **options: Any) -> int:
                 f"--frozen needs a lockfile, and {display_path(lock_file)} does not exist",
                 hint="run once without --frozen and commit it",
             )
-        if lock.get("backend") != backend:
+        if lock.backend != backend:
             raise ShotgraphError(
-                f"{display_path(lock_file)} was rendered with --backend {lock.get('backend')}, "
+                f"{display_path(lock_file)} was rendered with --backend {lock.backend}, "
                 f"and this run uses --backend {backend}",
-                hint=f"run with --backend {lock.get('backend')}, or without --frozen to render "
+                hint=f"run with --backend {lock.backend}, or without --frozen to render "
                 f"with {backend} and update the lockfile",
             )
         changed = drift(compiled, lock)
@@ -66,8 +66,7 @@ def run(pipeline: Path, backend: str, frozen: bool, **options: Any) -> int:
         )
         notes = []
         if outcome.ok and not frozen:
-            lock_doc = build_lock(compiled, outcome.records, result.outputs)
-            written = write_lock(lock_file, lock_doc)
+            written = write_lock(lock_file, build_lock(compiled, outcome.records, result.outputs))
             notes.append(
                 f"lockfile {display_path(lock_file)}" + ("" if written else " (unchanged)")
             )
