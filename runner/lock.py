@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from runner import atomic
 from runner.compile.sources import LocalFile, Remote, Upstream
-from runner.compile.steps import JsonPath, Step, copy_along, set_pointer
+from runner.compile.steps import JsonPath, Step, fill_slots
 from runner.errors import ShotgraphError
 
 if TYPE_CHECKING:
@@ -184,11 +184,8 @@ def _entry(step: Step, records: Mapping[str, ResultRecord], base: Path) -> LockE
     entry = LockEntry(step.kind, step.key, step.deps, tuple(inputs), output, at=frame)
     if step.endpoint is None or step.body is None:
         return entry
-    request = dict(step.body)
-    for slot, item in zip(step.slots, inputs, strict=True):
-        if item.sha256 is not None:
-            copy_along(request, slot.pointer)
-            set_pointer(request, slot.pointer, f"sha256:{item.sha256}")
+    hashed = {item.at: f"sha256:{item.sha256}" for item in inputs if item.sha256 is not None}
+    request = fill_slots(step.body, hashed)
     return replace(
         entry,
         endpoint=step.endpoint.id,

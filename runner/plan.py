@@ -25,7 +25,7 @@ from typing import Any
 
 from runner.compile.compiler import Compiled
 from runner.compile.sources import LocalFile, Upstream
-from runner.compile.steps import Step, set_pointer
+from runner.compile.steps import Step, fill_slots
 from runner.errors import ShotgraphError
 from runner.lock import Lock, LockEntry, lock_path, read_lock
 from runner.store import Store, is_store, resolve_store_root
@@ -212,15 +212,14 @@ def _own_request_changed(step: Step, entry: LockEntry) -> bool:
             return True
     if step.body is None:
         return False
+    # Through JSON, so that both sides are JSON values (a tuple is a list) before comparing.
     current = json.loads(json.dumps(step.body))
     locked = json.loads(json.dumps(entry.request or {}))
-    for slot in step.slots:
-        for body in (current, locked):
-            try:
-                set_pointer(body, slot.pointer, None)
-            except (KeyError, IndexError, TypeError):
-                return True
-    return bool(current != locked)
+    blank = dict.fromkeys((slot.pointer for slot in step.slots), None)
+    try:
+        return fill_slots(current, blank) != fill_slots(locked, blank)
+    except (KeyError, IndexError, TypeError):
+        return True
 
 
 @dataclass(frozen=True)

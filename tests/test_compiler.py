@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from runner.compile.check import check_pipeline
-from runner.compile.request import derived_seed
+from runner.compile.keys import derived_seed
 from tests.helpers import HEAD, compiled, write
 
 

@@ -9,8 +9,9 @@ from typing import Any
 import click
 
 from runner.commands.running import execute, open_store, run_options, summarize
+from runner.compile.keys import generation_key, keyed_body, media_key
 from runner.compile.sources import LocalFile, MediaSource, Remote, Upstream
-from runner.compile.steps import Slot, Step, generation_key, keyed_body, media_key
+from runner.compile.steps import Slot, Step
 from runner.errors import ShotgraphError, display_path
 from runner.frame_at import parse_frame_at
 from runner.lock import RESTORE_HINT, Lock, LockedInput, LockEntry, read_lock

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from runner.compile import request
+from runner.compile.keys import derived_seed, generation_key, keyed_body, media_key
 from runner.compile.sources import InputResolver, MediaSource, Upstream
-from runner.compile.steps import Slot, Step, generation_key, keyed_body, media_key
+from runner.compile.steps import Slot, Step
 from runner.errors import Diagnostics, ShotgraphError
 from runner.hashing import Hasher, sha256_file
 from runner.ltx.pricing import estimate, timing
@@ -148,7 +149,7 @@ class Compiler:
         negative = self._render(negative_spec, context, node) if negative_spec else None
         if prompt is None or (negative_spec is not None and negative is None):
             return None
-        seed = node.seed if node.seed is not None else request.derived_seed(node.name)
+        seed = node.seed if node.seed is not None else derived_seed(node.name)
         loras = self._loras(node, character)
         if loras and endpoint.schema.field("loras") is None:
             self.diags.error(

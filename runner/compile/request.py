@@ -10,7 +10,6 @@ reported at the pipeline key it came from.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,14 +20,6 @@ from runner.ltx.registry import FORBIDDEN_PARAMS, Endpoint
 from runner.ltx.schema import FieldError, ObjectSchema
 from runner.pipeline.presets import Setting
 from runner.pipeline.records import Conditioning, Lora, Node, Pipeline
-
-SEED_RANGE = 2**31
-
-
-def derived_seed(node_name: str) -> int:
-    """A seed pinned by the node's name: the same on every run and every machine."""
-    digest = hashlib.sha256(f"shotgraph-seed:{node_name}".encode()).digest()
-    return int.from_bytes(digest[:4], "big") % SEED_RANGE
 
 
 def check_node_params(

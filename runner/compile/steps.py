@@ -2,18 +2,17 @@
 
 A generation step carries the complete request body for its fal endpoint. Media inputs in the
 body are placeholders until run time: ``sha256:<hex>`` for a project file, ``node:<name>`` for
-another node's output (a URL is kept as written). ``slots`` says where each one is.
+another node's output (a URL is kept as written). ``slots`` says where each one is, and
+:func:`fill_slots` is the one way to put something else there.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from runner.compile.sources import MediaSource, Upstream
+from runner.compile.sources import MediaSource
 from runner.frame_at import FrameAt
 from runner.ltx.pricing import Estimate, Timing
 from runner.ltx.registry import Endpoint
@@ -21,7 +20,6 @@ from runner.pipeline.presets import Setting
 from runner.pipeline.records import MediaType, output_type
 
 JsonPath = tuple[str | int, ...]
-KEY_VERSION = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,64 +59,18 @@ class Step:
         return self.estimate.usd or 0.0 if self.estimate else 0.0
 
 
-def canonical_json(value: Any) -> str:
-    """One spelling of a JSON value: sorted keys, no spaces, UTF-8."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def digest(value: Any) -> str:
-    return hashlib.sha256(canonical_json(value).encode()).hexdigest()
-
-
-def set_pointer(body: dict[str, Any], pointer: JsonPath, value: Any) -> None:
-    target: Any = body
-    for part in pointer[:-1]:
-        target = target[part]
-    target[pointer[-1]] = value
-
-
-def keyed_body(
-    body: Mapping[str, Any], slots: tuple[Slot, ...], upstream_keys: Mapping[str, str]
-) -> dict[str, Any]:
-    """The body as the cache key sees it: an upstream output stands for that node's key, so a
-    renamed node keys the same; files are already their content hashes."""
-    keyed: dict[str, Any] = dict(body)
-    for slot in slots:
-        if isinstance(slot.source, Upstream):
-            copy_along(keyed, slot.pointer)
-            set_pointer(keyed, slot.pointer, input_identity(slot.source, upstream_keys))
-    return keyed
-
-
-def input_identity(source: MediaSource, upstream_keys: Mapping[str, str]) -> str:
-    """What a key sees of an input: another node's output is that node's key, a project file
-    its content hash, a URL itself."""
-    if isinstance(source, Upstream):
-        return f"key:{upstream_keys[source.node]}"
-    return source.placeholder
-
-
-def copy_along(body: dict[str, Any], pointer: JsonPath) -> None:
-    """Copy the containers on the way to ``pointer`` so that setting it leaves the original
-    body untouched."""
-    target: Any = body
-    for part in pointer[:-1]:
-        child = target[part]
-        target[part] = child = list(child) if isinstance(child, list) else dict(child)
-        target = child
-
-
-def generation_key(endpoint_id: str, body: Mapping[str, Any], backend: str) -> str:
-    return digest({"v": KEY_VERSION, "endpoint": endpoint_id, "backend": backend, "body": body})
-
-
-def media_key(
-    kind: str,
-    at: FrameAt | None,
-    sources: Sequence[MediaSource],
-    upstream_keys: Mapping[str, str],
-) -> str:
-    """Key of a local media step: its operation and the keys/hashes of what it reads."""
-    options = {"at": str(at)} if at is not None else {}
-    inputs = [input_identity(source, upstream_keys) for source in sources]
-    return digest({"v": KEY_VERSION, "kind": kind, "options": options, "inputs": inputs})
+def fill_slots(body: Mapping[str, Any], values: Mapping[JsonPath, Any]) -> dict[str, Any]:
+    """A copy of ``body`` with the value at each pointer of ``values`` replaced: how the key
+    (upstream outputs as their keys), the upload (URLs), the lockfile (content hashes) and the
+    plan (slots blanked to compare the rest) each see a body's media slots. The containers on
+    the way are copied, so ``body`` is never changed. A pointer that is not in the body raises
+    KeyError, IndexError or TypeError."""
+    filled: dict[str, Any] = dict(body)
+    for pointer, value in values.items():
+        target: Any = filled
+        for part in pointer[:-1]:
+            child = target[part]
+            target[part] = child = list(child) if isinstance(child, list) else dict(child)
+            target = child
+        target[pointer[-1]] = value
+    return filled

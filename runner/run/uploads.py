@@ -8,7 +8,6 @@ that is fresh, else its bytes are uploaded from the store like any file.
 from __future__ import annotations
 
 import asyncio
-import json
 import mimetypes
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -17,7 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from runner.compile.sources import LocalFile, MediaSource, Remote, Upstream
-from runner.compile.steps import Slot, set_pointer
+from runner.compile.steps import Slot, fill_slots
 from runner.fal import FalClient
 from runner.fal.config import same_origin
 from runner.store import ResultRecord, Store, UploadRecord
@@ -42,10 +41,8 @@ class Materializer:
         self, body: Mapping[str, Any], slots: tuple[Slot, ...], upstream: Mapping[str, ResultRecord]
     ) -> dict[str, Any]:
         """A copy of ``body`` with every slot replaced by a URL."""
-        resolved: dict[str, Any] = json.loads(json.dumps(body))
-        for slot in slots:
-            set_pointer(resolved, slot.pointer, await self.url(slot.source, upstream))
-        return resolved
+        urls = {slot.pointer: await self.url(slot.source, upstream) for slot in slots}
+        return fill_slots(body, urls)
 
     async def url(self, source: MediaSource, upstream: Mapping[str, ResultRecord]) -> str:
         if isinstance(source, Remote):
