@@ -159,17 +159,20 @@ class Compiler:
                 "use an LTX 13B family (ltx-0.9.7-distilled, ...) for LoRAs",
             )
             return None
-        body, slots = request.assemble(
-            node, endpoint, settings, prompt, negative, loras, seed, sources
+        built = request.request_body(
+            node,
+            endpoint,
+            settings,
+            (prompt, negative),
+            loras,
+            seed,
+            sources,
+            self.pipeline,
+            self.diags,
         )
-        # fal's own defaults need no check, so check before writing them out.
-        errors = endpoint.schema.check(body)
-        if errors:
-            request.report_schema_errors(
-                errors, node, endpoint, settings, self.pipeline, self.diags
-            )
+        if built is None:
             return None
-        body = endpoint.schema.with_defaults(body)
+        body, slots = built
         upstream = {
             s.source.node: self.steps[s.source.node].key
             for s in slots

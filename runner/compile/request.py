@@ -1,16 +1,18 @@
-"""How a generation node becomes its endpoint's exact request body.
+"""How a generation node becomes its endpoint's exact request body: the one place that knows
+where each kind puts its inputs (:func:`input_place`) and builds the body (:func:`request_body`).
 
 Parameters are layered (fal default < preset < pipeline defaults < node) and then every field
 of the endpoint's schema is written out explicitly, so a change of fal's defaults never
 changes a render silently. Media inputs go where each endpoint wants them: ``image_url`` for
 image-to-video, a ``video`` object for extend, ``images`` / ``videos`` lists for
-multicondition. The body is then checked against the endpoint's schema, and each error is
-reported at the pipeline key it came from.
+multicondition. The body is checked against the endpoint's schema before fal's defaults are
+written out, and each error is reported at the pipeline key it came from.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from runner.compile.sources import MediaSource
@@ -20,6 +22,32 @@ from runner.ltx.registry import FORBIDDEN_PARAMS, Endpoint
 from runner.ltx.schema import FieldError, ObjectSchema
 from runner.pipeline.presets import Setting
 from runner.pipeline.records import Conditioning, Lora, Node, Pipeline
+
+
+@dataclass(frozen=True, slots=True)
+class InputPlace:
+    """Where a media input goes in a request: in a top-level field (``container`` None), in an
+    object (extend's ``video``) or in an item of a list (multicondition's ``images``)."""
+
+    container: str | None
+    listed: bool
+    url_field: str
+
+
+# Each kind's body layout, by what an input is: the only place it is written.
+_LAYOUT: dict[str, dict[str, InputPlace]] = {
+    "i2v": {"image": InputPlace(None, False, "image_url")},
+    "extend": {"video": InputPlace("video", False, "video_url")},
+    "multicondition": {
+        "image": InputPlace("images", True, "image_url"),
+        "video": InputPlace("videos", True, "video_url"),
+    },
+}
+
+
+def input_place(kind: str, expects: str) -> InputPlace:
+    """Where an input of a ``kind`` node that ``expects`` an image or a video goes."""
+    return _LAYOUT[kind][expects]
 
 
 def check_node_params(
@@ -64,13 +92,34 @@ def check_node_params(
 def _nested_schema(
     kind: str, conditioning: Conditioning, schema: ObjectSchema
 ) -> ObjectSchema | None:
-    if kind == "extend":
-        field = schema.field("video")
-        return field.model if field else None
-    if kind == "multicondition":
-        field = schema.field("images" if conditioning.expects == "image" else "videos")
-        return field.items if field else None
-    return None
+    place = input_place(kind, conditioning.expects)
+    field = schema.field(place.container) if place.container is not None else None
+    if field is None:
+        return None
+    return field.items if place.listed else field.model
+
+
+def request_body(
+    node: Node,
+    endpoint: Endpoint,
+    settings: Mapping[str, Setting],
+    text: tuple[str, str | None],
+    loras: tuple[Lora, ...],
+    seed: int,
+    sources: list[MediaSource],
+    pipeline: Pipeline,
+    diags: Diagnostics,
+) -> tuple[dict[str, Any], tuple[Slot, ...]] | None:
+    """The exact request of a node and where its media inputs are in it; None (reported)
+    when the endpoint's schema refuses it. ``text`` is (prompt, negative prompt)."""
+    prompt, negative_prompt = text
+    body, slots = assemble(node, endpoint, settings, prompt, negative_prompt, loras, seed, sources)
+    # fal's own defaults need no check, so check before writing them out.
+    errors = endpoint.schema.check(body)
+    if errors:
+        report_schema_errors(errors, node, endpoint, settings, pipeline, diags)
+        return None
+    return endpoint.schema.with_defaults(body), slots
 
 
 def assemble(
@@ -96,27 +145,27 @@ def assemble(
         body["loras"] = [lora.request() for lora in loras]
     body["seed"] = seed
     slots: list[Slot] = []
-    images: list[dict[str, Any]] = []
-    videos: list[dict[str, Any]] = []
+    # A kind that lists its inputs sends every list, even an empty one.
+    places = _LAYOUT.get(node.kind, {}).values()
+    listed: dict[str, list[dict[str, Any]]] = {
+        place.container: [] for place in places if place.listed and place.container
+    }
+    body.update(listed)
     for conditioning, source in zip(node.inputs, sources, strict=True):
-        item = {**conditioning.options}
+        place = input_place(node.kind, conditioning.expects)
+        url = {place.url_field: source.placeholder}
         pointer: JsonPath
-        if node.kind == "i2v":
-            body["image_url"] = source.placeholder
-            pointer = ("image_url",)
-        elif node.kind == "extend":
-            body["video"] = {**item, "video_url": source.placeholder}
-            pointer = ("video", "video_url")
-        elif conditioning.expects == "image":
-            pointer = ("images", len(images), "image_url")
-            images.append({"image_url": source.placeholder, **item})
+        if place.container is None:
+            body.update(url)
+            pointer = (place.url_field,)
+        elif place.listed:
+            items = listed[place.container]
+            pointer = (place.container, len(items), place.url_field)
+            items.append({**conditioning.options, **url})
         else:
-            pointer = ("videos", len(videos), "video_url")
-            videos.append({"video_url": source.placeholder, **item})
+            body[place.container] = {**conditioning.options, **url}
+            pointer = (place.container, place.url_field)
         slots.append(Slot(pointer, source))
-    if node.kind == "multicondition":
-        body["images"] = images
-        body["videos"] = videos
     return body, tuple(slots)
 
 
@@ -148,16 +197,14 @@ def locate_field(
     head = str(loc[0])
     if len(loc) == 1 and head in settings:
         return settings[head].location
-    if head in ("video", "images", "videos"):
-        inputs = [
-            c
-            for c in node.inputs
-            if node.kind == "extend" or c.expects == ("image" if head == "images" else "video")
-        ]
-        index = loc[1] if head != "video" and len(loc) > 1 and isinstance(loc[1], int) else 0
+    places = [(c, input_place(node.kind, c.expects)) for c in node.inputs]
+    inputs = [(c, place) for c, place in places if place.container == head]
+    if inputs:
+        listed = inputs[0][1].listed
+        index = loc[1] if listed and len(loc) > 1 and isinstance(loc[1], int) else 0
         if index < len(inputs):
-            rest: KeyPath = tuple(loc[2:] if head != "video" else loc[1:])
-            return pipeline.source.locate((*inputs[index].key_path, *rest))
+            rest: KeyPath = tuple(loc[2:] if listed else loc[1:])
+            return pipeline.source.locate((*inputs[index][0].key_path, *rest))
     return pipeline.source.locate((*node.key_path, head))
 
 
