@@ -306,45 +306,50 @@ def test_unreadable_journal_entry_stops_rather_than_guesses(store: Store) -> Non
 # -- owners ----------------------------------------------------------------------------
 
 
-def test_owner_alive_for_this_process() -> None:
+def test_owner_alive_for_this_process(store: Store) -> None:
     me = Owner.current("r")
     assert me.pid == os.getpid() and me.host == socket.gethostname()
-    assert me.is_alive()
+    assert store.owner_alive(me)
     assert Owner.from_dict(json.loads(json.dumps(me.as_dict()))) == me
 
 
-def test_owner_dead_after_exit() -> None:
+def test_owner_dead_after_exit(store: Store) -> None:
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()  # reaped: the pid is free
     owner = replace(Owner.current("r"), pid=proc.pid)
-    assert not owner.is_alive()
+    assert not store.owner_alive(owner)
 
 
 @pytest.mark.skipif(not LINUX, reason="zombies are read from /proc")
-def test_owner_dead_as_a_zombie() -> None:
+def test_owner_dead_as_a_zombie(store: Store) -> None:
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     deadline = time.monotonic() + 10
     while (info := proc_stat(proc.pid)) is not None and info.state != "Z":
         assert time.monotonic() < deadline
         time.sleep(0.01)
     try:
-        assert not replace(Owner.current("r"), pid=proc.pid).is_alive()
+        assert not store.owner_alive(replace(Owner.current("r"), pid=proc.pid))
     finally:
         proc.wait()
 
 
 @pytest.mark.skipif(not LINUX, reason="start times come from /proc")
-def test_owner_with_a_reused_pid_is_dead() -> None:
+def test_owner_with_a_reused_pid_is_dead(store: Store) -> None:
     me = Owner.current("r")
     assert me.start_ticks is not None
     # Our pid, but a different start time: a new process that inherited a dead owner's pid.
-    assert not replace(me, start_ticks=me.start_ticks - 1).is_alive()
-    assert not replace(me, boot_id="another-boot").is_alive()
+    assert not store.owner_alive(replace(me, start_ticks=me.start_ticks - 1))
+    assert not store.owner_alive(replace(me, boot_id="another-boot"))
 
 
-def test_owner_on_another_host_counts_as_alive() -> None:
-    assert replace(Owner.current("r"), host="render-box-2", pid=2**22 + 1).is_alive()
-    assert not replace(Owner.current("r"), pid=0).is_alive()
+def test_owner_on_another_host_is_alive_while_its_heartbeat_is_fresh(store: Store) -> None:
+    far = replace(Owner.current("r"), host="render-box-2", pid=2**22 + 1)
+    assert not store.owner_alive(far)  # its pid means nothing here; no heartbeat yet
+    store.beat(far)
+    assert store.owner_alive(far)
+    store.end_run(far)
+    assert not store.owner_alive(far)
+    assert not store.owner_alive(replace(Owner.current("r"), pid=0))
 
 
 # -- input hashing ---------------------------------------------------------------------

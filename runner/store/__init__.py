@@ -9,15 +9,9 @@ from __future__ import annotations
 from runner.store.journal import JournalConflict, JournalEntry
 from runner.store.location import STORE_DIRNAME, is_store, resolve_store_root
 from runner.store.maintenance import GcReport, StoreInfo, VerifyReport
-from runner.store.owner import Owner
+from runner.store.owner import HEARTBEAT_INTERVAL, HEARTBEAT_TIMEOUT, Owner
 from runner.store.rows import ResultRecord, StoredFile, UploadRecord
-from runner.store.store import (
-    GC_GRACE,
-    HEARTBEAT_INTERVAL,
-    HEARTBEAT_TIMEOUT,
-    UPLOAD_MARGIN,
-    Store,
-)
+from runner.store.store import GC_GRACE, UPLOAD_MARGIN, Store
 from runner.store.table import StoreError
 
 __all__ = [

@@ -1,9 +1,11 @@
-"""Who holds a journal entry, and whether that process still runs.
+"""Who holds a journal entry, and the one rule for whether that run is still going
+(:func:`owner_alive`).
 
-A pid alone does not identify a process: after the owner dies the kernel may hand its pid to
-an unrelated process. On Linux the owner also records its start time in clock ticks since
-boot (``/proc/<pid>/stat`` field 22) and the boot id, which together name one process for
-the life of the machine.
+On this host the process itself tells. A pid alone does not identify a process: after the
+owner dies the kernel may hand its pid to an unrelated process, so on Linux the owner also
+records its start time in clock ticks since boot (``/proc/<pid>/stat`` field 22) and the
+boot id, which together name one process for the life of the machine. On another host (a CI
+container, a colleague's machine sharing the store) only the run's heartbeat can tell.
 """
 
 from __future__ import annotations
@@ -13,12 +15,17 @@ import os
 import socket
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from runner.store.rows import opt_int, opt_str, req_float, req_int, req_str
+
+# A run in progress writes a heartbeat this often; a run on another host (a CI container)
+# whose heartbeat is older than the timeout is gone, and its claims can be taken over.
+HEARTBEAT_INTERVAL = 5.0
+HEARTBEAT_TIMEOUT = 60.0
 
 _PROC = Path("/proc")
 _BOOT_ID = _PROC / "sys" / "kernel" / "random" / "boot_id"
@@ -91,7 +98,7 @@ class Owner:
     """A run in a process on a host: the holder of a claim or submission.
 
     ``started`` is the process's start as a Unix time (for messages); ``start_ticks`` and
-    ``boot_id`` (Linux only, else None) are what :meth:`is_alive` compares.
+    ``boot_id`` (Linux only, else None) are what :func:`owner_alive` compares.
     """
 
     run_id: str
@@ -106,34 +113,6 @@ class Owner:
         pid = os.getpid()
         started, ticks = _self_start(pid)
         return cls(run_id, pid, socket.gethostname(), started, ticks, boot_id())
-
-    def is_alive(self) -> bool:
-        """Whether the owning process may still be running.
-
-        On another host we cannot tell, so it counts as alive: only a process on this host
-        that is provably gone (no such pid, a zombie, another boot, or a different process
-        under a reused pid) is dead.
-        """
-        if self.host != socket.gethostname():
-            return True
-        if self.pid <= 0:  # kill(0) and kill(-n) address process groups
-            return False
-        try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            pass  # it exists, as another user
-        if not sys.platform.startswith("linux"):
-            return True
-        if self.boot_id is not None and boot_id() not in (None, self.boot_id):
-            return False
-        stat = proc_stat(self.pid)
-        if stat is None:
-            return not _PROC.joinpath("self", "stat").exists()  # gone since kill(), or no procfs
-        if stat.state in ("Z", "X"):
-            return False
-        return self.start_ticks is None or stat.start_ticks == self.start_ticks
 
     def describe(self) -> str:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.started))
@@ -159,3 +138,39 @@ class Owner:
             start_ticks=opt_int(data, "start_ticks"),
             boot_id=opt_str(data, "boot_id"),
         )
+
+
+def owner_alive(owner: Owner, last_beat: Callable[[str], float | None]) -> bool:
+    """Whether the run that holds a journal entry may still be going: the one rule that
+    decides whether its claims may be taken over (a run) or dropped (gc).
+
+    On this host: while its process runs; a process that is provably gone (no such pid, a
+    zombie, another boot, or a different process under a reused pid) is dead. On another host:
+    while ``last_beat(run_id)``, the Unix time of its last heartbeat, is within
+    HEARTBEAT_TIMEOUT.
+    """
+    if owner.host != socket.gethostname():
+        beat = last_beat(owner.run_id)
+        return beat is not None and time.time() - beat < HEARTBEAT_TIMEOUT
+    return _process_alive(owner)
+
+
+def _process_alive(owner: Owner) -> bool:
+    if owner.pid <= 0:  # kill(0) and kill(-n) address process groups
+        return False
+    try:
+        os.kill(owner.pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # it exists, as another user
+    if not sys.platform.startswith("linux"):
+        return True
+    if owner.boot_id is not None and boot_id() not in (None, owner.boot_id):
+        return False
+    stat = proc_stat(owner.pid)
+    if stat is None:
+        return not _PROC.joinpath("self", "stat").exists()  # gone since kill(), or no procfs
+    if stat.state in ("Z", "X"):
+        return False
+    return owner.start_ticks is None or stat.start_ticks == owner.start_ticks

@@ -18,7 +18,6 @@ consistent after a crash: a file lands (atomically) before any record names it.
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -30,16 +29,12 @@ from runner.store.hashcache import HashCache
 from runner.store.journal import Journal, JournalEntry
 from runner.store.location import ensure_layout
 from runner.store.maintenance import GcReport, StoreInfo, VerifyReport, collect, gather, inspect
-from runner.store.owner import Owner
+from runner.store.owner import Owner, owner_alive
 from runner.store.rows import RecordError, ResultRecord, StoredFile, UploadRecord
 from runner.store.table import StoreError, Table
 
 # An upload URL must outlive the job that reads it; a job can wait in fal's queue a while.
 UPLOAD_MARGIN = 3600.0
-# A run in progress writes a heartbeat this often; a run on another host (a CI container)
-# whose heartbeat is older than the timeout is gone, and its claims can be taken over.
-HEARTBEAT_INTERVAL = 5.0
-HEARTBEAT_TIMEOUT = 60.0
 # gc spares anything younger than this: another run may be between writing a file and the
 # record that names it, or between recording results and writing its lockfile.
 GC_GRACE = 3600.0
@@ -219,23 +214,20 @@ class Store:
         return self._journal.release(key, owner)
 
     def beat(self, owner: Owner) -> None:
-        """Say that ``owner``'s run is still going (every HEARTBEAT_INTERVAL)."""
+        """Say that ``owner``'s run is still going (every ``owner.HEARTBEAT_INTERVAL``)."""
         self._runs.set(owner.run_id, {"v": 1, "at": time.time()})
 
     def end_run(self, owner: Owner) -> None:
         self._runs.delete(owner.run_id)
 
     def owner_alive(self, owner: Owner) -> bool:
-        """Whether the run that holds a journal entry may still be going.
+        """Whether the run that holds a journal entry may still be going (the rule is
+        :func:`runner.store.owner.owner_alive`; the heartbeats are here)."""
+        return owner_alive(owner, self._last_beat)
 
-        On this host the process itself tells (its pid, checked against reuse). On another
-        host (a CI container, a colleague's machine sharing the store) only its heartbeat
-        can: one older than HEARTBEAT_TIMEOUT means that run is gone.
-        """
-        if owner.host == socket.gethostname():
-            return owner.is_alive()
-        seen = self._runs.get(owner.run_id)
-        return seen is not None and time.time() - float(seen.get("at", 0.0)) < HEARTBEAT_TIMEOUT
+    def _last_beat(self, run_id: str) -> float | None:
+        seen = self._runs.get(run_id)
+        return None if seen is None else float(seen.get("at", 0.0))
 
     def in_flight(self) -> list[tuple[str, JournalEntry]]:
         return self._journal.entries()
