@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from runner.emulator import EmulatorConfig, EmulatorServer
-from runner.store import Store
+from runner.store import Store, verify_store
 from tests.run_helpers import (
     GENERATION_NODES,
     ROOT,
@@ -64,7 +64,7 @@ def test_kill_9_while_jobs_are_in_flight_loses_and_repays_nothing(
     assert output_hashes(pipeline) == output_hashes(clean)
     with Store.open(store) as opened:
         assert opened.in_flight() == []
-        assert not opened.verify().corrupt
+        assert not verify_store(opened).corrupt
 
 
 def test_two_runs_at_once_on_one_store(tmp_path: Path, render_pool: ProcessPoolExecutor) -> None:
@@ -80,7 +80,7 @@ def test_two_runs_at_once_on_one_store(tmp_path: Path, render_pool: ProcessPoolE
     assert stats["total_submissions"] == len(GENERATION_NODES)
     assert set(stats["submissions"].values()) == {1}
     with Store.open(store) as opened:
-        assert not opened.verify().corrupt
+        assert not verify_store(opened).corrupt
 
 
 def test_fal_key_never_lands_anywhere(tmp_path: Path, render_pool: ProcessPoolExecutor) -> None:

@@ -25,7 +25,10 @@ from runner.store import (
     StoredFile,
     StoreError,
     UploadRecord,
+    gc_store,
     resolve_store_root,
+    store_info,
+    verify_store,
 )
 from runner.store import hashcache as hashcache_module
 from runner.store.blobs import hash_path
@@ -424,15 +427,15 @@ def test_verify_finds_a_flipped_byte_and_repairs(store: Store) -> None:
     path.write_bytes(bytes(data))
     assert not store.verify_file(bad.sha256)
 
-    report = store.verify()
+    report = verify_store(store)
     assert report.corrupt == [bad.sha256] and report.missing == ["bad"]
     assert not report.ok and path.exists()
 
-    repaired = store.verify(repair=True)
+    repaired = verify_store(store, repair=True)
     assert repaired.ok and repaired.files_removed == 1 and repaired.records_removed == 1
     assert not path.exists() and store.get_result("bad", check_file=False) is None
     assert store.get_result("good") is not None
-    assert store.verify().clean
+    assert verify_store(store).clean
 
 
 def test_gc_keeps_what_lockfiles_need(store: Store) -> None:
@@ -448,27 +451,27 @@ def test_gc_keeps_what_lockfiles_need(store: Store) -> None:
         age(store.file_path(stored.sha256))
     keep = {"keep-me", "keep-shared"}
 
-    dry = store.gc(keep, dry_run=True)
+    dry = gc_store(store, keep, dry_run=True)
     assert (dry.results_removed, dry.files_removed) == (2, 2)
     assert store.get_result("drop-me") is not None and store.has_file(orphan.sha256)
 
-    report = store.gc(keep)
+    report = gc_store(store, keep)
     assert report.results_removed == 2 and report.results_kept == 2
     assert report.files_removed == 2 and report.bytes_freed == len(b"dropped") + len(b"orphan")
     assert store.get_result("keep-me") is not None and store.get_result("keep-shared")
     assert store.get_result("drop-me", check_file=False) is None
     assert not store.has_file(dropped.sha256) and not store.has_file(orphan.sha256)
-    assert store.verify().clean
+    assert verify_store(store).clean
 
 
 def test_gc_spares_recent_work(store: Store) -> None:
     fresh = put_bytes(store, b"fresh", "1.bin")
     store.put_result(result("just-recorded", fresh))
     loose = put_bytes(store, b"landed, record not yet written", "2.bin")
-    report = store.gc(set())
+    report = gc_store(store, set())
     assert report.results_removed == 0 and report.files_removed == 0
     assert store.get_result("just-recorded") is not None and store.has_file(loose.sha256)
-    report = store.gc(set(), grace=0)
+    report = gc_store(store, set(), grace=0)
     assert report.results_removed == 1 and report.files_removed == 2
 
 
@@ -485,7 +488,7 @@ def test_gc_never_drops_money_in_flight(store: Store) -> None:
     gone = replace(far, run_id="gone-elsewhere")
     assert store.claim("gone-remote-claim", gone) is None  # no heartbeat: that run is over
 
-    report = store.gc(set(), grace=0)
+    report = gc_store(store, set(), grace=0)
     assert report.journal_removed == 2 and report.journal_kept == 3
     assert sorted(key for key, _ in store.in_flight()) == [
         "alive-claim",
@@ -512,7 +515,7 @@ def test_gc_removes_expired_uploads_stale_temps_and_gone_inputs(
     store.hash_file(gone)
     gone.unlink()
 
-    report = store.gc(set())
+    report = gc_store(store, set())
     assert report.uploads_removed == 1 and report.tmp_removed == 1 and report.hashes_removed == 1
     assert store.get_upload("fal", sha(b"b"), margin=0) is not None
     assert store.get_upload("fal", sha(b"c")) is not None
@@ -523,7 +526,7 @@ def test_info_counts(store: Store) -> None:
     output = put_bytes(store, b"12345")
     store.put_result(result("k", output))
     assert store.claim("j", Owner.current("r")) is None
-    info = store.info()
+    info = store_info(store)
     assert (info.files, info.file_bytes, info.results, info.journal) == (1, 5, 1, 1)
     assert info.submitted == 0 and info.disk_bytes > 5
 
@@ -601,8 +604,8 @@ def test_kill_during_put_file_leaves_nothing_corrupt(tmp_path: Path) -> None:
         os.close(writer)
     with Store.open(root) as store:
         assert list(store.files.entries()) == []
-        assert store.verify().clean
-        assert store.gc(set(), grace=0).tmp_removed == 1
+        assert verify_store(store).clean
+        assert gc_store(store, set(), grace=0).tmp_removed == 1
         assert list(store.tmp_dir().iterdir()) == []
 
 
@@ -631,7 +634,7 @@ def test_kill_at_any_moment_leaves_the_store_consistent(tmp_path: Path, delay: f
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     with Store.open(root) as store:
-        report = store.verify()
+        report = verify_store(store)
         assert report.clean, report
         results = list(store.results())
         assert len(results) >= 3
@@ -678,5 +681,5 @@ def test_two_processes_share_a_store(tmp_path: Path) -> None:
         in_flight = store.in_flight()
         assert {key for key, _ in in_flight} == won_a | won_b  # the phase-1 claims, no others
         assert all(entry.state == "claimed" for _, entry in in_flight)
-        assert store.verify().clean
-        assert store.info().results == count
+        assert verify_store(store).clean
+        assert store_info(store).results == count

@@ -12,7 +12,9 @@ import click
 from runner.errors import ShotgraphError
 from runner.lock import find_lockfiles, lock_keys
 from runner.pipeline.load import find_project_root
-from runner.store import GC_GRACE, Store, resolve_store_root
+from runner.run.backends import clear_local_state, local_state_bytes
+from runner.store import GC_GRACE, Store, gc_store, resolve_store_root, store_info, verify_store
+from runner.ui.reporters import RunLog
 
 F = TypeVar("F", bound=Callable[..., Any])
 MB = 1024 * 1024
@@ -69,10 +71,17 @@ def info(cache_dir: Path | None, project: Path | None, as_json: bool) -> int:
     if not store_root.exists():
         return no_store(store_root, as_json)
     with Store.open(store_root) as store:
-        found = store.info()
+        found = store_info(store)
+    emulator_bytes, log_bytes = local_state_bytes(store_root), RunLog.disk_bytes(store_root)
     emit(
         as_json,
-        {"store": str(store_root), "exists": True, **found.as_dict()},
+        {
+            "store": str(store_root),
+            "exists": True,
+            **found.as_dict(),
+            "emulator_bytes": emulator_bytes,
+            "log_bytes": log_bytes,
+        },
         [
             f"store      {store_root}",
             f"files      {found.files:,} ({mb(found.file_bytes)})",
@@ -81,8 +90,8 @@ def info(cache_dir: Path | None, project: Path | None, as_json: bool) -> int:
             f"in flight  {found.journal:,} ({found.submitted:,} submitted)",
             f"inputs     {found.hashes:,} hashed",
             f"temporary  {found.tmp_files:,} files",
-            f"emulator   {mb(found.emulator_bytes)} (the local backend's jobs and files)",
-            f"logs       {mb(found.log_bytes)}",
+            f"emulator   {mb(emulator_bytes)} (the local backend's jobs and files)",
+            f"logs       {mb(log_bytes)}",
             f"on disk    {mb(found.disk_bytes)}",
         ],
     )
@@ -100,7 +109,7 @@ def verify(cache_dir: Path | None, project: Path | None, as_json: bool, repair: 
     if not store_root.exists():
         return no_store(store_root, as_json)
     with Store.open(store_root) as store:
-        report = store.verify(repair=repair)
+        report = verify_store(store, repair=repair)
     lines = [f"checked {report.files_checked:,} files ({mb(report.bytes_checked)})"]
     lines += [f"corrupt file   {sha}" for sha in report.corrupt]
     lines += [f"missing output for result {key}" for key in report.missing]
@@ -168,7 +177,10 @@ def gc(
     for path in sources:
         keep |= lock_keys(path)
     with Store.open(store_root) as store:
-        report = store.gc(keep, dry_run=dry_run, grace=grace)
+        report = gc_store(store, keep, dry_run=dry_run, grace=grace)
+        logs_removed = RunLog.prune(store_root, dry_run=dry_run)
+        # The local backend's jobs and files go only when no job may still need them.
+        freed = 0 if report.journal_kept else clear_local_state(store, dry_run=dry_run)
     verb = "would remove" if dry_run else "removed"
     emit(
         as_json,
@@ -177,14 +189,16 @@ def gc(
             "lockfiles": [str(p) for p in sources],
             "kept_keys": len(keep),
             **report.as_dict(),
+            "logs_removed": logs_removed,
+            "emulator_bytes_freed": freed,
         },
         [
             f"kept {report.results_kept:,} result(s) "
             f"({len(keep):,} key(s) from {len(sources)} lockfile(s))",
             f"{verb} {report.results_removed:,} result(s), {report.files_removed:,} file(s) "
             f"({mb(report.bytes_freed)}), {report.uploads_removed:,} expired upload(s), "
-            f"{report.journal_removed:,} abandoned claim(s), {report.logs_removed:,} old run "
-            f"log(s), {mb(report.emulator_bytes_freed)} of emulator state, "
+            f"{report.journal_removed:,} abandoned claim(s), {logs_removed:,} old run "
+            f"log(s), {mb(freed)} of emulator state, "
             f"{report.tmp_removed:,} temporary "
             f"file(s)",
             f"kept {report.journal_kept:,} journal entr{'y' if report.journal_kept == 1 else 'ies'}"

@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-import time
-import uuid
 from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
@@ -82,9 +80,7 @@ def open_store(project_root: Path, cache_dir: Path | None) -> Store:
 
 
 def reporter_for(store: Store, pipeline: str, plain: bool) -> tuple[Fanout, RunLog]:
-    # Unique per run: two runs may start within the same second.
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    log = RunLog(store.root / "logs" / f"{stamp}-{pipeline}-{uuid.uuid4().hex[:8]}.jsonl")
+    log = RunLog.for_run(store.root, pipeline)
     screen: Reporter
     if not plain and sys.stdout.isatty():
         from rich.console import Console

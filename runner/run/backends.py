@@ -4,6 +4,8 @@
 - ``local``: the bundled emulator, started here on a free loopback port, keeping its jobs and
   files under the store (``<store>/emulator``). Because its state outlives the process, a run
   killed with ``kill -9`` and started again finds its jobs still there, as it would on fal.
+
+This module is the only one that knows where that state lives and when it may be cleared.
 """
 
 from __future__ import annotations
@@ -18,10 +20,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from runner.store import Store, tree_size
+
 if TYPE_CHECKING:
     from runner.fal import FalClient
 
 BACKENDS = ("fal", "local")
+# The local backend's state under the store, and the lock its emulator holds while it serves.
+LOCAL_STATE = "emulator"
+_IN_USE = "in-use.lock"
 
 
 @dataclass(frozen=True)
@@ -79,9 +86,9 @@ def _emulator_state(store_root: Path) -> Iterator[Path]:
     this run's emulator serves it (the lock dies with the process, however it ends). A second
     run sharing the store at that moment gets a private one instead: two emulators must not
     run the same jobs. (That run's jobs are not re-attachable after a crash of its own.)"""
-    shared = store_root / "emulator"
+    shared = store_root / LOCAL_STATE
     shared.mkdir(parents=True, exist_ok=True)
-    fd = os.open(shared / "in-use.lock", os.O_CREAT | os.O_RDWR, 0o644)
+    fd = os.open(shared / _IN_USE, os.O_CREAT | os.O_RDWR, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -96,6 +103,42 @@ def _emulator_state(store_root: Path) -> Iterator[Path]:
         yield shared
     finally:
         os.close(fd)  # releases the lock
+
+
+def local_state_bytes(store_root: Path) -> int:
+    """What the local backend's jobs and files take under the store."""
+    return tree_size(store_root / LOCAL_STATE)
+
+
+def clear_local_state(store: Store, *, dry_run: bool = False) -> int:
+    """Remove the local backend's jobs and files (and the uploads that pointed at them) once
+    nothing in the journal may need them and no run is using them (its emulator holds the
+    state directory's lock); the bytes freed."""
+    state = store.root / LOCAL_STATE
+    if not state.is_dir():
+        return 0
+    lock = state / _IN_USE
+    fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return 0  # a local run is going on
+        freed = tree_size(state)
+        if not dry_run:
+            for child in state.iterdir():
+                if child.name == lock.name:
+                    continue
+                if child.is_dir() and not child.is_symlink():
+                    shutil.rmtree(child, ignore_errors=True)
+                else:
+                    child.unlink(missing_ok=True)
+    finally:
+        os.close(fd)
+    if freed and not dry_run:
+        # Uploads to the local backend lived in the emulator's files: gone with them.
+        store.forget_uploads("local")
+    return freed
 
 
 # What the local backend sends for a key: the emulator (as fal) wants one of the form

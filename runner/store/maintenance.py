@@ -1,5 +1,5 @@
-"""Looking after a store: what it holds (info), whether it is intact (verify), and removing
-what no lockfile needs (gc).
+"""Looking after a store: what it holds (:func:`store_info`), whether it is intact
+(:func:`verify_store`), and removing what no lockfile needs (:func:`gc_store`).
 
 gc never removes a journal entry for a submitted job or one whose owner may be alive: those
 stand for money in flight. It spares anything younger than a grace period, because another
@@ -9,18 +9,14 @@ writing the lockfile that would keep them.
 
 from __future__ import annotations
 
-import fcntl
 import os
-import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from runner.store.blobs import hash_path
-
-if TYPE_CHECKING:
-    from runner.store.store import Store
+from runner.store.store import GC_GRACE, Store
 
 
 @dataclass(frozen=True)
@@ -37,8 +33,6 @@ class StoreInfo:
     hashes: int
     tmp_files: int
     disk_bytes: int
-    emulator_bytes: int = 0  # the local backend's jobs and files
-    log_bytes: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -90,14 +84,12 @@ class GcReport:
     journal_kept: int = 0
     hashes_removed: int = 0
     tmp_removed: int = 0
-    logs_removed: int = 0
-    emulator_bytes_freed: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def gather(store: Store) -> StoreInfo:
+def store_info(store: Store) -> StoreInfo:
     files = file_bytes = 0
     for _, path in store.files.entries():
         try:
@@ -116,13 +108,11 @@ def gather(store: Store) -> StoreInfo:
         submitted=sum(1 for _, entry in store.in_flight() if entry.state == "submitted"),
         hashes=counts["hashes"],
         tmp_files=sum(1 for _ in store.files.temps()),
-        disk_bytes=_tree_size(store.root),
-        emulator_bytes=_tree_size(store.root / "emulator"),
-        log_bytes=_tree_size(store.root / "logs"),
+        disk_bytes=tree_size(store.root),
     )
 
 
-def inspect(store: Store, *, repair: bool = False) -> VerifyReport:
+def verify_store(store: Store, *, repair: bool = False) -> VerifyReport:
     report = VerifyReport(repaired=repair)
     bad: set[str] = set()
     for name, path in store.files.entries():
@@ -152,7 +142,12 @@ def inspect(store: Store, *, repair: bool = False) -> VerifyReport:
     return report
 
 
-def collect(store: Store, keep_keys: set[str], *, dry_run: bool, grace: float) -> GcReport:
+def gc_store(
+    store: Store, keep_keys: set[str], *, dry_run: bool = False, grace: float = GC_GRACE
+) -> GcReport:
+    """Remove results whose keys are not in ``keep_keys``, files no kept result names,
+    expired uploads, dead claims, forgotten inputs and stale temporary files. What other parts
+    keep under the root (the local backend's state, run logs) is theirs to prune."""
     report = GcReport(dry_run=dry_run)
     now = time.time()
     recent = now - grace
@@ -199,58 +194,11 @@ def collect(store: Store, keep_keys: set[str], *, dry_run: bool, grace: float) -
         report.tmp_removed += 1
         if not dry_run:
             path.unlink(missing_ok=True)
-    report.logs_removed = _prune_logs(store.root / "logs", dry_run=dry_run)
-    if not report.journal_kept:
-        report.emulator_bytes_freed = _clear_emulator(store.root, dry_run=dry_run)
-        if report.emulator_bytes_freed and not dry_run:
-            # Uploads to the local backend lived in the emulator's files: gone with them.
-            for key, _ in list(store.uploads()):
-                if key.startswith("local/"):
-                    store.delete_upload(key)
     return report
 
 
-# Run logs kept by gc: the newest ones (they are for looking at recent runs' timings).
-KEEP_LOGS = 20
-
-
-def _prune_logs(logs: Path, *, dry_run: bool) -> int:
-    found = sorted(logs.glob("*.jsonl"), key=lambda p: p.stat().st_mtime) if logs.is_dir() else []
-    old = found[:-KEEP_LOGS] if len(found) > KEEP_LOGS else []
-    if not dry_run:
-        for path in old:
-            path.unlink(missing_ok=True)
-    return len(old)
-
-
-def _clear_emulator(root: Path, *, dry_run: bool) -> int:
-    """The local backend's jobs and files, once nothing in the journal may need them and no
-    run is using them (its emulator holds the state directory's lock)."""
-    state = root / "emulator"
-    if not state.is_dir():
-        return 0
-    lock = state / "in-use.lock"
-    fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return 0  # a local run is going on
-        freed = _tree_size(state)
-        if not dry_run:
-            for child in state.iterdir():
-                if child.name == lock.name:
-                    continue
-                if child.is_dir() and not child.is_symlink():
-                    shutil.rmtree(child, ignore_errors=True)
-                else:
-                    child.unlink(missing_ok=True)
-        return freed
-    finally:
-        os.close(fd)
-
-
-def _tree_size(root: Path) -> int:
+def tree_size(root: Path) -> int:
+    """Bytes in the files under ``root`` (0 when it does not exist)."""
     total = 0
     for directory, _, names in os.walk(root):
         for name in names:

@@ -28,7 +28,6 @@ from runner.store.blobs import FileStore
 from runner.store.hashcache import HashCache
 from runner.store.journal import Journal, JournalEntry
 from runner.store.location import ensure_layout
-from runner.store.maintenance import GcReport, StoreInfo, VerifyReport, collect, gather, inspect
 from runner.store.owner import Owner, owner_alive
 from runner.store.rows import RecordError, ResultRecord, StoredFile, UploadRecord
 from runner.store.table import StoreError, Table
@@ -185,6 +184,13 @@ class Store:
     def delete_upload(self, key: str) -> bool:
         return self._uploads.delete(key)
 
+    def forget_uploads(self, backend: str) -> int:
+        """Drop every upload record of ``backend`` (its files are gone); how many."""
+        prefix = _upload_key(backend, "")
+        return sum(
+            self._uploads.delete(key) for key in list(self._uploads) if key.startswith(prefix)
+        )
+
     # -- journal -------------------------------------------------------------------------
 
     def claim(self, key: str, owner: Owner) -> JournalEntry | None:
@@ -249,17 +255,6 @@ class Store:
 
     def forget_missing_inputs(self, *, dry_run: bool = False) -> int:
         return self._hashes.forget_missing(dry_run=dry_run)
-
-    def info(self) -> StoreInfo:
-        return gather(self)
-
-    def verify(self, *, repair: bool = False) -> VerifyReport:
-        return inspect(self, repair=repair)
-
-    def gc(
-        self, keep_keys: set[str], *, dry_run: bool = False, grace: float = GC_GRACE
-    ) -> GcReport:
-        return collect(self, keep_keys, dry_run=dry_run, grace=grace)
 
 
 def _upload_key(backend: str, sha256: str) -> str:

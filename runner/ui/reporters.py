@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -26,9 +27,13 @@ from runner.run.events import (
     RunFinished,
     RunStarted,
 )
+from runner.store import tree_size
 
 if TYPE_CHECKING:
     from rich.console import Console, Group
+
+LOGS = "logs"  # under the store
+KEEP_LOGS = 20  # run logs gc keeps: the newest
 
 
 def _size(n: int) -> str:
@@ -188,7 +193,31 @@ class LiveReporter:
 
 class RunLog:
     """The run log: every event as a JSON line (with its time since the start), appended to
-    ``<store>/logs/<run>.jsonl``. Not part of the lockfile; handy for timings."""
+    ``<store>/logs/<run>.jsonl``. Not part of the lockfile; handy for timings. The class owns
+    that directory: where a run's log goes, how much the logs take, pruning old ones."""
+
+    @classmethod
+    def for_run(cls, store_root: Path, pipeline: str) -> RunLog:
+        # Unique per run: two runs may start within the same second.
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        return cls(store_root / LOGS / f"{stamp}-{pipeline}-{uuid.uuid4().hex[:8]}.jsonl")
+
+    @staticmethod
+    def disk_bytes(store_root: Path) -> int:
+        return tree_size(store_root / LOGS)
+
+    @staticmethod
+    def prune(store_root: Path, *, dry_run: bool = False) -> int:
+        """Remove all but the newest KEEP_LOGS logs (they are for recent runs' timings)."""
+        logs = store_root / LOGS
+        if not logs.is_dir():
+            return 0
+        found = sorted(logs.glob("*.jsonl"), key=lambda p: p.stat().st_mtime)
+        old = found[:-KEEP_LOGS] if len(found) > KEEP_LOGS else []
+        if not dry_run:
+            for path in old:
+                path.unlink(missing_ok=True)
+        return len(old)
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
