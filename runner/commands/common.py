@@ -16,10 +16,9 @@ from runner.compile.check import CheckResult, check_pipeline
 from runner.errors import Diagnostic
 from runner.hashing import Hasher, sha256_file
 from runner.pipeline.load import find_project_root
+from runner.run.backends import BACKENDS, FAL
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-BACKENDS = ("fal", "local")
 
 
 def pipeline_argument(func: F) -> F:
@@ -32,7 +31,7 @@ def backend_option(func: F) -> F:
     return click.option(
         "--backend",
         type=click.Choice(BACKENDS),
-        default="fal",
+        default=FAL,
         show_default=True,
         help="fal.ai, or the local emulator (offline, free). Part of every cache key.",
     )(func)

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from runner.commands.common import checked, pipeline_argument
+from runner.run.backends import FAL
 from runner.ui.graph_export import to_dot, to_mermaid
 
 
@@ -17,7 +18,7 @@ from runner.ui.graph_export import to_dot, to_mermaid
 )
 def graph(pipeline: Path, fmt: str) -> int:
     """Print the graph of nodes, keyframes, motion clips and outputs."""
-    result = checked(pipeline, "fal", show="errors")
+    result = checked(pipeline, FAL, show="errors")
     compiled = result.require()
     click.echo(to_mermaid(compiled) if fmt == "mermaid" else to_dot(compiled), nl=False)
     return 0

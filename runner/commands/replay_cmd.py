@@ -18,6 +18,7 @@ from runner.lock import RESTORE_HINT, Lock, LockedInput, LockEntry, read_lock
 from runner.ltx.pricing import Estimate
 from runner.ltx.registry import registry
 from runner.pipeline.load import find_project_root
+from runner.run.backends import BACKENDS
 from runner.store import Store
 
 
@@ -27,7 +28,7 @@ from runner.store import Store
 )
 @click.option(
     "--backend",
-    type=click.Choice(["fal", "local"]),
+    type=click.Choice(BACKENDS),
     help="Default: the backend the lockfile was rendered with.",
 )
 @click.option(

@@ -14,7 +14,7 @@ import click
 
 from runner.compile.steps import Step
 from runner.errors import display_path
-from runner.run.backends import LocalOptions, open_backend
+from runner.run.backends import LOCAL, LocalOptions, open_backend
 from runner.run.events import Fanout, Reporter
 from runner.run.executor import Executor, RunOptions, RunResult
 from runner.store import Store, resolve_store_root
@@ -139,7 +139,7 @@ def summarize(
     rendered, cached = len(result.rendered), len(result.cached)
     money = (
         f"would cost ~${result.spent_usd:.2f} on fal (the local backend is free)"
-        if backend == "local"
+        if backend == LOCAL
         else f"spent ~${result.spent_usd:.2f}"
     )
     head = (

@@ -20,12 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from runner.store import Store, tree_size
-
 if TYPE_CHECKING:
     from runner.fal import FalClient
+    from runner.store import Store
 
+# Every backend there is; the name is part of every cache key.
 BACKENDS = ("fal", "local")
+FAL, LOCAL = BACKENDS
 # The local backend's state under the store, and the lock its emulator holds while it serves.
 LOCAL_STATE = "emulator"
 _IN_USE = "in-use.lock"
@@ -53,7 +54,7 @@ async def open_backend(
     from runner.fal import FalClient
 
     env = os.environ if env is None else env
-    if name == "fal":
+    if name == FAL:
         async with FalClient.from_env(env, require_key=True) as client:
             yield client
         return
@@ -107,6 +108,8 @@ def _emulator_state(store_root: Path) -> Iterator[Path]:
 
 def local_state_bytes(store_root: Path) -> int:
     """What the local backend's jobs and files take under the store."""
+    from runner.store import tree_size
+
     return tree_size(store_root / LOCAL_STATE)
 
 
@@ -114,6 +117,8 @@ def clear_local_state(store: Store, *, dry_run: bool = False) -> int:
     """Remove the local backend's jobs and files (and the uploads that pointed at them) once
     nothing in the journal may need them and no run is using them (its emulator holds the
     state directory's lock); the bytes freed."""
+    from runner.store import tree_size
+
     state = store.root / LOCAL_STATE
     if not state.is_dir():
         return 0
@@ -137,7 +142,7 @@ def clear_local_state(store: Store, *, dry_run: bool = False) -> int:
         os.close(fd)
     if freed and not dry_run:
         # Uploads to the local backend lived in the emulator's files: gone with them.
-        store.forget_uploads("local")
+        store.forget_uploads(LOCAL)
     return freed
 
 
