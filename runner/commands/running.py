@@ -1,10 +1,9 @@
-"""What `run` and `replay` share: options, the store, reporters, the executor, the summary."""
+"""What `run` and `replay` share: options, the store, reporters, the executor, the exit code."""
 
 from __future__ import annotations
 
 import asyncio
 import os
-import sys
 from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
@@ -13,12 +12,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from runner.compile.steps import Step
-from runner.errors import display_path
-from runner.run.backends import LOCAL, LocalOptions, open_backend
-from runner.run.events import Fanout, Reporter
+from runner.run.backends import LocalOptions, open_backend
 from runner.run.executor import Executor, RunOptions, RunResult
 from runner.store import Store, resolve_store_root
-from runner.ui.reporters import LiveReporter, PlainReporter, RunLog
+from runner.ui.reporters import reporters_for
+from runner.ui.summary import print_summary
 
 if TYPE_CHECKING:
     from runner.fal import FalClient
@@ -79,18 +77,6 @@ def open_store(project_root: Path, cache_dir: Path | None) -> Store:
     return Store.open(resolve_store_root(project_root, cache_dir, os.environ))
 
 
-def reporter_for(store: Store, pipeline: str, plain: bool) -> tuple[Fanout, RunLog]:
-    log = RunLog.for_run(store.root, pipeline)
-    screen: Reporter
-    if not plain and sys.stdout.isatty():
-        from rich.console import Console
-
-        screen = LiveReporter(Console())
-    else:
-        screen = PlainReporter(sys.stdout)
-    return Fanout(screen, log), log
-
-
 def execute(
     steps: Mapping[str, Step],
     store: Store,
@@ -125,7 +111,7 @@ def execute(
         )
         return await executor.run()
 
-    reporter, log = reporter_for(store, pipeline_name, options["plain"])
+    reporter, log = reporters_for(store.root, pipeline_name, plain=options["plain"])
     try:
         return asyncio.run(go())
     finally:
@@ -136,31 +122,7 @@ def summarize(
     result: RunResult, outputs: Mapping[str, Path], extra: list[str], *, backend: str
 ) -> int:
     """Print the run's summary; the exit code."""
-    rendered, cached = len(result.rendered), len(result.cached)
-    money = (
-        f"would cost ~${result.spent_usd:.2f} on fal (the local backend is free)"
-        if backend == LOCAL
-        else f"spent ~${result.spent_usd:.2f}"
-    )
-    head = (
-        f"{rendered} rendered, {cached} cached, {len(result.failed)} failed, "
-        f"{len(result.skipped)} skipped · {money}"
-    )
-    click.echo(("interrupted: " if result.interrupted else "") + head)
-    if result.in_flight:
-        click.echo(
-            f"  still running at fal: {', '.join(result.in_flight)}; run again to "
-            "collect them (they are not submitted again)"
-        )
-    for name, failure in sorted(result.failed.items()):
-        click.echo(click.style(f"  failed {name}: {failure.message}", fg="red"), err=True)
-        if failure.hint:
-            click.echo(f"    hint: {failure.hint}", err=True)
-    for name, path in sorted(outputs.items()):
-        if name in result.records:
-            click.echo(f"  output {name}: {display_path(path)}")
-    for line in extra:
-        click.echo(f"  {line}")
+    print_summary(result, outputs, extra, backend=backend)
     if result.interrupted:
         return 130
     return 0 if result.ok else 1

@@ -4,6 +4,7 @@ and a JSON-lines run log beside the store."""
 from __future__ import annotations
 
 import json
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import IO, TYPE_CHECKING, Any
 from runner.errors import display_path
 from runner.run.events import (
     Event,
+    Fanout,
     NodeCached,
     NodeDone,
     NodeDownloading,
@@ -24,6 +26,7 @@ from runner.run.events import (
     NodeSubmitted,
     Notice,
     OutputWritten,
+    Reporter,
     RunFinished,
     RunStarted,
 )
@@ -236,3 +239,17 @@ class RunLog:
     def close(self) -> None:
         if not self._file.closed:
             self._file.close()
+
+
+def reporters_for(store_root: Path, pipeline: str, *, plain: bool) -> tuple[Fanout, RunLog]:
+    """What a run reports to: a live table on a terminal (plain lines elsewhere, or with
+    ``plain``) and its run log; the log is returned too, for closing."""
+    log = RunLog.for_run(store_root, pipeline)
+    screen: Reporter
+    if not plain and sys.stdout.isatty():
+        from rich.console import Console
+
+        screen = LiveReporter(Console())
+    else:
+        screen = PlainReporter(sys.stdout)
+    return Fanout(screen, log), log

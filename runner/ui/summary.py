@@ -1,0 +1,44 @@
+"""The summary a run ends with: counts and money, jobs left at fal, failures with their hints,
+the outputs written, and notes from the command (the lockfile)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import click
+
+from runner.errors import display_path
+from runner.run.backends import LOCAL
+from runner.run.executor import RunResult
+
+
+def print_summary(
+    result: RunResult, outputs: Mapping[str, Path], extra: list[str], *, backend: str
+) -> None:
+    """Print the summary: on stdout, failures on stderr."""
+    rendered, cached = len(result.rendered), len(result.cached)
+    money = (
+        f"would cost ~${result.spent_usd:.2f} on fal (the local backend is free)"
+        if backend == LOCAL
+        else f"spent ~${result.spent_usd:.2f}"
+    )
+    head = (
+        f"{rendered} rendered, {cached} cached, {len(result.failed)} failed, "
+        f"{len(result.skipped)} skipped · {money}"
+    )
+    click.echo(("interrupted: " if result.interrupted else "") + head)
+    if result.in_flight:
+        click.echo(
+            f"  still running at fal: {', '.join(result.in_flight)}; run again to "
+            "collect them (they are not submitted again)"
+        )
+    for name, failure in sorted(result.failed.items()):
+        click.echo(click.style(f"  failed {name}: {failure.message}", fg="red"), err=True)
+        if failure.hint:
+            click.echo(f"    hint: {failure.hint}", err=True)
+    for name, path in sorted(outputs.items()):
+        if name in result.records:
+            click.echo(f"  output {name}: {display_path(path)}")
+    for line in extra:
+        click.echo(f"  {line}")
