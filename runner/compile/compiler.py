@@ -13,7 +13,7 @@ from typing import Any
 
 from runner.compile import request
 from runner.compile.keys import derived_seed, generation_key, keyed_body, media_key
-from runner.compile.sources import InputResolver, MediaSource, Upstream
+from runner.compile.sources import MediaSource, SourceResolver, Upstream
 from runner.compile.steps import Slot, Step
 from runner.errors import Diagnostics, ShotgraphError
 from runner.hashing import Hasher, sha256_file
@@ -53,7 +53,7 @@ class Compiler:
         self.diags = diags
         self.backend = backend
         self.presets = PresetResolver(pipeline, diags)
-        self.inputs = InputResolver(pipeline, diags, hash_file)
+        self.sources = SourceResolver(pipeline, diags, hash_file)
         self.renderer = PromptRenderer(pipeline.templates_dir or pipeline.base_dir / "templates")
         self.steps: dict[str, Step] = {}
         self._template_reported: set[str] = set()
@@ -83,7 +83,7 @@ class Compiler:
         return Compiled(self.pipeline, graph, self.steps, self.backend)
 
     def _sources(self, node: Node) -> list[MediaSource] | None:
-        sources = [self.inputs.resolve(c) for c in node.inputs]
+        sources = [self.sources.resolve(c) for c in node.inputs]
         if any(s is None for s in sources):
             return None
         return [s for s in sources if s is not None]

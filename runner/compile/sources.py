@@ -65,7 +65,7 @@ class Remote:
 MediaSource = LocalFile | Upstream | Remote
 
 
-class InputResolver:
+class SourceResolver:
     """Resolves node inputs of one pipeline, hashing each file once (with ``hash_file``: the
     store's, which remembers hashes between runs, when there is a store)."""
 

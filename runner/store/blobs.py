@@ -46,7 +46,7 @@ def atomic_write_text(path: Path, text: str) -> None:
     fsync_dir(path.parent)
 
 
-class FileStore:
+class BlobStore:
     """Files by SHA-256 under ``files/``, staged in ``tmp/``."""
 
     def __init__(self, files: Path, tmp: Path) -> None:

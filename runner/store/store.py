@@ -24,7 +24,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from runner.store.blobs import FileStore
+from runner.store.blobs import BlobStore
 from runner.store.hashcache import HashCache
 from runner.store.journal import Journal, JournalEntry
 from runner.store.location import ensure_layout
@@ -44,7 +44,7 @@ class Store:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.files = FileStore(root / "files", root / "tmp")
+        self.files = BlobStore(root / "files", root / "tmp")
         records = root / "records"
         self._results = Table(records / "results", durable=True)
         self._journal = Journal(Table(records / "journal", durable=True))
