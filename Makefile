@@ -19,15 +19,17 @@ $(STAMP): pyproject.toml | $(BIN)/python
 demo: $(STAMP)
 	$(BIN)/shotgraph run pipelines/demo.yaml --backend local
 
-## test: the whole suite, with lint and type checks
+## test: the whole suite, with lint, type checks and the layer contracts (docs/architecture.md)
 test: $(STAMP)
 	$(BIN)/ruff check runner tests benchmarks scripts
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check runner tests benchmarks scripts
 	$(BIN)/ruff format --check runner tests benchmarks scripts
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -41,4 +43,4 @@ assets: $(STAMP)
 	$(BIN)/python scripts/make_example_assets.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache
