@@ -382,7 +382,7 @@ def test_fit_inside() -> None:
 
 @pytest.fixture(scope="module")
 def assets_script() -> ModuleType:
-    path = Path(__file__).resolve().parent.parent / "scripts" / "make_example_assets.py"
+    path = Path(__file__).resolve().parents[2] / "scripts" / "make_example_assets.py"
     spec = importlib.util.spec_from_file_location("make_example_assets", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

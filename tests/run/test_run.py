@@ -89,7 +89,7 @@ def test_edits_rerun_exactly_what_they_affect(
         # a template edit that renders the same text: nothing
         templates = tmp_path / "p" / "templates"
         templates.mkdir()
-        source = (Path(__file__).parents[1] / "templates" / "continue.j2").read_text()
+        source = (Path(__file__).parents[2] / "templates" / "continue.j2").read_text()
         (templates / "continue.j2").write_text(
             "{# our copy, reflowed #}\n"
             + source.replace("same place, same light.", "same place,\n    same light.")

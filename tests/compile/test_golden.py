@@ -2,7 +2,7 @@
 example pipeline. A change here changes what users are billed for or invalidates their
 caches, so it must be deliberate: regenerate with
 
-    SHOTGRAPH_UPDATE_GOLDEN=1 .venv/bin/pytest tests/test_golden.py
+    SHOTGRAPH_UPDATE_GOLDEN=1 .venv/bin/pytest tests/compile/test_golden.py
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from runner.compile.check import check_pipeline
 from runner.plan import make_plan
 from runner.ui.plan_table import plan_json
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "pipelines").glob("*.yaml"))
 GOLDEN = Path(__file__).parent / "golden"
 

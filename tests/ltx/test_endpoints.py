@@ -12,7 +12,7 @@ from runner.ltx.pricing import estimate, timing
 from runner.ltx.registry import registry
 from runner.ltx.schema import input_schema, load_raw
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "reference" / "fal-ltx-openapi.json"
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "reference" / "fal-ltx-openapi.json"
 
 
 def test_every_family_the_seeds_use() -> None:

@@ -20,7 +20,7 @@ from runner.pipeline.schema_validator import ANNOTATIONS, KEYWORDS, SchemaError,
 from runner.pipeline.yamlsrc import read_yaml_file
 from tests.helpers import key_paths
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DOCUMENTS = sorted((ROOT / "pipelines").glob("*.yaml")) + sorted(
     (ROOT / "tests/fixtures/invalid").glob("*.yaml")
 )

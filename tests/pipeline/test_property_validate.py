@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from runner import cli
 from tests.helpers import key_paths
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "pipelines").glob("*.yaml"))
 TOKENS = [
     "",

@@ -14,7 +14,7 @@ import pytest
 
 from runner.compile.check import check_pipeline
 
-FIXTURES = Path(__file__).parent / "fixtures" / "invalid"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "invalid"
 MARK = re.compile(r"#\s*error(-anywhere)?:\s*(.+?)\s*$")
 
 
