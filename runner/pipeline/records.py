@@ -1,4 +1,4 @@
-"""The pipeline as frozen, typed records. They are built in one place: runner/pipeline/load.py."""
+"""The pipeline as frozen, typed records, built in one place (runner/pipeline/build.py)."""
 
 from __future__ import annotations
 
