@@ -5,6 +5,10 @@ here, so that we can report duplicate keys, refuse unsafe tags and read YAML the
 means it, with YAML 1.2 scalars: ``16:9`` is a string (not the base-60 integer 969 of YAML
 1.1), and so are ``yes``/``no``/``on``/``off`` and dates. The line of every key and list item
 is kept in a :class:`SourceMap`, which turns a key path back into a file and line.
+
+A pipeline file is untrusted input, so the document is bounded while it is built: aliases may
+repeat values but not multiply the document (a "billion laughs" stops at the alias that
+crosses the bound, in microseconds), nesting is bounded, and so are the digits of an integer.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Any
 import yaml
 
 from runner.errors import Diagnostics, KeyPath, Location
+from runner.textfile import TextProblem, decode
 
 _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _CORE = "tag:yaml.org,2002:"
@@ -34,6 +39,20 @@ _SPECIAL_FLOAT = {
 
 # (line of the key or item, line of its value), 1-based, by key or index.
 Lines = dict[str | int, tuple[int, int]]
+
+# Aliases may add this many values to a document, plus ten per value actually written: a
+# real pipeline reuses a preset or a look in every node, an alias bomb multiplies them.
+ALIAS_ALLOWANCE = 100_000
+ALIAS_RATIO = 10
+MAX_DEPTH = 64
+MAX_INT_DIGITS = 100
+# A value's weight: 1 per node, plus 1 per 100 characters of a scalar (aliasing one long
+# string a thousand times is a bomb too).
+_CHARS_PER_WEIGHT = 100
+
+
+class _Abort(Exception):
+    """The document is too big to build; the error is already reported."""
 
 
 class SourceMap:
@@ -74,6 +93,7 @@ class _Frame:
     key: str | None = None
     key_line: int = 0
     merges: list[tuple[Any, int]] = field(default_factory=list)
+    weight: int = 1
 
 
 class _Builder:
@@ -87,10 +107,14 @@ class _Builder:
         self.lines: dict[int, Lines] = {}
         self.root: Any = None
         self.done = False
+        self.weights: dict[int, int] = {}  # by id() of each container
+        self.events = 0
+        self.expanded = 0  # values added by aliases
 
     def feed(self, event: yaml.Event) -> None:
         mark = event.start_mark
         line = mark.line + 1 if mark is not None else 0
+        self.events += 1
         if type(event) is yaml.ScalarEvent:
             self._value(self._scalar(event, line), line, event.anchor, is_key_text=event.value)
         elif isinstance(event, yaml.AliasEvent):
@@ -102,6 +126,7 @@ class _Builder:
             if isinstance(frame.container, dict):
                 self._merge(frame)
             self.lines[id(frame.container)] = frame.lines
+            self.weights[id(frame.container)] = frame.weight
             if frame.anchor is not None:
                 self.anchors[frame.anchor] = frame.container
             self._value(frame.container, frame.line, None, is_key_text=None, closing=True)
@@ -121,6 +146,15 @@ class _Builder:
         path = self._child_path()
         if tag not in (None, "!", expected):
             self._unsupported_tag(tag, line, path)
+        if len(self.stack) >= MAX_DEPTH:
+            self._error(
+                line,
+                path,
+                "yaml-depth",
+                f"values are nested more than {MAX_DEPTH} levels deep",
+                "a pipeline needs a few levels; flatten this value",
+            )
+            raise _Abort
         container: dict[str, Any] | list[Any] = {} if mapping else []
         self.stack.append(_Frame(container, path, getattr(event, "anchor", None), line))
 
@@ -144,7 +178,26 @@ class _Builder:
             self._error(line, self._child_path(), "yaml-alias", message)
             self._value(None, line, None, is_key_text=None)
             return
-        self._value(self.anchors[anchor], line, None, is_key_text=None)
+        value = self.anchors[anchor]
+        self.expanded += self._weight(value)
+        allowed = ALIAS_ALLOWANCE + ALIAS_RATIO * self.events
+        if self.expanded > allowed:
+            self._error(
+                line,
+                self._child_path(),
+                "yaml-alias-bomb",
+                f"YAML aliases expand this document past {allowed:,} values",
+                "an alias may repeat a value, not multiply the document: write the values "
+                "out, or use fewer levels of aliases of aliases",
+            )
+            raise _Abort
+        self._value(value, line, None, is_key_text=None)
+
+    def _weight(self, value: Any) -> int:
+        found = self.weights.get(id(value))
+        if found is not None:
+            return found
+        return 1 + len(value) // _CHARS_PER_WEIGHT if isinstance(value, str) else 1
 
     def _value(
         self,
@@ -162,6 +215,7 @@ class _Builder:
                 self.root, self.done = value, True
             return
         frame = self.stack[-1]
+        frame.weight += self._weight(value)
         value_line = line
         if isinstance(frame.container, list):
             frame.lines[len(frame.container)] = (value_line, value_line)
@@ -214,6 +268,16 @@ class _Builder:
     def _scalar(self, event: yaml.ScalarEvent, line: int) -> Any:
         text, tag = event.value, event.tag
         plain = event.style in (None, "") and event.implicit[0]
+        if (plain or tag == _CORE + "int") and _too_long_integer(text):
+            digits = len(text.lstrip("+-"))
+            self._error(
+                line,
+                self._child_path(),
+                "yaml-integer",
+                f"an integer of {digits:,} digits is too long (at most {MAX_INT_DIGITS})",
+                "no parameter takes a number this large; put it in quotes if it is text",
+            )
+            return text
         if tag in (None, "!"):
             return _resolve_plain(text) if plain else text
         if tag == _CORE + "str":
@@ -250,6 +314,10 @@ class _Builder:
         self.diags.error(code, message, Location(self.file, line, path), hint)
 
 
+def _too_long_integer(text: str) -> bool:
+    return len(text) > MAX_INT_DIGITS and _INT.match(text) is not None
+
+
 def _resolve_plain(text: str) -> Any:
     """YAML 1.2 core schema resolution of a plain scalar."""
     if text and text[0] not in _MAYBE_NOT_STRING:
@@ -278,6 +346,8 @@ def load_yaml(text: str, file: Path | None, diags: Diagnostics) -> tuple[Any, So
             if event is None or isinstance(event, yaml.StreamEndEvent):
                 break
             feed(event)
+    except _Abort:
+        return None, SourceMap(file)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or exc.context or "invalid YAML"
@@ -300,19 +370,21 @@ def load_yaml(text: str, file: Path | None, diags: Diagnostics) -> tuple[Any, So
     return builder.root, SourceMap(file, builder.root, builder.lines)
 
 
-def read_yaml_file(path: Path, diags: Diagnostics) -> tuple[Any, SourceMap]:
-    """Read and parse ``path``; a file that cannot be read is a diagnostic too."""
+def load_yaml_bytes(data: bytes, file: Path | None, diags: Diagnostics) -> tuple[Any, SourceMap]:
+    """Decode (with the line and column of bytes that are not text) and parse ``data``."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        diags.error(
-            "file-missing",
-            f"no such file: {path}",
-            Location(path),
-            "check the path; relative paths start at the directory you run from",
-        )
+        text = decode(data)
+    except TextProblem as problem:
+        diags.error("text", problem.message, Location(file, problem.line), problem.hint)
+        return None, SourceMap(file)
+    return load_yaml(text, file, diags)
+
+
+def read_yaml_file(path: Path, diags: Diagnostics) -> tuple[Any, SourceMap]:
+    """Read and parse a trusted file (shotgraph's own data)."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        diags.error("file-unreadable", f"cannot read {path}: {exc.strerror}", Location(path))
         return None, SourceMap(path)
-    except (OSError, UnicodeDecodeError) as exc:
-        diags.error("file-unreadable", f"cannot read {path}: {exc}", Location(path))
-        return None, SourceMap(path)
-    return load_yaml(text, path, diags)
+    return load_yaml_bytes(data, path, diags)
