@@ -20,6 +20,7 @@ from typing import Any
 
 from runner import atomic
 from runner.compiler import Compiled
+from runner.confine import Refused, confine
 from runner.errors import ShotgraphError
 from runner.inputs import LocalFile, Remote, Upstream
 from runner.steps import Step, copy_along, set_pointer
@@ -30,6 +31,18 @@ LOCK_VERSION = 1
 
 def lock_path(pipeline_path: Path) -> Path:
     return pipeline_path.with_name(f"{pipeline_path.stem}.lock.json")
+
+
+def project_lock_path(compiled: Compiled) -> Path:
+    """The lockfile beside a pipeline, which obeys the confinement rule like every path of
+    the pipeline: a lockfile committed as a symlink to a file elsewhere is refused."""
+    pipeline = compiled.pipeline
+    path = lock_path(pipeline.path)
+    try:
+        confine(pipeline.project, path.name, pipeline.base_dir)
+    except Refused as refused:
+        raise ShotgraphError(f"the lockfile {refused.message}", hint=refused.hint) from None
+    return path
 
 
 def build_lock(

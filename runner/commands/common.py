@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
 from runner.check import CheckResult, check_pipeline
-from runner.errors import Diagnostic
+from runner.confine import Project, Refused, confine
+from runner.errors import Diagnostic, ShotgraphError
 from runner.hashing import Hasher, sha256_file
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -53,4 +56,24 @@ def checked(
         echo_diagnostics(result.errors + result.warnings)
     elif show == "errors":
         echo_diagnostics(result.errors)
-    return result
+    # Printed once: the error that stops the command then only says how many there were.
+    return replace(result, shown=show != "none")
+
+
+def store_root(project: Project, cache_dir: Path | None) -> Path:
+    """The store a command uses: ``--cache-dir``, else ``$SHOTGRAPH_CACHE_DIR`` (both chosen by
+    whoever runs shotgraph), else ``.shotgraph`` in the project, which a pull request could
+    have committed as a symlink, so it obeys the confinement rule."""
+    from runner.store import resolve_store_root  # not for validate: it never opens a store
+    from runner.store.location import ENV_VAR
+
+    root = resolve_store_root(project.root, cache_dir, os.environ)
+    if cache_dir is None and not os.environ.get(ENV_VAR):
+        try:
+            confine(project, root, project.root, expect="dir")
+        except Refused as refused:
+            raise ShotgraphError(
+                f"the store {refused.message}",
+                hint="remove it, or choose a store with --cache-dir or $SHOTGRAPH_CACHE_DIR",
+            ) from None
+    return root

@@ -4,7 +4,6 @@ why (from the store and the lockfile); nothing is sent."""
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,15 +11,20 @@ from pathlib import Path
 import click
 
 from runner.cache_status import CacheStatus
-from runner.commands.common import backend_option, checked, pipeline_argument
+from runner.commands.common import (
+    backend_option,
+    checked,
+    pipeline_argument,
+    store_root,
+)
 from runner.compiler import Compiled
+from runner.confine import Project
 from runner.errors import ShotgraphError
 from runner.hashing import Hasher, sha256_file
-from runner.loader import find_project_root
-from runner.lockfile import lock_path, read_lock
+from runner.lockfile import project_lock_path, read_lock
 from runner.plan import Plan, make_plan
 from runner.plan_table import format_plan, plan_json
-from runner.store import Store, StoreError, is_store, resolve_store_root
+from runner.store import Store, StoreError, is_store
 
 
 @click.command()
@@ -70,9 +74,9 @@ def plan(
 def plan_with_store(compiled: Compiled, cache_dir: Path | None) -> Plan:
     """The plan as the store and the lockfile see it (a store that does not exist yet is
     read as an empty one, and not created)."""
-    lock_file = lock_path(compiled.pipeline.path)
+    lock_file = project_lock_path(compiled)
     lock = read_lock(lock_file) if lock_file.exists() else None
-    root = resolve_store_root(compiled.pipeline.project_root, cache_dir, os.environ)
+    root = store_root(compiled.pipeline.project, cache_dir)
     if not is_store(root):
         return make_plan(compiled, CacheStatus(compiled, None, lock))
     with Store.open(root) as store:
@@ -84,8 +88,7 @@ def remembered_hashes(pipeline: Path, cache_dir: Path | None) -> Iterator[Hasher
     """Hash the pipeline's files through its store, which remembers the hashes of unchanged
     files between runs (big motion clips are not read again); plain hashing while there is
     no store yet (none is created here)."""
-    project_root = find_project_root(pipeline.resolve().parent)
-    root = resolve_store_root(project_root, cache_dir, os.environ)
+    root = store_root(Project.of_pipeline(pipeline), cache_dir)
     if not is_store(root):
         yield sha256_file
         return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -9,11 +10,11 @@ from typing import Any
 import click
 
 from runner.commands.running import execute, open_store, run_options, summarize
+from runner.confine import Project, Refused, confine
 from runner.endpoints import registry
 from runner.errors import ShotgraphError, display_path
 from runner.frame_at import parse_frame_at
 from runner.inputs import LocalFile, MediaSource, Remote, Upstream
-from runner.loader import find_project_root
 from runner.lockfile import read_lock
 from runner.pricing import Estimate
 from runner.steps import Slot, Step, generation_key, keyed_body, media_key
@@ -40,14 +41,15 @@ def replay(lockfile: Path, backend: str | None, accept_drift: bool, **options: A
     """Replay the locked requests: cached results are checked, missing ones re-rendered."""
     lock = read_lock(lockfile)
     backend = backend or str(lock.get("backend", "fal"))
-    base = lockfile.resolve().parent
-    root = find_project_root(base)
-    outputs = {name: (base / rel).resolve() for name, rel in lock.get("outputs", {}).items()}
-    for path in outputs.values():
-        if not path.is_relative_to(root):
-            raise ShotgraphError(f"the lockfile writes {path}, outside the project {root}")
-    with open_store(root, options["cache_dir"]) as store:
-        steps = steps_from_lock(lock, base, store, backend)
+    # The lockfile is as untrusted as a pipeline: its paths obey the same rule.
+    project = Project.of_pipeline(lockfile)
+    base = Path(os.path.abspath(lockfile)).parent
+    outputs = {
+        name: _confined(project, rel, base, "writes")
+        for name, rel in lock.get("outputs", {}).items()
+    }
+    with open_store(project, options["cache_dir"]) as store:
+        steps = steps_from_lock(lock, base, store, backend, project)
         outcome = execute(
             steps,
             store,
@@ -86,8 +88,15 @@ def _drifted(lock: Mapping[str, Any], records: Mapping[str, Any]) -> dict[str, t
     return out
 
 
+def _confined(project: Project, written: Any, base: Path, verb: str) -> Path:
+    try:
+        return confine(project, str(written), base)
+    except Refused as refused:
+        raise ShotgraphError(f"the lockfile {verb} {refused.message}", hint=_RESTORE) from None
+
+
 def steps_from_lock(
-    lock: Mapping[str, Any], base: Path, store: Store, backend: str
+    lock: Mapping[str, Any], base: Path, store: Store, backend: str, project: Project
 ) -> dict[str, Step]:
     """The lock's entries as steps, in dependency order, inputs found by content hash, each
     keyed again from its own request (so a hand-edited entry cannot reuse another's cache)."""
@@ -109,7 +118,7 @@ def steps_from_lock(
         try:
             for dep in entry.get("deps", []):
                 add(dep)
-            step = _step(name, entry, base, store, backend, steps)
+            step = _step(name, entry, base, store, backend, steps, project)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ShotgraphError(
                 f"the lockfile's entry for '{name}' is malformed ({exc!r})", hint=_RESTORE
@@ -137,8 +146,11 @@ def _step(
     store: Store,
     backend: str,
     done: Mapping[str, Step],
+    project: Project,
 ) -> Step:
-    slots = tuple(Slot(tuple(item["at"]), _source(item, base, store)) for item in entry["inputs"])
+    slots = tuple(
+        Slot(tuple(item["at"]), _source(item, base, store, project)) for item in entry["inputs"]
+    )
     deps = tuple(entry.get("deps", []))
     upstream_keys = {dep: done[dep].key for dep in deps}
     at = parse_frame_at(entry["at"]) if "at" in entry else None
@@ -168,7 +180,7 @@ def _step(
     )
 
 
-def _source(item: Mapping[str, Any], base: Path, store: Store) -> MediaSource:
+def _source(item: Mapping[str, Any], base: Path, store: Store, project: Project) -> MediaSource:
     if "node" in item:
         return Upstream(item["node"])
     if "url" in item:
@@ -177,7 +189,7 @@ def _source(item: Mapping[str, Any], base: Path, store: Store) -> MediaSource:
     if store.has_file(sha, size):
         return LocalFile(store.file_path(sha), sha, size)
     if "file" in item:
-        candidate = (base / item["file"]).resolve()
+        candidate = _confined(project, item["file"], base, "reads")
         if candidate.is_file() and store.hash_file(candidate).sha256 == sha:
             return LocalFile(candidate, sha, size)
     raise ShotgraphError(

@@ -13,7 +13,7 @@ from runner.commands.plan import check_budget, remembered_hashes
 from runner.commands.running import execute, open_store, run_options, summarize
 from runner.compiler import Compiled
 from runner.errors import ShotgraphError, display_path
-from runner.lockfile import build_lock, drift, lock_path, read_lock, write_lock
+from runner.lockfile import build_lock, drift, project_lock_path, read_lock, write_lock
 from runner.plan import make_plan
 from runner.request_builder import locate_field
 from runner.steps import Step
@@ -31,7 +31,7 @@ def run(pipeline: Path, backend: str, frozen: bool, **options: Any) -> int:
     with remembered_hashes(pipeline, options["cache_dir"]) as hash_file:
         result = checked(pipeline, backend, hash_file=hash_file)
     compiled = result.require()
-    lock_file = lock_path(compiled.pipeline.path)
+    lock_file = project_lock_path(compiled)
     # Only --frozen and --budget (the plan's reasons) read it: it can be megabytes.
     needs_lock = frozen or options["budget"] is not None
     lock = read_lock(lock_file) if needs_lock and lock_file.exists() else None
@@ -54,7 +54,7 @@ def run(pipeline: Path, backend: str, frozen: bool, **options: Any) -> int:
                 f"the pipeline no longer matches {display_path(lock_file)} ({changed.describe()})",
                 hint="run without --frozen to render the changes and update the lockfile",
             )
-    with open_store(compiled.pipeline.project_root, options["cache_dir"]) as store:
+    with open_store(compiled.pipeline.project, options["cache_dir"]) as store:
         if options["budget"] is not None:
             check_budget(make_plan(compiled, CacheStatus(compiled, store, lock)), options["budget"])
         outcome = execute(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 import time
 import uuid
@@ -15,12 +14,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from runner.backends import LocalOptions, open_backend
+from runner.commands.common import store_root
+from runner.confine import Project
 from runner.errors import display_path
 from runner.events import Fanout, Reporter
 from runner.execute import Executor, RunOptions, RunResult
 from runner.report import LiveReporter, PlainReporter, RunLog
 from runner.steps import Step
-from runner.store import Store, resolve_store_root
+from runner.store import Store
 
 if TYPE_CHECKING:
     from runner.fal import FalClient
@@ -77,8 +78,8 @@ def run_options(func: F) -> F:
     return func
 
 
-def open_store(project_root: Path, cache_dir: Path | None) -> Store:
-    return Store.open(resolve_store_root(project_root, cache_dir, os.environ))
+def open_store(project: Project, cache_dir: Path | None) -> Store:
+    return Store.open(store_root(project, cache_dir))
 
 
 def reporter_for(store: Store, pipeline: str, plain: bool) -> tuple[Fanout, RunLog]:
