@@ -20,7 +20,7 @@ def render(text: str, context: dict[str, object] | None = None, local: Path | No
         "{{ ''.__class__ }}",
         "{{ ''.__class__.__mro__[1].__subclasses__() }}",
         "{{ cycler.__init__.__globals__ }}",
-        "{{ lipsum.__globals__['os'] }}",
+        "{{ joiner.__init__.__globals__['os'] }}",
         "{% set x = [] %}{{ x.append(1) }}",
     ],
 )
