@@ -33,7 +33,7 @@ def load_pipeline(path: Path, diags: Diagnostics) -> Pipeline | None:
     # The path as given, not its symlink target: that is what decides the project.
     path = Path(os.path.abspath(path))
     project = Project.of_pipeline(path)
-    data = _read(project, path, path.parent, MAX_PIPELINE_BYTES, Location(path), diags)
+    data = _read(project, path.name, path.parent, MAX_PIPELINE_BYTES, Location(path), diags)
     if data is None:
         return None
     document, source = load_yaml_bytes(data, path, diags)

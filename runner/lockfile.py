@@ -50,17 +50,18 @@ def build_lock(
 ) -> dict[str, Any]:
     """The lock document of a fully rendered pipeline."""
     pipeline = compiled.pipeline
+    # Input and output paths are real paths (runner/confine.py): relative to the real
+    # directory of the pipeline, they read the same on every machine.
+    base = Path(os.path.realpath(pipeline.base_dir))
     nodes = {}
     for name, step in sorted(compiled.steps.items()):
-        nodes[name] = _entry(step, records, pipeline.base_dir)
+        nodes[name] = _entry(step, records, base)
     return {
         "lock_version": LOCK_VERSION,
         "pipeline": pipeline.name,
         "file": pipeline.path.name,
         "backend": compiled.backend,
-        "outputs": {
-            name: os.path.relpath(path, pipeline.base_dir) for name, path in sorted(outputs.items())
-        },
+        "outputs": {name: os.path.relpath(path, base) for name, path in sorted(outputs.items())},
         "nodes": nodes,
     }
 
