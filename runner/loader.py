@@ -19,13 +19,14 @@ from runner.endpoints import registry
 from runner.errors import Diagnostics, KeyPath, Location
 from runner.model import Node, Pipeline, Preset, Ref
 from runner.resources import data_file
-from runner.yamlsrc import SourceMap, load_yaml_bytes, read_yaml_file
+from runner.yamlsrc import MAX_VALUES, SourceMap, load_yaml_bytes, read_yaml_file
 
 __all__ = ["builtin_presets", "find_project_root", "load_pipeline"]
 
-# Far above any real pipeline (5,000 nodes take about 1 MB) and far below what hurts.
-MAX_PIPELINE_BYTES = 16 * 1024 * 1024
+# Far above any real pipeline (5,000 nodes take about 0.7 MB) and far below what hurts.
+MAX_PIPELINE_BYTES = 8 * 1024 * 1024
 MAX_PRESET_FILE_BYTES = 1024 * 1024
+MAX_IMPORTS = 32
 
 
 def load_pipeline(path: Path, diags: Diagnostics) -> Pipeline | None:
@@ -214,16 +215,38 @@ def _imported_presets(
     imports: Any, path: Path, project: Project, pipeline: SourceMap, diags: Diagnostics
 ) -> list[Preset]:
     found: list[Preset] = []
-    for index, relative in enumerate(imports if isinstance(imports, list) else []):
+    files = [(i, f) for i, f in enumerate(imports if isinstance(imports, list) else [])]
+    if len(files) > MAX_IMPORTS:
+        diags.error(
+            "imports",
+            f"{len(files)} preset files imported (at most {MAX_IMPORTS})",
+            pipeline.locate(("imports",)),
+            "gather the presets into fewer files",
+        )
+        return found
+    # The pipeline and its imports share one bound on their values.
+    values_left = MAX_VALUES - pipeline.values
+    seen: dict[Path, int] = {}
+    for index, relative in files:
         if not isinstance(relative, str):
             continue
         file = Path(os.path.abspath(path.parent / relative))
         where = pipeline.locate(("imports", index))
+        if file in seen:
+            diags.error(
+                "imports",
+                f"{relative} is imported twice (first as imports[{seen[file]}])",
+                where,
+                "import each preset file once",
+            )
+            continue
+        seen[file] = index
         raw = _read(project, relative, path.parent, MAX_PRESET_FILE_BYTES, where, diags)
         if raw is None:
             continue
         reported = len(diags.items)
-        data, source = load_yaml_bytes(raw, file, diags)
+        data, source = load_yaml_bytes(raw, file, diags, max_values=max(values_left, 0))
+        values_left -= source.values
         if data is None and len(diags.items) > reported:
             continue
         if not isinstance(data, dict) or not isinstance(data.get("presets"), dict):

@@ -244,3 +244,20 @@ def test_the_default_store_symlinked_outside_is_refused(
     assert list((outside / "store").iterdir()) == []
     # Chosen by whoever runs shotgraph, a store elsewhere is fine.
     assert cli.run(["plan", str(pipeline), "--cache-dir", str(outside / "store")]) == 0
+
+
+def test_imports_are_few_and_each_once(project: Path) -> None:
+    (project / "presets").mkdir()
+    (project / "presets" / "a.yaml").write_text("presets:\n  look: {resolution: 480p}\n")
+    pipeline = write(
+        project,
+        "imports: [presets/a.yaml, ./presets/a.yaml]\nnodes:\n  a: {kind: t2v, prompt: x}\n",
+    )
+    assert errors_of(pipeline) == [
+        "3 ./presets/a.yaml is imported twice (first as imports[0]) | import each preset file once"
+    ]
+    many = ", ".join(f"presets/{i}.yaml" for i in range(33))
+    pipeline = write(project, f"imports: [{many}]\nnodes:\n  a: {{kind: t2v, prompt: x}}\n")
+    assert errors_of(pipeline) == [
+        "3 33 preset files imported (at most 32) | gather the presets into fewer files"
+    ]

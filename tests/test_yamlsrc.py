@@ -148,3 +148,13 @@ def test_text_is_utf8_or_utf16_with_a_bom_and_errors_have_a_line() -> None:
         value, _ = load_yaml_bytes(data, Path("p.yaml"), diags)
         [error] = diags.items
         assert value is None and error.location.line == line and fragment in error.message
+
+
+def test_a_document_holds_a_bounded_number_of_values() -> None:
+    diags = Diagnostics()
+    text = "a: [" + ", ".join(["1"] * 50) + "]\nb: [" + ", ".join(["2"] * 60) + "]\n"
+    value, source = load_yaml(text, Path("p.yaml"), diags, max_values=100)
+    [error] = diags.items
+    assert value is None and error.code == "yaml-size" and error.location.line == 2
+    value, source = load_yaml(text, Path("p.yaml"), Diagnostics())
+    assert source.values > 110
