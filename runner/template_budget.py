@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+import string
 import time
 from collections.abc import Callable, ItemsView, Iterable, KeysView, ValuesView
 from typing import Any
@@ -25,8 +26,9 @@ MAX_SIZE_ARGUMENT = 100_000  # a width, a count, a number of lines given to a fi
 _BITS_PER_DIGIT = 3.33
 _DATA = (str, int, float, bool, type(None), range, Undefined)
 _SEQUENCES = (list, tuple, KeysView, ValuesView, ItemsView)
-_PRINTF_WIDTH = re.compile(r"%[#0\- +]*(\*|\d+)?(?:\.(\*|\d+))?")
-_FORMAT_SPEC_NUMBER = re.compile(r"\{[^{}]*:[^{}]*?(\{|\d{6,})")
+# Linear patterns only: a template controls the text they scan.
+_PRINTF_SPEC = re.compile(r"%(?:\([^)]*\))?[#0\- +]*(\*|\d+)?(?:\.(\*|\d+))?")
+_DIGITS = re.compile(r"\d+")
 
 
 class BudgetExceeded(TemplateError):
@@ -152,15 +154,45 @@ def _int_weight(bits: int) -> int:
 
 
 def _printf_weight(spec: str, args: Any) -> int:
-    for match in _PRINTF_WIDTH.finditer(spec):
+    """``spec % args``: its text, its arguments and every width and precision it pads to."""
+    widths = 0
+    for match in _PRINTF_SPEC.finditer(spec):
         for number in match.groups():
-            if number == "*" or (number and int(number) > MAX_SIZE_ARGUMENT):
-                raise BudgetExceeded(
-                    f"the format '{match.group()}' pads to a width the template cannot afford",
-                    f"use widths up to {MAX_SIZE_ARGUMENT:,}",
-                )
-    widths = sum(int(n) for m in _PRINTF_WIDTH.finditer(spec) for n in m.groups() if n)
+            if number == "*":
+                _too_wide(match.group())
+            widths += _size(number or "0", match.group())
     return len(spec) + weigh(args) + widths
+
+
+def _format_weight(spec: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> int:
+    """``spec.format(...)``: the same, for str.format's fields (a nested field, as in
+    ``{:>{width}}``, could pad to anything: refused)."""
+    widths = 0
+    for _, field, field_spec, _ in string.Formatter().parse(spec):
+        if field is None or not field_spec:
+            continue
+        if "{" in field_spec:
+            raise BudgetExceeded(
+                f"the format '{{:{field_spec[:40]}}}' takes its width from a value",
+                "write the width in the format, e.g. {:>10}",
+            )
+        widths += sum(_size(run, field_spec) for run in _DIGITS.findall(field_spec))
+    for value in (*args, *kwargs.values()):
+        check_printable(value)
+    return len(spec) + weigh(args) + weigh(kwargs) + widths
+
+
+def _size(digits: str, spec: str) -> int:
+    if len(digits) > 6 or int(digits) > MAX_SIZE_ARGUMENT:
+        _too_wide(spec)
+    return int(digits)
+
+
+def _too_wide(spec: str) -> None:
+    raise BudgetExceeded(
+        f"the format '{spec[:40]}' pads to a width the template cannot afford",
+        f"use literal widths up to {MAX_SIZE_ARGUMENT:,}",
+    )
 
 
 def call_weight(obj: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> int:
@@ -170,15 +202,10 @@ def call_weight(obj: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> int:
     if not isinstance(owner, str):
         return 0
     name = getattr(wrapped, "__name__", "")
-    if name in ("format", "format_map"):
-        if _FORMAT_SPEC_NUMBER.search(owner):
-            raise BudgetExceeded(
-                "a format field pads to a width the template cannot afford",
-                "use small literal widths, e.g. {:>10}",
-            )
-        for value in (*args, *kwargs.values()):
-            check_printable(value)
-        return len(owner) + weigh(args) + weigh(kwargs)
+    if name == "format":
+        return _format_weight(owner, args, kwargs)
+    if name == "format_map" and args and isinstance(args[0], dict):
+        return _format_weight(owner, (), args[0])
     if name in ("center", "ljust", "rjust", "zfill") and args and isinstance(args[0], int):
         return max(len(owner), args[0])
     if name == "expandtabs":

@@ -122,7 +122,12 @@ def test_deterministic_helpers_still_work() -> None:
         ("{{ 2 ** 10000000000 }}", "a number of about"),
         ("{{ 'x'|center(10000000000) }}", "filters take numbers up to 100,000"),
         ("{{ 'x'.rjust(10000000000) }}", "more than 100,000 characters"),
-        ("{{ '{:>{w}}'.format(1, w=10**9) }}", "pads to a width"),
+        ("{{ '{:>{w}}'.format(1, w=10**9) }}", "takes its width from a value"),
+        ("{{ ('{:>99999}' * 1000).format(*range(1000)) }}", "more than 100,000 characters"),
+        ("{{ '{:.99999f}'.format(1.5) }}", "more than 100,000 characters"),
+        ("{{ '%.99999f' % 1.5 }}", "more than 100,000 characters"),
+        # A format of 90,000 colons: checked in linear time, then Python's own error.
+        ("{{ ('{' ~ ':' * 90000).format(1) }}", "unmatched '{'"),
         ("{{ '%*d' % (10**9, 1) }}", "pads to a width"),
         ("{{ ('a' * 90000)|replace('', 'bb') }}", "more than 100,000 characters"),
         ("{{ range(99999)|join('x' * 2) }}", "more than 100,000 characters"),
