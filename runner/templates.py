@@ -39,7 +39,7 @@ from runner.template_loader import MAX_TEMPLATE_BYTES, ConfinedLoader, TemplateR
 
 _SPACE = re.compile(r"\s+")
 # All the templates of one pipeline together; each render has its own MAX_SECONDS too.
-MAX_TOTAL_SECONDS = 10.0
+MAX_TOTAL_SECONDS = 5.0
 
 
 class TemplateProblem(Exception):
@@ -102,7 +102,7 @@ class PromptRenderer:
         except RecursionError as exc:
             template_name, line = self._origin(exc.__traceback__, name)
             raise TemplateProblem(
-                "the template calls itself without end (a recursive macro or include)",
+                "the template calls itself without end (a macro, include, import or extends)",
                 template=template_name,
                 line=line,
                 hint="make the recursion stop, or write the prompt without it",
