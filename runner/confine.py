@@ -85,6 +85,12 @@ def confine(
     """The real path of ``written`` (relative to ``base``) if it obeys the rule, else
     :class:`Refused`. A path that does not exist yet is allowed (its caller says "missing"
     or creates it); ``also`` are further directories (real paths) it may lie in."""
+    if "\x00" in str(written):
+        raise Refused(
+            "path-invalid",
+            f"{str(written)!r} contains a NUL character",
+            "no file name contains one; remove it",
+        )
     candidate = Path(os.path.abspath(base / written))
     real = Path(os.path.realpath(candidate))
     via = "" if real == candidate else f" (it leads to {real})"

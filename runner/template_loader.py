@@ -65,6 +65,11 @@ class ConfinedLoader(BaseLoader):
 
 def _pieces(template: str) -> list[str]:
     """The path components of a template name, which may not climb out of its directory."""
+    if not template.isprintable():
+        raise TemplateRefused(
+            f"template name {template!r} holds a control character",
+            "name templates with printable characters",
+        )
     pieces = [piece for piece in template.replace("\\", "/").split("/") if piece not in ("", ".")]
     if ".." in pieces or template.startswith("/"):
         raise TemplateRefused(

@@ -53,7 +53,8 @@ class TemplateProblem(Exception):
         self.hint = hint
 
     def describe(self) -> str:
-        where = f"template {self.template}" + (f" line {self.line}" if self.line else "")
+        shown = self.template if self.template.isprintable() else repr(self.template)
+        where = f"template {shown}" + (f" line {self.line}" if self.line else "")
         return f"{where}: {self.message}"
 
 
