@@ -13,7 +13,6 @@ crosses the bound, in microseconds), nesting is bounded, and so are the digits o
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,21 +21,10 @@ import yaml
 
 from runner.errors import Diagnostics, KeyPath, Location
 from runner.textfile import TextProblem, decode
+from runner.yaml_scalars import resolve_plain, too_long_integer
 
 _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _CORE = "tag:yaml.org,2002:"
-_NULL = re.compile(r"^(?:~|null|Null|NULL|)$")
-_BOOL = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
-_INT = re.compile(r"^[-+]?[0-9]+$|^0o[0-7]+$|^0x[0-9a-fA-F]+$")
-_FLOAT = re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?$")
-_MAYBE_NOT_STRING = frozenset("0123456789+-.~nNtTfF")
-_SPECIAL_FLOAT = {
-    ".inf": float("inf"),
-    "+.inf": float("inf"),
-    "-.inf": float("-inf"),
-    ".nan": float("nan"),
-}
-
 # (line of the key or item, line of its value), 1-based, by key or index.
 Lines = dict[str | int, tuple[int, int]]
 
@@ -291,7 +279,7 @@ class _Builder:
     def _scalar(self, event: yaml.ScalarEvent, line: int) -> Any:
         text, tag = event.value, event.tag
         plain = event.style in (None, "") and event.implicit[0]
-        if (plain or tag == _CORE + "int") and _too_long_integer(text):
+        if (plain or tag == _CORE + "int") and too_long_integer(text, MAX_INT_DIGITS):
             digits = len(text.lstrip("+-"))
             self._error(
                 line,
@@ -302,12 +290,12 @@ class _Builder:
             )
             return text
         if tag in (None, "!"):
-            return _resolve_plain(text) if plain else text
+            return resolve_plain(text) if plain else text
         if tag == _CORE + "str":
             return text
         kind = tag[len(_CORE) :] if tag.startswith(_CORE) else None
         if kind in ("int", "float", "bool", "null"):
-            resolved: Any = _resolve_plain(text)
+            resolved: Any = resolve_plain(text)
             types: dict[str, type | tuple[type, ...]] = {
                 "int": int,
                 "float": (int, float),
@@ -335,27 +323,6 @@ class _Builder:
         self, line: int, path: KeyPath, code: str, message: str, hint: str | None = None
     ) -> None:
         self.diags.error(code, message, Location(self.file, line, path), hint)
-
-
-def _too_long_integer(text: str) -> bool:
-    return len(text) > MAX_INT_DIGITS and _INT.match(text) is not None
-
-
-def _resolve_plain(text: str) -> Any:
-    """YAML 1.2 core schema resolution of a plain scalar."""
-    if text and text[0] not in _MAYBE_NOT_STRING:
-        return text  # the common case: a word
-    if _NULL.match(text):
-        return None
-    if text in _BOOL:
-        return _BOOL[text]
-    if _INT.match(text):
-        return int(text, 0) if text.startswith(("0o", "0x")) else int(text)
-    if _FLOAT.match(text):
-        return float(text)
-    if text.lower() in _SPECIAL_FLOAT:
-        return _SPECIAL_FLOAT[text.lower()]
-    return text
 
 
 def load_yaml(
