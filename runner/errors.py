@@ -107,14 +107,19 @@ class StepFailed(ShotgraphError):
 
 
 class PipelineInvalid(ShotgraphError):
-    """A pipeline (or a file it imports) has errors; ``diagnostics`` lists all of them."""
+    """A pipeline (or a file it imports) has errors; ``diagnostics`` lists all of them.
 
-    def __init__(self, diagnostics: Sequence[Diagnostic]) -> None:
+    ``shown``: they are already on the screen, so rendering the error says only how many."""
+
+    def __init__(self, diagnostics: Sequence[Diagnostic], *, shown: bool = False) -> None:
         self.diagnostics = tuple(diagnostics)
+        self.shown = shown
         errors = [d for d in self.diagnostics if d.severity == "error"]
         super().__init__(f"{len(errors)} error(s) in the pipeline")
 
     def render(self) -> str:
+        if self.shown:
+            return f"error: {self.message}"
         return "\n".join(d.render() for d in self.diagnostics)
 
 

@@ -23,6 +23,7 @@ from runner import atomic
 from runner.compile.sources import LocalFile, Remote, Upstream
 from runner.compile.steps import JsonPath, Step, fill_slots
 from runner.errors import ShotgraphError
+from runner.pipeline.confine import Refused, confine
 
 if TYPE_CHECKING:
     # Types only: reading a lock (replay, gc) need not load the compiler or the store.
@@ -147,6 +148,18 @@ def lock_path(pipeline_path: Path) -> Path:
     return pipeline_path.with_name(f"{pipeline_path.stem}{LOCK_SUFFIX}")
 
 
+def project_lock_path(compiled: Compiled) -> Path:
+    """The lockfile beside a pipeline, which obeys the confinement rule like every path of
+    the pipeline: a lockfile committed as a symlink to a file elsewhere is refused."""
+    pipeline = compiled.pipeline
+    path = lock_path(pipeline.path)
+    try:
+        confine(pipeline.project, path.name, pipeline.base_dir)
+    except Refused as refused:
+        raise ShotgraphError(f"the lockfile {refused.message}", hint=refused.hint) from None
+    return path
+
+
 # -- writing ---------------------------------------------------------------------------
 
 
@@ -155,7 +168,9 @@ def build_lock(
 ) -> Lock:
     """The lock of a fully rendered pipeline."""
     pipeline = compiled.pipeline
-    base = pipeline.base_dir
+    # Input and output paths are real paths (runner/pipeline/confine.py): relative to the real
+    # directory of the pipeline, they read the same on every machine.
+    base = Path(os.path.realpath(pipeline.base_dir))
     return Lock(
         pipeline=pipeline.name,
         file=pipeline.path.name,

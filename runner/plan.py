@@ -17,7 +17,6 @@ Why a node renders, or that it will not, comes from the store and the lockfile t
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,8 +26,8 @@ from runner.compile.compiler import Compiled
 from runner.compile.sources import LocalFile, Upstream
 from runner.compile.steps import Step, fill_slots
 from runner.errors import ShotgraphError
-from runner.lock import Lock, LockEntry, lock_path, read_lock
-from runner.store import Store, is_store, resolve_store_root
+from runner.lock import Lock, LockEntry, project_lock_path, read_lock
+from runner.store import Store, is_store
 
 # What a store says about a step: ("cached" | "render", why).
 StatusOf = Callable[[Step], tuple[str, str]]
@@ -127,12 +126,11 @@ def make_plan(compiled: Compiled, status_of: StatusOf = always_render) -> Plan:
     return Plan(tuple(rows))
 
 
-def plan_with_store(compiled: Compiled, cache_dir: Path | None) -> Plan:
-    """The plan as the store and the lockfile see it (a store that does not exist yet is
-    read as an empty one, and not created)."""
-    lock_file = lock_path(compiled.pipeline.path)
+def plan_with_store(compiled: Compiled, root: Path) -> Plan:
+    """The plan as the store at ``root`` and the lockfile see it (a store that does not exist
+    yet is read as an empty one, and not created)."""
+    lock_file = project_lock_path(compiled)
     lock = read_lock(lock_file) if lock_file.exists() else None
-    root = resolve_store_root(compiled.pipeline.project_root, cache_dir, os.environ)
     if not is_store(root):
         return make_plan(compiled, CacheStatus(compiled, None, lock))
     with Store.open(root) as store:

@@ -124,3 +124,44 @@ def test_a_budget_cannot_be_held_for_an_unpriced_family(
     assert code == 0 and "unpriced" in out
     code, _, err = run(["plan", str(path), "--budget", "5"], capsys)
     assert code == 1 and "cannot hold a budget: no known price for a" in err
+
+
+def test_each_error_is_printed_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pipeline = write(tmp_path, "nodes:\n  a: {kind: t2v, prompt: x, num_frames: 500}\n")
+    for command in (
+        ["validate", str(pipeline)],
+        ["plan", str(pipeline)],
+        ["graph", str(pipeline)],
+        ["run", str(pipeline), "--backend", "local", "--plain"],
+    ):
+        code, _, err = run(command, capsys)
+        assert code == 1
+        assert err.count("nodes.a.num_frames") == 1, f"{command[0]}:\n{err}"
+        assert "Traceback" not in err
+
+
+def test_every_template_error_at_once_even_downstream_of_a_failure(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "templates").mkdir(parents=True)
+    (tmp_path / "templates" / "who.j2").write_text("A shot of\n{{ who }}.")
+    pipeline = write(
+        tmp_path,
+        "nodes:\n"
+        "  a: {kind: t2v, prompt: {template: who.j2}}\n"
+        "  b: {kind: extend, video: {from: a}, prompt: {template: who.j2}}\n"
+        "  c: {kind: extend, video: {from: b}, prompt: {inline: '{{ how }}'}}\n"
+        "  d: {kind: i2v, image: {keyframe: mara.front}, prompt: {inline: '{{ how }}'}, guidance_scale: 3}\n"
+        "  e: {kind: extend, video: {from: d}, prompt: {inline: '{{ character.name }} walks'}}\n",
+    )
+    code, _, err = run(["validate", str(pipeline)], capsys)
+    assert code == 1
+    lines = [line for line in err.splitlines() if " error: " in line]
+    assert [line.split()[0].split(":")[-1] for line in lines] == ["9", "10", "11", "12", "12"], err
+    assert "who.j2 line 2: 'who' is undefined (node a)" in err
+    assert "who.j2 line 2: 'who' is undefined (node b)" in err
+    assert "'how' is undefined (node c)" in err
+    assert "'how' is undefined (node d)" in err
+    assert "guidance_scale" in err
+    # e reads its character from the keyframe of d, which failed: no false error for it.
+    assert "(node e)" not in err

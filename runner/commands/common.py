@@ -7,15 +7,16 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
 from runner.compile.check import CheckResult, check_pipeline
-from runner.errors import Diagnostic
+from runner.errors import Diagnostic, ShotgraphError
 from runner.hashing import Hasher, sha256_file
-from runner.pipeline.load import find_project_root
+from runner.pipeline.confine import Project, Refused, confine
 from runner.run.backends import BACKENDS, FAL
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -56,7 +57,27 @@ def checked(
         echo_diagnostics(result.errors + result.warnings)
     elif show == "errors":
         echo_diagnostics(result.errors)
-    return result
+    # Printed once: the error that stops the command then only says how many there were.
+    return replace(result, shown=show != "none")
+
+
+def store_root(project: Project, cache_dir: Path | None) -> Path:
+    """The store a command uses: ``--cache-dir``, else ``$SHOTGRAPH_CACHE_DIR`` (both chosen by
+    whoever runs shotgraph), else ``.shotgraph`` in the project, which a pull request could
+    have committed as a symlink, so it obeys the confinement rule."""
+    from runner.store import resolve_store_root  # not for validate: it never opens a store
+    from runner.store.location import ENV_VAR
+
+    root = resolve_store_root(project.root, cache_dir, os.environ)
+    if cache_dir is None and not os.environ.get(ENV_VAR):
+        try:
+            confine(project, root, project.root, expect="dir")
+        except Refused as refused:
+            raise ShotgraphError(
+                f"the store {refused.message}",
+                hint="remove it, or choose a store with --cache-dir or $SHOTGRAPH_CACHE_DIR",
+            ) from None
+    return root
 
 
 @contextmanager
@@ -65,10 +86,9 @@ def remembered_hashes(pipeline: Path, cache_dir: Path | None) -> Iterator[Hasher
     files between runs (big motion clips are not read again); plain hashing while there is
     no store yet (none is created here)."""
     # Imported here: `validate` and `graph` never open a store, and need not load it.
-    from runner.store import Store, StoreError, is_store, resolve_store_root
+    from runner.store import Store, StoreError, is_store
 
-    project_root = find_project_root(pipeline.resolve().parent)
-    root = resolve_store_root(project_root, cache_dir, os.environ)
+    root = store_root(Project.of_pipeline(pipeline), cache_dir)
     if not is_store(root):
         yield sha256_file
         return

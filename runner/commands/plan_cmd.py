@@ -8,7 +8,13 @@ from pathlib import Path
 
 import click
 
-from runner.commands.common import backend_option, checked, pipeline_argument, remembered_hashes
+from runner.commands.common import (
+    backend_option,
+    checked,
+    pipeline_argument,
+    remembered_hashes,
+    store_root,
+)
 from runner.plan import check_budget, plan_with_store
 from runner.ui.plan_table import format_plan, plan_json
 
@@ -46,7 +52,7 @@ def plan(
         click.echo(json.dumps(findings, indent=2))
         return 1
     compiled = result.require()
-    the_plan = plan_with_store(compiled, cache_dir)
+    the_plan = plan_with_store(compiled, store_root(compiled.pipeline.project, cache_dir))
     if as_json:
         document = plan_json(the_plan, compiled, verbose=verbose)
         click.echo(json.dumps(document, indent=2, ensure_ascii=False))

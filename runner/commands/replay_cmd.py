@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from runner.frame_at import parse_frame_at
 from runner.lock import RESTORE_HINT, Lock, LockedInput, LockEntry, read_lock
 from runner.ltx.pricing import Estimate
 from runner.ltx.registry import registry
-from runner.pipeline.load import find_project_root
+from runner.pipeline.confine import Project, Refused, confine
 from runner.run.backends import BACKENDS
 from runner.store import Store
 
@@ -42,14 +43,12 @@ def replay(lockfile: Path, backend: str | None, accept_drift: bool, **options: A
     """Replay the locked requests: cached results are checked, missing ones re-rendered."""
     lock = read_lock(lockfile)
     backend = backend or lock.backend
-    base = lockfile.resolve().parent
-    root = find_project_root(base)
-    outputs = {name: (base / rel).resolve() for name, rel in lock.outputs.items()}
-    for path in outputs.values():
-        if not path.is_relative_to(root):
-            raise ShotgraphError(f"the lockfile writes {path}, outside the project {root}")
-    with open_store(root, options["cache_dir"]) as store:
-        steps = steps_from_lock(lock, base, store, backend)
+    # The lockfile is as untrusted as a pipeline: its paths obey the same rule.
+    project = Project.of_pipeline(lockfile)
+    base = Path(os.path.abspath(lockfile)).parent
+    outputs = {name: _confined(project, rel, base, "writes") for name, rel in lock.outputs.items()}
+    with open_store(project, options["cache_dir"]) as store:
+        steps = steps_from_lock(lock, base, store, backend, project)
         outcome = execute(
             steps,
             store,
@@ -88,7 +87,16 @@ def _drifted(lock: Lock, records: Mapping[str, Any]) -> dict[str, tuple[str, str
     return out
 
 
-def steps_from_lock(lock: Lock, base: Path, store: Store, backend: str) -> dict[str, Step]:
+def _confined(project: Project, written: str, base: Path, verb: str) -> Path:
+    try:
+        return confine(project, written, base)
+    except Refused as refused:
+        raise ShotgraphError(f"the lockfile {verb} {refused.message}", hint=RESTORE_HINT) from None
+
+
+def steps_from_lock(
+    lock: Lock, base: Path, store: Store, backend: str, project: Project
+) -> dict[str, Step]:
     """The lock's entries as steps, in dependency order, inputs found by content hash, each
     keyed again from its own request (so a hand-edited entry cannot reuse another's cache)."""
     entries = lock.nodes
@@ -107,7 +115,7 @@ def steps_from_lock(lock: Lock, base: Path, store: Store, backend: str) -> dict[
         try:
             for dep in entry.deps:
                 add(dep)
-            step = _step(name, entry, base, store, backend, steps)
+            step = _step(name, entry, base, store, backend, steps, project)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ShotgraphError(
                 f"the lockfile's entry for '{name}' is malformed ({exc!r})", hint=RESTORE_HINT
@@ -132,8 +140,9 @@ def _step(
     store: Store,
     backend: str,
     done: Mapping[str, Step],
+    project: Project,
 ) -> Step:
-    slots = tuple(Slot(item.at, _source(item, base, store)) for item in entry.inputs)
+    slots = tuple(Slot(item.at, _source(item, base, store, project)) for item in entry.inputs)
     deps = entry.deps
     upstream_keys = {dep: done[dep].key for dep in deps}
     at = parse_frame_at(entry.at) if entry.at is not None else None
@@ -162,7 +171,7 @@ def _step(
     )
 
 
-def _source(item: LockedInput, base: Path, store: Store) -> MediaSource:
+def _source(item: LockedInput, base: Path, store: Store, project: Project) -> MediaSource:
     if item.node is not None:
         return Upstream(item.node)
     if item.url is not None:
@@ -172,7 +181,7 @@ def _source(item: LockedInput, base: Path, store: Store) -> MediaSource:
     if store.has_file(sha, size):
         return LocalFile(store.file_path(sha), sha, size)
     if item.file is not None:
-        candidate = (base / item.file).resolve()
+        candidate = _confined(project, item.file, base, "reads")
         if candidate.is_file() and store.hash_file(candidate).sha256 == sha:
             return LocalFile(candidate, sha, size)
     raise ShotgraphError(

@@ -13,7 +13,7 @@ from runner.compile.compiler import Compiled
 from runner.compile.request import locate_field
 from runner.compile.steps import Step
 from runner.errors import ShotgraphError, display_path
-from runner.lock import build_lock, lock_path, read_lock, write_lock
+from runner.lock import build_lock, project_lock_path, read_lock, write_lock
 from runner.plan import CacheStatus, check_budget, drift, make_plan
 
 
@@ -29,7 +29,7 @@ def run(pipeline: Path, backend: str, frozen: bool, **options: Any) -> int:
     with remembered_hashes(pipeline, options["cache_dir"]) as hash_file:
         result = checked(pipeline, backend, hash_file=hash_file)
     compiled = result.require()
-    lock_file = lock_path(compiled.pipeline.path)
+    lock_file = project_lock_path(compiled)
     # Only --frozen and --budget (the plan's reasons) read it: it can be megabytes.
     needs_lock = frozen or options["budget"] is not None
     lock = read_lock(lock_file) if needs_lock and lock_file.exists() else None
@@ -52,7 +52,7 @@ def run(pipeline: Path, backend: str, frozen: bool, **options: Any) -> int:
                 f"the pipeline no longer matches {display_path(lock_file)} ({changed.describe()})",
                 hint="run without --frozen to render the changes and update the lockfile",
             )
-    with open_store(compiled.pipeline.project_root, options["cache_dir"]) as store:
+    with open_store(compiled.pipeline.project, options["cache_dir"]) as store:
         if options["budget"] is not None:
             check_budget(make_plan(compiled, CacheStatus(compiled, store, lock)), options["budget"])
         outcome = execute(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
@@ -11,10 +10,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from runner.commands.common import store_root
 from runner.compile.steps import Step
+from runner.pipeline.confine import Project
 from runner.run.backends import LocalOptions, open_backend
 from runner.run.executor import Executor, RunOptions, RunResult
-from runner.store import Store, resolve_store_root
+from runner.store import Store
 from runner.ui.reporters import reporters_for
 from runner.ui.summary import print_summary
 
@@ -73,8 +74,8 @@ def run_options(func: F) -> F:
     return func
 
 
-def open_store(project_root: Path, cache_dir: Path | None) -> Store:
-    return Store.open(resolve_store_root(project_root, cache_dir, os.environ))
+def open_store(project: Project, cache_dir: Path | None) -> Store:
+    return Store.open(store_root(project, cache_dir))
 
 
 def execute(

@@ -20,6 +20,7 @@ class CheckResult:
     compiled: Compiled | None
     outputs: dict[str, Path]
     diagnostics: tuple[Diagnostic, ...]
+    shown: bool = False  # the diagnostics are already printed
 
     @property
     def errors(self) -> list[Diagnostic]:
@@ -32,7 +33,7 @@ class CheckResult:
     def require(self) -> Compiled:
         """The compiled pipeline, or :class:`PipelineInvalid` listing every problem."""
         if self.errors or self.compiled is None:
-            raise PipelineInvalid(self.diagnostics)
+            raise PipelineInvalid(self.diagnostics, shown=self.shown)
         return self.compiled
 
 

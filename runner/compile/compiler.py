@@ -32,6 +32,10 @@ from runner.pipeline.records import (
 )
 from runner.pipeline.templates import PromptRenderer, TemplateProblem
 
+# fal publishes 5,000 characters as the longest prompt of its LTX-2 endpoints (the LTX-Video
+# ones publish no limit, and their text encoder reads far less); the same bound for all.
+MAX_PROMPT_CHARS = 5_000
+
 
 @dataclass(frozen=True)
 class Compiled:
@@ -54,7 +58,9 @@ class Compiler:
         self.backend = backend
         self.presets = PresetResolver(pipeline, diags)
         self.sources = SourceResolver(pipeline, diags, hash_file)
-        self.renderer = PromptRenderer(pipeline.templates_dir or pipeline.base_dir / "templates")
+        self.renderer = PromptRenderer(
+            pipeline.templates_dir or pipeline.base_dir / "templates", pipeline.project
+        )
         self.steps: dict[str, Step] = {}
         self._template_reported: set[str] = set()
         defaults = pipeline.defaults.params
@@ -69,9 +75,13 @@ class Compiler:
             node = self.pipeline.nodes[name]
             upstream = [c.ref.node for c in node.inputs if isinstance(c.ref, NodeRef)]
             if any(dep not in self.steps for dep in upstream):
-                continue  # a broken reference (reported) or a node upstream that failed
+                # A broken reference (reported) or a node upstream that failed; the node's
+                # own template errors are still worth showing now rather than after a fix.
+                self._check_prompts(node)
+                continue
             sources = self._sources(node)
             if sources is None:
+                self._check_prompts(node)
                 continue
             step = (
                 self._generation(node, sources)
@@ -134,11 +144,14 @@ class Compiler:
                 self.pipeline.source.locate((*node.key_path, "kind")),
                 exc.hint,
             )
+            self._check_prompts(node)
             return None
         if not request.check_node_params(node, endpoint, self.pipeline, self.diags):
+            self._check_prompts(node)
             return None
         settings = self._settings(node)
         if settings is None:
+            self._check_prompts(node)
             return None
         known, character = self._character(node, sources)
         if not known:
@@ -232,6 +245,34 @@ class Compiler:
         name = self._upstream_character(sources)
         return True, characters.get(name) if name else None
 
+    def _check_prompts(self, node: Node) -> None:
+        """Render the prompts of a node that cannot compile, for their errors only."""
+        if not node.is_generation:
+            return
+        if node.character is not None and node.character not in self.pipeline.characters:
+            return
+        context = self._context(node, self._static_character(node, set()))
+        self._render(node.prompt, context, node)
+        negative = node.negative_prompt or self.pipeline.defaults.negative_prompt
+        self._render(negative, context, node)
+
+    def _static_character(self, node: Node, seen: set[str]) -> Character | None:
+        """The character of :meth:`_character`, found from the pipeline alone."""
+        characters = self.pipeline.characters
+        if node.character is not None:
+            return characters.get(node.character)
+        seen.add(node.name)
+        for conditioning in node.inputs:
+            ref = conditioning.ref
+            if isinstance(ref, KeyframeRef):
+                return characters.get(ref.character)
+            upstream = self.pipeline.nodes.get(ref.node) if isinstance(ref, NodeRef) else None
+            if upstream is not None and upstream.name not in seen:
+                found = self._static_character(upstream, seen)
+                if found is not None:
+                    return found
+        return None
+
     def _upstream_character(self, sources: list[MediaSource]) -> str | None:
         for source in sources:
             if isinstance(source, Upstream) and self.steps[source.node].character:
@@ -269,6 +310,15 @@ class Compiler:
                 "the prompt renders to empty text",
                 self.pipeline.source.locate(spec.key_path),
                 "write what the shot shows",
+            )
+            return None
+        if len(text) > MAX_PROMPT_CHARS:
+            self.diags.error(
+                "prompt-too-long",
+                f"the prompt is {len(text):,} characters long (node {node.name}); fal takes "
+                f"at most {MAX_PROMPT_CHARS:,}",
+                self.pipeline.source.locate(spec.key_path),
+                "a prompt describes one shot: subject, setting, one action, camera, light",
             )
             return None
         return text

@@ -1,8 +1,9 @@
 """Media inputs of nodes: resolving references to files, checking them, hashing their content.
 
 A local file is identified by the sha256 of its bytes, never its path or timestamp: moving a
-keyframe reruns nothing, changing its pixels reruns the shots that use it. Local files must be
-inside the project directory (a pipeline from a pull request must not upload ~/.ssh to fal).
+keyframe reruns nothing, changing its pixels reruns the shots that use it. Local files obey
+the confinement rule of :mod:`runner.pipeline.confine` (a pipeline from a pull request must
+not upload ~/.ssh to fal).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 
 from runner.errors import Diagnostics, KeyPath
 from runner.hashing import Hasher, sha256_file
+from runner.pipeline.confine import Refused, confine
 from runner.pipeline.records import (
     Conditioning,
     FileRef,
@@ -149,17 +151,12 @@ class SourceResolver:
         return found
 
     def _local(self, written: str, expects: str, where: KeyPath) -> LocalFile | None:
-        path = (self.pipeline.base_dir / written).resolve()
-        report_key = (str(path), expects)
-        if not self._inside_project(path):
-            self._report(
-                report_key,
-                "file-outside-project",
-                f"'{written}' is outside the project directory {self.pipeline.project_root}",
-                where,
-                "copy the file into the project; pipelines may only read project files",
-            )
+        try:
+            path = confine(self.pipeline.project, written, self.pipeline.base_dir)
+        except Refused as refused:
+            self._report((written, expects), refused.code, refused.message, where, refused.hint)
             return None
+        report_key = (str(path), expects)
         suffixes = IMAGE_SUFFIXES if expects == "image" else VIDEO_SUFFIXES
         if path.suffix.lower() not in suffixes:
             self._report(
@@ -189,9 +186,6 @@ class SourceResolver:
         except OSError:
             return None
         return LocalFile(path, digest, size)
-
-    def _inside_project(self, path: Path) -> bool:
-        return path.is_relative_to(self.pipeline.project_root.resolve())
 
     def _report(
         self, key: tuple[str, str], code: str, message: str, where: KeyPath, hint: str

@@ -31,6 +31,9 @@ from runner.pipeline.records import (
 from runner.pipeline.yamlsrc import SourceMap
 
 REF_KEYS = ("from", "keyframe", "motion", "file", "url")
+# An hour of 4-second shots; each clip costs time and memory to check, so a pipeline from a
+# pull request cannot list a million of them.
+MAX_CLIPS = 1_000
 STRUCTURAL_KEYS = frozenset(
     {
         "kind",
@@ -273,6 +276,14 @@ class Builder:
                 )
                 return None
         elif kind == "stitch":
+            if len(spec["clips"]) > MAX_CLIPS:
+                self.error(
+                    (*path, "clips"),
+                    "stitch-clips",
+                    f"a stitch of {len(spec['clips']):,} clips (at most {MAX_CLIPS:,})",
+                    "stitch parts of the cut first, then stitch the parts",
+                )
+                return None
             for i, clip in enumerate(spec["clips"]):
                 item = {"from": clip} if isinstance(clip, str) else clip
                 wanted.append((item, "video", (*path, "clips", i)))

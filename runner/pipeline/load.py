@@ -6,6 +6,7 @@ on the way is added to the caller's diagnostics, so that a user sees all of them
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
@@ -15,23 +16,28 @@ from runner.errors import Diagnostics, KeyPath, Location
 from runner.ltx.registry import registry
 from runner.pipeline import schema_check
 from runner.pipeline.build import Builder
+from runner.pipeline.confine import Project, Refused, confine, find_project_root, read_confined
 from runner.pipeline.records import Node, Pipeline, Preset, Ref
-from runner.pipeline.yamlsrc import SourceMap, read_yaml_file
+from runner.pipeline.yamlsrc import MAX_VALUES, SourceMap, load_yaml_bytes, read_yaml_file
 from runner.resources import data_file
 
+__all__ = ["builtin_presets", "find_project_root", "load_pipeline"]
 
-def find_project_root(start: Path) -> Path:
-    """The nearest directory above ``start`` that is a git work tree, else ``start`` itself."""
-    for candidate in (start, *start.parents):
-        if (candidate / ".git").exists():
-            return candidate
-    return start
+# Far above any real pipeline (5,000 nodes take about 0.7 MB) and far below what hurts.
+MAX_PIPELINE_BYTES = 8 * 1024 * 1024
+MAX_PRESET_FILE_BYTES = 1024 * 1024
+MAX_IMPORTS = 32
 
 
 def load_pipeline(path: Path, diags: Diagnostics) -> Pipeline | None:
     """Load ``path``. Returns None when the file is too broken to describe a pipeline."""
-    path = path.resolve() if path.exists() else path.absolute()
-    document, source = read_yaml_file(path, diags)
+    # The path as given, not its symlink target: that is what decides the project.
+    path = Path(os.path.abspath(path))
+    project = Project.of_pipeline(path)
+    data = _read(project, path.name, path.parent, MAX_PIPELINE_BYTES, Location(path), diags)
+    if data is None:
+        return None
+    document, source = load_yaml_bytes(data, path, diags)
     if document is None:
         if not diags.has_errors:
             diags.error(
@@ -63,7 +69,7 @@ def load_pipeline(path: Path, diags: Diagnostics) -> Pipeline | None:
         else:
             nodes[name] = node
     presets = dict(builtin_presets())
-    imported = _imported_presets(document.get("imports"), path, diags)
+    imported = _imported_presets(document.get("imports"), path, project, source, diags)
     for preset in imported + _own_presets(sections["presets"], source):
         if preset.name in presets:
             first = presets[preset.name]
@@ -80,11 +86,11 @@ def load_pipeline(path: Path, diags: Diagnostics) -> Pipeline | None:
         ref = build.motion(spec, ("motions", name))
         if ref is not None:
             motions[name] = ref
-    templates = document.get("templates")
+    templates = _templates_dir(document.get("templates"), path, project, source, diags)
     defaults = document.get("defaults")
     return Pipeline(
         path=path,
-        project_root=find_project_root(path.parent),
+        project=project,
         name=str(document.get("name", path.stem)),
         model=_model(document),
         source=source,
@@ -104,7 +110,7 @@ def load_pipeline(path: Path, diags: Diagnostics) -> Pipeline | None:
         motions=motions,
         nodes=nodes,
         outputs={k: v for k, v in sections["outputs"].items() if isinstance(v, str)},
-        templates_dir=path.parent / templates if isinstance(templates, str) else None,
+        templates_dir=templates,
         broken=frozenset(broken),
     )
 
@@ -166,14 +172,82 @@ def _preset_location(preset: Preset) -> Location:
     return preset.source.locate(preset.key_path, key=True)
 
 
-def _imported_presets(imports: Any, path: Path, diags: Diagnostics) -> list[Preset]:
+def _read(
+    project: Project,
+    written: str | Path,
+    base: Path,
+    max_bytes: int,
+    where: Location,
+    diags: Diagnostics,
+) -> bytes | None:
+    """The bytes of a file the pipeline names, if the confinement rule allows reading it."""
+    try:
+        real = confine(project, written, base, max_bytes=max_bytes)
+        if not real.exists():
+            diags.error(
+                "file-missing",
+                f"no such file: {written}",
+                where,
+                "check the path; relative paths start at the pipeline's directory",
+            )
+            return None
+        return read_confined(real, written, max_bytes)
+    except Refused as refused:
+        diags.error(refused.code, refused.message, where, refused.hint)
+        return None
+
+
+def _templates_dir(
+    written: Any, path: Path, project: Project, source: SourceMap, diags: Diagnostics
+) -> Path | None:
+    """The pipeline's own template directory (``templates:``), if the rule allows it."""
+    if not isinstance(written, str):
+        return None
+    try:
+        confine(project, written, path.parent, expect="dir")
+    except Refused as refused:
+        diags.error(refused.code, refused.message, source.locate(("templates",)), refused.hint)
+        return None
+    return Path(os.path.abspath(path.parent / written))
+
+
+def _imported_presets(
+    imports: Any, path: Path, project: Project, pipeline: SourceMap, diags: Diagnostics
+) -> list[Preset]:
     found: list[Preset] = []
-    for relative in imports if isinstance(imports, list) else []:
+    files = [(i, f) for i, f in enumerate(imports if isinstance(imports, list) else [])]
+    if len(files) > MAX_IMPORTS:
+        diags.error(
+            "imports",
+            f"{len(files)} preset files imported (at most {MAX_IMPORTS})",
+            pipeline.locate(("imports",)),
+            "gather the presets into fewer files",
+        )
+        return found
+    # The pipeline and its imports share one bound on their values.
+    values_left = MAX_VALUES - pipeline.values
+    seen: dict[Path, int] = {}
+    for index, relative in files:
         if not isinstance(relative, str):
             continue
-        file = (path.parent / relative).resolve()
-        data, source = read_yaml_file(file, diags)
-        if diags.has_errors and data is None:
+        file = Path(os.path.abspath(path.parent / relative))
+        where = pipeline.locate(("imports", index))
+        if file in seen:
+            diags.error(
+                "imports",
+                f"{relative} is imported twice (first as imports[{seen[file]}])",
+                where,
+                "import each preset file once",
+            )
+            continue
+        seen[file] = index
+        raw = _read(project, relative, path.parent, MAX_PRESET_FILE_BYTES, where, diags)
+        if raw is None:
+            continue
+        reported = len(diags.items)
+        data, source = load_yaml_bytes(raw, file, diags, max_values=max(values_left, 0))
+        values_left -= source.values
+        if data is None and len(diags.items) > reported:
             continue
         if not isinstance(data, dict) or not isinstance(data.get("presets"), dict):
             diags.error(

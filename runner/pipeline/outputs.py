@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from runner.errors import Diagnostics
+from runner.pipeline.confine import Refused, confine
 from runner.pipeline.records import Pipeline, a
 
 SUFFIXES = {"image": (".png",), "video": (".mp4",)}
@@ -13,7 +14,6 @@ SUFFIXES = {"image": (".png",), "video": (".mp4",)}
 
 def resolve_outputs(pipeline: Pipeline, diags: Diagnostics) -> dict[str, Path]:
     """Output paths by node name; unknown nodes, wrong suffixes and escapes are errors."""
-    root = pipeline.project_root.resolve()
     resolved: dict[str, Path] = {}
     for name, written in pipeline.outputs.items():
         where = pipeline.source.locate(("outputs", name), key=True)
@@ -27,11 +27,12 @@ def resolve_outputs(pipeline: Pipeline, diags: Diagnostics) -> dict[str, Path]:
                     f"known nodes: {', '.join(sorted(pipeline.nodes)[:15])}",
                 )
             continue
-        path = (pipeline.base_dir / written).resolve()
-        if not path.is_relative_to(root):
+        try:
+            path = confine(pipeline.project, written, pipeline.base_dir)
+        except Refused as refused:
             diags.error(
-                "output-outside-project",
-                f"output '{written}' is outside the project directory {root}",
+                refused.code,
+                f"output {refused.message}",
                 pipeline.source.locate(("outputs", name)),
                 "write outputs below the project, e.g. renders/cut.mp4",
             )

@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from runner.errors import KeyPath
 from runner.frame_at import FrameAt
+from runner.pipeline.confine import Project
 from runner.pipeline.yamlsrc import SourceMap
 
 NodeKind = Literal["t2v", "i2v", "extend", "multicondition", "frame", "stitch"]
@@ -166,8 +167,8 @@ class Defaults:
 class Pipeline:
     """A loaded, structurally valid pipeline file."""
 
-    path: Path
-    project_root: Path
+    path: Path  # absolute, as given: a symlink is not followed
+    project: Project
     name: str
     model: str
     source: SourceMap
@@ -183,6 +184,11 @@ class Pipeline:
     # (section, name) of entries too malformed to build, e.g. ("nodes", "intro"); their errors
     # are already reported, and references to them are not reported again.
     broken: frozenset[tuple[str, str]] = frozenset()
+
+    @property
+    def project_root(self) -> Path:
+        """The project directory as given (see :mod:`runner.pipeline.confine`)."""
+        return self.project.root
 
     @property
     def base_dir(self) -> Path:

@@ -5,11 +5,14 @@ here, so that we can report duplicate keys, refuse unsafe tags and read YAML the
 means it, with YAML 1.2 scalars: ``16:9`` is a string (not the base-60 integer 969 of YAML
 1.1), and so are ``yes``/``no``/``on``/``off`` and dates. The line of every key and list item
 is kept in a :class:`SourceMap`, which turns a key path back into a file and line.
+
+A pipeline file is untrusted input, so the document is bounded while it is built: aliases may
+repeat values but not multiply the document (a "billion laughs" stops at the alias that
+crosses the bound, in microseconds), nesting is bounded, and so are the digits of an integer.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,34 +20,47 @@ from typing import Any
 import yaml
 
 from runner.errors import Diagnostics, KeyPath, Location
+from runner.pipeline.textfile import TextProblem, decode
+from runner.pipeline.yaml_scalars import resolve_plain, too_long_integer
 
 _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _CORE = "tag:yaml.org,2002:"
-_NULL = re.compile(r"^(?:~|null|Null|NULL|)$")
-_BOOL = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
-_INT = re.compile(r"^[-+]?[0-9]+$|^0o[0-7]+$|^0x[0-9a-fA-F]+$")
-_FLOAT = re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?$")
-_MAYBE_NOT_STRING = frozenset("0123456789+-.~nNtTfF")
-_SPECIAL_FLOAT = {
-    ".inf": float("inf"),
-    "+.inf": float("inf"),
-    "-.inf": float("-inf"),
-    ".nan": float("nan"),
-}
-
 # (line of the key or item, line of its value), 1-based, by key or index.
 Lines = dict[str | int, tuple[int, int]]
+
+# A document's values (every key, scalar, list and mapping): the 5,000-node benchmark
+# pipeline holds about 105,000. Checking costs time and memory per value, so a pipeline and
+# the files it imports hold at most this many together.
+MAX_VALUES = 250_000
+# Aliases may add this many values to a document, plus one per value actually written: a
+# real pipeline reuses a preset or a look in every node, an alias bomb multiplies them.
+ALIAS_ALLOWANCE = 100_000
+ALIAS_RATIO = 1
+MAX_DEPTH = 64
+MAX_INT_DIGITS = 100
+# A value's weight: 1 per node, plus 1 per 100 characters of a scalar (aliasing one long
+# string a thousand times is a bomb too).
+_CHARS_PER_WEIGHT = 100
+
+
+class _Abort(Exception):
+    """The document is too big to build; the error is already reported."""
 
 
 class SourceMap:
     """Maps key paths of a loaded document back to lines of its file."""
 
     def __init__(
-        self, file: Path | None, root: Any = None, lines: dict[int, Lines] | None = None
+        self,
+        file: Path | None,
+        root: Any = None,
+        lines: dict[int, Lines] | None = None,
+        values: int = 0,
     ) -> None:
         self.file = file
         self._root = root
         self._lines = lines or {}
+        self.values = values  # how many values the document holds (aliases expanded)
 
     def locate(self, path: KeyPath, *, key: bool = False) -> Location:
         """The line of the value at ``path`` (or of its key with ``key=True``).
@@ -74,23 +90,30 @@ class _Frame:
     key: str | None = None
     key_line: int = 0
     merges: list[tuple[Any, int]] = field(default_factory=list)
+    weight: int = 1
 
 
 class _Builder:
     """Builds values from parser events, collecting problems as it goes."""
 
-    def __init__(self, file: Path | None, diags: Diagnostics) -> None:
+    def __init__(self, file: Path | None, diags: Diagnostics, max_values: int) -> None:
         self.file = file
         self.diags = diags
+        self.max_values = max_values
         self.stack: list[_Frame] = []
         self.anchors: dict[str, Any] = {}
         self.lines: dict[int, Lines] = {}
         self.root: Any = None
         self.done = False
+        self.weights: dict[int, int] = {}  # by id() of each container
+        self.events = 0
+        self.expanded = 0  # values added by aliases
 
     def feed(self, event: yaml.Event) -> None:
         mark = event.start_mark
         line = mark.line + 1 if mark is not None else 0
+        self.events += 1
+        self._check_size(line)
         if type(event) is yaml.ScalarEvent:
             self._value(self._scalar(event, line), line, event.anchor, is_key_text=event.value)
         elif isinstance(event, yaml.AliasEvent):
@@ -102,6 +125,7 @@ class _Builder:
             if isinstance(frame.container, dict):
                 self._merge(frame)
             self.lines[id(frame.container)] = frame.lines
+            self.weights[id(frame.container)] = frame.weight
             if frame.anchor is not None:
                 self.anchors[frame.anchor] = frame.container
             self._value(frame.container, frame.line, None, is_key_text=None, closing=True)
@@ -121,6 +145,15 @@ class _Builder:
         path = self._child_path()
         if tag not in (None, "!", expected):
             self._unsupported_tag(tag, line, path)
+        if len(self.stack) >= MAX_DEPTH:
+            self._error(
+                line,
+                path,
+                "yaml-depth",
+                f"values are nested more than {MAX_DEPTH} levels deep",
+                "a pipeline needs a few levels; flatten this value",
+            )
+            raise _Abort
         container: dict[str, Any] | list[Any] = {} if mapping else []
         self.stack.append(_Frame(container, path, getattr(event, "anchor", None), line))
 
@@ -144,7 +177,38 @@ class _Builder:
             self._error(line, self._child_path(), "yaml-alias", message)
             self._value(None, line, None, is_key_text=None)
             return
-        self._value(self.anchors[anchor], line, None, is_key_text=None)
+        value = self.anchors[anchor]
+        self.expanded += self._weight(value)
+        allowed = ALIAS_ALLOWANCE + ALIAS_RATIO * self.events
+        if self.expanded > allowed:
+            self._error(
+                line,
+                self._child_path(),
+                "yaml-alias-bomb",
+                f"YAML aliases expand this document past {allowed:,} values",
+                "an alias may repeat a value, not multiply the document: write the values "
+                "out, or use fewer levels of aliases of aliases",
+            )
+            raise _Abort
+        self._check_size(line)
+        self._value(value, line, None, is_key_text=None)
+
+    def _check_size(self, line: int) -> None:
+        if self.events + self.expanded > self.max_values:
+            self._error(
+                line,
+                self._child_path(),
+                "yaml-size",
+                f"the pipeline and its imports hold more than {MAX_VALUES:,} values",
+                "split the pipeline into several files",
+            )
+            raise _Abort
+
+    def _weight(self, value: Any) -> int:
+        found = self.weights.get(id(value))
+        if found is not None:
+            return found
+        return 1 + len(value) // _CHARS_PER_WEIGHT if isinstance(value, str) else 1
 
     def _value(
         self,
@@ -162,6 +226,7 @@ class _Builder:
                 self.root, self.done = value, True
             return
         frame = self.stack[-1]
+        frame.weight += self._weight(value)
         value_line = line
         if isinstance(frame.container, list):
             frame.lines[len(frame.container)] = (value_line, value_line)
@@ -214,13 +279,23 @@ class _Builder:
     def _scalar(self, event: yaml.ScalarEvent, line: int) -> Any:
         text, tag = event.value, event.tag
         plain = event.style in (None, "") and event.implicit[0]
+        if (plain or tag == _CORE + "int") and too_long_integer(text, MAX_INT_DIGITS):
+            digits = len(text.lstrip("+-"))
+            self._error(
+                line,
+                self._child_path(),
+                "yaml-integer",
+                f"an integer of {digits:,} digits is too long (at most {MAX_INT_DIGITS})",
+                "no parameter takes a number this large; put it in quotes if it is text",
+            )
+            return text
         if tag in (None, "!"):
-            return _resolve_plain(text) if plain else text
+            return resolve_plain(text) if plain else text
         if tag == _CORE + "str":
             return text
         kind = tag[len(_CORE) :] if tag.startswith(_CORE) else None
         if kind in ("int", "float", "bool", "null"):
-            resolved: Any = _resolve_plain(text)
+            resolved: Any = resolve_plain(text)
             types: dict[str, type | tuple[type, ...]] = {
                 "int": int,
                 "float": (int, float),
@@ -250,26 +325,12 @@ class _Builder:
         self.diags.error(code, message, Location(self.file, line, path), hint)
 
 
-def _resolve_plain(text: str) -> Any:
-    """YAML 1.2 core schema resolution of a plain scalar."""
-    if text and text[0] not in _MAYBE_NOT_STRING:
-        return text  # the common case: a word
-    if _NULL.match(text):
-        return None
-    if text in _BOOL:
-        return _BOOL[text]
-    if _INT.match(text):
-        return int(text, 0) if text.startswith(("0o", "0x")) else int(text)
-    if _FLOAT.match(text):
-        return float(text)
-    if text.lower() in _SPECIAL_FLOAT:
-        return _SPECIAL_FLOAT[text.lower()]
-    return text
-
-
-def load_yaml(text: str, file: Path | None, diags: Diagnostics) -> tuple[Any, SourceMap]:
-    """Parse one YAML document. Syntax errors and unsafe content become diagnostics."""
-    builder = _Builder(file, diags)
+def load_yaml(
+    text: str, file: Path | None, diags: Diagnostics, max_values: int = MAX_VALUES
+) -> tuple[Any, SourceMap]:
+    """Parse one YAML document of at most ``max_values`` values. Syntax errors and unsafe
+    content become diagnostics."""
+    builder = _Builder(file, diags, max_values)
     loader = _Loader(text)
     try:
         feed, next_event = builder.feed, loader.get_event
@@ -278,6 +339,8 @@ def load_yaml(text: str, file: Path | None, diags: Diagnostics) -> tuple[Any, So
             if event is None or isinstance(event, yaml.StreamEndEvent):
                 break
             feed(event)
+    except _Abort:
+        return None, SourceMap(file)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or exc.context or "invalid YAML"
@@ -297,22 +360,27 @@ def load_yaml(text: str, file: Path | None, diags: Diagnostics) -> tuple[Any, So
         return None, SourceMap(file)
     finally:
         loader.dispose()
-    return builder.root, SourceMap(file, builder.root, builder.lines)
+    values = builder.events + builder.expanded
+    return builder.root, SourceMap(file, builder.root, builder.lines, values)
+
+
+def load_yaml_bytes(
+    data: bytes, file: Path | None, diags: Diagnostics, max_values: int = MAX_VALUES
+) -> tuple[Any, SourceMap]:
+    """Decode (with the line and column of bytes that are not text) and parse ``data``."""
+    try:
+        text = decode(data)
+    except TextProblem as problem:
+        diags.error("text", problem.message, Location(file, problem.line), problem.hint)
+        return None, SourceMap(file)
+    return load_yaml(text, file, diags, max_values)
 
 
 def read_yaml_file(path: Path, diags: Diagnostics) -> tuple[Any, SourceMap]:
-    """Read and parse ``path``; a file that cannot be read is a diagnostic too."""
+    """Read and parse a trusted file (shotgraph's own data)."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        diags.error(
-            "file-missing",
-            f"no such file: {path}",
-            Location(path),
-            "check the path; relative paths start at the directory you run from",
-        )
+        data = path.read_bytes()
+    except OSError as exc:
+        diags.error("file-unreadable", f"cannot read {path}: {exc.strerror}", Location(path))
         return None, SourceMap(path)
-    except (OSError, UnicodeDecodeError) as exc:
-        diags.error("file-unreadable", f"cannot read {path}: {exc}", Location(path))
-        return None, SourceMap(path)
-    return load_yaml(text, path, diags)
+    return load_yaml_bytes(data, path, diags)

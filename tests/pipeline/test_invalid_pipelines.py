@@ -20,7 +20,11 @@ MARK = re.compile(r"#\s*error(-anywhere)?:\s*(.+?)\s*$")
 
 def expectations(path: Path) -> list[tuple[int | None, str]]:
     found = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
+    data = path.read_bytes()
+    # Some fixtures are broken text on purpose (invalid UTF-8 or UTF-16, control characters).
+    encoding = "utf-16" if data.startswith((b"\xff\xfe", b"\xfe\xff")) else "utf-8"
+    text = data.decode(encoding, errors="replace")
+    for number, line in enumerate(text.split("\n"), start=1):
         match = MARK.search(line)
         if match:
             found.append((None if match.group(1) else number, match.group(2)))

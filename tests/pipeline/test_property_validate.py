@@ -1,8 +1,10 @@
-"""Mutated pipeline files never make `validate` (or `plan`) crash: exit 0 or 1, no traceback."""
+"""Mutated pipeline files never make `validate` (or `plan`) crash: exit 0 or 1, no traceback;
+and a file that is not valid text is an error with a line."""
 
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -64,8 +66,18 @@ VALUES: list[Any] = [
     "last",
     "2s",
     "../../etc/passwd",
+    "/proc/self/environ",
+    "/dev/zero",
+    "a\x00b",
+    10**120,
     "{{ nope }}",
     "{{ ''.__class__ }}",
+    "{{ lipsum() }}",
+    "{{ ('a' * 10**10)|length }}",
+    "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+    {"template": "../../../etc/passwd"},
+    {"inline": "{% include '/proc/self/environ' %}"},
+    {"file": "/proc/self/environ"},
     [],
     {},
     [1, "a"],
@@ -75,15 +87,39 @@ VALUES: list[Any] = [
 ]
 
 
-def _exit_cleanly(text: str, capsys: pytest.CaptureFixture[str]) -> None:
+# Bytes that make a file something other than UTF-8 text without control characters.
+BAD_BYTES = [
+    b"\x00",
+    b"\x01",
+    b"\x07",
+    b"\x0b",
+    b"\x0c",
+    b"\x1b[31m",
+    b"\x7f",
+    b"\xc2\x80",  # a C1 control, valid UTF-8
+    b"\xff",
+    b"\xfe\xff",
+    b"\xc0\x80",  # an overlong NUL
+    b"\xed\xa0\x80",  # a lone surrogate
+    b"\xe2\x82",  # a truncated sequence
+    b"\xef\xbf\xbe",  # U+FFFE
+]
+
+
+def _exit_cleanly(text: str | bytes, capsys: pytest.CaptureFixture[str]) -> str:
+    """Validate and plan ``text``; the findings of validate."""
+    data = text if isinstance(text, bytes) else text.encode("utf-8", errors="surrogatepass")
+    findings = ""
     with tempfile.TemporaryDirectory(dir=ROOT / "pipelines") as tmp:
         path = Path(tmp) / "mutated.yaml"
-        path.write_text(text, encoding="utf-8", errors="surrogatepass")
+        path.write_bytes(data)
         for command in (["validate", str(path)], ["plan", str(path), "--json"]):
             code = cli.run(command)
             _, err = capsys.readouterr()
-            assert code in (0, 1), f"exit {code} for {command[0]}:\n{err}\n---\n{text}"
+            assert code in (0, 1), f"exit {code} for {command[0]}:\n{err}\n---\n{text!r}"
             assert "Traceback" not in err and "internal error" not in err, err
+            findings = findings or err
+    return findings
 
 
 @settings(
@@ -165,3 +201,36 @@ def test_structural_mutations_never_crash(
 
 def test_the_temporary_directories_are_gone() -> None:
     assert not [p for p in (ROOT / "pipelines").iterdir() if p.name.startswith("tmp")]
+
+
+@settings(
+    max_examples=120,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(data=st.data())
+def test_invalid_text_is_an_error_with_a_line(
+    data: st.DataObject, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Invalid UTF-8 or UTF-16, NUL and other control characters anywhere: exit 1, and every
+    error says its line (the mutation's own line, for the first bad byte)."""
+    source = data.draw(st.sampled_from(EXAMPLES)).read_bytes()
+    at = data.draw(st.integers(0, len(source)))
+    while at < len(source) and (source[at] & 0xC0) == 0x80:
+        at += 1  # between characters, so the insert is the first bad byte
+    bad = data.draw(st.sampled_from(BAD_BYTES))
+    mutated = source[:at] + bad + source[at:]
+    truncated = False
+    if data.draw(st.booleans()):
+        # The same, as UTF-16 with its byte order mark; a bad byte then breaks the UTF-16.
+        text = mutated.decode("utf-8", errors="surrogateescape")
+        mutated = b"\xff\xfe" + text.encode("utf-16-le", errors="surrogatepass")
+        if data.draw(st.booleans()):
+            mutated, truncated = mutated[:-1], True  # an odd number of bytes
+    findings = _exit_cleanly(mutated, capsys)
+    errors = [line for line in findings.splitlines() if " error: " in line]
+    assert errors, f"validated:\n{mutated!r}"
+    assert all(re.match(r"\S*mutated\.yaml:\d+[: ]", e) for e in errors), findings
+    if not truncated:
+        line = source[:at].count(b"\n") + 1
+        assert re.match(rf"\S*mutated\.yaml:{line}[: ]", errors[0]), (line, findings)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from runner.errors import Diagnostics
-from runner.pipeline.yamlsrc import load_yaml
+from runner.pipeline.yamlsrc import load_yaml, load_yaml_bytes
 
 
 def load(text: str) -> tuple[object, Diagnostics, object]:
@@ -82,3 +82,79 @@ def test_locate_keys_values_and_items() -> None:
     assert source.locate(("nodes", "a"), key=True).line == 2  # type: ignore[attr-defined]
     missing = source.locate(("nodes", "a", "nope"))  # type: ignore[attr-defined]
     assert missing.line == 3 and missing.key_path == ("nodes", "a", "nope")
+
+
+def test_an_alias_bomb_stops_at_the_alias_that_crosses_the_bound() -> None:
+    lines = ["a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    for previous, name in zip("abcdefgh", "bcdefghi", strict=True):
+        lines.append(f"{name}: &{name} [" + ", ".join([f"*{previous}"] * 9) + "]")
+    value, diags, _ = load("\n".join(lines) + "\n")
+    [error] = diags.items
+    assert value is None
+    assert error.code == "yaml-alias-bomb" and error.location.line == 6
+    assert error.location.key_path == ("f", 0)
+
+
+def test_aliases_that_repeat_a_value_in_every_node_are_fine() -> None:
+    # A real episode: one look merged into each of 5,000 nodes, a list reused by all.
+    text = "x-look: &look {resolution: 480p, num_frames: 81, frame_rate: 24, seed: 1}\n"
+    text += "x-tags: &tags [a, b, c, d, e, f, g, h, i, j]\n"
+    text += "nodes:\n" + "".join(
+        f"  n{i}: {{<<: *look, kind: t2v, vars: {{tags: *tags}}}}\n" for i in range(5000)
+    )
+    value, diags, _ = load(text)
+    assert not diags.items
+    assert isinstance(value, dict) and len(value["nodes"]) == 5000
+
+
+def test_long_strings_weigh_by_length() -> None:
+    text = "s: &s '" + "x" * 10_000 + "'\nl: &l [" + ", ".join(["*s"] * 100) + "]\n"
+    text += "m: [" + ", ".join(["*l"] * 20) + "]\n"
+    _, diags, _ = load(text)
+    assert [d.code for d in diags.items] == ["yaml-alias-bomb"]
+
+
+def test_nesting_and_integers_are_bounded() -> None:
+    _, diags, _ = load("a: " + "[" * 65 + "]" * 65 + "\n")
+    assert [(d.code, d.location.line) for d in diags.items] == [("yaml-depth", 1)]
+    value, diags, _ = load(
+        "ok: " + "9" * 100 + "\nbad: " + "9" * 4301 + "\ntagged: !!int " + "1" * 101 + "\n"
+    )
+    assert isinstance(value, dict) and value["ok"] == int("9" * 100)
+    assert [(d.code, d.location.line) for d in diags.items] == [
+        ("yaml-integer", 2),
+        ("yaml-integer", 3),
+    ]
+    assert "4,301 digits" in diags.items[0].message
+
+
+def test_text_is_utf8_or_utf16_with_a_bom_and_errors_have_a_line() -> None:
+    for data in (
+        "a: café\n".encode(),
+        "\ufeffa: café\n".encode(),
+        "a: café\n".encode("utf-16"),
+        "a: café\n".encode("utf-16-be").join([b"\xfe\xff", b""]),
+    ):
+        diags = Diagnostics()
+        value, _ = load_yaml_bytes(data, Path("p.yaml"), diags)
+        assert value == {"a": "café"} and not diags.items, data
+    for data, line, fragment in (
+        (b"a: 1\nb: caf\xe9\n", 2, "line 2, column 7: the file is not valid UTF-8"),
+        (b"a: 1\n\nb: \x00\n", 3, "line 3, column 4: character U+0000 (NUL)"),
+        (b"a: \x1b[1m\n", 1, "U+001B (ESCAPE)"),
+        ("a: 1\nb: 2\n".encode("utf-16") + b"\x00\xd8", 3, "not valid UTF-16"),
+    ):
+        diags = Diagnostics()
+        value, _ = load_yaml_bytes(data, Path("p.yaml"), diags)
+        [error] = diags.items
+        assert value is None and error.location.line == line and fragment in error.message
+
+
+def test_a_document_holds_a_bounded_number_of_values() -> None:
+    diags = Diagnostics()
+    text = "a: [" + ", ".join(["1"] * 50) + "]\nb: [" + ", ".join(["2"] * 60) + "]\n"
+    value, source = load_yaml(text, Path("p.yaml"), diags, max_values=100)
+    [error] = diags.items
+    assert value is None and error.code == "yaml-size" and error.location.line == 2
+    value, source = load_yaml(text, Path("p.yaml"), Diagnostics())
+    assert source.values > 110
