@@ -1,8 +1,9 @@
 """Deterministic H.264 MP4 writing, one frame at a time.
 
 Determinism is what lets a stitched cut be content-addressed like every other output: the
-same frames in give the same bytes out. That needs libx264 with a fixed thread count (its
-output depends on the count, not on the machine), FFmpeg's ``bitexact`` flags on the codec
+same frames in give the same bytes out, in any process and on any machine. That needs
+libx264 in its CPU-independent mode (:data:`X264_PARAMS`) with a fixed thread count and
+kind (its output depends on those, nothing else), FFmpeg's ``bitexact`` flags on the codec
 and the muxer (no encoder version string, no creation time) and bit-exact pixel conversion
 (:mod:`runner.media.convert`).
 """
@@ -28,6 +29,13 @@ from runner.media._files import StrPath, writing
 from runner.media.convert import FrameConverter, image_to_frame
 
 PIX_FMT = "yuv420p"
+
+# x264 picks some routines by CPU. Its AVX-512 macroblock-tree code reads memory nobody
+# wrote, so the bytes depended on what the process had allocated and freed before: a stitch
+# in the runner, beside other work, could differ from the same stitch in a fresh process.
+# With AVX2 or without SIMD those routines round differently again. ``cpu-independent``
+# makes x264 use its canonical ones: the same bytes in any process, on any machine.
+X264_PARAMS = "cpu-independent=1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,9 +93,16 @@ class VideoWriter:
             stream.width, stream.height, stream.pix_fmt = self.width, self.height, PIX_FMT
             ctx = stream.codec_context
             ctx.time_base = 1 / self.rate
+            # Slice threads, pinned rather than left to PyAV's default: the thread count
+            # and the kind of threading both shape the bitstream.
+            ctx.thread_type = "SLICE"
             ctx.thread_count = self.settings.threads
             ctx.flags |= Flags.bitexact
-            ctx.options = {"crf": str(self.settings.crf), "preset": self.settings.preset}
+            ctx.options = {
+                "crf": str(self.settings.crf),
+                "preset": self.settings.preset,
+                "x264-params": X264_PARAMS,
+            }
             self._container, self._stream = container, stream
             self._stack = stack.pop_all()
         return self
