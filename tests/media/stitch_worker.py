@@ -1,7 +1,7 @@
 """A second process for the stitch determinism tests: stitches the clips it is given and
 prints the SHA-256 of each cut, one per line.
 
-    python tests/stitch_worker.py [--no-simd] TIMES OUT_DIR CLIP...
+    python tests/media/stitch_worker.py [--no-simd] TIMES OUT_DIR CLIP...
 
 ``--no-simd`` first turns off FFmpeg's SIMD code (``av_force_cpu_flags(0)``) and x264's
 assembly: the process then computes what a machine without any SIMD would. Run it with
