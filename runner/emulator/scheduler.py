@@ -61,6 +61,7 @@ class Scheduler:
         self._tasks: set[asyncio.Task[None]] = set()
         self._submissions: Counter[str] = Counter()
         self.max_in_progress = 0
+        self.unsaved = 0  # journal writes that failed (a full disk)
         self._next_seq = 0
         self._closing = False
         # Positions of queued jobs, indexed on demand and forgotten whenever the queue
@@ -77,10 +78,19 @@ class Scheduler:
             if job.state != COMPLETED:
                 job.state, job.started_at = IN_QUEUE, None
                 job.log("emulator restarted: the request is queued again")
-                self.store.save(job)
+                self._save(job)
                 self._waiting.append(job)
         self._positions = None
         self._pump()
+
+    def _save(self, job: Job) -> None:
+        """Journal ``job`` for a restart. On a full disk the job carries on in memory (as a
+        job on fal carries on whatever its client's disk does); only a restart forgets it."""
+        try:
+            self.store.save(job)
+        except OSError as exc:
+            self.unsaved += 1
+            job.log(f"emulator: the job could not be journaled ({exc.strerror or exc})")
 
     def next_seq(self) -> int:
         seq, self._next_seq = self._next_seq, self._next_seq + 1
@@ -91,7 +101,7 @@ class Scheduler:
         self._jobs[job.id] = job
         self._submissions[job.fingerprint] += 1
         job.log("request queued")
-        self.store.save(job)
+        self._save(job)
         self._waiting.append(job)
         self._positions = None
         position = len(self._waiting) - 1
@@ -124,7 +134,7 @@ class Scheduler:
             job.complete(error=failures.cancelled())
         else:
             job.log("cancellation requested while in progress; the model finishes its work")
-        self.store.save(job)
+        self._save(job)
         self.changed.notify()
         return "CANCELLATION_REQUESTED"
 
@@ -143,7 +153,7 @@ class Scheduler:
 
     async def _execute(self, job: Job) -> None:
         job.log(f"running {job.endpoint}")
-        self.store.save(job)
+        self._save(job)
         self.changed.notify()
         try:
             invalid = self._validate(job)
@@ -160,7 +170,7 @@ class Scheduler:
         finally:
             if job.state == COMPLETED:
                 job.log("request completed" if job.error is None else f"error: {job.error.error}")
-                self.store.save(job)
+                self._save(job)
             self._running.discard(job.id)
             self._pump()
             self.changed.notify()
@@ -185,4 +195,5 @@ class Scheduler:
                 if j.error and j.error.error_type == "client_cancelled"
             ),
             "max_in_progress": self.max_in_progress,
+            "unsaved": self.unsaved,
         }
