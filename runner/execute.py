@@ -92,7 +92,7 @@ class Executor:
         started = time.monotonic()
         pending = self._find_cached()
         async with self._exits:
-            full = await asyncio.to_thread(self._prepare_store) if pending else None
+            full = await asyncio.to_thread(self._prepare_store, bool(pending))
             if any(self.steps[name].endpoint is not None for name in pending):
                 # Connect before anything starts: a missing key or an emulator that will not
                 # start stops the run at once, with one message, not a failure per node.
@@ -126,12 +126,15 @@ class Executor:
         self.result.notes.extend(self.reporter.notes)
         return self.result
 
-    def _prepare_store(self) -> DiskFull | None:
-        """Before rendering: clear what killed runs left in staging, and put back the
-        space held in reserve for the journal (see :mod:`runner.store.reserve`). A disk
-        without room for that reserve is too full to submit anything safely: the run
-        stops before its first job."""
+    def _prepare_store(self, rendering: bool) -> DiskFull | None:
+        """Clear what killed runs left in staging (every run: the one after a crash may
+        have nothing left to render) and, before rendering, put back the space held in
+        reserve for the journal (see :mod:`runner.store.reserve`). A disk without room for
+        that reserve is too full to submit anything safely: the run stops before its
+        first job."""
         self.store.sweep_staging()
+        if not rendering:
+            return None
         return disk_full(self.store.reserve.keep(), self.store.reserve.path)
 
     def _stop(self, reason: ShotgraphError) -> None:

@@ -47,6 +47,7 @@ from runner.store import JournalConflict, ResultRecord, StoredFile
 from runner.submission import (
     GenerationContext,
     Held,
+    off_loop,
     rejected,
     submit,
     takeover_warning,
@@ -103,7 +104,7 @@ async def generate(
     except _Lost as lost:
         # fal dropped the job's result or output before we fetched it (a run down for hours),
         # or never knew it: the only way to the video is to render it again.
-        ctx.store.release(step.key, ctx.owner)
+        await off_loop(ctx.store.release, step.key, ctx.owner)
         if again:
             raise StepFailed(str(lost)) from None
         ctx.emit(Notice(node=step.name, message=f"{lost}; submitting it again"))
@@ -140,21 +141,21 @@ async def _collect(step: Step, held: Held, ctx: GenerationContext) -> ResultReco
         if held.reattached and exc.error_type == "client_cancelled":
             # Cancelled at Ctrl-C while still queued: it never ran, so it costs nothing.
             raise _Lost("the job was cancelled before it ran") from None
-        ctx.store.release(step.key, ctx.owner)
+        await off_loop(ctx.store.release, step.key, ctx.owner)
         refusal = await _refusal(handle, ctx)
         if refusal is None:
             raise StepFailed(exc.message, exc.hint) from None
         _raise_if_dead_inputs(step, refusal, held, ctx)
         raise StepFailed(rejected(step, refusal, ctx), refusal.hint) from None
     except FalValidationError as exc:
-        ctx.store.release(step.key, ctx.owner)
+        await off_loop(ctx.store.release, step.key, ctx.owner)
         _raise_if_dead_inputs(step, exc, held, ctx)
         raise StepFailed(rejected(step, exc, ctx), exc.hint) from None
     except FalError as exc:
         # The job may still be fine at fal: keep the journal so the next run re-attaches.
         raise StepFailed(exc.message, exc.hint or "run again to re-attach to the job") from None
     record = await _fetch(step, handle, result, status, held.reattached, ctx)
-    ctx.store.release(step.key, ctx.owner)
+    await off_loop(ctx.store.release, step.key, ctx.owner)
     return record
 
 
@@ -170,11 +171,11 @@ async def _hold(
             return done
         entry = ctx.store.journal(step.key)
         if entry is None:
-            if ctx.store.claim(step.key, ctx.owner) is not None:
+            if await off_loop(ctx.store.claim, step.key, ctx.owner) is not None:
                 continue  # another run claimed it a moment ago: look again
             done = ctx.store.result_for(step.key, ctx.backend)  # finished and released?
             if done is not None:
-                ctx.store.release(step.key, ctx.owner)
+                await off_loop(ctx.store.release, step.key, ctx.owner)
                 return done
             journaled = None
         elif entry.owner == ctx.owner:  # ours: an earlier attempt of this run
@@ -195,7 +196,7 @@ async def _hold(
             await asyncio.sleep(pause)
             pause = min(pause * 2, WAIT_OTHER_RUN[1])
             continue
-        elif not ctx.store.take_over(step.key, entry, ctx.owner):
+        elif not await off_loop(ctx.store.take_over, step.key, entry, ctx.owner):
             continue  # another survivor took it first: look again
         elif entry.state == "submitted" and entry.handle:
             handle = _reattach(JobHandle.from_dict(entry.handle), ctx)
@@ -232,7 +233,7 @@ async def _on_cancel(
     """On Ctrl-C: a job still queued at fal costs nothing yet, so cancel it, and forget it
     once fal confirms it will not run; a running job stays journaled for the next run."""
     if await cancel_if_queued(ctx.client, handle, last):
-        ctx.store.release(step.key, ctx.owner)
+        await off_loop(ctx.store.release, step.key, ctx.owner)
 
 
 async def _refusal(handle: JobHandle, ctx: GenerationContext) -> FalValidationError | None:
@@ -330,5 +331,5 @@ async def _fetch(
         recorded_at=time.time(),
         extra=extra,
     )
-    ctx.store.put_result(record)
+    await off_loop(ctx.store.put_result, record)
     return record

@@ -16,10 +16,11 @@ rebuilt with fresh upload URLs.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from runner.budget import Budget
 from runner.disk import DiskFull
@@ -37,6 +38,21 @@ from runner.materialize import Materializer
 from runner.steps import Step
 from runner.store import JournalConflict, JournalEntry, Owner, ResultRecord, Store
 from runner.store.journal import body_digest
+
+T = TypeVar("T")
+
+
+async def off_loop(call: Callable[..., T], *args: Any) -> T:
+    """``call(*args)`` in a worker thread: a journal write fsyncs, and meanwhile the event
+    loop must go on reading the other jobs' answers (a submit's answer left waiting behind
+    someone's fsync widens the window in which a kill pays twice). A cancellation waits for
+    the write to finish, so the task unwinds with the entry in a known state."""
+    work = asyncio.ensure_future(asyncio.to_thread(call, *args))
+    try:
+        return await asyncio.shield(work)
+    except asyncio.CancelledError:
+        await asyncio.wait([work])
+        raise
 
 
 @dataclass
@@ -93,21 +109,21 @@ async def submit(
             body = await ctx.materializer.body(step.body, step.slots, upstream)
         digest = body_digest(body)
         _check_stopping(ctx)
-        # Synchronous, then straight to the POST: a cancellation (Ctrl-C) cannot fall
-        # between the durable entry and the request it announces.
-        ctx.store.begin_submit(step.key, ctx.owner, endpoint, body, digest)
+        # Durable first, then straight to the POST. A cancellation (Ctrl-C) during the
+        # write unwinds before the POST, and the entry is dropped with the claim.
+        await off_loop(ctx.store.begin_submit, step.key, ctx.owner, endpoint, body, digest)
         sent = True
         handle = await ctx.client.submit(endpoint, body)
     except (FalSubmitUncertain, FalProtocolError) as exc:
         if sent:  # fal may have queued it: the "submitting" entry stays for the next run
             raise StepFailed(exc.message, exc.hint) from None
-        _give_up(step, ctx, cost)
+        await _give_up(step, ctx, cost)
         raise StepFailed(exc.message, exc.hint) from None
     except FalValidationError as exc:
-        _give_up(step, ctx, cost)
+        await _give_up(step, ctx, cost)
         raise StepFailed(rejected(step, exc, ctx), exc.hint) from None
     except (FalError, StepFailed, RunStopping) as exc:
-        _give_up(step, ctx, cost)
+        await _give_up(step, ctx, cost)
         if isinstance(exc, FalError):
             raise StepFailed(exc.message, exc.hint) from None
         raise
@@ -115,19 +131,19 @@ async def submit(
         ctx.budget.refund(cost)  # the key is another run's now: it submits, not us
         raise
     except DiskFull as full:
-        _give_up(step, ctx, cost)  # the entry could not be written: nothing was sent
+        await _give_up(step, ctx, cost)  # the entry could not be written: nothing was sent
         ctx.stop(full)
         raise
     except BaseException:
         if not sent:
-            _give_up(step, ctx, cost)
+            await _give_up(step, ctx, cost)
         raise
-    _record(step, endpoint, handle, ctx)
+    await _record(step, endpoint, handle, ctx)
     ctx.emit(NodeSubmitted(node=step.name, request_id=handle.request_id, endpoint=endpoint))
     return Held(handle, False, body)
 
 
-def _record(step: Step, endpoint: str, handle: JobHandle, ctx: GenerationContext) -> None:
+async def _record(step: Step, endpoint: str, handle: JobHandle, ctx: GenerationContext) -> None:
     """Journal the accepted job's handle. On a full disk, spend the store's reserve and try
     once more: without the handle the next run would submit the paid job again."""
 
@@ -136,11 +152,11 @@ def _record(step: Step, endpoint: str, handle: JobHandle, ctx: GenerationContext
 
     try:
         try:
-            record()
+            await off_loop(record)
         except DiskFull as full:
             ctx.stop(full)
             ctx.store.reserve.release()
-            record()
+            await off_loop(record)
     except JournalConflict as conflict:
         # Another run judged us gone and took the key: both jobs exist now. Ours is paid
         # for and in hand, so it is still worth collecting.
@@ -156,12 +172,12 @@ def _record(step: Step, endpoint: str, handle: JobHandle, ctx: GenerationContext
         )
 
 
-def _give_up(step: Step, ctx: GenerationContext, cost: float) -> None:
+async def _give_up(step: Step, ctx: GenerationContext, cost: float) -> None:
     """Nothing was sent: give the budget back and drop our claim (best effort on a full
     disk: a dead run's bare claim is taken over without a warning anyway)."""
     ctx.budget.refund(cost)
     with contextlib.suppress(ShotgraphError):
-        ctx.store.release(step.key, ctx.owner)
+        await off_loop(ctx.store.release, step.key, ctx.owner)
 
 
 def _check_stopping(ctx: GenerationContext) -> None:
