@@ -92,7 +92,12 @@ class Executor:
         started = time.monotonic()
         pending = self._find_cached()
         async with self._exits:
-            full = await asyncio.to_thread(self._prepare_store, bool(pending))
+            # Nothing to render: the sweep alone (a directory listing) needs no thread.
+            full = (
+                await asyncio.to_thread(self._prepare_store, True)
+                if pending
+                else self._prepare_store(False)
+            )
             if any(self.steps[name].endpoint is not None for name in pending):
                 # Connect before anything starts: a missing key or an emulator that will not
                 # start stops the run at once, with one message, not a failure per node.

@@ -4,6 +4,7 @@ was submitting, renew an upload whose URL died early, and say who paid for what.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import time
 from collections.abc import Callable
@@ -61,6 +62,11 @@ def test_a_run_that_died_mid_submit_is_sent_again_the_identical_body(
         assert store.claim(step.key, dead) is None
         store.begin_submit(step.key, dead, step.endpoint.id, body, body_digest(body))
     uploads_before = emulator.stats()["requests"]["upload"]
+    plan = ["plan", str(pipeline), "--backend", "local", "--cache-dir", str(tmp_path / "store")]
+    capsys.readouterr()
+    assert cli.run([*plan, "--json"]) == 0
+    rows = {row["node"]: row for row in json.loads(capsys.readouterr().out)["nodes"]}
+    assert rows["intro"]["status"] == "render" and "died submitting" in rows["intro"]["reason"]
 
     assert run(pipeline, tmp_path / "store", emulator.url) == 0
     assert "intro: note: run died-mid-submit" in capsys.readouterr().out
