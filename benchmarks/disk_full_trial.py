@@ -5,9 +5,12 @@ once space is back; exit codes, tracebacks and jobs paid twice.
 The project (outputs, lockfile) and the store (records, files, run log) live on a 24 MB
 tmpfs filled until a given amount is left; the first run must end in exit 1 without a
 traceback, naming the full disk (or succeed, if it fitted). Then the space comes back and a
-rerun must complete; every job the emulator received must have been sent once. Two
-set-ups: fal elsewhere (the emulator in the test's process: `--emulator-url`), and the
-local backend's own emulator, whose state lives in the store on the full disk too.
+rerun must complete, and no request may have been billed twice: counted from the jobs the
+emulator journaled, by request body, leaving out jobs that failed with a 5xx (fal bills
+none of those). Two set-ups: fal elsewhere (the emulator in this process: `--emulator-url`),
+and the local backend's own emulator, whose state lives in the store on the full disk too
+(there its renders fail for lack of space, as fal's own internal errors, and are rendered
+again by the rerun: not billed twice).
 
 Mounting a tmpfs needs root.
 
@@ -22,20 +25,34 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from runner.emulator import EmulatorConfig, EmulatorServer  # noqa: E402
+from runner.emulator.jobs import JobStore  # noqa: E402
 from tests.run_helpers import make_project, spawn_run  # noqa: E402
 from tests.small_disk import fill, unfill  # noqa: E402
 
 FREE_MB = "0.1,0.3,0.6,0.9,1.2,1.5,2,2.5,3,3.5,4"
 
 
-def trial(disk: Path, free_mb: float, fal_url: str | None) -> tuple[int, bool, int, int]:
-    """(first exit code, traceback seen, jobs sent, jobs sent more than once)."""
+def billed(state: Path) -> Counter[str]:
+    """Jobs fal would bill, by request fingerprint: every journaled job but those that
+    failed with a 5xx."""
+    return Counter(
+        job.fingerprint
+        for job in JobStore(state).load()
+        if job.error is None or job.error.status < 500
+    )
+
+
+def trial(
+    disk: Path, free_mb: float, fal_url: str | None, state: Path
+) -> tuple[int, bool, int, int]:
+    """(first exit code, traceback seen, jobs billed, requests billed more than once)."""
     pipeline = make_project(disk / "p")
     store = disk / "store"
     args = ["--backend", "local", "--emulator-latency", "0.3"]
@@ -52,14 +69,7 @@ def trial(disk: Path, free_mb: float, fal_url: str | None) -> tuple[int, bool, i
     out2, err2 = again.communicate(timeout=300)
     if again.returncode != 0:
         print(f"    the rerun failed ({again.returncode}):\n{out2[-1500:]}\n{err2[-1500:]}")
-    if fal_url is not None:
-        import httpx
-
-        counts = httpx.get(f"{fal_url}/_emulator/stats").json()["submissions"]
-    else:
-        config = EmulatorConfig(state_dir=store / "emulator", require_auth=False)
-        with EmulatorServer(config) as emulator:
-            counts = emulator.stats()["submissions"]
+    counts = billed(state)
     return first.returncode, traceback, sum(counts.values()), sum(n - 1 for n in counts.values())
 
 
@@ -85,13 +95,15 @@ def main() -> int:
                 mounted(disk)
                 try:
                     if own:
-                        code, traceback, sent, twice = trial(disk, free_mb, None)
+                        state = disk / "store" / "emulator"
+                        code, traceback, sent, twice = trial(disk, free_mb, None, state)
                     else:
+                        state = Path(tmp) / f"fal-{free_mb}"
                         config = EmulatorConfig(
-                            latency=0.3, concurrency=8, require_auth=False, state_dir=None
+                            latency=0.3, concurrency=8, require_auth=False, state_dir=state
                         )
                         with EmulatorServer(config) as fal:
-                            code, traceback, sent, twice = trial(disk, free_mb, fal.url)
+                            code, traceback, sent, twice = trial(disk, free_mb, fal.url, state)
                 finally:
                     subprocess.run(["umount", "-l", str(disk)], capture_output=True)
                     shutil.rmtree(disk, ignore_errors=True)
@@ -102,12 +114,12 @@ def main() -> int:
                 totals["duplicates"] += twice
                 print(
                     f"  {free_mb:4.1f} MB free: first run exit {code}"
-                    f"{', TRACEBACK' if traceback else ''}; {sent} jobs, {twice} sent twice"
+                    f"{', TRACEBACK' if traceback else ''}; {sent} jobs billed, {twice} twice"
                 )
     print(
         f"{totals['runs']} runs: {totals['exit 1']} ended in exit 1 (the rest fitted), "
         f"{totals['other exit']} in another code, {totals['tracebacks']} traceback(s), "
-        f"{totals['duplicates']} job(s) sent twice across the reruns"
+        f"{totals['duplicates']} request(s) billed twice across the reruns"
     )
     bad = totals["other exit"] + totals["tracebacks"] + totals["duplicates"]
     return 0 if bad == 0 else 1

@@ -84,8 +84,9 @@ class Scheduler:
         self._pump()
 
     def _save(self, job: Job) -> None:
-        """Journal ``job`` for a restart. On a full disk the job carries on in memory (as a
-        job on fal carries on whatever its client's disk does); only a restart forgets it."""
+        """Journal a change of an accepted ``job`` for a restart. On a full disk the job
+        carries on in memory; a restart finds it as last journaled (an unfinished job runs
+        again: renders are deterministic), never loses it (see :meth:`submit`)."""
         try:
             self.store.save(job)
         except OSError as exc:
@@ -97,11 +98,16 @@ class Scheduler:
         return seq
 
     def submit(self, job: Job) -> int:
-        """Journal and enqueue ``job``; returns its queue position at submission."""
+        """Journal and enqueue ``job``; returns its queue position at submission.
+
+        Journaled first: a job that cannot be (a full disk) is refused, as fal refuses a
+        submit it cannot accept (a 5xx, not billed). Accepting one that a restart would
+        forget would leave its client holding a request id nobody knows.
+        """
+        job.log("request queued")
+        self.store.save(job)
         self._jobs[job.id] = job
         self._submissions[job.fingerprint] += 1
-        job.log("request queued")
-        self._save(job)
         self._waiting.append(job)
         self._positions = None
         position = len(self._waiting) - 1
