@@ -6,6 +6,7 @@ these into output. Every event carries the node name and ``at`` (``time.monotoni
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -156,6 +157,10 @@ class Fanout:
                 failed.append((reporter, problem))
         for reporter, error in failed:
             self.reporters.remove(reporter)
+            close = getattr(reporter, "close", None)
+            if callable(close):  # a live display stops redrawing, a file is let go
+                with contextlib.suppress(Exception):
+                    close()
             note = f"{_name(reporter)} stopped ({_reason(error)}); the run went on without it"
             self.notes.append(note)
             self.handle(Notice(message=note))

@@ -134,7 +134,7 @@ class LiveReporter:
             self.console.print(describe(event))
             self.live.start()
         elif isinstance(event, RunFinished):
-            self.live.stop()
+            self.close()
             return
         elif isinstance(event, NodeCached):
             self.totals["cached"] += 1
@@ -142,6 +142,10 @@ class LiveReporter:
             self._node(event)
         elif isinstance(event, Notice):
             self.console.print(Text(f"note: {event.message}", style="yellow"))
+
+    def close(self) -> None:
+        """Stop the live display (at the end of the run, or when it failed)."""
+        self.live.stop()
 
     def _node(self, event: NodeEvent) -> None:
         from rich.text import Text

@@ -39,11 +39,16 @@ class FullAfter:
 
     def __init__(self, n: int) -> None:
         self.left = n
+        self.closed = False
 
     def handle(self, event: Event) -> None:
+        assert not self.closed, "an event after the reporter was dropped"
         self.left -= 1
         if self.left < 0:
             raise OSError(errno.ENOSPC, "No space left on device", "/full/run.jsonl")
+
+    def close(self) -> None:
+        self.closed = True
 
 
 def execute(pipeline: Path, store: Store, url: str, reporter: Any) -> RunResult:
@@ -61,9 +66,10 @@ def test_a_reporter_that_fails_never_stops_the_run(
 ) -> None:
     pipeline = make_project(tmp_path / "p")
     emulator = start_emulator(require_auth=False)
-    screen = Collect()
+    screen, log = Collect(), FullAfter(3)
     with Store.open(tmp_path / "store") as store:
-        result = execute(pipeline, store, emulator.url, Fanout(screen, FullAfter(3)))
+        result = execute(pipeline, store, emulator.url, Fanout(screen, log))
+    assert log.closed  # dropped and let go of
     assert result.ok and len(result.rendered) == 7, result.failed
     assert result.notes == [
         "FullAfter stopped (No space left on device: /full/run.jsonl); the run went on without it"
