@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -42,12 +44,19 @@ from runner.store.journal import body_digest
 T = TypeVar("T")
 
 
+# One thread for the store's writes. Several would contend for SQLite's write lock, and
+# SQLite's busy handler backs off by sleeping (up to 100 ms at a time): a submit's answer
+# would wait to be journaled behind a sleeping thread, widening the window in which a kill
+# pays twice. One thread queues them instead, each a millisecond or two.
+_WRITER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shotgraph-store")
+
+
 async def off_loop(call: Callable[..., T], *args: Any) -> T:
-    """``call(*args)`` in a worker thread: a journal write fsyncs, and meanwhile the event
-    loop must go on reading the other jobs' answers (a submit's answer left waiting behind
-    someone's fsync widens the window in which a kill pays twice). A cancellation waits for
-    the write to finish, so the task unwinds with the entry in a known state."""
-    work = asyncio.ensure_future(asyncio.to_thread(call, *args))
+    """``call(*args)`` on the store's writer thread: a journal write fsyncs, and meanwhile
+    the event loop must go on reading the other jobs' answers. A cancellation waits for the
+    write to finish, so the task unwinds with the entry in a known state."""
+    loop = asyncio.get_running_loop()
+    work = loop.run_in_executor(_WRITER, functools.partial(call, *args))
     try:
         return await asyncio.shield(work)
     except asyncio.CancelledError:
