@@ -19,8 +19,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import queue
+import threading
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -44,19 +46,49 @@ from runner.store.journal import body_digest
 T = TypeVar("T")
 
 
-# One thread for the store's writes. Several would contend for SQLite's write lock, and
-# SQLite's busy handler backs off by sleeping (up to 100 ms at a time): a submit's answer
-# would wait to be journaled behind a sleeping thread, widening the window in which a kill
-# pays twice. One thread queues them instead, each a millisecond or two.
-_WRITER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shotgraph-store")
+class _Writer:
+    """One thread running the store's writes in order.
+
+    One thread, because several would contend for SQLite's write lock, and SQLite's busy
+    handler backs off by sleeping (up to 100 ms at a time).
+    """
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]]]
+        self._queue = queue.SimpleQueue()
+        self._started = False
+        self._lock = threading.Lock()
+
+    def submit(self, call: Callable[[], T]) -> Future[T]:
+        future: Future[T] = Future()
+        self._queue.put((call, future))
+        with self._lock:
+            if not self._started:
+                # A daemon: every write is awaited by the step that asked for it, so none
+                # is pending when the run ends.
+                threading.Thread(target=self._run, name="shotgraph-store", daemon=True).start()
+                self._started = True
+        return future
+
+    def _run(self) -> None:
+        while True:
+            call, future = self._queue.get()
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(call())
+            except BaseException as exc:  # handed to the awaiting step, whatever it is
+                future.set_exception(exc)
+
+
+_WRITER = _Writer()
 
 
 async def off_loop(call: Callable[..., T], *args: Any) -> T:
     """``call(*args)`` on the store's writer thread: a journal write fsyncs, and meanwhile
     the event loop must go on reading the other jobs' answers. A cancellation waits for the
     write to finish, so the task unwinds with the entry in a known state."""
-    loop = asyncio.get_running_loop()
-    work = loop.run_in_executor(_WRITER, functools.partial(call, *args))
+    work = asyncio.wrap_future(_WRITER.submit(functools.partial(call, *args)))
     try:
         return await asyncio.shield(work)
     except asyncio.CancelledError:
@@ -147,25 +179,28 @@ async def submit(
         if not sent:
             await _give_up(step, ctx, cost)
         raise
-    await _record(step, endpoint, handle, ctx)
+    _record(step, endpoint, handle, ctx)
     ctx.emit(NodeSubmitted(node=step.name, request_id=handle.request_id, endpoint=endpoint))
     return Held(handle, False, body)
 
 
-async def _record(step: Step, endpoint: str, handle: JobHandle, ctx: GenerationContext) -> None:
+def _record(step: Step, endpoint: str, handle: JobHandle, ctx: GenerationContext) -> None:
     """Journal the accepted job's handle. On a full disk, spend the store's reserve and try
     once more: without the handle the next run would submit the paid job again."""
 
     def record() -> None:
         ctx.store.record_submission(step.key, ctx.owner, endpoint, handle.as_dict())
 
+    # Right here on the event loop, not queued for the writer thread: from fal's answer to
+    # this commit is the window in which a kill pays twice, and a thread waits for the GIL
+    # (5 ms at a time while the loop is busy) at every step of a SQLite write.
     try:
         try:
-            await off_loop(record)
+            record()
         except DiskFull as full:
             ctx.stop(full)
             ctx.store.reserve.release()
-            await off_loop(record)
+            record()
     except JournalConflict as conflict:
         # Another run judged us gone and took the key: both jobs exist now. Ours is paid
         # for and in hand, so it is still worth collecting.
