@@ -34,8 +34,9 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.emulator_process import emulator_process  # noqa: E402
 from runner.check import check_pipeline  # noqa: E402
 from runner.events import Event  # noqa: E402
-from runner.execute import Executor, RunOptions  # noqa: E402
+from runner.execute import Executor  # noqa: E402
 from runner.fal import FalClient, FalConfig  # noqa: E402
+from runner.outcome import RunOptions  # noqa: E402
 from runner.store import Store  # noqa: E402
 
 

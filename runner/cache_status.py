@@ -2,7 +2,8 @@
 
 - cached: the store has a result for the node's key (and its file).
 - attach: an earlier run submitted the job (it is in the journal); a run collects it without
-  paying again.
+  paying again. One that died while submitting it left the body it was sending: that is
+  sent again (fal may have it already: it may be paid twice).
 - new: neither the store nor the lockfile knows the node.
 - request changed: the lockfile rendered this node from a different request (a parameter,
   the prompt, an input file's content).
@@ -43,6 +44,8 @@ class CacheStatus:
             entry = self.store.journal(step.key)
             if entry is not None and entry.state == "submitted":
                 return "attach", "submitted by an earlier run, not paid again"
+            if entry is not None and entry.state == "submitting":
+                return "render", "an earlier run died submitting it: sent again, maybe twice"
         entry = self.locked.get(step.name)
         if entry is None:
             return "render", "new"

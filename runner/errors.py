@@ -106,6 +106,10 @@ class StepFailed(ShotgraphError):
         super().__init__(message, hint=hint)
 
 
+class RunStopping(ShotgraphError):
+    """The run is stopping (its disk is full): a step not yet begun is not begun."""
+
+
 class PipelineInvalid(ShotgraphError):
     """A pipeline (or a file it imports) has errors; ``diagnostics`` lists all of them.
 

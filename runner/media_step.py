@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from runner import media
+from runner.disk import disk_full
 from runner.errors import StepFailed
 from runner.fal import FalClient, FalError
 from runner.inputs import LocalFile, MediaSource, Remote, Upstream
@@ -37,6 +38,9 @@ async def run_media_step(
             else:
                 await asyncio.to_thread(media.stitch, sources, staging)
         except media.MediaError as exc:
+            full = disk_full(exc, staging)
+            if full is not None:
+                raise full from None
             message = exc.message
             for slot, path in zip(step.slots, sources, strict=True):
                 if isinstance(slot.source, Upstream):  # a store path means nothing to a user

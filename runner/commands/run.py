@@ -12,6 +12,7 @@ from runner.commands.common import backend_option, checked, pipeline_argument
 from runner.commands.plan import check_budget, remembered_hashes
 from runner.commands.running import execute, open_store, run_options, summarize
 from runner.compiler import Compiled
+from runner.disk import disk_full
 from runner.errors import ShotgraphError, display_path
 from runner.lockfile import build_lock, drift, project_lock_path, read_lock, write_lock
 from runner.plan import make_plan
@@ -67,15 +68,27 @@ def run(pipeline: Path, backend: str, frozen: bool, **options: Any) -> int:
             describe_issue=_issue_describer(compiled),
         )
         notes = []
+        unwritten = False
         if outcome.ok and not frozen:
             lock_doc = build_lock(compiled, outcome.records, result.outputs)
-            written = write_lock(lock_file, lock_doc)
-            notes.append(
-                f"lockfile {display_path(lock_file)}" + ("" if written else " (unchanged)")
-            )
+            try:
+                written = write_lock(lock_file, lock_doc)
+            except OSError as exc:
+                # Everything is rendered and in the store: the next run writes it in no time.
+                unwritten = True
+                problem = disk_full(exc, lock_file) or ShotgraphError(exc.strerror or str(exc))
+                notes.append(
+                    f"lockfile {display_path(lock_file)} NOT written: {problem.message}; "
+                    "run again once that is fixed (nothing renders again)"
+                )
+            else:
+                notes.append(
+                    f"lockfile {display_path(lock_file)}" + ("" if written else " (unchanged)")
+                )
         elif not outcome.ok:
             notes.append(f"lockfile {display_path(lock_file)} not updated: the run is incomplete")
-    return summarize(outcome, result.outputs, notes, backend=backend)
+    code = summarize(outcome, result.outputs, notes, backend=backend)
+    return max(code, 1) if unwritten else code
 
 
 def _issue_describer(compiled: Compiled) -> Any:
