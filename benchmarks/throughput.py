@@ -35,7 +35,8 @@ from benchmarks.emulator_process import emulator_process  # noqa: E402
 from runner.compile.check import check_pipeline  # noqa: E402
 from runner.fal import FalClient, FalConfig  # noqa: E402
 from runner.run.events import Event  # noqa: E402
-from runner.run.executor import Executor, RunOptions  # noqa: E402
+from runner.run.executor import Executor  # noqa: E402
+from runner.run.outcome import RunOptions  # noqa: E402
 from runner.store import Store  # noqa: E402
 
 

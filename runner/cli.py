@@ -15,7 +15,7 @@ import traceback
 import click
 
 from runner import __version__
-from runner.errors import ShotgraphError
+from runner.errors import ShotgraphError, disk_full
 
 EXIT_OK, EXIT_USER, EXIT_USAGE, EXIT_BUG, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -77,22 +77,31 @@ def run(argv: list[str] | None = None) -> int:
     except ShotgraphError as exc:
         click.echo(exc.render(), err=True)
         return EXIT_USER
-    except Exception:
+    except Exception as exc:
+        # A full disk, wherever it struck, is the user's to fix, not a bug of ours.
+        full = disk_full(exc)
+        if full is not None:
+            click.echo(full.render(), err=True)
+            return EXIT_USER
         return _bug()
     return result if isinstance(result, int) else EXIT_OK
 
 
 def _bug() -> int:
     """An internal error: a short message, the traceback in a file to attach to a report."""
-    fd, path = tempfile.mkstemp(prefix="shotgraph-crash-", suffix=".log")
-    with os.fdopen(fd, "w") as handle:
-        handle.write(f"shotgraph {__version__}\n{' '.join(sys.argv)}\n\n")
-        traceback.print_exc(file=handle)
+    try:
+        fd, path = tempfile.mkstemp(prefix="shotgraph-crash-", suffix=".log")
+        with os.fdopen(fd, "w") as handle:
+            handle.write(f"shotgraph {__version__}\n{' '.join(sys.argv)}\n\n")
+            traceback.print_exc(file=handle)
+        where = f"the traceback is in {path}; please attach it to a bug report"
+    except OSError:
+        traceback.print_exc()  # no room for the crash log: the traceback itself, then
+        where = "please attach the traceback above to a bug report"
     kind = sys.exc_info()[0]
     click.echo(
         f"internal error ({kind.__name__ if kind else 'unknown'}): this is a bug in "
-        f"shotgraph, not in your pipeline.\n    the traceback is in {path}; please "
-        "attach it to a bug report",
+        f"shotgraph, not in your pipeline.\n    {where}",
         err=True,
     )
     return EXIT_BUG

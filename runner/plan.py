@@ -4,7 +4,8 @@ Why a node renders, or that it will not, comes from the store and the lockfile t
 
 - cached: the store has a result for the node's key (and its file).
 - attach: an earlier run submitted the job (it is in the journal); a run collects it without
-  paying again.
+  paying again. One that died while submitting it left the body it was sending: that is
+  sent again (fal may have it already: it may be paid twice).
 - new: neither the store nor the lockfile knows the node.
 - request changed: the lockfile rendered this node from a different request (a parameter,
   the prompt, an input file's content).
@@ -169,6 +170,8 @@ class CacheStatus:
             journaled = self.store.journal(step.key)
             if journaled is not None and journaled.state == "submitted":
                 return "attach", "submitted by an earlier run, not paid again"
+            if journaled is not None and journaled.state == "submitting":
+                return "render", "an earlier run died submitting it: sent again, maybe twice"
         entry = self.locked.get(step.name)
         if entry is None:
             return "render", "new"

@@ -70,7 +70,7 @@ def info(cache_dir: Path | None, project: Path | None, as_json: bool) -> int:
     _, store_root = locate(cache_dir, project)
     if not store_root.exists():
         return no_store(store_root, as_json)
-    with Store.open(store_root) as store:
+    with Store.open(store_root, read_only=True) as store:
         found = store_info(store)
     emulator_bytes, log_bytes = local_state_bytes(store_root), RunLog.disk_bytes(store_root)
     emit(
@@ -108,7 +108,8 @@ def verify(cache_dir: Path | None, project: Path | None, as_json: bool, repair: 
     _, store_root = locate(cache_dir, project)
     if not store_root.exists():
         return no_store(store_root, as_json)
-    with Store.open(store_root) as store:
+    # Read-only unless repairing: verifying must work on a disk too full to write a byte.
+    with Store.open(store_root, read_only=not repair) as store:
         report = verify_store(store, repair=repair)
     lines = [f"checked {report.files_checked:,} files ({mb(report.bytes_checked)})"]
     lines += [f"corrupt file   {sha}" for sha in report.corrupt]
@@ -200,7 +201,8 @@ def gc(
             f"{report.journal_removed:,} abandoned claim(s), {logs_removed:,} old run "
             f"log(s), {mb(freed)} of emulator state, "
             f"{report.tmp_removed:,} temporary "
-            f"file(s)",
+            f"file(s) and {report.staging_removed:,} staging director"
+            f"{'y' if report.staging_removed == 1 else 'ies'} of runs that died",
             f"kept {report.journal_kept:,} journal entr{'y' if report.journal_kept == 1 else 'ies'}"
             " (jobs in flight)",
         ],

@@ -12,7 +12,7 @@ from runner.commands.running import execute, open_store, run_options, summarize
 from runner.compile.compiler import Compiled
 from runner.compile.request import locate_field
 from runner.compile.steps import Step
-from runner.errors import ShotgraphError, display_path
+from runner.errors import ShotgraphError, disk_full, display_path
 from runner.lock import build_lock, project_lock_path, read_lock, write_lock
 from runner.plan import CacheStatus, check_budget, drift, make_plan
 
@@ -65,14 +65,27 @@ def run(pipeline: Path, backend: str, frozen: bool, **options: Any) -> int:
             describe_issue=_issue_describer(compiled),
         )
         notes = []
+        unwritten = False
         if outcome.ok and not frozen:
-            written = write_lock(lock_file, build_lock(compiled, outcome.records, result.outputs))
-            notes.append(
-                f"lockfile {display_path(lock_file)}" + ("" if written else " (unchanged)")
-            )
+            lock_doc = build_lock(compiled, outcome.records, result.outputs)
+            try:
+                written = write_lock(lock_file, lock_doc)
+            except OSError as exc:
+                # Everything is rendered and in the store: the next run writes it in no time.
+                unwritten = True
+                problem = disk_full(exc, lock_file) or ShotgraphError(exc.strerror or str(exc))
+                notes.append(
+                    f"lockfile {display_path(lock_file)} NOT written: {problem.message}; "
+                    "run again once that is fixed (nothing renders again)"
+                )
+            else:
+                notes.append(
+                    f"lockfile {display_path(lock_file)}" + ("" if written else " (unchanged)")
+                )
         elif not outcome.ok:
             notes.append(f"lockfile {display_path(lock_file)} not updated: the run is incomplete")
-    return summarize(outcome, result.outputs, notes, backend=backend)
+    code = summarize(outcome, result.outputs, notes, backend=backend)
+    return max(code, 1) if unwritten else code
 
 
 def _issue_describer(compiled: Compiled) -> Any:

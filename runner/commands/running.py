@@ -14,7 +14,8 @@ from runner.commands.common import store_root
 from runner.compile.steps import Step
 from runner.pipeline.confine import Project
 from runner.run.backends import LocalOptions, open_backend
-from runner.run.executor import Executor, RunOptions, RunResult
+from runner.run.executor import Executor
+from runner.run.outcome import RunOptions, RunResult
 from runner.store import Store
 from runner.ui.reporters import reporters_for
 from runner.ui.summary import print_summary
@@ -124,6 +125,8 @@ def summarize(
 ) -> int:
     """Print the run's summary; the exit code."""
     print_summary(result, outputs, extra, backend=backend)
+    if result.stopped is not None:
+        return 1
     if result.interrupted:
         return 130
     return 0 if result.ok else 1

@@ -36,6 +36,17 @@ async def faults(request: Request) -> Response:
     return JSONResponse({"faults": emulator.faults.as_json()})
 
 
+async def storage_failure(request: Request, exc: Exception) -> Response:
+    """The emulator's own disk failed (full, say) while serving a request: fal's internal
+    error, as JSON, instead of a traceback in the log of the run that started it."""
+    why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return JSONResponse(
+        {"detail": f"emulator storage error: {why}", "error_type": "internal_error"},
+        status_code=500,
+        headers={"X-Fal-Error-Type": "internal_error"},
+    )
+
+
 class EmulatorApp:
     """The emulator as an ASGI app; :attr:`emulator` is its state (started by the lifespan).
 
@@ -66,7 +77,9 @@ class EmulatorApp:
             Route("/files/{file_id}/{name}", routes_files.serve, methods=["GET", "HEAD"]),
             Route("/{path:path}", routes_queue.queue_route, methods=["GET", "POST", "PUT"]),
         ]
-        self._app = Starlette(routes=routes, lifespan=lifespan)
+        self._app = Starlette(
+            routes=routes, lifespan=lifespan, exception_handlers={OSError: storage_failure}
+        )
         self._app.state.emulator = emulator
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

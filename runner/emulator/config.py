@@ -32,7 +32,8 @@ class EmulatorConfig:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     # Lifetime of /files URLs (uploads and rendered outputs); None keeps them forever.
-    # An upload's X-Fal-Object-Lifecycle-Preference header overrides it per file.
+    # An upload's X-Fal-Object-Lifecycle-Preference header sets a file's lifetime, within
+    # this bound (a CDN that drops files sooner than a client asked, which it must survive).
     file_ttl: float | None = None
     # Lifetime of a completed job's result; None keeps results forever.
     result_ttl: float | None = FAL_RESULT_TTL

@@ -53,7 +53,13 @@ class MultipartError(ValueError):
 
 
 class FileStore:
-    """Files under ``root/files``; ``default_ttl`` bounds every URL's life (None: forever)."""
+    """Files under ``root/files``; ``default_ttl`` bounds every URL's life (None: forever).
+
+    A lifetime asked for with fal's ``X-Fal-Object-Lifecycle-Preference`` header is
+    honoured, as fal honours it, within that bound: the bound plays a CDN that drops files
+    sooner than a client was told (an account's storage settings, a deletion), which is
+    what a client must survive.
+    """
 
     def __init__(self, root: Path, default_ttl: float | None) -> None:
         self.dir = root / "files"
@@ -85,7 +91,8 @@ class FileStore:
         """A new, still empty file record."""
         file_id = uuid.uuid4().hex
         name = _clean_name(name, content_type)
-        lifetime = ttl if ttl is not None else self.default_ttl
+        bounds = [t for t in (ttl, self.default_ttl) if t is not None]
+        lifetime = min(bounds) if bounds else None
         expires = time.time() + lifetime if lifetime is not None else None
         stored = StoredFile(file_id, name, content_type, 0, expires)
         (self.dir / file_id).mkdir()
@@ -95,11 +102,15 @@ class FileStore:
         """Stream ``chunks`` into ``stored``'s data and publish it."""
         part = self.dir / stored.id / "data.part"
         size = 0
-        with part.open("wb") as out:
-            async for chunk in chunks:
-                out.write(chunk)
-                size += len(chunk)
-        return self.publish(stored, part, size)
+        try:
+            with part.open("wb") as out:
+                async for chunk in chunks:
+                    out.write(chunk)
+                    size += len(chunk)
+            return self.publish(stored, part, size)
+        except BaseException:
+            shutil.rmtree(self.dir / stored.id, ignore_errors=True)  # no half-file left
+            raise
 
     def publish(self, stored: StoredFile, data: Path, size: int) -> StoredFile:
         """Move ``data`` into place and write the metadata that makes the file visible."""

@@ -61,6 +61,7 @@ class Scheduler:
         self._tasks: set[asyncio.Task[None]] = set()
         self._submissions: Counter[str] = Counter()
         self.max_in_progress = 0
+        self.unsaved = 0  # journal writes that failed (a full disk)
         self._next_seq = 0
         self._closing = False
         # Positions of queued jobs, indexed on demand and forgotten whenever the queue
@@ -77,21 +78,36 @@ class Scheduler:
             if job.state != COMPLETED:
                 job.state, job.started_at = IN_QUEUE, None
                 job.log("emulator restarted: the request is queued again")
-                self.store.save(job)
+                self._save(job)
                 self._waiting.append(job)
         self._positions = None
         self._pump()
+
+    def _save(self, job: Job) -> None:
+        """Journal a change of an accepted ``job`` for a restart. On a full disk the job
+        carries on in memory; a restart finds it as last journaled (an unfinished job runs
+        again: renders are deterministic), never loses it (see :meth:`submit`)."""
+        try:
+            self.store.save(job)
+        except OSError as exc:
+            self.unsaved += 1
+            job.log(f"emulator: the job could not be journaled ({exc.strerror or exc})")
 
     def next_seq(self) -> int:
         seq, self._next_seq = self._next_seq, self._next_seq + 1
         return seq
 
     def submit(self, job: Job) -> int:
-        """Journal and enqueue ``job``; returns its queue position at submission."""
-        self._jobs[job.id] = job
-        self._submissions[job.fingerprint] += 1
+        """Journal and enqueue ``job``; returns its queue position at submission.
+
+        Journaled first: a job that cannot be (a full disk) is refused, as fal refuses a
+        submit it cannot accept (a 5xx, not billed). Accepting one that a restart would
+        forget would leave its client holding a request id nobody knows.
+        """
         job.log("request queued")
         self.store.save(job)
+        self._jobs[job.id] = job
+        self._submissions[job.fingerprint] += 1
         self._waiting.append(job)
         self._positions = None
         position = len(self._waiting) - 1
@@ -124,7 +140,7 @@ class Scheduler:
             job.complete(error=failures.cancelled())
         else:
             job.log("cancellation requested while in progress; the model finishes its work")
-        self.store.save(job)
+        self._save(job)
         self.changed.notify()
         return "CANCELLATION_REQUESTED"
 
@@ -143,7 +159,7 @@ class Scheduler:
 
     async def _execute(self, job: Job) -> None:
         job.log(f"running {job.endpoint}")
-        self.store.save(job)
+        self._save(job)
         self.changed.notify()
         try:
             invalid = self._validate(job)
@@ -160,7 +176,7 @@ class Scheduler:
         finally:
             if job.state == COMPLETED:
                 job.log("request completed" if job.error is None else f"error: {job.error.error}")
-                self.store.save(job)
+                self._save(job)
             self._running.discard(job.id)
             self._pump()
             self.changed.notify()
@@ -185,4 +201,5 @@ class Scheduler:
                 if j.error and j.error.error_type == "client_cancelled"
             ),
             "max_in_progress": self.max_in_progress,
+            "unsaved": self.unsaved,
         }

@@ -6,6 +6,7 @@ these into output. Every event carries the node name and ``at`` (``time.monotoni
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -109,6 +110,11 @@ class OutputWritten(NodeEvent):
 
 @dataclass(frozen=True, kw_only=True)
 class RunFinished(Event):
+    """The run's totals. ``done`` nodes got a result now: ``submitted`` of them as jobs this
+    run paid for (``spent_usd``), ``reattached`` ones as jobs an earlier run submitted and
+    paid for (``reattached_usd``), ``received`` ones from another run sharing the store,
+    the rest made locally (frame, stitch). ``stopped`` says why the run stopped early."""
+
     done: int
     cached: int
     failed: int
@@ -117,6 +123,11 @@ class RunFinished(Event):
     seconds: float
     interrupted: bool = False
     failures: Mapping[str, str] = field(default_factory=dict)
+    submitted: int = 0
+    reattached: int = 0
+    received: int = 0
+    reattached_usd: float = 0.0
+    stopped: str | None = None
 
 
 class Reporter(Protocol):
@@ -126,11 +137,41 @@ class Reporter(Protocol):
 
 
 class Fanout:
-    """Sends each event to several reporters."""
+    """Sends each event to several reporters, and keeps any of them from killing the run.
+
+    A reporter that raises (the run log on a full disk, a terminal that went away) is
+    dropped from then on; ``notes`` says which and why, and the reporters still working
+    are told with a :class:`Notice`. Reporting is never worth abandoning paid jobs for.
+    """
 
     def __init__(self, *reporters: Reporter) -> None:
         self.reporters = list(reporters)
+        self.notes: list[str] = []
 
     def handle(self, event: Event) -> None:
+        failed: list[tuple[Reporter, Exception]] = []
         for reporter in self.reporters:
-            reporter.handle(event)
+            try:
+                reporter.handle(event)
+            except Exception as problem:  # any failure of a reporter: see the docstring
+                failed.append((reporter, problem))
+        for reporter, error in failed:
+            self.reporters.remove(reporter)
+            close = getattr(reporter, "close", None)
+            if callable(close):  # a live display stops redrawing, a file is let go
+                with contextlib.suppress(Exception):
+                    close()
+            note = f"{_name(reporter)} stopped ({_reason(error)}); the run went on without it"
+            self.notes.append(note)
+            self.handle(Notice(message=note))
+
+
+def _name(reporter: Reporter) -> str:
+    describe = getattr(reporter, "describe", None)
+    return str(describe()) if callable(describe) else type(reporter).__name__
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror + (f": {exc.filename}" if exc.filename else "")
+    return f"{type(exc).__name__}: {exc}"

@@ -5,78 +5,47 @@ ready: generation steps through fal (at most ``jobs`` at once), media steps in t
 failed step fails its descendants only; everything else keeps going. Ctrl-C cancels the
 waiting, cancels jobs still queued at fal (they cost nothing yet) and leaves running ones
 journaled for the next run to collect.
+
+A full disk stops the run before it pays for more: nothing further is submitted or made,
+jobs already at fal are still collected if there is room, else left journaled for the next
+run. Reporters (the run log on that disk) can never stop a run: one that fails goes quiet,
+and the summary says so.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 import uuid
 from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runner.compile.sources import Remote
 from runner.compile.steps import Step
-from runner.errors import ShotgraphError, StepFailed
+from runner.errors import DiskFull, RunStopping, ShotgraphError, StepFailed, disk_full
 from runner.run.budget import Budget
 from runner.run.delivery import deliver
 from runner.run.events import (
     Event,
+    Fanout,
     NodeCached,
     NodeDone,
     NodeFailed,
     NodeSkipped,
     NodeStarted,
+    Notice,
     OutputWritten,
     Reporter,
-    RunFinished,
     RunStarted,
 )
+from runner.run.outcome import RunOptions, RunResult, as_failure, finished
 from runner.store import HEARTBEAT_INTERVAL, Owner, ResultRecord, Store
 
 if TYPE_CHECKING:
     from runner.fal import FalClient
-    from runner.run.generation import GenerationContext
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    """How a run behaves."""
-
-    backend: str = "fal"
-    jobs: int = 4
-    budget: float | None = None
-    media_workers: int = max(1, min(4, os.cpu_count() or 1))
-
-
-@dataclass
-class RunResult:
-    """What happened to every node."""
-
-    records: dict[str, ResultRecord] = field(default_factory=dict)
-    rendered: set[str] = field(default_factory=set)
-    cached: set[str] = field(default_factory=set)
-    failed: dict[str, StepFailed] = field(default_factory=dict)
-    skipped: set[str] = field(default_factory=set)
-    spent_usd: float = 0.0
-    interrupted: bool = False
-    in_flight: list[str] = field(default_factory=list)  # jobs left running at an interrupt
-
-    @property
-    def ok(self) -> bool:
-        return not self.failed and not self.skipped and not self.interrupted
-
-    def __repr__(self) -> str:
-        # Counts, not thousands of records: asyncio formats the main task's result on exit.
-        return (
-            f"RunResult(rendered={len(self.rendered)}, cached={len(self.cached)}, "
-            f"failed={len(self.failed)}, skipped={len(self.skipped)}, "
-            f"spent_usd={self.spent_usd}, interrupted={self.interrupted})"
-        )
+    from runner.run.generation import Generated, GenerationContext
 
 
 class Executor:
@@ -96,7 +65,8 @@ class Executor:
     ) -> None:
         self.steps = steps
         self.store = store
-        self.reporter = reporter
+        # Every reporter behind a Fanout: one that fails is dropped, never the run.
+        self.reporter = reporter if isinstance(reporter, Fanout) else Fanout(reporter)
         self.options = options
         self.outputs = outputs or {}
         self.pipeline_name = pipeline_name
@@ -121,6 +91,12 @@ class Executor:
         started = time.monotonic()
         pending = self._find_cached()
         async with self._exits:
+            # Nothing to render: the sweep alone (a directory listing) needs no thread.
+            full = (
+                await asyncio.to_thread(self._prepare_store, True)
+                if pending
+                else self._prepare_store(False)
+            )
             if any(self.steps[name].endpoint is not None for name in pending):
                 # Connect before anything starts: a missing key or an emulator that will not
                 # start stops the run at once, with one message, not a failure per node.
@@ -138,6 +114,8 @@ class Executor:
                     run_id=self.run_id,
                 )
             )
+            if full is not None:
+                self._stop(full)
             for name in self.steps:
                 if name in self.result.cached:
                     self.emit(NodeCached(node=name))
@@ -148,8 +126,30 @@ class Executor:
             finally:
                 heartbeat.cancel()
                 self.store.end_run(self._owner)
-        self.emit(self._finished(time.monotonic() - started))
+        self.emit(finished(self.result, time.monotonic() - started))
+        self.result.notes.extend(self.reporter.notes)
         return self.result
+
+    def _prepare_store(self, rendering: bool) -> DiskFull | None:
+        """Clear what killed runs left in staging (every run: the one after a crash may
+        have nothing left to render) and, before rendering, put back the space held in
+        reserve for the journal (see :mod:`runner.store.reserve`). A disk without room for
+        that reserve is too full to submit anything safely: the run stops before its
+        first job."""
+        self.store.sweep_staging()
+        if not rendering:
+            return None
+        return disk_full(self.store.reserve.keep(), self.store.reserve.path)
+
+    def _stop(self, reason: ShotgraphError) -> None:
+        """Submit and make nothing more (the disk is full); what is at fal is collected if
+        there is room, else stays journaled for the next run."""
+        if self.result.stopped is not None:
+            return
+        self.result.stopped = reason
+        # Room for the journal writes of the jobs in flight (see runner.store.reserve).
+        self.store.reserve.release()
+        self.emit(Notice(message=f"stopping: {reason.message}; nothing more is submitted"))
 
     async def _run_pending(self, pending: list[str]) -> None:
         for name in pending:
@@ -176,9 +176,19 @@ class Executor:
         return entry is not None and entry.state == "submitted" and entry.owner == self._owner
 
     async def _heartbeat(self) -> None:
-        """Tell runs sharing the store (on other hosts too) that this one is still going."""
+        """Tell runs sharing the store (on other hosts too) that this one is still going.
+        A run that cannot (a full disk) stops submitting: another host could soon judge it
+        dead and take its jobs over."""
+        told = False
         while True:
-            self.store.beat(self._owner)
+            try:
+                self.store.beat(self._owner)
+            except DiskFull as full:
+                self._stop(full)
+            except ShotgraphError as problem:
+                if not told:
+                    self.emit(Notice(message=f"the run's heartbeat failed: {problem.message}"))
+                    told = True
             await asyncio.sleep(HEARTBEAT_INTERVAL)
 
     async def _context(self) -> GenerationContext:
@@ -201,6 +211,8 @@ class Executor:
                     budget=self._budget,
                     emit=self.emit,
                     describe_issue=self._describe_issue,
+                    stopping=lambda: self.result.stopped,
+                    stop=self._stop,
                 )
             return self._connected
 
@@ -228,15 +240,28 @@ class Executor:
                 return
             began = time.monotonic()
             first = self._first_with_key[step.key]
+            how = "made"
             if first != name:
                 # The very same request as another node: one job, shared, never two.
                 record = await asyncio.shield(self._done[first])
                 if record is None:
                     raise StepFailed(f"the same request as '{first}', which failed")
+                how = "shared"
+            elif step.endpoint is None:
+                record = await self._produce_media(step, upstream)
             else:
-                record = await self._produce(step, upstream)
+                generated = await self._generate(step, upstream)
+                record, how = generated.record, generated.how
+        except RunStopping as stopping:
+            self.result.skipped.add(name)
+            self.emit(NodeSkipped(node=name, reason=stopping.message))
+            future.set_result(None)
+            return
         except (ShotgraphError, OSError) as problem:
-            failure = _as_failure(problem)
+            full = disk_full(problem, self.store.root)
+            if full is not None:
+                self._stop(full)
+            failure = as_failure(full or problem)
             self.result.failed[name] = failure
             self.emit(NodeFailed(node=name, error=failure.message, hint=failure.hint))
             future.set_result(None)
@@ -248,11 +273,7 @@ class Executor:
             raise
         self.result.records[name] = record
         self.result.rendered.add(name)
-        # Counted once per job (a node sharing another's job cost nothing), re-attached ones
-        # too: the run that submitted them never got to report them (it was killed).
-        paid = step.endpoint is not None and self._first_with_key[step.key] == name
-        cost = record.cost_usd if paid else 0.0
-        self.result.spent_usd += cost or 0.0
+        cost = self._account(name, how, record)
         self.emit(
             NodeDone(
                 node=name,
@@ -277,22 +298,48 @@ class Executor:
             found[dep] = record
         return found
 
-    async def _produce(self, step: Step, upstream: Mapping[str, ResultRecord]) -> ResultRecord:
-        from runner.run.generation import generate
+    def _account(self, name: str, how: str, record: ResultRecord) -> float:
+        """Book a node's result by how it came; what this run paid for it (NodeDone's cost).
+
+        Only a job this run submitted is this run's spending. A re-attached job was paid
+        for by the earlier run that submitted it (killed before it could say so), and a
+        result another run recorded, or a node sharing another node's job, cost nothing
+        here: two runs sharing a store must not both report the same spending.
+        """
+        cost = record.cost_usd or 0.0
+        if how == "submitted":
+            self.result.submitted.add(name)
+            self.result.spent_usd += cost
+            return cost
+        if how == "reattached":
+            self.result.reattached.add(name)
+            self.result.reattached_usd += cost
+        elif how == "received":
+            self.result.received.add(name)
+        return 0.0
+
+    async def _produce_media(
+        self, step: Step, upstream: Mapping[str, ResultRecord]
+    ) -> ResultRecord:
         from runner.run.media_steps import run_media_step
 
-        if step.endpoint is None:
-            what = (
-                f"stitching {len(step.slots)} clips"
-                if step.kind == "stitch"
-                else f"taking frame {step.at}"
-            )
-            self.emit(NodeStarted(node=step.name, what=what))
-            remote = any(isinstance(slot.source, Remote) for slot in step.slots)
-            client = (await self._context()).client if remote else None
-            return await run_media_step(
-                step, upstream, self.store, client, self.options.backend, self._media_slots
-            )
+        if self.result.stopped is not None:
+            raise RunStopping(f"not made: the run is stopping ({self.result.stopped.message})")
+        what = (
+            f"stitching {len(step.slots)} clips"
+            if step.kind == "stitch"
+            else f"taking frame {step.at}"
+        )
+        self.emit(NodeStarted(node=step.name, what=what))
+        remote = any(isinstance(slot.source, Remote) for slot in step.slots)
+        client = (await self._context()).client if remote else None
+        return await run_media_step(
+            step, upstream, self.store, client, self.options.backend, self._media_slots
+        )
+
+    async def _generate(self, step: Step, upstream: Mapping[str, ResultRecord]) -> Generated:
+        from runner.run.generation import generate
+
         async with self._fal_slots:
             return await generate(step, upstream, await self._context())
 
@@ -304,36 +351,16 @@ class Executor:
             if deliver(self.store, record.output.sha256, path):
                 self.emit(OutputWritten(node=name, path=str(path)))
         except OSError as exc:
-            failure = StepFailed(
-                f"could not write the output {path}: {exc.strerror or exc}",
-                hint="check the directory exists and is writable",
+            full = disk_full(exc, path)
+            if full is not None:
+                self._stop(full)
+            failure = (
+                as_failure(full)
+                if full
+                else StepFailed(
+                    f"could not write the output {path}: {exc.strerror or exc}",
+                    hint="check the directory exists and is writable",
+                )
             )
             self.result.failed[name] = failure
             self.emit(NodeFailed(node=name, error=failure.message, hint=failure.hint))
-
-    def _finished(self, seconds: float) -> RunFinished:
-        r = self.result
-        return RunFinished(
-            done=len(r.rendered),
-            cached=len(r.cached),
-            failed=len(r.failed),
-            skipped=len(r.skipped),
-            spent_usd=round(r.spent_usd, 6),
-            seconds=round(seconds, 3),
-            interrupted=r.interrupted,
-            failures={n: f.message for n, f in r.failed.items()},
-        )
-
-
-def _as_failure(problem: ShotgraphError | OSError) -> StepFailed:
-    """A node's failure from what stopped it; a disk that is full or not writable fails the
-    node, not the run."""
-    if isinstance(problem, StepFailed):
-        return problem
-    if isinstance(problem, ShotgraphError):
-        return StepFailed(problem.message, problem.hint)
-    where = f" ({problem.filename})" if problem.filename else ""
-    return StepFailed(
-        f"{problem.strerror or problem}{where}",
-        hint="check the disk space and permissions of the store and outputs",
-    )

@@ -1,17 +1,21 @@
 """One generation step on fal: claim, submit, journal, wait, fetch, store. Never twice.
 
 The journal (in the store) is what makes a crash cheap. A step first claims its cache key;
-the claim becomes a *submitted* entry holding fal's request id the moment fal answers the
-submit, before anything waits on it. Whoever finds an entry:
+:mod:`runner.run.submission` journals the exact body before the POST and fal's request id the
+moment fal answers, before anything waits on it. Whoever finds an entry:
 
 - held by a run that is still going (same host: its process; another host: its heartbeat)
   waits for that run's result to land in the store, and never touches its job;
 - held by a run that is gone takes it over (compare-and-swap: one survivor wins) and
-  re-attaches to the journaled request, or, for a bare claim, submits with a warning.
+  re-attaches to the journaled request; for an entry caught mid-submit, sends the journaled
+  body again, with a warning; for a bare claim (nothing was sent), submits.
 
 Only the holder of an entry cancels its job or releases it. The one window no client can
-close: a run killed after fal accepted a submit but before its answer arrived. fal has no
-idempotency key, so the next run submits again, and says so.
+close: a run killed after fal accepted a submit but before its answer was journaled. fal
+has no idempotency key, so the next run sends the same body again, and says so.
+
+An uploaded input whose URL fal can no longer download (it expired sooner than recorded)
+has its upload record dropped; the step uploads it again and is submitted once more.
 """
 
 from __future__ import annotations
@@ -19,86 +23,104 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from runner.compile.steps import Step
-from runner.errors import StepFailed
+from runner.errors import StepFailed, disk_full
 from runner.fal import (
-    FalClient,
     FalError,
     FalJobFailed,
     FalNotFound,
     FalResultExpired,
-    FalSubmitUncertain,
     FalValidationError,
     JobHandle,
     JobStatus,
 )
 from runner.fal.config import same_origin
-from runner.run.budget import Budget
-from runner.run.events import Event, NodeDownloading, NodeStarted, NodeSubmitted, Notice
+from runner.run.events import NodeDownloading, NodeSubmitted, Notice
 from runner.run.job_wait import cancel_if_queued, wait_reporting
-from runner.run.uploads import Materializer
-from runner.store import (
-    JournalConflict,
-    JournalEntry,
-    Owner,
-    ResultRecord,
-    Store,
-    StoredFile,
+from runner.run.submission import (
+    GenerationContext,
+    Held,
+    off_loop,
+    rejected,
+    submit,
+    takeover_warning,
 )
+from runner.store import JournalConflict, ResultRecord, StoredFile
+
+__all__ = ["Generated", "GenerationContext", "generate"]
 
 WAIT_OTHER_RUN = (0.1, 2.0)  # first and longest pause between looks at another run's job
+DOWNLOAD_ERROR = "file_download_error"
 
-
-@dataclass
-class GenerationContext:
-    """What every generation step of a run shares."""
-
-    store: Store
-    client: FalClient
-    materializer: Materializer
-    owner: Owner
-    backend: str
-    budget: Budget
-    emit: Callable[[Event], None]
-    describe_issue: Callable[[Step, Any], str]
+# How a step's result came to this run: a job it submitted (and paid for), one an earlier
+# run submitted (re-attached after a crash), or the result another run recorded.
+Provenance = Literal["submitted", "reattached", "received"]
 
 
 @dataclass(frozen=True)
-class Held:
-    """A job we hold the journal entry of, and whether an earlier run submitted it."""
+class Generated:
+    """A generation step's result and how this run came by it."""
 
-    handle: JobHandle
-    reattached: bool
+    record: ResultRecord
+    how: Provenance
 
 
 class _Lost(Exception):
     """The job cannot be collected (its result or output expired, or fal does not know it)."""
 
 
+class _DeadInputs(Exception):
+    """fal could not download some of the job's input URLs."""
+
+    def __init__(self, urls: set[str], message: str, hint: str | None) -> None:
+        super().__init__(message)
+        self.urls = urls
+        self.message = message
+        self.hint = hint
+
+
 async def generate(
-    step: Step, upstream: Mapping[str, ResultRecord], ctx: GenerationContext, *, again: bool = False
-) -> ResultRecord:
+    step: Step,
+    upstream: Mapping[str, ResultRecord],
+    ctx: GenerationContext,
+    *,
+    again: bool = False,
+    renewed: bool = False,
+) -> Generated:
     """The step's result: stored by another run, re-attached to, or submitted and waited for;
     downloaded into the store."""
     assert step.endpoint is not None and step.body is not None
     found = await _hold(step, upstream, ctx)
     if isinstance(found, ResultRecord):
-        return found
+        return Generated(found, "received")
     try:
-        return await _collect(step, found, ctx)
+        record = await _collect(step, found, ctx)
     except _Lost as lost:
         # fal dropped the job's result or output before we fetched it (a run down for hours),
         # or never knew it: the only way to the video is to render it again.
-        ctx.store.release(step.key, ctx.owner)
+        await off_loop(ctx.store.release, step.key, ctx.owner)
         if again:
             raise StepFailed(str(lost)) from None
         ctx.emit(Notice(node=step.name, message=f"{lost}; submitting it again"))
-        return await generate(step, upstream, ctx, again=True)
+        return await generate(step, upstream, ctx, again=True, renewed=renewed)
+    except _DeadInputs as dead:
+        # An uploaded input's URL expired before its record said: upload it again, once.
+        if renewed or not ctx.materializer.forget(dead.urls, step.slots, upstream):
+            raise StepFailed(dead.message, dead.hint) from None
+        ctx.emit(
+            Notice(
+                node=step.name,
+                message=f"fal could not download {len(dead.urls)} input(s) any more "
+                "(their URLs expired); uploading again and submitting once more",
+            )
+        )
+        return await generate(step, upstream, ctx, again=again, renewed=True)
+    return Generated(record, "reattached" if found.reattached else "submitted")
 
 
 async def _collect(step: Step, held: Held, ctx: GenerationContext) -> ResultRecord:
@@ -118,16 +140,21 @@ async def _collect(step: Step, held: Held, ctx: GenerationContext) -> ResultReco
         if held.reattached and exc.error_type == "client_cancelled":
             # Cancelled at Ctrl-C while still queued: it never ran, so it costs nothing.
             raise _Lost("the job was cancelled before it ran") from None
-        ctx.store.release(step.key, ctx.owner)
-        raise StepFailed(await _failure(step, handle, exc, ctx), exc.hint) from None
+        await off_loop(ctx.store.release, step.key, ctx.owner)
+        refusal = await _refusal(handle, ctx)
+        if refusal is None:
+            raise StepFailed(exc.message, exc.hint) from None
+        _raise_if_dead_inputs(step, refusal, held, ctx)
+        raise StepFailed(rejected(step, refusal, ctx), refusal.hint) from None
     except FalValidationError as exc:
-        ctx.store.release(step.key, ctx.owner)
-        raise StepFailed(_rejected(step, exc, ctx), exc.hint) from None
+        await off_loop(ctx.store.release, step.key, ctx.owner)
+        _raise_if_dead_inputs(step, exc, held, ctx)
+        raise StepFailed(rejected(step, exc, ctx), exc.hint) from None
     except FalError as exc:
         # The job may still be fine at fal: keep the journal so the next run re-attaches.
         raise StepFailed(exc.message, exc.hint or "run again to re-attach to the job") from None
     record = await _fetch(step, handle, result, status, held.reattached, ctx)
-    ctx.store.release(step.key, ctx.owner)
+    await off_loop(ctx.store.release, step.key, ctx.owner)
     return record
 
 
@@ -143,18 +170,19 @@ async def _hold(
             return done
         entry = ctx.store.journal(step.key)
         if entry is None:
-            if ctx.store.claim(step.key, ctx.owner) is not None:
+            if await off_loop(ctx.store.claim, step.key, ctx.owner) is not None:
                 continue  # another run claimed it a moment ago: look again
             done = ctx.store.result_for(step.key, ctx.backend)  # finished and released?
             if done is not None:
-                ctx.store.release(step.key, ctx.owner)
+                await off_loop(ctx.store.release, step.key, ctx.owner)
                 return done
-            return await _submit(step, upstream, ctx)
-        if entry.owner == ctx.owner:  # ours: an earlier attempt of this run
+            journaled = None
+        elif entry.owner == ctx.owner:  # ours: an earlier attempt of this run
             if entry.state == "submitted" and entry.handle:
-                return Held(_reattach(JobHandle.from_dict(entry.handle), ctx.client), True)
-            return await _submit(step, upstream, ctx)
-        if ctx.store.owner_alive(entry.owner):
+                handle = _reattach(JobHandle.from_dict(entry.handle), ctx)
+                return Held(handle, True, entry.body)
+            journaled = entry if entry.state == "submitting" else None
+        elif ctx.store.owner_alive(entry.owner):
             if not told:
                 ctx.emit(
                     Notice(
@@ -167,10 +195,10 @@ async def _hold(
             await asyncio.sleep(pause)
             pause = min(pause * 2, WAIT_OTHER_RUN[1])
             continue
-        if not ctx.store.take_over(step.key, entry, ctx.owner):
+        elif not await off_loop(ctx.store.take_over, step.key, entry, ctx.owner):
             continue  # another survivor took it first: look again
-        if entry.state == "submitted" and entry.handle:
-            handle = _reattach(JobHandle.from_dict(entry.handle), ctx.client)
+        elif entry.state == "submitted" and entry.handle:
+            handle = _reattach(JobHandle.from_dict(entry.handle), ctx)
             ctx.emit(
                 NodeSubmitted(
                     node=step.name,
@@ -179,64 +207,23 @@ async def _hold(
                     reattached=True,
                 )
             )
-            return Held(handle, True)
-        ctx.emit(Notice(node=step.name, message=_takeover_warning(entry)))
-        return await _submit(step, upstream, ctx)
+            return Held(handle, True, entry.body)
+        else:
+            journaled = entry if entry.state == "submitting" else None
+        if journaled is not None:
+            ctx.emit(Notice(node=step.name, message=takeover_warning(journaled)))
+        try:
+            return await submit(step, upstream, ctx, journaled=journaled)
+        except JournalConflict:
+            continue  # another run took the key over meanwhile: it submits; we look again
 
 
-def _reattach(journaled: JobHandle, client: FalClient) -> JobHandle:
+def _reattach(journaled: JobHandle, ctx: GenerationContext) -> JobHandle:
     """The journaled handle, or the same request under the queue we talk to now: a local
     emulator started again listens on another port (fal's own URLs do not move)."""
-    if same_origin(journaled.status_url, client.config.queue_url):
+    if same_origin(journaled.status_url, ctx.client.config.queue_url):
         return journaled
-    return client.handle(journaled.endpoint_id, journaled.request_id)
-
-
-def _takeover_warning(entry: JournalEntry) -> str:
-    return (
-        f"{entry.owner.describe()} stopped while submitting this job; fal may have "
-        "received it, so it can appear twice on https://fal.ai/dashboard/requests"
-    )
-
-
-async def _submit(step: Step, upstream: Mapping[str, ResultRecord], ctx: GenerationContext) -> Held:
-    """Submit under our claim. Until the POST starts, giving up drops the claim (nothing was
-    sent); once it has started, the claim stays, for the next run to warn about."""
-    assert step.endpoint is not None and step.body is not None
-    sent = False
-    cost = 0.0
-    try:
-        cost = ctx.budget.reserve(step)
-        ctx.emit(NodeStarted(node=step.name, what=f"submitting to {step.endpoint.id}"))
-        body = await ctx.materializer.body(step.body, step.slots, upstream)
-        sent = True
-        handle = await ctx.client.submit(step.endpoint.id, body)
-    except FalSubmitUncertain as exc:
-        raise StepFailed(exc.message, exc.hint) from None
-    except FalValidationError as exc:
-        ctx.budget.refund(cost)
-        ctx.store.release(step.key, ctx.owner)
-        raise StepFailed(_rejected(step, exc, ctx), exc.hint) from None
-    except (FalError, StepFailed) as exc:
-        ctx.budget.refund(cost)
-        ctx.store.release(step.key, ctx.owner)
-        if isinstance(exc, StepFailed):
-            raise
-        raise StepFailed(exc.message, exc.hint) from None
-    except BaseException:
-        if not sent:
-            ctx.store.release(step.key, ctx.owner)
-        raise
-    try:
-        ctx.store.record_submission(step.key, ctx.owner, step.endpoint.id, handle.as_dict())
-    except JournalConflict as conflict:
-        # Another run judged us gone and took the key: both jobs exist now. Ours is paid
-        # for and in hand, so it is still worth collecting.
-        ctx.emit(Notice(node=step.name, message=conflict.message))
-    ctx.emit(
-        NodeSubmitted(node=step.name, request_id=handle.request_id, endpoint=handle.endpoint_id)
-    )
-    return Held(handle, False)
+    return ctx.client.handle(journaled.endpoint_id, journaled.request_id)
 
 
 async def _on_cancel(
@@ -245,26 +232,46 @@ async def _on_cancel(
     """On Ctrl-C: a job still queued at fal costs nothing yet, so cancel it, and forget it
     once fal confirms it will not run; a running job stays journaled for the next run."""
     if await cancel_if_queued(ctx.client, handle, last):
-        ctx.store.release(step.key, ctx.owner)
+        await off_loop(ctx.store.release, step.key, ctx.owner)
 
 
-async def _failure(
-    step: Step, handle: JobHandle, failed: FalJobFailed, ctx: GenerationContext
-) -> str:
-    """fal's message for a failed job; when the model rejected the request (a 422 in its
-    result), each problem at the pipeline key it came from."""
+async def _refusal(handle: JobHandle, ctx: GenerationContext) -> FalValidationError | None:
+    """The model's 422 for a failed job (fal puts it in the job's result), if that is why
+    it failed."""
     try:
         await ctx.client.result(handle)
     except FalValidationError as exc:
-        return _rejected(step, exc, ctx)
+        return exc
     except FalError:
         pass
-    return failed.message
+    return None
 
 
-def _rejected(step: Step, exc: FalValidationError, ctx: GenerationContext) -> str:
-    issues = "; ".join(ctx.describe_issue(step, issue) for issue in exc.issues)
-    return f"fal rejected the request: {issues or exc.message}"
+def _raise_if_dead_inputs(
+    step: Step, refusal: FalValidationError, held: Held, ctx: GenerationContext
+) -> None:
+    """Raise _DeadInputs when fal could not download some of the job's inputs."""
+    urls: set[str] = set()
+    for issue in refusal.issues:
+        if issue.type != DOWNLOAD_ERROR:
+            continue
+        url = issue.input
+        if not isinstance(url, str) and held.body is not None:
+            url = _at(held.body, issue.field_path)
+        if isinstance(url, str):
+            urls.add(url)
+    if urls:
+        raise _DeadInputs(urls, rejected(step, refusal, ctx), refusal.hint)
+
+
+def _at(body: Any, path: tuple[str | int, ...]) -> Any:
+    """The value at ``path`` in ``body``; None when there is none."""
+    for part in path:
+        try:
+            body = body[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return body
 
 
 async def _fetch(
@@ -297,6 +304,8 @@ async def _fetch(
         raise _Lost(exc.message) from None
     except FalError as exc:
         raise StepFailed(exc.message, exc.hint or "run again to fetch it") from None
+    except OSError as exc:
+        raise disk_full(exc, staging) or exc from None
     stored = await asyncio.to_thread(
         ctx.store.adopt_file, staging, StoredFile(downloaded.sha256, downloaded.size)
     )
@@ -321,5 +330,5 @@ async def _fetch(
         recorded_at=time.time(),
         extra=extra,
     )
-    ctx.store.put_result(record)
+    await off_loop(ctx.store.put_result, record)
     return record

@@ -12,7 +12,7 @@ from pathlib import Path
 from runner import media
 from runner.compile.sources import LocalFile, MediaSource, Remote, Upstream
 from runner.compile.steps import Step
-from runner.errors import StepFailed
+from runner.errors import StepFailed, disk_full
 from runner.fal import FalClient, FalError
 from runner.store import ResultRecord, Store, StoredFile
 
@@ -37,6 +37,9 @@ async def run_media_step(
             else:
                 await asyncio.to_thread(media.stitch, sources, staging)
         except media.MediaError as exc:
+            full = disk_full(exc, staging)
+            if full is not None:
+                raise full from None
             message = exc.message
             for slot, path in zip(step.slots, sources, strict=True):
                 if isinstance(slot.source, Upstream):  # a store path means nothing to a user

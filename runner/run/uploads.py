@@ -3,6 +3,11 @@
 A project file is uploaded once per content hash and backend, and uploaded again only when
 its URL has expired. Another node's output is passed by the URL fal returned for it while
 that is fresh, else its bytes are uploaded from the store like any file.
+
+fal keeps an uploaded file as long as the account's storage settings say, which a client
+cannot know; so every upload asks for a lifetime (``X-Fal-Object-Lifecycle-Preference``)
+and its record expires with it. A URL fal can no longer download anyway (a job failed with
+``file_download_error``) is forgotten (:meth:`Materializer.forget`) and uploaded again.
 """
 
 from __future__ import annotations
@@ -23,8 +28,9 @@ from runner.store import ResultRecord, Store, UploadRecord
 
 # How long a result URL fal returned is trusted to stay fetchable.
 RESULT_URL_TTL = 3600.0
-# An upload without a known expiry is trusted this long, then uploaded again.
-UPLOAD_TTL = 24 * 3600.0
+# The lifetime every upload asks fal for (one of fal's presets, "7d"): long enough to serve
+# a week of reruns, short enough not to keep a studio's keyframes on a public CDN forever.
+UPLOAD_LIFETIME = 7 * 24 * 3600
 
 
 class Materializer:
@@ -36,6 +42,7 @@ class Materializer:
         self.backend = backend
         self.started = time.time()
         self._uploading: dict[str, asyncio.Future[str]] = {}
+        self._dead: set[str] = set()  # URLs fal could not download from
 
     async def body(
         self, body: Mapping[str, Any], slots: tuple[Slot, ...], upstream: Mapping[str, ResultRecord]
@@ -58,9 +65,36 @@ class Materializer:
         assert isinstance(source, LocalFile)
         return await self._upload_once(source.sha256, lambda: self._upload_project_file(source))
 
+    def forget(
+        self, urls: set[str], slots: tuple[Slot, ...], upstream: Mapping[str, ResultRecord]
+    ) -> bool:
+        """Stop using ``urls`` (fal could not download them) for the sources of ``slots``:
+        their upload records are dropped and an upstream's result URL is no longer passed
+        on, so the next :meth:`body` uploads them again. False when none of them is ours to
+        renew (only URLs the pipeline names itself)."""
+        named = {slot.source.url for slot in slots if isinstance(slot.source, Remote)}
+        ours = urls - named
+        if not ours:
+            return False
+        self._dead |= ours
+        for slot in slots:
+            source = slot.source
+            if isinstance(source, Upstream):
+                sha256 = upstream[source.node].output.sha256
+            elif isinstance(source, LocalFile):
+                sha256 = source.sha256
+            else:
+                continue
+            for url in ours:
+                # Only a record still naming the dead URL: another step may have renewed it.
+                self.store.forget_upload(self.backend, sha256, url)
+        return True
+
     def _reusable(self, record: ResultRecord) -> bool:
         """Whether the URL fal returned for an upstream output can be passed on as is."""
         assert record.result_url is not None
+        if record.result_url in self._dead:
+            return False
         if record.backend != self.backend or time.time() - record.recorded_at >= RESULT_URL_TTL:
             return False
         # A loopback URL (the local emulator's) lives only as long as the server that made
@@ -75,7 +109,7 @@ class Materializer:
         """The URL of a file by its hash: remembered, or being uploaded for another step of
         this run (steps that start together share one upload), or uploaded now."""
         known = self.store.get_upload(self.backend, sha256)
-        if known is not None:
+        if known is not None and known.url not in self._dead:
             return known.url
         task = self._uploading.get(sha256)
         if task is None:
@@ -98,9 +132,11 @@ class Materializer:
         """Upload a stored file (named for fal by its hash) and remember its URL."""
         path = self.store.file_path(sha256)
         suffix = mimetypes.guess_extension(content_type) or ""
-        uploaded = await self.client.upload(path, content_type, file_name=f"{sha256[:16]}{suffix}")
+        uploaded = await self.client.upload(
+            path, content_type, file_name=f"{sha256[:16]}{suffix}", lifetime=UPLOAD_LIFETIME
+        )
         expiry = uploaded.expires_at
-        expires = expiry.timestamp() if expiry is not None else time.time() + UPLOAD_TTL
+        expires = expiry.timestamp() if expiry is not None else None
         self.store.put_upload(UploadRecord(self.backend, sha256, uploaded.url, expires))
         return uploaded.url
 

@@ -2,27 +2,37 @@
 
 A file lands by ``os.replace`` of a complete, fsynced temporary file from ``tmp/`` (same
 filesystem), followed by an fsync of its directory, so a crash leaves either nothing or the
-whole file under its name; at worst a stray temporary that gc removes. Two processes landing
-the same content race harmlessly: each rename installs identical bytes.
+whole file under its name; at worst a stray temporary. Two processes landing the same
+content race harmlessly: each rename installs identical bytes.
+
+Each process stages in a directory of its own, ``tmp/run-<pid>-<random>/``, on which it
+holds an ``flock`` for as long as it lives. The kernel drops the lock when the process
+dies however it dies (``kill -9`` included), so the next run, or gc, can tell a dead
+process's leftovers (lock free: removed) from a live writer's (lock held: never touched),
+with no clock and no grace period.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import hashlib
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from runner import atomic
+from runner.errors import DiskFull, disk_full
 from runner.hashing import sha256_file
 from runner.store.rows import RecordError, StoredFile, check_sha256
 from runner.store.table import StoreError
 
 CHUNK = 1 << 20
+STAGING_PREFIX = "run-"
 _READ_ONLY = 0o444
 
 
@@ -53,6 +63,62 @@ class BlobStore:
         self.files = files
         self.tmp = tmp
         self._files = str(files)
+        self._staging: Path | None = None
+        self._staging_fd: int | None = None
+
+    def staging(self) -> Path:
+        """This process's staging directory under ``tmp/``, created and locked on first use."""
+        if self._staging is not None and self._staging_fd is not None:
+            return self._staging
+        try:
+            # Created under a name the sweep ignores, locked, then renamed: a sweep never
+            # sees it unlocked.
+            fresh = Path(tempfile.mkdtemp(prefix=".new-", dir=self.tmp))
+            fd = os.open(fresh, os.O_RDONLY)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            final = self.tmp / f"{STAGING_PREFIX}{os.getpid()}-{fresh.name[len('.new-') :]}"
+            os.rename(fresh, final)
+        except OSError as exc:
+            raise _unwritable(self.tmp, exc) from exc
+        self._staging, self._staging_fd = final, fd
+        return final
+
+    def close(self) -> None:
+        """Remove this process's staging directory (whatever is left in it is garbage)."""
+        if self._staging is None or self._staging_fd is None:
+            return
+        shutil.rmtree(self._staging, ignore_errors=True)
+        os.close(self._staging_fd)
+        self._staging = self._staging_fd = None
+
+    def sweep_dead_staging(self, *, dry_run: bool = False) -> int:
+        """Remove the staging directories of processes that are gone; how many. One whose
+        lock is held belongs to a live process and is left alone."""
+        removed = 0
+        try:
+            names = [n for n in os.listdir(self.tmp) if n.startswith((STAGING_PREFIX, ".new-"))]
+        except OSError:
+            return 0
+        for name in names:
+            path = self.tmp / name
+            if path == self._staging or (name.startswith(".new-") and _younger(path, 60.0)):
+                continue  # ours, or one being created right now (locked a moment later)
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except OSError:
+                continue  # removed meanwhile
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)
+                continue  # alive
+            try:
+                if not dry_run:
+                    shutil.rmtree(path, ignore_errors=True)
+                removed += 1
+            finally:
+                os.close(fd)
+        return removed
 
     def path(self, sha256: str) -> Path:
         try:
@@ -89,11 +155,15 @@ class BlobStore:
                 return self._move(src, expected_sha256)
             except OSError as exc:
                 if exc.errno != errno.EXDEV:
-                    raise _unreadable(src, exc) from exc
+                    raise _unreadable(src, exc, self.files) from exc
             stored = self.put(src, expected_sha256=expected_sha256)
             src.unlink(missing_ok=True)  # ours to consume, like a rename would have
             return stored
-        fd, tmp_name = tempfile.mkstemp(prefix="put-", suffix=".part", dir=self.tmp)
+        staging = self.staging()
+        try:
+            fd, tmp_name = tempfile.mkstemp(prefix="put-", suffix=".part", dir=staging)
+        except OSError as exc:
+            raise _unwritable(staging, exc) from exc
         tmp = Path(tmp_name)
         try:
             stored = _copy_hashing(src, fd)
@@ -103,7 +173,7 @@ class BlobStore:
             # Only on failure: once renamed, the name may already be another process's temp.
             tmp.unlink(missing_ok=True)
             if isinstance(exc, OSError):
-                raise _unreadable(src, exc) from exc
+                raise _unreadable(src, exc, tmp) from exc
             raise
         return stored
 
@@ -114,7 +184,7 @@ class BlobStore:
             self._land(src, stored)
         except OSError as exc:
             if exc.errno != errno.EXDEV:
-                raise _unreadable(src, exc) from exc
+                raise _unreadable(src, exc, self.files) from exc
             return self.put(src, move=True, expected_sha256=stored.sha256)
         return stored
 
@@ -174,9 +244,21 @@ class BlobStore:
                     continue  # renamed into place meanwhile
 
     def stale_temps(self, older_than: float) -> Iterator[Path]:
-        """Temporary files untouched for ``older_than`` seconds (left by crashes)."""
+        """Temporary files outside any process's staging directory (an older layout, or
+        the private state of an emulator whose run died) untouched for ``older_than``
+        seconds. Staging directories are judged by their lock instead (see the sweep)."""
         cutoff = time.time() - older_than
-        return (path for path, mtime in self.temps() if mtime < cutoff)
+        for path, mtime in self.temps():
+            top = path.relative_to(self.tmp).parts[0]
+            if mtime < cutoff and not top.startswith(STAGING_PREFIX):
+                yield path
+
+
+def _younger(path: Path, seconds: float) -> bool:
+    try:
+        return path.lstat().st_mtime > time.time() - seconds
+    except OSError:
+        return True
 
 
 def _copy_hashing(src: Path, fd: int) -> StoredFile:
@@ -205,5 +287,17 @@ def _check_expected(src: Path, stored: StoredFile, expected: str | None) -> None
         )
 
 
-def _unreadable(src: Path, exc: OSError) -> StoreError:
+def _unreadable(src: Path, exc: OSError, writing: Path) -> StoreError | DiskFull:
+    """Storing ``src`` failed: a full disk (``writing`` is what was being written), or
+    ``src`` could not be read."""
+    full = disk_full(exc, writing)
+    if full is not None:
+        return full
     return StoreError(f"cannot store {src}: {exc.strerror or exc}")
+
+
+def _unwritable(where: Path, exc: OSError) -> StoreError | DiskFull:
+    return disk_full(exc, where) or StoreError(
+        f"cannot write in {where}: {exc.strerror or exc}",
+        hint="check the permissions of the store directory",
+    )

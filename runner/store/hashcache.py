@@ -8,10 +8,12 @@ second write inside the same timestamp tick would leave its stat unchanged.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from pathlib import Path
 
+from runner.errors import DiskFull
 from runner.store.blobs import hash_path
 from runner.store.rows import SCHEMA, RecordError, StoredFile, check_version, req_int
 from runner.store.table import StoreError, Table
@@ -55,7 +57,9 @@ class HashCache:
         # Remember only a hash of a file that held still while we read it and is not racy.
         if after == stamp and st.st_mtime_ns < (time.time() - RACY_WINDOW) * 1e9:
             self._memo[resolved] = (stamp, stored)
-            self.table.set(resolved, _entry(stamp, stored))
+            # Only a cache: on a full disk the hash is still right, just not remembered.
+            with contextlib.suppress(DiskFull):
+                self.table.set(resolved, _entry(stamp, stored))
         return stored
 
     def _lookup(self, resolved: str) -> tuple[Fingerprint, StoredFile] | None:

@@ -1,18 +1,29 @@
 """The job journal: who is about to submit, or has submitted, the job for a cache key.
 
-This is what makes "never pay twice" hold across crashes and concurrent runs. A runner
-claims a key before submitting (an atomic insert: one winner), records the job's handle the
-moment fal accepts it (durable before the call returns), and releases the key once the
-result is recorded. A restarted run finds "submitted" entries and re-attaches to the job;
-an entry whose owner died is taken over by compare-and-swap, so two survivors cannot both
-take it.
+This is what makes "never pay twice" hold across crashes and concurrent runs. An entry goes
+through three states, each one durable before the next step is taken:
+
+- ``claimed``: a run holds the key (an atomic insert: one winner). Nothing has been sent.
+  The slow work before a submit (uploading inputs, building the body) happens now.
+- ``submitting``: the exact body is about to be POSTed, with its sha256, the endpoint and
+  the time of each attempt. Written before the POST, so a run that dies during it leaves
+  what the next run needs: the *identical* body to send again (never one rebuilt with new
+  upload URLs), and what a reconciliation against fal's request listing needs to find the
+  job if fal did receive it (endpoint, body hash, when).
+- ``submitted``: fal accepted it; ``handle`` holds the job's URLs. A restarted run
+  re-attaches to it instead of submitting again.
+
+The key is released once the result is recorded. An entry whose owner died is taken over
+by compare-and-swap, so two survivors cannot both take it.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from runner.store.owner import Owner
@@ -27,19 +38,34 @@ from runner.store.rows import (
 )
 from runner.store.table import StoreError, Table
 
-State = Literal["claimed", "submitted"]
+State = Literal["claimed", "submitting", "submitted"]
+STATES: tuple[State, ...] = ("claimed", "submitting", "submitted")
 
 
 @dataclass(frozen=True)
 class JournalEntry:
-    """A claim on a key (nothing sent yet) or a submitted job (``endpoint`` and ``handle``,
-    the :meth:`runner.fal.status.JobHandle.as_dict` of the job, are set)."""
+    """One key's entry (see the module docstring for the states).
+
+    ``body`` is the exact request body sent (URLs and all), ``body_sha256`` the sha256 of
+    its canonical JSON (:func:`body_digest`), ``attempts`` the Unix times at which it was
+    POSTed (more than one when a run that died mid-submit was taken over). ``handle`` is
+    the :meth:`runner.fal.status.JobHandle.as_dict` of the accepted job. ``at`` is when the
+    entry was last written.
+    """
 
     state: State
     owner: Owner
     endpoint: str | None = None
     handle: Mapping[str, Any] | None = None
     at: float = field(default_factory=time.time)
+    body: Mapping[str, Any] | None = None
+    body_sha256: str | None = None
+    attempts: tuple[float, ...] = ()
+
+    @property
+    def may_have_been_sent(self) -> bool:
+        """Whether fal may have received this job (so submitting it again may pay twice)."""
+        return self.state != "claimed"
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -49,24 +75,47 @@ class JournalEntry:
             "endpoint": self.endpoint,
             "handle": None if self.handle is None else dict(self.handle),
             "at": self.at,
+            "body": None if self.body is None else dict(self.body),
+            "body_sha256": self.body_sha256,
+            "attempts": list(self.attempts),
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> JournalEntry:
         check_version(data)
         state = req_str(data, "state")
-        if state not in ("claimed", "submitted"):
+        known = {name: name for name in STATES}
+        if state not in known:
             raise RecordError(f"state: {state!r}")
         owner = opt_mapping(data, "owner")
         if owner is None:
             raise RecordError("owner: missing")
-        return cls(
-            state="claimed" if state == "claimed" else "submitted",
+        attempts = data.get("attempts") or []
+        if not isinstance(attempts, list) or not all(
+            isinstance(t, int | float) and not isinstance(t, bool) for t in attempts
+        ):
+            raise RecordError(f"attempts: expected a list of times, got {attempts!r}")
+        entry = cls(
+            state=known[state],
             owner=Owner.from_dict(owner),
             endpoint=opt_str(data, "endpoint"),
             handle=opt_mapping(data, "handle"),
             at=req_float(data, "at"),
+            body=opt_mapping(data, "body"),
+            body_sha256=opt_str(data, "body_sha256"),
+            attempts=tuple(float(t) for t in attempts),
         )
+        if entry.state == "submitting" and (entry.body is None or entry.endpoint is None):
+            raise RecordError("a submitting entry needs its endpoint and body")
+        return entry
+
+
+def body_digest(body: Mapping[str, Any]) -> str:
+    """The sha256 of ``body`` as canonical JSON (sorted keys, no spaces, UTF-8): the same
+    for the same request however its keys were ordered, so a reconciliation can match it
+    against the inputs fal lists for its requests."""
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 class JournalConflict(StoreError):
@@ -103,19 +152,48 @@ class Journal:
             # Same transaction: the entry cannot vanish between the failed add and this read.
             return self.get(key)
 
-    def record_submission(
-        self, key: str, owner: Owner, endpoint: str, handle: Mapping[str, Any]
-    ) -> None:
-        """Turn our claim into a submitted job. Durable when this returns.
+    def begin_submit(
+        self, key: str, owner: Owner, endpoint: str, body: Mapping[str, Any], digest: str
+    ) -> JournalEntry:
+        """Record that ``body`` is about to be POSTed to ``endpoint``, now. Durable when
+        this returns; call it last before the POST, with nothing slow in between.
 
-        Recorded even if our claim has vanished (the job exists either way); refused only
-        when another run holds the key, since overwriting would lose its handle.
+        Refused (JournalConflict) when another run holds the key: it is that run's job.
+        An earlier attempt at the same body (a taken-over submit) is kept in ``attempts``.
         """
-        entry = JournalEntry("submitted", owner, endpoint, dict(handle))
         with self.table.transact():
             current = self.get(key)
             if current is not None and current.owner != owner:
                 raise JournalConflict(key, current)
+            earlier = current.attempts if current and current.body_sha256 == digest else ()
+            entry = JournalEntry(
+                "submitting",
+                owner,
+                endpoint,
+                body=dict(body),
+                body_sha256=digest,
+                attempts=(*earlier, time.time()),
+            )
+            self.table.set(key, entry.as_dict())
+        return entry
+
+    def record_submission(
+        self, key: str, owner: Owner, endpoint: str, handle: Mapping[str, Any]
+    ) -> None:
+        """Turn our entry into a submitted job. Durable when this returns.
+
+        Recorded even if our entry has vanished (the job exists either way); refused only
+        when another run holds the key, since overwriting would lose its handle. The body,
+        its hash and the attempts stay, for reconciliation.
+        """
+        with self.table.transact():
+            current = self.get(key)
+            if current is not None and current.owner != owner:
+                raise JournalConflict(key, current)
+            base = current if current is not None else JournalEntry("claimed", owner)
+            entry = replace(
+                base, state="submitted", endpoint=endpoint, handle=dict(handle), at=time.time()
+            )
             self.table.set(key, entry.as_dict())
 
     def take_over(self, key: str, stale: JournalEntry, owner: Owner) -> bool:
@@ -124,7 +202,7 @@ class Journal:
         with self.table.transact():
             if not self._unchanged(key, stale):
                 return False
-            fresh = JournalEntry(stale.state, owner, stale.endpoint, stale.handle)
+            fresh = replace(stale, owner=owner, at=time.time())
             self.table.set(key, fresh.as_dict())
             return True
 

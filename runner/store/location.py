@@ -7,6 +7,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from runner.errors import disk_full
 from runner.store.blobs import atomic_write_text
 from runner.store.table import StoreError
 
@@ -59,6 +60,9 @@ def ensure_layout(root: Path) -> None:
         for name in ("files", "records", "tmp"):
             (root / name).mkdir(exist_ok=True)
     except OSError as exc:
+        full = disk_full(exc, root)
+        if full is not None:
+            raise full from exc
         raise StoreError(f"cannot create the store at {root}: {exc.strerror or exc}") from exc
 
 

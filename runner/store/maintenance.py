@@ -84,6 +84,7 @@ class GcReport:
     journal_kept: int = 0
     hashes_removed: int = 0
     tmp_removed: int = 0
+    staging_removed: int = 0  # directories of runs that died (their lock is free)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -105,7 +106,7 @@ def store_info(store: Store) -> StoreInfo:
         results=counts["results"],
         uploads=counts["uploads"],
         journal=counts["journal"],
-        submitted=sum(1 for _, entry in store.in_flight() if entry.state == "submitted"),
+        submitted=sum(1 for _, entry in store.in_flight() if entry.may_have_been_sent),
         hashes=counts["hashes"],
         tmp_files=sum(1 for _ in store.files.temps()),
         disk_bytes=tree_size(store.root),
@@ -182,7 +183,8 @@ def gc_store(
                 store.delete_upload(key)
 
     for key, entry in store.in_flight():
-        # A claim whose owner is dead sent nothing we know of; anything else may be money.
+        # A claim whose owner is dead sent nothing (the body is journaled before the POST);
+        # a submitting or submitted entry may be money at fal.
         dead_claim = entry.state == "claimed" and not store.owner_alive(entry.owner)
         if dead_claim and (dry_run or store.drop_stale_entry(key, entry)):
             report.journal_removed += 1
@@ -190,6 +192,7 @@ def gc_store(
         report.journal_kept += 1
 
     report.hashes_removed = store.forget_missing_inputs(dry_run=dry_run)
+    report.staging_removed = store.sweep_staging(dry_run=dry_run)
     for path in list(store.files.stale_temps(older_than=grace)):
         report.tmp_removed += 1
         if not dry_run:

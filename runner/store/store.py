@@ -3,8 +3,10 @@
 Layout under the root (e.g. ``<project>/.shotgraph``)::
 
     store.json          format marker
+    reserve             a little space kept free for the journal when the disk fills up
     files/ab/ab…        content-addressed files, read-only
-    tmp/                staging on the same filesystem (downloads, renders, puts)
+    tmp/run-…/          staging on the same filesystem (downloads, renders, puts), one
+                        directory per process, locked while it lives (see ``staging``)
     records/results     cache key -> ResultRecord            (durable)
     records/journal     cache key -> JournalEntry            (durable)
     records/uploads     backend/sha256 -> UploadRecord
@@ -18,17 +20,20 @@ consistent after a crash: a file lands (atomically) before any record names it.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from runner.errors import ShotgraphError
 from runner.store.blobs import BlobStore
 from runner.store.hashcache import HashCache
 from runner.store.journal import Journal, JournalEntry
-from runner.store.location import ensure_layout
+from runner.store.location import MARKER, check_marker, ensure_layout
 from runner.store.owner import Owner, owner_alive
+from runner.store.reserve import RESERVE_NAME, Reserve
 from runner.store.rows import RecordError, ResultRecord, StoredFile, UploadRecord
 from runner.store.table import StoreError, Table
 
@@ -42,26 +47,44 @@ GC_GRACE = 3600.0
 class Store:
     """A shotgraph store at ``root``; open with :meth:`open`, close with :meth:`close`."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, read_only: bool = False) -> None:
         self.root = root
+        self.read_only = read_only
         self.files = BlobStore(root / "files", root / "tmp")
+        self.reserve = Reserve(root / RESERVE_NAME)
         records = root / "records"
-        self._results = Table(records / "results", durable=True)
-        self._journal = Journal(Table(records / "journal", durable=True))
-        self._uploads = Table(records / "uploads", durable=False)
-        self._hashes = HashCache(Table(records / "hashes", durable=False))
-        self._runs = Table(records / "runs", durable=False)
+        opened: list[Table] = []
+
+        def table(name: str, durable: bool) -> Table:
+            opened.append(Table(records / name, durable=durable, read_only=read_only))
+            return opened[-1]
+
+        try:
+            self._results = table("results", True)
+            self._journal = Journal(table("journal", True))
+            self._uploads = table("uploads", False)
+            self._hashes = HashCache(table("hashes", False))
+            self._runs = table("runs", False)
+        except BaseException:
+            for done in opened:
+                done.close()
+            raise
 
     @classmethod
-    def open(cls, root: Path) -> Store:
-        """Open the store at ``root``, creating it if needed."""
-        ensure_layout(root)
-        return cls(root)
+    def open(cls, root: Path, *, read_only: bool = False) -> Store:
+        """Open the store at ``root``, creating it if needed; ``read_only`` opens an existing
+        one without writing anything (it works on a full disk), for looking only."""
+        if read_only:
+            check_marker(root / MARKER)
+        else:
+            ensure_layout(root)
+        return cls(root, read_only=read_only)
 
     def close(self) -> None:
         tables = (self._results, self._journal.table, self._uploads, self._hashes.table, self._runs)
         for table in tables:
             table.close()
+        self.files.close()
 
     def __enter__(self) -> Store:
         return self
@@ -77,8 +100,15 @@ class Store:
     # -- files ---------------------------------------------------------------------------
 
     def tmp_dir(self) -> Path:
-        """Staging for files that will be put with ``move=True`` (same filesystem)."""
-        return self.files.tmp
+        """Staging for files that will be put with ``move=True`` (same filesystem): this
+        process's own directory, removed when the store is closed, or by the next run or gc
+        if the process dies (see ``FileStore.staging``)."""
+        return self.files.staging()
+
+    def sweep_staging(self, *, dry_run: bool = False) -> int:
+        """Remove what dead processes left in staging (never a live one's); the count of
+        their directories."""
+        return self.files.sweep_dead_staging(dry_run=dry_run)
 
     def put_file(
         self, src: Path, *, move: bool = False, expected_sha256: str | None = None
@@ -191,6 +221,17 @@ class Store:
             self._uploads.delete(key) for key in list(self._uploads) if key.startswith(prefix)
         )
 
+    def forget_upload(self, backend: str, sha256: str, url: str) -> bool:
+        """Drop the upload record of this content if it still names ``url`` (a URL fal
+        could not download from); True when one was dropped. A record another step has
+        renewed meanwhile is kept."""
+        key = _upload_key(backend, sha256)
+        with self._uploads.transact():
+            data = self._uploads.get(key)
+            if data is None or data.get("url") != url:
+                return False
+            return self._uploads.delete(key)
+
     # -- journal -------------------------------------------------------------------------
 
     def claim(self, key: str, owner: Owner) -> JournalEntry | None:
@@ -200,6 +241,13 @@ class Store:
         and released the key between our miss and our claim.
         """
         return self._journal.claim(key, owner)
+
+    def begin_submit(
+        self, key: str, owner: Owner, endpoint: str, body: Mapping[str, Any], digest: str
+    ) -> JournalEntry:
+        """Journal that ``body`` is about to be POSTed (durable on return); see
+        :meth:`Journal.begin_submit`. Raises JournalConflict if another run holds the key."""
+        return self._journal.begin_submit(key, owner, endpoint, body, digest)
 
     def record_submission(
         self, key: str, owner: Owner, endpoint: str, handle: Mapping[str, Any]
@@ -224,7 +272,9 @@ class Store:
         self._runs.set(owner.run_id, {"v": 1, "at": time.time()})
 
     def end_run(self, owner: Owner) -> None:
-        self._runs.delete(owner.run_id)
+        """Forget ``owner``'s heartbeat; best effort (on a full disk it goes stale instead)."""
+        with contextlib.suppress(ShotgraphError):
+            self._runs.delete(owner.run_id)
 
     def owner_alive(self, owner: Owner) -> bool:
         """Whether the run that holds a journal entry may still be going (the rule is

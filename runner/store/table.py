@@ -9,7 +9,10 @@ pickled, so any later version of the code can read them. The settings matter:
   call returns (the journal, results); NORMAL still survives ``kill -9``;
 - ``disk_min_file_size`` high, so records stay inside the database instead of side files.
 
-SQLite errors and lock timeouts become :class:`StoreError`.
+SQLite errors and lock timeouts become :class:`StoreError`; a full disk becomes
+:class:`~runner.errors.DiskFull`. ``read_only`` opens the database with plain SQLite in
+read-only mode instead (diskcache writes its settings on every open, which a full disk
+refuses): what ``cache verify`` and ``cache info`` need on a disk with no space left.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ from typing import Any
 
 import diskcache
 
-from runner.errors import ShotgraphError
+from runner.errors import DiskFull, ShotgraphError, disk_full, free_bytes, mount_point
+from runner.store.readonly import ReadOnlyCache
 
 # Seconds a call waits for another process's write transaction (they last microseconds).
 LOCK_TIMEOUT = 30.0
@@ -33,7 +37,14 @@ class StoreError(ShotgraphError):
     """The store cannot be read or written (damaged database, busy lock, disk error)."""
 
 
-def _failure(path: Path, exc: BaseException) -> StoreError:
+def _failure(path: Path, exc: BaseException) -> StoreError | DiskFull:
+    full = disk_full(exc, path)
+    if full is None and _io_error(exc) and (free_bytes(mount_point(path)) or 0) < _NEARLY_FULL:
+        # SQLite reports some writes on a full disk (growing the WAL's shared memory) as
+        # a plain I/O error; with next to no space left, that is what it is.
+        full = DiskFull(path, f"{exc}")
+    if full is not None:
+        return full
     if isinstance(exc, diskcache.Timeout):
         return StoreError(
             f"the store at {path} stayed locked by another process for {LOCK_TIMEOUT:.0f} s",
@@ -45,12 +56,25 @@ def _failure(path: Path, exc: BaseException) -> StoreError:
     )
 
 
+_NEARLY_FULL = 1 << 20
+_SQLITE_IOERR = 10
+
+
+def _io_error(exc: BaseException) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return isinstance(code, int) and code & 0xFF == _SQLITE_IOERR
+
+
 class Table:
     """Keys (strings) to JSON objects, safe to share between processes."""
 
-    def __init__(self, directory: Path, *, durable: bool) -> None:
+    def __init__(self, directory: Path, *, durable: bool, read_only: bool = False) -> None:
         self.directory = directory
+        self._cache: diskcache.Cache | ReadOnlyCache
         try:
+            if read_only:
+                self._cache = ReadOnlyCache(directory)
+                return
             self._cache = diskcache.Cache(
                 str(directory),
                 timeout=LOCK_TIMEOUT,
@@ -73,7 +97,7 @@ class Table:
         """The object under ``key``; None when absent, ValueError when it is something else."""
         try:
             text = self._cache.get(key)
-        except (sqlite3.Error, diskcache.Timeout) as exc:
+        except (sqlite3.Error, OSError, diskcache.Timeout) as exc:
             raise _failure(self.directory, exc) from exc
         if text is None:
             return None
@@ -87,20 +111,20 @@ class Table:
         text = _encode(value)
         try:
             return bool(self._cache.add(key, text))
-        except (sqlite3.Error, diskcache.Timeout) as exc:
+        except (sqlite3.Error, OSError, diskcache.Timeout) as exc:
             raise _failure(self.directory, exc) from exc
 
     def set(self, key: str, value: Mapping[str, Any]) -> None:
         text = _encode(value)
         try:
             self._cache.set(key, text)
-        except (sqlite3.Error, diskcache.Timeout) as exc:
+        except (sqlite3.Error, OSError, diskcache.Timeout) as exc:
             raise _failure(self.directory, exc) from exc
 
     def delete(self, key: str) -> bool:
         try:
             return bool(self._cache.delete(key))
-        except (sqlite3.Error, diskcache.Timeout) as exc:
+        except (sqlite3.Error, OSError, diskcache.Timeout) as exc:
             raise _failure(self.directory, exc) from exc
 
     @contextmanager
@@ -112,7 +136,7 @@ class Table:
         try:
             with self._cache.transact():
                 yield
-        except (sqlite3.Error, diskcache.Timeout) as exc:
+        except (sqlite3.Error, OSError, diskcache.Timeout) as exc:
             raise _failure(self.directory, exc) from exc
 
     def __iter__(self) -> Iterator[str]:
@@ -121,19 +145,19 @@ class Table:
             for key in self._cache.iterkeys():
                 if isinstance(key, str):
                     yield key
-        except (sqlite3.Error, diskcache.Timeout) as exc:
+        except (sqlite3.Error, OSError, diskcache.Timeout) as exc:
             raise _failure(self.directory, exc) from exc
 
     def __contains__(self, key: str) -> bool:
         try:
             return key in self._cache
-        except (sqlite3.Error, diskcache.Timeout) as exc:
+        except (sqlite3.Error, OSError, diskcache.Timeout) as exc:
             raise _failure(self.directory, exc) from exc
 
     def __len__(self) -> int:
         try:
             return len(self._cache)
-        except (sqlite3.Error, diskcache.Timeout) as exc:
+        except (sqlite3.Error, OSError, diskcache.Timeout) as exc:
             raise _failure(self.directory, exc) from exc
 
     def close(self) -> None:

@@ -3,6 +3,7 @@ and a JSON-lines run log beside the store."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
@@ -141,7 +142,7 @@ class LiveReporter:
             self.console.print(describe(event))
             self.live.start()
         elif isinstance(event, RunFinished):
-            self.live.stop()
+            self.close()
             return
         elif isinstance(event, NodeCached):
             self.totals["cached"] += 1
@@ -149,6 +150,10 @@ class LiveReporter:
             self._node(event)
         elif isinstance(event, Notice):
             self.console.print(Text(f"note: {event.message}", style="yellow"))
+
+    def close(self) -> None:
+        """Stop the live display (at the end of the run, or when it failed)."""
+        self.live.stop()
 
     def _node(self, event: NodeEvent) -> None:
         from rich.text import Text
@@ -197,7 +202,10 @@ class LiveReporter:
 class RunLog:
     """The run log: every event as a JSON line (with its time since the start), appended to
     ``<store>/logs/<run>.jsonl``. Not part of the lockfile; handy for timings. The class owns
-    that directory: where a run's log goes, how much the logs take, pruning old ones."""
+    that directory: where a run's log goes, how much the logs take, pruning old ones.
+
+    It never stops a run: if it cannot be created or written (a full disk), ``handle``
+    raises, and the :class:`~runner.run.events.Fanout` drops it and notes why."""
 
     @classmethod
     def for_run(cls, store_root: Path, pipeline: str) -> RunLog:
@@ -223,22 +231,33 @@ class RunLog:
         return len(old)
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._file = path.open("a", encoding="utf-8", buffering=1)
         self.started = time.monotonic()
+        self._file: IO[str] | None = None
+        self._failure: OSError | None = None
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = path.open("a", encoding="utf-8", buffering=1)
+        except OSError as exc:
+            self._failure = exc
+
+    def describe(self) -> str:
+        return f"the run log {display_path(self.path)}"
 
     def handle(self, event: Event) -> None:
+        if self._file is None:
+            raise self._failure or OSError(f"{self.path} is closed")
         data: dict[str, Any] = event.as_json()
         data["t"] = round(event.at - self.started, 4)
         data.pop("at", None)
         self._file.write(json.dumps(data, ensure_ascii=False, default=str) + "\n")
         if isinstance(event, RunFinished):
-            self._file.close()
+            self.close()
 
     def close(self) -> None:
-        if not self._file.closed:
-            self._file.close()
+        if self._file is not None and not self._file.closed:
+            with contextlib.suppress(OSError):  # a last flush on a full disk
+                self._file.close()
 
 
 def reporters_for(store_root: Path, pipeline: str, *, plain: bool) -> tuple[Fanout, RunLog]:

@@ -10,7 +10,7 @@ import click
 
 from runner.errors import display_path
 from runner.run.backends import LOCAL
-from runner.run.executor import RunResult
+from runner.run.outcome import RunResult
 
 
 def print_summary(
@@ -28,6 +28,18 @@ def print_summary(
         f"{len(result.skipped)} skipped · {money}"
     )
     click.echo(("interrupted: " if result.interrupted else "") + head)
+    if result.reattached or result.received:
+        # Only what this run submitted is its spending: a job re-attached after a crash was
+        # paid for by the run that sent it, and another run sharing the store pays for its own.
+        parts = [f"{len(result.submitted)} submitted by this run"]
+        if result.reattached:
+            parts.append(
+                f"{len(result.reattached)} re-attached (sent and paid for by an earlier run, "
+                f"~${result.reattached_usd:.2f})"
+            )
+        if result.received:
+            parts.append(f"{len(result.received)} rendered by another run sharing the store")
+        click.echo(f"  of those rendered: {', '.join(parts)}; the cost above is this run's")
     if result.in_flight:
         click.echo(
             f"  still running at fal: {', '.join(result.in_flight)}; run again to "
@@ -42,3 +54,9 @@ def print_summary(
             click.echo(f"  output {name}: {display_path(path)}")
     for line in extra:
         click.echo(f"  {line}")
+    for note in result.notes:
+        click.echo(f"  note: {note}", err=True)
+    if result.stopped is not None:
+        click.echo(click.style(f"stopped: {result.stopped.message}", fg="red"), err=True)
+        if result.stopped.hint:
+            click.echo(f"    hint: {result.stopped.hint}", err=True)

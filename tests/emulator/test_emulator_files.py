@@ -120,6 +120,27 @@ def test_lifecycle_header_sets_an_upload_lifetime(
     assert client.get(url).status_code == 404
 
 
+def test_a_requested_lifetime_is_honoured_within_file_ttl(
+    start_emulator: StartEmulator, client: httpx.Client
+) -> None:
+    """file_ttl plays a CDN that drops files sooner than a client asked: the renewal path
+    of a client is tested against it."""
+    server = start_emulator(file_ttl=0.3)
+    token = grant(client, server.url)
+    response = client.post(
+        f"{server.url}/files/upload",
+        content=b"x",
+        headers={
+            "Authorization": f"Bearer {token['token']}",
+            "X-Fal-Object-Lifecycle-Preference": json.dumps({"expiration_duration_seconds": 3600}),
+        },
+    )
+    url = response.json()["access_url"]
+    assert client.get(url).status_code == 200
+    time.sleep(0.4)
+    assert client.get(url).status_code == 404
+
+
 def test_rendered_output_urls_expire_too(
     start_emulator: StartEmulator, client: httpx.Client
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -51,6 +52,10 @@ def test_kill_9_while_jobs_are_in_flight_loses_and_repays_nothing(
     out, err = again.communicate(timeout=120)
     assert again.returncode == 0, out + err
     assert "re-attached to request" in out
+    # Paid for by the killed run: collected now, and not on this run's bill.
+    assert "re-attached (sent and paid for by an earlier run" in out
+    # The killed run's staging (half-downloaded .part files) went with the rerun.
+    assert list((store / "tmp").rglob("*")) == []
     # Every request reached the emulator exactly once, across both runs.
     config = EmulatorConfig(state_dir=store / "emulator", require_auth=False)
     with EmulatorServer(config, executor=render_pool) as emulator:
@@ -159,3 +164,29 @@ def test_ctrl_c_cancels_queued_jobs_and_keeps_running_ones(
     with Store.open(store) as opened:
         left = [entry for _, entry in opened.in_flight()]
     assert len(left) == 1 and left[0].state == "submitted"  # the running job, to collect later
+
+
+def test_random_kills_never_pay_twice_with_a_rebuilt_body(
+    tmp_path: Path, render_pool: ProcessPoolExecutor
+) -> None:
+    """A small kill -9 trial (benchmarks/kill_trial.py runs the full one): whatever moment
+    the kill lands on, the rerun completes, leaves no staging behind, and any job sent twice
+    (a kill inside the submit gap) was sent with the identical, journaled body."""
+    from benchmarks.kill_trial import run_trial
+
+    rng = random.Random(20)
+    state = tmp_path / "fal"
+    with start_emulator(render_pool, latency=0.2, state_dir=state) as emulator:
+        for i in range(2):
+            trial = run_trial(
+                tmp_path / f"trial-{i}",
+                emulator.url,
+                state,
+                nodes=5,
+                salt=f"small trial {i}",
+                kill_after=rng.uniform(1.0, 2.5),  # past start-up: jobs in flight
+                jobs=2,
+            )
+            assert trial.rerun_ok and trial.leftovers == 0
+            assert trial.jobs >= trial.keys == 5
+            assert trial.same_body == len(trial.duplicate_keys), trial

@@ -504,11 +504,12 @@ def test_gc_removes_expired_uploads_stale_temps_and_gone_inputs(
     store.put_upload(UploadRecord("fal", sha(b"a"), "https://x/a", now - 10))
     store.put_upload(UploadRecord("fal", sha(b"b"), "https://x/b", now + 600))
     store.put_upload(UploadRecord("fal", sha(b"c"), "https://x/c", None))
-    stale = store.tmp_dir() / "put-crashed.part"
+    stale = store.root / "tmp" / "put-crashed.part"  # outside any run's staging: by age
     stale.write_bytes(b"half")
     age(stale)
-    active = store.tmp_dir() / "download-now.part"
+    active = store.tmp_dir() / "download-now.part"  # a live run's staging: never, however old
     active.write_bytes(b"in progress")
+    age(active)
     gone = tmp_path / "deleted-input.png"
     gone.write_bytes(b"x")
     age(gone)
@@ -595,9 +596,12 @@ def test_kill_during_put_file_leaves_nothing_corrupt(tmp_path: Path) -> None:
         os.write(writer, b"x" * 65536)
         deadline = time.monotonic() + 10
         # Wait until the copy is demonstrably half-way: a partial temp file exists.
-        while not any(p.stat().st_size > 0 for p in (root / "tmp").iterdir()):
+        while not any(p.stat().st_size > 0 for p in (root / "tmp").rglob("*.part")):
             assert time.monotonic() < deadline
             time.sleep(0.005)
+        with Store.open(root) as other:  # a live writer's staging is never swept
+            assert other.sweep_staging() == 0
+            assert list((root / "tmp").rglob("*.part"))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     finally:
@@ -605,8 +609,9 @@ def test_kill_during_put_file_leaves_nothing_corrupt(tmp_path: Path) -> None:
     with Store.open(root) as store:
         assert list(store.files.entries()) == []
         assert verify_store(store).clean
-        assert gc_store(store, set(), grace=0).tmp_removed == 1
-        assert list(store.tmp_dir().iterdir()) == []
+        # The dead worker's staging directory goes, whatever its age: its lock is free.
+        assert gc_store(store, set()).staging_removed == 1
+        assert list((root / "tmp").iterdir()) == []
 
 
 def _open_fifo_writer(fifo: Path) -> int:
