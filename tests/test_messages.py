@@ -1,0 +1,43 @@
+"""What shotgraph says names documented places and settings, never its package's own files
+(a user of the wheel has no ``runner/data/families.yaml`` to look at)."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import runner
+
+PACKAGE = Path(runner.__file__).parent
+PACKAGE_PATH = re.compile(r"\brunner/[a-z_]")
+
+
+def _messages(tree: ast.AST) -> list[tuple[int, str]]:
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
+    return [
+        (node.lineno, node.value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and id(node) not in docstrings
+    ]
+
+
+def test_no_message_names_a_path_inside_the_package() -> None:
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        found += [
+            f"{path.relative_to(PACKAGE)}:{line}: {text!r}"
+            for line, text in _messages(tree)
+            if PACKAGE_PATH.search(text)
+        ]
+    assert found == []
