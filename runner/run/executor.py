@@ -101,9 +101,11 @@ class Executor:
                 # Connect before anything starts: a missing key or an emulator that will not
                 # start stops the run at once, with one message, not a failure per node.
                 await self._context()
-            # a request two nodes share is one job: priced once
+            # A request two nodes share is one job: priced once. A job an earlier run
+            # submitted is re-attached, not paid again: priced as the plan prices it.
             jobs = {self.steps[n].key: self.steps[n] for n in pending}
-            estimate = sum(step.usd for step in jobs.values())
+            paid = {key for key in jobs if self._submitted_earlier(key)}
+            estimate = sum(step.usd for key, step in jobs.items() if key not in paid)
             self.emit(
                 RunStarted(
                     pipeline=self.pipeline_name,
@@ -112,6 +114,7 @@ class Executor:
                     to_render=len(pending),
                     estimated_usd=round(estimate, 6),
                     run_id=self.run_id,
+                    to_attach=len(paid),
                 )
             )
             if full is not None:
@@ -129,6 +132,10 @@ class Executor:
         self.emit(finished(self.result, time.monotonic() - started))
         self.result.notes.extend(self.reporter.notes)
         return self.result
+
+    def _submitted_earlier(self, key: str) -> bool:
+        entry = self.store.journal(key)
+        return entry is not None and entry.state == "submitted"
 
     def _prepare_store(self, rendering: bool) -> DiskFull | None:
         """Clear what killed runs left in staging (every run: the one after a crash may

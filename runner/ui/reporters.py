@@ -51,9 +51,10 @@ def _cost(usd: float | None) -> str:
 def describe(event: Event) -> str | None:
     """One line for an event, or None when it is not worth a line of its own."""
     if isinstance(event, RunStarted):
+        attach = f" ({event.to_attach} already submitted)" if event.to_attach else ""
         return (
             f"run {event.pipeline} ({event.backend}): {event.nodes} nodes, "
-            f"{event.to_render} to render, estimated ~${event.estimated_usd:.2f}"
+            f"{event.to_render} to render{attach}, estimated ~${event.estimated_usd:.2f}"
         )
     if isinstance(event, NodeSubmitted):
         verb = "re-attached to" if event.reattached else "submitted"
