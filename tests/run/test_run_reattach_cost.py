@@ -52,5 +52,5 @@ def test_plan_and_run_agree_on_cost_and_budget_after_a_reattach(
     assert again.returncode == 0, out + err
     header = out.splitlines()[0]
     assert "7 to render (3 already submitted), estimated ~$0.08" in header, header
-    assert "spent ~$0.08" in out
+    assert "would cost ~$0.08 on fal" in out
     assert "3 re-attached (sent and paid for by an earlier run, ~$0.12)" in out
