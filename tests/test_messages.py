@@ -41,3 +41,12 @@ def test_no_message_names_a_path_inside_the_package() -> None:
             if PACKAGE_PATH.search(text)
         ]
     assert found == []
+
+
+def test_every_environment_variable_is_in_the_settings_table() -> None:
+    names: set[str] = set()
+    for path in PACKAGE.rglob("*.py"):
+        names |= set(re.findall(r"[\"']((?:SHOTGRAPH|FAL)_[A-Z_]+)[\"']", path.read_text()))
+    docs = (PACKAGE.parent / "docs" / "running.md").read_text(encoding="utf-8")
+    table = docs.split("## Settings", 1)[1]
+    assert names and [name for name in sorted(names) if f"`{name}`" not in table] == []

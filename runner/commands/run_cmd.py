@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -12,20 +13,54 @@ from runner.commands.running import execute, open_store, run_options, summarize
 from runner.compile.compiler import Compiled
 from runner.compile.request import locate_field
 from runner.compile.steps import Step
-from runner.errors import ShotgraphError, disk_full, display_path
+from runner.errors import (
+    EXIT_CODES_EPILOG,
+    ExitCode,
+    ShotgraphError,
+    disk_full,
+    display_path,
+)
 from runner.lock import build_lock, project_lock_path, read_lock, write_lock
 from runner.plan import CacheStatus, check_budget, drift, make_plan
+from runner.ui.run_json import error_document, run_document
 
 
-@click.command()
+@click.command(epilog=EXIT_CODES_EPILOG)
 @pipeline_argument
 @backend_option
 @run_options
 @click.option(
     "--frozen", is_flag=True, help="Fail if the pipeline no longer matches its lockfile (for CI)."
 )
-def run(pipeline: Path, backend: str, frozen: bool, **options: Any) -> int:
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print a JSON summary of the run on stdout (progress and messages go to stderr).",
+)
+def run(pipeline: Path, backend: str, frozen: bool, as_json: bool, **options: Any) -> int:
     """Render a pipeline: only what changed, never paying twice; write its lockfile."""
+    if not as_json:
+        return _run(pipeline, backend, frozen, None, options)
+    documents: list[dict[str, Any]] = []
+    try:
+        code = _run(pipeline, backend, frozen, documents, options)
+    except ShotgraphError as exc:
+        # Told on stderr as usual by the command line; the script reading stdout gets JSON.
+        click.echo(json.dumps(error_document(exc, pipeline=str(pipeline)), indent=2))
+        raise
+    click.echo(json.dumps(documents[0], indent=2, ensure_ascii=False))
+    return code
+
+
+def _run(
+    pipeline: Path,
+    backend: str,
+    frozen: bool,
+    documents: list[dict[str, Any]] | None,
+    options: dict[str, Any],
+) -> int:
+    as_json = documents is not None
     with remembered_hashes(pipeline, options["cache_dir"]) as hash_file:
         result = checked(pipeline, backend, hash_file=hash_file)
     compiled = result.require()
@@ -63,9 +98,11 @@ def run(pipeline: Path, backend: str, frozen: bool, **options: Any) -> int:
             outputs=result.outputs,
             pipeline_name=compiled.pipeline.name,
             describe_issue=_issue_describer(compiled),
+            progress_to_stderr=as_json,
         )
         notes = []
         unwritten = False
+        written = None
         if outcome.ok and not frozen:
             lock_doc = build_lock(compiled, outcome.records, result.outputs)
             try:
@@ -84,8 +121,20 @@ def run(pipeline: Path, backend: str, frozen: bool, **options: Any) -> int:
                 )
         elif not outcome.ok:
             notes.append(f"lockfile {display_path(lock_file)} not updated: the run is incomplete")
-    code = summarize(outcome, result.outputs, notes, backend=backend)
-    return max(code, 1) if unwritten else code
+    code = summarize(outcome, result.outputs, notes, backend=backend, to_stderr=as_json)
+    code = (code or ExitCode.USER) if unwritten else code
+    if documents is not None:
+        document = run_document(
+            outcome,
+            compiled.steps,
+            result.outputs,
+            pipeline=compiled.pipeline.name,
+            backend=backend,
+            lockfile=lock_file,
+            lock_written=written,
+        )
+        documents.append(document | {"exit_code": int(code)})
+    return code
 
 
 def _issue_describer(compiled: Compiled) -> Any:

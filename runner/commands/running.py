@@ -88,6 +88,7 @@ def execute(
     outputs: Mapping[str, Path],
     pipeline_name: str,
     describe_issue: Callable[[Step, Any], str] | None = None,
+    progress_to_stderr: bool = False,
 ) -> RunResult:
     """Run ``steps`` with the backend, reporting to the terminal and the run log."""
     run_options = RunOptions(backend=backend, jobs=options["jobs"], budget=options["budget"])
@@ -113,7 +114,9 @@ def execute(
         )
         return await executor.run()
 
-    reporter, log = reporters_for(store.root, pipeline_name, plain=options["plain"])
+    reporter, log = reporters_for(
+        store.root, pipeline_name, plain=options["plain"], to_stderr=progress_to_stderr
+    )
     try:
         return asyncio.run(go())
     finally:
@@ -121,12 +124,13 @@ def execute(
 
 
 def summarize(
-    result: RunResult, outputs: Mapping[str, Path], extra: list[str], *, backend: str
+    result: RunResult,
+    outputs: Mapping[str, Path],
+    extra: list[str],
+    *,
+    backend: str,
+    to_stderr: bool = False,
 ) -> int:
     """Print the run's summary; the exit code."""
-    print_summary(result, outputs, extra, backend=backend)
-    if result.stopped is not None:
-        return 1
-    if result.interrupted:
-        return 130
-    return 0 if result.ok else 1
+    print_summary(result, outputs, extra, backend=backend, to_stderr=to_stderr)
+    return result.exit_code

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from runner.compile.steps import Step
-from runner.errors import StepFailed
+from runner.errors import BudgetRefused
 
 
 class Budget:
@@ -17,7 +17,7 @@ class Budget:
         """Commit the step's estimate, or fail the step if it would pass the limit."""
         cost = step.usd
         if self.limit is not None and self.committed + cost > self.limit + 1e-9:
-            raise StepFailed(
+            raise BudgetRefused(
                 f"submitting would take the run to ${self.committed + cost:.2f}, over the "
                 f"budget of ${self.limit:.2f}",
                 hint="raise --budget, or run again later to render what is left",

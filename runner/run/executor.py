@@ -35,6 +35,7 @@ from runner.run.events import (
     NodeFailed,
     NodeSkipped,
     NodeStarted,
+    NodeSubmitted,
     Notice,
     OutputWritten,
     Reporter,
@@ -83,8 +84,11 @@ class Executor:
         self._budget = Budget(options.budget)
         self._describe_issue = describe_issue or (lambda step, issue: str(issue))
         self._first_with_key: dict[str, str] = {}
+        self._at_fal: set[str] = set()  # nodes whose job this run submitted or re-attached
 
     def emit(self, event: Event) -> None:
+        if isinstance(event, NodeSubmitted):
+            self._at_fal.add(event.node)
         self.reporter.handle(event)
 
     async def run(self) -> RunResult:
@@ -176,6 +180,16 @@ class Executor:
             await asyncio.gather(*tasks, return_exceptions=True)
             self.result.in_flight = [
                 name for name in pending if self._still_at_fal(self.steps[name])
+            ]
+            # A job this run held that is no longer journaled was cancelled at fal before
+            # it ran (costing nothing); the rest never reached fal.
+            self.result.cancelled = [
+                name
+                for name in pending
+                if name in self._at_fal
+                and name not in self.result.in_flight
+                and name not in self.result.records
+                and name not in self.result.failed
             ]
 
     def _still_at_fal(self, step: Step) -> bool:

@@ -261,15 +261,19 @@ class RunLog:
                 self._file.close()
 
 
-def reporters_for(store_root: Path, pipeline: str, *, plain: bool) -> tuple[Fanout, RunLog]:
+def reporters_for(
+    store_root: Path, pipeline: str, *, plain: bool, to_stderr: bool = False
+) -> tuple[Fanout, RunLog]:
     """What a run reports to: a live table on a terminal (plain lines elsewhere, or with
-    ``plain``) and its run log; the log is returned too, for closing."""
+    ``plain``) and its run log; the log is returned too, for closing. ``to_stderr``: the
+    progress goes to stderr (stdout carries JSON)."""
     log = RunLog.for_run(store_root, pipeline)
+    stream = sys.stderr if to_stderr else sys.stdout
     screen: Reporter
-    if not plain and sys.stdout.isatty():
+    if not plain and stream.isatty():
         from rich.console import Console
 
-        screen = LiveReporter(Console())
+        screen = LiveReporter(Console(stderr=to_stderr))
     else:
-        screen = PlainReporter(sys.stdout)
+        screen = PlainReporter(stream)
     return Fanout(screen, log), log

@@ -104,7 +104,7 @@ def test_fal_key_never_lands_anywhere(tmp_path: Path, render_pool: ProcessPoolEx
         process = spawn_run(pipeline, store, "--backend", "fal", env=env)
         out, err = process.communicate(timeout=120)
         assert emulator.stats()["total_submissions"] >= 4
-    assert process.returncode == 1  # the injected failure
+    assert process.returncode == 4  # the injected failure: a render failed
     haystacks = [out, err]
     for folder in (store, tmp_path / "p"):
         for path in folder.rglob("*"):

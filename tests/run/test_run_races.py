@@ -240,7 +240,7 @@ nodes:
         time.sleep(0.05)
     keyframe.write_bytes(keyframe.with_name("three_quarter.png").read_bytes())
     _, err = process.communicate(timeout=60)
-    assert process.returncode == 1
+    assert process.returncode == 4  # a node failed
     assert "failed y:" in err
     with Store.open(tmp_path / "store") as store:
         assert not list(store.uploads())  # nothing recorded under the old hash
@@ -258,7 +258,7 @@ nodes:
     pipeline = make_project(tmp_path / "p", text=text)
     emulator = start_emulator()
     assert (
-        run(pipeline, tmp_path / "store", "--backend", "local", "--emulator-url", emulator.url) == 1
+        run(pipeline, tmp_path / "store", "--backend", "local", "--emulator-url", emulator.url) == 4
     )
     err = capsys.readouterr().err
     assert "fal rejected the request: image_url:" in err and "tiny.yaml:5 nodes.still" in err
