@@ -20,8 +20,19 @@ def run_json(
     pipeline: Path, url: str, store: Path, capsys: pytest.CaptureFixture[str], *extra: str
 ) -> tuple[int, dict[str, Any], str]:
     code = cli.run(
-        ["run", str(pipeline), "--backend", "local", "--emulator-url", url]
-        + ["--cache-dir", str(store), "--plain", "--json", *extra]
+        [
+            "run",
+            str(pipeline),
+            "--backend",
+            "local",
+            "--emulator-url",
+            url,
+            "--cache-dir",
+            str(store),
+            "--plain",
+            "--json",
+            *extra,
+        ]
     )
     captured = capsys.readouterr()
     return code, json.loads(captured.out), captured.err

@@ -37,8 +37,18 @@ def test_plan_and_run_agree_on_cost_and_budget_after_a_reattach(
         victim.send_signal(signal.SIGKILL)
         victim.wait()
         plan = subprocess.run(
-            [sys.executable, "-m", "runner", "plan", str(pipeline), "--json"]
-            + ["--backend", "local", "--cache-dir", str(store)],
+            [
+                sys.executable,
+                "-m",
+                "runner",
+                "plan",
+                str(pipeline),
+                "--json",
+                "--backend",
+                "local",
+                "--cache-dir",
+                str(store),
+            ],
             cwd=ROOT,
             capture_output=True,
             text=True,
