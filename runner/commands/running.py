@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import signal
+import sys
 from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
@@ -15,9 +17,10 @@ from runner.compile.steps import Step
 from runner.pipeline.confine import Project
 from runner.run.backends import LocalOptions, open_backend
 from runner.run.executor import Executor
+from runner.run.interrupt import exit_at_once, signals_handled
 from runner.run.outcome import RunOptions, RunResult
 from runner.store import Store
-from runner.ui.reporters import reporters_for
+from runner.ui.reporters import close_screens, reporters_for
 from runner.ui.summary import print_summary
 
 if TYPE_CHECKING:
@@ -112,7 +115,20 @@ def execute(
             describe_issue=describe_issue,
             pipeline_name=pipeline_name,
         )
-        return await executor.run()
+
+        def second(signum: int) -> None:
+            # No more tidying: the terminal put back, one line, and out.
+            close_screens(reporter)
+            click.echo(
+                f"{signal.Signals(signum).name} again: exiting now; jobs at fal stay "
+                "journaled and the next run collects them (nothing is paid twice)",
+                err=True,
+            )
+            sys.stdout.flush()
+            exit_at_once(signum)
+
+        with signals_handled(executor.interrupt, second):
+            return await executor.run()
 
     reporter, log = reporters_for(
         store.root, pipeline_name, plain=options["plain"], to_stderr=progress_to_stderr

@@ -35,12 +35,12 @@ from runner.run.events import (
     NodeFailed,
     NodeSkipped,
     NodeStarted,
-    NodeSubmitted,
     Notice,
     OutputWritten,
     Reporter,
     RunStarted,
 )
+from runner.run.interrupt import Interruption
 from runner.run.outcome import RunOptions, RunResult, as_failure, finished
 from runner.store import HEARTBEAT_INTERVAL, Owner, ResultRecord, Store
 
@@ -84,12 +84,15 @@ class Executor:
         self._budget = Budget(options.budget)
         self._describe_issue = describe_issue or (lambda step, issue: str(issue))
         self._first_with_key: dict[str, str] = {}
-        self._at_fal: set[str] = set()  # nodes whose job this run submitted or re-attached
+        self.interruption = Interruption(self.result, self.emit)
 
     def emit(self, event: Event) -> None:
-        if isinstance(event, NodeSubmitted):
-            self._at_fal.add(event.node)
+        self.interruption.observe(event)
         self.reporter.handle(event)
+
+    def interrupt(self, signum: int) -> None:
+        """A signal (SIGINT, SIGTERM): stop cleanly (see :mod:`runner.run.interrupt`)."""
+        self.interruption.stop(signum)
 
     async def run(self) -> RunResult:
         started = time.monotonic()
@@ -169,28 +172,18 @@ class Executor:
         for name in pending:
             self._done[name] = loop.create_future()
         tasks = [asyncio.create_task(self._node(name), name=f"node {name}") for name in pending]
+        work = asyncio.gather(*tasks)
+        self.interruption.watch(work)
         try:
-            await asyncio.gather(*tasks)
+            await work
         except asyncio.CancelledError:
-            # Ctrl-C: stop waiting, let each step tidy its journal entry, then report. This
-            # is the top of the run, so the cancellation ends here with a result.
-            # gather has already cancelled every task; cancelling again would cut short the
-            # tidying (cancelling queued jobs at fal) that each task is doing now.
+            # A signal (or the caller cancelled us): stop waiting, let each step tidy its
+            # journal entry, then report. This is the top of the run, so the cancellation
+            # ends here with a result. gather has already cancelled every task; cancelling
+            # again would cut short the tidying (cancelling queued jobs at fal) under way.
             self.result.interrupted = True
             await asyncio.gather(*tasks, return_exceptions=True)
-            self.result.in_flight = [
-                name for name in pending if self._still_at_fal(self.steps[name])
-            ]
-            # A job this run held that is no longer journaled was cancelled at fal before
-            # it ran (costing nothing); the rest never reached fal.
-            self.result.cancelled = [
-                name
-                for name in pending
-                if name in self._at_fal
-                and name not in self.result.in_flight
-                and name not in self.result.records
-                and name not in self.result.failed
-            ]
+            self.interruption.settle(pending, lambda name: self._still_at_fal(self.steps[name]))
 
     def _still_at_fal(self, step: Step) -> bool:
         entry = self.store.journal(step.key)

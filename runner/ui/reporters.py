@@ -261,6 +261,15 @@ class RunLog:
                 self._file.close()
 
 
+def close_screens(reporter: Fanout) -> None:
+    """Take down live displays now (a process about to exit at once): the cursor comes
+    back and the table is not left drawn."""
+    for each in reporter.reporters:
+        if isinstance(each, LiveReporter):
+            with contextlib.suppress(Exception):
+                each.close()
+
+
 def reporters_for(
     store_root: Path, pipeline: str, *, plain: bool, to_stderr: bool = False
 ) -> tuple[Fanout, RunLog]:
