@@ -6,6 +6,7 @@ later, then SIGKILL) is played with the delays compressed."""
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import time
@@ -123,3 +124,76 @@ def test_githubs_cancel_sigint_then_sigterm_then_sigkill(
         ran_once_each(emulator)
     with Store.open(store) as opened:
         assert opened.in_flight() == [] and verify_store(opened).clean
+
+
+def test_ctrl_c_twice_on_a_terminal_restores_it_and_no_process_prints_a_traceback(
+    tmp_path: Path,
+) -> None:
+    """Ctrl-C reaches every process of the terminal's foreground group: the run, and the
+    render workers of the local backend's own emulator, spawned in the first seconds."""
+    import os
+    import pty
+    import sys
+    import threading
+
+    from tests.run_helpers import ROOT
+
+    pipeline = make_project(tmp_path / "p")
+    primary, secondary = pty.openpty()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "runner",
+            "run",
+            str(pipeline),
+            "--backend",
+            "local",
+            "--cache-dir",
+            str(tmp_path / "store"),
+            "--emulator-latency",
+            "5",
+        ],
+        cwd=ROOT,
+        stdin=secondary,
+        stdout=secondary,
+        stderr=secondary,
+        start_new_session=True,  # a process group of its own, as a terminal's foreground job
+        env={**os.environ, "COLUMNS": "100", "LINES": "30", "TERM": "xterm"},
+    )
+    os.close(secondary)
+    seen = bytearray()
+    header, notice = threading.Event(), threading.Event()
+
+    def read() -> None:
+        while True:
+            try:
+                chunk = os.read(primary, 4096)
+            except OSError:
+                return
+            if not chunk:
+                return
+            seen.extend(chunk)
+            plain = re.sub(rb"\x1b\[[0-9;?]*[A-Za-z]", b"", bytes(seen))
+            if b"run tiny (local)" in plain:
+                header.set()
+            if b"SIGINT: stopping" in plain:
+                notice.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    assert header.wait(60), seen.decode(errors="replace")
+    os.killpg(process.pid, signal.SIGINT)  # the first seconds: workers are starting
+    assert notice.wait(10), seen.decode(errors="replace")
+    os.killpg(process.pid, signal.SIGINT)
+    assert process.wait(30) == 130
+    reader.join(5)
+    os.close(primary)
+    raw = seen.decode(errors="replace")
+    text = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", raw)  # colours and cursor moves, not ?25
+    assert "Traceback" not in text and "KeyboardInterrupt" not in text, text
+    assert "SIGINT again: exiting now" in text
+    hidden, shown = raw.rfind("\x1b[?25l"), raw.rfind("\x1b[?25h")
+    assert hidden == -1 or shown > hidden, "the cursor was left hidden"
+    # The live table was taken down before the last words, not drawn again after them.
+    assert "rendered ·" not in text[text.rfind("exiting now") :]
