@@ -26,6 +26,7 @@ COMMANDS = {
     "run": "runner.commands.run_cmd:run",
     "replay": "runner.commands.replay_cmd:replay",
     "graph": "runner.commands.graph_cmd:graph",
+    "diff": "runner.commands.diff_cmd:diff",
     "cache": "runner.commands.cache_cmd:cache",
     "emulator": "runner.commands.emulator_cmd:emulator",
 }

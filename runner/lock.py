@@ -228,12 +228,25 @@ def read_lock(path: Path) -> Lock:
     """The lock at ``path``, every field checked: a damaged one is a user error that says
     which entry and what is wrong."""
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ShotgraphError(
             f"no lockfile at {path}", hint="run the pipeline once to write it, then commit it"
         ) from None
     except (OSError, ValueError) as exc:
+        raise ShotgraphError(
+            f"cannot read the lockfile {path}: {exc}",
+            hint="restore it from git (git checkout -- FILE)",
+        ) from None
+    return parse_lock(text, path)
+
+
+def parse_lock(text: str, path: Path) -> Lock:
+    """The lock in ``text`` (read from ``path``, or from git at some revision), checked as
+    :func:`read_lock` checks it."""
+    try:
+        document = json.loads(text)
+    except ValueError as exc:
         if path.suffix in (".yaml", ".yml"):
             raise ShotgraphError(
                 f"{path} is a pipeline, not a lockfile",

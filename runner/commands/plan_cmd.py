@@ -16,13 +16,22 @@ from runner.commands.common import (
     store_root,
 )
 from runner.plan import check_budget, plan_with_store
+from runner.ui.plan_markdown import format_plan_markdown
 from runner.ui.plan_table import format_plan, plan_json
 
 
 @click.command()
 @pipeline_argument
 @backend_option
-@click.option("--json", "as_json", is_flag=True, help="The plan as JSON on stdout.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "markdown"]),
+    default="table",
+    show_default=True,
+    help="A table for a terminal, JSON for machines, markdown for a pull request comment.",
+)
+@click.option("--json", "as_json", is_flag=True, help="The same as --format json.")
 @click.option("-v", "--verbose", is_flag=True, help="Include the full request of every node.")
 @click.option(
     "--budget",
@@ -38,12 +47,14 @@ from runner.ui.plan_table import format_plan, plan_json
 def plan(
     pipeline: Path,
     backend: str,
+    fmt: str,
     as_json: bool,
     verbose: bool,
     budget: float | None,
     cache_dir: Path | None,
 ) -> int:
     """Show what a run would render and why, with endpoint, length and estimated cost."""
+    as_json = as_json or fmt == "json"
     with remembered_hashes(pipeline, cache_dir) as hash_file:
         result = checked(pipeline, backend, show="none" if as_json else "all", hash_file=hash_file)
     if as_json and result.errors:
@@ -56,6 +67,8 @@ def plan(
     if as_json:
         document = plan_json(the_plan, compiled, verbose=verbose)
         click.echo(json.dumps(document, indent=2, ensure_ascii=False))
+    elif fmt == "markdown":
+        click.echo(format_plan_markdown(the_plan, compiled), nl=False)
     else:
         click.echo(format_plan(the_plan, compiled, verbose=verbose), nl=False)
     if budget is not None:
