@@ -8,7 +8,6 @@ and the review reads only the lock. Regenerate with ``UPDATE_GOLDEN=1``.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import subprocess
@@ -17,9 +16,7 @@ from pathlib import Path
 import pytest
 
 from runner import cli
-from runner.compile.check import check_pipeline
-from runner.lock import build_lock, lock_path, write_lock
-from runner.store import ResultRecord, StoredFile
+from tests.lock_helpers import locked
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = Path(__file__).parent / "golden"
@@ -48,31 +45,6 @@ def edited(text: str) -> str:
     start = text.index("  orbit_unused:")
     end = text.index("  best_frame:")
     return text[:start] + text[end:]
-
-
-def locked(pipeline: Path) -> Path:
-    """Write the lock a complete fal run of ``pipeline`` would write."""
-    result = check_pipeline(pipeline, backend="fal")
-    compiled = result.require()
-    records = {}
-    for name, step in compiled.steps.items():
-        digest = hashlib.sha256(f"output of {step.key}".encode()).hexdigest()
-        records[name] = ResultRecord(
-            key=step.key,
-            node=name,
-            kind=step.kind,
-            endpoint=step.endpoint.id if step.endpoint else None,
-            backend="fal",
-            request_id=f"req-{step.key[:8]}" if step.endpoint else None,
-            seed=step.seed,
-            output=StoredFile(digest, 1000 + int(digest[:4], 16)),
-            content_type="video/mp4" if step.kind != "frame" else "image/png",
-            cost_usd=step.estimate.usd if step.estimate else None,
-            result_url=None,
-            extra={"returned_seed": step.seed},
-        )
-    write_lock(lock_path(pipeline), build_lock(compiled, records, result.outputs))
-    return lock_path(pipeline)
 
 
 def shotgraph(args: list[str], capsys: pytest.CaptureFixture[str]) -> str:
