@@ -38,22 +38,40 @@ def check(
     *,
     definition: str | None = None,
     base: KeyPath = (),
+    foreign: set[KeyPath] | None = None,
 ) -> set[KeyPath]:
     """Check ``document`` (the whole pipeline, or one ``$defs`` entry) and report errors.
 
-    Returns the key paths that had errors, so later stages can skip what is broken.
+    Returns the key paths that had errors, so later stages can skip what is broken. With
+    ``foreign``, a generation node's fal parameters that its family does not take (or LTX
+    never takes) are reported but leave the node whole: their key paths go into
+    ``foreign`` for the caller to drop, and the node's other checks still run.
     """
     broken: set[KeyPath] = set()
     errors: list[SchemaError] = []
     _validator(definition)(document, (), errors)
     for error in errors:
         path = (*base, *error.path)
-        broken.add(path)
-        for key, message, hint, at_key in _explain(error):
+        explained = list(_explain(error))
+        if foreign is not None and _only_foreign_params(error, explained):
+            foreign.update((*path, key) for key, *_ in explained if key is not None)
+        else:
+            broken.add(path)
+        for key, message, hint, at_key in explained:
             where = (*path, key) if key is not None else path
             code = "forbidden-param" if key in FORBIDDEN_PARAMS else f"schema-{error.keyword}"
             diags.error(code, message, source.locate(where, key=at_key), hint)
     return broken
+
+
+def _only_foreign_params(error: SchemaError, explained: list[tuple[Any, ...]]) -> bool:
+    """Whether ``error`` is only about fal parameters a node's endpoint does not take."""
+    if error.keyword != "additionalProperties" or "x-endpoint" not in error.schema:
+        return False
+    defs = pipeline_schema()["$defs"]
+    return all(
+        key in FORBIDDEN_PARAMS or key == "loras" or f"Param.{key}" in defs for key, *_ in explained
+    )
 
 
 def _explain(error: SchemaError) -> Iterator[tuple[str | None, str, str | None, bool]]:
@@ -64,7 +82,7 @@ def _explain(error: SchemaError) -> Iterator[tuple[str | None, str, str | None, 
     if kind == "additionalProperties" and isinstance(value, dict):
         known = sorted(schema.get("properties", {}))
         for key in sorted(set(value) - set(known)):
-            yield (key, *_unknown_key(key, known), True)
+            yield (key, *_unknown_key(key, known, schema), True)
         return
     if kind == "required" and isinstance(value, dict):
         missing = [k for k in error.expected if k not in value]
@@ -78,9 +96,30 @@ def _explain(error: SchemaError) -> Iterator[tuple[str | None, str, str | None, 
     yield None, _message(kind, value, error.expected), _hint(kind, schema), False
 
 
-def _unknown_key(key: str, known: list[str]) -> tuple[str, str | None]:
+def _unknown_key(
+    key: str, known: list[str], schema: Mapping[str, Any] | None = None
+) -> tuple[str, str | None]:
     if key in FORBIDDEN_PARAMS:
         return f"'{key}' is not an LTX parameter", FORBIDDEN_PARAMS[key]
+    # A generation node's keys follow its family (the schema names the endpoint): a parameter
+    # another family takes is named as such, with what this endpoint takes instead.
+    endpoint = schema.get("x-endpoint") if schema is not None else None
+    if endpoint is not None and key == "loras":
+        return (
+            f"{endpoint} does not take LoRAs",
+            "use an LTX 13B family (ltx-0.9.7-distilled, ...) for LoRAs",
+        )
+    if endpoint is not None and f"Param.{key}" in pipeline_schema()["$defs"]:
+        assert schema is not None
+        takes = [
+            name
+            for name, spec in schema.get("properties", {}).items()
+            if str(spec.get("$ref", "")).startswith("#/$defs/Param.")
+        ]
+        return (
+            f"'{key}' is not a parameter of {endpoint} ({schema.get('x-family')})",
+            f"this endpoint takes: {', '.join(takes)}",
+        )
     # A reference of the wrong media type: an image reference offered a motion clip, etc.
     for given, gives, needed, instead in (
         ("motion", "a video", "keyframe", "an image"),
