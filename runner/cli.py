@@ -27,6 +27,9 @@ COMMANDS = {
     "replay": "runner.commands.replay_cmd:replay",
     "graph": "runner.commands.graph_cmd:graph",
     "diff": "runner.commands.diff_cmd:diff",
+    "ci": "runner.commands.ci_cmd:ci",
+    "init": "runner.commands.init_cmd:init",
+    "schema": "runner.commands.schema_cmd:schema",
     "cache": "runner.commands.cache_cmd:cache",
     "emulator": "runner.commands.emulator_cmd:emulator",
 }

@@ -1,0 +1,72 @@
+"""``shotgraph init``: scaffold a studio's repository: a first pipeline, its presets and a
+template, the schemas its editors read, a ``.gitignore`` for the store, a CI workflow (review
+pull requests, render on merge) and a pre-commit configuration. It never overwrites a file
+that is there already."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import click
+
+from runner import atomic
+from runner.commands.scaffold import FILES, install_spec, project_settings, write_schemas
+from runner.errors import display_path
+from runner.resources import data_file
+
+
+@click.command("init")
+@click.argument(
+    "directory", type=click.Path(file_okay=False, path_type=Path), default=".", required=False
+)
+@click.option(
+    "--install",
+    metavar="SPEC",
+    help="What the CI workflow pip-installs (a version, a wheel's URL, git+https://...@tag). "
+    "Default: the git URL this shotgraph was installed from, else shotgraph==VERSION.",
+)
+def init(directory: Path, install: str | None) -> int:
+    """Scaffold a studio repository in DIRECTORY (default: here): pipelines/, presets/,
+    templates/, schemas/, .gitignore, a GitHub workflow and a pre-commit configuration."""
+    directory.mkdir(parents=True, exist_ok=True)
+    if not _in_git(directory) and shutil.which("git"):
+        # The project is the git work tree: its files may refer to each other inside it.
+        subprocess.run(["git", "init", "-q", str(directory)], check=False)
+        click.echo(f"initialised a git repository in {display_path(directory)}")
+    written, kept = [], []
+    scaffold = {**FILES}
+    settings = project_settings()
+    texts = {
+        dest: data_file(f"scaffold/{src}").read_text(encoding="utf-8")
+        for dest, src in scaffold.items()
+    }
+    texts[".github/workflows/shotgraph.yml"] = texts[".github/workflows/shotgraph.yml"].replace(
+        "@INSTALL@", install or install_spec()
+    )
+    if settings is not None:
+        texts[settings[0]] = settings[1]
+    for dest, text in texts.items():
+        path = directory / dest
+        if path.exists():
+            kept.append(path)
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic.write_text(path, text)
+        written.append(path)
+    written += write_schemas(directory / "schemas")
+    for path in written:
+        click.echo(f"wrote {display_path(path)}")
+    for path in kept:
+        click.echo(f"kept  {display_path(path)} (it was there already)")
+    click.echo(
+        "next: shotgraph validate pipelines/example.yaml; "
+        "shotgraph run pipelines/example.yaml --backend local (offline, free)"
+    )
+    return 0
+
+
+def _in_git(directory: Path) -> bool:
+    here = directory.resolve()
+    return any((d / ".git").exists() for d in (here, *here.parents))

@@ -1,0 +1,115 @@
+"""Running one pipeline, as ``run`` and ``ci render`` do: check it, hold it to its lock
+(``--frozen``) and the budget, render, write the lockfile, summarize."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from runner.commands.common import checked, remembered_hashes
+from runner.commands.running import execute, open_store, summarize
+from runner.compile.compiler import Compiled
+from runner.compile.request import locate_field
+from runner.compile.steps import Step
+from runner.errors import ExitCode, ShotgraphError, disk_full, display_path
+from runner.lock import build_lock, project_lock_path, read_lock, write_lock
+from runner.plan import CacheStatus, check_budget, drift, make_plan
+from runner.ui.run_json import run_document
+
+
+def render_pipeline(
+    pipeline: Path,
+    backend: str,
+    frozen: bool,
+    documents: list[dict[str, Any]] | None,
+    options: dict[str, Any],
+) -> int:
+    """Run one pipeline as ``shotgraph run`` does; with ``documents``, append its JSON
+    summary there (and keep stdout for it: progress and the summary go to stderr)."""
+    as_json = documents is not None
+    with remembered_hashes(pipeline, options["cache_dir"]) as hash_file:
+        result = checked(pipeline, backend, hash_file=hash_file)
+    compiled = result.require()
+    lock_file = project_lock_path(compiled)
+    # Only --frozen and --budget (the plan's reasons) read it: it can be megabytes.
+    needs_lock = frozen or options["budget"] is not None
+    lock = read_lock(lock_file) if needs_lock and lock_file.exists() else None
+    if frozen:
+        if lock is None:
+            raise ShotgraphError(
+                f"--frozen needs a lockfile, and {display_path(lock_file)} does not exist",
+                hint="run once without --frozen and commit it",
+            )
+        if lock.backend != backend:
+            raise ShotgraphError(
+                f"{display_path(lock_file)} was rendered with --backend {lock.backend}, "
+                f"and this run uses --backend {backend}",
+                hint=f"run with --backend {lock.backend}, or without --frozen to render "
+                f"with {backend} and update the lockfile",
+            )
+        changed = drift(compiled, lock)
+        if changed.any:
+            raise ShotgraphError(
+                f"the pipeline no longer matches {display_path(lock_file)} ({changed.describe()})",
+                hint="run without --frozen to render the changes and update the lockfile",
+            )
+    with open_store(compiled.pipeline.project, options["cache_dir"]) as store:
+        if options["budget"] is not None:
+            check_budget(make_plan(compiled, CacheStatus(compiled, store, lock)), options["budget"])
+        outcome = execute(
+            compiled.steps,
+            store,
+            backend=backend,
+            options=options,
+            outputs=result.outputs,
+            pipeline_name=compiled.pipeline.name,
+            describe_issue=_issue_describer(compiled),
+            progress_to_stderr=as_json,
+        )
+        notes = []
+        unwritten = False
+        written = None
+        if outcome.ok and not frozen:
+            lock_doc = build_lock(compiled, outcome.records, result.outputs)
+            try:
+                written = write_lock(lock_file, lock_doc)
+            except OSError as exc:
+                # Everything is rendered and in the store: the next run writes it in no time.
+                unwritten = True
+                problem = disk_full(exc, lock_file) or ShotgraphError(exc.strerror or str(exc))
+                notes.append(
+                    f"lockfile {display_path(lock_file)} NOT written: {problem.message}; "
+                    "run again once that is fixed (nothing renders again)"
+                )
+            else:
+                notes.append(
+                    f"lockfile {display_path(lock_file)}" + ("" if written else " (unchanged)")
+                )
+        elif not outcome.ok:
+            notes.append(f"lockfile {display_path(lock_file)} not updated: the run is incomplete")
+    code = summarize(outcome, result.outputs, notes, backend=backend, to_stderr=as_json)
+    code = (code or ExitCode.USER) if unwritten else code
+    if documents is not None:
+        document = run_document(
+            outcome,
+            compiled.steps,
+            result.outputs,
+            pipeline=compiled.pipeline.name,
+            backend=backend,
+            lockfile=lock_file,
+            lock_written=written,
+        )
+        documents.append(document | {"exit_code": int(code)})
+    return code
+
+
+def _issue_describer(compiled: Compiled) -> Any:
+    """fal's 422 issues, pointed back at the pipeline key they came from."""
+    pipeline = compiled.pipeline
+
+    def describe(step: Step, issue: Any) -> str:
+        node = pipeline.nodes[step.name]
+        where = locate_field(list(issue.field_path), node, step.settings, pipeline)
+        return f"{issue} ({where})"
+
+    return describe
