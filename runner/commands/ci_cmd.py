@@ -120,10 +120,12 @@ def review(
             sections.append(_lock_diff(pipeline, base))
     text = "\n".join(sections).rstrip() + "\n"
     click.echo(text, nl=False)
-    for path in (report, os.environ.get("GITHUB_STEP_SUMMARY")):
-        if path:
-            with open(path, "a", encoding="utf-8") as handle:
-                handle.write(text)
+    if report is not None:
+        report.write_text(text, encoding="utf-8")
+    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if step_summary:  # GitHub shows it on the run's page
+        with open(step_summary, "a", encoding="utf-8") as handle:
+            handle.write(text)
     return code
 
 

@@ -8,6 +8,10 @@ leaves a running one journaled for the next run. :class:`Interruption` keeps wha
 the state of every job this run holds at fal, and afterwards which were cancelled and which
 are still running.
 
+A CI runner cancelling a job signals the step's shell, which does not pass the signal on
+to the command it waits for; when the runner then kills that shell, :func:`parent_death_is_sigterm`
+has the kernel send this process a SIGTERM (Linux), so it still stops cleanly.
+
 A second signal does not wait for that tidying: :func:`exit_at_once` lets a journal write
 under way finish (none starts after it), then ends the process with 128 + the signal's
 number. The journal is then as a ``kill -9`` leaves it, which the next run re-attaches from
@@ -17,8 +21,10 @@ without paying twice.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import os
 import signal
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, NoReturn
@@ -139,6 +145,31 @@ def signals_handled(first: Callable[[int], None], second: Callable[[int], None])
     finally:
         for signum in installed:
             loop.remove_signal_handler(signum)
+
+
+_PR_SET_PDEATHSIG = 1  # prctl(2)
+
+
+@contextmanager
+def parent_death_is_sigterm() -> Iterator[None]:
+    """While inside: if the parent process dies (a CI runner killing the step's shell), the
+    kernel sends this process SIGTERM. Linux only; elsewhere nothing happens."""
+    if not sys.platform.startswith("linux"):
+        yield
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        parent = os.getppid()
+        armed = libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        armed = False
+    if armed and os.getppid() != parent:  # it died before the request took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+    try:
+        yield
+    finally:
+        if armed:
+            libc.prctl(_PR_SET_PDEATHSIG, 0, 0, 0, 0)
 
 
 def exit_at_once(signum: int) -> NoReturn:
