@@ -20,9 +20,8 @@ from typing import Any
 import pytest
 import yaml
 
-from runner.store import Store
 from tests.lock_helpers import locked
-from tests.run_helpers import make_project, start_emulator
+from tests.run_helpers import make_project, start_emulator, submitted
 
 ROOT = Path(__file__).resolve().parent.parent
 ACTION = yaml.safe_load((ROOT / "action.yml").read_text())
@@ -144,13 +143,6 @@ def test_the_review_step_and_its_comment(studio: Path, tmp_path: Path) -> None:
     )
     assert comment.wait(30) == 0
     assert calls.read_text() == f"pr comment 7 --edit-last --body-file {report}\n"
-
-
-def submitted(store: Path) -> int:
-    if not (store / "records").exists():
-        return 0
-    with Store.open(store) as opened:
-        return sum(1 for _, entry in opened.in_flight() if entry.state == "submitted")
 
 
 def test_the_render_step_renders_and_a_sigint_to_its_shell_alone_stops_it(

@@ -22,14 +22,8 @@ from tests.run_helpers import (
     output_hashes,
     spawn_run,
     start_emulator,
+    submitted,
 )
-
-
-def submitted(store: Path) -> int:
-    if not (store / "records").exists():
-        return 0
-    with Store.open(store) as opened:
-        return sum(1 for _, entry in opened.in_flight() if entry.state == "submitted")
 
 
 def test_kill_9_while_jobs_are_in_flight_loses_and_repays_nothing(

@@ -11,15 +11,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from runner.store import Store
-from tests.run_helpers import ROOT, make_project, spawn_run, start_emulator
-
-
-def submitted(store: Path) -> int:
-    if not (store / "records").exists():
-        return 0
-    with Store.open(store) as opened:
-        return sum(1 for _, entry in opened.in_flight() if entry.state == "submitted")
+from tests.run_helpers import ROOT, make_project, spawn_run, start_emulator, submitted
 
 
 def test_plan_and_run_agree_on_cost_and_budget_after_a_reattach(
