@@ -17,10 +17,11 @@ import click
 
 from runner.commands.common import backend_option, checked, remembered_hashes, store_root
 from runner.commands.git_revs import from_top, git_top, lock_at_rev
-from runner.commands.pipeline_run import render_pipeline
+from runner.commands.pipeline_run import frozen_problem, render_pipeline
 from runner.commands.running import run_options
+from runner.compile.compiler import Compiled
 from runner.errors import EXIT_CODES_EPILOG, ExitCode, ShotgraphError, display_path
-from runner.lock import lock_path, read_lock
+from runner.lock import lock_path, project_lock_path, read_lock
 from runner.plan import plan_with_store
 from runner.ui.lock_diff import compare, format_markdown
 from runner.ui.plan_markdown import format_plan_markdown
@@ -89,35 +90,18 @@ def review(
     cache_dir: Path | None,
 ) -> int:
     """A pull request's review of PIPELINES (default 'pipelines/*.yaml'): each validated,
-    planned (what renders, why, what it costs) and its lockfile diffed to --base, as one
-    markdown report on stdout (and in $GITHUB_STEP_SUMMARY on GitHub)."""
+    planned (what renders, why, what it costs), held to its lockfile as the render on merge
+    will be (--frozen), and its lockfile diffed to --base, as one markdown report on stdout
+    (and in $GITHUB_STEP_SUMMARY on GitHub)."""
     code = 0
     sections = ["## shotgraph review", ""]
     for pipeline in pipelines_of(patterns):
-        with remembered_hashes(pipeline, cache_dir) as hash_file:
-            result = checked(pipeline, backend, hash_file=hash_file)
-        if result.errors:
-            code = worse(code, ExitCode.USER)
-            sections += [
-                f"### {display_path(pipeline)}: {len(result.errors)} error(s)",
-                "",
-                "```",
-                *(d.render() for d in result.errors),
-                "```",
-                "",
-            ]
-            continue
-        compiled = result.require()
-        the_plan = plan_with_store(compiled, store_root(compiled.pipeline.project, cache_dir))
-        sections.append(format_plan_markdown(the_plan, compiled))
-        if result.warnings:
-            sections += [f"- {d.location}: warning: {d.message}" for d in result.warnings]
-            sections.append("")
-        if budget is not None and the_plan.total_usd > budget:
-            code = worse(code, ExitCode.OVER_BUDGET)
-            sections += [f"**Over budget:** ${the_plan.total_usd:.2f} > ${budget:.2f}", ""]
-        if base is not None:
-            sections.append(_lock_diff(pipeline, base))
+        try:
+            got, section = _review_one(pipeline, backend, base, budget, cache_dir)
+        except ShotgraphError as exc:  # a damaged lockfile, say: this pipeline's section says so
+            got, section = exc.exit_code, _errors_section(pipeline, [exc.render()])
+        code = worse(code, got)
+        sections += section
     text = "\n".join(sections).rstrip() + "\n"
     click.echo(text, nl=False)
     if report is not None:
@@ -127,6 +111,59 @@ def review(
         with open(step_summary, "a", encoding="utf-8") as handle:
             handle.write(text)
     return code
+
+
+def _review_one(
+    pipeline: Path, backend: str, base: str | None, budget: float | None, cache_dir: Path | None
+) -> tuple[int, list[str]]:
+    """One pipeline's section of the review and its exit code."""
+    with remembered_hashes(pipeline, cache_dir) as hash_file:
+        result = checked(pipeline, backend, hash_file=hash_file)
+    if result.errors:
+        return ExitCode.USER, _errors_section(pipeline, [d.render() for d in result.errors])
+    code = 0
+    compiled = result.require()
+    the_plan = plan_with_store(compiled, store_root(compiled.pipeline.project, cache_dir))
+    sections = [format_plan_markdown(the_plan, compiled)]
+    if result.warnings:
+        sections += [f"- {d.location}: warning: {d.message}" for d in result.warnings]
+        sections.append("")
+    if budget is not None and the_plan.total_usd > budget:
+        code = worse(code, ExitCode.OVER_BUDGET)
+        sections += [f"**Over budget:** ${the_plan.total_usd:.2f} > ${budget:.2f}", ""]
+    problem = _merge_problem(compiled, backend)
+    if problem is not None:  # the render on merge would refuse it: say so now
+        code = worse(code, ExitCode.USER)
+        sections += [
+            f"**On merge, `run --frozen` fails:** {problem.message}. Fix: render it "
+            f"(`shotgraph run {display_path(pipeline)} --backend {backend}`) and commit "
+            f"{display_path(project_lock_path(compiled))} in this pull request.",
+            "",
+        ]
+    if base is not None:
+        sections.append(_lock_diff(pipeline, base))
+    return code, sections
+
+
+def _errors_section(pipeline: Path, errors: list[str]) -> list[str]:
+    return [
+        f"### {display_path(pipeline)}: {len(errors)} error(s)",
+        "",
+        "```",
+        *errors,
+        "```",
+        "",
+    ]
+
+
+def _merge_problem(compiled: Compiled, backend: str) -> ShotgraphError | None:
+    """Why ``ci render`` (``run --frozen``) would refuse the pipeline after the merge."""
+    lock_file = project_lock_path(compiled)
+    try:
+        lock = read_lock(lock_file) if lock_file.exists() else None
+    except ShotgraphError as exc:  # a damaged lockfile
+        return exc
+    return frozen_problem(compiled, lock, lock_file, backend)
 
 
 def _lock_diff(pipeline: Path, base: str) -> str:

@@ -12,7 +12,7 @@ from runner.compile.compiler import Compiled
 from runner.compile.request import locate_field
 from runner.compile.steps import Step
 from runner.errors import ExitCode, ShotgraphError, disk_full, display_path
-from runner.lock import build_lock, project_lock_path, read_lock, write_lock
+from runner.lock import Lock, build_lock, project_lock_path, read_lock, write_lock
 from runner.plan import CacheStatus, check_budget, drift, make_plan
 from runner.ui.run_json import run_document
 
@@ -35,24 +35,9 @@ def render_pipeline(
     needs_lock = frozen or options["budget"] is not None
     lock = read_lock(lock_file) if needs_lock and lock_file.exists() else None
     if frozen:
-        if lock is None:
-            raise ShotgraphError(
-                f"--frozen needs a lockfile, and {display_path(lock_file)} does not exist",
-                hint="run once without --frozen and commit it",
-            )
-        if lock.backend != backend:
-            raise ShotgraphError(
-                f"{display_path(lock_file)} was rendered with --backend {lock.backend}, "
-                f"and this run uses --backend {backend}",
-                hint=f"run with --backend {lock.backend}, or without --frozen to render "
-                f"with {backend} and update the lockfile",
-            )
-        changed = drift(compiled, lock)
-        if changed.any:
-            raise ShotgraphError(
-                f"the pipeline no longer matches {display_path(lock_file)} ({changed.describe()})",
-                hint="run without --frozen to render the changes and update the lockfile",
-            )
+        problem = frozen_problem(compiled, lock, lock_file, backend)
+        if problem is not None:
+            raise problem
     with open_store(compiled.pipeline.project, options["cache_dir"]) as store:
         if options["budget"] is not None:
             check_budget(make_plan(compiled, CacheStatus(compiled, store, lock)), options["budget"])
@@ -101,6 +86,32 @@ def render_pipeline(
         )
         documents.append(document | {"exit_code": int(code)})
     return code
+
+
+def frozen_problem(
+    compiled: Compiled, lock: Lock | None, lock_file: Path, backend: str
+) -> ShotgraphError | None:
+    """Why ``run --frozen`` refuses this pipeline (no lockfile, another backend, a change
+    since it was locked), or None when it renders exactly what its lockfile holds."""
+    if lock is None:
+        return ShotgraphError(
+            f"--frozen needs a lockfile, and {display_path(lock_file)} does not exist",
+            hint="run once without --frozen and commit it",
+        )
+    if lock.backend != backend:
+        return ShotgraphError(
+            f"{display_path(lock_file)} was rendered with --backend {lock.backend}, "
+            f"and this run uses --backend {backend}",
+            hint=f"run with --backend {lock.backend}, or without --frozen to render "
+            f"with {backend} and update the lockfile",
+        )
+    changed = drift(compiled, lock)
+    if changed.any:
+        return ShotgraphError(
+            f"the pipeline no longer matches {display_path(lock_file)} ({changed.describe()})",
+            hint="run without --frozen to render the changes and update the lockfile",
+        )
+    return None
 
 
 def _issue_describer(compiled: Compiled) -> Any:
