@@ -5,6 +5,7 @@ that is there already."""
 
 from __future__ import annotations
 
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
@@ -31,7 +32,8 @@ def init(directory: Path, install: str | None) -> int:
     """Scaffold a studio repository in DIRECTORY (default: here): pipelines/, presets/,
     templates/, schemas/, .gitignore, a GitHub workflow and a pre-commit configuration."""
     directory.mkdir(parents=True, exist_ok=True)
-    if not _in_git(directory) and shutil.which("git"):
+    top = _git_top(directory)
+    if top is None and shutil.which("git"):
         # The project is the git work tree: its files may refer to each other inside it.
         subprocess.run(["git", "init", "-q", str(directory)], check=False)
         click.echo(f"initialised a git repository in {display_path(directory)}")
@@ -60,13 +62,25 @@ def init(directory: Path, install: str | None) -> int:
         click.echo(f"wrote {display_path(path)}")
     for path in kept:
         click.echo(f"kept  {display_path(path)} (it was there already)")
+    if top is not None and top != directory.resolve():
+        # GitHub and pre-commit read these at the repository's root only.
+        click.echo(
+            f"note: {display_path(directory)} is inside the repository at {display_path(top)}: "
+            "GitHub runs workflows from its .github/workflows/ and pre-commit reads its "
+            ".pre-commit-config.yaml; move the two files there (and prefix the workflow's "
+            "paths with this directory), or run init at the root"
+        )
+    here = directory.resolve() == Path.cwd().resolve()
     click.echo(
-        "next: shotgraph validate pipelines/example.yaml; "
+        "next: "
+        + ("" if here else f"cd {shlex.quote(display_path(directory))}; ")
+        + "shotgraph validate pipelines/example.yaml; "
         "shotgraph run pipelines/example.yaml --backend local (offline, free)"
     )
     return 0
 
 
-def _in_git(directory: Path) -> bool:
+def _git_top(directory: Path) -> Path | None:
+    """The work tree ``directory`` lies in, if any (the nearest directory with ``.git``)."""
     here = directory.resolve()
-    return any((d / ".git").exists() for d in (here, *here.parents))
+    return next((d for d in (here, *here.parents) if (d / ".git").exists()), None)
