@@ -42,7 +42,7 @@ def project_settings() -> tuple[str, str] | None:
 
     RECONCILE (issue 9, the shared store): its settings module is not on main yet. Once it
     is, return ("shotgraph.toml", its commented template: `[store]` with `url`, a remote
-    store shared by the team), and add "shotgraph.toml" to the workflow's `paths:`.
+    store shared by the team). The workflows already list "shotgraph.toml" in `paths:`.
     """
     return None
 
