@@ -44,8 +44,9 @@ def init(directory: Path, install: str | None) -> int:
         dest: data_file(f"scaffold/{src}").read_text(encoding="utf-8")
         for dest, src in scaffold.items()
     }
+    spec = install or install_spec()
     texts[".github/workflows/shotgraph.yml"] = texts[".github/workflows/shotgraph.yml"].replace(
-        "@INSTALL@", install or install_spec()
+        "@INSTALL@", spec
     )
     if settings is not None:
         texts[settings[0]] = settings[1]
@@ -69,6 +70,12 @@ def init(directory: Path, install: str | None) -> int:
             "GitHub runs workflows from its .github/workflows/ and pre-commit reads its "
             ".pre-commit-config.yaml; move the two files there (and prefix the workflow's "
             "paths with this directory), or run init at the root"
+        )
+    workflow = directory / ".github/workflows/shotgraph.yml"
+    if workflow in written and "file:" in spec.split("/")[0]:  # git+file:///..., file:///...
+        click.echo(
+            f"note: the workflow installs shotgraph from {spec}, a path on this machine that "
+            "CI cannot reach: edit SHOTGRAPH_INSTALL there, or run init --install SPEC"
         )
     here = directory.resolve() == Path.cwd().resolve()
     click.echo(

@@ -77,3 +77,15 @@ def test_in_a_subdirectory_of_a_repository_it_makes_no_other_and_says_where_ci_l
     assert "move the two files there" in out
     # At the root of a repository there is nothing to say.
     assert "note:" not in init(capsys, str(tmp_path))
+
+
+def test_an_install_ci_cannot_reach_is_pointed_out(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    local = "git+file:///home/me/shotgraph@0123abc"
+    out = init(capsys, str(tmp_path / "a"), "--install", local)
+    workflow = (tmp_path / "a" / ".github" / "workflows" / "shotgraph.yml").read_text()
+    assert f'SHOTGRAPH_INSTALL: "{local}"' in workflow
+    assert f"note: the workflow installs shotgraph from {local}, a path on this machine" in out
+    out = init(capsys, str(tmp_path / "b"), "--install", "git+https://git.example/shotgraph@v1")
+    assert "note:" not in out
