@@ -234,7 +234,7 @@ def test_cached_inputs_reach_another_emulator(
 def test_a_422_from_fal_points_at_the_pipeline_key(tmp_path: Path) -> None:
     """fal's 422 ``loc`` is translated back to where the value was written: the node, its
     preset, or the pipeline defaults (fal may reject what its published schema allows)."""
-    from runner.commands.run_cmd import _issue_describer
+    from runner.commands.pipeline_run import _issue_describer
     from runner.compile.check import check_pipeline
     from runner.fal import ValidationIssue
 
