@@ -75,6 +75,7 @@ def test_plan_budget(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(["plan", str(DEMO), "--budget", "0.10"], capsys)
     assert code == 5 and "exceeds the budget $0.10" in err  # over budget
     assert run(["plan", str(DEMO), "--budget", "1"], capsys)[0] == 0
+    assert "Exit 5 if the estimate" in " ".join(run(["plan", "--help"], capsys)[1].split())
 
 
 def test_graph_formats(capsys: pytest.CaptureFixture[str]) -> None:

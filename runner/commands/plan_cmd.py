@@ -37,7 +37,7 @@ from runner.ui.plan_table import format_plan, plan_json
     "--budget",
     type=click.FloatRange(min=0),
     metavar="USD",
-    help="Exit 1 if the estimate of what will render exceeds this.",
+    help="Exit 5 if the estimate of what will render exceeds this.",
 )
 @click.option(
     "--cache-dir",
