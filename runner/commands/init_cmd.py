@@ -13,7 +13,13 @@ from pathlib import Path
 import click
 
 from runner import atomic
-from runner.commands.scaffold import FILES, install_spec, project_settings, write_schemas
+from runner.commands.scaffold import (
+    FILES,
+    gitignore_additions,
+    install_spec,
+    project_settings,
+    write_schemas,
+)
 from runner.errors import display_path
 from runner.resources import data_file
 
@@ -52,6 +58,15 @@ def init(directory: Path, install: str | None) -> int:
         texts[settings[0]] = settings[1]
     for dest, text in texts.items():
         path = directory / dest
+        if path.exists() and dest == ".gitignore":
+            # The repository's own: the store must stay out of git all the same.
+            existing = path.read_text(encoding="utf-8", errors="replace")
+            added = gitignore_additions(existing, text)
+            if added:
+                ending = "" if existing.endswith("\n") or not existing else "\n"
+                atomic.write_text(path, existing + ending + added)
+                click.echo(f"added to {display_path(path)}: {' '.join(_patterns(added))}")
+                continue
         if path.exists():
             kept.append(path)
             continue
@@ -91,3 +106,7 @@ def _git_top(directory: Path) -> Path | None:
     """The work tree ``directory`` lies in, if any (the nearest directory with ``.git``)."""
     here = directory.resolve()
     return next((d for d in (here, *here.parents) if (d / ".git").exists()), None)
+
+
+def _patterns(lines: str) -> list[str]:
+    return [line for line in lines.splitlines() if line and not line.startswith("#")]

@@ -37,6 +37,22 @@ FILES = {
 }
 
 
+def gitignore_additions(existing: str, ours: str) -> str:
+    """The lines of the scaffold's ``.gitignore`` (``ours``) whose patterns ``existing``
+    lacks, each with the comment above it; empty when it has them all."""
+    have = {line.strip() for line in existing.splitlines()}
+    added: list[str] = []
+    comments: list[str] = []
+    for line in ours.splitlines():
+        if line.startswith("#") or not line.strip():
+            comments.append(line)
+            continue
+        if line.strip() not in have:
+            added += [*comments, line]
+        comments = []
+    return "".join(f"{line}\n" for line in added)
+
+
 def project_settings() -> tuple[str, str] | None:
     """The project settings file to scaffold, as (path, text), when this shotgraph reads one.
 

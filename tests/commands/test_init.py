@@ -89,3 +89,29 @@ def test_an_install_ci_cannot_reach_is_pointed_out(
     assert f"note: the workflow installs shotgraph from {local}, a path on this machine" in out
     out = init(capsys, str(tmp_path / "b"), "--install", "git+https://git.example/shotgraph@v1")
     assert "note:" not in out
+
+
+def test_a_gitignore_of_its_own_gets_the_store_added_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    gitignore = tmp_path / ".gitignore"
+    gitignore.write_text("node_modules/\nrenders/")  # no final newline
+    out = init(capsys, str(tmp_path))
+    assert f"added to {gitignore}: .shotgraph/" in out
+    lines = gitignore.read_text().splitlines()
+    assert lines[:2] == ["node_modules/", "renders/"]
+    assert lines.count(".shotgraph/") == 1 and lines.count("renders/") == 1
+    # git now keeps the store out.
+    (tmp_path / ".shotgraph").mkdir()
+    (tmp_path / ".shotgraph" / "media").write_text("x")
+    status = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=all"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert ".shotgraph" not in status
+    # Once is enough.
+    again = init(capsys, str(tmp_path))
+    assert "added to" not in again and f"kept  {gitignore}" in again
