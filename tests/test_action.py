@@ -74,6 +74,14 @@ def test_the_action_and_workflows_are_valid_for_github() -> None:
         # Inputs reach scripts through env, never spliced into the shell (no injection).
         assert "${{" not in script
         assert subprocess.run(["bash", "-n", "-c", script], check=False).returncode == 0
+    # A fork's pull request has a read-only token: no comment step that would fail its check.
+    same_repo = "github.event.pull_request.head.repo.full_name == github.repository"
+    comments = [step("Comment on the pull request")["if"]]
+    scaffold = yaml.safe_load(WORKFLOWS[1].read_text())
+    comments += [
+        s["if"] for s in scaffold["jobs"]["review"]["steps"] if "comment" in s.get("run", "")
+    ]
+    assert len(comments) == 2 and all(same_repo in " ".join(c.split()) for c in comments)
     hooks = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())
     assert {hook["id"] for hook in hooks} == {"shotgraph-validate", "shotgraph-schema"}
 
