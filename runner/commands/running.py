@@ -17,7 +17,7 @@ from runner.compile.steps import Step
 from runner.pipeline.confine import Project
 from runner.run.backends import LocalOptions, open_backend
 from runner.run.executor import Executor
-from runner.run.interrupt import exit_at_once, parent_death_is_sigterm, signals_handled
+from runner.run.interrupt import exit_at_once, signals_handled
 from runner.run.outcome import RunOptions, RunResult
 from runner.store import Store
 from runner.ui.reporters import close_screens, reporters_for
@@ -127,7 +127,7 @@ def execute(
             sys.stdout.flush()
             exit_at_once(signum)
 
-        with signals_handled(executor.interrupt, second), parent_death_is_sigterm():
+        with signals_handled(executor.interrupt, second):
             return await executor.run()
 
     reporter, log = reporters_for(

@@ -9,8 +9,8 @@ the state of every job this run holds at fal, and afterwards which were cancelle
 are still running.
 
 A CI runner cancelling a job signals the step's shell, which does not pass the signal on
-to the command it waits for; when the runner then kills that shell, :func:`parent_death_is_sigterm`
-has the kernel send this process a SIGTERM (Linux), so it still stops cleanly.
+to the command it waits for; when the runner then kills that shell, :func:`signals_handled`
+takes the parent's death for a SIGTERM, so the run still stops cleanly.
 
 A second signal does not wait for that tidying: :func:`exit_at_once` lets a journal write
 under way finish (none starts after it), then ends the process with 128 + the signal's
@@ -21,10 +21,8 @@ without paying twice.
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import os
 import signal
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, NoReturn
@@ -46,6 +44,8 @@ from runner.run.submission import hold_writes
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 # How long a second signal waits for a journal write under way (an fsync) to finish.
 WRITE_GRACE = 1.0
+# How often a run checks that its parent process still lives (seconds).
+PARENT_POLL = 0.5
 
 
 class Interruption:
@@ -124,7 +124,12 @@ def _names(names: list[str]) -> str:
 def signals_handled(first: Callable[[int], None], second: Callable[[int], None]) -> Iterator[None]:
     """SIGINT and SIGTERM call ``first`` once, then ``second``, on the running loop (so they
     are handled between two steps of the run, never in the middle of one). Also installed
-    when the signal was ignored: a shell starts background commands with SIGINT ignored."""
+    when the signal was ignored: a shell starts background commands with SIGINT ignored.
+
+    The parent's death counts as a SIGTERM: a CI runner that kills the step's shell leaves
+    its command orphaned (reparented, so ``getppid`` changes). Polled rather than asked of
+    the kernel (PR_SET_PDEATHSIG fires when the *thread* that started this process ends,
+    which in a multi-threaded parent such as a CI runner happens at any time)."""
     loop = asyncio.get_running_loop()
     count = 0
 
@@ -140,36 +145,24 @@ def signals_handled(first: Callable[[int], None], second: Callable[[int], None])
         except (ValueError, RuntimeError):  # not the main thread: the caller handles signals
             continue
         installed.append(signum)
+    parent = os.getppid()
+    timer: asyncio.TimerHandle | None = None
+
+    def watch() -> None:
+        nonlocal timer
+        if os.getppid() != parent:
+            handle(signal.SIGTERM)
+        else:
+            timer = loop.call_later(PARENT_POLL, watch)
+
+    timer = loop.call_later(PARENT_POLL, watch)
     try:
         yield
     finally:
+        if timer is not None:
+            timer.cancel()
         for signum in installed:
             loop.remove_signal_handler(signum)
-
-
-_PR_SET_PDEATHSIG = 1  # prctl(2)
-
-
-@contextmanager
-def parent_death_is_sigterm() -> Iterator[None]:
-    """While inside: if the parent process dies (a CI runner killing the step's shell), the
-    kernel sends this process SIGTERM. Linux only; elsewhere nothing happens."""
-    if not sys.platform.startswith("linux"):
-        yield
-        return
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        parent = os.getppid()
-        armed = libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) == 0
-    except (OSError, AttributeError):
-        armed = False
-    if armed and os.getppid() != parent:  # it died before the request took effect
-        os.kill(os.getpid(), signal.SIGTERM)
-    try:
-        yield
-    finally:
-        if armed:
-            libc.prctl(_PR_SET_PDEATHSIG, 0, 0, 0, 0)
 
 
 def exit_at_once(signum: int) -> NoReturn:

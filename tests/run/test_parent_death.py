@@ -1,6 +1,7 @@
 """A run started by a CI step's shell without `exec`: when the runner kills that shell
-outright, the kernel sends the run SIGTERM (Linux), so it stops cleanly instead of rendering
-on, orphaned. Outside the context nothing is armed."""
+outright, the run takes its parent's death for a SIGTERM and stops cleanly instead of
+rendering on, orphaned; a real signal after it is the second one. Without the watch an
+orphan runs on (the control)."""
 
 from __future__ import annotations
 
@@ -13,55 +14,60 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's"),
-]
+pytestmark = pytest.mark.slow
 
+# The run's side, as `execute` holds it: signals_handled around the loop's work.
 CHILD = """
-import signal, sys, time
-from pathlib import Path
-from runner.run.interrupt import parent_death_is_sigterm
+import asyncio, sys
+from runner.run.interrupt import signals_handled
 
-seen = Path(sys.argv[1])
-signal.signal(signal.SIGTERM, lambda *_: (seen.write_text("SIGTERM"), sys.exit(143)))
-armed = sys.argv[2] == "armed"
-if armed:
-    with parent_death_is_sigterm():
+async def main(watched):
+    done = asyncio.Event()
+    def first(signum):
+        print("first", signum, flush=True)
+        done.set()
+    def second(signum):
+        print("second", signum, flush=True)
+    if not watched:
         print("ready", flush=True)
-        time.sleep(30)
-else:
-    print("ready", flush=True)
-    time.sleep(2)
-seen.write_text("timeout")
+        await asyncio.sleep(2)
+        print("ran on", flush=True)
+        return
+    with signals_handled(first, second):
+        print("ready", flush=True)
+        await asyncio.wait_for(done.wait(), 30)
+
+asyncio.run(main(sys.argv[1] == "watched"))
 """
 
 
-def orphan(tmp_path: Path, mode: str) -> str:
+def orphan(tmp_path: Path, mode: str) -> list[str]:
     """Start the child behind a shell that waits for it, kill the shell with SIGKILL, and
-    return what the child saw."""
-    seen = tmp_path / f"seen-{mode}"
+    return the two lines the child says: "ready", then what became of it."""
+    said = tmp_path / f"said-{mode}"
+    said.touch()
     shell = subprocess.Popen(
-        ["sh", "-c", f'"{sys.executable}" -c "$CHILD" "{seen}" {mode} & wait'],
+        ["sh", "-c", f'"{sys.executable}" -c "$CHILD" {mode} > "{said}" & wait'],
         env={**os.environ, "CHILD": CHILD},
-        stdout=subprocess.PIPE,
-        text=True,
         start_new_session=True,
     )
-    assert shell.stdout is not None
-    assert shell.stdout.readline() == "ready\n"
+    lines = until_lines(said, 1)
     os.kill(shell.pid, signal.SIGKILL)  # the runner's last word to the step's shell
     shell.wait(10)
-    deadline = time.monotonic() + 20
-    while not seen.exists():
-        assert time.monotonic() < deadline, "the child never ended"
+    return lines + until_lines(said, 2)[1:]
+
+
+def until_lines(said: Path, count: int) -> list[str]:
+    deadline = time.monotonic() + 30
+    while len(lines := said.read_text().splitlines()) < count:
+        assert time.monotonic() < deadline, f"the child said only {lines}"
         time.sleep(0.02)
-    return seen.read_text()
+    return lines
 
 
 def test_the_parents_death_is_a_sigterm(tmp_path: Path) -> None:
-    assert orphan(tmp_path, "armed") == "SIGTERM"
+    assert orphan(tmp_path, "watched") == ["ready", f"first {int(signal.SIGTERM)}"]
 
 
-def test_without_it_an_orphan_runs_on(tmp_path: Path) -> None:
-    assert orphan(tmp_path, "plain") == "timeout"
+def test_without_the_watch_an_orphan_runs_on(tmp_path: Path) -> None:
+    assert orphan(tmp_path, "plain") == ["ready", "ran on"]
