@@ -173,10 +173,15 @@ def band_layout(size: tuple[int, int]) -> BandLayout:
     )
 
 
+def _name(layout: BandLayout, node: str, width: int) -> str:
+    """``node`` as the heading shows it: at most two fifths of the band's width."""
+    return clipped(wrap(node, layout.name_face, width * 0.4), layout.name_face, width * 0.4, 1)[0]
+
+
 def name_box(size: tuple[int, int], node: str) -> tuple[int, int, int, int]:
     """Where ``node``'s name is written in a frame of ``size`` (left, top, right, bottom)."""
     layout = band_layout(size)
-    left, top, right, bottom = layout.name_face.getbbox(node)
+    left, top, right, bottom = layout.name_face.getbbox(_name(layout, node, size[0]))
     y = layout.top + layout.heading_y
     return (layout.pad + int(left), y + int(top), layout.pad + int(right) + 1, y + int(bottom) + 1)
 
@@ -216,21 +221,21 @@ def _band(
     draw.rectangle((0, 0, width - 1, mark_height(size) - 1), fill=(*BAND_MARK, 255))
     x, y = layout.pad, layout.heading_y
     if node:
-        draw.text((x, y), node, font=layout.name_face, fill=(255, 255, 255, 255))
-        x += round(layout.name_face.getlength(node + "  "))
-    # The right of the heading row holds the page number, then the frame counter.
+        name = _name(layout, node, width)
+        draw.text((x, y), name, font=layout.name_face, fill=(255, 255, 255, 255))
+        x += round(layout.name_face.getlength(name + "  "))
+    # The small text sits on the name's baseline; the right of the row holds the page
+    # number, then the frame counter.
+    small_y = y + pixels(layout.name_face) - pixels(layout.small)
     counter = layout.small.getlength(_counter(9998, 9999)) + 2 * layout.pad
     paging = f"prompt {number}" if number != "1/1" else ""
     right = width - counter - layout.small.getlength(paging) - layout.pad
-    draw.text((right, y), paging, font=layout.small, fill=(190, 190, 190, 255))
+    grey = (190, 190, 190, 255)
+    draw.text((right, small_y), paging, font=layout.small, fill=grey)
     room = right - x - layout.pad
-    label = clipped(wrap(label, layout.small, room), layout.small, room, 1)[0] if label else ""
-    draw.text(
-        (x, y + pixels(layout.name_face) - pixels(layout.small)),
-        label,
-        font=layout.small,
-        fill=(190, 190, 190, 255),
-    )
+    if label and room > 0:
+        shown = clipped(wrap(label, layout.small, room), layout.small, room, 1)[0]
+        draw.text((x, small_y), shown, font=layout.small, fill=grey)
     for i, line in enumerate(page):
         left = (width - layout.text.getlength(line)) / 2
         top = layout.text_y + i * layout.line_height

@@ -111,3 +111,11 @@ def test_the_band_fits_in_every_shape(size: tuple[int, int]) -> None:
     bottom = layout.text_y + layout.lines * layout.line_height
     assert bottom <= drawing.band_height(size)
     assert drawing.name_box(size, "intro")[1] >= size[1] - drawing.band_height(size)
+
+
+def test_a_long_node_name_keeps_to_its_part_of_the_heading(tmp_path: Path) -> None:
+    node = "a_very_long_node_name_" * 4
+    left, _, right, _ = drawing.name_box(SIZE, node)
+    assert right - left <= 0.4 * SIZE[0] + 2
+    frame = next(video_io.frames(clip(tmp_path, node)))
+    assert name_difference(frame, node) < 8
