@@ -1,6 +1,6 @@
 """How a multicondition's reference video moves, estimated from its pixels.
 
-Each pair of consecutive frames, shrunk to grey thumbnails, is compared by phase
+Frames an eighth of a second apart, shrunk to grey thumbnails, are compared by phase
 correlation (the peak of the normalised cross-power spectrum says how far the content
 shifted) over the left, centre and right thirds and the top and bottom halves:
 
@@ -48,10 +48,22 @@ class Step:
     sides: float = 0.0
     energy: float = 0.0
 
+    def share(self, part: float, energy: float) -> Step:
+        """``part`` of this motion, with its own ``energy``."""
+        return Step(
+            self.dx * part,
+            self.dy * part,
+            self.zoom * part,
+            self.orbit * part,
+            self.sides * part,
+            energy,
+        )
+
 
 @dataclass(frozen=True)
 class ReferenceMotion:
-    """The reference's steps (one per frame; the first is still) and its frame rate."""
+    """The reference's steps (one per frame, each a share of its stretch's measurement;
+    the first is still) and its frame rate."""
 
     steps: tuple[Step, ...]
     frame_rate: float
@@ -68,6 +80,7 @@ class ReferenceMotion:
         return shares
 
     def total(self, component: str) -> float:
+        """``component`` over the whole clip (signed)."""
         return float(sum(getattr(step, component) for step in self.steps))
 
 
@@ -94,16 +107,7 @@ def estimate(path: Path) -> ReferenceMotion:
         share = 1 / (end - start)  # spread over the frames in between, for the timing
         for k in range(start + 1, end + 1):
             energy = float(np.mean(np.abs(pictures[k] - pictures[k - 1])))
-            steps.append(
-                Step(
-                    moved.dx * share,
-                    moved.dy * share,
-                    moved.zoom * share,
-                    moved.orbit * share,
-                    moved.sides * share,
-                    energy,
-                )
-            )
+            steps.append(moved.share(share, energy))
     return ReferenceMotion(tuple(steps), rate)
 
 
