@@ -10,6 +10,7 @@ from pathlib import Path
 import av
 
 from runner import cli
+from runner.compile.check import check_pipeline
 from runner.emulator import fingerprint
 from tests.emulator.emulator_helpers import name_difference
 from tests.run_helpers import GENERATION_NODES, lock_of, make_project, start_emulator
@@ -48,6 +49,11 @@ def test_every_clip_and_the_cut_carry_the_node_name(
         assert request is not None and set(job["body"]) == set(request)
         assert job["body"]["prompt"] == request["prompt"]
         assert job["fingerprint"] == fingerprint(job["endpoint"], job["body"])
+    # the cache keys the run recorded are the ones compiled before anything was sent
+    steps = check_pipeline(pipeline, backend="local").require().steps
+    assert {name: entry.key for name, entry in lock.nodes.items()} == {
+        name: steps[name].key for name in lock.nodes
+    }
 
     with av.open(str(tmp_path / "p" / "renders" / "cut.mp4")) as container:
         frames = [frame.to_image() for frame in container.decode(video=0)]
