@@ -93,7 +93,7 @@ def _issue_describer(compiled: Compiled) -> Any:
     pipeline = compiled.pipeline
 
     def describe(step: Step, issue: Any) -> str:
-        node = pipeline.nodes[step.name]
+        node = pipeline.nodes[step.node]
         where = locate_field(list(issue.field_path), node, step.settings, pipeline)
         return f"{issue} ({where})"
 

@@ -105,7 +105,7 @@ def sources(step: Step, compiled: Compiled) -> dict[str, str]:
     """Where each field of a step's request came from: the node, a preset, the pipeline's
     defaults, the node's inputs, or fal's own default (written out explicitly)."""
     assert step.body is not None
-    node = compiled.pipeline.nodes[step.name]
+    node = compiled.pipeline.nodes[step.node]
     defaults = compiled.pipeline.defaults
     inputs = {slot.pointer[0] for slot in step.slots}
     found: dict[str, str] = {}
