@@ -31,7 +31,7 @@ def lint(compiled: Compiled, diags: Diagnostics) -> None:
     pipeline = compiled.pipeline
     skipped: set[tuple[str, str, str]] = set()
     said: set[tuple[str, str]] = set()
-    for name, step in compiled.steps.items():
+    for step in compiled.steps.values():
         if step.endpoint is None or step.body is None or step.takes:
             continue  # a node with takes is linted take by take
         node = pipeline.nodes[step.node]
