@@ -6,6 +6,11 @@ failed step fails its descendants only; everything else keeps going. Ctrl-C canc
 waiting, cancels jobs still queued at fal (they cost nothing yet) and leaves running ones
 journaled for the next run to collect.
 
+An approval gate holds its dependents (``hold``): a node whose input is a gated node's output
+that is not approved does not run; it, and what depends on it, is ``waiting``, which is no
+failure. The check is made on the output the gate actually has, so a gate rendered in this
+run holds its dependents unless that very output was approved.
+
 A full disk stops the run before it pays for more: nothing further is submitted or made,
 jobs already at fal are still collected if there is room, else left journaled for the next
 run. Reporters (the run log on that disk) can never stop a run: one that fails goes quiet,
@@ -35,6 +40,7 @@ from runner.run.events import (
     NodeFailed,
     NodeSkipped,
     NodeStarted,
+    NodeWaiting,
     Notice,
     OutputWritten,
     Reporter,
@@ -46,6 +52,22 @@ from runner.store import HEARTBEAT_INTERVAL, Owner, ResultRecord, Store
 if TYPE_CHECKING:
     from runner.fal import FalClient
     from runner.run.generation import Generated, GenerationContext
+
+# Why the dependents of a node must wait, given its current output's sha256 (None: it has
+# none yet); None when they may go. See runner.review.gates.
+Hold = Callable[[str, str | None], str | None]
+
+
+def _never_hold(node: str, output: str | None) -> str | None:
+    return None
+
+
+class _Waiting(Exception):
+    """A node's input is held behind an approval gate."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 class Executor:
@@ -62,6 +84,7 @@ class Executor:
         outputs: Mapping[str, Path] | None = None,
         describe_issue: Callable[[Step, Any], str] | None = None,
         pipeline_name: str = "",
+        hold: Hold = _never_hold,
     ) -> None:
         self.steps = steps
         self.store = store
@@ -83,6 +106,7 @@ class Executor:
         self._budget = Budget(options.budget)
         self._describe_issue = describe_issue or (lambda step, issue: str(issue))
         self._first_with_key: dict[str, str] = {}
+        self._hold = hold
 
     def emit(self, event: Event) -> None:
         self.reporter.handle(event)
@@ -120,6 +144,8 @@ class Executor:
                 if name in self.result.cached:
                     self.emit(NodeCached(node=name))
                     self._deliver(name, self.result.records[name])
+                elif name in self.result.waiting:
+                    self.emit(NodeWaiting(node=name, reason=self.result.waiting[name]))
             heartbeat = asyncio.create_task(self._heartbeat())
             try:
                 await self._run_pending(pending)
@@ -217,22 +243,51 @@ class Executor:
             return self._connected
 
     def _find_cached(self) -> list[str]:
-        """Steps whose results are in the store (the file present); the rest, in run order."""
+        """Steps whose results are in the store (the file present); the rest, in run order,
+        but for those an approval gate already holds (see :meth:`_held`)."""
         pending: list[str] = []
         for name, step in self.steps.items():
             record = self.store.result_for(step.key, self.options.backend)  # file present too
-            if record is not None:
+            held = self._held(step, pending, cached=record is not None)
+            if held is not None:
+                self.result.waiting[name] = held
+            elif record is not None:
                 self.result.records[name] = record
                 self.result.cached.add(name)
             else:
                 pending.append(name)
         return pending
 
+    def _held(self, step: Step, pending: list[str], *, cached: bool) -> str | None:
+        """Why ``step`` waits, as far as is known before the run: an input that waits, or a
+        gate whose stored output is not approved. A stored result behind a gate that renders
+        now waits too (that gate's new output cannot have been approved yet, but by its
+        bytes, which only the run will tell: a node to render checks then)."""
+        for dep in step.deps:
+            if dep in self.result.waiting:
+                return self.result.waiting[dep]
+            record = self.result.records.get(dep)
+            if record is not None:
+                reason = self._hold(dep, record.output.sha256)
+                if reason is not None:
+                    return reason
+            elif cached and dep in pending:
+                reason = self._hold(dep, None)
+                if reason is not None:
+                    return reason
+        return None
+
     async def _node(self, name: str) -> None:
         step = self.steps[name]
         future = self._done[name]
         try:
-            upstream = await self._inputs(step)
+            try:
+                upstream = await self._inputs(step)
+            except _Waiting as waiting:
+                self.result.waiting[name] = waiting.reason
+                self.emit(NodeWaiting(node=name, reason=waiting.reason))
+                future.set_result(None)
+                return
             if upstream is None:
                 self.result.skipped.add(name)
                 self.emit(NodeSkipped(node=name, reason="an input node failed"))
@@ -294,7 +349,12 @@ class Executor:
                 continue
             record = await asyncio.shield(self._done[dep])
             if record is None:
+                if dep in self.result.waiting:
+                    raise _Waiting(self.result.waiting[dep])
                 return None
+            reason = self._hold(dep, record.output.sha256)
+            if reason is not None:
+                raise _Waiting(reason)
             found[dep] = record
         return found
 
