@@ -238,6 +238,25 @@ class RunLog:
                 path.unlink(missing_ok=True)
         return len(old)
 
+    @staticmethod
+    def last_events(store_root: Path, pipeline: str) -> list[dict[str, Any]]:
+        """The events of the newest run of ``pipeline`` that left a log (lines that do not
+        parse, from a run killed mid-write, are left out); [] when there is none."""
+        logs = store_root / LOGS
+        try:
+            found = [p for p in logs.glob(f"*-{pipeline}-*.jsonl") if p.is_file()]
+            newest = max(found, key=lambda p: p.stat().st_mtime_ns, default=None)
+            lines = newest.read_text(encoding="utf-8").splitlines() if newest else []
+        except OSError:
+            return []
+        events = []
+        for line in lines:
+            with contextlib.suppress(ValueError):
+                event = json.loads(line)
+                if isinstance(event, dict):
+                    events.append(event)
+        return events
+
     def __init__(self, path: Path) -> None:
         self.path = path
         self.started = time.monotonic()
