@@ -17,7 +17,7 @@ from runner.errors import ShotgraphError, disk_full, display_path
 from runner.lock import build_lock, project_lock_path, read_lock, write_lock
 from runner.plan import CacheStatus, check_budget, drift, make_plan, waits
 from runner.review.gates import Gates
-from runner.run.executor import Hold
+from runner.run.holding import Hold
 
 
 @click.command()

@@ -14,7 +14,8 @@ from runner.commands.common import store_root
 from runner.compile.steps import Step
 from runner.pipeline.confine import Project
 from runner.run.backends import LocalOptions, open_backend
-from runner.run.executor import Executor, Hold
+from runner.run.executor import Executor
+from runner.run.holding import Hold
 from runner.run.outcome import RunOptions, RunResult
 from runner.store import Store
 from runner.ui.reporters import reporters_for

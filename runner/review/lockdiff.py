@@ -126,7 +126,7 @@ def _without_media(side: Side) -> dict[str, Any]:
         return request
 
 
-_WORDS = re.compile(r"\S+|\s+")
+_WORDS = re.compile(r"\S+\s*|\s+")  # a word with the space after it
 
 
 def prompt_diff(old: str, new: str) -> list[tuple[str, str]]:

@@ -6,10 +6,7 @@ failed step fails its descendants only; everything else keeps going. Ctrl-C canc
 waiting, cancels jobs still queued at fal (they cost nothing yet) and leaves running ones
 journaled for the next run to collect.
 
-An approval gate holds its dependents (``hold``): a node whose input is a gated node's output
-that is not approved does not run; it, and what depends on it, is ``waiting``, which is no
-failure. The check is made on the output the gate actually has, so a gate rendered in this
-run holds its dependents unless that very output was approved.
+An approval gate holds its dependents: they are ``waiting``, no failure (runner.run.holding).
 
 A full disk stops the run before it pays for more: nothing further is submitted or made,
 jobs already at fal are still collected if there is room, else left journaled for the next
@@ -46,28 +43,13 @@ from runner.run.events import (
     Reporter,
     RunStarted,
 )
+from runner.run.holding import Hold, Waiting, held_before_run, never_hold
 from runner.run.outcome import RunOptions, RunResult, as_failure, finished
 from runner.store import HEARTBEAT_INTERVAL, Owner, ResultRecord, Store
 
 if TYPE_CHECKING:
     from runner.fal import FalClient
     from runner.run.generation import Generated, GenerationContext
-
-# Why the dependents of a node must wait, given its current output's sha256 (None: it has
-# none yet); None when they may go. See runner.review.gates.
-Hold = Callable[[str, str | None], str | None]
-
-
-def _never_hold(node: str, output: str | None) -> str | None:
-    return None
-
-
-class _Waiting(Exception):
-    """A node's input is held behind an approval gate."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 class Executor:
@@ -84,7 +66,7 @@ class Executor:
         outputs: Mapping[str, Path] | None = None,
         describe_issue: Callable[[Step, Any], str] | None = None,
         pipeline_name: str = "",
-        hold: Hold = _never_hold,
+        hold: Hold = never_hold,
     ) -> None:
         self.steps = steps
         self.store = store
@@ -248,7 +230,9 @@ class Executor:
         pending: list[str] = []
         for name, step in self.steps.items():
             record = self.store.result_for(step.key, self.options.backend)  # file present too
-            held = self._held(step, pending, cached=record is not None)
+            held = held_before_run(
+                step, self._hold, self.result, pending, cached=record is not None
+            )
             if held is not None:
                 self.result.waiting[name] = held
             elif record is not None:
@@ -258,32 +242,13 @@ class Executor:
                 pending.append(name)
         return pending
 
-    def _held(self, step: Step, pending: list[str], *, cached: bool) -> str | None:
-        """Why ``step`` waits, as far as is known before the run: an input that waits, or a
-        gate whose stored output is not approved. A stored result behind a gate that renders
-        now waits too (that gate's new output cannot have been approved yet, but by its
-        bytes, which only the run will tell: a node to render checks then)."""
-        for dep in step.deps:
-            if dep in self.result.waiting:
-                return self.result.waiting[dep]
-            record = self.result.records.get(dep)
-            if record is not None:
-                reason = self._hold(dep, record.output.sha256)
-                if reason is not None:
-                    return reason
-            elif cached and dep in pending:
-                reason = self._hold(dep, None)
-                if reason is not None:
-                    return reason
-        return None
-
     async def _node(self, name: str) -> None:
         step = self.steps[name]
         future = self._done[name]
         try:
             try:
                 upstream = await self._inputs(step)
-            except _Waiting as waiting:
+            except Waiting as waiting:
                 self.result.waiting[name] = waiting.reason
                 self.emit(NodeWaiting(node=name, reason=waiting.reason))
                 future.set_result(None)
@@ -350,11 +315,11 @@ class Executor:
             record = await asyncio.shield(self._done[dep])
             if record is None:
                 if dep in self.result.waiting:
-                    raise _Waiting(self.result.waiting[dep])
+                    raise Waiting(self.result.waiting[dep])
                 return None
             reason = self._hold(dep, record.output.sha256)
             if reason is not None:
-                raise _Waiting(reason)
+                raise Waiting(reason)
             found[dep] = record
         return found
 

@@ -21,7 +21,9 @@ name: review
 defaults: {preset: fast-preview, num_frames: 9, frame_rate: 8, expand_prompt: false}
 nodes:
 """
-GATED = HEAD + """  shot:
+GATED = (
+    HEAD
+    + """  shot:
     kind: i2v
     image: {file: assets/characters/mara/front_closeup.png}
     prompt: "Close-up of Mara, PROMPT"
@@ -29,7 +31,10 @@ GATED = HEAD + """  shot:
   more: {kind: extend, video: {from: shot}, prompt: "She keeps looking at the rain."}
   more2: {kind: extend, video: {from: more}, prompt: "She turns toward the street."}
 """
-TAKES = HEAD + """  shot:
+)
+TAKES = (
+    HEAD
+    + """  shot:
     kind: i2v
     image: {file: assets/characters/mara/front_closeup.png}
     prompt: "Close-up of Mara, subtle breathing."
@@ -37,6 +42,7 @@ TAKES = HEAD + """  shot:
   more: {kind: extend, video: {from: shot}, prompt: "She keeps looking at the rain."}
   street: {kind: t2v, prompt: "Wide shot of a wet street at night."}
 """
+)
 
 
 def cli_run(*args: str) -> int:
@@ -91,9 +97,7 @@ def test_a_gate_renders_the_shot_holds_the_extends_until_approved(
         # approve: the verdict names the shot's output by its hash
         shot_output = lock_of(pipeline).nodes["shot"].output.sha256
         assert cli_run("approve", *local(pipeline, emulator.url, store), "shot") == 0
-        assert review_path(pipeline).read_text().splitlines()[1] == (
-            f"shot approved={shot_output}"
-        )
+        assert review_path(pipeline).read_text().splitlines()[1] == (f"shot approved={shot_output}")
         # then run renders exactly the extends
         assert run(pipeline, emulator.url, store) == 0
         assert rendered(store) == {"more", "more2"}
