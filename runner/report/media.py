@@ -26,7 +26,7 @@ EXTENSIONS = {"video/mp4": ".mp4", "image/png": ".png", "image/jpeg": ".jpg"}
 
 
 def gather_media(
-    outputs: list[Output], store: Store, folder: Path, *, workers: int = 4
+    outputs: list[Output], store: Store, folder: Path, *, workers: int = 2
 ) -> tuple[dict[str, Output], int]:
     """Copy every output the store has into ``folder/media`` and make the posters. Returns
     each placed output by its hash (with ``file`` and ``poster`` set) and how many posters
