@@ -20,7 +20,7 @@ def test_a_poster_is_the_first_frame_scaled_down(tmp_path: Path) -> None:
     write_poster(clip, tmp_path / "poster.jpg")
     with Image.open(tmp_path / "poster.jpg") as poster:
         assert poster.format == "JPEG" and poster.size == (480, 270)
-        red, green, blue = poster.convert("RGB").getpixel((240, 135))  # type: ignore[misc]
+        red, _green, blue = poster.convert("RGB").getpixel((240, 135))  # type: ignore[misc]
         assert red > 150 and blue < 100  # the first frame, not a later one
     small = tmp_path / "small.mp4"
     with VideoWriter(small, 320, 240, 24) as writer:
