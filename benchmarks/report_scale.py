@@ -16,10 +16,8 @@ seconds for 200 shots.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,10 +26,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.noop_scale import fill_store, measure  # noqa: E402
 from benchmarks.plan_scale import write_pipeline  # noqa: E402
-from runner.compile.check import check_pipeline  # noqa: E402
-from runner.lock import build_lock, lock_path, write_lock  # noqa: E402
-from runner.store import ResultRecord, Store  # noqa: E402
 
 MEASURE = """
 import json, resource, sys, time
@@ -70,48 +66,9 @@ def distinct(clip: bytes, tag: str) -> bytes:
     return clip + (8 + len(payload)).to_bytes(4, "big") + b"free" + payload
 
 
-def fill_store(pipeline: Path, store_root: Path, clips: list[bytes]) -> int:
-    result = check_pipeline(pipeline, backend="local")
-    compiled = result.require()
-    with Store.open(store_root) as store:
-        records = {}
-        for i, (name, step) in enumerate(compiled.steps.items()):
-            staged = store.tmp_dir() / f"{name}.mp4"
-            staged.write_bytes(distinct(clips[i % len(clips)], name))
-            record = ResultRecord(
-                key=step.key,
-                node=name,
-                kind=step.kind,
-                endpoint=step.endpoint.id if step.endpoint else None,
-                backend="local",
-                request_id=f"req-{name}",
-                seed=step.seed,
-                output=store.put_file(staged, move=True),
-                content_type="video/mp4",
-                cost_usd=0.04,
-                result_url=None,
-                recorded_at=time.time(),
-                extra={"returned_seed": step.seed},
-            )
-            store.put_result(record)
-            records[name] = record
-    write_lock(lock_path(pipeline), build_lock(compiled, records, result.outputs))
-    return len(compiled.steps)
-
-
-def measure(pipeline: Path, store_root: Path, out: Path) -> dict[str, float]:
+def measure_report(pipeline: Path, store_root: Path, out: Path) -> dict[str, float]:
     shutil.rmtree(out, ignore_errors=True)
-    done = subprocess.run(
-        [sys.executable, "-c", MEASURE, str(pipeline), str(store_root), str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    figures: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
-    if figures["code"] != 0:
-        raise SystemExit(f"the report failed:\n{done.stdout}\n{done.stderr}")
-    return figures
+    return measure(pipeline, store_root, str(out), code=MEASURE)
 
 
 def main() -> int:
@@ -124,7 +81,10 @@ def main() -> int:
         pipeline = write_pipeline(folder, args.nodes)
         store_root = folder / "store"
         started = time.perf_counter()
-        nodes = fill_store(pipeline, store_root, base_clips(folder))
+        clips = base_clips(folder)
+        nodes = fill_store(
+            pipeline, store_root, lambda i, name: distinct(clips[i % len(clips)], name)
+        )
         size = sum(f.stat().st_size for f in (store_root / "files").rglob("*") if f.is_file())
         print(
             f"filled a store with {nodes} cached 720p clips ({size / 1e6:.0f} MB) "
@@ -134,8 +94,8 @@ def main() -> int:
         cold = []
         for _ in range(args.repeat):
             shutil.rmtree(store_root / "posters", ignore_errors=True)
-            cold.append(measure(pipeline, store_root, report))
-        warm = [measure(pipeline, store_root, report) for _ in range(args.repeat)]
+            cold.append(measure_report(pipeline, store_root, report))
+        warm = [measure_report(pipeline, store_root, report) for _ in range(args.repeat)]
         posters = len(list((store_root / "posters").glob("*.jpg")))
     for label, runs in (("cold (posters made)", cold), ("posters cached", warm)):
         walls = ", ".join(f"{r['wall']:.2f}" for r in runs)
