@@ -9,6 +9,7 @@ Nothing here is fsynced: a report is remade from the store in seconds.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -22,6 +23,7 @@ from runner.store import Store
 
 POSTERS = "posters"  # under the store root
 MEDIA = "media"  # under the report folder
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 EXTENSIONS = {"video/mp4": ".mp4", "image/png": ".png", "image/jpeg": ".jpg"}
 
 
@@ -82,3 +84,14 @@ def _copy(source: Path, dest: Path, size: int) -> None:
     with atomic.replacing(dest, dest.suffix, durable=False) as tmp:
         shutil.copyfile(source, tmp)
         os.chmod(tmp, 0o644)
+
+
+def prune_posters(store: Store, *, dry_run: bool = False) -> int:
+    """Remove the posters of clips the store no longer has (``cache gc``); how many."""
+    removed = 0
+    for poster in sorted((store.root / POSTERS).glob("*.jpg")):
+        if _SHA256.fullmatch(poster.stem) is None or not store.has_file(poster.stem):
+            removed += 1
+            if not dry_run:
+                poster.unlink(missing_ok=True)
+    return removed

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from runner import cli
+from runner.report.media import POSTERS, prune_posters
+from runner.store import Store
 from tests.run_helpers import PIPELINE, make_project, start_emulator
 
 HOSTILE = '</p><script>alert("pwned")</script><img src=x onerror=alert(1)> "quoted" & more'
@@ -139,3 +141,18 @@ def test_a_rendered_pipeline_shows_media_status_takes_and_a_comparison(
     assert intro.count("<video") == 2  # before and now, side by side
     assert "+0.00 USD" in intro and "Compared with HEAD" in compared
     assert status_of(compared, "intro") == "rendered" and status_of(compared, "street") == "cached"
+
+
+def test_gc_drops_the_posters_of_clips_the_store_no_longer_has(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "store") as store:
+        clip = store.tmp_dir() / "clip.mp4"
+        clip.write_bytes(b"a clip")
+        kept = store.put_file(clip, move=True)
+        posters = store.root / POSTERS
+        posters.mkdir()
+        for name in (kept.sha256, "f" * 64, "stray"):
+            (posters / f"{name}.jpg").write_bytes(b"jpeg")
+        assert prune_posters(store, dry_run=True) == 2
+        assert len(list(posters.iterdir())) == 3
+        assert prune_posters(store) == 2
+        assert [p.name for p in posters.iterdir()] == [f"{kept.sha256}.jpg"]
