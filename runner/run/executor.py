@@ -43,7 +43,7 @@ from runner.run.events import (
     Reporter,
     RunStarted,
 )
-from runner.run.holding import Hold, Waiting, held_before_run, never_hold
+from runner.run.holding import Hold, Waiting, held_before_run, likely_waiting, never_hold
 from runner.run.outcome import RunOptions, RunResult, as_failure, finished
 from runner.store import HEARTBEAT_INTERVAL, Owner, ResultRecord, Store
 
@@ -108,14 +108,15 @@ class Executor:
                 # start stops the run at once, with one message, not a failure per node.
                 await self._context()
             # a request two nodes share is one job: priced once
-            jobs = {self.steps[n].key: self.steps[n] for n in pending}
+            later = likely_waiting(self.steps, pending, self._hold)
+            jobs = {self.steps[n].key: self.steps[n] for n in pending if n not in later}
             estimate = sum(step.usd for step in jobs.values())
             self.emit(
                 RunStarted(
                     pipeline=self.pipeline_name,
                     backend=self.options.backend,
                     nodes=len(self.steps),
-                    to_render=len(pending),
+                    to_render=len(pending) - len(later),
                     estimated_usd=round(estimate, 6),
                     run_id=self.run_id,
                 )

@@ -9,7 +9,7 @@ function, ``hold``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from runner.compile.steps import Step
 from runner.run.outcome import RunResult
@@ -52,3 +52,17 @@ def held_before_run(
             if reason is not None:
                 return reason
     return None
+
+
+def likely_waiting(steps: Mapping[str, Step], pending: list[str], hold: Hold) -> set[str]:
+    """The pending nodes that will wait unless a gate rendered now makes exactly the output
+    that was approved: what the run's header leaves out of what it will render and cost
+    (as the plan does)."""
+    found: set[str] = set()
+    todo = set(pending)
+    for name in pending:
+        for dep in steps[name].deps:
+            if dep in found or (dep in todo and hold(dep, None) is not None):
+                found.add(name)
+                break
+    return found

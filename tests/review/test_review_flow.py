@@ -76,7 +76,9 @@ def test_a_gate_renders_the_shot_holds_the_extends_until_approved(
         assert emulator.stats()["total_submissions"] == 1
         assert "2 waiting for approval" in out
         assert "waiting for approval of shot (not approved yet): more, more2" in out
-        finished = last_run_events(store)[-1]
+        started, *_, finished = last_run_events(store)
+        # the header counts and prices what will render, as the plan does: not what waits
+        assert started["to_render"] == 1 and started["estimated_usd"] == pytest.approx(0.04)
         assert finished["event"] == "RunFinished" and finished["waiting"] == 2
         # the lockfile has what rendered; what waits is not in it yet
         assert set(lock_of(pipeline).nodes) == {"shot"}
