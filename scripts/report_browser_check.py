@@ -22,6 +22,7 @@ import functools
 import http.server
 import json
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -32,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 CHROMIUM = Path("/usr/bin/chromium")
+ROOT = Path(__file__).resolve().parent.parent
 FLAGS = [
     "--headless",
     "--no-sandbox",
@@ -69,6 +71,28 @@ PLAY_ALL = """async (timeoutMs) => {
   }
   return rows;
 }"""
+
+
+def ensure_chromium() -> str | None:
+    """Install Debian's chromium when it is missing, as ``make browser`` does (root and
+    apt-get); None when it is there, else why it cannot be had."""
+    if CHROMIUM.exists():
+        return None
+    try:
+        done = subprocess.run(
+            ["make", "-s", "browser", f"CHROMIUM={CHROMIUM}"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=False,
+        )
+        said = (done.stdout + done.stderr).strip()
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        said = f"make browser failed: {exc}"
+    if CHROMIUM.exists():
+        return None
+    return said or f"no {CHROMIUM} after `make browser`"
 
 
 @dataclass
@@ -173,8 +197,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--screenshot", type=Path, default=Path("test-artifacts/report.png"))
     parser.add_argument("--http", action="store_true", help="serve it on loopback")
     args = parser.parse_args(argv)
-    if not CHROMIUM.exists():
-        print(f"no {CHROMIUM}: run `make browser` (apt-get install chromium)", file=sys.stderr)
+    missing = ensure_chromium()
+    if missing is not None:
+        print(missing, file=sys.stderr)
         return 2
     findings = check_report(args.index, args.screenshot, http=args.http)
     summary = {"cards": len(findings.cards), "videos": len(findings.videos)}

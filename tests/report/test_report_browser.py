@@ -1,5 +1,5 @@
 """The report of the demo in a real browser: headless Chromium (Debian's package, installed by
-`make browser`, which `make test` runs), driven by Playwright. Every shot card is there,
+`make browser` when missing, from `make test` or from here), driven by Playwright. Every shot card is there,
 every clip has a poster and really plays, no console error, no request leaves the folder,
 from disk and from a static server on loopback. The screenshot is kept in test-artifacts/
 (git-ignored) for a person to look at."""
@@ -19,13 +19,12 @@ pytestmark = pytest.mark.slow
 ARTIFACTS = ROOT / "test-artifacts"
 
 playwright = pytest.importorskip("playwright", reason="playwright is in the test extra")
-from scripts.report_browser_check import CHROMIUM, check_report  # noqa: E402
+from scripts.report_browser_check import check_report, ensure_chromium  # noqa: E402
 
-if not CHROMIUM.exists():
-    pytest.skip(
-        f"no {CHROMIUM}: `make browser` installs Debian's chromium (needs root and apt)",
-        allow_module_level=True,
-    )
+# Missing chromium is installed here (`make browser`: root and apt-get); only a machine that
+# cannot have it skips, saying why (pytest prints skip reasons: -rs in pyproject.toml).
+if (missing := ensure_chromium()) is not None:
+    pytest.skip(f"Debian's chromium cannot be had: {missing}", allow_module_level=True)
 
 
 def draft_of_the_demo(root: Path) -> Path:
