@@ -152,16 +152,26 @@ def lock_at(spec: str, lock_file: Path) -> Lock:
     if candidate.is_file():
         return read_lock(candidate)
     directory = lock_file.parent
+    hint = "give a lockfile's path, or a revision where the lockfile is committed"
+    top, _ = _git(["rev-parse", "--show-toplevel"], directory)
+    if top is None:
+        raise ShotgraphError(
+            f"no lockfile '{spec}', and {directory} is not in a git work tree to read a "
+            "revision from",
+            hint=hint,
+        )
     try:
-        top = _git(["rev-parse", "--show-toplevel"], directory).strip()
-        relative = lock_file.resolve().relative_to(Path(top).resolve())
-        text = _git(["show", f"{spec}:{relative.as_posix()}"], directory)
+        relative = lock_file.resolve().relative_to(Path(top.strip()).resolve()).as_posix()
     except ValueError:
         raise ShotgraphError(f"{lock_file} is not inside its git work tree") from None
-    return parse_lock(text, Path(f"{spec}:{relative.as_posix()}"))
+    text, said = _git(["show", f"{spec}:{relative}"], directory)
+    if text is None:
+        raise ShotgraphError(f"no lockfile or git revision '{spec}': {said}", hint=hint)
+    return parse_lock(text, Path(f"{spec}:{relative}"))
 
 
-def _git(args: list[str], cwd: Path) -> str:
+def _git(args: list[str], cwd: Path) -> tuple[str | None, str]:
+    """What git prints (None when it fails) and the first line of what it says on stderr."""
     try:
         done = subprocess.run(
             ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=30, check=False
@@ -170,9 +180,5 @@ def _git(args: list[str], cwd: Path) -> str:
         raise ShotgraphError(
             f"git {' '.join(args)} failed: {exc}", hint="is git installed?"
         ) from None
-    if done.returncode != 0:
-        raise ShotgraphError(
-            f"no lockfile or git revision '{args[-1].split(':')[0]}': {done.stderr.strip()[:200]}",
-            hint="give a lockfile's path, or a revision where the lockfile is committed",
-        )
-    return done.stdout
+    said = (done.stderr.strip().splitlines() or [""])[0][:200]
+    return (done.stdout if done.returncode == 0 else None), said
