@@ -30,6 +30,10 @@ COMMANDS = {
     "ci": "runner.commands.ci_cmd:ci",
     "init": "runner.commands.init_cmd:init",
     "schema": "runner.commands.schema_cmd:schema",
+    "report": "runner.commands.report_cmd:report",
+    "pick": "runner.commands.review_cmd:pick",
+    "approve": "runner.commands.review_cmd:approve",
+    "reject": "runner.commands.review_cmd:reject",
     "cache": "runner.commands.cache_cmd:cache",
     "emulator": "runner.commands.emulator_cmd:emulator",
 }

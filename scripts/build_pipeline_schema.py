@@ -162,8 +162,9 @@ def build() -> dict[str, Any]:
         "examples": [registry().default_family],
     }
     params = groups["params"]
-    for name in ("Preset", "Defaults"):
+    for name in ("Preset", "Defaults", "Take"):
         defs[name]["properties"].update(copy.deepcopy(params))
+    defs["Take"]["additionalProperties"] = False
     for name, spec in params.items():
         defs[f"Param.{name}"] = copy.deepcopy(spec)
     generation = defs.pop("GenerationFields")["properties"]

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,9 @@ from runner.compile.request import locate_field
 from runner.compile.steps import Step
 from runner.errors import ExitCode, ShotgraphError, disk_full, display_path
 from runner.lock import Lock, build_lock, project_lock_path, read_lock, write_lock
-from runner.plan import CacheStatus, check_budget, drift, make_plan
+from runner.plan import CacheStatus, check_budget, drift, make_plan, waits
+from runner.review.gates import Gates
+from runner.run.holding import Hold
 from runner.ui.run_json import run_document
 
 
@@ -31,8 +34,10 @@ def render_pipeline(
         result = checked(pipeline, backend, hash_file=hash_file)
     compiled = result.require()
     lock_file = project_lock_path(compiled)
-    # Only --frozen and --budget (the plan's reasons) read it: it can be megabytes.
-    needs_lock = frozen or options["budget"] is not None
+    gates = Gates(compiled.steps, compiled.pipeline.review)
+    # Only --frozen, --budget (the plan's reasons) and approval gates (the lock's entries of
+    # what waits are kept) read it: it can be megabytes.
+    needs_lock = frozen or options["budget"] is not None or bool(gates.names)
     lock = read_lock(lock_file) if needs_lock and lock_file.exists() else None
     if frozen:
         problem = frozen_problem(compiled, lock, lock_file, backend)
@@ -40,7 +45,9 @@ def render_pipeline(
             raise problem
     with open_store(compiled.pipeline.project, options["cache_dir"]) as store:
         if options["budget"] is not None:
-            check_budget(make_plan(compiled, CacheStatus(compiled, store, lock)), options["budget"])
+            statuses = CacheStatus(compiled, store, lock)
+            the_plan = make_plan(compiled, statuses, waits(compiled, store, lock))
+            check_budget(the_plan, options["budget"])
         outcome = execute(
             compiled.steps,
             store,
@@ -50,12 +57,13 @@ def render_pipeline(
             pipeline_name=compiled.pipeline.name,
             describe_issue=_issue_describer(compiled),
             progress_to_stderr=as_json,
+            hold=_holder(gates) if gates.names else None,
         )
         notes = []
         unwritten = False
         written = None
         if outcome.ok and not frozen:
-            lock_doc = build_lock(compiled, outcome.records, result.outputs)
+            lock_doc = build_lock(compiled, outcome.records, result.outputs, lock)
             try:
                 written = write_lock(lock_file, lock_doc)
             except OSError as exc:
@@ -106,6 +114,9 @@ def frozen_problem(
             f"with {backend} and update the lockfile",
         )
     changed = drift(compiled, lock)
+    # What waits behind an approval gate is not in the lock yet, and need not be.
+    waiting = waits(compiled, None, lock)
+    changed = replace(changed, added=[n for n in changed.added if n not in waiting])
     if changed.any:
         return ShotgraphError(
             f"the pipeline no longer matches {display_path(lock_file)} ({changed.describe()})",
@@ -114,12 +125,22 @@ def frozen_problem(
     return None
 
 
+def _holder(gates: Gates) -> Hold:
+    """The executor's gate check: why a gated node's dependents wait, in words."""
+
+    def hold(node: str, output: str | None) -> str | None:
+        wait = gates.holds(node, output)
+        return wait.describe() if wait is not None else None
+
+    return hold
+
+
 def _issue_describer(compiled: Compiled) -> Any:
     """fal's 422 issues, pointed back at the pipeline key they came from."""
     pipeline = compiled.pipeline
 
     def describe(step: Step, issue: Any) -> str:
-        node = pipeline.nodes[step.name]
+        node = pipeline.nodes[step.node]
         where = locate_field(list(issue.field_path), node, step.settings, pipeline)
         return f"{issue} ({where})"
 

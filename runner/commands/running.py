@@ -17,6 +17,7 @@ from runner.compile.steps import Step
 from runner.pipeline.confine import Project
 from runner.run.backends import LocalOptions, open_backend
 from runner.run.executor import Executor
+from runner.run.holding import Hold
 from runner.run.interrupt import exit_at_once, signals_handled
 from runner.run.outcome import RunOptions, RunResult
 from runner.store import Store
@@ -92,6 +93,7 @@ def execute(
     pipeline_name: str,
     describe_issue: Callable[[Step, Any], str] | None = None,
     progress_to_stderr: bool = False,
+    hold: Hold | None = None,
 ) -> RunResult:
     """Run ``steps`` with the backend, reporting to the terminal and the run log."""
     run_options = RunOptions(backend=backend, jobs=options["jobs"], budget=options["budget"])
@@ -114,6 +116,7 @@ def execute(
             outputs=outputs,
             describe_issue=describe_issue,
             pipeline_name=pipeline_name,
+            **({"hold": hold} if hold is not None else {}),
         )
 
         def second(signum: int) -> None:

@@ -2,9 +2,9 @@
 
 Cache hits are found first, without any network. The rest run as soon as their inputs are
 ready: generation steps through fal (at most ``jobs`` at once), media steps in threads. A
-failed step fails its descendants only; everything else keeps going. Ctrl-C cancels the
-waiting, cancels jobs still queued at fal (they cost nothing yet) and leaves running ones
-journaled for the next run to collect.
+failed step fails its descendants only; everything else keeps going. A signal stops the run
+cleanly (runner.run.interrupt). An approval gate holds its dependents: they are ``waiting``,
+no failure (runner.run.holding).
 
 A full disk stops the run before it pays for more: nothing further is submitted or made,
 jobs already at fal are still collected if there is room, else left journaled for the next
@@ -35,11 +35,13 @@ from runner.run.events import (
     NodeFailed,
     NodeSkipped,
     NodeStarted,
+    NodeWaiting,
     Notice,
     OutputWritten,
     Reporter,
     RunStarted,
 )
+from runner.run.holding import Hold, Waiting, held_before_run, likely_waiting, never_hold
 from runner.run.interrupt import Interruption
 from runner.run.outcome import RunOptions, RunResult, as_failure, finished
 from runner.store import HEARTBEAT_INTERVAL, Owner, ResultRecord, Store
@@ -63,6 +65,7 @@ class Executor:
         outputs: Mapping[str, Path] | None = None,
         describe_issue: Callable[[Step, Any], str] | None = None,
         pipeline_name: str = "",
+        hold: Hold = never_hold,
     ) -> None:
         self.steps = steps
         self.store = store
@@ -85,6 +88,7 @@ class Executor:
         self._describe_issue = describe_issue or (lambda step, issue: str(issue))
         self._first_with_key: dict[str, str] = {}
         self.interruption = Interruption(self.result, self.emit)
+        self._hold = hold
 
     def emit(self, event: Event) -> None:
         self.interruption.observe(event)
@@ -108,17 +112,18 @@ class Executor:
                 # Connect before anything starts: a missing key or an emulator that will not
                 # start stops the run at once, with one message, not a failure per node.
                 await self._context()
-            # A request two nodes share is one job: priced once. A job an earlier run
-            # submitted is re-attached, not paid again: priced as the plan prices it.
-            jobs = {self.steps[n].key: self.steps[n] for n in pending}
-            paid = {key for key in jobs if self._submitted_earlier(key)}
+            # Priced as the plan prices it: one job per request, leaving out what an earlier
+            # run submitted (re-attached, not paid again) and what likely waits at a gate.
+            later = likely_waiting(self.steps, pending, self._hold)
+            jobs = {self.steps[n].key: self.steps[n] for n in pending if n not in later}
+            paid = {key for key in jobs if self.store.submitted(key)}
             estimate = sum(step.usd for key, step in jobs.items() if key not in paid)
             self.emit(
                 RunStarted(
                     pipeline=self.pipeline_name,
                     backend=self.options.backend,
                     nodes=len(self.steps),
-                    to_render=len(pending),
+                    to_render=len(pending) - len(later),
                     estimated_usd=round(estimate, 6),
                     run_id=self.run_id,
                     to_attach=len(paid),
@@ -130,6 +135,8 @@ class Executor:
                 if name in self.result.cached:
                     self.emit(NodeCached(node=name))
                     self._deliver(name, self.result.records[name])
+                elif name in self.result.waiting:
+                    self.emit(NodeWaiting(node=name, reason=self.result.waiting[name]))
             heartbeat = asyncio.create_task(self._heartbeat())
             try:
                 await self._run_pending(pending)
@@ -139,10 +146,6 @@ class Executor:
         self.emit(finished(self.result, time.monotonic() - started))
         self.result.notes.extend(self.reporter.notes)
         return self.result
-
-    def _submitted_earlier(self, key: str) -> bool:
-        entry = self.store.journal(key)
-        return entry is not None and entry.state == "submitted"
 
     def _prepare_store(self, rendering: bool) -> DiskFull | None:
         """Clear what killed runs left in staging (every run: the one after a crash may
@@ -231,11 +234,17 @@ class Executor:
             return self._connected
 
     def _find_cached(self) -> list[str]:
-        """Steps whose results are in the store (the file present); the rest, in run order."""
+        """Steps whose results are in the store (the file present); the rest, in run order,
+        but for those an approval gate already holds (see :meth:`_held`)."""
         pending: list[str] = []
         for name, step in self.steps.items():
             record = self.store.result_for(step.key, self.options.backend)  # file present too
-            if record is not None:
+            held = held_before_run(
+                step, self._hold, self.result, pending, cached=record is not None
+            )
+            if held is not None:
+                self.result.waiting[name] = held
+            elif record is not None:
                 self.result.records[name] = record
                 self.result.cached.add(name)
             else:
@@ -246,7 +255,13 @@ class Executor:
         step = self.steps[name]
         future = self._done[name]
         try:
-            upstream = await self._inputs(step)
+            try:
+                upstream = await self._inputs(step)
+            except Waiting as waiting:
+                self.result.waiting[name] = waiting.reason
+                self.emit(NodeWaiting(node=name, reason=waiting.reason))
+                future.set_result(None)
+                return
             if upstream is None:
                 self.result.skipped.add(name)
                 self.emit(NodeSkipped(node=name, reason="an input node failed"))
@@ -308,7 +323,12 @@ class Executor:
                 continue
             record = await asyncio.shield(self._done[dep])
             if record is None:
+                if dep in self.result.waiting:
+                    raise Waiting(self.result.waiting[dep])
                 return None
+            reason = self._hold(dep, record.output.sha256)
+            if reason is not None:
+                raise Waiting(reason)
             found[dep] = record
         return found
 

@@ -259,6 +259,11 @@ class Store:
     def journal(self, key: str) -> JournalEntry | None:
         return self._journal.get(key)
 
+    def submitted(self, key: str) -> bool:
+        """An earlier run submitted this job: fal has it (paid once); a run collects it."""
+        entry = self._journal.get(key)
+        return entry is not None and entry.state == "submitted"
+
     def take_over(self, key: str, stale: JournalEntry, owner: Owner) -> bool:
         """Compare-and-swap: ``stale``'s entry, now ours, if nobody changed it meanwhile."""
         return self._journal.take_over(key, stale, owner)
