@@ -213,12 +213,34 @@ def _entry(step: Step, records: Mapping[str, ResultRecord], base: Path) -> LockE
 
 
 def write_lock(path: Path, lock: Lock) -> bool:
-    """Write atomically; False (and nothing touched) when the content is the same."""
+    """Write atomically; False (and nothing touched) when the content is the same, once
+    what the lock already says about unchanged outputs is kept (:func:`keep_rendered`)."""
     text = lock.render()
-    if path.is_file() and path.read_text(encoding="utf-8") == text:
-        return False
+    if path.is_file():
+        existing = path.read_text(encoding="utf-8")
+        if existing == text:
+            return False
+        try:
+            text = keep_rendered(lock, read_lock(path)).render()
+        except ShotgraphError:
+            pass  # a damaged lockfile is simply replaced
+        if existing == text:
+            return False
     atomic.write_text(path, text)
     return True
+
+
+def keep_rendered(lock: Lock, previous: Lock) -> Lock:
+    """``lock``, keeping ``previous``'s request id and returned seed for every node whose key
+    and output are the same in both. A lock records what was rendered: the same request
+    that produced the very same bytes is the same render, whichever store served it or
+    whoever rendered it again, so a run that renders nothing new never churns the file."""
+    nodes = dict(lock.nodes)
+    for name, entry in lock.nodes.items():
+        was = previous.nodes.get(name)
+        if was and (was.key, was.output, was.endpoint) == (entry.key, entry.output, entry.endpoint):
+            nodes[name] = replace(entry, request_id=was.request_id, returned_seed=was.returned_seed)
+    return replace(lock, nodes=nodes)
 
 
 # -- reading ---------------------------------------------------------------------------
