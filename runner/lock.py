@@ -12,6 +12,7 @@ returned, fal's request id, the output's hash and size, and the estimated cost.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Mapping
@@ -220,10 +221,8 @@ def write_lock(path: Path, lock: Lock) -> bool:
         existing = path.read_text(encoding="utf-8")
         if existing == text:
             return False
-        try:
+        with contextlib.suppress(ShotgraphError):  # a damaged lockfile is simply replaced
             text = keep_rendered(lock, read_lock(path)).render()
-        except ShotgraphError:
-            pass  # a damaged lockfile is simply replaced
         if existing == text:
             return False
     atomic.write_text(path, text)

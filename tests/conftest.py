@@ -24,6 +24,9 @@ def _isolated_home(
     monkeypatch.delenv("FAL_QUEUE_RUN_HOST", raising=False)
     for name in ("SHOTGRAPH_STORE", "SHOTGRAPH_STORE_LEASE", *AWS_VARIABLES):
         monkeypatch.delenv(name, raising=False)
+    # Never ask an instance metadata service for credentials: it is not on loopback.
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_METADATA_ENDPOINT", "http://127.0.0.1:9")
     yield
 
 
@@ -39,11 +42,17 @@ AWS_VARIABLES = (
     "AWS_ENDPOINT_URL_S3",
     "AWS_CONFIG_FILE",
     "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_ROLE_ARN",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
 )
 
 
 @pytest.fixture(scope="session", params=["seaweedfs", "moto"])
-def s3_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def s3_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Any]:
     """A real S3-compatible server on loopback (each kind in turn), shared by the session:
     each test takes a prefix of its own (``s3_server.url()``)."""
     from tests import s3_servers

@@ -10,6 +10,7 @@ itself guarantees per object. SeaweedFS needs no such help.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
@@ -148,11 +149,10 @@ def seaweedfs(data: Path) -> S3Server:
     data.mkdir(parents=True, exist_ok=True)
     master, volume, filer, s3, admin, metrics = _ports(6)
     config = data / "s3.json"
-    config.write_text(
-        '{"identities": [{"name": "test", "credentials": [{"accessKey": "%s", '
-        '"secretKey": "%s"}], "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}'
-        % (ACCESS_KEY, SECRET_KEY)
-    )
+    credentials = {"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}
+    actions = ["Admin", "Read", "Write", "List", "Tagging"]
+    identity = {"name": "test", "credentials": [credentials], "actions": actions}
+    config.write_text(json.dumps({"identities": [identity]}))
     command = [
         str(BIN / "weed"),
         "mini",

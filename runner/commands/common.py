@@ -109,6 +109,7 @@ def remembered_hashes(pipeline: Path, cache_dir: Path | None) -> Iterator[Hasher
 
 STORE_ENV = "SHOTGRAPH_STORE"
 LEASE_ENV = "SHOTGRAPH_STORE_LEASE"
+TIMEOUT_ENV = "SHOTGRAPH_STORE_TIMEOUT"
 NO_REMOTE = ("local", "none")
 
 
@@ -134,12 +135,20 @@ def shared_store(project_root: Path, store_url: str | None) -> RemoteStore | Non
     url = store_url or os.environ.get(STORE_ENV) or settings.store_url
     if not url or url in NO_REMOTE:
         return None
-    lease_text = os.environ.get(LEASE_ENV)
-    try:
-        lease = float(lease_text) if lease_text else settings.store_lease
-    except ValueError:
-        raise ShotgraphError(f"${LEASE_ENV} must be a number of seconds") from None
+    lease = _seconds(LEASE_ENV, settings.store_lease)
+    timeout = _seconds(TIMEOUT_ENV, settings.store_timeout)
     defaults = StoreDefaults(region=settings.store_region)
-    if lease is None:
-        return open_remote(url, os.environ, defaults)
-    return open_remote(url, os.environ, defaults, lease=lease)
+    return open_remote(url, os.environ, defaults, lease=lease, timeout=timeout)
+
+
+def _seconds(variable: str, otherwise: float | None) -> float | None:
+    text = os.environ.get(variable)
+    if not text:
+        return otherwise
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0.1 <= value <= 86400:
+        raise ShotgraphError(f"${variable} must be a number of seconds, 0.1 to 86400")
+    return value

@@ -7,6 +7,8 @@ whole team shares them. The only code that reads it. Today it holds the shared s
     region = "auto"                          # optional; else AWS_REGION, then us-east-1
     lease = 60                               # optional; seconds before a dead run's claims
                                              # may be taken over by another machine
+    timeout = 20                             # optional; seconds a request is retried before
+                                             # the store is reported unreachable
 
 The endpoint and credentials are deliberately not settings: a pull request can change this
 file, and must not be able to send a run's requests (signed with the CI's keys) to a
@@ -26,7 +28,7 @@ from typing import Any
 from runner.errors import ShotgraphError
 
 SETTINGS_FILE = "shotgraph.toml"
-_STORE_KEYS = ("url", "region", "lease")
+_STORE_KEYS = ("url", "region", "lease", "timeout")
 _SECRETS = re.compile(r"(secret|password|token|access_key|credential)", re.IGNORECASE)
 
 
@@ -38,6 +40,7 @@ class ProjectSettings:
     store_url: str | None = None
     store_region: str | None = None
     store_lease: float | None = None
+    store_timeout: float | None = None
 
 
 def read_settings(project_root: Path) -> ProjectSettings:
@@ -79,23 +82,27 @@ def read_settings(project_root: Path) -> ProjectSettings:
     url = _string(path, text, store, "url")
     if url is not None and not url.startswith("s3://"):
         raise _error(path, text, "url", "store.url must be an s3:// URL", _FORMAT_HINT)
-    lease = store.get("lease")
-    if lease is not None and (
-        isinstance(lease, bool)
-        or not isinstance(lease, int | float)
-        or not math.isfinite(lease)
-        or not 1 <= lease <= 86400
-    ):
-        raise _error(path, text, "lease", "store.lease must be seconds, 1 to 86400", None)
     return ProjectSettings(
         path=path,
         store_url=url,
         store_region=_string(path, text, store, "region"),
-        store_lease=None if lease is None else float(lease),
+        store_lease=_seconds(path, text, store, "lease"),
+        store_timeout=_seconds(path, text, store, "timeout"),
     )
 
 
 _FORMAT_HINT = '[store] url = "s3://BUCKET/PREFIX" (see docs/sharing-a-store.md)'
+
+
+def _seconds(path: Path, text: str, table: dict[str, Any], name: str) -> float | None:
+    value = table.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        value = -1
+    if not math.isfinite(value) or not 1 <= value <= 86400:
+        raise _error(path, text, name, f"store.{name} must be seconds, 1 to 86400", None)
+    return float(value)
 
 
 def _string(path: Path, text: str, table: dict[str, Any], name: str) -> str | None:

@@ -70,11 +70,16 @@ def open_remote(
     env: Mapping[str, str],
     defaults: StoreDefaults | None = None,
     *,
-    lease: float = LEASE,
+    lease: float | None = None,
+    timeout: float | None = None,
 ) -> RemoteStore:
     """The remote store at ``url`` (``s3://bucket/prefix``), reached the standard AWS ways
-    (:mod:`runner.store.s3_settings`). Nothing is sent until it is first used."""
-    from runner.store.s3 import S3Remote  # obstore loads only for a shared store
+    (:mod:`runner.store.s3_settings`); ``lease`` (seconds) is how long this run's claims
+    outlive its last heartbeat, ``timeout`` how long a request is retried. Nothing is sent
+    until the store is first used."""
+    from runner.store.s3 import RETRY_SECONDS, S3Remote  # obstore loads only when shared
     from runner.store.s3_settings import s3_settings
 
-    return RemoteStore(S3Remote(s3_settings(url, env, defaults or StoreDefaults())), lease=lease)
+    settings = s3_settings(url, env, defaults or StoreDefaults())
+    bucket = S3Remote(settings, retry_seconds=timeout or RETRY_SECONDS)
+    return RemoteStore(bucket, lease=lease or LEASE)

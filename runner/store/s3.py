@@ -144,12 +144,18 @@ class S3Remote:
             raise self._error(f"could not delete {name}", exc) from None
 
     async def list(self, prefix: str) -> AsyncIterator[ObjectInfo]:
-        try:
-            async for chunk in obstore.list(self._store, prefix, chunk_size=1000):
-                for meta in chunk:
-                    yield _info(meta)
-        except BaseError as exc:
-            raise self._error(f"could not list {prefix}", exc) from None
+        # obstore's async listing stream can abort the interpreter at exit (0.12.1): the
+        # blocking one, a page at a time in a thread, does not.
+        pages = iter(obstore.list(self._store, prefix, chunk_size=1000))
+        while True:
+            try:
+                page = await asyncio.to_thread(next, pages, None)
+            except BaseError as exc:
+                raise self._error(f"could not list {prefix}", exc) from None
+            if page is None:
+                return
+            for meta in page:
+                yield _info(meta)
 
     async def close(self) -> None:
         return None

@@ -108,6 +108,13 @@ def s3_settings(url: str, env: Mapping[str, str], defaults: StoreDefaults) -> S3
     if profile.get("aws_access_key_id") and profile.get("aws_secret_access_key"):
         where = f"profile {profile_name or 'default'}"
         return _with_keys(settings, profile, "aws_access_key_id", where)
+    if settings.endpoint and not env.get("AWS_WEB_IDENTITY_TOKEN_FILE"):
+        # Instance metadata and container credentials are AWS's own; asking them on behalf
+        # of another server would only wait for an address that is not there.
+        raise RemoteError(
+            f"no credentials for the store {settings.describe()}",
+            hint="set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE",
+        )
     return settings
 
 
