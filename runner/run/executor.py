@@ -6,6 +6,8 @@ failed step fails its descendants only; everything else keeps going. Ctrl-C canc
 waiting, cancels jobs still queued at fal (they cost nothing yet) and leaves running ones
 journaled for the next run to collect.
 
+An approval gate holds its dependents: they are ``waiting``, no failure (runner.run.holding).
+
 A full disk stops the run before it pays for more: nothing further is submitted or made,
 jobs already at fal are still collected if there is room, else left journaled for the next
 run. Reporters (the run log on that disk) can never stop a run: one that fails goes quiet,
@@ -37,13 +39,16 @@ from runner.run.events import (
     NodeFailed,
     NodeSkipped,
     NodeStarted,
+    NodeWaiting,
     Notice,
     OutputWritten,
     Reporter,
     RunStarted,
 )
+from runner.run.heartbeat import keep_beating
+from runner.run.holding import Hold, Waiting, likely_waiting, never_hold, sort_before_run
 from runner.run.outcome import RunOptions, RunResult, as_failure, finished
-from runner.store import HEARTBEAT_INTERVAL, Owner, RemoteError, ResultRecord, Store, TieredStore
+from runner.store import Owner, RemoteError, ResultRecord, Store, TieredStore
 
 if TYPE_CHECKING:
     from runner.fal import FalClient
@@ -65,6 +70,7 @@ class Executor:
         outputs: Mapping[str, Path] | None = None,
         describe_issue: Callable[[Step, Any], str] | None = None,
         pipeline_name: str = "",
+        hold: Hold = never_hold,
     ) -> None:
         self.steps = steps
         self.store = store if isinstance(store, TieredStore) else TieredStore(store)
@@ -87,6 +93,7 @@ class Executor:
         self._budget = Budget(options.budget)
         self._describe_issue = describe_issue or (lambda step, issue: str(issue))
         self._first_with_key: dict[str, str] = {}
+        self._hold = hold
 
     def emit(self, event: Event) -> None:
         self.reporter.handle(event)
@@ -106,14 +113,15 @@ class Executor:
                 # start stops the run at once, with one message, not a failure per node.
                 await self._context()
             # a request two nodes share is one job: priced once
-            jobs = {self.steps[n].key: self.steps[n] for n in pending}
+            later = likely_waiting(self.steps, pending, self._hold)
+            jobs = {self.steps[n].key: self.steps[n] for n in pending if n not in later}
             estimate = sum(step.usd for step in jobs.values())
             self.emit(
                 RunStarted(
                     pipeline=self.pipeline_name,
                     backend=self.options.backend,
                     nodes=len(self.steps),
-                    to_render=len(pending),
+                    to_render=len(pending) - len(later),
                     estimated_usd=round(estimate, 6),
                     run_id=self.run_id,
                 )
@@ -124,13 +132,21 @@ class Executor:
                 if name in self.result.cached:
                     self.emit(NodeCached(node=name))
                     await self._deliver(name, self.result.records[name])
-            await self._share(unshared)
+                elif name in self.result.waiting:
+                    self.emit(NodeWaiting(node=name, reason=self.result.waiting[name]))
+            try:  # results only this machine has (from before the bucket, or while away)
+                await self.store.publish(unshared)
+            except RemoteError as lost:
+                self._stop(lost)
             if pending and self.store.remote is not None:
                 # The lease first: a claim must never be seen without a heartbeat behind it.
                 await self.store.beat(self._owner)
                 if await self.store.move_local_journal():
                     self.emit(Notice(message=f"handed this machine's journal to {self.store.url}"))
-            heartbeat = asyncio.create_task(self._heartbeat(beaten=self.store.remote is not None))
+            beaten = bool(pending) and self.store.remote is not None
+            heartbeat = asyncio.create_task(
+                keep_beating(self.store, self._owner, self._stop, self.emit, beaten=beaten)
+            )
             try:
                 await self._run_pending(pending)
             finally:
@@ -141,14 +157,6 @@ class Executor:
         self.emit(finished(self.result, time.monotonic() - started))
         self.result.notes.extend(self.reporter.notes)
         return self.result
-
-    async def _share(self, records: list[ResultRecord]) -> None:
-        """Give the shared store the results only this machine has (rendered before it was
-        set up, or while it could not be reached)."""
-        try:
-            await self.store.publish(records)
-        except RemoteError as lost:
-            self._stop(lost)
 
     def _prepare_store(self, rendering: bool) -> DiskFull | None:
         """Clear what killed runs left in staging (every run: the one after a crash may
@@ -199,27 +207,6 @@ class Executor:
             return False
         return entry is not None and entry.state == "submitted" and entry.owner == self._owner
 
-    async def _heartbeat(self, *, beaten: bool = False) -> None:
-        """Tell runs sharing the store (on other hosts too) that this one is still going:
-        its lease, in a shared store. A run that cannot (a full disk, a store out of
-        reach) stops submitting: another host could soon judge it dead and take its jobs
-        over."""
-        told = False
-        interval = self.store.beat_interval or HEARTBEAT_INTERVAL
-        while True:
-            if beaten:
-                beaten = False
-            else:
-                try:
-                    await self.store.beat(self._owner)
-                except (DiskFull, RemoteError) as lost:
-                    self._stop(lost)
-                except ShotgraphError as problem:
-                    if not told:
-                        self.emit(Notice(message=f"the run's heartbeat failed: {problem.message}"))
-                        told = True
-            await asyncio.sleep(interval)
-
     async def _context(self) -> GenerationContext:
         """The backend, connected on first need: a run with nothing to render (or only local
         media steps) never starts the emulator or touches the network."""
@@ -246,20 +233,26 @@ class Executor:
             return self._connected
 
     async def _find_cached(self) -> tuple[list[str], list[ResultRecord]]:
-        """The steps to run, in run order (the rest are cached: their records kept), and
-        the results the shared store has yet to be given."""
+        """Steps whose results a store has (their files here, fetched from the shared store
+        when something needs them); the rest, in run order, but for those an approval gate
+        already holds (see :meth:`_held`); and the results the shared store has yet to be
+        given."""
         cached, unshared = await find_cached(
             self.steps, self.store, self.options.backend, set(self.outputs)
         )
-        self.result.records.update(cached)
-        self.result.cached.update(cached)
-        return [name for name in self.steps if name not in cached], unshared
+        return sort_before_run(self.steps, cached, self._hold, self.result), unshared
 
     async def _node(self, name: str) -> None:
         step = self.steps[name]
         future = self._done[name]
         try:
-            upstream = await self._inputs(step)
+            try:
+                upstream = await self._inputs(step)
+            except Waiting as waiting:
+                self.result.waiting[name] = waiting.reason
+                self.emit(NodeWaiting(node=name, reason=waiting.reason))
+                future.set_result(None)
+                return
             if upstream is None:
                 self.result.skipped.add(name)
                 self.emit(NodeSkipped(node=name, reason="an input node failed"))
@@ -323,7 +316,12 @@ class Executor:
                 continue
             record = await asyncio.shield(self._done[dep])
             if record is None:
+                if dep in self.result.waiting:
+                    raise Waiting(self.result.waiting[dep])
                 return None
+            reason = self._hold(dep, record.output.sha256)
+            if reason is not None:
+                raise Waiting(reason)
             found[dep] = record
         return found
 
