@@ -14,11 +14,12 @@ import hashlib
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 from runner.store.journal import JournalEntry
+from runner.store.maintenance import VerifyReport
 from runner.store.remote import ObjectInfo, RemoteError
 from runner.store.remote_journal import RELEASED
 from runner.store.remote_store import RemoteStore, decode
@@ -44,31 +45,6 @@ class RemoteInfo:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-@dataclass
-class RemoteVerifyReport:
-    """As :class:`~runner.store.maintenance.VerifyReport`, for a bucket."""
-
-    files_checked: int = 0
-    bytes_checked: int = 0
-    corrupt: list[str] = field(default_factory=list)
-    missing: list[str] = field(default_factory=list)
-    unreadable: list[str] = field(default_factory=list)
-    repaired: bool = False
-    files_removed: int = 0
-    records_removed: int = 0
-
-    @property
-    def clean(self) -> bool:
-        return not (self.corrupt or self.missing or self.unreadable)
-
-    @property
-    def ok(self) -> bool:
-        return self.clean or self.repaired
-
-    def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "clean": self.clean, "ok": self.ok}
 
 
 @dataclass
@@ -144,12 +120,10 @@ async def _results(store: RemoteStore) -> list[tuple[ObjectInfo, ResultRecord | 
     return list(zip(listed, await _each(listed, read), strict=True))
 
 
-async def verify_remote(
-    store: RemoteStore, staging: Path, *, repair: bool = False
-) -> RemoteVerifyReport:
+async def verify_remote(store: RemoteStore, staging: Path, *, repair: bool = False) -> VerifyReport:
     """Download and rehash every file; check every result's file is there and intact."""
     await store.open()
-    report = RemoteVerifyReport(repaired=repair)
+    report = VerifyReport(repaired=repair)
     files = await _listing(store, "files/")
 
     async def check(item: ObjectInfo) -> bool:
