@@ -129,7 +129,7 @@ class RemoteStore:
                 f"the server behind {self.url} ignores If-None-Match, so claims cannot work: "
                 "two machines could pay for the same job",
                 hint="use a server with conditional writes (S3, R2, MinIO 2024-11 or later, "
-                "SeaweedFS 3.80 or later)",
+                "SeaweedFS 4.48 as tested); see docs/sharing-a-store.md",
             )
 
     # -- files -------------------------------------------------------------------------
