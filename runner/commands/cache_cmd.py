@@ -13,9 +13,8 @@ from typing import Any, TypeVar
 import click
 
 from runner.commands.common import shared_store, store_url_option
-from runner.commands.lockfiles import git_keys, working_tree_keys
+from runner.commands.lockfiles import git_keys, lock_keys, working_tree_keys
 from runner.errors import ShotgraphError
-from runner.lock import lock_keys
 from runner.pipeline.load import find_project_root
 from runner.report.media import prune_posters
 from runner.run.backends import clear_local_state, local_state_bytes

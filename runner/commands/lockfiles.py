@@ -4,12 +4,15 @@ every branch renders into) those of every branch and tag git knows."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
-from runner.lock import LOCK_SUFFIX, find_lockfiles, lock_keys
+from runner.errors import ShotgraphError
+from runner.lock import LOCK_SUFFIX
 
 GIT_TIMEOUT = 60.0
+_SKIP = frozenset({".git", ".shotgraph", ".venv", "venv", "node_modules", "__pycache__"})
 
 
 def working_tree_keys(project_root: Path, exclude: Path | None) -> tuple[list[Path], set[str]]:
@@ -61,3 +64,43 @@ def _git(root: Path, *args: str) -> str:
     except (OSError, subprocess.TimeoutExpired):
         return ""
     return done.stdout if done.returncode == 0 else ""
+
+
+def lock_keys(path: Path) -> set[str]:
+    """Every node's cache key in the lockfile at ``path``, for gc. Only ``nodes.*.key`` is
+    read, so a lockfile of an older or newer format still keeps its results."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ShotgraphError(f"cannot read lockfile {path}: {exc.strerror or exc}") from exc
+    except ValueError as exc:
+        raise ShotgraphError(f"{path}: not a JSON lockfile ({exc})") from exc
+    nodes = data.get("nodes") if isinstance(data, dict) else None
+    if not isinstance(nodes, dict):
+        raise ShotgraphError(
+            f'{path}: a lockfile needs a "nodes" object', hint="is this a shotgraph lockfile?"
+        )
+    keys: set[str] = set()
+    for name, entry in nodes.items():
+        if not isinstance(entry, dict):
+            raise ShotgraphError(f"{path}: nodes.{name} must be an object")
+        key = entry.get("key")
+        if isinstance(key, str):
+            keys.add(key)
+        elif key is not None:
+            raise ShotgraphError(f"{path}: nodes.{name}.key must be a string, not {key!r}")
+    return keys
+
+
+def find_lockfiles(project_root: Path, *, exclude: Path | None = None) -> list[Path]:
+    """``*.lock.json`` under ``project_root``, skipping the store (``exclude``), VCS and
+    virtual-environment directories."""
+    skip_dir = exclude.resolve() if exclude is not None else None
+    found: list[Path] = []
+    for directory, dirs, names in os.walk(project_root.resolve()):
+        here = Path(directory)
+        dirs[:] = sorted(
+            d for d in dirs if d not in _SKIP and (skip_dir is None or here / d != skip_dir)
+        )
+        found.extend(here / n for n in sorted(names) if n.endswith(LOCK_SUFFIX))
+    return found
