@@ -12,6 +12,7 @@ returned, fal's request id, the output's hash and size, and the estimated cost.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Mapping
@@ -34,7 +35,6 @@ LOCK_VERSION = 1
 LOCK_SUFFIX = ".lock.json"
 RESTORE_HINT = "restore the lockfile from git, or run the pipeline again to write it"
 # Directories that never hold a project's lockfiles and can be large.
-_SKIP = frozenset({".git", ".shotgraph", ".venv", "venv", "node_modules", "__pycache__"})
 
 
 @dataclass(frozen=True)
@@ -223,12 +223,32 @@ def _entry(step: Step, records: Mapping[str, ResultRecord], base: Path) -> LockE
 
 
 def write_lock(path: Path, lock: Lock) -> bool:
-    """Write atomically; False (and nothing touched) when the content is the same."""
+    """Write atomically; False (and nothing touched) when the content is the same, once
+    what the lock already says about unchanged outputs is kept (:func:`keep_rendered`)."""
     text = lock.render()
-    if path.is_file() and path.read_text(encoding="utf-8") == text:
-        return False
+    if path.is_file():
+        existing = path.read_text(encoding="utf-8")
+        if existing == text:
+            return False
+        with contextlib.suppress(ShotgraphError):  # a damaged lockfile is simply replaced
+            text = keep_rendered(lock, read_lock(path)).render()
+        if existing == text:
+            return False
     atomic.write_text(path, text)
     return True
+
+
+def keep_rendered(lock: Lock, previous: Lock) -> Lock:
+    """``lock``, keeping ``previous``'s request id and returned seed for every node whose key
+    and output are the same in both. A lock records what was rendered: the same request
+    that produced the very same bytes is the same render, whichever store served it or
+    whoever rendered it again, so a run that renders nothing new never churns the file."""
+    nodes = dict(lock.nodes)
+    for name, entry in lock.nodes.items():
+        was = previous.nodes.get(name)
+        if was and (was.key, was.output, was.endpoint) == (entry.key, entry.output, entry.endpoint):
+            nodes[name] = replace(entry, request_id=was.request_id, returned_seed=was.returned_seed)
+    return replace(lock, nodes=nodes)
 
 
 # -- reading ---------------------------------------------------------------------------
@@ -346,46 +366,3 @@ def _read_input(data: Mapping[str, Any]) -> LockedInput:
         file=_get(data, "file", str, None),
         node=_get(data, "node", str, None),
     )
-
-
-# -- what gc keeps ---------------------------------------------------------------------
-
-
-def lock_keys(path: Path) -> set[str]:
-    """Every node's cache key in the lockfile at ``path``, for gc. Only ``nodes.*.key`` is
-    read, so a lockfile of an older or newer format still keeps its results."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ShotgraphError(f"cannot read lockfile {path}: {exc.strerror or exc}") from exc
-    except ValueError as exc:
-        raise ShotgraphError(f"{path}: not a JSON lockfile ({exc})") from exc
-    nodes = data.get("nodes") if isinstance(data, dict) else None
-    if not isinstance(nodes, dict):
-        raise ShotgraphError(
-            f'{path}: a lockfile needs a "nodes" object', hint="is this a shotgraph lockfile?"
-        )
-    keys: set[str] = set()
-    for name, entry in nodes.items():
-        if not isinstance(entry, dict):
-            raise ShotgraphError(f"{path}: nodes.{name} must be an object")
-        key = entry.get("key")
-        if isinstance(key, str):
-            keys.add(key)
-        elif key is not None:
-            raise ShotgraphError(f"{path}: nodes.{name}.key must be a string, not {key!r}")
-    return keys
-
-
-def find_lockfiles(project_root: Path, *, exclude: Path | None = None) -> list[Path]:
-    """``*.lock.json`` under ``project_root``, skipping the store (``exclude``), VCS and
-    virtual-environment directories."""
-    skip_dir = exclude.resolve() if exclude is not None else None
-    found: list[Path] = []
-    for directory, dirs, names in os.walk(project_root.resolve()):
-        here = Path(directory)
-        dirs[:] = sorted(
-            d for d in dirs if d not in _SKIP and (skip_dir is None or here / d != skip_dir)
-        )
-        found.extend(here / n for n in sorted(names) if n.endswith(LOCK_SUFFIX))
-    return found

@@ -47,8 +47,8 @@ def replay(lockfile: Path, backend: str | None, accept_drift: bool, **options: A
     project = Project.of_pipeline(lockfile)
     base = Path(os.path.abspath(lockfile)).parent
     outputs = {name: _confined(project, rel, base, "writes") for name, rel in lock.outputs.items()}
-    with open_store(project, options["cache_dir"]) as store:
-        steps = steps_from_lock(lock, base, store, backend, project)
+    with open_store(project, options["cache_dir"], options["store_url"]) as store:
+        steps = steps_from_lock(lock, base, store.local, backend, project)
         outcome = execute(
             steps,
             store,

@@ -16,15 +16,10 @@ rebuilt with fresh upload URLs.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import functools
-import queue
-import threading
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from runner.compile.steps import Step
 from runner.errors import DiskFull, RunStopping, ShotgraphError, StepFailed
@@ -39,60 +34,9 @@ from runner.fal import (
 from runner.run.budget import Budget
 from runner.run.events import Event, NodeStarted, NodeSubmitted, Notice
 from runner.run.uploads import Materializer
-from runner.store import JournalConflict, JournalEntry, Owner, ResultRecord, Store
+from runner.store import JournalConflict, JournalEntry, Owner, RemoteError, ResultRecord
 from runner.store.journal import body_digest
-
-T = TypeVar("T")
-
-
-class _Writer:
-    """One thread running the store's writes in order.
-
-    One thread, because several would contend for SQLite's write lock, and SQLite's busy
-    handler backs off by sleeping (up to 100 ms at a time).
-    """
-
-    def __init__(self) -> None:
-        self._queue: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]]]
-        self._queue = queue.SimpleQueue()
-        self._started = False
-        self._lock = threading.Lock()
-
-    def submit(self, call: Callable[[], T]) -> Future[T]:
-        future: Future[T] = Future()
-        self._queue.put((call, future))
-        with self._lock:
-            if not self._started:
-                # A daemon: every write is awaited by the step that asked for it, so none
-                # is pending when the run ends.
-                threading.Thread(target=self._run, name="shotgraph-store", daemon=True).start()
-                self._started = True
-        return future
-
-    def _run(self) -> None:
-        while True:
-            call, future = self._queue.get()
-            if not future.set_running_or_notify_cancel():
-                continue
-            try:
-                future.set_result(call())
-            except BaseException as exc:  # handed to the awaiting step, whatever it is
-                future.set_exception(exc)
-
-
-_WRITER = _Writer()
-
-
-async def off_loop(call: Callable[..., T], *args: Any) -> T:
-    """``call(*args)`` on the store's writer thread: a journal write fsyncs, and meanwhile
-    the event loop must go on reading the other jobs' answers. A cancellation waits for the
-    write to finish, so the task unwinds with the entry in a known state."""
-    work = asyncio.wrap_future(_WRITER.submit(functools.partial(call, *args)))
-    try:
-        return await asyncio.shield(work)
-    except asyncio.CancelledError:
-        await asyncio.wait([work])
-        raise
+from runner.store.tiered import TieredStore
 
 
 @dataclass
@@ -100,7 +44,7 @@ class GenerationContext:
     """What every generation step of a run shares. ``stopping`` gives the reason the run is
     stopping (a full disk), if it is; ``stop`` tells the run to stop submitting."""
 
-    store: Store
+    store: TieredStore
     client: FalClient
     materializer: Materializer
     owner: Owner
@@ -151,7 +95,7 @@ async def submit(
         _check_stopping(ctx)
         # Durable first, then straight to the POST. A cancellation (Ctrl-C) during the
         # write unwinds before the POST, and the entry is dropped with the claim.
-        await off_loop(ctx.store.begin_submit, step.key, ctx.owner, endpoint, body, digest)
+        await ctx.store.begin_submit(step.key, ctx.owner, endpoint, body, digest)
         sent = True
         handle = await ctx.client.submit(endpoint, body, node=step.name)
     except (FalSubmitUncertain, FalProtocolError) as exc:
@@ -178,28 +122,38 @@ async def submit(
         if not sent:
             await _give_up(step, ctx, cost)
         raise
-    _record(step, endpoint, handle, ctx)
+    await _record(step, endpoint, handle, ctx)
     ctx.emit(NodeSubmitted(node=step.name, request_id=handle.request_id, endpoint=endpoint))
     return Held(handle, False, body)
 
 
-def _record(step: Step, endpoint: str, handle: JobHandle, ctx: GenerationContext) -> None:
+async def _record(step: Step, endpoint: str, handle: JobHandle, ctx: GenerationContext) -> None:
     """Journal the accepted job's handle. On a full disk, spend the store's reserve and try
-    once more: without the handle the next run would submit the paid job again."""
+    once more: without the handle the next run would submit the paid job again. A shared
+    store that cannot be reached stops the run; the handle is kept on this machine."""
 
-    def record() -> None:
-        ctx.store.record_submission(step.key, ctx.owner, endpoint, handle.as_dict())
+    async def record() -> None:
+        await ctx.store.record_submission(step.key, ctx.owner, endpoint, handle.as_dict())
 
-    # Right here on the event loop, not queued for the writer thread: from fal's answer to
-    # this commit is the window in which a kill pays twice, and a thread waits for the GIL
-    # (5 ms at a time while the loop is busy) at every step of a SQLite write.
+    # A local journal commits right here on the event loop, not on the writer thread: from
+    # fal's answer to this commit is the window in which a kill pays twice, and a thread
+    # waits for the GIL (5 ms at a time while the loop is busy) at every step of a write.
     try:
         try:
-            record()
+            await record()
         except DiskFull as full:
             ctx.stop(full)
-            ctx.store.reserve.release()
-            record()
+            ctx.store.local.reserve.release()
+            await record()
+    except RemoteError as lost:
+        ctx.stop(lost)
+        ctx.emit(
+            Notice(
+                node=step.name,
+                message=f"fal accepted request {handle.request_id}, but {lost.message}; it "
+                "is journaled on this machine, and the next run here hands it to the store",
+            )
+        )
     except JournalConflict as conflict:
         # Another run judged us gone and took the key: both jobs exist now. Ours is paid
         # for and in hand, so it is still worth collecting.
@@ -220,7 +174,7 @@ async def _give_up(step: Step, ctx: GenerationContext, cost: float) -> None:
     disk: a dead run's bare claim is taken over without a warning anyway)."""
     ctx.budget.refund(cost)
     with contextlib.suppress(ShotgraphError):
-        await off_loop(ctx.store.release, step.key, ctx.owner)
+        await ctx.store.release(step.key, ctx.owner)
 
 
 def _check_stopping(ctx: GenerationContext) -> None:
