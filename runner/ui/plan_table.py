@@ -10,7 +10,17 @@ from runner.compile.steps import Step
 from runner.errors import display_path
 from runner.plan import Plan, PlanRow
 
-COLUMNS = ("NODE", "KIND", "ENDPOINT", "FRAMES", "FPS", "SECONDS", "EST. COST", "STATUS")
+COLUMNS = (
+    "NODE",
+    "KIND",
+    "ENDPOINT",
+    "FRAMES",
+    "FPS",
+    "SECONDS",
+    "EST. COST",
+    "PRICED AS",
+    "STATUS",
+)
 
 
 def _cells(row: PlanRow) -> tuple[str, ...]:
@@ -23,9 +33,11 @@ def _cells(row: PlanRow) -> tuple[str, ...]:
     cost = "local" if step.estimate is None else step.estimate.label
     if row.status == "cached":
         cost = f"({cost})"
+    # The formula and its inputs: "6 s x $0.06/s at 1080p", "112 MP (1280x720x121) x ...".
+    priced = "-" if step.estimate is None else step.estimate.basis
     status = row.status if not row.reason else f"{row.status}: {row.reason}"
     endpoint = step.endpoint.id if step.endpoint else "(local)"
-    return (step.name, step.kind, endpoint, frames, fps, seconds, cost, status)
+    return (step.name, step.kind, endpoint, frames, fps, seconds, cost, priced, status)
 
 
 def format_plan(plan: Plan, compiled: Compiled, *, verbose: bool = False) -> str:
