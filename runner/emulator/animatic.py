@@ -8,7 +8,10 @@ shows:
 - extend: the input video's last frame drifting on, as a continuation, with a caption;
 - multicondition: the image moving with the timing of the reference video (its zoom follows
   the reference's accumulated motion energy, its offset the centroid of that motion); without
-  a reference video it behaves like i2v.
+  a reference video it behaves like i2v;
+- v2v and retake (LTX-2): made from the input clip's own frames (:mod:`.footage`).
+
+LTX-2 animatics have sound (:mod:`.sound`), written frame by frame beside the pictures.
 """
 
 from __future__ import annotations
@@ -17,14 +20,17 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import av
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from runner.emulator import drawing, video_io
-from runner.emulator.geometry import cover_box, frame_size, shift_box
+from runner.emulator import drawing, footage, video_io
+from runner.emulator.geometry import cover_box, frame_size, scaled, shift_box
+from runner.emulator.sound import SAMPLE_RATE, Sound, samples_at
+from runner.media.audio import Pcm
 from runner.media.encode import EncodeSettings, VideoWriter
 
 Frame = Callable[[int], Image.Image]
@@ -44,7 +50,7 @@ class RenderSpec:
     resolution: str | None
     aspect_ratio: str | None
     num_frames: int
-    frame_rate: int
+    frame_rate: int | Fraction
     prompt: str
     seed: int
     label: str
@@ -58,6 +64,16 @@ class RenderSpec:
     video: Path | None = None
     video_url: str | None = None
     video_loc: Loc = ()
+    # LTX-2: the output's size when the request fixes it in pixels (else resolution and
+    # aspect ratio say), its sound, and a retake's section and what it replaces.
+    size: tuple[int, int] | None = None
+    sound: Sound | None = None
+    section: tuple[float, float] | None = None
+    retake_video: bool = True
+    retake_audio: bool = True
+    # A test aid (EmulatorConfig.render_scale): draw at this share of the size, then scale
+    # up to it, so large frames cost less to draw; the output keeps the requested size.
+    scale: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -87,12 +103,20 @@ def render(spec: RenderSpec, out_path: Path) -> RenderOutcome:
     # Fast and small: an animatic is a placeholder. One thread: the pool already runs one
     # render per core, and x264's output stays identical only for a fixed thread count.
     settings = EncodeSettings(crf=spec.crf, preset="ultrafast", threads=1)
-    with VideoWriter(out_path, size[0], size[1], spec.frame_rate, settings) as writer:
+    fps = float(spec.frame_rate)
+    sound = None
+    if spec.sound is not None or spec.section is not None:
+        sound = footage.soundtrack(spec, samples_at(SAMPLE_RATE, spec.num_frames, fps))
+    rate = sound.rate if sound is not None else None
+    with VideoWriter(out_path, size[0], size[1], spec.frame_rate, settings, rate) as writer:
         last = spec.num_frames - 1
         for i in range(spec.num_frames):
             picture = source(last - i if spec.reverse else i)
             drawing.frame_counter(picture, i, spec.num_frames)
             writer.write(picture)
+            if sound is not None:  # the sound under this frame, so both end together
+                end = samples_at(sound.rate, i + 1, fps) * 4
+                writer.write_audio(Pcm(sound.rate, sound.data[writer.audio_samples * 4 : end]))
     return RenderOutcome(
         file_size=out_path.stat().st_size,
         width=size[0],
@@ -102,6 +126,8 @@ def render(spec: RenderSpec, out_path: Path) -> RenderOutcome:
 
 
 def _frames(spec: RenderSpec) -> tuple[tuple[int, int], Frame]:
+    if spec.size is not None:
+        return spec.size, _fixed_size(spec, spec.size)
     if spec.kind == "t2v":
         size = frame_size(spec.resolution, spec.aspect_ratio)
         return size, _title_card(spec, size)
@@ -114,6 +140,25 @@ def _frames(spec: RenderSpec) -> tuple[tuple[int, int], Frame]:
     if spec.kind == "multicondition" and spec.video is not None:
         return size, _follow(spec, image, size)
     return size, _push_in(spec, image, size)
+
+
+def _fixed_size(spec: RenderSpec, size: tuple[int, int]) -> Frame:
+    """LTX-2: the request (or its input) fixes the size; drawn at ``spec.scale`` of it."""
+    drawn = scaled(size, spec.scale)
+    if spec.kind == "t2v":
+        return _title_card(spec, drawn)
+    if spec.kind in ("v2v", "retake"):
+        try:
+            make = footage.restyle if spec.kind == "v2v" else footage.retake
+            return make(spec, drawn, float(spec.frame_rate))
+        except (av.FFmpegError, IndexError, ValueError, OSError) as exc:
+            raise _InputError(_load_error(spec.video_loc, spec.video_url, "video")) from exc
+    if spec.kind == "extend":
+        return _drift(spec, _last_frame(spec), drawn)
+    image = _image(spec)
+    if spec.kind == "multicondition" and spec.video is not None:
+        return _follow(spec, image, drawn)
+    return _push_in(spec, image, drawn)
 
 
 def _ease(i: int, total: int) -> float:

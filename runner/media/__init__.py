@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from runner.errors import MediaError
 from runner.frame_at import FIRST, LAST, FrameAt, FrameSpec, parse_frame_at
-from runner.media.audio import AudioInfo, Pcm, audio_info, read_audio
+from runner.media.audio import AudioInfo, Pcm, audio_facts, audio_info, read_audio
 from runner.media.convert import Placement, fit_inside
 from runner.media.encode import EncodeSettings, VideoWriter
 from runner.media.frame import extract_frame
@@ -35,6 +35,7 @@ __all__ = [
     "Placement",
     "StitchReport",
     "VideoWriter",
+    "audio_facts",
     "audio_info",
     "extract_frame",
     "fit_inside",

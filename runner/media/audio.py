@@ -26,6 +26,7 @@ from av.audio.stream import AudioStream
 from av.codec.context import CodecContext, Flags
 from av.container import InputContainer, OutputContainer
 
+from runner.errors import MediaError
 from runner.media._files import StrPath, reading, require_file
 
 CODEC = "flac"
@@ -131,6 +132,16 @@ def audio_info(path: StrPath) -> AudioInfo | None:
     p = require_file(path)
     with reading(p, "media file"), av.open(str(p)) as container:
         return stream_audio_info(container)
+
+
+def audio_facts(path: StrPath) -> dict[str, object] | None:
+    """What a record keeps of a file's sound (:meth:`AudioInfo.as_json`): None when the
+    file is silent, or not a media file FFmpeg reads (the record then says nothing)."""
+    try:
+        info = audio_info(path)
+    except MediaError:
+        return None
+    return info.as_json() if info is not None else None
 
 
 def stream_audio_info(container: InputContainer) -> AudioInfo | None:
