@@ -104,12 +104,12 @@ def _open_weights(endpoint: Endpoint, body: Mapping[str, Any], source: Timing | 
     follows_input = endpoint.kind in ("extend", "v2v")
     if follows_input and body.get("match_input_fps", True):
         if source is not None and source.frame_rate:
-            rate = source.frame_rate
+            rate, assumed = source.frame_rate, source.assumed
         else:
             assumed = True
     if endpoint.kind == "v2v" and body.get("match_video_length", True):
         if source is not None and source.seconds:
-            frames = round(source.seconds * rate)
+            frames, assumed = round(source.seconds * rate), assumed or source.assumed
         else:
             assumed = True
     size, size_assumed = video_size(body.get("video_size"), source)
@@ -118,7 +118,7 @@ def _open_weights(endpoint: Endpoint, body: Mapping[str, Any], source: Timing | 
 
 def video_size(value: Any, source: Timing | None) -> tuple[tuple[int, int], bool]:
     """The pixels of a ``video_size`` value, and whether they are assumed (``auto`` with an
-    input of unknown size)."""
+    input of unknown, or itself assumed, size)."""
     if isinstance(value, Mapping):
         width, height = value.get("width", 512), value.get("height", 512)
         if isinstance(width, int) and isinstance(height, int):
@@ -126,7 +126,7 @@ def video_size(value: Any, source: Timing | None) -> tuple[tuple[int, int], bool
     if isinstance(value, str) and value in SIZE_PRESETS:
         return SIZE_PRESETS[value], False
     if source is not None and source.size is not None:
-        return source.size, False
+        return source.size, source.assumed
     return ASSUMED_AUTO_SIZE, True
 
 
