@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,8 @@ Loc = tuple[str | int, ...]
 
 @dataclass(frozen=True)
 class _Inputs:
+    """A job's media, downloaded; its fields are RenderSpec's of the same names."""
+
     image: Path | None = None
     image_url: str | None = None
     image_loc: Loc = ()
@@ -206,12 +208,7 @@ def _spec(endpoint: Endpoint, body: dict[str, Any], seed: int, inputs: _Inputs) 
         seed=seed,
         label=f"animatic · {endpoint.kind} · seed {seed}",
         reverse=_flag(body.get("reverse_video")),
-        image=inputs.image,
-        image_url=inputs.image_url,
-        image_loc=inputs.image_loc,
-        video=inputs.video,
-        video_url=inputs.video_url,
-        video_loc=inputs.video_loc,
+        **asdict(inputs),
     )
 
 
@@ -241,12 +238,7 @@ def _ltx2_spec(
         prompt=str(body.get("prompt") or ""),
         seed=seed,
         label=f"animatic · {endpoint.kind} · seed {seed}",
-        image=inputs.image,
-        image_url=inputs.image_url,
-        image_loc=inputs.image_loc,
-        video=inputs.video,
-        video_url=inputs.video_url,
-        video_loc=inputs.video_loc,
+        **asdict(inputs),
         size=(width - width % 2, height - height % 2),  # yuv420p
         sound=Sound(seed) if audible else None,
         section=section,

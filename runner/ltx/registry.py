@@ -32,7 +32,7 @@ class Price:
     source: str
     billed_fps: int | None = None
     detail_pass_multiplier: float = 1.0
-    usd_by_resolution: Mapping[str, float] | None = None
+    usd_by_resolution: Mapping[str, float] | None = field(default=None, hash=False)
     seconds_field: str | None = None
 
 
@@ -52,9 +52,9 @@ class Endpoint:
     family: str
     kind: str
     price: Price
-    assumed_output: Mapping[str, int] | None = None
+    assumed_output: Mapping[str, int] | None = field(default=None, hash=False)
     # Parameters of other models this endpoint's family does not take, with what it uses.
-    forbidden: Mapping[str, str] = field(default_factory=dict)
+    forbidden: Mapping[str, str] = field(default_factory=dict, hash=False)
     sound: bool = False
     lora: bool = False  # the `/lora` twin, chosen for a node with LoRAs
 

@@ -72,7 +72,10 @@ def format_plan(plan: Plan, compiled: Compiled, *, verbose: bool = False) -> str
     if plan.unpriced:
         lines.append(f"  unpriced (fal publishes no price): {_names(plan.unpriced)}")
     if any(r.step.timing and r.step.timing.assumed for r in plan.rows):
-        lines.append("  ~ frames/seconds assumed: the endpoint takes no num_frames/frame_rate")
+        lines.append(
+            "  ~ frames, rate or size assumed: the request does not fix them, or they follow "
+            "an input not known yet"
+        )
     if verbose:
         for row in plan.rows:
             if row.step.body is not None:
