@@ -112,9 +112,9 @@ class Compiler:
         # can then be priced exactly.
         clip = self._source_timing(sources) if node.kind == "frame" else None
         size = clip.size if clip is not None else None
-        timing = Timing(None, None, width=size[0], height=size[1]) if size else None
+        shape = Timing(None, None, width=size[0], height=size[1]) if size else None
         return Step(
-            node.name, node.kind, deps, key, slots, character=character, at=node.at, timing=timing
+            node.name, node.kind, deps, key, slots, character=character, at=node.at, timing=shape
         )
 
     def _source_timing(self, sources: list[MediaSource]) -> Timing | None:
@@ -194,6 +194,7 @@ class Compiler:
         ):
             return None
         clip = timing(endpoint, body, self._source_timing(sources))
+        pinned = "node" if node.seed is not None else "derived"
         upstream = {
             s.source.node: self.steps[s.source.node].key
             for s in slots
@@ -209,9 +210,7 @@ class Compiler:
             endpoint=endpoint,
             body=body,
             seed=seed if endpoint.seeded else None,
-            seed_pinned_by=("node" if node.seed is not None else "derived")
-            if endpoint.seeded
-            else "",
+            seed_pinned_by=pinned if endpoint.seeded else "",
             character=character.name if character else None,
             estimate=estimate(endpoint, body, clip),
             timing=clip,
