@@ -150,6 +150,18 @@ class Compiler:
         context = self._context(node, character)
         prompt = self._render(node.prompt, context, node)
         negative_spec = node.negative_prompt or self.pipeline.defaults.negative_prompt
+        if endpoint.schema.field("negative_prompt") is None:
+            # LTX-2 Pro, Fast and retake take none: the defaults' is left out (lint says so);
+            # one written on the node is a mistake.
+            if node.negative_prompt is not None:
+                self.diags.error(
+                    "param-unsupported",
+                    f"{endpoint.id} takes no negative prompt",
+                    self.pipeline.source.locate((*node.key_path, "negative_prompt"), key=True),
+                    "say what the shot shows instead; ltx-2-19b takes a negative prompt",
+                )
+                return None
+            negative_spec = None
         negative = self._render(negative_spec, context, node) if negative_spec else None
         if prompt is None or (negative_spec is not None and negative is None):
             return None

@@ -52,6 +52,18 @@ def lint(compiled: Compiled, diags: Diagnostics) -> None:
                 continue  # a character's or the defaults' LoRAs, an endpoint: said once
             said.add((code, message))
             diags.warning(code, message, pipeline.source.locate(node.key_path, key=True), hint)
+        negative = pipeline.defaults.negative_prompt
+        left_out = ("defaults", "negative_prompt", step.endpoint.id)
+        taken = step.endpoint.schema.field("negative_prompt") is not None
+        if negative is not None and not taken and left_out not in skipped:
+            skipped.add(left_out)
+            diags.warning(
+                "lint.param-skipped",
+                f"defaults sets 'negative_prompt', which {step.endpoint.id} does not take; "
+                "it is left out of the request",
+                pipeline.source.locate(negative.key_path, key=True),
+                "LTX-2 Pro, Fast and retake take no negative prompt",
+            )
         for key, setting in step.settings.items():
             user_layer = setting.layer == "defaults" or (
                 setting.layer.startswith("preset:")

@@ -194,3 +194,21 @@ def test_frames_of_an_ltx2_clip_give_an_exact_size_downstream(tmp_path: Path) ->
     estimate = c.steps["b"].estimate
     assert estimate is not None and not estimate.assumed
     assert (estimate.inputs["width"], estimate.inputs["height"]) == (1920, 1080)
+
+
+def test_a_negative_prompt_only_where_the_endpoint_takes_one(tmp_path: Path) -> None:
+    body = """defaults: {negative_prompt: {template: negative/default.j2}}
+nodes:
+  a: {kind: t2v, model: ltx-2-pro, prompt: x}
+  b: {kind: t2v, model: ltx-2-19b, prompt: x}
+"""
+    c = compiled(tmp_path, body)
+    assert c.steps["a"].body is not None and "negative_prompt" not in c.steps["a"].body
+    assert c.steps["b"].body is not None and "worst quality" in c.steps["b"].body["negative_prompt"]
+    result = check(tmp_path, body)
+    [skipped] = [w for w in result.warnings if w.code == "lint.param-skipped"]
+    assert "fal-ai/ltx-2/text-to-video does not take" in skipped.message
+    [error] = errors(
+        tmp_path, "nodes:\n  a: {kind: t2v, model: ltx-2-fast, prompt: x, negative_prompt: blur}\n"
+    )
+    assert "takes no negative prompt" in error
