@@ -13,10 +13,18 @@ from typing import Any
 from runner.compile.sources import MediaSource, Upstream
 from runner.compile.steps import Step
 from runner.errors import Diagnostics
+from runner.ltx.clip import Timing
 from runner.pipeline.records import Node, Pipeline
 
 # Two floats of seconds that differ by less than this are the same instant.
 _EPSILON = 1e-9
+
+
+def _known_timing(source: MediaSource, steps: Mapping[str, Step]) -> Timing | None:
+    """The timing of the clip ``source`` names, when its request fixes it (not assumed)."""
+    upstream = steps.get(source.node) if isinstance(source, Upstream) else None
+    timing = upstream.timing if upstream is not None else None
+    return None if timing is None or timing.assumed else timing
 
 
 def frame_in_range(
@@ -28,9 +36,8 @@ def frame_in_range(
 ) -> bool:
     """A frame node's ``at`` lies within its clip."""
     at = node.at
-    upstream = steps.get(source.node) if isinstance(source, Upstream) else None
-    timing = upstream.timing if upstream is not None else None
-    if at is None or timing is None or timing.assumed or not timing.num_frames:
+    timing = _known_timing(source, steps)
+    if at is None or timing is None or not timing.num_frames:
         return True
     frames, rate = timing.num_frames, timing.frame_rate or 0.0
     if at.index is not None:
@@ -60,9 +67,8 @@ def section_in_range(
     diags: Diagnostics,
 ) -> bool:
     """A retake's section (``start_time`` + ``duration`` seconds) lies within its clip."""
-    upstream = steps.get(source.node) if isinstance(source, Upstream) else None
-    timing = upstream.timing if upstream is not None else None
-    if timing is None or timing.assumed or timing.seconds is None:
+    timing = _known_timing(source, steps)
+    if timing is None or timing.seconds is None:
         return True
     start, duration = float(body.get("start_time", 0)), float(body.get("duration", 0))
     if start + duration <= timing.seconds + _EPSILON:
