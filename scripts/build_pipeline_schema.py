@@ -230,8 +230,9 @@ def build() -> dict[str, Any]:
     params = groups["params"]
     for name, found in groups["unions"].items():
         defs[_def_name(name)] = _union_def(name, found)
-    for name in ("Preset", "Defaults"):
+    for name in ("Preset", "Defaults", "Take"):
         defs[name]["properties"].update(copy.deepcopy(params))
+    defs["Take"]["additionalProperties"] = False
     generation = defs.pop("GenerationFields")["properties"]
     for name in NODE_DEFS:
         node = defs[name]
