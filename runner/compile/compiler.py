@@ -132,12 +132,38 @@ class Compiler:
             if step is not None:
                 self.steps[variant.step_name] = step
                 made[variant.take] = step
+        if not self._takes_differ(node, made):
+            return
         picked = self.pipeline.review.picks.get(node.name, 1)
         if len(made) == len(node.takes) and picked in made:
             chosen = made[picked]
             self.steps[node.name] = replace(
                 chosen, name=node.name, take=picked, takes=len(made), take_of=None, gate=node.gate
             )
+
+    def _takes_differ(self, node: Node, made: Mapping[int, Step]) -> bool:
+        """Two takes that make the same request would be one render paid for once and shown
+        twice: on an endpoint that takes no seed (LTX-2 Pro, Fast, retake) takes must differ
+        by what they change."""
+        first: dict[str, int] = {}
+        for take, step in made.items():
+            same = first.setdefault(step.key, take)
+            if same != take:
+                assert step.endpoint is not None
+                hint = (
+                    "they have the same seed: give each take its own seed, prompt or parameters"
+                    if step.endpoint.seeded
+                    else f"{step.endpoint.id} takes no seed, so seeds cannot tell takes apart: "
+                    "give each take its own prompt or parameters"
+                )
+                self.diags.error(
+                    "takes-same-request",
+                    f"takes {same} and {take} of '{node.name}' are the same request",
+                    self.pipeline.source.locate((*node.key_path, "takes"), key=True),
+                    hint,
+                )
+                return False
+        return True
 
     def _checked_params(self, node: Node) -> bool:
         """The node's parameters are its endpoint's (an unknown family is reported later)."""

@@ -212,3 +212,19 @@ nodes:
         tmp_path, "nodes:\n  a: {kind: t2v, model: ltx-2-fast, prompt: x, negative_prompt: blur}\n"
     )
     assert "takes no negative prompt" in error
+
+
+def test_takes_of_an_unseeded_endpoint_must_differ_by_what_they_change(tmp_path: Path) -> None:
+    """LTX-2 Pro takes no seed: `takes: 2` would be one request twice, paid once, shown as two."""
+    [error] = errors(tmp_path, "nodes:\n  a: {kind: t2v, model: ltx-2-pro, prompt: x, takes: 2}\n")
+    assert "takes 1 and 2 of 'a' are the same request" in error
+    assert "takes no seed" in error
+    body = """nodes:
+  a:
+    kind: t2v
+    model: ltx-2-pro
+    prompt: Rain on a rooftop.
+    takes: [{}, {prompt: Rain on a rooftop at dawn.}]
+"""
+    steps = compiled(tmp_path, body).steps
+    assert steps["a#1"].key != steps["a#2"].key and steps["a"].key == steps["a#1"].key
