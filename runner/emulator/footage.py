@@ -1,11 +1,11 @@
 """Animatics made from an input clip's own frames, and every animatic's sound.
 
 - video-to-video (LTX-2 19B): the input clip replayed on the output's clock, tinted with the
-  seed's accent colour and captioned: the same motion, restyled;
+  seed's accent colour: the same motion, restyled;
 - retake (LTX-2): the input clip as it is (its own frames; at a render scale below 1 they
   too pass through the smaller size), except the section it makes again: when
   ``retake_mode`` replaces the video, the section's first frame drifts, tinted with the
-  seed's accent and captioned, so a reviewer sees what was retaken; at the input's own
+  seed's accent, so a reviewer sees what was retaken; at the input's own
   size, rate and length.
 
 The sound (:func:`soundtrack`): the seed's tones for the whole clip; for a retake, the input's
@@ -23,8 +23,8 @@ from typing import Protocol
 import av
 from PIL import Image
 
-from runner.emulator import drawing, video_io
-from runner.emulator.geometry import cover_box, shift_box
+from runner.emulator import drawing, lens, video_io
+from runner.emulator.camera import Pose
 from runner.emulator.sound import SAMPLE_RATE, Sound, tones
 from runner.media.audio import Pcm, read_audio
 from runner.media.convert import FrameConverter, frame_to_image
@@ -39,10 +39,6 @@ class Footage(Protocol):
 
     @property
     def num_frames(self) -> int: ...
-    @property
-    def prompt(self) -> str: ...
-    @property
-    def label(self) -> str: ...
     @property
     def seed(self) -> int: ...
     @property
@@ -88,18 +84,15 @@ def _pictures(path: Path, size: tuple[int, int]) -> Iterator[Image.Image]:
 
 
 def restyle(spec: Footage, size: tuple[int, int], rate: float) -> Frame:
-    """Video-to-video: the input's motion at the output's clock, tinted and captioned."""
+    """Video-to-video: the input's motion at the output's clock, tinted (the renderer's band
+    carries the prompt)."""
     assert spec.video is not None
     clip = _Clip(spec.video, size)
     tint = Image.new("RGB", size, drawing.seed_palette(spec.seed)[2])
-    overlays = drawing.caption(size, spec.prompt, spec.label)
 
     def frame(i: int) -> Image.Image:
         source = drawing.without_band(clip.at(math.floor(i * clip.rate / rate + 1e-9)))
-        picture = Image.blend(source, tint, _TINT)
-        for overlay in overlays:
-            overlay.apply(picture)
-        return picture
+        return Image.blend(source, tint, _TINT)
 
     return frame
 
@@ -112,23 +105,17 @@ def retake(spec: Footage, size: tuple[int, int], rate: float) -> Frame:
     first = math.ceil(start * rate - 1e-9)
     count = max(1, math.ceil(length * rate - 1e-9))
     tint = Image.new("RGB", size, drawing.seed_palette(spec.seed)[2])
-    overlays = drawing.caption(size, spec.prompt, spec.label)
-    still: list[Image.Image] = []
+    still: list[lens.Stage] = []
 
     def frame(i: int) -> Image.Image:
         source = clip.at(i)
         if not spec.retake_video or not first <= i < first + count:
             return source.copy()
         if not still:
-            still.append(Image.blend(drawing.without_band(source), tint, _TINT))
-        base = still[0]
+            still.append(lens.stage(Image.blend(drawing.without_band(source), tint, _TINT), size))
+        # In and aside, then back: the section starts and ends on its first frame's framing.
         p = math.sin(math.pi * (i - first) / max(1, count - 1))
-        box = cover_box(base.size, size, 1 + _DRIFT * p)
-        box = shift_box(box, _DRIFT * base.width * p, 0, base.size)
-        picture = base.resize(size, Image.Resampling.BILINEAR, box=box)
-        for overlay in overlays:
-            overlay.apply(picture)
-        return picture
+        return lens.shoot(still[0], Pose(zoom=1 + _DRIFT * p, x=_DRIFT * p), size)
 
     return frame
 

@@ -114,9 +114,11 @@ class Model:
             inputs = await self._resolve(endpoint.kind, body, job_dir)
             if endpoint.sound:
                 source = await asyncio.to_thread(inputs.shape)
-                spec = _ltx2_spec(endpoint, body, seed_for(job), inputs, source, self._scale)
+                spec = _ltx2_spec(
+                    endpoint, body, seed_for(job), inputs, source, self._scale, job.node
+                )
             else:
-                spec = _spec(endpoint, body, seed_for(job), inputs)
+                spec = _spec(endpoint, body, seed_for(job), inputs, job.node)
             job.log(f"rendering {spec.num_frames} frames at {float(spec.frame_rate):g} fps")
             stored = self._files.create("output.mp4", "video/mp4", job.output_ttl)
             target = self._files.output_path(stored)
@@ -128,6 +130,7 @@ class Model:
             shutil.rmtree(job_dir, ignore_errors=True)
         if outcome.error is not None:
             return None, failures.model(outcome.error)
+        stored = self._files.renewed(stored, job.output_ttl)
         published = self._files.publish(stored, target, outcome.file_size)
         job.log(
             f"rendered {outcome.width}x{outcome.height}, {outcome.file_size} bytes "
@@ -192,7 +195,9 @@ class Model:
             raise _Unavailable(loc, url) from exc
 
 
-def _spec(endpoint: Endpoint, body: dict[str, Any], seed: int, inputs: _Inputs) -> RenderSpec:
+def _spec(
+    endpoint: Endpoint, body: dict[str, Any], seed: int, inputs: _Inputs, node: str | None
+) -> RenderSpec:
     assumed = endpoint.assumed_output or {}
     kind = endpoint.kind
     if kind == "multicondition" and inputs.image is None:
@@ -209,6 +214,7 @@ def _spec(endpoint: Endpoint, body: dict[str, Any], seed: int, inputs: _Inputs) 
         label=f"animatic · {endpoint.kind} · seed {seed}",
         reverse=_flag(body.get("reverse_video")),
         **asdict(inputs),
+        node=node,
     )
 
 
@@ -219,6 +225,7 @@ def _ltx2_spec(
     inputs: _Inputs,
     source: Timing | None,
     scale: float,
+    node: str | None,
 ) -> RenderSpec:
     clip = timing(endpoint, body, source)
     width, height = clip.size or (source.size if source and source.size else (1920, 1080))
@@ -245,6 +252,7 @@ def _ltx2_spec(
         retake_video=mode != "replace_audio",
         retake_audio=mode != "replace_video",
         scale=scale,
+        node=node,
     )
 
 

@@ -11,6 +11,7 @@ too (:mod:`runner.media.audio`).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass
 from fractions import Fraction
@@ -57,7 +58,7 @@ class VideoWriter:
     Use as a context manager; the file appears at ``path`` only when the block succeeds.
     Frames of another size or pixel format are conformed (scaled to fit, black bars) by
     the writer, so it accepts any decoded frame or Pillow image. With ``audio_rate`` the
-    file also has a stereo AAC track at that rate, fed by :meth:`write_audio`.
+    file also has a stereo FLAC track at that rate (:mod:`.audio`), fed by :meth:`write_audio`.
     """
 
     def __init__(
@@ -68,6 +69,8 @@ class VideoWriter:
         rate: Fraction | int,
         settings: EncodeSettings | None = None,
         audio_rate: int | None = None,
+        *,
+        metadata: Mapping[str, str] | None = None,
     ) -> None:
         if width % 2 or height % 2 or width <= 0 or height <= 0:
             raise MediaError(f"H.264 (yuv420p) needs an even, positive size, not {width}x{height}")
@@ -76,6 +79,8 @@ class VideoWriter:
         self.height = height
         self.rate = Fraction(rate)
         self.settings = settings or EncodeSettings()
+        # Container tags (title, comment, ...): part of the bytes, so keep them deterministic.
+        self.metadata = dict(metadata or {})
         self.frames_written = 0
         self.audio_rate = audio_rate
         self._audio: AudioTrack | None = None
@@ -95,6 +100,7 @@ class VideoWriter:
                 container_options={"fflags": "+bitexact", "movflags": "+faststart"},
             )
             stack.callback(container.close)
+            container.metadata.update(self.metadata)
             stream = container.add_stream("libx264", rate=self.rate)
             stream.width, stream.height, stream.pix_fmt = self.width, self.height, PIX_FMT
             ctx = stream.codec_context
