@@ -7,7 +7,8 @@ keys sorted, no timestamps: a rerun with nothing new leaves it byte-identical, a
 branches that render different nodes change different lines, so git merges them cleanly.
 Per node: the cache key, the endpoint, the full request with media as content hashes
 (``sha256:...``; another node's output is that output's hash), the seed sent and the one fal
-returned, fal's request id, the output's hash and size, and the estimated cost.
+returned, fal's request id, the output's hash and size (and its audio stream, when it has
+sound: codec, sample rate, channels, length), and the estimated cost.
 """
 
 from __future__ import annotations
@@ -57,11 +58,12 @@ class LockedInput:
 
 @dataclass(frozen=True)
 class LockedOutput:
-    """What a node produced, by content."""
+    """What a node produced, by content; ``audio`` its sound's facts (None: silent)."""
 
     sha256: str
     size: int
     content_type: str
+    audio: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,8 @@ class LockEntry:
                 "content_type": output.content_type,
             },
         }
+        if output.audio is not None:
+            entry["output"]["audio"] = dict(output.audio)
         if self.endpoint is not None:
             entry.update(
                 endpoint=self.endpoint,
@@ -204,7 +208,9 @@ def _entry(step: Step, records: Mapping[str, ResultRecord], base: Path) -> LockE
         else:
             assert isinstance(source, Remote)
             inputs.append(LockedInput(where, url=source.url))
-    output = LockedOutput(record.output.sha256, record.output.size, record.content_type)
+    sound = record.extra.get("audio")
+    audio = sound if isinstance(sound, Mapping) else None
+    output = LockedOutput(record.output.sha256, record.output.size, record.content_type, audio)
     frame = str(step.at) if step.at is not None else None
     entry = LockEntry(step.kind, step.key, step.deps, tuple(inputs), output, at=frame)
     if step.endpoint is None or step.body is None:
@@ -338,6 +344,7 @@ def _read_entry(data: Mapping[str, Any]) -> LockEntry:
             _get(output, "sha256", str),
             _get(output, "size", int),
             _get(output, "content_type", str),
+            _get(output, "audio", dict, None),
         ),
         at=_get(data, "at", str, None),
     )

@@ -80,6 +80,7 @@ class PlanRow:
             "timing_assumed": bool(timing and timing.assumed),
             "estimated_usd": estimate.usd if estimate else (0.0 if not step.endpoint else None),
             "price_confirmed": estimate.confirmed if estimate else True,
+            "price": estimate.as_json() if estimate else None,
             "seed": step.seed,
             "key": step.key,
             "deps": list(step.deps),

@@ -55,6 +55,14 @@ def emulator() -> None:
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
     help="A JSON or YAML fault plan (see docs/emulator.md).",
 )
+@click.option(
+    "--render-scale",
+    type=click.FloatRange(0, 1, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="Test aid: draw animatics at this share of their size, then scale up (outputs keep "
+    "the requested size).",
+)
 def serve(
     host: str,
     port: int,
@@ -65,6 +73,7 @@ def serve(
     tls_cert: Path | None,
     tls_key: Path | None,
     faults_file: Path | None,
+    render_scale: float,
 ) -> None:
     """Serve fal's queue API on HOST:PORT until interrupted."""
     # Imported here: the server's libraries (starlette, uvicorn, PyAV) are not loaded by
@@ -85,6 +94,7 @@ def serve(
             tls_key=tls_key,
             faults=plan,
             require_auth=not no_auth,
+            render_scale=render_scale,
         )
     except (FaultSpecError, ValueError) as exc:
         raise click.UsageError(str(exc)) from exc

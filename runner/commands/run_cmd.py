@@ -118,7 +118,8 @@ def _issue_describer(compiled: Compiled) -> Any:
 
     def describe(step: Step, issue: Any) -> str:
         node = pipeline.nodes[step.node]
-        where = locate_field(list(issue.field_path), node, step.settings, pipeline)
+        assert step.endpoint is not None  # fal answered it: a generation step
+        where = locate_field(list(issue.field_path), node, step.endpoint, step.settings, pipeline)
         return f"{issue} ({where})"
 
     return describe

@@ -52,6 +52,10 @@ class EmulatorConfig:
     render_workers: int = 2
     # Timeout for fetching an input URL that is not the emulator's own.
     fetch_timeout: float = 10.0
+    # A test aid: draw animatics at this share of their size, then scale them up to it.
+    # LTX-2 renders 1080p to 2160p; at 0.25 a 1080p frame is drawn at 480x270. The output
+    # keeps the size the request asks for (and is a different file than at 1.0).
+    render_scale: float = 1.0
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
@@ -62,6 +66,8 @@ class EmulatorConfig:
             raise ValueError("TLS needs both a certificate and a key")
         if self.ping_interval <= 0:
             raise ValueError("ping_interval must be positive")
+        if not 0 < self.render_scale <= 1:
+            raise ValueError("render_scale must be above 0 and at most 1")
 
     @property
     def scheme(self) -> str:

@@ -18,7 +18,7 @@ import copy
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 from functools import cache
 from pathlib import Path
@@ -61,6 +61,9 @@ class Field:
     multiple_of: float | None = None
     model: ObjectSchema | None = None  # an object value
     items: ObjectSchema | None = None  # an array of objects
+    # anyOf: ``None`` is valid too (Optional[...]); ``options`` are a union's members.
+    nullable: bool = False
+    options: tuple[Field, ...] = ()
     # Scalar values already found valid (a plan checks the same parameters thousands of times).
     valid: set[tuple[Any, Any]] = field(default_factory=set, compare=False, repr=False)
 
@@ -120,8 +123,9 @@ class ObjectSchema:
         for f in self.fields:
             if f.name in value:
                 item = value[f.name]
-                if f.model is not None and isinstance(item, Mapping):
-                    item = f.model.with_defaults(item)
+                model = f.model or next((o.model for o in f.options if o.model), None)
+                if model is not None and isinstance(item, Mapping):
+                    item = model.with_defaults(item)
                 elif f.items is not None and isinstance(item, list):
                     item = [f.items.with_defaults(x) if isinstance(x, Mapping) else x for x in item]
                 out[f.name] = item
@@ -146,6 +150,11 @@ def _error(
 
 
 def _check_field(f: Field, value: JSON, loc: tuple[str | int, ...], out: list[FieldError]) -> None:
+    if value is None and f.nullable:
+        return
+    if f.options:
+        _check_union(f, value, loc, out)
+        return
     if f.model is not None:
         f.model._check_object(value, loc, out)
         return
@@ -175,6 +184,25 @@ def _check_field(f: Field, value: JSON, loc: tuple[str | int, ...], out: list[Fi
         out.extend(problems)
     elif memo_key is not None and len(f.valid) < _MEMO_LIMIT:
         f.valid.add(memo_key)
+
+
+def _check_union(f: Field, value: JSON, loc: tuple[str | int, ...], out: list[FieldError]) -> None:
+    """Valid for any member, or every member's errors under its tag, as pydantic reports a
+    union (``video_size.ImageSize.width``)."""
+    failures: list[FieldError] = []
+    for option in f.options:
+        found: list[FieldError] = []
+        if option.model is not None:
+            tag = option.model.title
+        elif option.enum:
+            tag = "literal[" + ",".join(repr(v) for v in option.enum) + "]"
+        else:
+            tag = {"integer": "int", "string": "str", "number": "float"}.get(str(option.type), "")
+        _check_field(option, value, (*loc, tag), found)
+        if not found:
+            return
+        failures += found
+    out.extend(failures)
 
 
 def _coerce(f: Field, value: JSON, loc: tuple[str | int, ...]) -> tuple[JSON, FieldError | None]:
@@ -302,6 +330,9 @@ def _deref(schema: Mapping[str, JSON], defs: Mapping[str, JSON]) -> Mapping[str,
 
 
 def _compile_field(name: str, spec: Mapping[str, JSON], defs: Mapping[str, JSON]) -> Field:
+    choices = spec.get("anyOf")
+    if isinstance(choices, list) and choices:
+        return _compile_union(name, spec, choices, defs)
     model = _deref(spec, defs)
     items_spec = spec.get("items")
     items = None
@@ -323,6 +354,27 @@ def _compile_field(name: str, spec: Mapping[str, JSON], defs: Mapping[str, JSON]
         multiple_of=spec.get("multipleOf"),
         model=compile_object(model, defs) if model is not None else None,
         items=items,
+    )
+
+
+def _compile_union(
+    name: str, spec: Mapping[str, JSON], choices: list[JSON], defs: Mapping[str, JSON]
+) -> Field:
+    """anyOf: one member and null is that member, nullable (``seed``); more is a union."""
+    kept = [c for c in choices if isinstance(c, Mapping) and c.get("type") != "null"]
+    outer = {k: v for k, v in spec.items() if k != "anyOf"}
+    if len(kept) == 1:
+        field = _compile_field(name, {**kept[0], **outer}, defs)
+        return replace(field, nullable=len(kept) < len(choices))
+    options = tuple(_compile_field(name, choice, defs) for choice in kept)
+    union = _compile_field(name, {k: v for k, v in outer.items() if k != "default"}, defs)
+    return replace(
+        union,
+        type="union",
+        default=spec.get("default"),
+        has_default="default" in spec,
+        nullable=len(kept) < len(choices),
+        options=options,
     )
 
 

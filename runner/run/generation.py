@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from runner import media
 from runner.compile.steps import Step
 from runner.errors import StepFailed, disk_full
 from runner.fal import (
@@ -303,6 +304,10 @@ async def _fetch(
         ctx.store.local.adopt_file, staging, StoredFile(downloaded.sha256, downloaded.size)
     )
     extra: dict[str, Any] = {"returned_seed": result.get("seed")}
+    # LTX-2 renders sound: the lockfile records the output's audio stream.
+    sound = await asyncio.to_thread(media.audio_facts, ctx.store.file_path(stored.sha256))
+    if sound is not None:
+        extra["audio"] = sound
     inference = status.metrics.get("inference_time") if status.metrics else None
     if inference is not None:
         extra["inference_time"] = inference

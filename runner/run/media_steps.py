@@ -50,6 +50,11 @@ async def run_media_step(
                 if isinstance(slot.source, Upstream):  # a store path means nothing to a user
                     message = message.replace(str(path), f"the output of '{slot.source.node}'")
             raise StepFailed(message, exc.hint) from None
+    extra: dict[str, object] = {"at": str(step.at)} if step.at is not None else {}
+    if step.kind == "stitch":  # a cut of clips with sound has sound
+        sound = await asyncio.to_thread(media.audio_facts, staging)
+        if sound is not None:
+            extra["audio"] = sound
     stored = await asyncio.to_thread(store.put_file, staging, move=True)
     record = ResultRecord(
         key=step.key,
@@ -64,7 +69,7 @@ async def run_media_step(
         cost_usd=0.0,
         result_url=None,
         recorded_at=time.time(),
-        extra={"at": str(step.at)} if step.at is not None else {},
+        extra=extra,
     )
     await shared.put_result(record)
     return record
