@@ -305,7 +305,7 @@ async def _fetch(
     )
     extra: dict[str, Any] = {"returned_seed": result.get("seed")}
     # LTX-2 renders sound: the lockfile records the output's audio stream.
-    sound = await asyncio.to_thread(media.audio_facts, ctx.store.file_path(stored.sha256))
+    sound = await asyncio.to_thread(media.audio_facts, ctx.store.local.file_path(stored.sha256))
     if sound is not None:
         extra["audio"] = sound
     inference = status.metrics.get("inference_time") if status.metrics else None
