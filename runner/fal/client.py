@@ -36,6 +36,13 @@ from runner.fal.status import CancelOutcome, JobHandle, JobStatus, cancel_outcom
 from runner.fal.storage import Storage, UploadedFile
 from runner.fal.waiting import UpdateCallback, Waiter
 
+#: fal may reroute a queued request to an "equivalent" endpoint after five failed retries
+#: (https://docs.fal.ai/model-apis/model-endpoints/reliability, "Model Fallbacks"); a job
+#: that silently ran on another model is not the render its lock promises. The docs name
+#: the header without a value; "true" is what fal's other boolean headers take
+#: (``x-fal-no-retry: 1|true|yes``).
+DISABLE_FALLBACKS_HEADER = "x-fal-disable-fallbacks"
+
 
 class FalClient:
     """The fal queue protocol: submit, wait, status, result, cancel, upload, download.
@@ -114,12 +121,15 @@ class FalClient:
     ) -> JobHandle:
         """Queue a job. Journal the handle before waiting on it.
 
+        Every submit carries ``x-fal-disable-fallbacks``: the job runs on ``endpoint_id``
+        or fails, never on a substitute fal picks.
+
         ``start_timeout`` (seconds, > 1) is fal's start deadline (``X-Fal-Request-Timeout``):
         a job not started by then fails with a 504 that is never retried. Retries of the
         submit itself are limited (see :mod:`runner.fal.retry`) so a job is never queued twice.
         """
         endpoint = EndpointId.parse(endpoint_id)
-        headers: dict[str, str] = {}
+        headers: dict[str, str] = {DISABLE_FALLBACKS_HEADER: "true"}
         if start_timeout is not None:
             if start_timeout <= 1:
                 raise ValueError("start_timeout must be more than 1 second")
