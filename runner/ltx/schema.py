@@ -15,6 +15,7 @@ emulator answers exactly like this.
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import math
 from collections.abc import Mapping
@@ -335,6 +336,15 @@ def load_raw(endpoint_id: str, role: str = "input") -> Mapping[str, JSON]:
     """The derived JSON Schema of an endpoint's request (``input``) or result (``output``)."""
     data: Mapping[str, JSON] = json.loads(endpoint_schema_path(endpoint_id, role).read_text())
     return data
+
+
+@cache
+def schema_digest(endpoint_id: str) -> str:
+    """The sha256 of an endpoint's request schema as canonical JSON: what a request was
+    checked against. The lockfile records it, so a replay can tell that fal's schema (the
+    committed copy, refreshed from fal's OpenAPI) changed since."""
+    text = json.dumps(load_raw(endpoint_id, "input"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 @cache
