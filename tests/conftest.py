@@ -22,6 +22,9 @@ def _isolated_home(
     monkeypatch.delenv("FAL_KEY_ID", raising=False)
     monkeypatch.delenv("FAL_KEY_SECRET", raising=False)
     monkeypatch.delenv("FAL_QUEUE_RUN_HOST", raising=False)
+    # A run that finds an uncertain submit looks for its job in the emulator's request
+    # listing this long (seconds) before it sends the body again (fal: 10 minutes).
+    monkeypatch.setenv("SHOTGRAPH_FAL_LISTING_SETTLE", "4")
     yield
 
 

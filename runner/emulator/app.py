@@ -12,7 +12,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from runner.emulator import protocol, routes_files, routes_queue
+from runner.emulator import protocol, routes_files, routes_platform, routes_queue
 from runner.emulator.config import EmulatorConfig
 from runner.emulator.core import Emulator
 from runner.emulator.faults import FaultPlan, FaultSpecError
@@ -75,6 +75,11 @@ class EmulatorApp:
             Route(part + "/complete", routes_files.complete_multipart, methods=["POST"]),
             Route(part + "/{part}", routes_files.upload_part, methods=["PUT"]),
             Route("/files/{file_id}/{name}", routes_files.serve, methods=["GET", "HEAD"]),
+            Route(
+                "/v1/models/requests/by-endpoint",
+                routes_platform.requests_by_endpoint,
+                methods=["GET"],
+            ),
             Route("/{path:path}", routes_queue.queue_route, methods=["GET", "POST", "PUT"]),
         ]
         self._app = Starlette(

@@ -52,6 +52,9 @@ class EmulatorConfig:
     render_workers: int = 2
     # Timeout for fetching an input URL that is not the emulator's own.
     fetch_timeout: float = 10.0
+    # Seconds after a request ends before the request listing (/v1/models/requests/
+    # by-endpoint) shows it; fal does not say how soon it does.
+    listing_delay: float = 0.0
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
@@ -60,6 +63,8 @@ class EmulatorConfig:
             raise ValueError("latency cannot be negative")
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("TLS needs both a certificate and a key")
+        if self.listing_delay < 0:
+            raise ValueError("listing_delay cannot be negative")
         if self.ping_interval <= 0:
             raise ValueError("ping_interval must be positive")
 

@@ -106,6 +106,11 @@ async def submit(emulator: Emulator, request: Request, endpoint_id: str) -> Resp
         output_ttl=lifecycle_ttl(request),
     )
     position = emulator.queue.submit(job)
+    lost = emulator.faults.take_answer_fault(endpoint_id, job.prompt)
+    if lost is not None:
+        emulator.faults_fired[lost.kind] += 1
+        await asyncio.sleep(lost.seconds)
+        return protocol.DropConnection()
     payload = {
         "request_id": job.id,
         **protocol.queue_urls(protocol.origin(request), job),

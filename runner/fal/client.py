@@ -10,14 +10,15 @@
         await fal.download(output["video"]["url"], Path("out.mp4"))
 
 The network is an injected ``httpx.AsyncBaseTransport`` (``httpx.MockTransport`` in tests).
-The API key goes only to the configured queue and REST origins, never to a media host.
+The API key goes only to the configured queue, REST and platform API origins, never to a
+media host.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
@@ -30,6 +31,7 @@ from runner.fal.credentials import Credentials, Redactor, load_credentials
 from runner.fal.download import Downloaded, download
 from runner.fal.endpoint import EndpointId, request_url, submit_url
 from runner.fal.errors import FalError, FalProtocolError
+from runner.fal.listing import ListedRequest, list_requests
 from runner.fal.retry import REQUEST_TIMEOUT_HEADER
 from runner.fal.session import Call, Session
 from runner.fal.status import CancelOutcome, JobHandle, JobStatus, cancel_outcome, parse_status
@@ -228,6 +230,16 @@ class FalClient:
             raise self._session.error(call, response)
         return outcome
 
+    def list_requests(
+        self, endpoint_id: str, since: float, *, payloads: bool = True
+    ) -> AsyncIterator[ListedRequest]:
+        """fal's listing of the requests sent to ``endpoint_id`` since ``since`` (Unix
+        seconds), with their input payloads: see :mod:`runner.fal.listing`."""
+        url = self.config.api_url
+        return list_requests(
+            self._session, url, self._auth_for(url), endpoint_id, since, payloads=payloads
+        )
+
     # -- files -------------------------------------------------------------------------
 
     async def upload(
@@ -268,7 +280,7 @@ class FalClient:
         """The key for fal's own API hosts only: output and CDN URLs are public."""
         if self._auth is None:
             return None
-        home = (self.config.queue_url, self.config.rest_url)
+        home = (self.config.queue_url, self.config.rest_url, self.config.api_url)
         return self._auth if any(same_origin(url, h) for h in home) else None
 
     def _returned(self, data: Mapping[str, Any], name: str, built: str) -> str:
