@@ -24,6 +24,9 @@ class EmulatorConfig:
 
     host: str = "127.0.0.1"
     port: int = 0
+    # The synchronous host (fal.run) listens on a port of its own, since fal's clients pick
+    # it by host name; 0 picks a free port, None serves no run host.
+    run_port: int | None = 0
     latency: float = 0.5
     concurrency: int = 2
     state_dir: Path | None = None

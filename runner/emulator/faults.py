@@ -48,6 +48,7 @@ ROUTES = (
     "files",
     "token",
     "listing",
+    "run",
     "any",
 )
 ROUTE_KINDS = ("rate_limit", "ingress", "drop", "delay", "locked")
