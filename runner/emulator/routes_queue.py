@@ -8,6 +8,7 @@ segments: ``POST /{owner}/{alias}[/{path}]`` submits, and ``.../requests/{id}[/s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 import uuid
@@ -76,7 +77,9 @@ async def submit(emulator: Emulator, request: Request, endpoint_id: str) -> Resp
     lost = emulator.faults.take_answer_fault(endpoint_id, job.prompt)
     if lost is not None:
         emulator.faults_fired[lost.kind] += 1
-        await asyncio.sleep(lost.seconds)
+        # Held until the time is up or the emulator stops, whichever comes first.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(emulator.closing.wait(), lost.seconds)
         return protocol.DropConnection()
     payload = {
         "request_id": job.id,
