@@ -32,15 +32,20 @@ def _emulator(request: Request) -> Emulator:
     return emulator
 
 
-async def token(request: Request) -> Response:
+async def _keyed(request: Request, route: str) -> Response | None:
+    """A route fault, or 401 without the API key (the routes on fal's REST host)."""
     emulator = _emulator(request)
-    imposed = await emulator.intercept("token")
+    imposed = await emulator.intercept(route)
     if imposed is not None:
         return imposed
-    denied = protocol.unauthorized(request, emulator.config)
-    if denied is not None:
-        return denied
-    return JSONResponse(emulator.files.issue_token(protocol.origin(request)))
+    return protocol.unauthorized(request, emulator.config)
+
+
+async def token(request: Request) -> Response:
+    refused = await _keyed(request, "token")
+    if refused is not None:
+        return refused
+    return JSONResponse(_emulator(request).files.issue_token(protocol.origin(request)))
 
 
 async def _upload_guard(request: Request, *, presigned: bool = False) -> Response | None:
@@ -60,13 +65,10 @@ async def _upload_guard(request: Request, *, presigned: bool = False) -> Respons
 async def initiate(request: Request) -> Response:
     """fal-js's upload: a pending file and the URLs to put its bytes to and read it from
     (``initiate`` and ``initiate-multipart`` answer alike)."""
+    refused = await _keyed(request, "upload")
+    if refused is not None:
+        return refused
     emulator = _emulator(request)
-    imposed = await emulator.intercept("upload")
-    if imposed is not None:
-        return imposed
-    denied = protocol.unauthorized(request, emulator.config)
-    if denied is not None:
-        return denied
     try:
         payload = await request.json()
     except ValueError:

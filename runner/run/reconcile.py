@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from runner.fal import FalClient, FalError
+from runner.fal import FalClient, FalConfig, FalError
 from runner.store import JournalEntry
 from runner.store.journal import body_digest
 
@@ -97,3 +97,30 @@ async def _look(client: FalClient, endpoint: str, digest: str, since: float) -> 
 
 def _digest(payload: Any) -> str | None:
     return body_digest(payload) if isinstance(payload, Mapping) else None
+
+
+# What a run says about a look-up (as notices on the node).
+
+
+def found_it(found: Found) -> str:
+    message = f"found it in fal's request listing: re-attaching to request {found.request_id}"
+    if found.others:
+        message += (
+            f"; fal also ran {len(found.others)} more job(s) with this very body "
+            f"({', '.join(found.others)}), paid for but not needed"
+        )
+    return message
+
+
+def still_looking(seconds: float) -> str:
+    return (
+        "not in fal's request listing yet (fal may list a request only once it has ended); "
+        f"looking again for up to {seconds:.0f} s before submitting again"
+    )
+
+
+def missing(config: FalConfig) -> str:
+    return (
+        f"the job is not in fal's request listing {config.listing_settle:g} s after it was "
+        "sent, so fal never queued it; sending the very same request again"
+    )

@@ -226,18 +226,11 @@ async def _post(
             )
             raise uncertain from None
         if found is not None:
-            ctx.emit(Notice(node=step.name, message=_found_message(found)))
+            ctx.emit(Notice(node=step.name, message=reconcile.found_it(found)))
             return ctx.client.handle(endpoint, found.request_id)
         if attempt == 2:
             raise uncertain
-        ctx.emit(
-            Notice(
-                node=step.name,
-                message=f"the job is not in fal's request listing "
-                f"{ctx.client.config.listing_settle:g} s after it was sent, so fal never "
-                "queued it; submitting the same request again",
-            )
-        )
+        ctx.emit(Notice(node=step.name, message=reconcile.missing(ctx.client.config)))
         await off_loop(ctx.store.begin_submit, step.key, ctx.owner, endpoint, body, digest)
     raise AssertionError("unreachable")
 
@@ -260,40 +253,17 @@ async def _look_up(step: Step, entry: JournalEntry, ctx: GenerationContext) -> J
         )
         return None
     if found is None:
-        ctx.emit(
-            Notice(
-                node=step.name,
-                message="the job is not in fal's request listing "
-                f"{ctx.client.config.listing_settle:g} s after it was sent, so fal never "
-                "queued it; sending the very same request again",
-            )
-        )
+        ctx.emit(Notice(node=step.name, message=reconcile.missing(ctx.client.config)))
         return None
-    ctx.emit(Notice(node=step.name, message=_found_message(found)))
+    ctx.emit(Notice(node=step.name, message=reconcile.found_it(found)))
     handle = ctx.client.handle(step.endpoint.id, found.request_id)
     _record(step, step.endpoint.id, handle, ctx)
     return handle
 
 
-def _found_message(found: reconcile.Found) -> str:
-    message = f"found it in fal's request listing: re-attaching to request {found.request_id}"
-    if found.others:
-        message += (
-            f"; fal also ran {len(found.others)} more job(s) with this very body "
-            f"({', '.join(found.others)}), paid for but not needed"
-        )
-    return message
-
-
 def _waiting(step: Step, ctx: GenerationContext) -> Callable[[float], None]:
     def tell(seconds: float) -> None:
-        ctx.emit(
-            Notice(
-                node=step.name,
-                message="not in fal's request listing yet (fal lists a request once it has "
-                f"ended); looking again for up to {seconds:.0f} s before submitting again",
-            )
-        )
+        ctx.emit(Notice(node=step.name, message=reconcile.still_looking(seconds)))
 
     return tell
 
