@@ -19,7 +19,8 @@ $(STAMP): pyproject.toml | $(BIN)/python
 demo: $(STAMP)
 	$(BIN)/shotgraph run pipelines/demo.yaml --backend local
 
-## test: the whole suite, with lint, type checks and the layer contracts (docs/architecture.md)
+## test: the whole suite, with lint, type checks and the layer contracts (docs/architecture.md);
+## the fal-js check installs @fal-ai/client into tests/js/node_modules (npm ci) on its first run
 test: $(STAMP)
 	$(BIN)/ruff check runner tests benchmarks scripts
 	$(BIN)/mypy
@@ -43,4 +44,4 @@ assets: $(STAMP)
 	$(BIN)/python scripts/make_example_assets.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache tests/js/node_modules
