@@ -51,6 +51,29 @@ def test_an_answer_lost_on_the_way_back_is_found_in_the_listing_not_paid_again(
     assert stats["total_submissions"] == 1
 
 
+def test_a_listing_that_cannot_be_read_pays_nothing_and_the_next_run_looks_again(
+    tmp_path: Path, start_emulator: StartEmulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    emulator = start_emulator(latency=0.2, require_auth=False)
+    # The answer is lost and fal's platform API refuses the key (403) for the look-up.
+    emulator.set_faults(
+        [{"kind": "lose_answer"}, {"kind": "locked", "route": "listing", "times": None}]
+    )
+    pipeline = make_project(tmp_path / "p", text=ONE_SHOT.replace("PROMPT", "unreadable"))
+    store = tmp_path / "store"
+    # In a process of its own, as from a shell: a run that ended is gone, and its
+    # "submitting" entry is the next run's to look up (a live process would be waited for).
+    first = spawn_run(pipeline, store, "--backend", "local", "--emulator-url", emulator.url)
+    out, _ = first.communicate(timeout=120)
+    assert first.returncode == 1
+    assert "fal's request listing could not be read" in out
+    assert emulator.stats()["total_submissions"] == 1  # not sent again blindly
+    emulator.set_faults([])
+    assert run(pipeline, store, emulator.url) == 0
+    assert "found it in fal's request listing: re-attaching" in capsys.readouterr().out
+    assert emulator.stats()["total_submissions"] == 1
+
+
 @pytest.mark.parametrize("kill", range(3))
 def test_a_run_killed_between_fals_accept_and_its_answer_is_re_attached(
     tmp_path: Path, start_emulator: StartEmulator, capsys: pytest.CaptureFixture[str], kill: int
