@@ -131,6 +131,7 @@ async def accept(
         submitted_at=time.time(),
         fault=fault.as_json() if fault is not None else None,
         output_ttl=lifecycle_ttl(request),
+        node=protocol.node_name(request),
     )
     emulator.queue.submit(job)
     return job

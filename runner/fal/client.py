@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import quote
 
 import httpx
 
@@ -120,11 +121,16 @@ class FalClient:
         start_timeout: float | None = None,
         priority: Literal["normal", "low"] | None = None,
         webhook_url: str | None = None,
+        node: str | None = None,
     ) -> JobHandle:
         """Queue a job. Journal the handle before waiting on it.
 
         Every submit carries ``x-fal-disable-fallbacks``: the job runs on ``endpoint_id``
         or fails, never on a substitute fal picks.
+
+        ``node`` is the pipeline node the job renders. It is sent only where the config
+        names a header for it (the local backend tells its emulator, which writes it on the
+        animatic); fal never sees it, and it is part of neither the body nor any key.
 
         ``start_timeout`` (seconds, > 1) is fal's start deadline (``X-Fal-Request-Timeout``):
         a job not started by then fails with a 504 that is never retried. Retries of the
@@ -149,6 +155,8 @@ class FalClient:
                 "(no NaN or infinity)",
             ) from None
         headers["Content-Type"] = "application/json"
+        if node is not None and self.config.node_header is not None:
+            headers[self.config.node_header] = quote(node, safe="")
         url = submit_url(self.config.queue_url, endpoint)
         response = await self._session.send(
             Call(

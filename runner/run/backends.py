@@ -151,13 +151,19 @@ def clear_local_state(store: Store, *, dry_run: bool = False) -> int:
 EMULATOR_KEY = "local:emulator"
 
 
+# The header the emulator reads a job's node name from (runner.emulator.protocol spells it
+# too: importing the emulator here would load its server for every local run).
+NODE_HEADER = "x-shotgraph-node"
+
+
 def _local_client(url: str, env: Mapping[str, str]) -> FalClient:
     from runner.fal import Credentials, FalClient, FalConfig, Secret
 
     credentials = Credentials(Secret(EMULATOR_KEY), source="the local backend")
-    # The emulator serves the queue, storage and platform API on one origin; only
+    # The emulator serves the queue, storage and platform API on one origin, and writes
+    # each job's node name on its animatic (fal's backend never sends it); only
     # SHOTGRAPH_FAL_LISTING_SETTLE is taken from the environment.
-    config = FalConfig(queue_url=url, rest_url=url, api_url=f"{url}/v1")
+    config = FalConfig(queue_url=url, rest_url=url, api_url=f"{url}/v1", node_header=NODE_HEADER)
     settle = FalConfig.from_env(
         {"SHOTGRAPH_FAL_LISTING_SETTLE": env.get("SHOTGRAPH_FAL_LISTING_SETTLE", "")}
     ).listing_settle

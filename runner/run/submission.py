@@ -204,7 +204,7 @@ async def _post(
     job in fal's request listing; send again, once, only when it is not there."""
     for attempt in (1, 2):
         try:
-            return await ctx.client.submit(endpoint, body)
+            return await ctx.client.submit(endpoint, body, node=step.name)
         except (FalSubmitUncertain, FalProtocolError) as exc:
             uncertain = exc
         entry = await off_loop(ctx.store.journal, step.key)
