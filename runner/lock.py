@@ -8,7 +8,8 @@ branches that render different nodes change different lines, so git merges them 
 Per node: the cache key, the endpoint, the full request with media as content hashes
 (``sha256:...``; another node's output is that output's hash), the seed sent and the one fal
 returned, fal's request id, the output's hash and size (and its audio stream, when it has
-sound: codec, sample rate, channels, length), and the estimated cost.
+sound: codec, sample rate, channels, length), the estimated cost, and the sha256 of the
+endpoint schema the request was checked against (``replay`` warns when it changed).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from runner import atomic
 from runner.compile.sources import LocalFile, Remote, Upstream
 from runner.compile.steps import JsonPath, Step, fill_slots
 from runner.errors import ShotgraphError
+from runner.ltx.schema import schema_digest
 from runner.pipeline.confine import Refused, confine
 
 if TYPE_CHECKING:
@@ -83,6 +85,9 @@ class LockEntry:
     returned_seed: Any = None  # what fal answered, verbatim
     request_id: str | None = None
     cost_usd: float | None = None
+    # sha256 of the endpoint's request schema the request was checked against
+    # (runner.ltx.schema.schema_digest); None in locks written before it was recorded.
+    schema_sha256: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         output = self.output
@@ -108,6 +113,8 @@ class LockEntry:
                 request_id=self.request_id,
                 cost_usd=self.cost_usd,
             )
+            if self.schema_sha256 is not None:
+                entry["schema_sha256"] = self.schema_sha256
         if self.at is not None:
             entry["at"] = self.at
         return entry
@@ -225,6 +232,7 @@ def _entry(step: Step, records: Mapping[str, ResultRecord], base: Path) -> LockE
         returned_seed=record.extra.get("returned_seed"),
         request_id=record.request_id,
         cost_usd=record.cost_usd,
+        schema_sha256=schema_digest(step.endpoint.id),
     )
 
 
@@ -359,6 +367,7 @@ def _read_entry(data: Mapping[str, Any]) -> LockEntry:
         returned_seed=data.get("returned_seed"),
         request_id=_get(data, "request_id", (str, type(None)), None),
         cost_usd=None if cost is None else float(cost),
+        schema_sha256=_get(data, "schema_sha256", str, None),
     )
 
 

@@ -27,6 +27,9 @@ def _isolated_home(
     # Never ask an instance metadata service for credentials: it is not on loopback.
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     monkeypatch.setenv("AWS_METADATA_ENDPOINT", "http://127.0.0.1:9")
+    # A run that finds an uncertain submit looks for its job in the emulator's request
+    # listing this long (seconds) before it sends the body again (fal: 10 minutes).
+    monkeypatch.setenv("SHOTGRAPH_FAL_LISTING_SETTLE", "4")
     yield
 
 

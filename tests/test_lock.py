@@ -28,6 +28,7 @@ def sample() -> Lock:
         returned_seed=7,
         request_id="req-1",
         cost_usd=0.04,
+        schema_sha256="c" * 64,
     )
     frame = LockEntry(
         kind="frame",

@@ -7,12 +7,12 @@ moment fal answers, before anything waits on it. Whoever finds an entry:
 - held by a run that is still going (same host: its process; another host: its heartbeat)
   waits for that run's result to land in the store, and never touches its job;
 - held by a run that is gone takes it over (compare-and-swap: one survivor wins) and
-  re-attaches to the journaled request; for an entry caught mid-submit, sends the journaled
-  body again, with a warning; for a bare claim (nothing was sent), submits.
+  re-attaches to the journaled request; for an entry caught mid-submit, looks for its job in
+  fal's request listing (:mod:`runner.run.reconcile`) and re-attaches to it, or, when fal
+  has none, sends the journaled body again and says so; for a bare claim (nothing was
+  sent), submits.
 
-Only the holder of an entry cancels its job or releases it. The one window no client can
-close: a run killed after fal accepted a submit but before its answer was journaled. fal
-has no idempotency key, so the next run sends the same body again, and says so.
+Only the holder of an entry cancels its job or releases it.
 
 An uploaded input whose URL fal can no longer download (it expired sooner than recorded)
 has its upload record dropped; the step uploads it again and is submitted once more.
@@ -43,7 +43,7 @@ from runner.fal import (
 from runner.fal.config import same_origin
 from runner.run.events import NodeDownloading, NodeSubmitted, Notice
 from runner.run.job_wait import cancel_if_queued, wait_reporting
-from runner.run.submission import GenerationContext, Held, rejected, submit, takeover_warning
+from runner.run.submission import GenerationContext, Held, rejected, submit
 from runner.store import JournalConflict, ResultRecord, StoredFile
 
 __all__ = ["Generated", "GenerationContext", "generate"]
@@ -204,8 +204,6 @@ async def _hold(
             return Held(handle, True, entry.body)
         else:
             journaled = entry if entry.state == "submitting" else None
-        if journaled is not None:
-            ctx.emit(Notice(node=step.name, message=takeover_warning(journaled)))
         try:
             return await submit(step, upstream, ctx, journaled=journaled)
         except JournalConflict:
