@@ -14,7 +14,7 @@ from functools import cache
 from typing import Any
 
 from runner.errors import Diagnostics, KeyPath
-from runner.ltx.registry import FORBIDDEN_PARAMS
+from runner.ltx.registry import Endpoint, registry
 from runner.pipeline.schema_validator import Check, SchemaError, compile_schema
 from runner.pipeline.yamlsrc import SourceMap
 from runner.resources import schemas_dir
@@ -59,7 +59,9 @@ def check(
             broken.add(path)
         for key, message, hint, at_key in explained:
             where = (*path, key) if key is not None else path
-            code = "forbidden-param" if key in FORBIDDEN_PARAMS else f"schema-{error.keyword}"
+            code = (
+                "forbidden-param" if _is_forbidden(key, error.schema) else f"schema-{error.keyword}"
+            )
             diags.error(code, message, source.locate(where, key=at_key), hint)
     return broken
 
@@ -69,8 +71,9 @@ def _only_foreign_params(error: SchemaError, explained: list[tuple[Any, ...]]) -
     if error.keyword != "additionalProperties" or "x-endpoint" not in error.schema:
         return False
     defs = pipeline_schema()["$defs"]
+    forbidden = registry().forbidden
     return all(
-        key in FORBIDDEN_PARAMS or key == "loras" or f"Param.{key}" in defs for key, *_ in explained
+        key in forbidden or key == "loras" or f"Param.{key}" in defs for key, *_ in explained
     )
 
 
@@ -99,27 +102,16 @@ def _explain(error: SchemaError) -> Iterator[tuple[str | None, str, str | None, 
 def _unknown_key(
     key: str, known: list[str], schema: Mapping[str, Any] | None = None
 ) -> tuple[str, str | None]:
-    if key in FORBIDDEN_PARAMS:
-        return f"'{key}' is not an LTX parameter", FORBIDDEN_PARAMS[key]
-    # A generation node's keys follow its family (the schema names the endpoint): a parameter
-    # another family takes is named as such, with what this endpoint takes instead.
-    endpoint = schema.get("x-endpoint") if schema is not None else None
-    if endpoint is not None and key == "loras":
-        return (
-            f"{endpoint} does not take LoRAs",
-            "use an LTX 13B family (ltx-0.9.7-distilled, ...) for LoRAs",
-        )
-    if endpoint is not None and f"Param.{key}" in pipeline_schema()["$defs"]:
-        assert schema is not None
-        takes = [
-            name
-            for name, spec in schema.get("properties", {}).items()
-            if str(spec.get("$ref", "")).startswith("#/$defs/Param.")
-        ]
-        return (
-            f"'{key}' is not a parameter of {endpoint} ({schema.get('x-family')})",
-            f"this endpoint takes: {', '.join(takes)}",
-        )
+    # A generation node's keys follow its family (the schema names the endpoint): its
+    # family's own word on a parameter first, then one another family takes, named as such.
+    endpoint = _endpoint_of(schema)
+    if endpoint is not None:
+        told = _not_on_endpoint(key, endpoint, schema or {})
+        if told is not None:
+            return told
+    forbidden = registry().forbidden
+    if key in forbidden:
+        return f"'{key}' is not an LTX parameter", forbidden[key]
     # A reference of the wrong media type: an image reference offered a motion clip, etc.
     for given, gives, needed, instead in (
         ("motion", "a video", "keyframe", "an image"),
@@ -135,6 +127,46 @@ def _unknown_key(
         return f"unknown key '{key}'", f"did you mean {' or '.join(repr(c) for c in close)}?"
     shown = ", ".join(known[:12]) + (" ..." if len(known) > 12 else "")
     return f"unknown key '{key}'", f"allowed here: {shown}"
+
+
+def _endpoint_of(schema: Mapping[str, Any] | None) -> Endpoint | None:
+    """The endpoint a family's node definition stands for (``x-endpoint``), if it is one."""
+    endpoint_id = schema.get("x-endpoint") if schema is not None else None
+    return registry().endpoint_by_id(endpoint_id) if isinstance(endpoint_id, str) else None
+
+
+def _not_on_endpoint(
+    key: str, endpoint: Endpoint, schema: Mapping[str, Any]
+) -> tuple[str, str | None] | None:
+    """Why a node on ``endpoint`` cannot have ``key``, when it is a fal parameter (or LoRAs)
+    that its family does not take; None for any other key."""
+    if key in endpoint.forbidden:
+        return f"'{key}' is not a parameter of {endpoint.id}", endpoint.forbidden[key]
+    if key == "loras":
+        takers = registry().families_with_loras(endpoint.kind)
+        return (
+            f"{endpoint.id} does not take LoRAs",
+            f"use a family that takes LoRAs ({', '.join(takers)})" if takers else None,
+        )
+    if f"Param.{key}" not in pipeline_schema()["$defs"]:
+        return None
+    takes = [
+        name
+        for name, spec in schema.get("properties", {}).items()
+        if str(spec.get("$ref", "")).startswith("#/$defs/Param.")
+    ]
+    return (
+        f"'{key}' is not a parameter of {endpoint.id} ({endpoint.family})",
+        f"this endpoint takes: {', '.join(takes)}",
+    )
+
+
+def _is_forbidden(key: str | None, schema: Mapping[str, Any]) -> bool:
+    """A parameter of other models that LTX (or this node's family) does not take."""
+    endpoint = _endpoint_of(schema)
+    if endpoint is not None and key in endpoint.forbidden:
+        return True
+    return key in registry().forbidden and f"Param.{key}" not in pipeline_schema()["$defs"]
 
 
 _TYPE_WORDS = {

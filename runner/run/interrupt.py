@@ -23,11 +23,12 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, NoReturn
 
-from runner.errors import signal_exit
+from runner.compile.steps import Step
+from runner.errors import ShotgraphError, signal_exit
 from runner.run.events import (
     Event,
     NodeDone,
@@ -39,7 +40,8 @@ from runner.run.events import (
     Notice,
 )
 from runner.run.outcome import RunResult
-from runner.run.submission import hold_writes
+from runner.store import Owner, TieredStore
+from runner.store.writer import hold_writes
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 # How long a second signal waits for a journal write under way (an fsync) to finish.
@@ -101,11 +103,21 @@ class Interruption:
         if self._work is not None:
             self._work.cancel()
 
-    def settle(self, pending: list[str], still_at_fal: Callable[[str], bool]) -> None:
-        """After the node tasks unwound: what is still running at fal (journaled, collected
-        by the next run) and what was cancelled there before it ran."""
+    async def settle(
+        self, pending: list[str], steps: Mapping[str, Step], store: TieredStore, owner: Owner
+    ) -> None:
+        """After the node tasks unwound: what is still running at fal (journaled by this
+        run, collected by the next) and what was cancelled there before it ran."""
+
+        async def at_fal(name: str) -> bool:
+            try:
+                entry = await store.journal(steps[name].key)
+            except ShotgraphError:  # the summary says what is wrong with the store
+                return False
+            return entry is not None and entry.state == "submitted" and entry.owner == owner
+
         result = self.result
-        result.in_flight = [name for name in pending if still_at_fal(name)]
+        result.in_flight = [name for name in pending if await at_fal(name)]
         result.cancelled = [
             name
             for name in pending

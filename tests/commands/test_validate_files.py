@@ -22,14 +22,14 @@ def test_validate_checks_every_file_pipelines_and_presets(
     bad = tmp_path / "bad.yaml"
     bad.write_text("version: 1\nname: b\nnodes:\n  a: {kind: t2v, prompt: x, num_frames: 5000}\n")
     presets = tmp_path / "looks.yaml"
-    presets.write_text("presets:\n  rainy:\n    extends: cinematic-5s\n    resolution: 1080p\n")
+    presets.write_text("presets:\n  rainy:\n    extends: cinematic-5s\n    resolution: 360p\n")
     fine = ROOT / "pipelines" / "presets" / "studio.yaml"
     code = cli.run(["validate", str(good), str(bad), str(presets), str(fine)])
     out, err = capsys.readouterr()
     assert code == 1
     assert "good.yaml: ok (1 nodes)" in out and "studio.yaml: ok (2 presets)" in out
     assert "bad.yaml:4 nodes.a.num_frames" in err
-    assert 'looks.yaml:4 presets.rainy.resolution: error: "1080p" is not one of' in err
+    assert 'looks.yaml:4 presets.rainy.resolution: error: "360p" is not one of' in err
     assert cli.run(["validate", str(good), str(fine)]) == 0
     capsys.readouterr()
     assert cli.run(["validate", "--json", str(good), str(presets)]) == 1
