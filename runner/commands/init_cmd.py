@@ -54,8 +54,7 @@ def init(directory: Path, install: str | None) -> int:
     texts[".github/workflows/shotgraph.yml"] = texts[".github/workflows/shotgraph.yml"].replace(
         "@INSTALL@", spec
     )
-    if settings is not None:
-        texts[settings[0]] = settings[1]
+    texts[settings[0]] = settings[1]
     for dest, text in texts.items():
         path = directory / dest
         if path.exists() and dest == ".gitignore":

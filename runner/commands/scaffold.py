@@ -8,7 +8,8 @@ from importlib import metadata
 from pathlib import Path
 
 from runner import __version__, atomic
-from runner.resources import schemas_dir
+from runner.pipeline.settings import SETTINGS_FILE
+from runner.resources import data_file, schemas_dir
 
 SCHEMAS = ("pipeline.schema.json", "presets.schema.json")
 
@@ -53,14 +54,11 @@ def gitignore_additions(existing: str, ours: str) -> str:
     return "".join(f"{line}\n" for line in added)
 
 
-def project_settings() -> tuple[str, str] | None:
-    """The project settings file to scaffold, as (path, text), when this shotgraph reads one.
-
-    RECONCILE (issue 9, the shared store): its settings module is not on main yet. Once it
-    is, return ("shotgraph.toml", its commented template: `[store]` with `url`, a remote
-    store shared by the team). The workflows already list "shotgraph.toml" in `paths:`.
-    """
-    return None
+def project_settings() -> tuple[str, str]:
+    """The project settings file to scaffold, as (path, text): ``shotgraph.toml`` with its
+    ``[store]`` table commented out, for the team to fill in with its bucket (until then,
+    each machine keeps its own store). The workflow lists it in ``paths:``."""
+    return SETTINGS_FILE, data_file("scaffold/shotgraph.toml").read_text(encoding="utf-8")
 
 
 def install_spec() -> str:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from runner import cli
+from runner.pipeline.settings import ProjectSettings, read_settings
 
 NEXT = re.compile(r"^next: (.*)$", re.MULTILINE)
 
@@ -115,3 +116,20 @@ def test_a_gitignore_of_its_own_gets_the_store_added_once(
     # Once is enough.
     again = init(capsys, str(tmp_path))
     assert "added to" not in again and f"kept  {gitignore}" in again
+
+
+def test_the_settings_file_it_writes_is_read_and_filled_in_names_the_store(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = init(capsys, str(tmp_path))
+    settings = tmp_path / "shotgraph.toml"
+    assert "shotgraph.toml" in out and settings.is_file()
+    # As written: a valid settings file with no shared store yet (each machine its own).
+    assert read_settings(tmp_path) == ProjectSettings(path=settings)
+    # The team fills in its bucket by uncommenting the [store] table it shows.
+    template = settings.read_text()
+    filled = re.sub(r"^# (\[store\]|\w+ = .*)$", r"\1", template, flags=re.MULTILINE)
+    settings.write_text(filled.replace("BUCKET", "studio-renders"))
+    read = read_settings(tmp_path)
+    assert read.store_url == "s3://studio-renders/shotgraph"
+    assert (read.store_region, read.store_lease, read.store_timeout) == ("us-east-1", 60, 20)
