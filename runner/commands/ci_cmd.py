@@ -16,14 +16,14 @@ from typing import Any
 import click
 
 from runner.commands.common import backend_option, checked, remembered_hashes, store_root
-from runner.commands.git_revs import from_top, git_top, lock_at_rev
 from runner.commands.pipeline_run import frozen_problem, render_pipeline
 from runner.commands.running import run_options
 from runner.compile.compiler import Compiled
 from runner.errors import EXIT_CODES_EPILOG, ExitCode, ShotgraphError, display_path
 from runner.lock import lock_path, project_lock_path, read_lock
 from runner.plan import plan_with_store
-from runner.ui.lock_diff import compare, format_markdown
+from runner.review.lockdiff import compare, from_top, git_top, lock_at_rev
+from runner.ui.lock_diff import format_markdown
 from runner.ui.plan_markdown import format_plan_markdown
 from runner.ui.run_json import error_document
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import click
 
-from runner.commands.git_revs import changed_lockfiles, from_top, git_top, lock_at_rev
 from runner.lock import Lock, read_lock
-from runner.ui.lock_diff import compare, diff_json, format_markdown, format_text
+from runner.review.lockdiff import changed_lockfiles, compare, from_top, git_top, lock_at_rev
+from runner.ui.lock_diff import diff_json, format_markdown, format_text
 
 
 @click.command()
