@@ -21,7 +21,7 @@ from runner.emulator.files import FileStore
 from runner.emulator.inputs import InputResolver
 from runner.emulator.jobs import Job, JobStore
 from runner.emulator.model import Model, validate
-from runner.emulator.pool import render_pool, warm_up
+from runner.emulator.pool import render_pool
 from runner.emulator.scheduler import Scheduler
 
 _TEMP_PREFIX = "shotgraph-emulator-"
@@ -82,17 +82,8 @@ class Emulator:
 
     async def start(self) -> None:
         """Open the stores, start the render pool and finish jobs left unfinished."""
-        state_dir = self.config.state_dir
-        root = _temporary_root() if state_dir is None else state_dir
-        root.mkdir(parents=True, exist_ok=True)
-        self._root, self._files = root, FileStore(root, self.config.file_ttl)
-        if self._executor is None:
-            pool = render_pool(self.config.render_workers)
-            pool.submit(warm_up)
-            self._executor = pool
-        inputs = InputResolver(self.files, self.config.fetch_timeout, {self.config.host})
-        model = Model(self.files, inputs, self._executor, root / "scratch")
-        store = JobStore(root)
+        # Files, the job journal and the pool's processes: in a thread, off the loop.
+        model, store, jobs = await asyncio.to_thread(self._open)
         self.scheduler = Scheduler(
             store,
             model.run,
@@ -100,7 +91,19 @@ class Emulator:
             latency=self.config.latency,
             validate=validate,
         )
-        self.scheduler.restore(store.load())
+        self.scheduler.restore(jobs)
+
+    def _open(self) -> tuple[Model, JobStore, list[Job]]:
+        state_dir = self.config.state_dir
+        root = _temporary_root() if state_dir is None else state_dir
+        root.mkdir(parents=True, exist_ok=True)
+        self._root, self._files = root, FileStore(root, self.config.file_ttl)
+        if self._executor is None:
+            self._executor = render_pool(self.config.render_workers)
+        inputs = InputResolver(self.files, self.config.fetch_timeout, {self.config.host})
+        model = Model(self.files, inputs, self._executor, root / "scratch")
+        store = JobStore(root)
+        return model, store, list(store.load())
 
     async def close(self) -> None:
         """End status streams, stop jobs where they are (journaled) and the pool we own."""
@@ -108,6 +111,10 @@ class Emulator:
         if self.scheduler is not None:
             self.scheduler.changed.notify()
             await self.scheduler.close()
+        # Waiting for the pool's processes and removing files: in a thread, off the loop.
+        await asyncio.to_thread(self._release)
+
+    def _release(self) -> None:
         if self._own_executor and self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
         if self.config.state_dir is None and self._root is not None:
