@@ -21,7 +21,7 @@ from runner.ui.reporters import reporters_for
 from runner.ui.summary import print_summary
 
 if TYPE_CHECKING:
-    from runner.fal import FalClient
+    from runner.run.queue_client import QueueClient
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -97,7 +97,7 @@ def execute(
         url=options["emulator_url"],
     )
 
-    def connect() -> AbstractAsyncContextManager[FalClient]:
+    def connect() -> AbstractAsyncContextManager[QueueClient]:
         return open_backend(backend, store.root, local=local)
 
     async def go() -> RunResult:

@@ -15,6 +15,8 @@ and the summary says so.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import importlib
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -41,11 +43,13 @@ from runner.run.events import (
     RunStarted,
 )
 from runner.run.outcome import RunOptions, RunResult, as_failure, finished
+from runner.run.report_thread import ReportThread
+from runner.run.store_thread import off_loop, read
 from runner.store import HEARTBEAT_INTERVAL, Owner, ResultRecord, Store
 
 if TYPE_CHECKING:
-    from runner.fal import FalClient
     from runner.run.generation import Generated, GenerationContext
+    from runner.run.queue_client import QueueClient
 
 
 class Executor:
@@ -55,18 +59,21 @@ class Executor:
         self,
         steps: Mapping[str, Step],
         store: Store,
-        connect: Callable[[], AbstractAsyncContextManager[FalClient]],
+        connect: Callable[[], AbstractAsyncContextManager[QueueClient]],
         reporter: Reporter,
         options: RunOptions,
         *,
         outputs: Mapping[str, Path] | None = None,
         describe_issue: Callable[[Step, Any], str] | None = None,
         pipeline_name: str = "",
+        owner: Owner | None = None,
     ) -> None:
         self.steps = steps
         self.store = store
-        # Every reporter behind a Fanout: one that fails is dropped, never the run.
+        # Every reporter behind a Fanout: one that fails is dropped, never the run; on a
+        # thread of their own: one that is slow never holds up the loop.
         self.reporter = reporter if isinstance(reporter, Fanout) else Fanout(reporter)
+        self._reports = ReportThread(self.reporter)
         self.options = options
         self.outputs = outputs or {}
         self.pipeline_name = pipeline_name
@@ -79,24 +86,26 @@ class Executor:
         self._connected: GenerationContext | None = None
         self._connecting = asyncio.Lock()
         self._exits = AsyncExitStack()
-        self._owner = Owner.current(self.run_id)
+        # Who holds this run's journal entries: this process, unless a test plays another.
+        self._owner = owner or Owner.current(self.run_id)
         self._budget = Budget(options.budget)
         self._describe_issue = describe_issue or (lambda step, issue: str(issue))
         self._first_with_key: dict[str, str] = {}
 
     def emit(self, event: Event) -> None:
-        self.reporter.handle(event)
+        self._reports.handle(event)
 
     async def run(self) -> RunResult:
+        try:
+            return await self._run()
+        finally:
+            await self._reports.close()  # every event handed over before the caller goes on
+
+    async def _run(self) -> RunResult:
         started = time.monotonic()
-        pending = self._find_cached()
+        # The store's reads and the sweep of staging: in a thread, as all of the store's work.
+        pending, full = await read(self._open_run)
         async with self._exits:
-            # Nothing to render: the sweep alone (a directory listing) needs no thread.
-            full = (
-                await asyncio.to_thread(self._prepare_store, True)
-                if pending
-                else self._prepare_store(False)
-            )
             if any(self.steps[name].endpoint is not None for name in pending):
                 # Connect before anything starts: a missing key or an emulator that will not
                 # start stops the run at once, with one message, not a failure per node.
@@ -119,16 +128,22 @@ class Executor:
             for name in self.steps:
                 if name in self.result.cached:
                     self.emit(NodeCached(node=name))
-                    self._deliver(name, self.result.records[name])
+                    await self._deliver(name, self.result.records[name])
             heartbeat = asyncio.create_task(self._heartbeat())
             try:
                 await self._run_pending(pending)
             finally:
                 heartbeat.cancel()
-                self.store.end_run(self._owner)
+                await off_loop(self.store.end_run, self._owner)
         self.emit(finished(self.result, time.monotonic() - started))
+        await self._reports.close()
         self.result.notes.extend(self.reporter.notes)
         return self.result
+
+    def _open_run(self) -> tuple[list[str], DiskFull | None]:
+        """The steps to render (the rest are cached), and whether the disk is too full to."""
+        pending = self._find_cached()
+        return pending, self._prepare_store(bool(pending))
 
     def _prepare_store(self, rendering: bool) -> DiskFull | None:
         """Clear what killed runs left in staging (every run: the one after a crash may
@@ -167,13 +182,16 @@ class Executor:
             # tidying (cancelling queued jobs at fal) that each task is doing now.
             self.result.interrupted = True
             await asyncio.gather(*tasks, return_exceptions=True)
-            self.result.in_flight = [
-                name for name in pending if self._still_at_fal(self.steps[name])
-            ]
+            self.result.in_flight = await read(self._still_at_fal, pending)
 
-    def _still_at_fal(self, step: Step) -> bool:
-        entry = self.store.journal(step.key)
-        return entry is not None and entry.state == "submitted" and entry.owner == self._owner
+    def _still_at_fal(self, pending: list[str]) -> list[str]:
+        """The steps whose jobs this run leaves running at fal (journaled for the next)."""
+        left = []
+        for name in pending:
+            entry = self.store.journal(self.steps[name].key)
+            if entry is not None and entry.state == "submitted" and entry.owner == self._owner:
+                left.append(name)
+        return left
 
     async def _heartbeat(self) -> None:
         """Tell runs sharing the store (on other hosts too) that this one is still going.
@@ -182,7 +200,7 @@ class Executor:
         told = False
         while True:
             try:
-                self.store.beat(self._owner)
+                await off_loop(self.store.beat, self._owner)
             except DiskFull as full:
                 self._stop(full)
             except ShotgraphError as problem:
@@ -195,7 +213,9 @@ class Executor:
         """The backend, connected on first need: a run with nothing to render (or only local
         media steps) never starts the emulator or touches the network."""
         # The network client (and, for the local backend, the emulator) load only here: a run
-        # with nothing to render starts in a fraction of the time.
+        # with nothing to render starts in a fraction of the time. Loaded in a thread: an
+        # import is disk reads and module code that would hold up the loop.
+        await read(_load_generation)
         from runner.run.generation import GenerationContext
         from runner.run.uploads import Materializer
 
@@ -283,7 +303,7 @@ class Executor:
                 seconds=round(time.monotonic() - began, 3),
             )
         )
-        self._deliver(name, record)
+        await self._deliver(name, record)
         future.set_result(record)
 
     async def _inputs(self, step: Step) -> dict[str, ResultRecord] | None:
@@ -343,12 +363,13 @@ class Executor:
         async with self._fal_slots:
             return await generate(step, upstream, await self._context())
 
-    def _deliver(self, name: str, record: ResultRecord) -> None:
+    async def _deliver(self, name: str, record: ResultRecord) -> None:
         path = self.outputs.get(name)
         if path is None:
             return
         try:
-            if deliver(self.store, record.output.sha256, path):
+            # A hash of what is there and a copy of a whole video: in a thread.
+            if await read(deliver, self.store, record.output.sha256, path):
                 self.emit(OutputWritten(node=name, path=str(path)))
         except OSError as exc:
             full = disk_full(exc, path)
@@ -364,3 +385,13 @@ class Executor:
             )
             self.result.failed[name] = failure
             self.emit(NodeFailed(node=name, error=failure.message, hint=failure.hint))
+
+
+def _load_generation() -> None:
+    """Import what generation steps need (the fal client, httpx and theirs)."""
+    import runner.run.generation
+    import runner.run.uploads  # noqa: F401
+
+    # httpx's first request loads anyio's asyncio backend (a dozen modules): now, instead.
+    with contextlib.suppress(ImportError):
+        importlib.import_module("anyio._backends._asyncio")

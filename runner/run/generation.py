@@ -42,15 +42,9 @@ from runner.fal import (
 from runner.fal.config import same_origin
 from runner.run.events import NodeDownloading, NodeSubmitted, Notice
 from runner.run.job_wait import cancel_if_queued, wait_reporting
-from runner.run.submission import (
-    GenerationContext,
-    Held,
-    off_loop,
-    rejected,
-    submit,
-    takeover_warning,
-)
-from runner.store import JournalConflict, ResultRecord, StoredFile
+from runner.run.store_thread import off_loop, read
+from runner.run.submission import GenerationContext, Held, rejected, submit, takeover_warning
+from runner.store import JournalConflict, JournalEntry, ResultRecord, StoredFile
 
 __all__ = ["Generated", "GenerationContext", "generate"]
 
@@ -110,7 +104,7 @@ async def generate(
         return await generate(step, upstream, ctx, again=True, renewed=renewed)
     except _DeadInputs as dead:
         # An uploaded input's URL expired before its record said: upload it again, once.
-        if renewed or not ctx.materializer.forget(dead.urls, step.slots, upstream):
+        if renewed or not await ctx.materializer.forget(dead.urls, step.slots, upstream):
             raise StepFailed(dead.message, dead.hint) from None
         ctx.emit(
             Notice(
@@ -165,14 +159,13 @@ async def _hold(
     run that holds the entry stores it first."""
     pause, told = WAIT_OTHER_RUN[0], False
     while True:
-        done = ctx.store.result_for(step.key, ctx.backend)
+        done, entry = await read(_look, step.key, ctx)
         if done is not None:
             return done
-        entry = ctx.store.journal(step.key)
         if entry is None:
             if await off_loop(ctx.store.claim, step.key, ctx.owner) is not None:
                 continue  # another run claimed it a moment ago: look again
-            done = ctx.store.result_for(step.key, ctx.backend)  # finished and released?
+            done = await read(ctx.store.result_for, step.key, ctx.backend)  # released?
             if done is not None:
                 await off_loop(ctx.store.release, step.key, ctx.owner)
                 return done
@@ -182,7 +175,7 @@ async def _hold(
                 handle = _reattach(JobHandle.from_dict(entry.handle), ctx)
                 return Held(handle, True, entry.body)
             journaled = entry if entry.state == "submitting" else None
-        elif ctx.store.owner_alive(entry.owner):
+        elif await read(ctx.store.owner_alive, entry.owner):
             if not told:
                 ctx.emit(
                     Notice(
@@ -216,6 +209,12 @@ async def _hold(
             return await submit(step, upstream, ctx, journaled=journaled)
         except JournalConflict:
             continue  # another run took the key over meanwhile: it submits; we look again
+
+
+def _look(key: str, ctx: GenerationContext) -> tuple[ResultRecord | None, JournalEntry | None]:
+    """The result under ``key``, else its journal entry (a thread's work: two reads)."""
+    done = ctx.store.result_for(key, ctx.backend)
+    return (done, None) if done is not None else (None, ctx.store.journal(key))
 
 
 def _reattach(journaled: JobHandle, ctx: GenerationContext) -> JobHandle:

@@ -13,7 +13,9 @@ from runner import media
 from runner.compile.sources import LocalFile, MediaSource, Remote, Upstream
 from runner.compile.steps import Step
 from runner.errors import StepFailed, disk_full
-from runner.fal import FalClient, FalError
+from runner.fal import FalError
+from runner.run.queue_client import QueueClient
+from runner.run.store_thread import off_loop
 from runner.store import ResultRecord, Store, StoredFile
 
 
@@ -21,7 +23,7 @@ async def run_media_step(
     step: Step,
     upstream: Mapping[str, ResultRecord],
     store: Store,
-    client: FalClient | None,
+    client: QueueClient | None,
     backend: str,
     limit: asyncio.Semaphore,
 ) -> ResultRecord:
@@ -61,7 +63,7 @@ async def run_media_step(
         recorded_at=time.time(),
         extra={"at": str(step.at)} if step.at is not None else {},
     )
-    store.put_result(record)
+    await off_loop(store.put_result, record)
     return record
 
 
@@ -69,7 +71,7 @@ async def _local_path(
     source: MediaSource,
     upstream: Mapping[str, ResultRecord],
     store: Store,
-    client: FalClient | None,
+    client: QueueClient | None,
 ) -> Path:
     if isinstance(source, Upstream):
         return store.file_path(upstream[source.node].output.sha256)

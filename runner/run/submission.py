@@ -16,20 +16,14 @@ rebuilt with fresh upload URLs.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import functools
-import queue
-import threading
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from runner.compile.steps import Step
 from runner.errors import DiskFull, RunStopping, ShotgraphError, StepFailed
 from runner.fal import (
-    FalClient,
     FalError,
     FalProtocolError,
     FalSubmitUncertain,
@@ -38,61 +32,11 @@ from runner.fal import (
 )
 from runner.run.budget import Budget
 from runner.run.events import Event, NodeStarted, NodeSubmitted, Notice
+from runner.run.queue_client import QueueClient
+from runner.run.store_thread import off_loop
 from runner.run.uploads import Materializer
 from runner.store import JournalConflict, JournalEntry, Owner, ResultRecord, Store
 from runner.store.journal import body_digest
-
-T = TypeVar("T")
-
-
-class _Writer:
-    """One thread running the store's writes in order.
-
-    One thread, because several would contend for SQLite's write lock, and SQLite's busy
-    handler backs off by sleeping (up to 100 ms at a time).
-    """
-
-    def __init__(self) -> None:
-        self._queue: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]]]
-        self._queue = queue.SimpleQueue()
-        self._started = False
-        self._lock = threading.Lock()
-
-    def submit(self, call: Callable[[], T]) -> Future[T]:
-        future: Future[T] = Future()
-        self._queue.put((call, future))
-        with self._lock:
-            if not self._started:
-                # A daemon: every write is awaited by the step that asked for it, so none
-                # is pending when the run ends.
-                threading.Thread(target=self._run, name="shotgraph-store", daemon=True).start()
-                self._started = True
-        return future
-
-    def _run(self) -> None:
-        while True:
-            call, future = self._queue.get()
-            if not future.set_running_or_notify_cancel():
-                continue
-            try:
-                future.set_result(call())
-            except BaseException as exc:  # handed to the awaiting step, whatever it is
-                future.set_exception(exc)
-
-
-_WRITER = _Writer()
-
-
-async def off_loop(call: Callable[..., T], *args: Any) -> T:
-    """``call(*args)`` on the store's writer thread: a journal write fsyncs, and meanwhile
-    the event loop must go on reading the other jobs' answers. A cancellation waits for the
-    write to finish, so the task unwinds with the entry in a known state."""
-    work = asyncio.wrap_future(_WRITER.submit(functools.partial(call, *args)))
-    try:
-        return await asyncio.shield(work)
-    except asyncio.CancelledError:
-        await asyncio.wait([work])
-        raise
 
 
 @dataclass
@@ -101,7 +45,7 @@ class GenerationContext:
     stopping (a full disk), if it is; ``stop`` tells the run to stop submitting."""
 
     store: Store
-    client: FalClient
+    client: QueueClient
     materializer: Materializer
     owner: Owner
     backend: str

@@ -22,8 +22,9 @@ from urllib.parse import urlsplit
 
 from runner.compile.sources import LocalFile, MediaSource, Remote, Upstream
 from runner.compile.steps import Slot, fill_slots
-from runner.fal import FalClient
 from runner.fal.config import same_origin
+from runner.run.queue_client import QueueClient
+from runner.run.store_thread import off_loop, read
 from runner.store import ResultRecord, Store, UploadRecord
 
 # How long a result URL fal returned is trusted to stay fetchable.
@@ -36,7 +37,7 @@ UPLOAD_LIFETIME = 7 * 24 * 3600
 class Materializer:
     """Resolves slots for one backend, sharing uploads between the steps of a run."""
 
-    def __init__(self, store: Store, client: FalClient, backend: str) -> None:
+    def __init__(self, store: Store, client: QueueClient, backend: str) -> None:
         self.store = store
         self.client = client
         self.backend = backend
@@ -65,7 +66,7 @@ class Materializer:
         assert isinstance(source, LocalFile)
         return await self._upload_once(source.sha256, lambda: self._upload_project_file(source))
 
-    def forget(
+    async def forget(
         self, urls: set[str], slots: tuple[Slot, ...], upstream: Mapping[str, ResultRecord]
     ) -> bool:
         """Stop using ``urls`` (fal could not download them) for the sources of ``slots``:
@@ -87,7 +88,7 @@ class Materializer:
                 continue
             for url in ours:
                 # Only a record still naming the dead URL: another step may have renewed it.
-                self.store.forget_upload(self.backend, sha256, url)
+                await off_loop(self.store.forget_upload, self.backend, sha256, url)
         return True
 
     def _reusable(self, record: ResultRecord) -> bool:
@@ -108,7 +109,7 @@ class Materializer:
     async def _upload_once(self, sha256: str, upload: Callable[[], Awaitable[str]]) -> str:
         """The URL of a file by its hash: remembered, or being uploaded for another step of
         this run (steps that start together share one upload), or uploaded now."""
-        known = self.store.get_upload(self.backend, sha256)
+        known = await read(self.store.get_upload, self.backend, sha256)
         if known is not None and known.url not in self._dead:
             return known.url
         task = self._uploading.get(sha256)
@@ -123,9 +124,7 @@ class Materializer:
     async def _upload_project_file(self, source: LocalFile) -> str:
         # Through the store: the bytes sent must be the ones the cache key was made from, even
         # if the file is edited while the run goes on (that fails the node instead).
-        stored = await asyncio.to_thread(
-            self.store.put_file, source.path, expected_sha256=source.sha256
-        )
+        stored = await read(self.store.put_file, source.path, expected_sha256=source.sha256)
         return await self._upload(stored.sha256, _content_type(source.path))
 
     async def _upload(self, sha256: str, content_type: str) -> str:
@@ -137,7 +136,8 @@ class Materializer:
         )
         expiry = uploaded.expires_at
         expires = expiry.timestamp() if expiry is not None else None
-        self.store.put_upload(UploadRecord(self.backend, sha256, uploaded.url, expires))
+        record = UploadRecord(self.backend, sha256, uploaded.url, expires)
+        await off_loop(self.store.put_upload, record)
         return uploaded.url
 
 
