@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
+import mimetypes
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -395,3 +396,4 @@ def _load_generation() -> None:
     # httpx's first request loads anyio's asyncio backend (a dozen modules): now, instead.
     with contextlib.suppress(ImportError):
         importlib.import_module("anyio._backends._asyncio")
+    mimetypes.init()  # uploads name their files' types: the system's tables, read once
