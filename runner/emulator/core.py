@@ -8,6 +8,7 @@ import shutil
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,8 @@ class Emulator:
         self.requests: Counter[str] = Counter()
         self.faults_fired: Counter[str] = Counter()
         self.closing = asyncio.Event()
+        # What lifetimes (of files, of results) are counted on; tests move it on by hand.
+        self.clock: Callable[[], float] = time.time
         self._own_executor = executor is None
         self._executor = executor
         self.scheduler: Scheduler | None = None
@@ -97,7 +100,8 @@ class Emulator:
         state_dir = self.config.state_dir
         root = _temporary_root() if state_dir is None else state_dir
         root.mkdir(parents=True, exist_ok=True)
-        self._root, self._files = root, FileStore(root, self.config.file_ttl)
+        self._root = root
+        self._files = FileStore(root, self.config.file_ttl, lambda: self.clock())
         if self._executor is None:
             self._executor = render_pool(self.config.render_workers)
         inputs = InputResolver(self.files, self.config.fetch_timeout, {self.config.host})
@@ -147,7 +151,7 @@ class Emulator:
         return (
             ttl is not None
             and job.completed_at is not None
-            and time.time() > job.completed_at + ttl
+            and self.clock() > job.completed_at + ttl
         )
 
     def stats(self) -> dict[str, Any]:
