@@ -29,8 +29,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from PIL import Image
-
 from runner.fal import (
     Downloaded,
     FalConfig,
@@ -46,7 +44,6 @@ from runner.fal import (
     UploadedFile,
 )
 from runner.fal.status import CancelOutcome
-from runner.media.encode import VideoWriter
 
 QUEUE = "https://queue.fake.fal"
 CDN = "https://cdn.fake.fal"
@@ -100,6 +97,7 @@ class FakeFal:
     """fal in memory; see the module docstring."""
 
     video: bool = True  # outputs are MP4s a frame or stitch step can read
+    name: str = "req"  # request ids are <name>-0001, <name>-0002, ...
     config: FalConfig = field(default_factory=lambda: FalConfig(queue_url=QUEUE, rest_url=QUEUE))
     jobs: list[FakeJob] = field(default_factory=list)
     uploads: list[str] = field(default_factory=list)  # URLs, in order
@@ -107,6 +105,7 @@ class FakeFal:
     cancels: list[str] = field(default_factory=list)  # request ids
     opened: int = 0
     on_submit: list[Callable[[FakeJob], None]] = field(default_factory=list)
+    cancel_gate: asyncio.Event | None = None  # set: a cancel waits on it (a slow answer)
     _files: dict[str, bytes] = field(default_factory=dict)
     _rules: list[_Rule] = field(default_factory=list)
     _paused: int | None = None  # jobs let run while paused
@@ -163,7 +162,10 @@ class FakeFal:
         if outcome.kind == "refused":
             raise _validation(outcome.detail)
         job = FakeJob(
-            f"req-{len(self.jobs) + 1:04d}", endpoint_id, json.loads(json.dumps(body)), outcome
+            f"{self.name}-{len(self.jobs) + 1:04d}",
+            endpoint_id,
+            json.loads(json.dumps(body)),
+            outcome,
         )
         self.jobs.append(job)
         for hook in self.on_submit:
@@ -229,6 +231,10 @@ class FakeFal:
         await asyncio.sleep(0)
         job = self._job(handle)
         self.cancels.append(job.request_id)
+        self._notify()
+        if self.cancel_gate is not None:
+            await self.cancel_gate.wait()
+        self._advance()  # the job may have started while the cancel was on its way
         if job.state == "COMPLETED":
             return "ALREADY_COMPLETED"
         if job.state == "IN_QUEUE":
@@ -327,6 +333,10 @@ class FakeFal:
         digest = hashlib.sha256(_canonical([job.endpoint, body]).encode()).digest()
         if not self.video:
             return f"output of {job.prompt}\n".encode() + digest.hex().encode()
+        from PIL import Image  # only for videos: a process that needs none loads neither
+
+        from runner.media.encode import VideoWriter
+
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / "clip.mp4"
             with VideoWriter(path, 64, 36, 8) as writer:

@@ -219,6 +219,67 @@ def test_ctrl_c_cancels_queued_jobs_and_keeps_the_running_one(tmp_path: Path, st
     assert len([job for job in fal.jobs if not job.cancelled]) == 5
 
 
+def test_ctrl_c_during_a_slow_cancel_keeps_the_job_that_started_meanwhile(
+    tmp_path: Path, store: Store
+) -> None:
+    """fal answers "cancellation requested" for a running job too: a job that starts while
+    the cancel is on its way must stay journaled, and the next run collects it."""
+    _, steps = steps_of(tmp_path / "p")
+    fal = FakeFal()
+    fal.pause(running=1)
+
+    async def interrupt() -> RunResult:
+        fal.cancel_gate = asyncio.Event()
+        run = executor(
+            steps, store, fal, Collect(), owner=replace(Owner.current("i"), pid=DEAD_PID)
+        )
+        task = asyncio.create_task(run.run())
+        await fal.until(lambda: len(fal.jobs) == 3 and all(job.seen for job in fal.jobs))
+        task.cancel()
+        await fal.until(lambda: len(fal.cancels) == 2)  # both queued jobs: cancels on the way
+        fal.pause(running=2)  # meanwhile one of them starts
+        fal.cancel_gate.set()
+        return await task
+
+    result = asyncio.run(interrupt())
+    assert result.interrupted and len([job for job in fal.jobs if job.cancelled]) == 1
+    started = [job for job in fal.jobs if job.state == "IN_PROGRESS"]
+    assert len(started) == 2 and len(result.in_flight) == 2
+    assert {e.handle["request_id"] for _, e in store.in_flight()} == {j.request_id for j in started}
+    fal.cancel_gate = None
+    fal.resume()
+    again, _ = run(steps, store, fal)
+    assert again.ok and again.reattached == set(result.in_flight)
+    # Every job paid for once: the one cancelled cost nothing and was sent again.
+    paid = [job.body for job in fal.jobs if not job.cancelled]
+    assert len(paid) == len(GENERATION_NODES) and all(paid.count(b) == 1 for b in paid)
+
+
+def test_a_keyframe_edited_during_the_run_fails_its_node_not_the_cache(
+    tmp_path: Path, store: Store
+) -> None:
+    text = """version: 1
+name: edit
+defaults: {num_frames: 9, frame_rate: 8, resolution: 480p}
+characters:
+  mara: {keyframes: {front: assets/characters/mara/front_closeup.png}}
+nodes:
+  x: {kind: t2v, prompt: first}
+  y: {kind: multicondition, image: {keyframe: mara.front}, video: {from: x}, prompt: second}
+"""
+    _, steps = steps_of(tmp_path / "p", text)
+    keyframe = tmp_path / "p" / "assets" / "characters" / "mara" / "front_closeup.png"
+    fal = FakeFal()
+    # Edited after the plan hashed it, before y uploads it.
+    fal.on_submit.append(
+        lambda job: keyframe.write_bytes(keyframe.with_name("three_quarter.png").read_bytes())
+    )
+    result, _ = run(steps, store, fal)
+    assert set(result.failed) == {"y"} and "does not match" in result.failed["y"].message
+    assert len(fal.jobs) == 1 and fal.uploads == []
+    assert not list(store.uploads())  # nothing recorded under the old hash
+
+
 def test_nothing_is_submitted_when_a_media_step_is_all_that_changed(
     tmp_path: Path, store: Store
 ) -> None:
