@@ -105,7 +105,7 @@ async def submit(emulator: Emulator, request: Request, endpoint_id: str) -> Resp
         fault=fault.as_json() if fault is not None else None,
         output_ttl=lifecycle_ttl(request),
     )
-    position = emulator.queue.submit(job)
+    position = await emulator.queue.submit(job)
     payload = {
         "request_id": job.id,
         **protocol.queue_urls(protocol.origin(request), job),
