@@ -7,8 +7,8 @@ and SQLite's busy handler backs off by sleeping (up to 100 ms at a time). Reads
 read that waits for the GIL at each step of SQLite's work can still take milliseconds
 while another thread is busy, and the loop meanwhile serves every other job.
 
-The one write that stays on the loop is the journal's record of a job fal accepted
-(:mod:`runner.run.submission` says why, and what it costs).
+That includes the journal's record of a job fal accepted, whose commit bounds the window in
+which a kill pays twice (:mod:`runner.run.submission` says what it costs).
 """
 
 from __future__ import annotations

@@ -122,28 +122,31 @@ async def submit(
         if not sent:
             await _give_up(step, ctx, cost)
         raise
-    _record(step, endpoint, handle, ctx)
+    await _record(step, endpoint, handle, ctx)
     ctx.emit(NodeSubmitted(node=step.name, request_id=handle.request_id, endpoint=endpoint))
     return Held(handle, False, body)
 
 
-def _record(step: Step, endpoint: str, handle: JobHandle, ctx: GenerationContext) -> None:
+async def _record(step: Step, endpoint: str, handle: JobHandle, ctx: GenerationContext) -> None:
     """Journal the accepted job's handle. On a full disk, spend the store's reserve and try
     once more: without the handle the next run would submit the paid job again."""
 
     def record() -> None:
         ctx.store.record_submission(step.key, ctx.owner, endpoint, handle.as_dict())
 
-    # Right here on the event loop, not queued for the writer thread: from fal's answer to
-    # this commit is the window in which a kill pays twice, and a thread waits for the GIL
-    # (5 ms at a time while the loop is busy) at every step of a SQLite write.
+    # From fal's answer to this commit is the window in which a kill pays twice. It was
+    # written on the event loop once, to keep that window narrow (a thread waits for the GIL
+    # at each step of a SQLite write), but the commit fsyncs: about 0.4 ms on a quiet disk,
+    # tens of ms on a busy one, during which no other job's answer would be read. On the
+    # writer thread the window grows by a hand-over; a cancellation (Ctrl-C) still waits
+    # for the commit (see off_loop).
     try:
         try:
-            record()
+            await off_loop(record)
         except DiskFull as full:
             ctx.stop(full)
-            ctx.store.reserve.release()
-            record()
+            await off_loop(ctx.store.reserve.release)
+            await off_loop(record)
     except JournalConflict as conflict:
         # Another run judged us gone and took the key: both jobs exist now. Ours is paid
         # for and in hand, so it is still worth collecting.
