@@ -9,11 +9,14 @@ import json
 import os
 import random
 import sys
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # for tests.fake_fal
 
 from runner.compile.steps import Step
+from runner.fal import JobHandle
 from runner.ltx.registry import registry
 from runner.run.budget import Budget
 from runner.run.generation import GenerationContext, generate
@@ -59,10 +62,27 @@ def hammer(root: Path, run_id: str, count: int, shuffle: bool) -> None:
     print(json.dumps({"won": won, **made}), flush=True)
 
 
+class _SubmitsTogether(FakeFal):
+    """A fal whose submits wait until both processes have one to make: announced on stdout,
+    released by the test's line on stdin. Whichever process the machine runs first, it holds
+    at most one slot's worth of keys meanwhile, so both submit some."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(video=False, name=name)
+        self._both: asyncio.Future[str] | None = None
+
+    async def submit(self, endpoint_id: str, body: Mapping[str, Any]) -> JobHandle:
+        if self._both is None:
+            print("submitting", flush=True)
+            self._both = asyncio.ensure_future(asyncio.to_thread(sys.stdin.readline))
+        await asyncio.shield(self._both)
+        return await super().submit(endpoint_id, body)
+
+
 async def generate_all(
     store: Store, owner: Owner, run_id: str, keys: list[str]
 ) -> dict[str, list[str]]:
-    fal = FakeFal(video=False, name=run_id)
+    fal = _SubmitsTogether(run_id)
     ctx = GenerationContext(
         store=store,
         client=fal,

@@ -678,6 +678,14 @@ def test_two_processes_share_a_store(tmp_path: Path) -> None:
         assert proc.stdin is not None
         proc.stdin.write("go\n")
         proc.stdin.flush()
+    for proc in procs:  # each holds its submits until both have one to make
+        assert proc.stdout is not None and proc.stdin is not None
+        line = proc.stdout.readline()
+        assert line.strip() == "submitting", (line, proc.stderr.read() if proc.stderr else "")
+    for proc in procs:
+        assert proc.stdin is not None
+        proc.stdin.write("both\n")
+        proc.stdin.flush()
     outcomes = []
     for proc in procs:
         out, err = proc.communicate(timeout=120)
