@@ -6,6 +6,8 @@ failed step fails its descendants only; everything else keeps going. Ctrl-C canc
 waiting, cancels jobs still queued at fal (they cost nothing yet) and leaves running ones
 journaled for the next run to collect.
 
+An approval gate holds its dependents: they are ``waiting``, no failure (runner.run.holding).
+
 A full disk stops the run before it pays for more: nothing further is submitted or made,
 jobs already at fal are still collected if there is room, else left journaled for the next
 run. Reporters (the run log on that disk) can never stop a run: one that fails goes quiet,
@@ -15,9 +17,6 @@ and the summary says so.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import importlib
-import mimetypes
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -29,7 +28,7 @@ from runner.compile.sources import Remote
 from runner.compile.steps import Step
 from runner.errors import DiskFull, RunStopping, ShotgraphError, StepFailed, disk_full
 from runner.run.budget import Budget
-from runner.run.delivery import deliver
+from runner.run.delivery import deliver, load_generation, unwritable
 from runner.run.events import (
     Event,
     Fanout,
@@ -38,11 +37,13 @@ from runner.run.events import (
     NodeFailed,
     NodeSkipped,
     NodeStarted,
+    NodeWaiting,
     Notice,
     OutputWritten,
     Reporter,
     RunStarted,
 )
+from runner.run.holding import Hold, Waiting, held_before_run, likely_waiting, never_hold
 from runner.run.outcome import RunOptions, RunResult, as_failure, finished
 from runner.run.report_thread import ReportThread
 from runner.run.store_thread import off_loop, read
@@ -68,11 +69,11 @@ class Executor:
         describe_issue: Callable[[Step, Any], str] | None = None,
         pipeline_name: str = "",
         owner: Owner | None = None,
+        hold: Hold | None = None,
     ) -> None:
         self.steps = steps
         self.store = store
-        # Every reporter behind a Fanout: one that fails is dropped, never the run; on a
-        # thread of their own: one that is slow never holds up the loop.
+        # Behind a Fanout (one that fails is dropped, never the run), on a thread of their own.
         self.reporter = reporter if isinstance(reporter, Fanout) else Fanout(reporter)
         self._reports = ReportThread(self.reporter)
         self.options = options
@@ -92,6 +93,7 @@ class Executor:
         self._budget = Budget(options.budget)
         self._describe_issue = describe_issue or (lambda step, issue: str(issue))
         self._first_with_key: dict[str, str] = {}
+        self._hold = hold or never_hold
 
     def emit(self, event: Event) -> None:
         self._reports.handle(event)
@@ -112,14 +114,15 @@ class Executor:
                 # start stops the run at once, with one message, not a failure per node.
                 await self._context()
             # a request two nodes share is one job: priced once
-            jobs = {self.steps[n].key: self.steps[n] for n in pending}
+            later = likely_waiting(self.steps, pending, self._hold)
+            jobs = {self.steps[n].key: self.steps[n] for n in pending if n not in later}
             estimate = sum(step.usd for step in jobs.values())
             self.emit(
                 RunStarted(
                     pipeline=self.pipeline_name,
                     backend=self.options.backend,
                     nodes=len(self.steps),
-                    to_render=len(pending),
+                    to_render=len(pending) - len(later),
                     estimated_usd=round(estimate, 6),
                     run_id=self.run_id,
                 )
@@ -130,6 +133,8 @@ class Executor:
                 if name in self.result.cached:
                     self.emit(NodeCached(node=name))
                     await self._deliver(name, self.result.records[name])
+                elif name in self.result.waiting:
+                    self.emit(NodeWaiting(node=name, reason=self.result.waiting[name]))
             heartbeat = asyncio.create_task(self._heartbeat())
             try:
                 await self._run_pending(pending)
@@ -177,22 +182,20 @@ class Executor:
         try:
             await asyncio.gather(*tasks)
         except asyncio.CancelledError:
-            # Ctrl-C: stop waiting, let each step tidy its journal entry, then report. This
-            # is the top of the run, so the cancellation ends here with a result.
-            # gather has already cancelled every task; cancelling again would cut short the
-            # tidying (cancelling queued jobs at fal) that each task is doing now.
+            # Ctrl-C: stop waiting, let each step tidy its journal entry, then report (the top
+            # of the run: the cancellation ends here). gather has cancelled every task; again
+            # would cut short the tidying (cancelling queued jobs at fal) each is doing now.
             self.result.interrupted = True
             await asyncio.gather(*tasks, return_exceptions=True)
             self.result.in_flight = await read(self._still_at_fal, pending)
 
     def _still_at_fal(self, pending: list[str]) -> list[str]:
         """The steps whose jobs this run leaves running at fal (journaled for the next)."""
-        left = []
-        for name in pending:
-            entry = self.store.journal(self.steps[name].key)
-            if entry is not None and entry.state == "submitted" and entry.owner == self._owner:
-                left.append(name)
-        return left
+        return [name for name in pending if self._left_at_fal(self.steps[name].key)]
+
+    def _left_at_fal(self, key: str) -> bool:
+        entry = self.store.journal(key)
+        return entry is not None and entry.state == "submitted" and entry.owner == self._owner
 
     async def _heartbeat(self) -> None:
         """Tell runs sharing the store (on other hosts too) that this one is still going.
@@ -213,10 +216,9 @@ class Executor:
     async def _context(self) -> GenerationContext:
         """The backend, connected on first need: a run with nothing to render (or only local
         media steps) never starts the emulator or touches the network."""
-        # The network client (and, for the local backend, the emulator) load only here: a run
-        # with nothing to render starts in a fraction of the time. Loaded in a thread: an
-        # import is disk reads and module code that would hold up the loop.
-        await read(_load_generation)
+        # The network client (and the emulator) load only here, in a thread: a run with
+        # nothing to render starts in a fraction of the time, and the loop never waits.
+        await read(load_generation)
         from runner.run.generation import GenerationContext
         from runner.run.uploads import Materializer
 
@@ -238,11 +240,17 @@ class Executor:
             return self._connected
 
     def _find_cached(self) -> list[str]:
-        """Steps whose results are in the store (the file present); the rest, in run order."""
+        """Steps whose results are in the store (the file present); the rest, in run order,
+        but for those an approval gate already holds (see :meth:`_held`)."""
         pending: list[str] = []
         for name, step in self.steps.items():
             record = self.store.result_for(step.key, self.options.backend)  # file present too
-            if record is not None:
+            held = held_before_run(
+                step, self._hold, self.result, pending, cached=record is not None
+            )
+            if held is not None:
+                self.result.waiting[name] = held
+            elif record is not None:
                 self.result.records[name] = record
                 self.result.cached.add(name)
             else:
@@ -253,7 +261,13 @@ class Executor:
         step = self.steps[name]
         future = self._done[name]
         try:
-            upstream = await self._inputs(step)
+            try:
+                upstream = await self._inputs(step)
+            except Waiting as waiting:
+                self.result.waiting[name] = waiting.reason
+                self.emit(NodeWaiting(node=name, reason=waiting.reason))
+                future.set_result(None)
+                return
             if upstream is None:
                 self.result.skipped.add(name)
                 self.emit(NodeSkipped(node=name, reason="an input node failed"))
@@ -315,7 +329,12 @@ class Executor:
                 continue
             record = await asyncio.shield(self._done[dep])
             if record is None:
+                if dep in self.result.waiting:
+                    raise Waiting(self.result.waiting[dep])
                 return None
+            reason = self._hold(dep, record.output.sha256)
+            if reason is not None:
+                raise Waiting(reason)
             found[dep] = record
         return found
 
@@ -376,24 +395,6 @@ class Executor:
             full = disk_full(exc, path)
             if full is not None:
                 self._stop(full)
-            failure = (
-                as_failure(full)
-                if full
-                else StepFailed(
-                    f"could not write the output {path}: {exc.strerror or exc}",
-                    hint="check the directory exists and is writable",
-                )
-            )
+            failure = as_failure(full) if full else unwritable(path, exc)
             self.result.failed[name] = failure
             self.emit(NodeFailed(node=name, error=failure.message, hint=failure.hint))
-
-
-def _load_generation() -> None:
-    """Import what generation steps need (the fal client, httpx and theirs)."""
-    import runner.run.generation
-    import runner.run.uploads  # noqa: F401
-
-    # httpx's first request loads anyio's asyncio backend (a dozen modules): now, instead.
-    with contextlib.suppress(ImportError):
-        importlib.import_module("anyio._backends._asyncio")
-    mimetypes.init()  # uploads name their files' types: the system's tables, read once
