@@ -89,7 +89,7 @@ def _threads() -> dict[int, tuple[int, int]]:
 class _Last(threading.local):
     """What the process's threads did during the last callback run on this thread."""
 
-    starved = 0.0  # seconds its threads waited for a core, added up
+    starved = 0.0  # the longest any of its threads waited for a core, in seconds
     threads: tuple[str, ...] = ()
 
 
@@ -111,7 +111,9 @@ def _run_accounted(handle: Any) -> None:
             )
             for tid, (ran, waited) in after.items()
         }
-        _LAST.starved = sum(waited for _, waited in spent.values()) / 1e9
+        # The longest any one thread waited: the loop's own wait, or that of the thread holding
+        # the GIL the loop wanted; several threads waiting at once are not added up.
+        _LAST.starved = max((waited for _, waited in spent.values()), default=0) / 1e9
         _LAST.threads = tuple(
             f"{name} ran {ran / 1e6:.0f} ms, waited {waited / 1e6:.0f} ms"
             for name, (ran, waited) in spent.items()
