@@ -23,7 +23,8 @@ import asyncio
 import hashlib
 import json
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -43,6 +44,7 @@ from runner.fal import (
     UpdateCallback,
     UploadedFile,
 )
+from runner.fal.listing import ListedRequest
 from runner.fal.status import CancelOutcome
 
 QUEUE = "https://queue.fake.fal"
@@ -86,6 +88,8 @@ class FakeJob:
     state: str = "IN_QUEUE"
     cancelled: bool = False
     seen: str | None = None  # the last state a waiter was told
+    node: str | None = None  # the node name the local backend sends (fal never sees one)
+    sent_at: float = field(default_factory=time.time)
 
     @property
     def prompt(self) -> str:
@@ -98,7 +102,10 @@ class FakeFal:
 
     video: bool = True  # outputs are MP4s a frame or stitch step can read
     name: str = "req"  # request ids are <name>-0001, <name>-0002, ...
-    config: FalConfig = field(default_factory=lambda: FalConfig(queue_url=QUEUE, rest_url=QUEUE))
+    # Its request listing is complete at once: no settle time to wait out.
+    config: FalConfig = field(
+        default_factory=lambda: FalConfig(queue_url=QUEUE, rest_url=QUEUE, listing_settle=0.0)
+    )
     jobs: list[FakeJob] = field(default_factory=list)
     uploads: list[str] = field(default_factory=list)  # URLs, in order
     downloads: list[str] = field(default_factory=list)
@@ -156,7 +163,9 @@ class FakeFal:
     async def __aexit__(self, *exc_info: object) -> None:
         return None
 
-    async def submit(self, endpoint_id: str, body: Mapping[str, Any]) -> JobHandle:
+    async def submit(
+        self, endpoint_id: str, body: Mapping[str, Any], *, node: str | None = None
+    ) -> JobHandle:
         await asyncio.sleep(0)  # the answer comes back later than the call
         outcome = next((r.outcome for r in self._rules if r.take(body)), Outcome())
         if outcome.kind == "refused":
@@ -166,6 +175,7 @@ class FakeFal:
             endpoint_id,
             json.loads(json.dumps(body)),
             outcome,
+            node=node,
         )
         self.jobs.append(job)
         for hook in self.on_submit:
@@ -174,6 +184,15 @@ class FakeFal:
         if outcome.kind == "uncertain":  # fal queued it, and its answer was lost
             raise FalSubmitUncertain("the connection broke during the submit", attempts=1)
         return self.handle(endpoint_id, job.request_id)
+
+    async def list_requests(
+        self, endpoint_id: str, since: float, *, payloads: bool = True
+    ) -> AsyncIterator[ListedRequest]:
+        """fal's request listing: every job sent to ``endpoint_id`` since ``since``."""
+        for job in list(self.jobs):
+            if job.endpoint == endpoint_id and job.sent_at >= since:
+                body = job.body if payloads else None
+                yield ListedRequest(job.request_id, endpoint_id, job.sent_at, None, None, body)
 
     def handle(self, endpoint_id: str, request_id: str) -> JobHandle:
         base = (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from runner.compile.request import locate_field
 from runner.compile.steps import Step
 from runner.errors import ShotgraphError, disk_full, display_path
 from runner.lock import build_lock, project_lock_path, read_lock, write_lock
-from runner.plan import CacheStatus, check_budget, drift, make_plan, waits
+from runner.plan import CacheStatus, check_budget, drift, look_in, make_plan, waits
 from runner.review.gates import Gates
 from runner.run.holding import Hold
 
@@ -60,10 +61,12 @@ def run(pipeline: Path, backend: str, frozen: bool, **options: Any) -> int:
                 f"the pipeline no longer matches {display_path(lock_file)} ({changed.describe()})",
                 hint="run without --frozen to render the changes and update the lockfile",
             )
-    with open_store(compiled.pipeline.project, options["cache_dir"]) as store:
+    project = compiled.pipeline.project
+    with open_store(project, options["cache_dir"], options["store_url"]) as store:
         if options["budget"] is not None:
-            statuses = CacheStatus(compiled, store, lock)
-            the_plan = make_plan(compiled, statuses, waits(compiled, store, lock))
+            shared = asyncio.run(look_in(store, compiled))
+            statuses = CacheStatus(compiled, store.local, lock, shared)
+            the_plan = make_plan(compiled, statuses, waits(compiled, store.local, lock))
             check_budget(the_plan, options["budget"])
         outcome = execute(
             compiled.steps,
@@ -115,7 +118,8 @@ def _issue_describer(compiled: Compiled) -> Any:
 
     def describe(step: Step, issue: Any) -> str:
         node = pipeline.nodes[step.node]
-        where = locate_field(list(issue.field_path), node, step.settings, pipeline)
+        assert step.endpoint is not None  # fal answered it: a generation step
+        where = locate_field(list(issue.field_path), node, step.endpoint, step.settings, pipeline)
         return f"{issue} ({where})"
 
     return describe

@@ -37,6 +37,13 @@ def frame_size(
     return table[aspect_ratio]
 
 
+def scaled(size: tuple[int, int], scale: float) -> tuple[int, int]:
+    """``size`` times ``scale``, even (yuv420p), at least 2x2; ``size`` itself at 1."""
+    if scale >= 1.0:
+        return size
+    return (max(2, round(size[0] * scale / 2) * 2), max(2, round(size[1] * scale / 2) * 2))
+
+
 def cover_box(
     source: tuple[int, int], target: tuple[int, int], zoom: float = 1.0
 ) -> tuple[float, float, float, float]:
@@ -48,13 +55,3 @@ def cover_box(
     cw, ch = tw / scale, th / scale
     left, top = (sw - cw) / 2, (sh - ch) / 2
     return (left, top, left + cw, top + ch)
-
-
-def shift_box(
-    box: tuple[float, float, float, float], dx: float, dy: float, bounds: tuple[int, int]
-) -> tuple[float, float, float, float]:
-    """``box`` moved by (dx, dy) but kept inside an image of size ``bounds``."""
-    left, top, right, bottom = box
-    dx = min(max(dx, -left), bounds[0] - right)
-    dy = min(max(dy, -top), bounds[1] - bottom)
-    return (left + dx, top + dy, right + dx, bottom + dy)

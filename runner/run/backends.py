@@ -17,7 +17,7 @@ import shutil
 import tempfile
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -65,14 +65,14 @@ async def open_backend(
         return
     options = local or LocalOptions()
     if options.url is not None:
-        async with await asyncio.to_thread(_local_client, options.url) as client:
+        async with await asyncio.to_thread(_local_client, options.url, env) as client:
             yield client
         return
     async with _emulator_state(store_root) as state_dir:
         server = await asyncio.to_thread(_emulator, options, state_dir)
         await server.start_async()
         try:
-            async with await asyncio.to_thread(_local_client, server.url) as client:
+            async with await asyncio.to_thread(_local_client, server.url, env) as client:
                 yield client
         finally:
             await server.stop_async()
@@ -173,8 +173,20 @@ def clear_local_state(store: Store, *, dry_run: bool = False) -> int:
 EMULATOR_KEY = "local:emulator"
 
 
-def _local_client(url: str) -> FalClient:
+# The header the emulator reads a job's node name from (runner.emulator.protocol spells it
+# too: importing the emulator here would load its server for every local run).
+NODE_HEADER = "x-shotgraph-node"
+
+
+def _local_client(url: str, env: Mapping[str, str]) -> FalClient:
     from runner.fal import Credentials, FalClient, FalConfig, Secret
 
     credentials = Credentials(Secret(EMULATOR_KEY), source="the local backend")
-    return FalClient(FalConfig(queue_url=url, rest_url=url), credentials=credentials)
+    # The emulator serves the queue, storage and platform API on one origin, and writes
+    # each job's node name on its animatic (fal's backend never sends it); only
+    # SHOTGRAPH_FAL_LISTING_SETTLE is taken from the environment.
+    config = FalConfig(queue_url=url, rest_url=url, api_url=f"{url}/v1", node_header=NODE_HEADER)
+    settle = FalConfig.from_env(
+        {"SHOTGRAPH_FAL_LISTING_SETTLE": env.get("SHOTGRAPH_FAL_LISTING_SETTLE", "")}
+    ).listing_settle
+    return FalClient(replace(config, listing_settle=settle), credentials=credentials)

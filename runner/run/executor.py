@@ -17,6 +17,7 @@ and the summary says so.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -28,6 +29,7 @@ from runner.compile.sources import Remote
 from runner.compile.steps import Step
 from runner.errors import DiskFull, RunStopping, ShotgraphError, StepFailed, disk_full
 from runner.run.budget import Budget
+from runner.run.cached import find_cached
 from runner.run.delivery import deliver, load_generation, unwritable
 from runner.run.events import (
     Event,
@@ -43,11 +45,11 @@ from runner.run.events import (
     Reporter,
     RunStarted,
 )
-from runner.run.holding import Hold, Waiting, held_before_run, likely_waiting, never_hold
+from runner.run.heartbeat import keep_beating
+from runner.run.holding import Hold, Waiting, likely_waiting, never_hold, sort_before_run
 from runner.run.outcome import RunOptions, RunResult, as_failure, finished
 from runner.run.report_thread import ReportThread
-from runner.run.store_thread import off_loop, read
-from runner.store import HEARTBEAT_INTERVAL, Owner, ResultRecord, Store
+from runner.store import Owner, RemoteError, ResultRecord, Store, TieredStore
 
 if TYPE_CHECKING:
     from runner.run.generation import Generated, GenerationContext
@@ -55,12 +57,13 @@ if TYPE_CHECKING:
 
 
 class Executor:
-    """Runs steps against one store and one backend client."""
+    """Runs steps against one store (the local one, or a shared one and its near cache)
+    and one backend client."""
 
     def __init__(
         self,
         steps: Mapping[str, Step],
-        store: Store,
+        store: Store | TieredStore,
         connect: Callable[[], AbstractAsyncContextManager[QueueClient]],
         reporter: Reporter,
         options: RunOptions,
@@ -72,10 +75,11 @@ class Executor:
         hold: Hold | None = None,
     ) -> None:
         self.steps = steps
-        self.store = store
+        self.store = store if isinstance(store, TieredStore) else TieredStore(store)
         # Behind a Fanout (one that fails is dropped, never the run), on a thread of their own.
         self.reporter = reporter if isinstance(reporter, Fanout) else Fanout(reporter)
         self._reports = ReportThread(self.reporter)
+        self.store.warn = lambda message: self.emit(Notice(message=message))
         self.options = options
         self.outputs = outputs or {}
         self.pipeline_name = pipeline_name
@@ -106,8 +110,9 @@ class Executor:
 
     async def _run(self) -> RunResult:
         started = time.monotonic()
-        # The store's reads and the sweep of staging: in a thread, as all of the store's work.
-        pending, full = await read(self._open_run)
+        pending, unshared = await self._find_cached()
+        # The sweep of staging and the journal's reserve: in a thread, as all of the store's work.
+        full = await asyncio.to_thread(self._prepare_store, bool(pending))
         async with self._exits:
             if any(self.steps[name].endpoint is not None for name in pending):
                 # Connect before anything starts: a missing key or an emulator that will not
@@ -135,21 +140,30 @@ class Executor:
                     await self._deliver(name, self.result.records[name])
                 elif name in self.result.waiting:
                     self.emit(NodeWaiting(node=name, reason=self.result.waiting[name]))
-            heartbeat = asyncio.create_task(self._heartbeat())
+            try:  # results only this machine has (from before the bucket, or while away)
+                await self.store.publish(unshared)
+            except RemoteError as lost:
+                self._stop(lost)
+            if pending and self.store.remote is not None:
+                # The lease first: a claim must never be seen without a heartbeat behind it.
+                await self.store.beat(self._owner)
+                if await self.store.move_local_journal():
+                    self.emit(Notice(message=f"handed this machine's journal to {self.store.url}"))
+            beaten = bool(pending) and self.store.remote is not None
+            heartbeat = asyncio.create_task(
+                keep_beating(self.store, self._owner, self._stop, self.emit, beaten=beaten)
+            )
             try:
                 await self._run_pending(pending)
             finally:
                 heartbeat.cancel()
-                await off_loop(self.store.end_run, self._owner)
+                if pending or self.store.remote is None:
+                    with contextlib.suppress(ShotgraphError):
+                        await self.store.end_run(self._owner)
         self.emit(finished(self.result, time.monotonic() - started))
         await self._reports.close()
         self.result.notes.extend(self.reporter.notes)
         return self.result
-
-    def _open_run(self) -> tuple[list[str], DiskFull | None]:
-        """The steps to render (the rest are cached), and whether the disk is too full to."""
-        pending = self._find_cached()
-        return pending, self._prepare_store(bool(pending))
 
     def _prepare_store(self, rendering: bool) -> DiskFull | None:
         """Clear what killed runs left in staging (every run: the one after a crash may
@@ -157,10 +171,11 @@ class Executor:
         reserve for the journal (see :mod:`runner.store.reserve`). A disk without room for
         that reserve is too full to submit anything safely: the run stops before its
         first job."""
-        self.store.sweep_staging()
+        local = self.store.local
+        local.sweep_staging()
         if not rendering:
             return None
-        return disk_full(self.store.reserve.keep(), self.store.reserve.path)
+        return disk_full(local.reserve.keep(), local.reserve.path)
 
     def _stop(self, reason: ShotgraphError) -> None:
         """Submit and make nothing more (the disk is full); what is at fal is collected if
@@ -169,7 +184,7 @@ class Executor:
             return
         self.result.stopped = reason
         # Room for the journal writes of the jobs in flight (see runner.store.reserve).
-        self.store.reserve.release()
+        self.store.local.reserve.release()
         self.emit(Notice(message=f"stopping: {reason.message}; nothing more is submitted"))
 
     async def _run_pending(self, pending: list[str]) -> None:
@@ -187,38 +202,23 @@ class Executor:
             # would cut short the tidying (cancelling queued jobs at fal) each is doing now.
             self.result.interrupted = True
             await asyncio.gather(*tasks, return_exceptions=True)
-            self.result.in_flight = await read(self._still_at_fal, pending)
+            self.result.in_flight = [
+                name for name in pending if await self._still_at_fal(self.steps[name])
+            ]
 
-    def _still_at_fal(self, pending: list[str]) -> list[str]:
-        """The steps whose jobs this run leaves running at fal (journaled for the next)."""
-        return [name for name in pending if self._left_at_fal(self.steps[name].key)]
-
-    def _left_at_fal(self, key: str) -> bool:
-        entry = self.store.journal(key)
+    async def _still_at_fal(self, step: Step) -> bool:
+        try:
+            entry = await self.store.journal(step.key)
+        except ShotgraphError:
+            return False
         return entry is not None and entry.state == "submitted" and entry.owner == self._owner
-
-    async def _heartbeat(self) -> None:
-        """Tell runs sharing the store (on other hosts too) that this one is still going.
-        A run that cannot (a full disk) stops submitting: another host could soon judge it
-        dead and take its jobs over."""
-        told = False
-        while True:
-            try:
-                await off_loop(self.store.beat, self._owner)
-            except DiskFull as full:
-                self._stop(full)
-            except ShotgraphError as problem:
-                if not told:
-                    self.emit(Notice(message=f"the run's heartbeat failed: {problem.message}"))
-                    told = True
-            await asyncio.sleep(HEARTBEAT_INTERVAL)
 
     async def _context(self) -> GenerationContext:
         """The backend, connected on first need: a run with nothing to render (or only local
         media steps) never starts the emulator or touches the network."""
         # The network client (and the emulator) load only here, in a thread: a run with
         # nothing to render starts in a fraction of the time, and the loop never waits.
-        await read(load_generation)
+        await asyncio.to_thread(load_generation)
         from runner.run.generation import GenerationContext
         from runner.run.uploads import Materializer
 
@@ -239,23 +239,15 @@ class Executor:
                 )
             return self._connected
 
-    def _find_cached(self) -> list[str]:
-        """Steps whose results are in the store (the file present); the rest, in run order,
-        but for those an approval gate already holds (see :meth:`_held`)."""
-        pending: list[str] = []
-        for name, step in self.steps.items():
-            record = self.store.result_for(step.key, self.options.backend)  # file present too
-            held = held_before_run(
-                step, self._hold, self.result, pending, cached=record is not None
-            )
-            if held is not None:
-                self.result.waiting[name] = held
-            elif record is not None:
-                self.result.records[name] = record
-                self.result.cached.add(name)
-            else:
-                pending.append(name)
-        return pending
+    async def _find_cached(self) -> tuple[list[str], list[ResultRecord]]:
+        """Steps whose results a store has (their files here, fetched from the shared store
+        when something needs them); the rest, in run order, but for those an approval gate
+        already holds (see :meth:`_held`); and the results the shared store has yet to be
+        given."""
+        cached, unshared = await find_cached(
+            self.steps, self.store, self.options.backend, set(self.outputs)
+        )
+        return sort_before_run(self.steps, cached, self._hold, self.result), unshared
 
     async def _node(self, name: str) -> None:
         step = self.steps[name]
@@ -293,9 +285,11 @@ class Executor:
             future.set_result(None)
             return
         except (ShotgraphError, OSError) as problem:
-            full = disk_full(problem, self.store.root)
+            full = disk_full(problem, self.store.local.root)
             if full is not None:
                 self._stop(full)
+            if isinstance(problem, RemoteError):
+                self._stop(problem)  # no claim can be made, nor a result shared
             failure = as_failure(full or problem)
             self.result.failed[name] = failure
             self.emit(NodeFailed(node=name, error=failure.message, hint=failure.hint))
@@ -388,13 +382,18 @@ class Executor:
         if path is None:
             return
         try:
+            if await self.store.fetch_files([record]):
+                raise StepFailed(f"the output of '{name}' cannot be had from the store")
             # A hash of what is there and a copy of a whole video: in a thread.
-            if await read(deliver, self.store, record.output.sha256, path):
+            if await asyncio.to_thread(deliver, self.store.local, record.output.sha256, path):
                 self.emit(OutputWritten(node=name, path=str(path)))
+            return
+        except StepFailed as failed:
+            failure = failed
         except OSError as exc:
             full = disk_full(exc, path)
             if full is not None:
                 self._stop(full)
             failure = as_failure(full) if full else unwritable(path, exc)
-            self.result.failed[name] = failure
-            self.emit(NodeFailed(node=name, error=failure.message, hint=failure.hint))
+        self.result.failed[name] = failure
+        self.emit(NodeFailed(node=name, error=failure.message, hint=failure.hint))

@@ -7,11 +7,12 @@ the executor and the generation protocol are then tested in milliseconds, withou
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
 from runner.fal import Downloaded, FalConfig, JobHandle, JobStatus, UpdateCallback, UploadedFile
+from runner.fal.listing import ListedRequest
 from runner.fal.status import CancelOutcome
 
 
@@ -28,8 +29,18 @@ class QueueClient(Protocol):
 
     async def __aexit__(self, *exc_info: object) -> None: ...
 
-    async def submit(self, endpoint_id: str, body: Mapping[str, Any]) -> JobHandle:
-        """Queue a job; the handle to journal and wait on."""
+    async def submit(
+        self, endpoint_id: str, body: Mapping[str, Any], *, node: str | None = None
+    ) -> JobHandle:
+        """Queue a job; the handle to journal and wait on. ``node`` names the node for the
+        local emulator's animatics (sent only to it, never to fal)."""
+        ...
+
+    def list_requests(
+        self, endpoint_id: str, since: float, *, payloads: bool = True
+    ) -> AsyncIterator[ListedRequest]:
+        """fal's request listing of ``endpoint_id`` since ``since`` (Unix seconds): where
+        a submit whose answer was lost is looked for (:mod:`runner.run.reconcile`)."""
         ...
 
     def handle(self, endpoint_id: str, request_id: str) -> JobHandle:

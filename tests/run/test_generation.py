@@ -91,23 +91,40 @@ def test_a_run_that_died_mid_submit_is_sent_the_identical_body_again(
     # That very body, not one rebuilt around a fresh upload of the same keyframe.
     assert [job.body for job in fal.jobs if job.body.get("image_url") == uploaded.url] == [body]
     notes = [e.message for e in events.of(Notice) if e.node == "intro"]
-    assert len(notes) == 1 and "run died-mid-submit" in notes[0] and "appear twice" in notes[0]
+    # Looked for in fal's request listing first (this fal never got it), then sent, said so.
+    assert len(notes) == 2 and "run died-mid-submit" in notes[0]
+    assert "not in fal's request listing" in notes[1] and "sending the very same" in notes[1]
     assert uploaded.url not in fal.uploads[1:]  # the other nodes' uploads only
 
 
-def test_a_submit_whose_answer_was_lost_is_sent_again_by_the_next_run(
+def test_a_run_that_died_mid_submit_is_reattached_when_fal_has_its_job(
+    tmp_path: Path, store: Store
+) -> None:
+    _, steps = steps_of(tmp_path / "p")
+    intro = steps["intro"]
+    fal = FakeFal()
+    (slot,) = intro.slots
+    uploaded = asyncio.run(fal.upload(slot.source.path, "image/png"))
+    body = fill_slots(intro.body, {slot.pointer: uploaded.url})
+    dead = gone("died-after-sending")
+    assert store.claim(intro.key, dead) is None
+    store.begin_submit(intro.key, dead, intro.endpoint.id, body, body_digest(body))
+    asyncio.run(fal.submit(intro.endpoint.id, body))  # fal queued it; then the run died
+    result, events = run(steps, store, fal)
+    assert result.ok and len(fal.jobs) == len(GENERATION_NODES) and fal.bodies_sent_twice() == []
+    assert result.reattached == {"intro"} and "intro" not in result.submitted
+    assert [e for e in events.of(Notice) if "request listing" in e.message and e.node == "intro"]
+
+
+def test_a_submit_whose_answer_was_lost_is_found_in_the_listing_not_sent_again(
     tmp_path: Path, store: Store
 ) -> None:
     _, steps = steps_of(tmp_path / "p", ONE_SHOT.replace("PROMPT", "she looks up"))
     fal = FakeFal()
     fal.script(Outcome("uncertain"))  # fal queued it; the answer never came back
-    first, _ = run(steps, store, fal, owner=gone("first"))
-    assert "connection broke" in first.failed["a"].message
-    ((_, entry),) = store.in_flight()  # the body stays journaled: fal may have it
-    assert entry.state == "submitting" and entry.body == fal.jobs[0].body
-    second, events = run(steps, store, fal)
-    assert second.ok and fal.bodies_sent_twice() == [entry.body]
-    assert [e for e in events.of(Notice) if "may have received it" in e.message]
+    result, events = run(steps, store, fal)
+    assert result.ok and len(fal.jobs) == 1 and fal.bodies_sent_twice() == []
+    assert [e for e in events.of(Notice) if "looking for the job in fal's request" in e.message]
     assert store.in_flight() == []
 
 

@@ -42,7 +42,7 @@ def run(pipeline: Path, store: Path, url: str) -> int:
     return cli.run([*args, "--emulator-url", url])
 
 
-def test_a_run_that_died_mid_submit_is_sent_again_the_identical_body(
+def test_a_run_that_died_before_its_submit_reached_fal_sends_the_identical_body(
     tmp_path: Path, start_emulator: StartEmulator, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """End to end: the plan says why, and the run sends the journaled body. (Every other
@@ -68,8 +68,12 @@ def test_a_run_that_died_mid_submit_is_sent_again_the_identical_body(
     assert row["status"] == "render" and "died submitting" in row["reason"]
 
     assert run(pipeline, tmp_path / "store", emulator.url) == 0
-    assert "a: note: run died-mid-submit" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "a: note: run died-mid-submit" in out
+    # fal never got it: the listing has no such job, so it is sent again, and the run says so.
+    assert "the job is not in fal's request listing 4 s after it was sent" in out
     stats = emulator.stats()
+    assert stats["requests"]["listing"] >= 2  # looked, waited, looked again
     # That very body, not one rebuilt around a fresh upload of the same keyframe.
     assert stats["submissions"] == {fingerprint(step.endpoint.id, body): 1}
     assert stats["requests"]["upload"] == 1  # the dead run's only

@@ -21,7 +21,7 @@ from runner.ltx.registry import registry
 from runner.run.budget import Budget
 from runner.run.generation import GenerationContext, generate
 from runner.run.uploads import Materializer
-from runner.store import Owner, ResultRecord, Store, StoredFile, UploadRecord
+from runner.store import Owner, ResultRecord, Store, StoredFile, TieredStore, UploadRecord
 from tests.fake_fal import FakeFal
 
 
@@ -71,22 +71,25 @@ class _SubmitsTogether(FakeFal):
         super().__init__(video=False, name=name)
         self._both: asyncio.Future[str] | None = None
 
-    async def submit(self, endpoint_id: str, body: Mapping[str, Any]) -> JobHandle:
+    async def submit(
+        self, endpoint_id: str, body: Mapping[str, Any], *, node: str | None = None
+    ) -> JobHandle:
         if self._both is None:
             print("submitting", flush=True)
             self._both = asyncio.ensure_future(asyncio.to_thread(sys.stdin.readline))
         await asyncio.shield(self._both)
-        return await super().submit(endpoint_id, body)
+        return await super().submit(endpoint_id, body, node=node)
 
 
 async def generate_all(
     store: Store, owner: Owner, run_id: str, keys: list[str]
 ) -> dict[str, list[str]]:
     fal = _SubmitsTogether(run_id)
+    tiered = TieredStore(store)  # the local store alone, as a run without a bucket has it
     ctx = GenerationContext(
-        store=store,
+        store=tiered,
         client=fal,
-        materializer=Materializer(store, fal, "fal"),
+        materializer=Materializer(tiered, fal, "fal"),
         owner=owner,
         backend="fal",
         budget=Budget(None),

@@ -1,15 +1,5 @@
-"""The store's work off the event loop: writes on one thread, in order; reads in threads.
-
-Every write a run makes (a journal entry fsynced, a result recorded, a heartbeat) goes
-through :func:`off_loop`, to one thread: several would contend for SQLite's write lock,
-and SQLite's busy handler backs off by sleeping (up to 100 ms at a time). Reads
-(:func:`read`) go to the default thread pool: they never wait on a writer (WAL), but a
-read that waits for the GIL at each step of SQLite's work can still take milliseconds
-while another thread is busy, and the loop meanwhile serves every other job.
-
-That includes the journal's record of a job fal accepted, whose commit bounds the window in
-which a kill pays twice (:mod:`runner.run.submission` says what it costs).
-"""
+"""The store's writer thread: where a run's local store writes go, so that a journal write's
+fsync never holds the event loop while it reads the other jobs' answers."""
 
 from __future__ import annotations
 
@@ -25,7 +15,11 @@ T = TypeVar("T")
 
 
 class _Writer:
-    """One thread running the store's writes in order."""
+    """One thread running the store's writes in order.
+
+    One thread, because several would contend for SQLite's write lock, and SQLite's busy
+    handler backs off by sleeping (up to 100 ms at a time).
+    """
 
     def __init__(self) -> None:
         self._queue: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]]]
@@ -68,9 +62,3 @@ async def off_loop(call: Callable[..., T], *args: Any) -> T:
     except asyncio.CancelledError:
         await asyncio.wait([work])
         raise
-
-
-async def read(call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """``call(*args, **kwargs)`` (a store read, a hash, a copy) in a thread of the default
-    pool."""
-    return await asyncio.to_thread(call, *args, **kwargs)
