@@ -25,7 +25,7 @@ from runner.ui.reporters import close_screens, reporters_for
 from runner.ui.summary import print_summary
 
 if TYPE_CHECKING:
-    from runner.fal import FalClient
+    from runner.run.queue_client import QueueClient
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -111,7 +111,7 @@ def execute(
         url=options["emulator_url"],
     )
 
-    def connect() -> AbstractAsyncContextManager[FalClient]:
+    def connect() -> AbstractAsyncContextManager[QueueClient]:
         return open_backend(backend, store.local.root, local=local)
 
     async def go() -> RunResult:
@@ -124,7 +124,7 @@ def execute(
             outputs=outputs,
             describe_issue=describe_issue,
             pipeline_name=pipeline_name,
-            **({"hold": hold} if hold is not None else {}),
+            hold=hold,
         )
 
         def second(signum: int) -> None:

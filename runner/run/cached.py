@@ -9,6 +9,7 @@ damaged) makes its step run again, which may make more files needed: so, until n
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 
 from runner.compile.steps import Step
@@ -21,12 +22,8 @@ async def find_cached(
     """The cached steps' records by node name, and the results found only on this machine
     that the shared store should be given (empty without one)."""
     if store.remote is None:
-        local: dict[str, ResultRecord] = {}
-        for name, step in steps.items():
-            record = store.local.result_for(step.key, backend)  # its file present too
-            if record is not None:
-                local[name] = record
-        return local, []
+        # One SQLite read per step (and a stat of its file): in a thread, off the loop.
+        return await asyncio.to_thread(_local_hits, steps, store, backend), []
     found, unshared = await store.find_results((step.key for step in steps.values()), backend)
     while True:
         cached = {name: found[step.key] for name, step in steps.items() if step.key in found}
@@ -40,3 +37,14 @@ async def find_cached(
             return cached, unshared
         for key in lost:
             found.pop(key, None)
+
+
+def _local_hits(
+    steps: Mapping[str, Step], store: TieredStore, backend: str
+) -> dict[str, ResultRecord]:
+    found: dict[str, ResultRecord] = {}
+    for name, step in steps.items():
+        record = store.local.result_for(step.key, backend)  # its file present too
+        if record is not None:
+            found[name] = record
+    return found
