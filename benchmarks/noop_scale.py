@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.plan_scale import write_pipeline  # noqa: E402
+from benchmarks.reference import print_reference  # noqa: E402
 from runner.compile.check import check_pipeline  # noqa: E402
 from runner.lock import build_lock, lock_path, write_lock  # noqa: E402
 from runner.store import ResultRecord, Store  # noqa: E402
@@ -97,6 +98,7 @@ def main() -> int:
         nodes = fill_store(pipeline, store_root)
         took = time.perf_counter() - started
         print(f"filled a store with {nodes} cached results in {took:.1f} s")
+        print_reference(pipeline)
         runs = [measure(pipeline, store_root) for _ in range(args.repeat)]
     for i, r in enumerate(runs):
         print(f"  run {i + 1}: {r['wall']:.3f} s, peak RSS {r['peak_rss_mb']:.0f} MB")

@@ -20,6 +20,9 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.reference import print_reference  # noqa: E402
 
 MEASURE = """
 import json, resource, sys, time
@@ -103,6 +106,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for size in args.sizes:
             path = write_pipeline(Path(tmp), size)
+            print_reference(path)
             runs = [measure(path) for _ in range(args.repeat)]
             wall = statistics.median(r["wall"] for r in runs)
             imported = statistics.median(r["import"] for r in runs)

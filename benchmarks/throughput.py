@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.emulator_process import emulator_process  # noqa: E402
+from benchmarks.reference import print_reference  # noqa: E402
 from runner.compile.check import check_pipeline  # noqa: E402
 from runner.fal import FalClient, FalConfig  # noqa: E402
 from runner.run.events import Event  # noqa: E402
@@ -106,6 +107,7 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=12)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
+    print_reference()
     runs = [
         measure(args.nodes, args.hops, args.latency, args.concurrency, f"run{i}")
         for i in range(args.repeat)
