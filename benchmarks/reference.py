@@ -41,10 +41,9 @@ def python_startup(repeat: int = 5) -> float:
 
 def libyaml_parse(path: Path, repeat: int = 3) -> float | None:
     """Median seconds of libyaml's C event parse of ``path`` (None without libyaml)."""
-    import yaml
-
-    parser = getattr(yaml, "CParser", None)
-    if parser is None:
+    try:
+        from yaml._yaml import CParser as parser
+    except ImportError:
         return None
     text = path.read_text(encoding="utf-8")
     times = []
