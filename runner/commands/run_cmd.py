@@ -7,8 +7,9 @@ from typing import Any
 
 import click
 
-from runner.commands.common import backend_option, checked, pipeline_argument, remembered_hashes
+from runner.commands.common import backend_option, checked_remembered, pipeline_argument
 from runner.commands.running import execute, open_store, run_options, summarize
+from runner.compile.check import check_pipeline
 from runner.compile.compiler import Compiled
 from runner.compile.request import locate_field
 from runner.compile.steps import Step
@@ -26,8 +27,7 @@ from runner.plan import CacheStatus, check_budget, drift, make_plan
 )
 def run(pipeline: Path, backend: str, frozen: bool, **options: Any) -> int:
     """Render a pipeline: only what changed, never paying twice; write its lockfile."""
-    with remembered_hashes(pipeline, options["cache_dir"]) as hash_file:
-        result = checked(pipeline, backend, hash_file=hash_file)
+    result = checked_remembered(pipeline, backend, options["cache_dir"])
     compiled = result.require()
     lock_file = project_lock_path(compiled)
     # Only --frozen and --budget (the plan's reasons) read it: it can be megabytes.
@@ -90,11 +90,18 @@ def run(pipeline: Path, backend: str, frozen: bool, **options: Any) -> int:
 
 def _issue_describer(compiled: Compiled) -> Any:
     """fal's 422 issues, pointed back at the pipeline key they came from."""
-    pipeline = compiled.pipeline
+    full: list[Compiled] = []
 
     def describe(step: Step, issue: Any) -> str:
+        if not full:
+            # A memo's pipeline has no records: compile once more, only now that it matters.
+            pipeline = compiled.pipeline
+            whole = compiled if step.name in pipeline.nodes else None
+            full.append(whole or check_pipeline(pipeline.path, backend=compiled.backend).require())
+        pipeline = full[0].pipeline
         node = pipeline.nodes[step.name]
-        where = locate_field(list(issue.field_path), node, step.settings, pipeline)
+        settings = full[0].steps[step.name].settings
+        where = locate_field(list(issue.field_path), node, settings, pipeline)
         return f"{issue} ({where})"
 
     return describe
