@@ -219,8 +219,10 @@ class Executor:
     def _find_cached(self) -> list[str]:
         """Steps whose results are in the store (the file present); the rest, in run order."""
         pending: list[str] = []
+        keys = (step.key for step in self.steps.values())
+        found = self.store.results_for(keys, self.options.backend)  # one query; files present
         for name, step in self.steps.items():
-            record = self.store.result_for(step.key, self.options.backend)  # file present too
+            record = found.get(step.key)
             if record is not None:
                 self.result.records[name] = record
                 self.result.cached.add(name)
