@@ -30,6 +30,11 @@ def emulator() -> None:
     "--concurrency", default=2, show_default=True, help="Jobs IN_PROGRESS at once (fal: 2-40)."
 )
 @click.option(
+    "--no-render",
+    is_flag=True,
+    help="Benchmarking aid: answer every job at once with one tiny stored clip.",
+)
+@click.option(
     "--state-dir",
     type=click.Path(file_okay=False, path_type=Path),
     help="Keep jobs and files here across restarts (default: a temporary directory).",
@@ -60,6 +65,7 @@ def serve(
     port: int,
     latency: float,
     concurrency: int,
+    no_render: bool,
     state_dir: Path | None,
     no_auth: bool,
     tls_cert: Path | None,
@@ -85,6 +91,7 @@ def serve(
             tls_key=tls_key,
             faults=plan,
             require_auth=not no_auth,
+            no_render=no_render,
         )
     except (FaultSpecError, ValueError) as exc:
         raise click.UsageError(str(exc)) from exc

@@ -52,6 +52,9 @@ class EmulatorConfig:
     render_workers: int = 2
     # Timeout for fetching an input URL that is not the emulator's own.
     fetch_timeout: float = 10.0
+    # A benchmarking aid: every job answers at once with the same tiny stored clip (inputs
+    # not fetched, nothing rendered), so that what is measured is the client alone.
+    no_render: bool = False
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:

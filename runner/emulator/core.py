@@ -91,7 +91,9 @@ class Emulator:
             pool.submit(warm_up)
             self._executor = pool
         inputs = InputResolver(self.files, self.config.fetch_timeout, {self.config.host})
-        model = Model(self.files, inputs, self._executor, root / "scratch")
+        model = Model(
+            self.files, inputs, self._executor, root / "scratch", no_render=self.config.no_render
+        )
         store = JobStore(root)
         self.scheduler = Scheduler(
             store,
