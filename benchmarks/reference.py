@@ -12,6 +12,7 @@ it (the floor of reading it). A figure is then read against its references, not 
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
 import subprocess
@@ -72,3 +73,10 @@ def reference_line(pipeline: Path | None = None) -> str:
 
 def print_reference(pipeline: Path | None = None) -> None:
     print(reference_line(pipeline), flush=True)
+
+
+def print_figure(name: str, **values: float | str) -> None:
+    """A figure for the README's table (scripts/bench_table.py reads these lines), with
+    the load average at the moment it was taken."""
+    values["load"] = load_average()
+    print(f"figure: {name} {json.dumps(values)}", flush=True)

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.emulator_process import emulator_process  # noqa: E402
-from benchmarks.reference import print_reference  # noqa: E402
+from benchmarks.reference import print_figure, print_reference  # noqa: E402
 from benchmarks.throughput import Quiet, write_pipeline  # noqa: E402
 from runner.compile.check import check_pipeline  # noqa: E402
 from runner.fal import FalClient, FalConfig  # noqa: E402
@@ -108,6 +108,11 @@ def main() -> int:
             print(
                 f"{r['nodes']:>6.0f}  {r['wall_s']:>7.1f}  {r['cpu_ms_per_node']:>18.2f}  "
                 f"{r['record_ms_per_node']:>17.2f}"
+            )
+            print_figure(
+                f"runner_overhead_{size}",
+                cpu=round(r["cpu_ms_per_node"], 2),
+                record=round(r["record_ms_per_node"], 2),
             )
     print_reference()
     print("targets: runner CPU <= 5 ms per node, flat in N; recording a node <= 1 ms")
