@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck bench assets clean
+.PHONY: demo test lint typecheck bench assets clean browser report-check
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found: install Python 3.11 or run make PYTHON=python3"; exit 1; }
@@ -20,8 +20,26 @@ $(STAMP): pyproject.toml | $(BIN)/python
 demo: $(STAMP)
 	$(BIN)/shotgraph run pipelines/demo.yaml --backend local
 
+## browser: Debian's chromium for the report's browser test, installed when it is missing
+## (root and apt-get); without them the test is skipped and says why
+CHROMIUM ?= /usr/bin/chromium
+browser:
+	@if [ -x $(CHROMIUM) ]; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then \
+		echo "make browser: no $(CHROMIUM), and installing Debian's chromium needs root and apt-get:" \
+			"the report's browser test will be skipped"; exit 0; fi; \
+	echo "make browser: no $(CHROMIUM): apt-get update && apt-get install -y chromium"; \
+	{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+		echo "make browser: apt-get could not install chromium: the report's browser test will be skipped"
+
+## report-check: render the demo, write its report, check it in headless chromium
+report-check: demo browser
+	$(BIN)/shotgraph report pipelines/demo.yaml
+	$(BIN)/python scripts/report_browser_check.py pipelines/demo.report/index.html \
+		--screenshot test-artifacts/report-demo.png
+
 ## test: the whole suite, with lint, type checks and the layer contracts (docs/architecture.md)
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/ruff check runner tests benchmarks scripts
 	$(BIN)/mypy
 	$(BIN)/lint-imports

@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,16 +42,24 @@ print(json.dumps({"code": code, "wall": time.perf_counter() - start,
 """
 
 
-def fill_store(pipeline: Path, store_root: Path) -> int:
-    """A cached result for every node, and the lockfile, as after a complete run."""
+STAND_IN = b"\x00\x00\x00\x18ftypmp42 stand-in output"
+
+
+def fill_store(
+    pipeline: Path, store_root: Path, output_of: Callable[[int, str], bytes] | None = None
+) -> int:
+    """A cached result for every node, and the lockfile, as after a complete run. Every
+    node's output is one stand-in file, or ``output_of(index, name)``'s bytes."""
     result = check_pipeline(pipeline, backend="local")
     compiled = result.require()
     with Store.open(store_root) as store:
-        output = store.tmp_dir() / "output.mp4"
-        output.write_bytes(b"\x00\x00\x00\x18ftypmp42 stand-in output")
-        stored = store.put_file(output, move=True)
+        stored = None
         records = {}
-        for name, step in compiled.steps.items():
+        for i, (name, step) in enumerate(compiled.steps.items()):
+            if stored is None or output_of is not None:
+                output = store.tmp_dir() / f"{name}.mp4"
+                output.write_bytes(output_of(i, name) if output_of else STAND_IN)
+                stored = store.put_file(output, move=True)
             record = ResultRecord(
                 key=step.key,
                 node=name,
@@ -72,9 +81,10 @@ def fill_store(pipeline: Path, store_root: Path) -> int:
     return len(compiled.steps)
 
 
-def measure(pipeline: Path, store_root: Path) -> dict[str, float]:
+def measure(pipeline: Path, store_root: Path, *extra: str, code: str = MEASURE) -> dict[str, float]:
+    """Run ``code`` in a fresh process; its figures (it prints them as JSON)."""
     done = subprocess.run(
-        [sys.executable, "-c", MEASURE, str(pipeline), str(store_root)],
+        [sys.executable, "-c", code, str(pipeline), str(store_root), *extra],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -82,7 +92,7 @@ def measure(pipeline: Path, store_root: Path) -> dict[str, float]:
     )
     figures: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
     if figures["code"] != 0:
-        raise SystemExit(f"the run failed:\n{done.stdout}\n{done.stderr}")
+        raise SystemExit(f"the command failed:\n{done.stdout}\n{done.stderr}")
     return figures
 
 

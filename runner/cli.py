@@ -28,6 +28,10 @@ COMMANDS = {
     "run": "runner.commands.run_cmd:run",
     "replay": "runner.commands.replay_cmd:replay",
     "graph": "runner.commands.graph_cmd:graph",
+    "report": "runner.commands.report_cmd:report",
+    "pick": "runner.commands.review_cmd:pick",
+    "approve": "runner.commands.review_cmd:approve",
+    "reject": "runner.commands.review_cmd:reject",
     "cache": "runner.commands.cache_cmd:cache",
     "emulator": "runner.commands.emulator_cmd:emulator",
 }

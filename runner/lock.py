@@ -168,19 +168,29 @@ def project_lock_path(compiled: Compiled) -> Path:
 
 
 def build_lock(
-    compiled: Compiled, records: Mapping[str, ResultRecord], outputs: Mapping[str, Path]
+    compiled: Compiled,
+    records: Mapping[str, ResultRecord],
+    outputs: Mapping[str, Path],
+    previous: Lock | None = None,
 ) -> Lock:
-    """The lock of a fully rendered pipeline."""
+    """The lock of a rendered pipeline. A node without a record (held behind an approval
+    gate) keeps its ``previous`` entry if that has its very key, else is left out."""
     pipeline = compiled.pipeline
     # Input and output paths are real paths (runner/pipeline/confine.py): relative to the real
     # directory of the pipeline, they read the same on every machine.
     base = Path(os.path.realpath(pipeline.base_dir))
+    old = previous.nodes if previous is not None else {}
+    kept = {n: e for n, e in old.items() if n in compiled.steps and e.key == compiled.steps[n].key}
     return Lock(
         pipeline=pipeline.name,
         file=pipeline.path.name,
         backend=compiled.backend,
         outputs={name: os.path.relpath(path, base) for name, path in outputs.items()},
-        nodes={name: _entry(step, records, base) for name, step in compiled.steps.items()},
+        nodes={
+            name: _entry(step, records, base) if name in records else kept[name]
+            for name, step in compiled.steps.items()
+            if name in records or name in kept
+        },
     )
 
 
@@ -232,12 +242,21 @@ def read_lock(path: Path) -> Lock:
     """The lock at ``path``, every field checked: a damaged one is a user error that says
     which entry and what is wrong."""
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ShotgraphError(
             f"no lockfile at {path}", hint="run the pipeline once to write it, then commit it"
         ) from None
     except (OSError, ValueError) as exc:
+        raise ShotgraphError(f"cannot read the lockfile {path}: {exc}", hint=RESTORE_HINT) from None
+    return parse_lock(text, path)
+
+
+def parse_lock(text: str, path: Path) -> Lock:
+    """A lock from its text (a file's, or a git revision's: ``path`` names it in messages)."""
+    try:
+        document = json.loads(text)
+    except ValueError as exc:
         if path.suffix in (".yaml", ".yml"):
             raise ShotgraphError(
                 f"{path} is a pipeline, not a lockfile",

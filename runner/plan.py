@@ -28,6 +28,7 @@ from runner.compile.sources import LocalFile, Upstream
 from runner.compile.steps import Step, fill_slots
 from runner.errors import ShotgraphError
 from runner.lock import Lock, LockEntry, project_lock_path, read_lock
+from runner.review.gates import Gates, Wait, output_finder
 from runner.store import Store, is_store
 
 # What a store says about a step: ("cached" | "render", why).
@@ -42,11 +43,22 @@ class PlanRow:
     status: str  # "cached" | "render" | "attach" (already submitted: collected, not paid)
     reason: str  # "new", "request changed", "upstream changed", "cache entry missing", ...
     shared: bool = False  # the very same request as an earlier row: one job serves both
+    wait: Wait | None = None  # held behind an approval gate: not part of this run
 
     @property
     def cost(self) -> float:
         """What this node adds to the run: nothing when cached or sharing another's job."""
         return self.step.usd if self.status == "render" and not self.shared else 0.0
+
+    @property
+    def shown_status(self) -> str:
+        return "wait" if self.wait is not None else self.status
+
+    @property
+    def shown_reason(self) -> str:
+        if self.wait is not None:
+            return f"approval of {self.wait.gate} ({self.wait.why})"
+        return self.reason
 
     def as_json(self, *, verbose: bool = False) -> dict[str, Any]:
         step = self.step
@@ -56,8 +68,8 @@ class PlanRow:
             "node": step.name,
             "kind": step.kind,
             "endpoint": step.endpoint.id if step.endpoint else None,
-            "status": self.status,
-            "reason": self.reason,
+            "status": self.shown_status,
+            "reason": self.shown_reason,
             "frames": timing.num_frames if timing else None,
             "fps": timing.frame_rate if timing else None,
             "seconds": round(timing.seconds, 3) if timing and timing.seconds else None,
@@ -68,6 +80,10 @@ class PlanRow:
             "key": step.key,
             "deps": list(step.deps),
         }
+        if self.wait is not None:
+            row |= {"waiting_for": self.wait.gate, "then": self.status, "then_reason": self.reason}
+        if step.takes:
+            row |= {"take": step.take, "takes": step.takes}
         if verbose and step.body is not None:
             row["request"] = step.body
         return row
@@ -75,13 +91,27 @@ class PlanRow:
 
 @dataclass(frozen=True)
 class Plan:
-    """Rows in run order and the total of what will render."""
+    """Rows in run order and the total of what will render; what waits behind an approval
+    gate is priced apart (``waiting_usd``), as it renders only once approved."""
 
     rows: tuple[PlanRow, ...]
 
     @property
     def total_usd(self) -> float:
-        return round(sum(row.cost for row in self.rows), 6)
+        return round(sum(row.cost for row in self.rows if row.wait is None), 6)
+
+    @property
+    def waiting(self) -> dict[str, list[PlanRow]]:
+        """The rows that wait, by the gate they wait for."""
+        found: dict[str, list[PlanRow]] = {}
+        for row in self.rows:
+            if row.wait is not None:
+                found.setdefault(row.wait.gate, []).append(row)
+        return found
+
+    @property
+    def waiting_usd(self) -> float:
+        return round(sum(row.cost for row in self.rows if row.wait is not None), 6)
 
     @property
     def unpriced(self) -> list[str]:
@@ -105,7 +135,7 @@ class Plan:
     def counts(self) -> Mapping[str, int]:
         out = {"render": 0, "cached": 0, "attach": 0}
         for row in self.rows:
-            out[row.status] = out.get(row.status, 0) + 1
+            out[row.shown_status] = out.get(row.shown_status, 0) + 1
         return out
 
 
@@ -114,16 +144,25 @@ def always_render(step: Step) -> tuple[str, str]:
     return "render", "no cache consulted"
 
 
-def make_plan(compiled: Compiled, status_of: StatusOf = always_render) -> Plan:
+def make_plan(
+    compiled: Compiled,
+    status_of: StatusOf = always_render,
+    waits: Mapping[str, Wait] | None = None,
+) -> Plan:
     rows: list[PlanRow] = []
     first_with_key: dict[str, str] = {}
+    waits = waits or {}
     for step in compiled.steps.values():
         status, reason = status_of(step)
         first = first_with_key.setdefault(step.key, step.name)
+        wait = waits.get(step.name)
         if first != step.name and status == "render":
-            rows.append(PlanRow(step, status, f"same request as '{first}'", shared=True))
+            why = (
+                f"take {step.take} of {step.takes}" if step.takes else f"same request as '{first}'"
+            )
+            rows.append(PlanRow(step, status, why, shared=True, wait=wait))
         else:
-            rows.append(PlanRow(step, status, reason))
+            rows.append(PlanRow(step, status, reason, wait=wait))
     return Plan(tuple(rows))
 
 
@@ -133,9 +172,17 @@ def plan_with_store(compiled: Compiled, root: Path) -> Plan:
     lock_file = project_lock_path(compiled)
     lock = read_lock(lock_file) if lock_file.exists() else None
     if not is_store(root):
-        return make_plan(compiled, CacheStatus(compiled, None, lock))
+        return make_plan(compiled, CacheStatus(compiled, None, lock), waits(compiled, None, lock))
     with Store.open(root) as store:
-        return make_plan(compiled, CacheStatus(compiled, store, lock))
+        return make_plan(compiled, CacheStatus(compiled, store, lock), waits(compiled, store, lock))
+
+
+def waits(compiled: Compiled, store: Store | None, lock: Lock | None) -> dict[str, Wait]:
+    """The nodes that wait behind an approval gate, as the store and the lockfile see it."""
+    gates = Gates(compiled.steps, compiled.pipeline.review)
+    if not gates.names:
+        return {}
+    return gates.waiting(output_finder(compiled.steps, store, lock, compiled.backend))
 
 
 def check_budget(the_plan: Plan, budget: float) -> None:

@@ -148,8 +148,9 @@ def build() -> dict[str, Any]:
         "examples": [registry().default_family],
     }
     params = groups["params"]
-    for name in ("Preset", "Defaults"):
+    for name in ("Preset", "Defaults", "Take"):
         defs[name]["properties"].update(copy.deepcopy(params))
+    defs["Take"]["additionalProperties"] = False
     generation = defs.pop("GenerationFields")["properties"]
     for name in NODE_DEFS:
         node = defs[name]

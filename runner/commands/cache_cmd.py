@@ -12,6 +12,7 @@ import click
 from runner.errors import ShotgraphError
 from runner.lock import find_lockfiles, lock_keys
 from runner.pipeline.load import find_project_root
+from runner.report.media import prune_posters
 from runner.run.backends import clear_local_state, local_state_bytes
 from runner.store import GC_GRACE, Store, gc_store, resolve_store_root, store_info, verify_store
 from runner.ui.reporters import RunLog
@@ -180,6 +181,7 @@ def gc(
     with Store.open(store_root) as store:
         report = gc_store(store, keep, dry_run=dry_run, grace=grace)
         logs_removed = RunLog.prune(store_root, dry_run=dry_run)
+        posters_removed = prune_posters(store, dry_run=dry_run)
         # The local backend's jobs and files go only when no job may still need them.
         freed = 0 if report.journal_kept else clear_local_state(store, dry_run=dry_run)
     verb = "would remove" if dry_run else "removed"
@@ -191,6 +193,7 @@ def gc(
             "kept_keys": len(keep),
             **report.as_dict(),
             "logs_removed": logs_removed,
+            "posters_removed": posters_removed,
             "emulator_bytes_freed": freed,
         },
         [
@@ -199,7 +202,7 @@ def gc(
             f"{verb} {report.results_removed:,} result(s), {report.files_removed:,} file(s) "
             f"({mb(report.bytes_freed)}), {report.uploads_removed:,} expired upload(s), "
             f"{report.journal_removed:,} abandoned claim(s), {logs_removed:,} old run "
-            f"log(s), {mb(freed)} of emulator state, "
+            f"log(s), {posters_removed:,} report poster(s), {mb(freed)} of emulator state, "
             f"{report.tmp_removed:,} temporary "
             f"file(s) and {report.staging_removed:,} staging director"
             f"{'y' if report.staging_removed == 1 else 'ies'} of runs that died",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,9 @@ from runner.compile.request import locate_field
 from runner.compile.steps import Step
 from runner.errors import ShotgraphError, disk_full, display_path
 from runner.lock import build_lock, project_lock_path, read_lock, write_lock
-from runner.plan import CacheStatus, check_budget, drift, make_plan
+from runner.plan import CacheStatus, check_budget, drift, make_plan, waits
+from runner.review.gates import Gates
+from runner.run.holding import Hold
 
 
 @click.command()
@@ -30,8 +33,10 @@ def run(pipeline: Path, backend: str, frozen: bool, **options: Any) -> int:
     result = checked_remembered(pipeline, backend, options["cache_dir"])
     compiled = result.require()
     lock_file = project_lock_path(compiled)
-    # Only --frozen and --budget (the plan's reasons) read it: it can be megabytes.
-    needs_lock = frozen or options["budget"] is not None
+    gates = Gates(compiled.steps, compiled.pipeline.review)
+    # Only --frozen, --budget (the plan's reasons) and approval gates (the lock's entries of
+    # what waits are kept) read it: it can be megabytes.
+    needs_lock = frozen or options["budget"] is not None or bool(gates.names)
     lock = read_lock(lock_file) if needs_lock and lock_file.exists() else None
     if frozen:
         if lock is None:
@@ -47,6 +52,9 @@ def run(pipeline: Path, backend: str, frozen: bool, **options: Any) -> int:
                 f"with {backend} and update the lockfile",
             )
         changed = drift(compiled, lock)
+        # What waits behind an approval gate is not in the lock yet, and need not be.
+        waiting = waits(compiled, None, lock)
+        changed = replace(changed, added=[n for n in changed.added if n not in waiting])
         if changed.any:
             raise ShotgraphError(
                 f"the pipeline no longer matches {display_path(lock_file)} ({changed.describe()})",
@@ -54,7 +62,9 @@ def run(pipeline: Path, backend: str, frozen: bool, **options: Any) -> int:
             )
     with open_store(compiled.pipeline.project, options["cache_dir"]) as store:
         if options["budget"] is not None:
-            check_budget(make_plan(compiled, CacheStatus(compiled, store, lock)), options["budget"])
+            statuses = CacheStatus(compiled, store, lock)
+            the_plan = make_plan(compiled, statuses, waits(compiled, store, lock))
+            check_budget(the_plan, options["budget"])
         outcome = execute(
             compiled.steps,
             store,
@@ -63,11 +73,12 @@ def run(pipeline: Path, backend: str, frozen: bool, **options: Any) -> int:
             outputs=result.outputs,
             pipeline_name=compiled.pipeline.name,
             describe_issue=_issue_describer(compiled),
+            hold=_holder(gates) if gates.names else None,
         )
         notes = []
         unwritten = False
         if outcome.ok and not frozen:
-            lock_doc = build_lock(compiled, outcome.records, result.outputs)
+            lock_doc = build_lock(compiled, outcome.records, result.outputs, lock)
             try:
                 written = write_lock(lock_file, lock_doc)
             except OSError as exc:
@@ -88,6 +99,16 @@ def run(pipeline: Path, backend: str, frozen: bool, **options: Any) -> int:
     return max(code, 1) if unwritten else code
 
 
+def _holder(gates: Gates) -> Hold:
+    """The executor's gate check: why a gated node's dependents wait, in words."""
+
+    def hold(node: str, output: str | None) -> str | None:
+        wait = gates.holds(node, output)
+        return wait.describe() if wait is not None else None
+
+    return hold
+
+
 def _issue_describer(compiled: Compiled) -> Any:
     """fal's 422 issues, pointed back at the pipeline key they came from."""
     full: list[Compiled] = []
@@ -96,10 +117,10 @@ def _issue_describer(compiled: Compiled) -> Any:
         if not full:
             # A memo's pipeline has no records: compile once more, only now that it matters.
             pipeline = compiled.pipeline
-            whole = compiled if step.name in pipeline.nodes else None
+            whole = compiled if step.node in pipeline.nodes else None
             full.append(whole or check_pipeline(pipeline.path, backend=compiled.backend).require())
         pipeline = full[0].pipeline
-        node = pipeline.nodes[step.name]
+        node = pipeline.nodes[step.node]
         settings = full[0].steps[step.name].settings
         where = locate_field(list(issue.field_path), node, settings, pipeline)
         return f"{issue} ({where})"

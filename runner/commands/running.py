@@ -15,6 +15,7 @@ from runner.compile.steps import Step
 from runner.pipeline.confine import Project
 from runner.run.backends import LocalOptions, open_backend
 from runner.run.executor import Executor
+from runner.run.holding import Hold
 from runner.run.outcome import RunOptions, RunResult
 from runner.store import Store
 from runner.ui.reporters import reporters_for
@@ -88,6 +89,7 @@ def execute(
     outputs: Mapping[str, Path],
     pipeline_name: str,
     describe_issue: Callable[[Step, Any], str] | None = None,
+    hold: Hold | None = None,
 ) -> RunResult:
     """Run ``steps`` with the backend, reporting to the terminal and the run log."""
     run_options = RunOptions(backend=backend, jobs=options["jobs"], budget=options["budget"])
@@ -110,6 +112,7 @@ def execute(
             outputs=outputs,
             describe_issue=describe_issue,
             pipeline_name=pipeline_name,
+            **({"hold": hold} if hold is not None else {}),
         )
         return await executor.run()
 

@@ -8,14 +8,15 @@ problem is upstream).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
 
 from runner.compile import request
-from runner.compile.keys import derived_seed, generation_key, keyed_body, media_key
+from runner.compile.keys import generation_key, keyed_body, media_key
+from runner.compile.prompting import Prompts
 from runner.compile.sources import MediaSource, SourceResolver, Upstream
 from runner.compile.steps import Slot, Step
-from runner.errors import Diagnostics, ShotgraphError
+from runner.compile.takes import Variant, base_seed, take_checks, variants
+from runner.errors import Diagnostics, KeyPath, ShotgraphError
 from runner.hashing import Hasher, sha256_file
 from runner.ltx.pricing import estimate, timing
 from runner.ltx.registry import registry
@@ -28,13 +29,7 @@ from runner.pipeline.records import (
     Node,
     NodeRef,
     Pipeline,
-    PromptSpec,
 )
-from runner.pipeline.templates import PromptRenderer, TemplateProblem
-
-# fal publishes 5,000 characters as the longest prompt of its LTX-2 endpoints (the LTX-Video
-# ones publish no limit, and their text encoder reads far less); the same bound for all.
-MAX_PROMPT_CHARS = 5_000
 
 
 @dataclass(frozen=True)
@@ -58,11 +53,8 @@ class Compiler:
         self.backend = backend
         self.presets = PresetResolver(pipeline, diags)
         self.sources = SourceResolver(pipeline, diags, hash_file)
-        self.renderer = PromptRenderer(
-            pipeline.templates_dir or pipeline.base_dir / "templates", pipeline.project
-        )
+        self.prompts = Prompts(pipeline, diags)
         self.steps: dict[str, Step] = {}
-        self._template_reported: set[str] = set()
         defaults = pipeline.defaults.params
         self._defaults = {
             key: Setting(value, "defaults", pipeline.source, ("defaults", key))
@@ -82,6 +74,9 @@ class Compiler:
             sources = self._sources(node)
             if sources is None:
                 self._check_prompts(node)
+                continue
+            if node.is_generation and node.takes:
+                self._takes(node, sources)
                 continue
             step = (
                 self._generation(node, sources)
@@ -133,7 +128,38 @@ class Compiler:
             )
         return ok
 
-    def _generation(self, node: Node, sources: list[MediaSource]) -> Step | None:
+    def _takes(self, node: Node, sources: list[MediaSource]) -> None:
+        """A step per take, then the node's own: the picked take's, under the node's name
+        (see :mod:`runner.compile.takes`)."""
+        checks = [self._checked_params(checked) for checked in take_checks(node)]
+        if not all(checks):
+            self._check_prompts(node)
+            return
+        made = {}
+        for variant in variants(node):
+            step = self._generation(variant.node, sources, variant)
+            if step is not None:
+                self.steps[variant.step_name] = step
+                made[variant.take] = step
+        picked = self.pipeline.review.picks.get(node.name, 1)
+        if len(made) == len(node.takes) and picked in made:
+            chosen = made[picked]
+            self.steps[node.name] = replace(
+                chosen, name=node.name, take=picked, takes=len(made), take_of=None, gate=node.gate
+            )
+
+    def _checked_params(self, node: Node) -> bool:
+        """The node's parameters are its endpoint's (an unknown family is reported later)."""
+        family = node.model or self.pipeline.model
+        try:
+            endpoint = registry().endpoint(family, node.kind)
+        except ShotgraphError:
+            return True
+        return request.check_node_params(node, endpoint, self.pipeline, self.diags)
+
+    def _generation(
+        self, node: Node, sources: list[MediaSource], variant: Variant | None = None
+    ) -> Step | None:
         family = node.model or self.pipeline.model
         try:
             endpoint = registry().endpoint(family, node.kind)
@@ -146,23 +172,25 @@ class Compiler:
             )
             self._check_prompts(node)
             return None
-        if not request.check_node_params(node, endpoint, self.pipeline, self.diags):
+        if variant is None and not request.check_node_params(
+            node, endpoint, self.pipeline, self.diags
+        ):
             self._check_prompts(node)
             return None
-        settings = self._settings(node)
+        settings = self._settings(node, variant.paths if variant else {})
         if settings is None:
             self._check_prompts(node)
             return None
         known, character = self._character(node, sources)
         if not known:
             return None
-        context = self._context(node, character)
-        prompt = self._render(node.prompt, context, node)
+        context = self.prompts.context(node, character)
+        prompt = self.prompts.render(node.prompt, context, node)
         negative_spec = node.negative_prompt or self.pipeline.defaults.negative_prompt
-        negative = self._render(negative_spec, context, node) if negative_spec else None
+        negative = self.prompts.render(negative_spec, context, node) if negative_spec else None
         if prompt is None or (negative_spec is not None and negative is None):
             return None
-        seed = node.seed if node.seed is not None else derived_seed(node.name)
+        seed = variant.seed if variant else base_seed(node)
         loras = self._loras(node, character)
         if loras and endpoint.schema.field("loras") is None:
             self.diags.error(
@@ -193,7 +221,7 @@ class Compiler:
         }
         key = generation_key(endpoint.id, keyed_body(body, slots, upstream), self.backend)
         return Step(
-            name=node.name,
+            name=variant.step_name if variant else node.name,
             kind=node.kind,
             deps=tuple(upstream),
             key=key,
@@ -206,9 +234,12 @@ class Compiler:
             estimate=estimate(endpoint, body),
             timing=timing(endpoint, body),
             settings=settings,
+            gate=node.gate and variant is None,
+            take=variant.take if variant else None,
+            take_of=node.name if variant else None,
         )
 
-    def _settings(self, node: Node) -> dict[str, Setting] | None:
+    def _settings(self, node: Node, paths: Mapping[str, KeyPath]) -> dict[str, Setting] | None:
         preset_name = node.preset or self.pipeline.defaults.preset
         preset: Mapping[str, Setting] | None = None
         if preset_name is not None:
@@ -217,7 +248,7 @@ class Compiler:
             if preset is None:
                 return None
         own = {
-            key: Setting(value, "node", self.pipeline.source, (*node.key_path, key))
+            key: Setting(value, "node", self.pipeline.source, paths.get(key, (*node.key_path, key)))
             for key, value in node.params.items()
         }
         return layer(preset, self._defaults, own)
@@ -251,10 +282,10 @@ class Compiler:
             return
         if node.character is not None and node.character not in self.pipeline.characters:
             return
-        context = self._context(node, self._static_character(node, set()))
-        self._render(node.prompt, context, node)
+        context = self.prompts.context(node, self._static_character(node, set()))
+        self.prompts.render(node.prompt, context, node)
         negative = node.negative_prompt or self.pipeline.defaults.negative_prompt
-        self._render(negative, context, node)
+        self.prompts.render(negative, context, node)
 
     def _static_character(self, node: Node, seen: set[str]) -> Character | None:
         """The character of :meth:`_character`, found from the pipeline alone."""
@@ -278,66 +309,6 @@ class Compiler:
             if isinstance(source, Upstream) and self.steps[source.node].character:
                 return self.steps[source.node].character
         return None
-
-    def _context(self, node: Node, character: Character | None) -> dict[str, Any]:
-        spec_vars = node.prompt.vars if node.prompt else {}
-        return {
-            **self.pipeline.vars,
-            **(character.vars if character else {}),
-            **spec_vars,
-            "character": {
-                "name": character.name,
-                "description": character.description,
-                "vars": dict(character.vars),
-            }
-            if character
-            else None,
-            "node": {"name": node.name, "kind": node.kind, "description": node.description},
-            "pipeline": {"name": self.pipeline.name, "description": self.pipeline.description},
-        }
-
-    def _render(self, spec: PromptSpec | None, context: dict[str, Any], node: Node) -> str | None:
-        if spec is None:
-            return None
-        try:
-            text = self.renderer.render(spec, context)
-        except TemplateProblem as problem:
-            self._template_error(problem, spec, node)
-            return None
-        if not text:
-            self.diags.error(
-                "prompt-empty",
-                "the prompt renders to empty text",
-                self.pipeline.source.locate(spec.key_path),
-                "write what the shot shows",
-            )
-            return None
-        if len(text) > MAX_PROMPT_CHARS:
-            self.diags.error(
-                "prompt-too-long",
-                f"the prompt is {len(text):,} characters long (node {node.name}); fal takes "
-                f"at most {MAX_PROMPT_CHARS:,}",
-                self.pipeline.source.locate(spec.key_path),
-                "a prompt describes one shot: subject, setting, one action, camera, light",
-            )
-            return None
-        return text
-
-    def _template_error(self, problem: TemplateProblem, spec: PromptSpec, node: Node) -> None:
-        # A broken template file is one error, not one per node that uses it.
-        per_file = (
-            problem.line is not None
-            and problem.template != "<inline>"
-            and ("syntax error" in problem.message)
-        )
-        if per_file or problem.message.startswith("no template named"):
-            if problem.describe() in self._template_reported:
-                return
-            self._template_reported.add(problem.describe())
-        where = self.pipeline.source.locate(spec.key_path)
-        self.diags.error(
-            "template", f"{problem.describe()} (node {node.name})", where, problem.hint
-        )
 
     def _loras(self, node: Node, character: Character | None) -> tuple[Lora, ...]:
         merged: dict[str, Lora] = {}

@@ -31,10 +31,10 @@ def lint(compiled: Compiled, diags: Diagnostics) -> None:
     pipeline = compiled.pipeline
     skipped: set[tuple[str, str, str]] = set()
     said: set[tuple[str, str]] = set()
-    for name, step in compiled.steps.items():
-        if step.endpoint is None or step.body is None:
-            continue
-        node = pipeline.nodes[name]
+    for step in compiled.steps.values():
+        if step.endpoint is None or step.body is None or step.takes:
+            continue  # a node with takes is linted take by take
+        node = pipeline.nodes[step.node]
         for code, message, hint in _node_warnings(node, step):
             if code.startswith("lint.lora") and (code, message) in said:
                 continue  # a character's or the defaults' LoRAs: said once, not per shot

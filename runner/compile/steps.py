@@ -48,6 +48,17 @@ class Step:
     timing: Timing | None = None
     at: FrameAt | None = None
     settings: Mapping[str, Setting] = field(default_factory=dict)
+    # Review (none of it is in the key): an approval gate; a take step's number and node
+    # (``take_of``); on a node with takes, the picked ``take`` of its ``takes``.
+    gate: bool = False
+    take: int | None = None
+    takes: int = 0
+    take_of: str | None = None
+
+    @property
+    def node(self) -> str:
+        """The pipeline node this step renders (a take's node, for a take)."""
+        return self.take_of or self.name
 
     @property
     def output_type(self) -> MediaType:

@@ -25,6 +25,7 @@ from runner.pipeline.records import (
     NodeRef,
     PromptSpec,
     Ref,
+    Take,
     UrlRef,
     a,
 )
@@ -51,8 +52,13 @@ STRUCTURAL_KEYS = frozenset(
         "videos",
         "at",
         "clips",
+        "takes",
+        "gate",
     }
 )
+MAX_TAKES = 16  # each take is a paid render
+# What a take may set besides fal parameters (its `description` is for people only).
+TAKE_KEYS = frozenset({"seed", "prompt", "negative_prompt", "description"})
 
 
 class Builder:
@@ -239,6 +245,34 @@ class Builder:
             params={k: v for k, v in spec.items() if k not in STRUCTURAL_KEYS},
             inputs=inputs,
             at=at,
+            takes=self.takes(spec.get("takes"), (*path, "takes")),
+            gate=bool(spec.get("gate", False)),
+        )
+
+    def takes(self, value: Any, path: KeyPath) -> tuple[Take, ...]:
+        """``takes: N`` (N takes differing only by seed) or a list of what each take changes."""
+        count = value if isinstance(value, int) else len(value or ())
+        if value is not None and not 1 <= count <= MAX_TAKES:
+            self.error(
+                path,
+                "takes-count",
+                f"{count} takes (a node renders 1 to {MAX_TAKES})",
+                "render a few takes, pick one, then try more if none is right",
+            )
+            return ()
+        if isinstance(value, int):
+            return tuple(Take(path) for _ in range(value))
+        return tuple(
+            Take(
+                (*path, i),
+                seed=item.get("seed"),
+                prompt=self.prompt(item.get("prompt"), (*path, i, "prompt")),
+                negative_prompt=self.prompt(
+                    item.get("negative_prompt"), (*path, i, "negative_prompt")
+                ),
+                params={k: v for k, v in item.items() if k not in TAKE_KEYS},
+            )
+            for i, item in enumerate(value or ())
         )
 
     def _inputs(

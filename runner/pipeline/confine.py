@@ -51,6 +51,13 @@ def watching() -> Iterator[list[tuple[Path, Path]]]:
         _watchers.remove(seen)
 
 
+def looked_for(path: Path) -> None:
+    """Tell the watchers that ``path`` was looked for and is not there: a file that
+    appears there later changes what the pipeline means."""
+    for seen in _watchers:
+        seen.append((path, Path(os.path.realpath(path))))
+
+
 class Refused(Exception):
     """A path breaks the rule: a diagnostic code, what is wrong, and how to fix it."""
 

@@ -16,8 +16,23 @@ from runner.errors import Diagnostics, KeyPath, Location
 from runner.ltx.registry import registry
 from runner.pipeline import schema_check
 from runner.pipeline.build import Builder
-from runner.pipeline.confine import Project, Refused, confine, find_project_root, read_confined
+from runner.pipeline.confine import (
+    Project,
+    Refused,
+    confine,
+    find_project_root,
+    looked_for,
+    read_confined,
+)
 from runner.pipeline.records import Node, Pipeline, Preset, Ref
+from runner.pipeline.review_file import (
+    MAX_REVIEW_BYTES,
+    Review,
+    check_review,
+    parse_review,
+    review_path,
+)
+from runner.pipeline.textfile import TextProblem, decode
 from runner.pipeline.yamlsrc import MAX_VALUES, SourceMap, load_yaml_bytes, read_yaml_file
 from runner.resources import data_file
 
@@ -88,6 +103,10 @@ def load_pipeline(path: Path, diags: Diagnostics) -> Pipeline | None:
             motions[name] = ref
     templates = _templates_dir(document.get("templates"), path, project, source, diags)
     defaults = document.get("defaults")
+    review = _review(path, project, diags)
+    takes = {name: len(node.takes) for name, node in nodes.items()}
+    known = set(nodes) | {name for section, name in broken if section == "nodes"}
+    check_review(review, takes, known, diags)
     return Pipeline(
         path=path,
         project=project,
@@ -111,8 +130,27 @@ def load_pipeline(path: Path, diags: Diagnostics) -> Pipeline | None:
         nodes=nodes,
         outputs={k: v for k, v in sections["outputs"].items() if isinstance(v, str)},
         templates_dir=templates,
+        review=review,
         broken=frozenset(broken),
     )
+
+
+def _review(path: Path, project: Project, diags: Diagnostics) -> Review:
+    """The review file beside the pipeline (picks and verdicts), or an empty one. It comes
+    with the pipeline (a pull request may change it), so it obeys the same rules."""
+    where = review_path(path)
+    if not where.exists() and not where.is_symlink():
+        looked_for(where)
+        return Review(where)
+    data = _read(project, where.name, path.parent, MAX_REVIEW_BYTES, Location(where), diags)
+    if data is None:
+        return Review(where)
+    try:
+        text = decode(data)
+    except TextProblem as problem:
+        diags.error("review-text", problem.message, Location(where, problem.line), problem.hint)
+        return Review(where)
+    return parse_review(text, where, diags)
 
 
 _SECTIONS = ("nodes", "characters", "motions", "presets", "outputs")

@@ -10,6 +10,7 @@ from typing import Any, Literal
 from runner.errors import KeyPath
 from runner.frame_at import FrameAt
 from runner.pipeline.confine import Project
+from runner.pipeline.review_file import Review
 from runner.pipeline.yamlsrc import SourceMap
 
 NodeKind = Literal["t2v", "i2v", "extend", "multicondition", "frame", "stitch"]
@@ -106,6 +107,18 @@ class Lora:
 
 
 @dataclass(frozen=True, slots=True)
+class Take:
+    """One take of a node: what it changes (a seed, a prompt, fal parameters); the rest is
+    the node's. ``key_path`` is where it was written (``nodes.x.takes.1``)."""
+
+    key_path: KeyPath
+    seed: int | None = None
+    prompt: PromptSpec | None = None
+    negative_prompt: PromptSpec | None = None
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
 class Node:
     """One node of the graph: a generation shot or a local media step."""
 
@@ -123,6 +136,8 @@ class Node:
     params: Mapping[str, Any] = field(default_factory=dict)
     inputs: tuple[Conditioning, ...] = ()
     at: FrameAt | None = None
+    takes: tuple[Take, ...] = ()  # empty: one render, as always
+    gate: bool = False  # dependents wait until its current output is approved
 
     @property
     def is_generation(self) -> bool:
@@ -181,6 +196,7 @@ class Pipeline:
     nodes: Mapping[str, Node] = field(default_factory=dict)
     outputs: Mapping[str, str] = field(default_factory=dict)
     templates_dir: Path | None = None
+    review: Review = field(default_factory=Review)  # picks and verdicts (review_file.py)
     # (section, name) of entries too malformed to build, e.g. ("nodes", "intro"); their errors
     # are already reported, and references to them are not reported again.
     broken: frozenset[tuple[str, str]] = frozenset()

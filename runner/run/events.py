@@ -112,6 +112,13 @@ class NodeSkipped(NodeEvent):
 
 
 @dataclass(frozen=True, kw_only=True)
+class NodeWaiting(NodeEvent):
+    """Not run now: an approval gate upstream holds it (no failure; see runner.review)."""
+
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class Notice(Event):
     """Something a user should know that is not about one node's state."""
 
@@ -144,6 +151,7 @@ class RunFinished(Event):
     received: int = 0
     reattached_usd: float = 0.0
     stopped: str | None = None
+    waiting: int = 0  # nodes held behind approval gates
 
 
 class Reporter(Protocol):

@@ -6,6 +6,8 @@ failed step fails its descendants only; everything else keeps going. Ctrl-C canc
 waiting, cancels jobs still queued at fal (they cost nothing yet) and leaves running ones
 journaled for the next run to collect.
 
+An approval gate holds its dependents: they are ``waiting``, no failure (runner.run.holding).
+
 A full disk stops the run before it pays for more: nothing further is submitted or made,
 jobs already at fal are still collected if there is room, else left journaled for the next
 run. Reporters (the run log on that disk) can never stop a run: one that fails goes quiet,
@@ -35,11 +37,13 @@ from runner.run.events import (
     NodeFailed,
     NodeSkipped,
     NodeStarted,
+    NodeWaiting,
     Notice,
     OutputWritten,
     Reporter,
     RunStarted,
 )
+from runner.run.holding import Hold, Waiting, held_before_run, likely_waiting, never_hold
 from runner.run.outcome import RunOptions, RunResult, as_failure, finished
 from runner.store import HEARTBEAT_INTERVAL, Owner, ResultRecord, Store
 
@@ -62,6 +66,7 @@ class Executor:
         outputs: Mapping[str, Path] | None = None,
         describe_issue: Callable[[Step, Any], str] | None = None,
         pipeline_name: str = "",
+        hold: Hold = never_hold,
     ) -> None:
         self.steps = steps
         self.store = store
@@ -83,6 +88,7 @@ class Executor:
         self._budget = Budget(options.budget)
         self._describe_issue = describe_issue or (lambda step, issue: str(issue))
         self._first_with_key: dict[str, str] = {}
+        self._hold = hold
 
     def emit(self, event: Event) -> None:
         self.reporter.handle(event)
@@ -102,14 +108,15 @@ class Executor:
                 # start stops the run at once, with one message, not a failure per node.
                 await self._context()
             # a request two nodes share is one job: priced once
-            jobs = {self.steps[n].key: self.steps[n] for n in pending}
+            later = likely_waiting(self.steps, pending, self._hold)
+            jobs = {self.steps[n].key: self.steps[n] for n in pending if n not in later}
             estimate = sum(step.usd for step in jobs.values())
             self.emit(
                 RunStarted(
                     pipeline=self.pipeline_name,
                     backend=self.options.backend,
                     nodes=len(self.steps),
-                    to_render=len(pending),
+                    to_render=len(pending) - len(later),
                     estimated_usd=round(estimate, 6),
                     run_id=self.run_id,
                 )
@@ -120,6 +127,8 @@ class Executor:
                 if name in self.result.cached:
                     self.emit(NodeCached(node=name))
                     self._deliver(name, self.result.records[name])
+                elif name in self.result.waiting:
+                    self.emit(NodeWaiting(node=name, reason=self.result.waiting[name]))
             heartbeat = asyncio.create_task(self._heartbeat())
             try:
                 await self._run_pending(pending)
@@ -217,13 +226,19 @@ class Executor:
             return self._connected
 
     def _find_cached(self) -> list[str]:
-        """Steps whose results are in the store (the file present); the rest, in run order."""
+        """Steps whose results are in the store (the file present); the rest, in run order,
+        but for those an approval gate already holds (see :meth:`_held`)."""
         pending: list[str] = []
         keys = (step.key for step in self.steps.values())
         found = self.store.results_for(keys, self.options.backend)  # one query; files present
         for name, step in self.steps.items():
             record = found.get(step.key)
-            if record is not None:
+            held = held_before_run(
+                step, self._hold, self.result, pending, cached=record is not None
+            )
+            if held is not None:
+                self.result.waiting[name] = held
+            elif record is not None:
                 self.result.records[name] = record
                 self.result.cached.add(name)
             else:
@@ -234,7 +249,13 @@ class Executor:
         step = self.steps[name]
         future = self._done[name]
         try:
-            upstream = await self._inputs(step)
+            try:
+                upstream = await self._inputs(step)
+            except Waiting as waiting:
+                self.result.waiting[name] = waiting.reason
+                self.emit(NodeWaiting(node=name, reason=waiting.reason))
+                future.set_result(None)
+                return
             if upstream is None:
                 self.result.skipped.add(name)
                 self.emit(NodeSkipped(node=name, reason="an input node failed"))
@@ -296,7 +317,12 @@ class Executor:
                 continue
             record = await asyncio.shield(self._done[dep])
             if record is None:
+                if dep in self.result.waiting:
+                    raise Waiting(self.result.waiting[dep])
                 return None
+            reason = self._hold(dep, record.output.sha256)
+            if reason is not None:
+                raise Waiting(reason)
             found[dep] = record
         return found
 

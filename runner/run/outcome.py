@@ -27,8 +27,10 @@ class RunResult:
     Of the ``rendered`` nodes, ``submitted`` ones are jobs this run sent and paid for
     (``spent_usd``); ``reattached`` ones are jobs an earlier run sent and paid for
     (``reattached_usd``), collected now; ``received`` ones another run sharing the store
-    rendered while this one waited. ``stopped`` is why the run stopped early (a full
-    disk); ``notes`` are things that went wrong beside the nodes (a run log that failed).
+    rendered while this one waited. ``waiting`` nodes are held behind an approval gate (node:
+    why), which is no failure: a run that renders all the rest is ``ok``. ``stopped`` is
+    why the run stopped early (a full disk); ``notes`` are things that went wrong beside
+    the nodes (a run log that failed).
     """
 
     records: dict[str, ResultRecord] = field(default_factory=dict)
@@ -45,6 +47,7 @@ class RunResult:
     reattached_usd: float = 0.0
     stopped: ShotgraphError | None = None
     notes: list[str] = field(default_factory=list)
+    waiting: dict[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -77,6 +80,7 @@ def finished(r: RunResult, seconds: float) -> RunFinished:
         received=len(r.received),
         reattached_usd=round(r.reattached_usd, 6),
         stopped=r.stopped.message if r.stopped is not None else None,
+        waiting=len(r.waiting),
     )
 
 

@@ -21,9 +21,9 @@ def _cells(row: PlanRow) -> tuple[str, ...]:
     fps = f"{timing.frame_rate:g}" if timing and timing.frame_rate else "-"
     seconds = f"{approx}{timing.seconds:.2f}" if timing and timing.seconds else "-"
     cost = "local" if step.estimate is None else step.estimate.label
-    if row.status == "cached":
+    if row.status == "cached" or row.wait is not None:
         cost = f"({cost})"
-    status = row.status if not row.reason else f"{row.status}: {row.reason}"
+    status = row.shown_status + (f": {row.shown_reason}" if row.shown_reason else "")
     endpoint = step.endpoint.id if step.endpoint else "(local)"
     return (step.name, step.kind, endpoint, frames, fps, seconds, cost, status)
 
@@ -52,6 +52,12 @@ def format_plan(plan: Plan, compiled: Compiled, *, verbose: bool = False) -> str
         f"to render: {counts['render']} of {len(plan.rows)} nodes{attach} · "
         f"estimated cost {'~' if plan.unconfirmed else ''}{total}",
     ]
+    for gate, held in plan.waiting.items():
+        waiting = sum(row.cost for row in held)
+        lines.append(
+            f"waiting for approval of {gate}: {_names([r.step.name for r in held])} · "
+            f"~${waiting:.2f} more once approved (not in the estimate)"
+        )
     if plan.unconfirmed:
         lines.append(
             f"  ~ price not confirmed by fal for: {_names(plan.unconfirmed)} "
@@ -90,7 +96,18 @@ def plan_json(plan: Plan, compiled: Compiled, *, verbose: bool = False) -> dict[
             "cached": plan.counts()["cached"],
             "unconfirmed_prices": plan.unconfirmed,
             "unpriced": plan.unpriced,
-        },
+        }
+        | _waiting(plan),
+    }
+
+
+def _waiting(plan: Plan) -> dict[str, Any]:
+    """What waits behind approval gates (only when something does: plans stay as they were)."""
+    if not plan.waiting:
+        return {}
+    return {
+        "waiting": {gate: [row.step.name for row in rows] for gate, rows in plan.waiting.items()},
+        "waiting_usd": plan.waiting_usd,
     }
 
 
@@ -105,7 +122,7 @@ def sources(step: Step, compiled: Compiled) -> dict[str, str]:
     """Where each field of a step's request came from: the node, a preset, the pipeline's
     defaults, the node's inputs, or fal's own default (written out explicitly)."""
     assert step.body is not None
-    node = compiled.pipeline.nodes[step.name]
+    node = compiled.pipeline.nodes[step.node]
     defaults = compiled.pipeline.defaults
     inputs = {slot.pointer[0] for slot in step.slots}
     found: dict[str, str] = {}

@@ -25,6 +25,7 @@ from runner.run.events import (
     NodeSkipped,
     NodeStarted,
     NodeSubmitted,
+    NodeWaiting,
     Notice,
     OutputWritten,
     Reporter,
@@ -68,6 +69,8 @@ def describe(event: Event) -> str | None:
         return f"FAILED: {event.error}" + (f"\n    hint: {event.hint}" if event.hint else "")
     if isinstance(event, NodeSkipped):
         return f"skipped: {event.reason}"
+    if isinstance(event, NodeWaiting):
+        return event.reason
     if isinstance(event, OutputWritten):
         return f"wrote {display_path(Path(event.path))}"
     if isinstance(event, Notice):
@@ -125,7 +128,7 @@ class LiveReporter:
 
         self.console = console
         self.state: dict[str, tuple[str, float]] = {}
-        self.totals = {"done": 0, "cached": 0, "failed": 0, "skipped": 0}
+        self.totals = {"done": 0, "cached": 0, "failed": 0, "skipped": 0, "waiting": 0}
         self.total = 0
         self.cost = 0.0
         self.started = time.monotonic()
@@ -160,13 +163,18 @@ class LiveReporter:
 
         now = time.monotonic()
         line = describe(event) or ""
-        if isinstance(event, NodeDone | NodeFailed | NodeSkipped):
+        if isinstance(event, NodeDone | NodeFailed | NodeSkipped | NodeWaiting):
             self.state.pop(event.node, None)
-            kind = {NodeDone: "done", NodeFailed: "failed", NodeSkipped: "skipped"}[type(event)]
+            kind = {
+                NodeDone: "done",
+                NodeFailed: "failed",
+                NodeSkipped: "skipped",
+                NodeWaiting: "waiting",
+            }[type(event)]
             self.totals[kind] += 1
             if isinstance(event, NodeDone):
                 self.cost += event.cost_usd or 0.0
-            style = {"done": "green", "failed": "bold red", "skipped": "yellow"}[kind]
+            style = {"done": "green", "failed": "bold red", "skipped": "yellow"}.get(kind, "blue")
             self.console.print(Text(f"{event.node}: {line}", style=style))
         elif isinstance(event, OutputWritten):
             self.console.print(Text(f"{event.node}: {line}", style="cyan"))
@@ -190,7 +198,7 @@ class LiveReporter:
         if len(in_flight) > 20:
             table.add_row(f"... {len(in_flight) - 20} more", "", "")
         t = self.totals
-        finished = t["done"] + t["cached"] + t["failed"] + t["skipped"]
+        finished = t["done"] + t["cached"] + t["failed"] + t["skipped"] + t["waiting"]
         footer = Text(
             f"{finished}/{self.total} nodes · {t['done']} rendered · {t['cached']} cached · "
             f"{t['failed']} failed · ~${self.cost:.2f} · {now - self.started:.0f}s",
@@ -229,6 +237,25 @@ class RunLog:
             for path in old:
                 path.unlink(missing_ok=True)
         return len(old)
+
+    @staticmethod
+    def last_events(store_root: Path, pipeline: str) -> list[dict[str, Any]]:
+        """The events of the newest run of ``pipeline`` that left a log (lines that do not
+        parse, from a run killed mid-write, are left out); [] when there is none."""
+        logs = store_root / LOGS
+        try:
+            found = [p for p in logs.glob(f"*-{pipeline}-*.jsonl") if p.is_file()]
+            newest = max(found, key=lambda p: p.stat().st_mtime_ns, default=None)
+            lines = newest.read_text(encoding="utf-8").splitlines() if newest else []
+        except OSError:
+            return []
+        events = []
+        for line in lines:
+            with contextlib.suppress(ValueError):
+                event = json.loads(line)
+                if isinstance(event, dict):
+                    events.append(event)
+        return events
 
     def __init__(self, path: Path) -> None:
         self.path = path

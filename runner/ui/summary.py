@@ -23,9 +23,10 @@ def print_summary(
         if backend == LOCAL
         else f"spent ~${result.spent_usd:.2f}"
     )
+    waiting = f", {len(result.waiting)} waiting for approval" if result.waiting else ""
     head = (
         f"{rendered} rendered, {cached} cached, {len(result.failed)} failed, "
-        f"{len(result.skipped)} skipped · {money}"
+        f"{len(result.skipped)} skipped{waiting} · {money}"
     )
     click.echo(("interrupted: " if result.interrupted else "") + head)
     if result.reattached or result.received:
@@ -45,6 +46,13 @@ def print_summary(
             f"  still running at fal: {', '.join(result.in_flight)}; run again to "
             "collect them (they are not submitted again)"
         )
+    if result.waiting:
+        by_reason: dict[str, list[str]] = {}
+        for name, reason in result.waiting.items():
+            by_reason.setdefault(reason, []).append(name)
+        for reason, names in by_reason.items():
+            click.echo(f"  {reason}: {', '.join(names)} not rendered")
+        click.echo("  approve with `shotgraph approve PIPELINE NODE`, then run again")
     for name, failure in sorted(result.failed.items()):
         click.echo(click.style(f"  failed {name}: {failure.message}", fg="red"), err=True)
         if failure.hint:

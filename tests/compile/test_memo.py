@@ -194,3 +194,15 @@ def test_a_deleted_store_entry_shows_in_the_plan(
     with Store.open(store) as opened:
         assert opened.delete_result(compiled.steps["more"].key)
     assert plan() == {"shot": "cached", "more": "render"}
+
+
+def test_the_review_file_appearing_or_changing(pipeline: Path, store: Path) -> None:
+    """Picks and verdicts come with the pipeline: a review file that appears counts too."""
+    remember(pipeline, store)
+    review = pipeline.with_suffix(".review")
+    review.write_text(f'shot approved={"a" * 64} note="lovely light"\n')
+    assert recall(pipeline, "local", store) is None
+    remember(pipeline, store)
+    assert recall(pipeline, "local", store) is not None
+    review.write_text(f'shot rejected={"a" * 64} note="too dark"\n')
+    assert recall(pipeline, "local", store) is None

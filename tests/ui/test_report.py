@@ -78,7 +78,7 @@ def test_live_view_on_a_terminal() -> None:
         reporter.handle(event)
     text = out.getvalue()
     assert "intro: done: 2.5 MB" in text and "more: FAILED" in text
-    assert reporter.totals == {"done": 1, "cached": 1, "failed": 1, "skipped": 1}
+    assert reporter.totals == {"done": 1, "cached": 1, "failed": 1, "skipped": 1, "waiting": 0}
     assert not reporter.state  # nothing left in flight
 
 
