@@ -1,19 +1,24 @@
 """The renderer: an LTX request becomes a real MP4 animatic of the requested shape.
 
 It runs in a worker process (:func:`render` is the picklable entry point). What each kind
-shows:
+films, with the camera its prompt's camera words ask for (:mod:`runner.emulator.camera`;
+without any, a gentle default):
 
-- t2v: the prompt as a title card over a seed-coloured field that pans slowly;
-- i2v: the keyframe with a slow push-in (Ken Burns) and the prompt as a caption;
-- extend: the input video's last frame drifting on, as a continuation, with a caption;
-- multicondition: the image moving with the timing of the reference video (its zoom follows
-  the reference's accumulated motion energy, its offset the centroid of that motion); without
-  a reference video it behaves like i2v.
+- t2v: a title card (the prompt's first sentence on a seed-coloured field); default push-in;
+- i2v: the keyframe, starting on its exact framing; default push-in;
+- extend: the input video's last frame, starting on it; default a sway in and back out, so a
+  chain of extends does not keep zooming;
+- multicondition: the image, moving as the reference video does (its pan, tilt, zoom or
+  orbit, estimated from its pixels, each at the reference's own pace); a still reference
+  leaves the prompt's words to decide, timed by the reference's motion. Without a reference
+  video it behaves like i2v.
+
+Below the picture, the band: the node's name (when the local backend says it), the label,
+the camera, the whole prompt a page at a time, and the frame counter.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,17 +28,17 @@ from typing import Any
 import av
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from runner.emulator import drawing, video_io
-from runner.emulator.geometry import cover_box, frame_size, shift_box
+from runner.emulator import camera, drawing, lens, reference_motion, video_io
+from runner.emulator.camera import MOVES, Camera, Pose
+from runner.emulator.geometry import frame_size
 from runner.media.encode import EncodeSettings, VideoWriter
 
 Frame = Callable[[int], Image.Image]
 Loc = tuple[str | int, ...]
 
-# How far the camera moves over a whole clip: gentle, so it reads as a placeholder shot.
-_PUSH_IN = 0.12
-_DRIFT = 0.06
-_OVERSCAN = 1.2
+# What the camera does when the prompt says nothing about it.
+_DEFAULT_PUSH = 0.6  # of a push-in: about the slow push-in the emulator always drew
+_DRIFT = 0.06  # an extend's sway: 6 % closer and aside, then back
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,9 @@ class RenderSpec:
     video: Path | None = None
     video_url: str | None = None
     video_loc: Loc = ()
+    # The pipeline node this renders, as the local backend says (fal never hears of it):
+    # written in the band and in the file's title.
+    node: str | None = None
 
 
 @dataclass(frozen=True)
@@ -81,18 +89,24 @@ def render(spec: RenderSpec, out_path: Path) -> RenderOutcome:
     """Render ``spec`` into ``out_path`` atomically (a crash leaves no partial file)."""
     started = time.perf_counter()
     try:
-        size, source = _frames(spec)
+        size, picture, shot = _shot(spec)
     except _InputError as exc:
         return RenderOutcome(error=exc.item)
+    label = f"{spec.label} · camera: {shot.description}"
+    pages = drawing.band_pages(size, spec.prompt, label, spec.node)
+    source = _filmed(picture, shot, size)
     # Fast and small: an animatic is a placeholder. One thread: the pool already runs one
     # render per core, and x264's output stays identical only for a fixed thread count.
     settings = EncodeSettings(crf=spec.crf, preset="ultrafast", threads=1)
-    with VideoWriter(out_path, size[0], size[1], spec.frame_rate, settings) as writer:
+    tags = {"comment": label, **({"title": spec.node} if spec.node else {})}
+    with VideoWriter(out_path, size[0], size[1], spec.frame_rate, settings, metadata=tags) as out:
         last = spec.num_frames - 1
         for i in range(spec.num_frames):
-            picture = source(last - i if spec.reverse else i)
-            drawing.frame_counter(picture, i, spec.num_frames)
-            writer.write(picture)
+            frame = source(last - i if spec.reverse else i)
+            # The band follows the output's own clock: pages in reading order, reversed or not.
+            pages[drawing.page_at(i, spec.num_frames, len(pages))].apply(frame)
+            drawing.frame_counter(frame, i, spec.num_frames)
+            out.write(frame)
     return RenderOutcome(
         file_size=out_path.stat().st_size,
         width=size[0],
@@ -101,107 +115,81 @@ def render(spec: RenderSpec, out_path: Path) -> RenderOutcome:
     )
 
 
-def _frames(spec: RenderSpec) -> tuple[tuple[int, int], Frame]:
+def _filmed(picture: Image.Image, shot: Camera, size: tuple[int, int]) -> Frame:
+    scene = lens.stage(picture, size)
+    if shot.path is None:
+        still = lens.shoot(scene, camera.STILL, size)
+        return lambda i: still.copy()  # locked off: one framing, drawn once
+    return lambda i: lens.shoot(scene, shot.pose(i), size)
+
+
+def _shot(spec: RenderSpec) -> tuple[tuple[int, int], Image.Image, Camera]:
+    """The frame size, the picture to film and the camera that films it."""
     if spec.kind == "t2v":
         size = frame_size(spec.resolution, spec.aspect_ratio)
-        return size, _title_card(spec, size)
+        card = drawing.title_card(lens.staged_size(size), spec.prompt, spec.seed)
+        return size, card, _prompted(spec)
     if spec.kind == "extend":
         still = _last_frame(spec)
         size = frame_size(spec.resolution, spec.aspect_ratio, still.size)
-        return size, _drift(spec, still, size)
+        return size, still, _prompted(spec, extend=True)
     image = _image(spec)
     size = frame_size(spec.resolution, spec.aspect_ratio, image.size)
     if spec.kind == "multicondition" and spec.video is not None:
-        return size, _follow(spec, image, size)
-    return size, _push_in(spec, image, size)
+        return size, image, _following(spec)
+    return size, image, _prompted(spec)
 
 
-def _ease(i: int, total: int) -> float:
-    """0 -> 1 over the clip, slow at both ends."""
-    p = i / max(1, total - 1)
-    return 0.5 - 0.5 * math.cos(math.pi * p)
+def _prompted(spec: RenderSpec, *, extend: bool = False) -> Camera:
+    """The camera the prompt's words ask for, or the kind's default."""
+    total = spec.num_frames
+    words = camera.read_camera(spec.prompt, spec.seed)
+    if words.said:
+        return camera.from_words(words, camera.ease(total), _sway(spec))
+    if extend:
+        side = 1 if spec.seed % 2 == 0 else -1
+        drift = Pose(zoom=1 + _DRIFT, x=side * _DRIFT)
+        return camera.moving(
+            "drift (no camera words)", [(drift, camera.there_and_back(total))], None
+        )
+    push = MOVES["push-in"].end.toward(_DEFAULT_PUSH)
+    return camera.moving("push-in (no camera words)", [(push, camera.ease(total))], None)
 
 
-def _title_card(spec: RenderSpec, size: tuple[int, int]) -> Frame:
-    first, second, accent = drawing.seed_palette(spec.seed)
-    travel = size[0] // 3
-    field = drawing.gradient_field((size[0] + travel, size[1]), first, second)
-    overlays = drawing.title_card(size, spec.prompt, spec.label, accent)
-
-    def frame(i: int) -> Image.Image:
-        x = round(travel * _ease(i, spec.num_frames))
-        picture = field.crop((x, 0, x + size[0], size[1]))
-        for overlay in overlays:
-            overlay.apply(picture)
-        return picture
-
-    return frame
-
-
-def _prepared(image: Image.Image, size: tuple[int, int]) -> Image.Image:
-    """``image`` cropped to the output's aspect and scaled once to a little more than the
-    output, so per-frame crops never upscale and never touch a huge original."""
-    box = cover_box(image.size, size)
-    target = (round(size[0] * _OVERSCAN), round(size[1] * _OVERSCAN))
-    return image.resize(target, Image.Resampling.LANCZOS, box=box)
-
-
-def _push_in(spec: RenderSpec, image: Image.Image, size: tuple[int, int]) -> Frame:
-    base = _prepared(image, size)
-    overlays = drawing.caption(size, spec.prompt, spec.label)
-
-    def frame(i: int) -> Image.Image:
-        box = cover_box(base.size, size, 1 + _PUSH_IN * _ease(i, spec.num_frames))
-        picture = base.resize(size, Image.Resampling.BILINEAR, box=box)
-        for overlay in overlays:
-            overlay.apply(picture)
-        return picture
-
-    return frame
-
-
-def _drift(spec: RenderSpec, still: Image.Image, size: tuple[int, int]) -> Frame:
-    base = _prepared(still, size)
-    overlays = drawing.caption(size, spec.prompt, spec.label)
-    direction = 1 if spec.seed % 2 == 0 else -1
-
-    def frame(i: int) -> Image.Image:
-        # A slow sway in and back: it starts exactly on the input's last frame and ends on the
-        # same framing, so a chain of extends does not zoom further with every hop.
-        p = math.sin(math.pi * _ease(i, spec.num_frames))
-        box = cover_box(base.size, size, 1 + _DRIFT * p)
-        box = shift_box(box, direction * _DRIFT * base.width * p, 0, base.size)
-        picture = base.resize(size, Image.Resampling.BILINEAR, box=box)
-        for overlay in overlays:
-            overlay.apply(picture)
-        return picture
-
-    return frame
-
-
-def _follow(spec: RenderSpec, image: Image.Image, size: tuple[int, int]) -> Frame:
+def _following(spec: RenderSpec) -> Camera:
+    """A multicondition's camera: the reference's own moves, each advancing as that motion
+    does in the reference; a still reference leaves it to the prompt's words, timed by
+    whatever moves in the reference."""
     assert spec.video is not None
     try:
-        info = video_io.probe(spec.video)
-        motion = video_io.motion_profile(spec.video)
+        motion = reference_motion.estimate(spec.video)
     except (av.FFmpegError, IndexError, ValueError) as exc:
         raise _InputError(_load_error(spec.video_loc, spec.video_url, "video")) from exc
-    base = _prepared(image, size)
-    overlays = drawing.caption(size, spec.prompt, spec.label)
-    track = _motion_track(motion)
+    count = len(motion.steps)
 
-    def frame(i: int) -> Image.Image:
+    def at(i: int) -> int:
         # Output frame i shows the reference at the same moment in time.
-        k = _ping_pong(round(i / spec.frame_rate * info.frame_rate), len(track)) if track else 0
-        zoom, ox, oy = track[k] if track else (0.0, 0.0, 0.0)
-        box = cover_box(base.size, size, 1 + _DRIFT + _PUSH_IN * zoom)
-        box = shift_box(box, ox * base.width * _DRIFT, oy * base.height * _DRIFT, base.size)
-        picture = base.resize(size, Image.Resampling.BILINEAR, box=box)
-        for overlay in overlays:
-            overlay.apply(picture)
-        return picture
+        return _ping_pong(round(i / spec.frame_rate * motion.frame_rate), count)
 
-    return frame
+    def timed(component: str) -> camera.Curve:
+        shares = motion.progress(component)
+        return lambda i: shares[at(i)]
+
+    followed = reference_motion.camera_moves(motion)
+    if followed.moves or followed.handheld:
+        moves = [(move.end, timed(component)) for move, component in followed.moves]
+        sway = _sway(spec) if followed.handheld else None
+        return camera.moving(f"{followed.describe()}, from the reference", moves, sway)
+    words = camera.read_camera(spec.prompt, spec.seed)
+    if not words.said:
+        return camera.Camera("locked-off, as the reference")
+    pace = timed("energy") if motion.total("energy") > 0 else camera.ease(spec.num_frames)
+    shot = camera.from_words(words, pace, _sway(spec))
+    return camera.Camera(f"{shot.description}, at the reference's pace", shot.path)
+
+
+def _sway(spec: RenderSpec) -> camera.Path:
+    return camera.handheld_sway(spec.seed, spec.frame_rate)
 
 
 def _ping_pong(index: int, length: int) -> int:
@@ -212,22 +200,6 @@ def _ping_pong(index: int, length: int) -> int:
     period = 2 * length - 2
     k = index % period
     return k if k < length else period - k
-
-
-def _motion_track(samples: list[video_io.MotionSample]) -> list[tuple[float, float, float]]:
-    """Per reference frame: zoom (share of the total motion so far, 0..1) and an offset
-    (-1..1) that eases towards where the motion is, weighted by how much there is."""
-    total = sum(s.energy for s in samples) or 1.0
-    peak = max((s.energy for s in samples), default=0.0) or 1.0
-    track: list[tuple[float, float, float]] = []
-    done, ox, oy = 0.0, 0.0, 0.0
-    for s in samples:
-        done += s.energy
-        weight = 0.3 * s.energy / peak
-        ox += weight * ((s.cx - 0.5) * 2 - ox)
-        oy += weight * ((s.cy - 0.5) * 2 - oy)
-        track.append((done / total, ox, oy))
-    return track
 
 
 def _image(spec: RenderSpec) -> Image.Image:

@@ -7,6 +7,7 @@ Pillow's built-in font, so no system font can change a render.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from functools import cache
 
@@ -20,6 +21,11 @@ Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
 def font(size: int) -> Font:
     """Pillow's bundled font at ``size`` pixels."""
     return ImageFont.load_default(size=max(8, size))
+
+
+def pixels(face: Font) -> int:
+    """A font's size in pixels (Pillow without FreeType has only an 11-pixel bitmap font)."""
+    return round(face.size) if isinstance(face, ImageFont.FreeTypeFont) else 11
 
 
 def seed_palette(seed: int) -> tuple[Color, Color, Color]:
@@ -43,26 +49,38 @@ def gradient_field(size: tuple[int, int], first: Color, second: Color) -> Image.
     return Image.composite(Image.new("RGB", size, (0, 0, 0)), field, shade)
 
 
-def wrap(text: str, face: Font, max_width: float, max_lines: int) -> list[str]:
-    """Greedy word wrap of ``text`` to ``max_width`` pixels; overflow ends in an ellipsis."""
+def wrap(text: str, face: Font, max_width: float) -> list[str]:
+    """Greedy word wrap of ``text`` to ``max_width`` pixels, every word kept (one too long
+    for a line is broken where it must be)."""
     lines: list[str] = []
     current = ""
     for word in text.split():
         trial = f"{current} {word}" if current else word
-        if current and face.getlength(trial) > max_width:
-            lines.append(current)
-            current = word
-        else:
+        if face.getlength(trial) <= max_width:
             current = trial
+            continue
+        if current:
+            lines.append(current)
+        while face.getlength(word) > max_width and len(word) > 1:
+            cut = max(1, len(word) - 1)
+            while cut > 1 and face.getlength(word[:cut]) > max_width:
+                cut -= 1
+            lines.append(word[:cut])
+            word = word[cut:]
+        current = word
     if current:
         lines.append(current)
-    if len(lines) > max_lines:
-        lines = lines[:max_lines]
-        last = lines[-1]
-        while last and face.getlength(last + " …") > max_width:
-            last = last.rsplit(" ", 1)[0] if " " in last else last[:-1]
-        lines[-1] = last + " …"
     return lines
+
+
+def clipped(lines: list[str], face: Font, max_width: float, max_lines: int) -> list[str]:
+    """At most ``max_lines`` of ``lines``, the last ending in an ellipsis if any were left."""
+    if len(lines) <= max_lines:
+        return lines
+    last = lines[max_lines - 1]
+    while last and face.getlength(last + " …") > max_width:
+        last = last.rsplit(" ", 1)[0] if " " in last else last[:-1]
+    return [*lines[: max_lines - 1], last + " …"]
 
 
 @dataclass(frozen=True)
@@ -76,12 +94,16 @@ class Overlay:
         frame.paste(self.image, self.position, self.image)
 
 
-def title_card(size: tuple[int, int], prompt: str, label: str, accent: Color) -> list[Overlay]:
-    """The prompt as a centred title over a translucent panel, and a small label."""
+def title_card(size: tuple[int, int], prompt: str, seed: int) -> Image.Image:
+    """A t2v's picture: the prompt's first sentence as a centred title over a translucent
+    panel, on a field coloured from ``seed``. (The band below carries the whole prompt.)"""
     width, height = size
-    face = font(height // 16)
-    lines = wrap(prompt or "(empty prompt)", face, width * 0.8, 6)
-    line_height = int(face.size * 1.3) if isinstance(face, ImageFont.FreeTypeFont) else 14
+    first, second, accent = seed_palette(seed)
+    card = gradient_field(size, first, second)
+    face = font(min(width, height) // 14)
+    title = re.split(r"(?<=[.!?])\s|\n", prompt.strip(), maxsplit=1)[0] or "(empty prompt)"
+    lines = clipped(wrap(title, face, width * 0.8), face, width * 0.8, 4)
+    line_height = round(pixels(face) * 1.3)
     text_width = max(int(face.getlength(line)) for line in lines)
     pad = height // 30
     panel = Image.new("RGBA", (text_width + 2 * pad, line_height * len(lines) + 2 * pad))
@@ -97,8 +119,9 @@ def title_card(size: tuple[int, int], prompt: str, label: str, accent: Color) ->
         fill=(*accent, 255),
         width=max(2, pad // 6),
     )
-    position = ((width - panel.width) // 2, (height - band_height(size) - panel.height) // 2)
-    return [Overlay(panel, position), *caption(size, "", label)]
+    above_band = height - band_height(size)
+    Overlay(panel, ((width - panel.width) // 2, (above_band - panel.height) // 2)).apply(card)
+    return card
 
 
 # The band every animatic frame carries along its bottom edge: the label, the caption and
@@ -120,35 +143,117 @@ def mark_height(size: tuple[int, int]) -> int:
     return max(6, band_height(size) // 20 // 2 * 2)
 
 
-def caption(size: tuple[int, int], prompt: str, label: str) -> list[Overlay]:
-    """The band: the label, then the prompt (two lines at most), on black."""
+@dataclass(frozen=True)
+class BandLayout:
+    """Where the band's text goes, for one frame size: the heading row (the node's name,
+    then the label) and the prompt's lines below it, ``lines`` to a page."""
+
+    top: int  # the band's first row in the frame
+    pad: int
+    heading_y: int
+    name_face: Font
+    small: Font
+    text: Font
+    text_y: int
+    line_height: int
+    lines: int
+
+
+def band_layout(size: tuple[int, int]) -> BandLayout:
     width, height = size
+    unit = min(width, height)  # a portrait frame's band is taller, not its letters larger
+    band, mark = band_height(size), mark_height(size)
+    pad = max(4, unit // 120)
+    name_face, small, text = font(unit // 36), font(unit // 40), font(unit // 32)
+    text_y = mark + 2 * pad + pixels(name_face)
+    line_height = round(pixels(text) * 1.25)
+    lines = max(1, (band - text_y - pad // 2) // line_height)
+    return BandLayout(
+        height - band, pad, mark + pad, name_face, small, text, text_y, line_height, lines
+    )
+
+
+def _name(layout: BandLayout, node: str, width: int) -> str:
+    """``node`` as the heading shows it: at most two fifths of the band's width."""
+    return clipped(wrap(node, layout.name_face, width * 0.4), layout.name_face, width * 0.4, 1)[0]
+
+
+def name_box(size: tuple[int, int], node: str) -> tuple[int, int, int, int]:
+    """Where ``node``'s name is written in a frame of ``size`` (left, top, right, bottom)."""
+    layout = band_layout(size)
+    left, top, right, bottom = layout.name_face.getbbox(_name(layout, node, size[0]))
+    y = layout.top + layout.heading_y
+    return (layout.pad + int(left), y + int(top), layout.pad + int(right) + 1, y + int(bottom) + 1)
+
+
+def band_pages(
+    size: tuple[int, int], prompt: str, label: str, node: str | None = None
+) -> list[Overlay]:
+    """The band, one version per page of the prompt: the mark, ``node``'s name in white and
+    ``label`` in grey, then the whole prompt, wrapped, a few lines to a page (the page's
+    number at the right). Nothing is cut: a long prompt takes more pages."""
+    width, _ = size
+    layout = band_layout(size)
+    lines = wrap(prompt, layout.text, width * 0.92) if prompt else []
+    pages = [lines[k : k + layout.lines] for k in range(0, len(lines), layout.lines)] or [[]]
+    return [
+        Overlay(_band(size, layout, page, f"{k + 1}/{len(pages)}", label, node), (0, layout.top))
+        for k, page in enumerate(pages)
+    ]
+
+
+def page_at(index: int, total: int, pages: int) -> int:
+    """The page frame ``index`` of ``total`` shows: equal shares, in reading order."""
+    return min(pages - 1, index * pages // max(1, total))
+
+
+def _band(
+    size: tuple[int, int],
+    layout: BandLayout,
+    page: list[str],
+    number: str,
+    label: str,
+    node: str | None,
+) -> Image.Image:
+    width, _ = size
     band = Image.new("RGBA", (width, band_height(size)), (0, 0, 0, 255))
     draw = ImageDraw.Draw(band)
-    mark = mark_height(size)
-    draw.rectangle((0, 0, width - 1, mark - 1), fill=(*BAND_MARK, 255))
-    small = font(height // 40)
-    pad = max(4, height // 120)
-    draw.text((pad, mark + pad), label, font=small, fill=(190, 190, 190, 255))
-    face = font(height // 30)
-    lines = wrap(prompt, face, width * 0.92, 2) if prompt else []
-    line_height = int(face.size * 1.25) if isinstance(face, ImageFont.FreeTypeFont) else 14
-    top = mark + 2 * pad + height // 40
-    for i, line in enumerate(lines):
-        x = (width - face.getlength(line)) / 2
-        draw.text((x, top + i * line_height), line, font=face, fill=(255, 255, 255, 255))
-    return [Overlay(band, (0, height - band.height))]
+    draw.rectangle((0, 0, width - 1, mark_height(size) - 1), fill=(*BAND_MARK, 255))
+    x, y = layout.pad, layout.heading_y
+    if node:
+        name = _name(layout, node, width)
+        draw.text((x, y), name, font=layout.name_face, fill=(255, 255, 255, 255))
+        x += round(layout.name_face.getlength(name + "  "))
+    # The small text sits on the name's baseline; the right of the row holds the page
+    # number, then the frame counter.
+    small_y = y + pixels(layout.name_face) - pixels(layout.small)
+    counter = layout.small.getlength(_counter(9998, 9999)) + 2 * layout.pad
+    paging = f"prompt {number}" if number != "1/1" else ""
+    right = width - counter - layout.small.getlength(paging) - layout.pad
+    grey = (190, 190, 190, 255)
+    draw.text((right, small_y), paging, font=layout.small, fill=grey)
+    room = right - x - layout.pad
+    if label and room > 0:
+        shown = clipped(wrap(label, layout.small, room), layout.small, room, 1)[0]
+        draw.text((x, small_y), shown, font=layout.small, fill=grey)
+    for i, line in enumerate(page):
+        left = (width - layout.text.getlength(line)) / 2
+        top = layout.text_y + i * layout.line_height
+        draw.text((left, top), line, font=layout.text, fill=(255, 255, 255, 255))
+    return band
+
+
+def _counter(index: int, total: int) -> str:
+    return f"{index + 1:04d}/{total:04d}"
 
 
 def frame_counter(frame: Image.Image, index: int, total: int) -> None:
-    """``index+1/total`` at the right of the band, drawn straight onto ``frame``."""
-    face = font(frame.height // 40)
-    text = f"{index + 1:04d}/{total:04d}"
-    pad = max(4, frame.height // 120)
-    mark = mark_height(frame.size)
-    x = frame.width - face.getlength(text) - pad
-    y = frame.height - band_height(frame.size) + mark + pad
-    ImageDraw.Draw(frame).text((x, y), text, font=face, fill=(190, 190, 190))
+    """``index+1/total`` at the right of the band's heading row, drawn straight onto ``frame``."""
+    layout = band_layout(frame.size)
+    text = _counter(index, total)
+    x = frame.width - layout.small.getlength(text) - layout.pad
+    y = layout.top + layout.heading_y + pixels(layout.name_face) - pixels(layout.small)
+    ImageDraw.Draw(frame).text((x, y), text, font=layout.small, fill=(190, 190, 190))
 
 
 def _close(color: object, target: Color, tolerance: int = 48) -> bool:

@@ -19,7 +19,7 @@ import shutil
 import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -91,12 +91,19 @@ class FileStore:
         """A new, still empty file record."""
         file_id = uuid.uuid4().hex
         name = _clean_name(name, content_type)
-        bounds = [t for t in (ttl, self.default_ttl) if t is not None]
-        lifetime = min(bounds) if bounds else None
-        expires = time.time() + lifetime if lifetime is not None else None
-        stored = StoredFile(file_id, name, content_type, 0, expires)
+        stored = StoredFile(file_id, name, content_type, 0, self._expiry(ttl))
         (self.dir / file_id).mkdir()
         return stored
+
+    def renewed(self, stored: StoredFile, ttl: float | None) -> StoredFile:
+        """``stored`` with its lifetime starting now: a render's URL exists only once the
+        render is done, so the time it took must not shorten the URL's life."""
+        return replace(stored, expires_at=self._expiry(ttl))
+
+    def _expiry(self, ttl: float | None) -> float | None:
+        bounds = [t for t in (ttl, self.default_ttl) if t is not None]
+        lifetime = min(bounds) if bounds else None
+        return time.time() + lifetime if lifetime is not None else None
 
     async def receive(self, stored: StoredFile, chunks: AsyncIterator[bytes]) -> StoredFile:
         """Stream ``chunks`` into ``stored``'s data and publish it."""

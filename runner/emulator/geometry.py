@@ -48,13 +48,3 @@ def cover_box(
     cw, ch = tw / scale, th / scale
     left, top = (sw - cw) / 2, (sh - ch) / 2
     return (left, top, left + cw, top + ch)
-
-
-def shift_box(
-    box: tuple[float, float, float, float], dx: float, dy: float, bounds: tuple[int, int]
-) -> tuple[float, float, float, float]:
-    """``box`` moved by (dx, dy) but kept inside an image of size ``bounds``."""
-    left, top, right, bottom = box
-    dx = min(max(dx, -left), bounds[0] - right)
-    dy = min(max(dy, -top), bounds[1] - bottom)
-    return (left + dx, top + dy, right + dx, bottom + dy)

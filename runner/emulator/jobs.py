@@ -67,6 +67,9 @@ class Job:
     error: JobError | None = None
     fault: dict[str, Any] | None = None
     output_ttl: float | None = None
+    # The pipeline node, when shotgraph's local backend names it: on the animatic, nowhere
+    # else (not in the fingerprint, not in the result).
+    node: str | None = None
 
     @property
     def prompt(self) -> str | None:

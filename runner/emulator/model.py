@@ -85,12 +85,11 @@ class Model:
         body = input_schema(job.endpoint).with_defaults(job.body)
         job_dir = self._scratch / job.id
         try:
-            if self._no_render:
-                inputs = _Inputs()
-                spec = _spec(endpoint, body, seed_for(job), inputs)
-            else:
-                inputs = await self._resolve(endpoint.kind, body, job_dir)
-                spec = _spec(endpoint, body, seed_for(job), inputs)
+            # no_render: the inputs are not fetched (the tiny clip does not show them).
+            inputs = (
+                _Inputs() if self._no_render else await self._resolve(endpoint.kind, body, job_dir)
+            )
+            spec = _spec(endpoint, body, seed_for(job), inputs, job.node)
             job.log(f"rendering {spec.num_frames} frames at {spec.frame_rate} fps")
             stored = self._files.create("output.mp4", "video/mp4", job.output_ttl)
             target = self._files.output_path(stored)
@@ -105,6 +104,7 @@ class Model:
             shutil.rmtree(job_dir, ignore_errors=True)
         if outcome.error is not None:
             return None, failures.model(outcome.error)
+        stored = self._files.renewed(stored, job.output_ttl)
         published = self._files.publish(stored, target, outcome.file_size)
         job.log(
             f"rendered {outcome.width}x{outcome.height}, {outcome.file_size} bytes "
@@ -162,7 +162,9 @@ class Model:
             raise _Unavailable(loc, url) from exc
 
 
-def _spec(endpoint: Endpoint, body: dict[str, Any], seed: int, inputs: _Inputs) -> RenderSpec:
+def _spec(
+    endpoint: Endpoint, body: dict[str, Any], seed: int, inputs: _Inputs, node: str | None
+) -> RenderSpec:
     assumed = endpoint.assumed_output or {}
     kind = endpoint.kind
     if kind == "multicondition" and inputs.image is None:
@@ -184,6 +186,7 @@ def _spec(endpoint: Endpoint, body: dict[str, Any], seed: int, inputs: _Inputs) 
         video=inputs.video,
         video_url=inputs.video_url,
         video_loc=inputs.video_loc,
+        node=node,
     )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any
+from urllib.parse import unquote
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
@@ -77,6 +78,21 @@ def with_origin(value: Any, base: str) -> Any:
     if isinstance(value, list):
         return [with_origin(item, base) for item in value]
     return value
+
+
+# What shotgraph's local backend names a job's pipeline node in (fal never receives it).
+NODE_HEADER = "x-shotgraph-node"
+_NODE_LIMIT = 80
+
+
+def node_name(request: Request) -> str | None:
+    """The pipeline node a submit renders, if the local backend said: percent-decoded,
+    without control characters, at most 80 characters (it is written on the animatic)."""
+    raw = request.headers.get(NODE_HEADER)
+    if not raw:
+        return None
+    name = "".join(c for c in unquote(raw) if c.isprintable())[:_NODE_LIMIT].strip()
+    return name or None
 
 
 def request_id_headers(job: Job) -> dict[str, str]:

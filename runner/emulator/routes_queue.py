@@ -104,6 +104,7 @@ async def submit(emulator: Emulator, request: Request, endpoint_id: str) -> Resp
         submitted_at=time.time(),
         fault=fault.as_json() if fault is not None else None,
         output_ttl=lifecycle_ttl(request),
+        node=protocol.node_name(request),
     )
     position = emulator.queue.submit(job)
     payload = {

@@ -1,7 +1,7 @@
-"""Reading the videos a request gives the emulator: their shape, last frame and motion.
+"""Reading the videos a request gives the emulator: their shape and last frame.
 
 (Writing goes through :class:`runner.media.encode.VideoWriter`, deterministic like every
-other video shotgraph makes.)
+other video shotgraph makes; their motion is :mod:`runner.emulator.reference_motion`'s.)
 """
 
 from __future__ import annotations
@@ -11,10 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import av
-from PIL import Image, ImageChops, ImageStat
-
-# Small enough to decode references quickly, large enough to see where things move.
-_PROBE_SIZE = (32, 18)
+from PIL import Image
 
 
 @dataclass(frozen=True)
@@ -52,43 +49,3 @@ def last_frame(path: Path) -> Image.Image:
     if last is None:
         raise ValueError(f"{path} has no video frames")
     return last
-
-
-@dataclass(frozen=True)
-class MotionSample:
-    """How much a reference frame changed from the previous one, and where."""
-
-    energy: float  # mean absolute difference, 0..255
-    cx: float  # centroid of the change, 0..1 across
-    cy: float  # centroid of the change, 0..1 down
-
-
-def motion_profile(path: Path) -> list[MotionSample]:
-    """One sample per frame of ``path`` describing its frame-to-frame motion."""
-    samples: list[MotionSample] = []
-    previous: Image.Image | None = None
-    with av.open(str(path)) as container:
-        for frame in container.decode(video=0):
-            small = frame.reformat(width=_PROBE_SIZE[0], height=_PROBE_SIZE[1])
-            gray = small.to_image().convert("L")  # type: ignore[no-untyped-call]  # PyAV stubs
-            if previous is None:
-                samples.append(MotionSample(0.0, 0.5, 0.5))
-            else:
-                samples.append(_change(previous, gray))
-            previous = gray
-    return samples
-
-
-def _change(before: Image.Image, after: Image.Image) -> MotionSample:
-    diff = ImageChops.difference(before, after)
-    energy = ImageStat.Stat(diff).mean[0]
-    columns = list(diff.resize((diff.width, 1), Image.Resampling.BOX).getdata())
-    rows = list(diff.resize((1, diff.height), Image.Resampling.BOX).getdata())
-    return MotionSample(energy, _centroid(columns), _centroid(rows))
-
-
-def _centroid(weights: list[int]) -> float:
-    total = sum(weights)
-    if total == 0:
-        return 0.5
-    return sum((i + 0.5) * w for i, w in enumerate(weights)) / (total * len(weights))

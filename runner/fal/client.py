@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import quote
 
 import httpx
 
@@ -111,8 +112,13 @@ class FalClient:
         start_timeout: float | None = None,
         priority: Literal["normal", "low"] | None = None,
         webhook_url: str | None = None,
+        node: str | None = None,
     ) -> JobHandle:
         """Queue a job. Journal the handle before waiting on it.
+
+        ``node`` is the pipeline node the job renders. It is sent only where the config
+        names a header for it (the local backend tells its emulator, which writes it on the
+        animatic); fal never sees it, and it is part of neither the body nor any key.
 
         ``start_timeout`` (seconds, > 1) is fal's start deadline (``X-Fal-Request-Timeout``):
         a job not started by then fails with a 504 that is never retried. Retries of the
@@ -137,6 +143,8 @@ class FalClient:
                 "(no NaN or infinity)",
             ) from None
         headers["Content-Type"] = "application/json"
+        if node is not None and self.config.node_header is not None:
+            headers[self.config.node_header] = quote(node, safe="")
         url = submit_url(self.config.queue_url, endpoint)
         response = await self._session.send(
             Call(

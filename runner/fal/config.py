@@ -52,6 +52,9 @@ class FalConfig:
     chunk_size: int = 1 * MiB
     #: fsync a download before renaming it into place (survives power loss, not only kill -9).
     fsync_downloads: bool = True
+    #: The header a submit names its pipeline node in, percent-encoded; None sends no name.
+    #: Only the local backend sets it, for its emulator: fal never hears of pipeline nodes.
+    node_header: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "queue_url", _checked_url(self.queue_url, "queue URL"))

@@ -10,6 +10,7 @@ and the muxer (no encoder version string, no creation time) and bit-exact pixel 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass
 from fractions import Fraction
@@ -64,6 +65,8 @@ class VideoWriter:
         height: int,
         rate: Fraction | int,
         settings: EncodeSettings | None = None,
+        *,
+        metadata: Mapping[str, str] | None = None,
     ) -> None:
         if width % 2 or height % 2 or width <= 0 or height <= 0:
             raise MediaError(f"H.264 (yuv420p) needs an even, positive size, not {width}x{height}")
@@ -72,6 +75,8 @@ class VideoWriter:
         self.height = height
         self.rate = Fraction(rate)
         self.settings = settings or EncodeSettings()
+        # Container tags (title, comment, ...): part of the bytes, so keep them deterministic.
+        self.metadata = dict(metadata or {})
         self.frames_written = 0
         self._convert = FrameConverter(PIX_FMT, (width, height))
         self._stack: ExitStack | None = None
@@ -89,6 +94,7 @@ class VideoWriter:
                 container_options={"fflags": "+bitexact", "movflags": "+faststart"},
             )
             stack.callback(container.close)
+            container.metadata.update(self.metadata)
             stream = container.add_stream("libx264", rate=self.rate)
             stream.width, stream.height, stream.pix_fmt = self.width, self.height, PIX_FMT
             ctx = stream.codec_context

@@ -151,8 +151,15 @@ def clear_local_state(store: Store, *, dry_run: bool = False) -> int:
 EMULATOR_KEY = "local:emulator"
 
 
+# The header the emulator reads a job's node name from (runner.emulator.protocol spells it
+# too: importing the emulator here would load its server for every local run).
+NODE_HEADER = "x-shotgraph-node"
+
+
 def _local_client(url: str) -> FalClient:
     from runner.fal import Credentials, FalClient, FalConfig, Secret
 
     credentials = Credentials(Secret(EMULATOR_KEY), source="the local backend")
-    return FalClient(FalConfig(queue_url=url, rest_url=url), credentials=credentials)
+    # The emulator writes each job's node name on its animatic; fal's backend never sends it.
+    config = FalConfig(queue_url=url, rest_url=url, node_header=NODE_HEADER)
+    return FalClient(config, credentials=credentials)

@@ -153,7 +153,7 @@ async def submit(
         # write unwinds before the POST, and the entry is dropped with the claim.
         await off_loop(ctx.store.begin_submit, step.key, ctx.owner, endpoint, body, digest)
         sent = True
-        handle = await ctx.client.submit(endpoint, body)
+        handle = await ctx.client.submit(endpoint, body, node=step.name)
     except (FalSubmitUncertain, FalProtocolError) as exc:
         if sent:  # fal may have queued it: the "submitting" entry stays for the next run
             raise StepFailed(exc.message, exc.hint) from None

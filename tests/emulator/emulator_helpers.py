@@ -13,12 +13,24 @@ from typing import Any
 
 import av
 import httpx
-from PIL import Image, ImageDraw
+from PIL import Image, ImageChops, ImageDraw
 
-from runner.emulator import EmulatorServer
+from runner.emulator import EmulatorServer, drawing
 from runner.media.encode import VideoWriter
 
 AUTH = {"Authorization": "Key test-id:test-secret"}
+
+
+def name_difference(frame: Image.Image, node: str) -> float:
+    """How far the place of ``node``'s name in an animatic's ``frame`` is from that name
+    drawn as the band draws it: mean absolute difference, 0..255 (a few for the right name,
+    after compression; tens for another)."""
+    box = drawing.name_box(frame.size, node)
+    expected = Image.new("RGB", frame.size)
+    drawing.band_pages(frame.size, "", "", node)[0].apply(expected)
+    seen, drawn = (image.crop(box).convert("L") for image in (frame, expected))
+    histogram = ImageChops.difference(seen, drawn).histogram()
+    return sum(i * n for i, n in enumerate(histogram)) / (seen.width * seen.height)
 
 
 def make_keyframe(path: Path, size: tuple[int, int]) -> Path:

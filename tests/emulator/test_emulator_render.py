@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from fractions import Fraction
@@ -224,14 +223,11 @@ def test_geometry() -> None:
     assert nearest_aspect(1920, 1080) == "16:9"
 
 
-def test_a_121_frame_720p_clip_renders_in_seconds(tmp_path: Path) -> None:
+def test_a_121_frame_720p_clip_renders(tmp_path: Path) -> None:
+    # How long it takes is benchmarks/animatic_render.py's to print: tests assert no speed.
     spec = RenderSpec("t2v", "720p", "16:9", 121, 30, "a long prompt " * 8, 1, "animatic · t2v")
-    started = time.perf_counter()
     outcome = render_direct(spec, tmp_path / "clip.mp4")
-    elapsed = time.perf_counter() - started
-    print(f"121 frames at 1280x720: {elapsed:.2f} s, {outcome.file_size} bytes")
     assert outcome.error is None
-    assert elapsed < 6
     probe = probe_mp4((tmp_path / "clip.mp4").read_bytes())
     assert (probe.frames, probe.width, probe.height) == (121, 1280, 720)
 
