@@ -65,7 +65,8 @@ def rows(figures: dict[str, dict[str, Any]]) -> list[str]:
             row(
                 f"the runner's CPU per node, full run of {size:,} nodes, rendering taken out "
                 "(target ≤ 5 ms; recording ≤ 1 ms)",
-                f"{f['cpu']:.1f} ms CPU per node; recording {f['record']:.1f} ms per node",
+                f"{f['cpu']:.1f} ms CPU per node; recording {f['record']:.1f} ms per node (wall "
+                "time in the store's journal and result calls, fsync waits included)",
                 ".venv/bin/python benchmarks/runner_overhead.py",
                 f["load"],
             )
@@ -84,9 +85,10 @@ def rows(figures: dict[str, dict[str, Any]]) -> list[str]:
 def table(figures: dict[str, dict[str, Any]], references: list[str]) -> str:
     lines = [
         START,
-        f"Written {time.strftime('%Y-%m-%d')} from one `make bench` run; the load average "
-        "(1, 5, 15 minutes) beside each figure is the machine's at that moment, and read the "
-        "figures against the references measured in the same run"
+        f"Written {time.strftime('%Y-%m-%d')} by `scripts/bench_table.py` from one run of the "
+        "benchmarks (`make bench` runs them all, then this). The load average (1, 5, 15 minutes) "
+        "beside each figure is the machine's at that moment: read the figures against it and "
+        "against the references measured in the same run"
         + (f" (first: {references[0]}; last: {references[-1]})." if references else "."),
         "",
         "| quality bar | figure | reproduce | load average |",
