@@ -45,7 +45,7 @@ from runner.hashing import Hasher, sha256_file
 from runner.pipeline.confine import Project, watching
 from runner.pipeline.records import Defaults
 from runner.pipeline.yamlsrc import SourceMap
-from runner.store.memo import memo_slot, read_memo, write_memo
+from runner.store.memos import memo_slot, read_memo, write_memo
 
 MEMO_VERSION = 1
 HASHED_BYTES = 1 << 20

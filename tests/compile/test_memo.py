@@ -15,7 +15,7 @@ from runner import cli
 from runner.compile.check import check_pipeline
 from runner.compile.memo import HASHED_BYTES, check_and_remember, recall
 from runner.store import ResultRecord, Store
-from runner.store.memo import memo_slot, read_memo, write_memo
+from runner.store.memos import memo_slot, read_memo, write_memo
 from tests.helpers import project
 
 PIPELINE = """version: 1
