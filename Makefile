@@ -38,7 +38,8 @@ report-check: demo browser
 	$(BIN)/python scripts/report_browser_check.py pipelines/demo.report/index.html \
 		--screenshot test-artifacts/report-demo.png
 
-## test: the whole suite, with lint, type checks and the layer contracts (docs/architecture.md)
+## test: the whole suite, with lint, type checks and the layer contracts (docs/architecture.md);
+## the fal-js check installs @fal-ai/client into tests/js/node_modules (npm ci) on its first run
 test: $(STAMP) browser
 	$(BIN)/ruff check runner tests benchmarks scripts
 	$(BIN)/mypy
@@ -63,4 +64,4 @@ assets: $(STAMP)
 	$(BIN)/python scripts/make_example_assets.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache tests/js/node_modules

@@ -13,7 +13,9 @@ re-uploaded under a new URL) is a duplicate all the same.
 
 For each duplicate it also says whether the two bodies were identical (the journaled body
 sent again after a kill in the submit gap, which the reconciliation against fal's request
-listing will close) or not (a bug: the restart rebuilt the body).
+listing now closes: runner/run/reconcile.py) or not (a bug: the restart rebuilt the body).
+Set SHOTGRAPH_FAL_LISTING_SETTLE (seconds) to shorten how long a rerun looks for a job that
+never reached the emulator.
 
     .venv/bin/python benchmarks/kill_trial.py [--trials 20] [--nodes 50] [--seed 1]
 """

@@ -7,11 +7,14 @@ keys sorted, no timestamps: a rerun with nothing new leaves it byte-identical, a
 branches that render different nodes change different lines, so git merges them cleanly.
 Per node: the cache key, the endpoint, the full request with media as content hashes
 (``sha256:...``; another node's output is that output's hash), the seed sent and the one fal
-returned, fal's request id, the output's hash and size, and the estimated cost.
+returned, fal's request id, the output's hash and size (and its audio stream, when it has
+sound: codec, sample rate, channels, length), the estimated cost, and the sha256 of the
+endpoint schema the request was checked against (``replay`` warns when it changed).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Mapping
@@ -23,6 +26,7 @@ from runner import atomic
 from runner.compile.sources import LocalFile, Remote, Upstream
 from runner.compile.steps import JsonPath, Step, fill_slots
 from runner.errors import ShotgraphError
+from runner.ltx.schema import schema_digest
 from runner.pipeline.confine import Refused, confine
 
 if TYPE_CHECKING:
@@ -34,7 +38,6 @@ LOCK_VERSION = 1
 LOCK_SUFFIX = ".lock.json"
 RESTORE_HINT = "restore the lockfile from git, or run the pipeline again to write it"
 # Directories that never hold a project's lockfiles and can be large.
-_SKIP = frozenset({".git", ".shotgraph", ".venv", "venv", "node_modules", "__pycache__"})
 
 
 @dataclass(frozen=True)
@@ -57,11 +60,12 @@ class LockedInput:
 
 @dataclass(frozen=True)
 class LockedOutput:
-    """What a node produced, by content."""
+    """What a node produced, by content; ``audio`` its sound's facts (None: silent)."""
 
     sha256: str
     size: int
     content_type: str
+    audio: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,9 @@ class LockEntry:
     returned_seed: Any = None  # what fal answered, verbatim
     request_id: str | None = None
     cost_usd: float | None = None
+    # sha256 of the endpoint's request schema the request was checked against
+    # (runner.ltx.schema.schema_digest); None in locks written before it was recorded.
+    schema_sha256: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         output = self.output
@@ -95,6 +102,8 @@ class LockEntry:
                 "content_type": output.content_type,
             },
         }
+        if output.audio is not None:
+            entry["output"]["audio"] = dict(output.audio)
         if self.endpoint is not None:
             entry.update(
                 endpoint=self.endpoint,
@@ -104,6 +113,8 @@ class LockEntry:
                 request_id=self.request_id,
                 cost_usd=self.cost_usd,
             )
+            if self.schema_sha256 is not None:
+                entry["schema_sha256"] = self.schema_sha256
         if self.at is not None:
             entry["at"] = self.at
         return entry
@@ -208,7 +219,9 @@ def _entry(step: Step, records: Mapping[str, ResultRecord], base: Path) -> LockE
         else:
             assert isinstance(source, Remote)
             inputs.append(LockedInput(where, url=source.url))
-    output = LockedOutput(record.output.sha256, record.output.size, record.content_type)
+    sound = record.extra.get("audio")
+    audio = sound if isinstance(sound, Mapping) else None
+    output = LockedOutput(record.output.sha256, record.output.size, record.content_type, audio)
     frame = str(step.at) if step.at is not None else None
     entry = LockEntry(step.kind, step.key, step.deps, tuple(inputs), output, at=frame)
     if step.endpoint is None or step.body is None:
@@ -223,16 +236,37 @@ def _entry(step: Step, records: Mapping[str, ResultRecord], base: Path) -> LockE
         returned_seed=record.extra.get("returned_seed"),
         request_id=record.request_id,
         cost_usd=record.cost_usd,
+        schema_sha256=schema_digest(step.endpoint.id),
     )
 
 
 def write_lock(path: Path, lock: Lock) -> bool:
-    """Write atomically; False (and nothing touched) when the content is the same."""
+    """Write atomically; False (and nothing touched) when the content is the same, once
+    what the lock already says about unchanged outputs is kept (:func:`keep_rendered`)."""
     text = lock.render()
-    if path.is_file() and path.read_text(encoding="utf-8") == text:
-        return False
+    if path.is_file():
+        existing = path.read_text(encoding="utf-8")
+        if existing == text:
+            return False
+        with contextlib.suppress(ShotgraphError):  # a damaged lockfile is simply replaced
+            text = keep_rendered(lock, read_lock(path)).render()
+        if existing == text:
+            return False
     atomic.write_text(path, text)
     return True
+
+
+def keep_rendered(lock: Lock, previous: Lock) -> Lock:
+    """``lock``, keeping ``previous``'s request id and returned seed for every node whose key
+    and output are the same in both. A lock records what was rendered: the same request
+    that produced the very same bytes is the same render, whichever store served it or
+    whoever rendered it again, so a run that renders nothing new never churns the file."""
+    nodes = dict(lock.nodes)
+    for name, entry in lock.nodes.items():
+        was = previous.nodes.get(name)
+        if was and (was.key, was.output, was.endpoint) == (entry.key, entry.output, entry.endpoint):
+            nodes[name] = replace(entry, request_id=was.request_id, returned_seed=was.returned_seed)
+    return replace(lock, nodes=nodes)
 
 
 # -- reading ---------------------------------------------------------------------------
@@ -322,6 +356,7 @@ def _read_entry(data: Mapping[str, Any]) -> LockEntry:
             _get(output, "sha256", str),
             _get(output, "size", int),
             _get(output, "content_type", str),
+            _get(output, "audio", dict, None),
         ),
         at=_get(data, "at", str, None),
     )
@@ -336,6 +371,7 @@ def _read_entry(data: Mapping[str, Any]) -> LockEntry:
         returned_seed=data.get("returned_seed"),
         request_id=_get(data, "request_id", (str, type(None)), None),
         cost_usd=None if cost is None else float(cost),
+        schema_sha256=_get(data, "schema_sha256", str, None),
     )
 
 
@@ -350,46 +386,3 @@ def _read_input(data: Mapping[str, Any]) -> LockedInput:
         file=_get(data, "file", str, None),
         node=_get(data, "node", str, None),
     )
-
-
-# -- what gc keeps ---------------------------------------------------------------------
-
-
-def lock_keys(path: Path) -> set[str]:
-    """Every node's cache key in the lockfile at ``path``, for gc. Only ``nodes.*.key`` is
-    read, so a lockfile of an older or newer format still keeps its results."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ShotgraphError(f"cannot read lockfile {path}: {exc.strerror or exc}") from exc
-    except ValueError as exc:
-        raise ShotgraphError(f"{path}: not a JSON lockfile ({exc})") from exc
-    nodes = data.get("nodes") if isinstance(data, dict) else None
-    if not isinstance(nodes, dict):
-        raise ShotgraphError(
-            f'{path}: a lockfile needs a "nodes" object', hint="is this a shotgraph lockfile?"
-        )
-    keys: set[str] = set()
-    for name, entry in nodes.items():
-        if not isinstance(entry, dict):
-            raise ShotgraphError(f"{path}: nodes.{name} must be an object")
-        key = entry.get("key")
-        if isinstance(key, str):
-            keys.add(key)
-        elif key is not None:
-            raise ShotgraphError(f"{path}: nodes.{name}.key must be a string, not {key!r}")
-    return keys
-
-
-def find_lockfiles(project_root: Path, *, exclude: Path | None = None) -> list[Path]:
-    """``*.lock.json`` under ``project_root``, skipping the store (``exclude``), VCS and
-    virtual-environment directories."""
-    skip_dir = exclude.resolve() if exclude is not None else None
-    found: list[Path] = []
-    for directory, dirs, names in os.walk(project_root.resolve()):
-        here = Path(directory)
-        dirs[:] = sorted(
-            d for d in dirs if d not in _SKIP and (skip_dir is None or here / d != skip_dir)
-        )
-        found.extend(here / n for n in sorted(names) if n.endswith(LOCK_SUFFIX))
-    return found

@@ -13,10 +13,14 @@ Why a node renders, or that it will not, comes from the store and the lockfile t
 - backend changed: the lockfile was rendered with the other backend.
 - cache entry missing: the lockfile has this exact request, but this store does not (a fresh
   clone, another machine, a cleaned cache): it would render again, or ``replay`` it.
+
+With a shared store, "this store" is the local one and the shared one behind it
+(:func:`look_in` asks the shared one about every key at once).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -29,7 +33,7 @@ from runner.compile.steps import Step, fill_slots
 from runner.errors import ShotgraphError
 from runner.lock import Lock, LockEntry, project_lock_path, read_lock
 from runner.review.gates import Gates, Wait, output_finder
-from runner.store import Store, is_store
+from runner.store import JournalEntry, Store, TieredStore, is_store
 
 # What a store says about a step: ("cached" | "render", why).
 StatusOf = Callable[[Step], tuple[str, str]]
@@ -76,6 +80,7 @@ class PlanRow:
             "timing_assumed": bool(timing and timing.assumed),
             "estimated_usd": estimate.usd if estimate else (0.0 if not step.endpoint else None),
             "price_confirmed": estimate.confirmed if estimate else True,
+            "price": estimate.as_json() if estimate else None,
             "seed": step.seed,
             "key": step.key,
             "deps": list(step.deps),
@@ -166,11 +171,16 @@ def make_plan(
     return Plan(tuple(rows))
 
 
-def plan_with_store(compiled: Compiled, root: Path) -> Plan:
-    """The plan as the store at ``root`` and the lockfile see it (a store that does not exist
-    yet is read as an empty one, and not created)."""
+def plan_with_store(compiled: Compiled, root: Path, shared: TieredStore | None = None) -> Plan:
+    """The plan as the store at ``root`` (and the ``shared`` one, if given: a tiered store
+    whose local store is the one at ``root``) and the lockfile see it. A local store that
+    does not exist yet is read as an empty one, and not created."""
     lock_file = project_lock_path(compiled)
     lock = read_lock(lock_file) if lock_file.exists() else None
+    if shared is not None:
+        view = asyncio.run(look_in(shared, compiled))
+        status = CacheStatus(compiled, shared.local, lock, view)
+        return make_plan(compiled, status, waits(compiled, shared.local, lock))
     if not is_store(root):
         return make_plan(compiled, CacheStatus(compiled, None, lock), waits(compiled, None, lock))
     with Store.open(root) as store:
@@ -200,21 +210,58 @@ def check_budget(the_plan: Plan, budget: float) -> None:
         )
 
 
+@dataclass(frozen=True)
+class SharedView:
+    """What a shared store says about a pipeline's keys: the results it has, and the jobs
+    its journal holds."""
+
+    cached: frozenset[str]
+    journal: Mapping[str, JournalEntry]
+
+
+async def look_in(store: TieredStore, compiled: Compiled) -> SharedView | None:
+    """Ask the shared store (if any) about every key of ``compiled``, many at once."""
+    if store.remote is None:
+        return None
+    keys = [step.key for step in compiled.steps.values()]
+    found, _ = await store.find_results(keys, compiled.backend)
+    missing = [key for key in dict.fromkeys(keys) if key not in found]
+    entries = await store.each(missing, store.journal)
+    journal = {key: entry for key, entry in zip(missing, entries, strict=True) if entry}
+    return SharedView(frozenset(found), journal)
+
+
 class CacheStatus:
     """Answers :data:`StatusOf` for one compiled pipeline."""
 
-    def __init__(self, compiled: Compiled, store: Store | None, lock: Lock | None) -> None:
+    def __init__(
+        self,
+        compiled: Compiled,
+        store: Store | None,
+        lock: Lock | None,
+        shared: SharedView | None = None,
+    ) -> None:
         self.compiled = compiled
         self.store = store
+        self.shared = shared
         self.locked: Mapping[str, LockEntry] = lock.nodes if lock is not None else {}
         self.lock_backend = lock.backend if lock is not None else None
         self._changed: dict[str, bool] = {}
         # Every node's result in one query, not one per node.
         keys = (step.key for step in compiled.steps.values())
-        self._cached = set(store.results_for(keys, compiled.backend)) if store else set()
+        local = store if shared is None else None
+        self._cached = set(local.results_for(keys, compiled.backend)) if local else set()
 
     def __call__(self, step: Step) -> tuple[str, str]:
-        if self.store is not None:
+        if self.shared is not None:
+            if step.key in self.shared.cached:
+                return "cached", ""
+            journaled = self.shared.journal.get(step.key)
+            if journaled is not None and journaled.state == "submitted":
+                return "attach", "submitted by an earlier run, not paid again"
+            if journaled is not None and journaled.state == "submitting":
+                return "render", "an earlier run died submitting it: sent again, maybe twice"
+        elif self.store is not None:
             if step.key in self._cached:
                 return "cached", ""
             journaled = self.store.journal(step.key)

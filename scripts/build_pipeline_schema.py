@@ -42,7 +42,7 @@ STRUCTURAL = {
     "seed",
 }
 REF_FIELDS = {"image_url", "video_url"}
-NODE_DEFS = ("T2VNode", "I2VNode", "ExtendNode", "MultiConditionNode")
+NODE_DEFS = ("T2VNode", "I2VNode", "ExtendNode", "MultiConditionNode", "V2VNode", "RetakeNode")
 
 
 # Examples for fields whose fal schema has neither an example nor a default.
@@ -53,6 +53,7 @@ EXAMPLES = {
 
 
 def _merge(into: dict[str, Any], spec: dict[str, Any], family: str, name: str) -> None:
+    """Widen ``into`` (the parameter as known so far) to take what ``spec`` takes too."""
     if not into:
         into.update({k: v for k, v in spec.items() if k not in ("title", "default")})
         into["x-families"] = [family]
@@ -63,15 +64,62 @@ def _merge(into: dict[str, Any], spec: dict[str, Any], family: str, name: str) -
         return
     if family not in into["x-families"]:
         into["x-families"].append(family)
+    if "anyOf" in into:
+        return  # a union (video_size): its members are gathered by _union
+    if {into.get("type"), spec.get("type")} == {"integer", "number"}:
+        into["type"] = "number"
+    if "enum" in into and "enum" in spec:
+        into["enum"] += [v for v in spec["enum"] if v not in into["enum"]]
+        return
+    if "enum" in into or "enum" in spec:
+        _enum_and_range(into, spec)
+        return
     for bound, pick in (("minimum", min), ("exclusiveMinimum", min), ("maximum", max)):
         if bound in spec and bound in into:
             into[bound] = pick(into[bound], spec[bound])
         elif bound in into and bound not in spec:
             del into[bound]
-    if "enum" in into:
-        into["enum"] += [v for v in spec.get("enum", []) if v not in into["enum"]]
     if "multipleOf" in into and into["multipleOf"] != spec.get("multipleOf"):
         del into["multipleOf"]
+
+
+def _enum_and_range(into: dict[str, Any], spec: dict[str, Any]) -> None:
+    """A list of values on one endpoint, a range on another (LTX-2 Pro's `duration` 6, 8, 10
+    and retake's 2 to 20 s): the range, stretched to hold the values."""
+    values = into.pop("enum", None) or spec["enum"]
+    ranged = spec if "enum" not in spec else into
+    numbers = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
+    for bound, pick in (("minimum", min), ("maximum", max)):
+        if bound in ranged and numbers:
+            into[bound] = pick(ranged[bound], *numbers)
+        else:
+            into.pop(bound, None)
+
+
+def _optional(spec: dict[str, Any]) -> dict[str, Any]:
+    """``anyOf: [X, null]`` (an optional field, say LTX-2's `weight_name`) as X: a pipeline
+    leaves an optional field out rather than writing null."""
+    members = [m for m in spec.get("anyOf", []) if m.get("type") != "null"]
+    if len(members) != 1:
+        return spec
+    return {**members[0], **{k: v for k, v in spec.items() if k != "anyOf"}}
+
+
+def _union(
+    unions: dict[str, dict[str, Any]], name: str, spec: dict[str, Any], raw: dict[str, Any]
+) -> None:
+    """Gather a parameter that is an object or a name (LTX-2 19B's `video_size`): the object's
+    fields and every name, for one definition the pipeline's validator can check."""
+    found = unions.setdefault(name, {"properties": {}, "names": []})
+    for member in spec["anyOf"]:
+        if "$ref" in member:
+            target = raw["$defs"][member["$ref"].rsplit("/", 1)[1]]
+            for field, field_spec in target["properties"].items():
+                kept = {k: v for k, v in field_spec.items() if k not in ("title", "default")}
+                kept["examples"] = [field_spec.get("default")]
+                found["properties"].setdefault(field, kept)
+        names = member.get("enum", [])
+        found["names"] += [n for n in names if n not in found["names"]]
 
 
 def _finish(params: dict[str, dict[str, Any]], all_families: int) -> dict[str, Any]:
@@ -94,7 +142,7 @@ def _object_fields(raw: dict[str, Any], ref: str) -> dict[str, Any]:
     return fields
 
 
-def collect() -> dict[str, dict[str, Any]]:
+def collect() -> dict[str, Any]:
     """Union of top-level params, video/extend/image conditioning fields and LoRA fields."""
     groups: dict[str, dict[str, dict[str, Any]]] = {
         "params": {},
@@ -104,6 +152,7 @@ def collect() -> dict[str, dict[str, Any]]:
         "lora": {},
     }
     families: dict[str, set[str]] = {group: set() for group in groups}
+    unions: dict[str, dict[str, Any]] = {}
     reg = registry()
     # The default family first, so its descriptions are the ones shown.
     ordered = sorted(reg.endpoints(), key=lambda e: (e.family != reg.default_family, e.family))
@@ -129,8 +178,39 @@ def collect() -> dict[str, dict[str, Any]]:
                 if (group == "params" and name in STRUCTURAL) or name in REF_FIELDS:
                     continue
                 target = groups[group].setdefault(name, {})
+                spec = _optional(spec)
+                if "anyOf" in spec:
+                    _union(unions, name, spec, raw)
                 _merge(target, copy.deepcopy(spec), endpoint.family, name)
-    return {group: _finish(params, len(families[group])) for group, params in groups.items()}
+    collected = {group: _finish(params, len(families[group])) for group, params in groups.items()}
+    for name in unions:
+        union = collected["params"][name]
+        union.pop("anyOf")
+        union["$ref"] = f"#/$defs/{_def_name(name)}"
+    collected["unions"] = unions
+    return collected
+
+
+def _def_name(param: str) -> str:
+    return "".join(part.title() for part in param.split("_"))
+
+
+def _union_def(name: str, found: dict[str, Any]) -> dict[str, Any]:
+    """An object or a name, without anyOf (the pipeline's validator does not take it)."""
+    return {
+        "description": f"`{name}`: one of the names, or an object with "
+        + ", ".join(found["properties"])
+        + ".",
+        "type": ["string", "object"],
+        "additionalProperties": False,
+        "properties": found["properties"],
+        "if": {"type": "string"},
+        "then": {"enum": found["names"]},
+        "examples": [
+            found["names"][0],
+            {k: v.get("default") for k, v in found["properties"].items()},
+        ],
+    }
 
 
 def _ref(spec: dict[str, Any]) -> str:
@@ -148,6 +228,8 @@ def build() -> dict[str, Any]:
         "examples": [registry().default_family],
     }
     params = groups["params"]
+    for name, found in groups["unions"].items():
+        defs[_def_name(name)] = _union_def(name, found)
     for name in ("Preset", "Defaults", "Take"):
         defs[name]["properties"].update(copy.deepcopy(params))
     defs["Take"]["additionalProperties"] = False

@@ -32,7 +32,8 @@ def registry_endpoints() -> list[str]:
     ids: list[str] = []
     for family in catalog["families"].values():
         ids.extend(family["endpoints"].values())
-    return sorted(ids)
+        ids.extend(family.get("lora_endpoints", {}).values())
+    return sorted(set(ids))
 
 
 def _rewrite_refs(value: Any, used: set[str]) -> Any:

@@ -22,7 +22,50 @@ def _isolated_home(
     monkeypatch.delenv("FAL_KEY_ID", raising=False)
     monkeypatch.delenv("FAL_KEY_SECRET", raising=False)
     monkeypatch.delenv("FAL_QUEUE_RUN_HOST", raising=False)
+    for name in ("SHOTGRAPH_STORE", "SHOTGRAPH_STORE_LEASE", *AWS_VARIABLES):
+        monkeypatch.delenv(name, raising=False)
+    # Never ask an instance metadata service for credentials: it is not on loopback.
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_METADATA_ENDPOINT", "http://127.0.0.1:9")
+    # A run that finds an uncertain submit looks for its job in the emulator's request
+    # listing this long (seconds) before it sends the body again (fal: 10 minutes).
+    monkeypatch.setenv("SHOTGRAPH_FAL_LISTING_SETTLE", "4")
     yield
+
+
+AWS_VARIABLES = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_CONFIG_FILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_ROLE_ARN",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+)
+
+
+@pytest.fixture(scope="session", params=["seaweedfs", "moto"])
+def s3_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Any]:
+    """A real S3-compatible server on loopback (each kind in turn), shared by the session:
+    each test takes a prefix of its own (``s3_server.url()``)."""
+    from tests import s3_servers
+
+    why = s3_servers.available(request.param)
+    if why is not None:
+        pytest.skip(f"{request.param} cannot be had: {why}")
+    server = s3_servers.start(request.param, tmp_path_factory.mktemp(request.param))
+    yield server
+    server.stop()
 
 
 @pytest.fixture

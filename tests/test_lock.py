@@ -28,6 +28,7 @@ def sample() -> Lock:
         returned_seed=7,
         request_id="req-1",
         cost_usd=0.04,
+        schema_sha256="c" * 64,
     )
     frame = LockEntry(
         kind="frame",
@@ -40,12 +41,23 @@ def sample() -> Lock:
         output=LockedOutput(SHA_A, 5, "image/png"),
         at="last",
     )
+    sound = {"codec": "flac", "sample_rate": 24000, "channels": 2, "duration_seconds": 6.0}
+    pro = LockEntry(
+        kind="t2v",
+        key="k-pro",
+        deps=(),
+        inputs=(),
+        output=LockedOutput(SHA_A, 30, "video/mp4", audio=sound),
+        endpoint="fal-ai/ltx-2/text-to-video",
+        request={"prompt": "p", "duration": 6, "generate_audio": True},
+        cost_usd=0.36,
+    )
     return Lock(
         pipeline="demo",
         file="demo.yaml",
         backend="local",
         outputs={"best": "renders/best.png"},
-        nodes={"intro": intro, "best": frame},
+        nodes={"intro": intro, "best": frame, "pro": pro},
     )
 
 
@@ -72,6 +84,10 @@ def test_one_line_per_node_keys_sorted(tmp_path: Path) -> None:
     best = json.loads(lines[7].split(": ", 1)[1].rstrip(","))
     assert "endpoint" not in best and best["at"] == "last"
     assert best["inputs"][1] == {"at": ["inputs", 1], "url": "https://example.com/clip.mp4"}
+    # A silent output says nothing of sound; one with sound records its stream.
+    intro, pro = (json.loads(line.split(": ", 1)[1].rstrip(",")) for line in lines[8:10])
+    assert "audio" not in intro["output"]
+    assert pro["output"]["audio"]["sample_rate"] == 24000 and pro["seed"] is None
 
 
 @pytest.mark.parametrize(

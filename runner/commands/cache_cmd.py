@@ -1,7 +1,10 @@
-"""``shotgraph cache``: inspect, verify and prune the local store (``.shotgraph/``)."""
+"""``shotgraph cache``: inspect, verify and prune the local store (``.shotgraph/``), and the
+team's shared store when the project has one (``--store``, ``$SHOTGRAPH_STORE`` or
+``shotgraph.toml``): each command then reports on both."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -9,8 +12,9 @@ from typing import Any, TypeVar
 
 import click
 
+from runner.commands.common import shared_store, store_url_option
+from runner.commands.lockfiles import git_keys, lock_keys, working_tree_keys
 from runner.errors import ShotgraphError
-from runner.lock import find_lockfiles, lock_keys
 from runner.pipeline.load import find_project_root
 from runner.report.media import prune_posters
 from runner.run.backends import clear_local_state, local_state_bytes
@@ -22,8 +26,10 @@ MB = 1024 * 1024
 
 
 def store_options(func: F) -> F:
-    """``--cache-dir``, ``--project`` and ``--json``, shared by every cache command."""
+    """``--cache-dir``, ``--store``, ``--project`` and ``--json``, shared by every cache
+    command."""
     func = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")(func)
+    func = store_url_option(func)
     func = click.option(
         "--project",
         type=click.Path(file_okay=False, exists=True, path_type=Path),
@@ -66,9 +72,27 @@ def cache() -> None:
 
 @cache.command()
 @store_options
-def info(cache_dir: Path | None, project: Path | None, as_json: bool) -> int:
+def info(cache_dir: Path | None, store_url: str | None, project: Path | None, as_json: bool) -> int:
     """What the store holds and how much space it takes."""
-    _, store_root = locate(cache_dir, project)
+    project_root, store_root = locate(cache_dir, project)
+    remote = shared_store(project_root, store_url)
+    if remote is not None:
+        from runner.store.remote_maintenance import remote_info
+
+        shared = asyncio.run(remote_info(remote))
+        emit(
+            as_json,
+            {"shared": shared.as_dict()},
+            [
+                f"shared     {shared.url}",
+                f"files      {shared.files:,} ({mb(shared.file_bytes)})",
+                f"results    {shared.results:,}",
+                f"uploads    {shared.uploads:,}",
+                f"in flight  {shared.journal:,} ({shared.released:,} released)",
+                f"runs       {shared.runs:,} with a lease",
+                "",
+            ],
+        )
     if not store_root.exists():
         return no_store(store_root, as_json)
     with Store.open(store_root, read_only=True) as store:
@@ -104,15 +128,39 @@ def info(cache_dir: Path | None, project: Path | None, as_json: bool) -> int:
 @click.option(
     "--repair", is_flag=True, help="Delete corrupt files and the results that point to them."
 )
-def verify(cache_dir: Path | None, project: Path | None, as_json: bool, repair: bool) -> int:
+def verify(
+    cache_dir: Path | None,
+    store_url: str | None,
+    project: Path | None,
+    as_json: bool,
+    repair: bool,
+) -> int:
     """Rehash every stored file; exit 1 if something is corrupt or missing (and not repaired)."""
-    _, store_root = locate(cache_dir, project)
+    project_root, store_root = locate(cache_dir, project)
+    remote = shared_store(project_root, store_url)
+    shared_ok = True
+    if remote is not None:
+        from runner.store.remote_maintenance import verify_remote
+
+        with Store.open(store_root) as scratch:
+            shared = asyncio.run(verify_remote(remote, scratch.tmp_dir(), repair=repair))
+        shared_ok = shared.ok
+        lines = [f"shared store {remote.url}"]
+        lines += _verify_lines(shared.files_checked, shared.bytes_checked, shared, repair)
+        emit(as_json, {"shared": shared.as_dict()}, [*lines, ""])
     if not store_root.exists():
-        return no_store(store_root, as_json)
+        no_store(store_root, as_json)
+        return 0 if shared_ok else 1
     # Read-only unless repairing: verifying must work on a disk too full to write a byte.
     with Store.open(store_root, read_only=not repair) as store:
         report = verify_store(store, repair=repair)
-    lines = [f"checked {report.files_checked:,} files ({mb(report.bytes_checked)})"]
+    lines = _verify_lines(report.files_checked, report.bytes_checked, report, repair)
+    emit(as_json, {"store": str(store_root), **report.as_dict()}, lines)
+    return 0 if report.ok and shared_ok else 1
+
+
+def _verify_lines(files: int, size: int, report: Any, repair: bool) -> list[str]:
+    lines = [f"checked {files:,} files ({mb(size)})"]
     lines += [f"corrupt file   {sha}" for sha in report.corrupt]
     lines += [f"missing output for result {key}" for key in report.missing]
     lines += [f"unreadable result record {key}" for key in report.unreadable]
@@ -125,8 +173,7 @@ def verify(cache_dir: Path | None, project: Path | None, as_json: bool, repair: 
         )
     else:
         lines.append("problems found; run `shotgraph cache verify --repair` to remove them")
-    emit(as_json, {"store": str(store_root), **report.as_dict()}, lines)
-    return 0 if report.ok else 1
+    return lines
 
 
 @cache.command()
@@ -149,6 +196,7 @@ def verify(cache_dir: Path | None, project: Path | None, as_json: bool, repair: 
 @click.argument("lockfiles", nargs=-1, type=click.Path(dir_okay=False, exists=True, path_type=Path))
 def gc(
     cache_dir: Path | None,
+    store_url: str | None,
     project: Path | None,
     as_json: bool,
     dry_run: bool,
@@ -158,26 +206,53 @@ def gc(
 ) -> int:
     """Remove results no lockfile references, the files only they used, and expired uploads.
 
-    Keeps the cache keys of the given LOCKFILEs, or of every *.lock.json under the project.
-    Never removes a submitted job or a claim whose run may still be alive.
+    Keeps the cache keys of the given LOCKFILEs, or of every *.lock.json under the project
+    (for a shared store, also those of every git branch and tag). Never removes a submitted
+    job or a claim whose run may still be alive.
     """
     project_root, store_root = locate(cache_dir, project)
-    if not store_root.exists():
+    remote = shared_store(project_root, store_url)
+    if remote is None and not store_root.exists():
         return no_store(store_root, as_json)
     if keep_none:
         if lockfiles:
             raise click.UsageError("--all keeps no result; do not also name lockfiles")
         sources: list[Path] = []
+        keep: set[str] = set()
+    elif lockfiles:
+        sources = list(lockfiles)
+        keep = set()
+        for path in sources:
+            keep |= lock_keys(path)
     else:
-        sources = list(lockfiles) or find_lockfiles(project_root, exclude=store_root)
+        sources, keep = working_tree_keys(project_root, store_root)
         if not sources:
             raise ShotgraphError(
                 f"no *.lock.json under {project_root}: gc would remove every cached result",
                 hint="name the lockfiles to keep, or pass --all to keep nothing",
             )
-    keep: set[str] = set()
-    for path in sources:
-        keep |= lock_keys(path)
+    if remote is not None:
+        from runner.store.remote_maintenance import gc_remote
+
+        branches, branch_keys = (0, set()) if keep_none or lockfiles else git_keys(project_root)
+        shared = asyncio.run(gc_remote(remote, keep | branch_keys, dry_run=dry_run, grace=grace))
+        emit(
+            as_json,
+            {"shared": {"url": remote.url, "git_lockfiles": branches, **shared.as_dict()}},
+            [
+                f"shared store {remote.url}: kept {shared.results_kept:,} result(s) "
+                f"(lockfiles here and {branches} in git's branches and tags)",
+                f"{'would remove' if dry_run else 'removed'} {shared.results_removed:,} "
+                f"result(s), {shared.files_removed:,} file(s) ({mb(shared.bytes_freed)}), "
+                f"{shared.uploads_removed:,} expired upload(s), {shared.journal_removed:,} "
+                f"journal entr{'y' if shared.journal_removed == 1 else 'ies'}, "
+                f"{shared.runs_removed:,} old heartbeat(s); kept {shared.journal_kept:,} "
+                "journal entries (jobs in flight)",
+                "",
+            ],
+        )
+    if not store_root.exists():
+        return no_store(store_root, as_json)
     with Store.open(store_root) as store:
         report = gc_store(store, keep, dry_run=dry_run, grace=grace)
         logs_removed = RunLog.prune(store_root, dry_run=dry_run)

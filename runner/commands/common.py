@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -18,6 +18,9 @@ from runner.errors import Diagnostic, ShotgraphError
 from runner.hashing import Hasher, sha256_file
 from runner.pipeline.confine import Project, Refused, confine
 from runner.run.backends import BACKENDS, FAL
+
+if TYPE_CHECKING:
+    from runner.store import RemoteStore
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -122,3 +125,50 @@ def remembered_hashes(pipeline: Path, cache_dir: Path | None) -> Iterator[Hasher
             return stored.sha256, stored.size
 
         yield hash_file
+
+
+STORE_ENV = "SHOTGRAPH_STORE"
+LEASE_ENV = "SHOTGRAPH_STORE_LEASE"
+TIMEOUT_ENV = "SHOTGRAPH_STORE_TIMEOUT"
+NO_REMOTE = ("local", "none")
+
+
+def store_url_option(func: F) -> F:
+    return click.option(
+        "--store",
+        "store_url",
+        metavar="URL",
+        help="The team's shared store, s3://BUCKET/PREFIX (default: $SHOTGRAPH_STORE, else "
+        "[store] url in shotgraph.toml); 'local' for none. The local store becomes its "
+        "near cache.",
+    )(func)
+
+
+def shared_store(project_root: Path, store_url: str | None) -> RemoteStore | None:
+    """The shared store a command uses: ``--store``, else ``$SHOTGRAPH_STORE`` (both chosen
+    by whoever runs shotgraph, as in a CI workflow), else the project's ``shotgraph.toml``;
+    None for a local store only. Endpoint and credentials come the AWS ways."""
+    from runner.pipeline.settings import read_settings
+    from runner.store import StoreDefaults, open_remote
+
+    settings = read_settings(project_root)
+    url = store_url or os.environ.get(STORE_ENV) or settings.store_url
+    if not url or url in NO_REMOTE:
+        return None
+    lease = _seconds(LEASE_ENV, settings.store_lease)
+    timeout = _seconds(TIMEOUT_ENV, settings.store_timeout)
+    defaults = StoreDefaults(region=settings.store_region)
+    return open_remote(url, os.environ, defaults, lease=lease, timeout=timeout)
+
+
+def _seconds(variable: str, otherwise: float | None) -> float | None:
+    text = os.environ.get(variable)
+    if not text:
+        return otherwise
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0.1 <= value <= 86400:
+        raise ShotgraphError(f"${variable} must be a number of seconds, 0.1 to 86400")
+    return value

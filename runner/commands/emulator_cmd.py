@@ -24,6 +24,13 @@ def emulator() -> None:
     help="Port; 0 picks a free one.",
 )
 @click.option(
+    "--run-port",
+    type=click.IntRange(0, 65535),
+    default=0,
+    show_default=True,
+    help="Port of the synchronous host (fal.run); 0 picks a free one.",
+)
+@click.option(
     "--latency", default=0.5, show_default=True, help="Least seconds a job stays IN_PROGRESS."
 )
 @click.option(
@@ -60,9 +67,18 @@ def emulator() -> None:
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
     help="A JSON or YAML fault plan (see docs/emulator.md).",
 )
+@click.option(
+    "--render-scale",
+    type=click.FloatRange(0, 1, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="Test aid: draw animatics at this share of their size, then scale up (outputs keep "
+    "the requested size).",
+)
 def serve(
     host: str,
     port: int,
+    run_port: int,
     latency: float,
     concurrency: int,
     no_render: bool,
@@ -71,6 +87,7 @@ def serve(
     tls_cert: Path | None,
     tls_key: Path | None,
     faults_file: Path | None,
+    render_scale: float,
 ) -> None:
     """Serve fal's queue API on HOST:PORT until interrupted."""
     # Imported here: the server's libraries (starlette, uvicorn, PyAV) are not loaded by
@@ -84,6 +101,7 @@ def serve(
         config = EmulatorConfig(
             host=host,
             port=port,
+            run_port=run_port,
             latency=latency,
             concurrency=concurrency,
             state_dir=state_dir,
@@ -91,18 +109,23 @@ def serve(
             tls_key=tls_key,
             faults=plan,
             require_auth=not no_auth,
+            render_scale=render_scale,
             no_render=no_render,
         )
     except (FaultSpecError, ValueError) as exc:
         raise click.UsageError(str(exc)) from exc
 
-    def ready(url: str) -> None:
+    def ready(url: str, run_url: str) -> None:
         # The first line is for scripts and tests that need the port; keep its shape.
         click.echo(f"fal emulator listening on {url}")
+        click.echo(f"  fal.run (synchronous) on {run_url}")
         click.echo(f"  shotgraph: shotgraph run PIPELINE --backend local --emulator-url {url}")
         if tls_cert is not None:
-            host_port = url.split("://", 1)[1]
-            click.echo(f"  fal's client: FAL_QUEUE_RUN_HOST={host_port} SSL_CERT_FILE=<your CA>")
+            queue_host, run_host = url.split("://", 1)[1], run_url.split("://", 1)[1]
+            click.echo(
+                f"  fal-client: FAL_QUEUE_RUN_HOST={queue_host} FAL_RUN_HOST={run_host} "
+                "SSL_CERT_FILE=<your CA>"
+            )
 
     try:
         serve_forever(config, on_ready=ready)

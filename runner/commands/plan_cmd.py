@@ -12,9 +12,12 @@ from runner.commands.common import (
     backend_option,
     checked_remembered,
     pipeline_argument,
+    shared_store,
     store_root,
+    store_url_option,
 )
 from runner.plan import check_budget, plan_with_store
+from runner.store import Store, TieredStore
 from runner.ui.plan_table import format_plan, plan_json
 
 
@@ -34,6 +37,7 @@ from runner.ui.plan_table import format_plan, plan_json
     type=click.Path(file_okay=False, path_type=Path),
     help="The store to consult (default: $SHOTGRAPH_CACHE_DIR, else .shotgraph/).",
 )
+@store_url_option
 def plan(
     pipeline: Path,
     backend: str,
@@ -41,6 +45,7 @@ def plan(
     verbose: bool,
     budget: float | None,
     cache_dir: Path | None,
+    store_url: str | None,
 ) -> int:
     """Show what a run would render and why, with endpoint, length and estimated cost."""
     # --verbose shows where each field came from: that needs the records a memo leaves out.
@@ -52,7 +57,14 @@ def plan(
         click.echo(json.dumps(findings, indent=2))
         return 1
     compiled = result.require()
-    the_plan = plan_with_store(compiled, store_root(compiled.pipeline.project, cache_dir))
+    project = compiled.pipeline.project
+    root = store_root(project, cache_dir)
+    remote = shared_store(project.root, store_url)
+    if remote is None:
+        the_plan = plan_with_store(compiled, root)
+    else:
+        with Store.open(root) as local:
+            the_plan = plan_with_store(compiled, root, TieredStore(local, remote))
     if as_json:
         document = plan_json(the_plan, compiled, verbose=verbose)
         click.echo(json.dumps(document, indent=2, ensure_ascii=False))

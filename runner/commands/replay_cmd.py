@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -9,15 +10,17 @@ from typing import Any
 
 import click
 
+from runner.commands.common import echo_diagnostics
 from runner.commands.running import execute, open_store, run_options, summarize
 from runner.compile.keys import generation_key, keyed_body, media_key
 from runner.compile.sources import LocalFile, MediaSource, Remote, Upstream
 from runner.compile.steps import Slot, Step
-from runner.errors import ShotgraphError, display_path
+from runner.errors import Diagnostic, Location, ShotgraphError, display_path
 from runner.frame_at import parse_frame_at
 from runner.lock import RESTORE_HINT, Lock, LockedInput, LockEntry, read_lock
 from runner.ltx.pricing import Estimate
 from runner.ltx.registry import registry
+from runner.ltx.schema import schema_digest
 from runner.pipeline.confine import Project, Refused, confine
 from runner.run.backends import BACKENDS
 from runner.store import Store
@@ -42,13 +45,14 @@ from runner.store import Store
 def replay(lockfile: Path, backend: str | None, accept_drift: bool, **options: Any) -> int:
     """Replay the locked requests: cached results are checked, missing ones re-rendered."""
     lock = read_lock(lockfile)
+    echo_diagnostics(_drift_warnings(lockfile, lock))
     backend = backend or lock.backend
     # The lockfile is as untrusted as a pipeline: its paths obey the same rule.
     project = Project.of_pipeline(lockfile)
     base = Path(os.path.abspath(lockfile)).parent
     outputs = {name: _confined(project, rel, base, "writes") for name, rel in lock.outputs.items()}
-    with open_store(project, options["cache_dir"]) as store:
-        steps = steps_from_lock(lock, base, store, backend, project)
+    with open_store(project, options["cache_dir"], options["store_url"]) as store:
+        steps = steps_from_lock(lock, base, store.local, backend, project)
         outcome = execute(
             steps,
             store,
@@ -75,6 +79,38 @@ def replay(lockfile: Path, backend: str | None, accept_drift: bool, **options: A
         notes or [f"every output matches {display_path(lockfile)}"],
         backend=backend,
     )
+
+
+def _drift_warnings(lockfile: Path, lock: Lock) -> list[Diagnostic]:
+    """A warning per node whose endpoint's committed schema is not the one its request was
+    checked against (fal changed the endpoint's OpenAPI and the copy here was refreshed):
+    the replay may not send what fal now expects, or may not mean what it meant."""
+    lines = lockfile.read_text(encoding="utf-8").splitlines()
+    warnings = []
+    for name, entry in sorted(lock.nodes.items()):
+        if entry.endpoint is None or entry.schema_sha256 is None:
+            continue
+        try:
+            now = schema_digest(entry.endpoint)
+        except OSError:
+            continue  # an endpoint this shotgraph does not know: the replay says so itself
+        if now == entry.schema_sha256:
+            continue
+        opening = f"{json.dumps(name, ensure_ascii=False)}:"
+        line = next((i for i, t in enumerate(lines, 1) if t.lstrip().startswith(opening)), None)
+        warnings.append(
+            Diagnostic(
+                "warning",
+                "schema-drift",
+                f"fal's schema of {entry.endpoint} changed since this lock was written "
+                f"(checked against {entry.schema_sha256[:12]}, now {now[:12]}); the "
+                "replayed request may be rejected or mean something else",
+                Location(lockfile, line, ("nodes", name, "schema_sha256")),
+                hint="compare schemas/endpoints/ in git with the commit of the lockfile; "
+                "render again and commit the new lock once the change is understood",
+            )
+        )
+    return warnings
 
 
 def _drifted(lock: Lock, records: Mapping[str, Any]) -> dict[str, tuple[str, str]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from runner.compile.request import locate_field
 from runner.compile.steps import Step
 from runner.errors import ShotgraphError, disk_full, display_path
 from runner.lock import build_lock, project_lock_path, read_lock, write_lock
-from runner.plan import CacheStatus, check_budget, drift, make_plan, waits
+from runner.plan import CacheStatus, check_budget, drift, look_in, make_plan, waits
 from runner.review.gates import Gates
 from runner.run.holding import Hold
 
@@ -60,10 +61,12 @@ def run(pipeline: Path, backend: str, frozen: bool, **options: Any) -> int:
                 f"the pipeline no longer matches {display_path(lock_file)} ({changed.describe()})",
                 hint="run without --frozen to render the changes and update the lockfile",
             )
-    with open_store(compiled.pipeline.project, options["cache_dir"]) as store:
+    project = compiled.pipeline.project
+    with open_store(project, options["cache_dir"], options["store_url"]) as store:
         if options["budget"] is not None:
-            statuses = CacheStatus(compiled, store, lock)
-            the_plan = make_plan(compiled, statuses, waits(compiled, store, lock))
+            shared = asyncio.run(look_in(store, compiled))
+            statuses = CacheStatus(compiled, store.local, lock, shared)
+            the_plan = make_plan(compiled, statuses, waits(compiled, store.local, lock))
             check_budget(the_plan, options["budget"])
         outcome = execute(
             compiled.steps,
@@ -121,8 +124,11 @@ def _issue_describer(compiled: Compiled) -> Any:
             full.append(whole or check_pipeline(pipeline.path, backend=compiled.backend).require())
         pipeline = full[0].pipeline
         node = pipeline.nodes[step.node]
-        settings = full[0].steps[step.name].settings
-        where = locate_field(list(issue.field_path), node, settings, pipeline)
+        full_step = full[0].steps[step.name]
+        assert full_step.endpoint is not None  # fal answered it: a generation step
+        where = locate_field(
+            list(issue.field_path), node, full_step.endpoint, full_step.settings, pipeline
+        )
         return f"{issue} ({where})"
 
     return describe

@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractAsyncContextManager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from runner.commands.common import store_root
+from runner.commands.common import shared_store, store_root, store_url_option
 from runner.compile.steps import Step
 from runner.pipeline.confine import Project
 from runner.run.backends import LocalOptions, open_backend
 from runner.run.executor import Executor
 from runner.run.holding import Hold
 from runner.run.outcome import RunOptions, RunResult
-from runner.store import Store
+from runner.store import Store, TieredStore
 from runner.ui.reporters import reporters_for
 from runner.ui.summary import print_summary
 
@@ -50,6 +50,7 @@ def run_options(func: F) -> F:
             type=click.Path(file_okay=False, path_type=Path),
             help="The store (default: $SHOTGRAPH_CACHE_DIR, else .shotgraph/ in the project).",
         ),
+        store_url_option,
         click.option("--plain", is_flag=True, help="Plain lines, even on a terminal."),
         click.option(
             "--emulator-latency",
@@ -76,13 +77,20 @@ def run_options(func: F) -> F:
     return func
 
 
-def open_store(project: Project, cache_dir: Path | None) -> Store:
-    return Store.open(store_root(project, cache_dir))
+@contextmanager
+def open_store(
+    project: Project, cache_dir: Path | None, store_url: str | None = None
+) -> Iterator[TieredStore]:
+    """The local store, and the shared one it is the near cache of, if the project has one
+    (see ``shared_store``); nothing is sent to the shared one until it is needed."""
+    remote = shared_store(project.root, store_url)
+    with Store.open(store_root(project, cache_dir)) as local:
+        yield TieredStore(local, remote)
 
 
 def execute(
     steps: Mapping[str, Step],
-    store: Store,
+    store: TieredStore,
     *,
     backend: str,
     options: Mapping[str, Any],
@@ -100,7 +108,7 @@ def execute(
     )
 
     def connect() -> AbstractAsyncContextManager[FalClient]:
-        return open_backend(backend, store.root, local=local)
+        return open_backend(backend, store.local.root, local=local)
 
     async def go() -> RunResult:
         executor = Executor(
@@ -116,7 +124,7 @@ def execute(
         )
         return await executor.run()
 
-    reporter, log = reporters_for(store.root, pipeline_name, plain=options["plain"])
+    reporter, log = reporters_for(store.local.root, pipeline_name, plain=options["plain"])
     try:
         return asyncio.run(go())
     finally:

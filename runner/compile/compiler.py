@@ -13,12 +13,13 @@ from dataclasses import dataclass, replace
 from runner.compile import request
 from runner.compile.keys import generation_key, keyed_body, media_key
 from runner.compile.prompting import Prompts
+from runner.compile.ranges import frame_in_range, section_in_range
 from runner.compile.sources import MediaSource, SourceResolver, Upstream
 from runner.compile.steps import Slot, Step
 from runner.compile.takes import Variant, base_seed, take_checks, variants
 from runner.errors import Diagnostics, KeyPath, ShotgraphError
 from runner.hashing import Hasher, sha256_file
-from runner.ltx.pricing import estimate, timing
+from runner.ltx.pricing import Timing, estimate, timing
 from runner.ltx.registry import registry
 from runner.pipeline.graph import Graph, build_graph
 from runner.pipeline.presets import PresetResolver, Setting, layer
@@ -94,39 +95,29 @@ class Compiler:
         return [s for s in sources if s is not None]
 
     def _media(self, node: Node, sources: list[MediaSource]) -> Step | None:
-        if node.at is not None and not self._frame_in_range(node, sources[0]):
+        if node.at is not None and not frame_in_range(
+            node, sources[0], self.steps, self.pipeline, self.diags
+        ):
             return None
         deps = tuple(s.node for s in sources if isinstance(s, Upstream))
         key = media_key(node.kind, node.at, sources, {dep: self.steps[dep].key for dep in deps})
         slots = tuple(Slot(("inputs", i), source) for i, source in enumerate(sources))
         character = self._upstream_character(sources)
-        return Step(node.name, node.kind, deps, key, slots, character=character, at=node.at)
+        # A frame is as large as its clip: an image-to-video of it at `video_size: auto`
+        # can then be priced exactly.
+        clip = self._source_timing(sources) if node.kind == "frame" else None
+        size = clip.size if clip is not None else None
+        shape = Timing(None, None, width=size[0], height=size[1]) if size else None
+        return Step(
+            node.name, node.kind, deps, key, slots, character=character, at=node.at, timing=shape
+        )
 
-    def _frame_in_range(self, node: Node, source: MediaSource) -> bool:
-        """A frame past the end of a clip whose length the request fixes is an error now,
-        not a failure at the end of a paid render."""
-        at = node.at
-        upstream = self.steps.get(source.node) if isinstance(source, Upstream) else None
-        timing = upstream.timing if upstream is not None else None
-        if at is None or timing is None or timing.assumed or not timing.num_frames:
-            return True
-        frames, rate = timing.num_frames, timing.frame_rate or 0.0
-        if at.index is not None:
-            ok = -frames <= at.index < frames
-            length = f"{frames} frames (0 to {frames - 1}, or -1 to -{frames})"
-        else:
-            last = (frames - 1) / rate if rate else 0.0
-            ok = at.seconds is not None and at.seconds <= last + 1e-9
-            length = f"{frames} frames at {rate:g} fps (the last frame is at {last:.2f}s)"
-        if not ok:
-            assert isinstance(source, Upstream)
-            self.diags.error(
-                "frame-at-range",
-                f"frame {at} is past the end of '{source.node}'",
-                self.pipeline.source.locate((*node.key_path, "at")),
-                f"'{source.node}' renders {length}",
-            )
-        return ok
+    def _source_timing(self, sources: list[MediaSource]) -> Timing | None:
+        """The shape of a node's first input, when it is another node's output of known
+        shape (what `video_size: auto`, extend and retake follow)."""
+        if not sources or not isinstance(sources[0], Upstream):
+            return None
+        return self.steps[sources[0].node].timing
 
     def _takes(self, node: Node, sources: list[MediaSource]) -> None:
         """A step per take, then the node's own: the picked take's, under the node's name
@@ -141,12 +132,38 @@ class Compiler:
             if step is not None:
                 self.steps[variant.step_name] = step
                 made[variant.take] = step
+        if not self._takes_differ(node, made):
+            return
         picked = self.pipeline.review.picks.get(node.name, 1)
         if len(made) == len(node.takes) and picked in made:
             chosen = made[picked]
             self.steps[node.name] = replace(
                 chosen, name=node.name, take=picked, takes=len(made), take_of=None, gate=node.gate
             )
+
+    def _takes_differ(self, node: Node, made: Mapping[int, Step]) -> bool:
+        """Two takes that make the same request would be one render paid for once and shown
+        twice: on an endpoint that takes no seed (LTX-2 Pro, Fast, retake) takes must differ
+        by what they change."""
+        first: dict[str, int] = {}
+        for take, step in made.items():
+            same = first.setdefault(step.key, take)
+            if same != take:
+                assert step.endpoint is not None
+                hint = (
+                    "they have the same seed: give each take its own seed, prompt or parameters"
+                    if step.endpoint.seeded
+                    else f"{step.endpoint.id} takes no seed, so seeds cannot tell takes apart: "
+                    "give each take its own prompt or parameters"
+                )
+                self.diags.error(
+                    "takes-same-request",
+                    f"takes {same} and {take} of '{node.name}' are the same request",
+                    self.pipeline.source.locate((*node.key_path, "takes"), key=True),
+                    hint,
+                )
+                return False
+        return True
 
     def _checked_params(self, node: Node) -> bool:
         """The node's parameters are its endpoint's (an unknown family is reported later)."""
@@ -187,17 +204,41 @@ class Compiler:
         context = self.prompts.context(node, character)
         prompt = self.prompts.render(node.prompt, context, node)
         negative_spec = node.negative_prompt or self.pipeline.defaults.negative_prompt
+        if endpoint.schema.field("negative_prompt") is None:
+            # LTX-2 Pro, Fast and retake take none: the defaults' is left out (lint says so);
+            # one written on the node is a mistake.
+            if node.negative_prompt is not None:
+                self.diags.error(
+                    "param-unsupported",
+                    f"{endpoint.id} takes no negative prompt",
+                    self.pipeline.source.locate((*node.key_path, "negative_prompt"), key=True),
+                    "say what the shot shows instead; ltx-2-19b takes a negative prompt",
+                )
+                return None
+            negative_spec = None
         negative = self.prompts.render(negative_spec, context, node) if negative_spec else None
         if prompt is None or (negative_spec is not None and negative is None):
             return None
         seed = variant.seed if variant else base_seed(node)
+        if not endpoint.seeded and node.seed is not None:
+            self.diags.error(
+                "seed-unsupported",
+                f"{endpoint.id} takes no seed: fal picks one, and a re-render differs",
+                self.pipeline.source.locate((*node.key_path, "seed"), key=True),
+                "remove `seed:`; the lockfile and the store keep the take you render "
+                "(ltx-2-19b takes a seed)",
+            )
+            return None
         loras = self._loras(node, character)
+        if loras:
+            # LTX-2 19B takes LoRAs on the `/lora` twin of each endpoint.
+            endpoint = registry().endpoint(family, node.kind, lora=True)
         if loras and endpoint.schema.field("loras") is None:
             self.diags.error(
                 "loras-unsupported",
                 f"{endpoint.id} does not take LoRAs",
                 self.pipeline.source.locate(node.key_path, key=True),
-                "use an LTX 13B family (ltx-0.9.7-distilled, ...) for LoRAs",
+                "use a family that takes LoRAs (ltx-0.9.7-distilled, ltx-2-19b, ...)",
             )
             return None
         built = request.request_body(
@@ -214,6 +255,12 @@ class Compiler:
         if built is None:
             return None
         body, slots = built
+        if node.kind == "retake" and not section_in_range(
+            node, body, sources[0], self.steps, self.pipeline, self.diags
+        ):
+            return None
+        clip = timing(endpoint, body, self._source_timing(sources))
+        pinned = "node" if node.seed is not None else "derived"
         upstream = {
             s.source.node: self.steps[s.source.node].key
             for s in slots
@@ -228,11 +275,11 @@ class Compiler:
             slots=slots,
             endpoint=endpoint,
             body=body,
-            seed=seed,
-            seed_pinned_by="node" if node.seed is not None else "derived",
+            seed=seed if endpoint.seeded else None,
+            seed_pinned_by=pinned if endpoint.seeded else "",
             character=character.name if character else None,
-            estimate=estimate(endpoint, body),
-            timing=timing(endpoint, body),
+            estimate=estimate(endpoint, body, clip),
+            timing=clip,
             settings=settings,
             gate=node.gate and variant is None,
             take=variant.take if variant else None,

@@ -1,12 +1,17 @@
 """Warnings from the production guide that no other tool gives: they do not stop a run.
 
-- ``expand_prompt: true`` on shots that must keep continuity (extend, multicondition, shots of
-  a character): fal rewrites the prompt and adds details mid-scene.
+- Prompt expansion (``expand_prompt``, LTX-2's ``enable_prompt_expansion``) on shots that
+  must keep continuity (extend, multicondition, video-to-video, retake, shots of a
+  character): fal rewrites the prompt and adds details mid-scene.
 - More than one action beat in a prompt: one clip, one beat.
 - LoRAs: at most one character and one style LoRA, weights about 0.4-0.7.
 - Clip length: long clips drift; LTX makes 8k+1 frames.
 - A user preset or default that the node's endpoint does not take (it is left out).
 - A text-to-video shot of a character: T2V cannot hold identity.
+
+And what fal's own pages say: an endpoint fal marks deprecated (with its replacement), an
+endpoint that takes no seed (a re-render is a new take), LTX-2 Fast's clips over 10 s (only
+at 1080p and 25 fps), and a per-megapixel price whose frame size is assumed.
 """
 
 from __future__ import annotations
@@ -26,6 +31,13 @@ _SEQUENCE = re.compile(r"\b(then|after that|afterwards|finally|followed by|befor
 _ACTION = re.compile(r"action:\s*(.*?)(?:\.\s+[A-Z][a-z]+:|$)", re.I | re.S)
 
 
+# Said once per pipeline (per message), not once per shot.
+_ONCE = ("lint.lora", "lint.unseeded", "lint.deprecated")
+# Kinds that continue or follow another clip: the prompt must not add to it.
+_CONTINUITY = ("extend", "multicondition", "v2v", "retake")
+_EXPANSION = ("expand_prompt", "enable_prompt_expansion")
+
+
 def lint(compiled: Compiled, diags: Diagnostics) -> None:
     """Add the guide's warnings for every compiled generation step."""
     pipeline = compiled.pipeline
@@ -36,10 +48,22 @@ def lint(compiled: Compiled, diags: Diagnostics) -> None:
             continue  # a node with takes is linted take by take
         node = pipeline.nodes[step.node]
         for code, message, hint in _node_warnings(node, step):
-            if code.startswith("lint.lora") and (code, message) in said:
-                continue  # a character's or the defaults' LoRAs: said once, not per shot
+            if code.startswith(_ONCE) and (code, message) in said:
+                continue  # a character's or the defaults' LoRAs, an endpoint: said once
             said.add((code, message))
             diags.warning(code, message, pipeline.source.locate(node.key_path, key=True), hint)
+        negative = pipeline.defaults.negative_prompt
+        left_out = ("defaults", "negative_prompt", step.endpoint.id)
+        taken = step.endpoint.schema.field("negative_prompt") is not None
+        if negative is not None and not taken and left_out not in skipped:
+            skipped.add(left_out)
+            diags.warning(
+                "lint.param-skipped",
+                f"defaults sets 'negative_prompt', which {step.endpoint.id} does not take; "
+                "it is left out of the request",
+                pipeline.source.locate(negative.key_path, key=True),
+                "LTX-2 Pro, Fast and retake take no negative prompt",
+            )
         for key, setting in step.settings.items():
             user_layer = setting.layer == "defaults" or (
                 setting.layer.startswith("preset:")
@@ -60,13 +84,14 @@ def lint(compiled: Compiled, diags: Diagnostics) -> None:
 def _node_warnings(node: Node, step: Step) -> Iterable[tuple[str, str, str]]:
     assert step.body is not None and step.endpoint is not None
     body = step.body
-    continuity = node.kind in ("extend", "multicondition") or step.character is not None
-    if body.get("expand_prompt") is True and continuity:
-        yield (
-            "lint.expand-prompt",
-            f"expand_prompt is on for a {_shot_kind(node, step)}: fal would add details mid-scene",
-            "set expand_prompt: false; expand prompts upstream with your own templates",
-        )
+    continuity = node.kind in _CONTINUITY or step.character is not None
+    for flag in _EXPANSION:
+        if body.get(flag) is True and continuity:
+            yield (
+                "lint.expand-prompt",
+                f"{flag} is on for a {_shot_kind(node, step)}: fal would add details mid-scene",
+                f"set {flag}: false; expand prompts upstream with your own templates",
+            )
     if node.kind == "t2v" and step.character is not None:
         yield (
             "lint.t2v-identity",
@@ -82,10 +107,52 @@ def _node_warnings(node: Node, step: Step) -> Iterable[tuple[str, str, str]]:
         )
     yield from _lora_warnings(body.get("loras") or [], node)
     yield from _length_warnings(step)
+    yield from _fal_warnings(step)
+
+
+def _fal_warnings(step: Step) -> Iterable[tuple[str, str, str]]:
+    """What fal's own pages say about an endpoint and a request."""
+    assert step.body is not None and step.endpoint is not None
+    endpoint, body = step.endpoint, step.body
+    deprecated = registry().deprecation(endpoint.id)
+    if deprecated is not None:
+        yield (
+            "lint.deprecated",
+            f"fal marks {endpoint.id} deprecated",
+            f"use {deprecated.replacement} ({deprecated.source})",
+        )
+    if not endpoint.seeded:
+        yield (
+            "lint.unseeded",
+            f"{endpoint.id} takes no seed: a re-render is a new take, not the same one",
+            "the store and the lockfile keep the take you render; ltx-2-19b pins a seed",
+        )
+    duration = body.get("duration")
+    if (
+        endpoint.family == "ltx-2-fast"
+        and isinstance(duration, int | float)
+        and duration > 10
+        and (body.get("resolution") != "1080p" or body.get("fps") != 25)
+    ):
+        yield (
+            "lint.fast-long-clip",
+            f"a {duration:g} s clip at {body.get('resolution')} and {body.get('fps')} fps",
+            "fal's LTX-2 Fast makes clips over 10 s only at 1080p and 25 fps",
+        )
+    estimate = step.estimate
+    if estimate is not None and estimate.unit == "per megapixel" and estimate.assumed:
+        size = f"{estimate.inputs.get('width')}x{estimate.inputs.get('height')}"
+        yield (
+            "lint.assumed-size",
+            f"the price assumes {size}: video_size auto follows an input whose size is "
+            "known only once it exists",
+            "set video_size (a preset such as landscape_16_9, or {width, height}) to price "
+            "it exactly",
+        )
 
 
 def _shot_kind(node: Node, step: Step) -> str:
-    if node.kind in ("extend", "multicondition"):
+    if node.kind in _CONTINUITY:
         return f"{a(node.kind)} shot"
     return f"shot of '{step.character}'"
 
@@ -135,14 +202,26 @@ def _length_warnings(step: Step) -> Iterable[tuple[str, str, str]]:
     if timing is None or timing.assumed or timing.num_frames is None or step.endpoint is None:
         return
     frames = timing.num_frames
-    cap = registry().family(step.endpoint.family).long_clip_frames
-    if frames > cap:
+    family = registry().family(step.endpoint.family)
+    seconds, cap = timing.seconds, family.long_clip_seconds
+    if cap is not None and seconds is not None and seconds > cap:
+        yield (
+            "lint.long-clip",
+            f"a {seconds:g} s clip: identity drifts with length",
+            f"prefer shots of up to {cap:g} s, joined by extends or cuts",
+        )
+    elif family.long_clip_frames is not None and frames > family.long_clip_frames:
         yield (
             "lint.long-clip",
             f"{frames} frames in one clip: identity drifts with length",
-            f"prefer 4-5 s segments (up to {cap} frames) joined by extend hops",
+            f"prefer 4-5 s segments (up to {family.long_clip_frames} frames) joined by extend hops",
         )
-    if (frames - 1) % 8:
+    requested = step.body.get("num_frames") if step.body is not None else None
+    follows_input = (
+        step.kind == "v2v" and step.body is not None and step.body.get("match_video_length", True)
+    )
+    if isinstance(requested, int) and not follows_input and (requested - 1) % 8:
+        frames = requested
         yield (
             "lint.frame-count",
             f"num_frames {frames} is not of the form 8k+1",

@@ -4,9 +4,11 @@ where each kind puts its inputs (:func:`input_place`) and builds the body (:func
 Parameters are layered (fal default < preset < pipeline defaults < node) and then every field
 of the endpoint's schema is written out explicitly, so a change of fal's defaults never
 changes a render silently. Media inputs go where each endpoint wants them: ``image_url`` for
-image-to-video, a ``video`` object for extend, ``images`` / ``videos`` lists for
-multicondition. The body is checked against the endpoint's schema before fal's defaults are
-written out, and each error is reported at the pipeline key it came from.
+image-to-video, a ``video`` object for LTX-Video's extend, ``images`` / ``videos`` lists for
+multicondition, a top-level ``video_url`` (and ``image_url``) for LTX-2's extend,
+video-to-video and retake. The seed goes in when the endpoint takes one (LTX-2 Pro, Fast and
+retake take none). The body is checked against the endpoint's schema before fal's defaults
+are written out, and each error is reported at the pipeline key it came from.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 from runner.compile.sources import MediaSource
 from runner.compile.steps import JsonPath, Slot
 from runner.errors import Diagnostics, KeyPath, Location
-from runner.ltx.registry import FORBIDDEN_PARAMS, Endpoint
+from runner.ltx.registry import Endpoint
 from runner.ltx.schema import FieldError, ObjectSchema
 from runner.pipeline.presets import Setting
 from runner.pipeline.records import Conditioning, Lora, Node, Pipeline
@@ -34,20 +36,37 @@ class InputPlace:
     url_field: str
 
 
+_IMAGE_URL = InputPlace(None, False, "image_url")
+_VIDEO_URL = InputPlace(None, False, "video_url")
+
 # Each kind's body layout, by what an input is: the only place it is written.
 _LAYOUT: dict[str, dict[str, InputPlace]] = {
-    "i2v": {"image": InputPlace(None, False, "image_url")},
+    "i2v": {"image": _IMAGE_URL},
+    # LTX-Video 0.9.x: the clip in a `video` object, with its conditioning options.
     "extend": {"video": InputPlace("video", False, "video_url")},
     "multicondition": {
         "image": InputPlace("images", True, "image_url"),
         "video": InputPlace("videos", True, "video_url"),
     },
+    # LTX-2: media at the top level; how they condition are parameters of the request
+    # (video_strength, image_strength, start_time, ...).
+    "v2v": {"video": _VIDEO_URL, "image": _IMAGE_URL},
+    "retake": {"video": _VIDEO_URL},
 }
+# LTX-2 19B's extend-video takes the clip as a top-level `video_url`, not a `video` object.
+_FLAT_EXTEND = {"video": _VIDEO_URL}
 
 
-def input_place(kind: str, expects: str) -> InputPlace:
+def layout(kind: str, schema: ObjectSchema) -> Mapping[str, InputPlace]:
+    """Where each input of a ``kind`` node goes on an endpoint with ``schema``."""
+    if kind == "extend" and schema.field("video") is None:
+        return _FLAT_EXTEND
+    return _LAYOUT.get(kind, {})
+
+
+def input_place(kind: str, expects: str, schema: ObjectSchema) -> InputPlace:
     """Where an input of a ``kind`` node that ``expects`` an image or a video goes."""
-    return _LAYOUT[kind][expects]
+    return layout(kind, schema)[expects]
 
 
 def check_node_params(
@@ -61,9 +80,12 @@ def check_node_params(
             continue
         ok = False
         where = pipeline.source.locate((*node.key_path, key), key=True)
-        if key in FORBIDDEN_PARAMS:
+        if key in endpoint.forbidden:
             diags.error(
-                "forbidden-param", f"'{key}' is not an LTX parameter", where, FORBIDDEN_PARAMS[key]
+                "forbidden-param",
+                f"'{key}' is not a parameter of {endpoint.id}",
+                where,
+                endpoint.forbidden[key],
             )
         else:
             diags.error(
@@ -73,6 +95,10 @@ def check_node_params(
                 f"this endpoint takes: {', '.join(schema.names)}",
             )
     for conditioning in node.inputs:
+        place = input_place(node.kind, conditioning.expects, schema)
+        if place.container is None:
+            ok = _no_options(conditioning, place, endpoint, pipeline, diags) and ok
+            continue
         nested = _nested_schema(node.kind, conditioning, schema)
         if nested is None:
             continue
@@ -89,10 +115,31 @@ def check_node_params(
     return ok
 
 
+def _no_options(
+    conditioning: Conditioning,
+    place: InputPlace,
+    endpoint: Endpoint,
+    pipeline: Pipeline,
+    diags: Diagnostics,
+) -> bool:
+    """An input that becomes a bare URL takes no options: they are the node's parameters."""
+    for key in conditioning.options:
+        where = pipeline.source.locate((*conditioning.key_path, key), key=True)
+        diags.error(
+            "param-unsupported",
+            f"'{key}' is not an option of this input on {endpoint.id}: it takes only "
+            f"{place.url_field}",
+            where,
+            "set how the input conditions the shot on the node itself (for example "
+            "video_strength, image_strength, num_context_frames)",
+        )
+    return not conditioning.options
+
+
 def _nested_schema(
     kind: str, conditioning: Conditioning, schema: ObjectSchema
 ) -> ObjectSchema | None:
-    place = input_place(kind, conditioning.expects)
+    place = input_place(kind, conditioning.expects, schema)
     field = schema.field(place.container) if place.container is not None else None
     if field is None:
         return None
@@ -143,16 +190,17 @@ def assemble(
         body["negative_prompt"] = negative_prompt
     if schema.field("loras") is not None:
         body["loras"] = [lora.request() for lora in loras]
-    body["seed"] = seed
+    if endpoint.seeded:
+        body["seed"] = seed
     slots: list[Slot] = []
     # A kind that lists its inputs sends every list, even an empty one.
-    places = _LAYOUT.get(node.kind, {}).values()
+    places = layout(node.kind, schema).values()
     listed: dict[str, list[dict[str, Any]]] = {
         place.container: [] for place in places if place.listed and place.container
     }
     body.update(listed)
     for conditioning, source in zip(node.inputs, sources, strict=True):
-        place = input_place(node.kind, conditioning.expects)
+        place = input_place(node.kind, conditioning.expects, schema)
         url = {place.url_field: source.placeholder}
         pointer: JsonPath
         if place.container is None:
@@ -180,7 +228,7 @@ def report_schema_errors(
     """fal-style errors of a compiled body, reported where the offending value was written."""
     for error in errors:
         loc = [part for part in error["loc"] if part != "body"]
-        where = locate_field(loc, node, settings, pipeline)
+        where = locate_field(loc, node, endpoint, settings, pipeline)
         shown = ".".join(str(p) for p in loc)
         field = endpoint.schema.field(str(loc[0])) if loc else None
         hint = _range_hint(field.ge if field else None, field.le if field else None)
@@ -188,7 +236,11 @@ def report_schema_errors(
 
 
 def locate_field(
-    loc: list[Any], node: Node, settings: Mapping[str, Setting], pipeline: Pipeline
+    loc: list[Any],
+    node: Node,
+    endpoint: Endpoint,
+    settings: Mapping[str, Setting],
+    pipeline: Pipeline,
 ) -> Location:
     """Where in the pipeline the request field at ``loc`` (fal's 422 ``loc`` without "body")
     was written: the node, its preset or the pipeline defaults."""
@@ -197,7 +249,11 @@ def locate_field(
     head = str(loc[0])
     if len(loc) == 1 and head in settings:
         return settings[head].location
-    places = [(c, input_place(node.kind, c.expects)) for c in node.inputs]
+    schema = endpoint.schema
+    places = [(c, input_place(node.kind, c.expects, schema)) for c in node.inputs]
+    for conditioning, place in places:
+        if place.container is None and head == place.url_field:
+            return pipeline.source.locate(conditioning.key_path)
     inputs = [(c, place) for c, place in places if place.container == head]
     if inputs:
         listed = inputs[0][1].listed

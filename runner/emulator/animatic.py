@@ -11,7 +11,11 @@ without any, a gentle default):
 - multicondition: the image, moving as the reference video does (its pan, tilt, zoom or
   orbit, estimated from its pixels, each at the reference's own pace); a still reference
   leaves the prompt's words to decide, timed by the reference's motion. Without a reference
-  video it behaves like i2v.
+  video it behaves like i2v;
+- v2v and retake (LTX-2): made from the input clip's own frames (:mod:`.footage`).
+
+LTX-2 animatics have the size their request fixes (drawn at ``scale`` of it, a test aid) and
+sound (:mod:`.sound`), written frame by frame beside the pictures.
 
 Below the picture, the band: the node's name (when the local backend says it), the label,
 the camera, the whole prompt a page at a time, and the frame counter.
@@ -22,15 +26,18 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import av
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from runner.emulator import camera, drawing, lens, reference_motion, video_io
+from runner.emulator import camera, drawing, footage, lens, reference_motion, video_io
 from runner.emulator.camera import MOVES, Camera, Pose
-from runner.emulator.geometry import frame_size
+from runner.emulator.geometry import frame_size, scaled
+from runner.emulator.sound import SAMPLE_RATE, Sound, samples_at
+from runner.media.audio import Pcm
 from runner.media.encode import EncodeSettings, VideoWriter
 
 Frame = Callable[[int], Image.Image]
@@ -49,7 +56,7 @@ class RenderSpec:
     resolution: str | None
     aspect_ratio: str | None
     num_frames: int
-    frame_rate: int
+    frame_rate: int | Fraction
     prompt: str
     seed: int
     label: str
@@ -66,6 +73,16 @@ class RenderSpec:
     # The pipeline node this renders, as the local backend says (fal never hears of it):
     # written in the band and in the file's title.
     node: str | None = None
+    # LTX-2: the output's size when the request fixes it in pixels (else resolution and
+    # aspect ratio say), its sound, and a retake's section and what it replaces.
+    size: tuple[int, int] | None = None
+    sound: Sound | None = None
+    section: tuple[float, float] | None = None
+    retake_video: bool = True
+    retake_audio: bool = True
+    # A test aid (EmulatorConfig.render_scale): draw at this share of the size, then scale
+    # up to it, so large frames cost less to draw; the output keeps the requested size.
+    scale: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -89,30 +106,55 @@ def render(spec: RenderSpec, out_path: Path) -> RenderOutcome:
     """Render ``spec`` into ``out_path`` atomically (a crash leaves no partial file)."""
     started = time.perf_counter()
     try:
-        size, picture, shot = _shot(spec)
+        size, drawn, source, filmed_as = _frames(spec)
     except _InputError as exc:
         return RenderOutcome(error=exc.item)
-    label = f"{spec.label} · camera: {shot.description}"
-    pages = drawing.band_pages(size, spec.prompt, label, spec.node)
-    source = _filmed(picture, shot, size)
+    label = f"{spec.label} · camera: {filmed_as}"
+    pages = drawing.band_pages(drawn, spec.prompt, label, spec.node)
     # Fast and small: an animatic is a placeholder. One thread: the pool already runs one
     # render per core, and x264's output stays identical only for a fixed thread count.
     settings = EncodeSettings(crf=spec.crf, preset="ultrafast", threads=1)
     tags = {"comment": label, **({"title": spec.node} if spec.node else {})}
-    with VideoWriter(out_path, size[0], size[1], spec.frame_rate, settings, metadata=tags) as out:
+    fps = float(spec.frame_rate)
+    sound = None
+    if spec.sound is not None or spec.section is not None:
+        sound = footage.soundtrack(spec, samples_at(SAMPLE_RATE, spec.num_frames, fps))
+    rate = sound.rate if sound is not None else None
+    with VideoWriter(
+        out_path, size[0], size[1], spec.frame_rate, settings, rate, metadata=tags
+    ) as out:
         last = spec.num_frames - 1
         for i in range(spec.num_frames):
             frame = source(last - i if spec.reverse else i)
             # The band follows the output's own clock: pages in reading order, reversed or not.
             pages[drawing.page_at(i, spec.num_frames, len(pages))].apply(frame)
             drawing.frame_counter(frame, i, spec.num_frames)
-            out.write(frame)
+            out.write(frame)  # drawn at `drawn`, scaled by the writer to `size`
+            if sound is not None:  # the sound under this frame, so both end together
+                end = samples_at(sound.rate, i + 1, fps) * 4
+                out.write_audio(Pcm(sound.rate, sound.data[out.audio_samples * 4 : end]))
     return RenderOutcome(
         file_size=out_path.stat().st_size,
         width=size[0],
         height=size[1],
         seconds=time.perf_counter() - started,
     )
+
+
+def _frames(spec: RenderSpec) -> tuple[tuple[int, int], tuple[int, int], Frame, str]:
+    """The output's size, the size frames are drawn at, the frames, and the camera."""
+    if spec.kind in ("v2v", "retake"):
+        assert spec.size is not None  # LTX-2: the request or its input fixes it
+        drawn = scaled(spec.size, spec.scale)
+        try:
+            make = footage.restyle if spec.kind == "v2v" else footage.retake
+            frames = make(spec, drawn, float(spec.frame_rate))
+        except (av.FFmpegError, IndexError, ValueError, OSError) as exc:
+            raise _InputError(_load_error(spec.video_loc, spec.video_url, "video")) from exc
+        return spec.size, drawn, frames, "the input clip's"
+    size, picture, shot = _shot(spec)
+    drawn = scaled(size, spec.scale)
+    return size, drawn, _filmed(picture, shot, drawn), shot.description
 
 
 def _filmed(picture: Image.Image, shot: Camera, size: tuple[int, int]) -> Frame:
@@ -126,15 +168,15 @@ def _filmed(picture: Image.Image, shot: Camera, size: tuple[int, int]) -> Frame:
 def _shot(spec: RenderSpec) -> tuple[tuple[int, int], Image.Image, Camera]:
     """The frame size, the picture to film and the camera that films it."""
     if spec.kind == "t2v":
-        size = frame_size(spec.resolution, spec.aspect_ratio)
-        card = drawing.title_card(lens.staged_size(size), spec.prompt, spec.seed)
-        return size, card, _prompted(spec)
+        size = spec.size or frame_size(spec.resolution, spec.aspect_ratio)
+        staged = lens.staged_size(scaled(size, spec.scale))
+        return size, drawing.title_card(staged, spec.prompt, spec.seed), _prompted(spec)
     if spec.kind == "extend":
         still = _last_frame(spec)
-        size = frame_size(spec.resolution, spec.aspect_ratio, still.size)
+        size = spec.size or frame_size(spec.resolution, spec.aspect_ratio, still.size)
         return size, still, _prompted(spec, extend=True)
     image = _image(spec)
-    size = frame_size(spec.resolution, spec.aspect_ratio, image.size)
+    size = spec.size or frame_size(spec.resolution, spec.aspect_ratio, image.size)
     if spec.kind == "multicondition" and spec.video is not None:
         return size, image, _following(spec)
     return size, image, _prompted(spec)
@@ -189,7 +231,7 @@ def _following(spec: RenderSpec) -> Camera:
 
 
 def _sway(spec: RenderSpec) -> camera.Path:
-    return camera.handheld_sway(spec.seed, spec.frame_rate)
+    return camera.handheld_sway(spec.seed, float(spec.frame_rate))
 
 
 def _ping_pong(index: int, length: int) -> int:

@@ -12,7 +12,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from runner.emulator import protocol, routes_files, routes_queue
+from runner.emulator import protocol, routes_files, routes_platform, routes_queue, routes_run
 from runner.emulator.config import EmulatorConfig
 from runner.emulator.core import Emulator
 from runner.emulator.faults import FaultPlan, FaultSpecError
@@ -51,7 +51,8 @@ class EmulatorApp:
     """The emulator as an ASGI app; :attr:`emulator` is its state (started by the lifespan).
 
     ``executor`` runs the renders; a process pool of ``config.render_workers`` is made when
-    none is given.
+    none is given. Requests that arrive on one of :attr:`run_ports` are fal.run's
+    (synchronous); the others the queue's, storage's and the platform API's.
     """
 
     def __init__(self, config: EmulatorConfig, executor: Executor | None = None) -> None:
@@ -70,22 +71,42 @@ class EmulatorApp:
             Route("/_emulator/stats", stats, methods=["GET"]),
             Route("/_emulator/faults", faults, methods=["GET", "POST"]),
             Route("/storage/auth/token", routes_files.token, methods=["POST"]),
+            Route("/storage/upload/initiate", routes_files.initiate, methods=["POST"]),
+            Route("/storage/upload/initiate-multipart", routes_files.initiate, methods=["POST"]),
             Route("/files/upload", routes_files.upload, methods=["POST"]),
             Route("/files/upload/multipart", routes_files.start_multipart, methods=["POST"]),
             Route(part + "/complete", routes_files.complete_multipart, methods=["POST"]),
             Route(part + "/{part}", routes_files.upload_part, methods=["PUT"]),
+            Route(part, routes_files.put_upload, methods=["PUT"]),
             Route("/files/{file_id}/{name}", routes_files.serve, methods=["GET", "HEAD"]),
+            Route(
+                "/v1/models/requests/by-endpoint",
+                routes_platform.requests_by_endpoint,
+                methods=["GET"],
+            ),
             Route("/{path:path}", routes_queue.queue_route, methods=["GET", "POST", "PUT"]),
         ]
         self._app = Starlette(
             routes=routes, lifespan=lifespan, exception_handlers={OSError: storage_failure}
         )
         self._app.state.emulator = emulator
+        self._run_app = Starlette(
+            routes=[Route("/{path:path}", routes_run.run_route, methods=["POST"])],
+            exception_handlers={OSError: storage_failure},
+        )
+        self._run_app.state.emulator = emulator
+        self.run_ports: set[int] = set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             # DropConnection needs the server's own send, before any middleware wraps it.
             scope[protocol.RAW_SEND] = send
+            server = scope.get("server")
+            # POSTs to the run host are fal.run calls; anything else there (the files its
+            # answers point to) is served as on the main origin.
+            if server is not None and server[1] in self.run_ports and scope["method"] == "POST":
+                await self._run_app(scope, receive, send)
+                return
         await self._app(scope, receive, send)
 
 

@@ -24,6 +24,9 @@ class EmulatorConfig:
 
     host: str = "127.0.0.1"
     port: int = 0
+    # The synchronous host (fal.run) listens on a port of its own, since fal's clients pick
+    # it by host name; 0 picks a free port, None serves no run host.
+    run_port: int | None = 0
     latency: float = 0.5
     concurrency: int = 2
     state_dir: Path | None = None
@@ -52,6 +55,13 @@ class EmulatorConfig:
     render_workers: int = 2
     # Timeout for fetching an input URL that is not the emulator's own.
     fetch_timeout: float = 10.0
+    # A test aid: draw animatics at this share of their size, then scale them up to it.
+    # LTX-2 renders 1080p to 2160p; at 0.25 a 1080p frame is drawn at 480x270. The output
+    # keeps the size the request asks for (and is a different file than at 1.0).
+    render_scale: float = 1.0
+    # Seconds after a request ends before the request listing (/v1/models/requests/
+    # by-endpoint) shows it; fal does not say how soon it does.
+    listing_delay: float = 0.0
     # A benchmarking aid: every job answers at once with the same tiny stored clip (inputs
     # not fetched, nothing rendered), so that what is measured is the client alone.
     no_render: bool = False
@@ -63,8 +73,12 @@ class EmulatorConfig:
             raise ValueError("latency cannot be negative")
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("TLS needs both a certificate and a key")
+        if self.listing_delay < 0:
+            raise ValueError("listing_delay cannot be negative")
         if self.ping_interval <= 0:
             raise ValueError("ping_interval must be positive")
+        if not 0 < self.render_scale <= 1:
+            raise ValueError("render_scale must be above 0 and at most 1")
 
     @property
     def scheme(self) -> str:

@@ -92,7 +92,12 @@ class Emulator:
             self._executor = pool
         inputs = InputResolver(self.files, self.config.fetch_timeout, {self.config.host})
         model = Model(
-            self.files, inputs, self._executor, root / "scratch", no_render=self.config.no_render
+            self.files,
+            inputs,
+            self._executor,
+            root / "scratch",
+            self.config.render_scale,
+            no_render=self.config.no_render,
         )
         store = JobStore(root)
         self.scheduler = Scheduler(

@@ -13,6 +13,11 @@ Route faults answer an HTTP request instead of the emulator:
 - ``locked``: 403 "User is locked. Reason: Exhausted balance" (route ``submit`` by default, as
   on fal, where status GETs keep working for a locked account).
 
+An answer fault fires after a submit was accepted:
+
+- ``lose_answer``: the job is queued (and counted), then the connection is closed without
+  the answer, after ``seconds`` (a lost 2xx; a runner killed while it waits never sees it).
+
 Job faults are bound to a job when it is submitted:
 
 - ``fail``: the job completes with an error; its status carries ``error``/``error_type`` and
@@ -33,8 +38,21 @@ from typing import Any
 
 import yaml
 
-ROUTES = ("submit", "status", "stream", "result", "cancel", "upload", "files", "token", "any")
+ROUTES = (
+    "submit",
+    "status",
+    "stream",
+    "result",
+    "cancel",
+    "upload",
+    "files",
+    "token",
+    "listing",
+    "run",
+    "any",
+)
 ROUTE_KINDS = ("rate_limit", "ingress", "drop", "delay", "locked")
+ANSWER_KINDS = ("lose_answer",)
 JOB_KINDS = ("fail", "expire")
 
 
@@ -59,11 +77,13 @@ class Fault:
     fired: int = 0
 
     def __post_init__(self) -> None:
-        if self.kind not in ROUTE_KINDS + JOB_KINDS:
-            known = ", ".join(ROUTE_KINDS + JOB_KINDS)
+        if self.kind not in ROUTE_KINDS + ANSWER_KINDS + JOB_KINDS:
+            known = ", ".join(ROUTE_KINDS + ANSWER_KINDS + JOB_KINDS)
             raise FaultSpecError(f"unknown fault kind '{self.kind}' (known: {known})")
-        if self.kind == "locked" and self.route == "any":
+        if self.kind in ("locked", "lose_answer") and self.route == "any":
             self.route = "submit"
+        if self.kind == "lose_answer" and self.route != "submit":
+            raise FaultSpecError("lose_answer applies to submits only")
         if self.route not in ROUTES:
             raise FaultSpecError(f"unknown route '{self.route}' (known: {', '.join(ROUTES)})")
         if self.kind == "ingress" and self.status not in (None, 502, 503, 504):
@@ -99,6 +119,10 @@ class FaultPlan:
     ) -> Fault | None:
         """The route fault to apply to this HTTP request, counted as fired."""
         return self._take(ROUTE_KINDS, route, endpoint, prompt)
+
+    def take_answer_fault(self, endpoint: str, prompt: str | None) -> Fault | None:
+        """The fault that loses the answer to an accepted submit, counted as fired."""
+        return self._take(ANSWER_KINDS, "submit", endpoint, prompt)
 
     def take_job_fault(self, endpoint: str, prompt: str | None) -> Fault | None:
         """The job fault to bind to a job being submitted, counted as fired."""

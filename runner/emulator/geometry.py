@@ -37,6 +37,13 @@ def frame_size(
     return table[aspect_ratio]
 
 
+def scaled(size: tuple[int, int], scale: float) -> tuple[int, int]:
+    """``size`` times ``scale``, even (yuv420p), at least 2x2; ``size`` itself at 1."""
+    if scale >= 1.0:
+        return size
+    return (max(2, round(size[0] * scale / 2) * 2), max(2, round(size[1] * scale / 2) * 2))
+
+
 def cover_box(
     source: tuple[int, int], target: tuple[int, int], zoom: float = 1.0
 ) -> tuple[float, float, float, float]:

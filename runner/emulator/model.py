@@ -2,7 +2,12 @@
 
 Like a fal app it validates its body (fal's schema, pydantic's error shape), downloads its
 inputs, renders (an animatic, in a worker process), stores the video on its CDN and answers
-with the endpoint's output shape: ``{"video": File, "prompt", "seed"}``.
+with the endpoint's output shape: ``{"video": File, "prompt", "seed"}`` (LTX-2's File also
+says the video's width, height, fps, duration and frame count).
+
+LTX-2 endpoints render what :func:`runner.ltx.clip.timing` says the request makes (the same
+rules the plan prices by), at the size, rate and length of their input where the request
+follows it, with sound when ``generate_audio`` is on (retake: by ``retake_mode``).
 """
 
 from __future__ import annotations
@@ -10,15 +15,21 @@ from __future__ import annotations
 import asyncio
 import shutil
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from runner.emulator import failures
+import av
+from PIL import Image, ImageOps
+
+from runner.emulator import failures, video_io
 from runner.emulator.animatic import RenderOutcome, RenderSpec, render
 from runner.emulator.files import FileStore
 from runner.emulator.inputs import InputResolver, InputUnavailable
 from runner.emulator.jobs import Job, JobError
+from runner.emulator.sound import Sound
+from runner.ltx.clip import Timing, timing
 from runner.ltx.registry import Endpoint, registry
 from runner.ltx.schema import input_schema, load_raw
 
@@ -28,12 +39,29 @@ Loc = tuple[str | int, ...]
 
 @dataclass(frozen=True)
 class _Inputs:
+    """A job's media, downloaded; its fields are RenderSpec's of the same names."""
+
     image: Path | None = None
     image_url: str | None = None
     image_loc: Loc = ()
     video: Path | None = None
     video_url: str | None = None
     video_loc: Loc = ()
+
+    def shape(self) -> Timing | None:
+        """The shape of the first input (a video, else an image), None when unreadable:
+        the render then fails on it, as fal's app would."""
+        try:
+            if self.video is not None:
+                info = video_io.probe(self.video)
+                return Timing(info.frames, info.frame_rate, width=info.width, height=info.height)
+            if self.image is not None:
+                with Image.open(self.image) as image:
+                    width, height = ImageOps.exif_transpose(image).size
+                return Timing(None, None, width=width, height=height)
+        except (av.FFmpegError, OSError, ValueError, IndexError):
+            return None
+        return None
 
 
 class _Unavailable(Exception):
@@ -66,6 +94,7 @@ class Model:
         inputs: InputResolver,
         executor: Executor,
         scratch: Path,
+        render_scale: float = 1.0,
         *,
         no_render: bool = False,
     ) -> None:
@@ -73,6 +102,7 @@ class Model:
         self._inputs = inputs
         self._executor = executor
         self._scratch = scratch
+        self._scale = render_scale
         self._no_render = no_render
         self._tiny: bytes | None = None  # the clip every job answers with in no_render
 
@@ -86,11 +116,18 @@ class Model:
         job_dir = self._scratch / job.id
         try:
             # no_render: the inputs are not fetched (the tiny clip does not show them).
-            inputs = (
-                _Inputs() if self._no_render else await self._resolve(endpoint.kind, body, job_dir)
-            )
-            spec = _spec(endpoint, body, seed_for(job), inputs, job.node)
-            job.log(f"rendering {spec.num_frames} frames at {spec.frame_rate} fps")
+            if self._no_render:
+                inputs = _Inputs()
+            else:
+                inputs = await self._resolve(endpoint.kind, body, job_dir)
+            if endpoint.sound and not self._no_render:
+                source = await asyncio.to_thread(inputs.shape)
+                spec = _ltx2_spec(
+                    endpoint, body, seed_for(job), inputs, source, self._scale, job.node
+                )
+            else:
+                spec = _spec(endpoint, body, seed_for(job), inputs, job.node)
+            job.log(f"rendering {spec.num_frames} frames at {float(spec.frame_rate):g} fps")
             stored = self._files.create("output.mp4", "video/mp4", job.output_ttl)
             target = self._files.output_path(stored)
             loop = asyncio.get_running_loop()
@@ -116,8 +153,19 @@ class Model:
             "file_name": published.name,
             "file_size": published.size,
         }
+        output = load_raw(job.endpoint, "output")
+        described = output.get("$defs", {}).get("VideoFile", {}).get("properties", {})
+        if "num_frames" in described:  # LTX-2's File says what the video is
+            facts = {
+                "width": outcome.width,
+                "height": outcome.height,
+                "fps": float(spec.frame_rate),
+                "duration": round(spec.num_frames / float(spec.frame_rate), 6),
+                "num_frames": spec.num_frames,
+            }
+            video.update(facts)
         values: dict[str, Any] = {"video": video, "prompt": body.get("prompt"), "seed": spec.seed}
-        order = load_raw(job.endpoint, "output").get("x-fal-order-properties", list(values))
+        order = output.get("x-fal-order-properties", list(values))
         return {key: values[key] for key in order if key in values}, None
 
     async def _tiny_clip(self, target: Path) -> RenderOutcome:
@@ -136,10 +184,18 @@ class Model:
         if kind == "i2v":
             image = await self._fetch(body["image_url"], ("image_url",), job_dir)
             return _Inputs(image, body["image_url"], ("image_url",))
-        if kind == "extend":
+        if kind == "extend" and isinstance(body.get("video"), dict):  # LTX-Video 0.9.x
             url = body["video"]["video_url"]
             video = await self._fetch(url, ("video", "video_url"), job_dir)
             return _Inputs(video=video, video_url=url, video_loc=("video", "video_url"))
+        if kind in ("extend", "v2v", "retake"):  # LTX-2: a top-level video_url
+            url = body["video_url"]
+            video = await self._fetch(url, ("video_url",), job_dir)
+            image_url = body.get("image_url")
+            if not isinstance(image_url, str):
+                return _Inputs(video=video, video_url=url, video_loc=("video_url",))
+            image = await self._fetch(image_url, ("image_url",), job_dir)
+            return _Inputs(image, image_url, ("image_url",), video, url, ("video_url",))
         if kind == "multicondition":
             found: dict[str, tuple[Path, str, Loc]] = {}
             # Every listed input is fetched, so a bad URL anywhere fails as on fal; the
@@ -180,12 +236,45 @@ def _spec(
         seed=seed,
         label=f"animatic · {endpoint.kind} · seed {seed}",
         reverse=_flag(body.get("reverse_video")),
-        image=inputs.image,
-        image_url=inputs.image_url,
-        image_loc=inputs.image_loc,
-        video=inputs.video,
-        video_url=inputs.video_url,
-        video_loc=inputs.video_loc,
+        **asdict(inputs),
+        node=node,
+    )
+
+
+def _ltx2_spec(
+    endpoint: Endpoint,
+    body: dict[str, Any],
+    seed: int,
+    inputs: _Inputs,
+    source: Timing | None,
+    scale: float,
+    node: str | None,
+) -> RenderSpec:
+    clip = timing(endpoint, body, source)
+    width, height = clip.size or (source.size if source and source.size else (1920, 1080))
+    kind = endpoint.kind
+    if kind == "v2v" and inputs.image is not None:
+        kind = "multicondition"  # the image, moving as the input clip moves
+    section, mode = None, str(body.get("retake_mode", ""))
+    if kind == "retake":
+        section = (float(body.get("start_time", 0)), float(body.get("duration", 0)))
+    audible = kind == "retake" or _flag(body.get("generate_audio", True))
+    return RenderSpec(
+        kind=kind,
+        resolution=None,
+        aspect_ratio=None,
+        num_frames=clip.num_frames or 1,
+        frame_rate=Fraction(clip.frame_rate or 25).limit_denominator(1001),
+        prompt=str(body.get("prompt") or ""),
+        seed=seed,
+        label=f"animatic · {endpoint.kind} · seed {seed}",
+        **asdict(inputs),
+        size=(width - width % 2, height - height % 2),  # yuv420p
+        sound=Sound(seed) if audible else None,
+        section=section,
+        retake_video=mode != "replace_audio",
+        retake_audio=mode != "replace_video",
+        scale=scale,
         node=node,
     )
 

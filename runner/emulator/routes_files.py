@@ -3,6 +3,17 @@
 On fal these live on two hosts (``rest.fal.ai`` for the token, the CDN for the bytes); the
 emulator serves both from its one origin and hands that origin out as the token's
 ``base_url``.
+
+Two flows, as fal's two official clients use them:
+
+- fal-client (Python): ``POST /storage/auth/token`` for a Bearer token, then ``POST
+  /files/upload`` (or ``/files/upload/multipart``, parts, ``complete``) with it;
+- fal-js: ``POST /storage/upload/initiate?storage_type=fal-cdn-v3`` (or
+  ``initiate-multipart``) with the API key and ``{content_type, file_name}`` answers
+  ``{upload_url, file_url}``; the bytes are then ``PUT`` to ``upload_url`` with no
+  credentials (a presigned URL: its unguessable upload id is the permission), or, multipart,
+  to ``{upload_url}/{n}`` (answered ``{partNumber, etag}``) and ``POST {upload_url}/complete``
+  with ``{"parts": [{partNumber, etag}]}``.
 """
 
 from __future__ import annotations
@@ -21,25 +32,76 @@ def _emulator(request: Request) -> Emulator:
     return emulator
 
 
-async def token(request: Request) -> Response:
+async def _keyed(request: Request, route: str) -> Response | None:
+    """A route fault, or 401 without the API key (the routes on fal's REST host)."""
     emulator = _emulator(request)
-    imposed = await emulator.intercept("token")
+    imposed = await emulator.intercept(route)
     if imposed is not None:
         return imposed
-    denied = protocol.unauthorized(request, emulator.config)
-    if denied is not None:
-        return denied
-    return JSONResponse(emulator.files.issue_token(protocol.origin(request)))
+    return protocol.unauthorized(request, emulator.config)
 
 
-async def _upload_guard(request: Request) -> Response | None:
+async def token(request: Request) -> Response:
+    refused = await _keyed(request, "token")
+    if refused is not None:
+        return refused
+    return JSONResponse(_emulator(request).files.issue_token(protocol.origin(request)))
+
+
+async def _upload_guard(request: Request, *, presigned: bool = False) -> Response | None:
+    """A route fault, or 401 without the storage token. ``presigned``: a URL carrying the
+    id of a pending upload (fal-js sends no credentials there; the id is the permission)."""
     emulator = _emulator(request)
     imposed = await emulator.intercept("upload")
     if imposed is not None:
         return imposed
+    if presigned and request.headers.get("authorization") is None:
+        return None  # the route checks the upload id
     if not emulator.files.token_valid(request.headers.get("authorization")):
         return protocol.detail(401, "Invalid or expired upload token")
     return None
+
+
+async def initiate(request: Request) -> Response:
+    """fal-js's upload: a pending file and the URLs to put its bytes to and read it from
+    (``initiate`` and ``initiate-multipart`` answer alike)."""
+    refused = await _keyed(request, "upload")
+    if refused is not None:
+        return refused
+    emulator = _emulator(request)
+    try:
+        payload = await request.json()
+    except ValueError:
+        payload = None
+    if not isinstance(payload, dict):
+        return protocol.detail(422, "expected a JSON body with content_type and file_name")
+    content_type = payload.get("content_type") or "application/octet-stream"
+    name = payload.get("file_name")
+    stored, upload_id = emulator.files.start_multipart(
+        name if isinstance(name, str) else None, str(content_type), lifecycle_ttl(request)
+    )
+    file_url = protocol.origin(request) + stored.url_path
+    return JSONResponse({"upload_url": f"{file_url}/multipart/{upload_id}", "file_url": file_url})
+
+
+async def put_upload(request: Request) -> Response:
+    """The one ``PUT`` of fal-js's single upload, to the ``upload_url`` it was given."""
+    refused = await _upload_guard(request, presigned=True)
+    if refused is not None:
+        return refused
+    params = request.path_params
+    files = _emulator(request).files
+    path = files.part_path(params["file_id"], params["upload_id"], 1)
+    if path is None:
+        return protocol.detail(404, "No such upload")
+    etag = await files.receive_part(path, request.stream())
+    try:
+        files.complete_multipart(
+            params["file_id"], params["upload_id"], [{"partNumber": 1, "etag": etag}]
+        )
+    except MultipartError as exc:
+        return protocol.detail(400, str(exc))
+    return Response(status_code=200, headers={"ETag": f'"{etag}"'})
 
 
 def _content_type(request: Request) -> str:
@@ -70,7 +132,7 @@ async def start_multipart(request: Request) -> Response:
 
 
 async def upload_part(request: Request) -> Response:
-    refused = await _upload_guard(request)
+    refused = await _upload_guard(request, presigned=True)
     if refused is not None:
         return refused
     params = request.path_params
@@ -82,11 +144,14 @@ async def upload_part(request: Request) -> Response:
     if path is None:
         return protocol.detail(404, "No such multipart upload")
     etag = await files.receive_part(path, request.stream())
-    return Response(status_code=200, headers={"ETag": f'"{etag}"'})
+    # fal-client reads the ETag header, fal-js the JSON body.
+    return JSONResponse(
+        {"partNumber": int(number), "etag": f'"{etag}"'}, headers={"ETag": f'"{etag}"'}
+    )
 
 
 async def complete_multipart(request: Request) -> Response:
-    refused = await _upload_guard(request)
+    refused = await _upload_guard(request, presigned=True)
     if refused is not None:
         return refused
     try:

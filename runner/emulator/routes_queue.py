@@ -8,6 +8,7 @@ segments: ``POST /{owner}/{alias}[/{path}]`` submits, and ``.../requests/{id}[/s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 import uuid
@@ -68,6 +69,32 @@ async def _poll(emulator: Emulator, request: Request, app: str, rest: list[str])
 
 
 async def submit(emulator: Emulator, request: Request, endpoint_id: str) -> Response:
+    accepted = await accept(emulator, request, endpoint_id, "submit")
+    if not isinstance(accepted, Job):
+        return accepted
+    job = accepted
+    position = emulator.queue.position(job) or 0
+    lost = emulator.faults.take_answer_fault(endpoint_id, job.prompt)
+    if lost is not None:
+        emulator.faults_fired[lost.kind] += 1
+        # Held until the time is up or the emulator stops, whichever comes first.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(emulator.closing.wait(), lost.seconds)
+        return protocol.DropConnection()
+    payload = {
+        "request_id": job.id,
+        **protocol.queue_urls(protocol.origin(request), job),
+        "status": "IN_QUEUE",
+        "queue_position": position,
+    }
+    return JSONResponse(payload, headers=protocol.request_id_headers(job))
+
+
+async def accept(
+    emulator: Emulator, request: Request, endpoint_id: str, route: str
+) -> Job | Response:
+    """Queue the job a request asks for (the queue's submit, or fal.run's call), or the
+    response that refuses it: a fault, no key, an unknown app, a body that is not JSON."""
     raw = await request.body()
     error: ValueError | None = None
     try:
@@ -76,7 +103,7 @@ async def submit(emulator: Emulator, request: Request, endpoint_id: str) -> Resp
         body, error = None, exc
     prompt = body.get("prompt") if isinstance(body, dict) else None
     imposed = await emulator.intercept(
-        "submit", endpoint_id, prompt if isinstance(prompt, str) else None
+        route, endpoint_id, prompt if isinstance(prompt, str) else None
     )
     if imposed is not None:
         return imposed
@@ -106,14 +133,8 @@ async def submit(emulator: Emulator, request: Request, endpoint_id: str) -> Resp
         output_ttl=lifecycle_ttl(request),
         node=protocol.node_name(request),
     )
-    position = emulator.queue.submit(job)
-    payload = {
-        "request_id": job.id,
-        **protocol.queue_urls(protocol.origin(request), job),
-        "status": "IN_QUEUE",
-        "queue_position": position,
-    }
-    return JSONResponse(payload, headers=protocol.request_id_headers(job))
+    emulator.queue.submit(job)
+    return job
 
 
 async def status(emulator: Emulator, request: Request, job: Job) -> Response:
@@ -134,6 +155,7 @@ async def stream(emulator: Emulator, request: Request, job: Job) -> Response:
 
     async def events() -> AsyncIterator[str]:
         sent: tuple[Any, ...] | None = None
+        logged = 0  # log entries already sent on this stream
         while True:
             # Take the wake-up before reading the state: a change after the read wakes us.
             wake = emulator.queue.changed.event
@@ -141,6 +163,12 @@ async def stream(emulator: Emulator, request: Request, job: Job) -> Response:
             seen = (job.state, position, len(job.logs) if with_logs else 0)
             if seen != sent:
                 body = protocol.status_body(job, base, position, with_logs)
+                if with_logs:
+                    # Each event carries only the entries the stream has not sent yet:
+                    # fal-js appends every event's logs to what it has (queue.ts,
+                    # subscribeToStatus), so a whole list each time shows lines twice.
+                    body["logs"] = job.logs[logged:]
+                    logged = len(job.logs)
                 yield f"data: {json.dumps(body)}\n\n"
                 sent = seen
             if job.state == COMPLETED or emulator.closing.is_set():

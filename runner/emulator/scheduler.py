@@ -118,6 +118,10 @@ class Scheduler:
     def get(self, request_id: str) -> Job | None:
         return self._jobs.get(request_id)
 
+    def all_jobs(self) -> list[Job]:
+        """Every job this emulator knows, in no particular order."""
+        return list(self._jobs.values())
+
     def position(self, job: Job) -> int | None:
         """Requests ahead of ``job`` (0-indexed), while it is queued."""
         if job.state != IN_QUEUE:

@@ -79,7 +79,10 @@ class EmulatorServer:
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._socket: socket.socket | None = None
+        self._run_socket: socket.socket | None = None
         self.url = ""
+        #: fal.run's synchronous host ("" when ``config.run_port`` is None).
+        self.run_url = ""
 
     @property
     def emulator(self) -> Emulator:
@@ -89,6 +92,10 @@ class EmulatorServer:
         """Bind, start serving and return once requests are answered."""
         self._socket = _bind(self.config.host, self.config.port)
         self.url = _url(self.config, self._socket)
+        if self.config.run_port is not None:
+            self._run_socket = _bind(self.config.host, self.config.run_port)
+            self.run_url = _url(self.config, self._run_socket)
+            self._app.run_ports = {self._run_socket.getsockname()[1]}
         self._server = server = _uvicorn(self._app, self.config)
         self._thread = threading.Thread(target=self._run, name="shotgraph-emulator", daemon=True)
         self._thread.start()
@@ -103,11 +110,12 @@ class EmulatorServer:
 
     def _run(self) -> None:
         assert self._server is not None and self._socket is not None
-        server, sock = self._server, self._socket
+        server = self._server
+        sockets = [s for s in (self._socket, self._run_socket) if s is not None]
 
         async def main() -> None:
             self._loop = asyncio.get_running_loop()
-            await server.serve(sockets=[sock])
+            await server.serve(sockets=sockets)
 
         asyncio.run(main())
 
@@ -149,8 +157,9 @@ class EmulatorServer:
         self._server.should_exit = True
         if self._thread is not None:
             self._thread.join(timeout=30)
-        if self._socket is not None:
-            self._socket.close()
+        for sock in (self._socket, self._run_socket):
+            if sock is not None:
+                sock.close()
         self._server = None
 
     def __enter__(self) -> EmulatorServer:
@@ -165,10 +174,15 @@ class EmulatorServer:
         self.stop()
 
 
-def serve(config: EmulatorConfig, on_ready: Callable[[str], None] | None = None) -> None:
-    """Serve in the foreground until SIGINT or SIGTERM; ``on_ready`` gets the URL first."""
+def serve(config: EmulatorConfig, on_ready: Callable[[str, str], None] | None = None) -> None:
+    """Serve in the foreground until SIGINT or SIGTERM; ``on_ready`` gets the URL and the
+    run host's URL ("" without one) first."""
     app = create_app(config)
-    sock = _bind(config.host, config.port)
+    sockets = [_bind(config.host, config.port)]
+    if config.run_port is not None:
+        sockets.append(_bind(config.host, config.run_port))
+        app.run_ports = {sockets[1].getsockname()[1]}
     if on_ready is not None:
-        on_ready(_url(config, sock))
-    _uvicorn(app, config).run(sockets=[sock])
+        run_url = _url(config, sockets[1]) if len(sockets) > 1 else ""
+        on_ready(_url(config, sockets[0]), run_url)
+    _uvicorn(app, config).run(sockets=sockets)

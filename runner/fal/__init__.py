@@ -5,13 +5,14 @@ Modules, one idea each: ``config`` (where to talk), ``credentials`` (the key, ne
 ``endpoint`` (ids and URLs), ``retry`` (what is retried, how long to wait), ``session``
 (one request with retries and error translation), ``translate`` (HTTP errors to
 ``errors``), ``status`` (handles and statuses), ``sse`` and ``waiting`` (the status stream
-and the polling fallback), ``storage`` (uploads), ``download``, and ``client`` (the API).
+and the polling fallback), ``storage`` (uploads), ``download``, ``listing`` (fal's request
+listing, to reconcile an uncertain submit), and ``client`` (the API).
 """
 
 from __future__ import annotations
 
 from runner.fal.client import FalClient
-from runner.fal.config import DEFAULT_QUEUE_URL, DEFAULT_REST_URL, FalConfig
+from runner.fal.config import DEFAULT_API_URL, DEFAULT_QUEUE_URL, DEFAULT_REST_URL, FalConfig
 from runner.fal.credentials import Credentials, Secret, load_credentials
 from runner.fal.download import Downloaded
 from runner.fal.endpoint import EndpointId
@@ -32,6 +33,7 @@ from runner.fal.errors import (
     FalValidationError,
     ValidationIssue,
 )
+from runner.fal.listing import ListedRequest, ListingIncomplete
 from runner.fal.retry import RetryPolicy
 from runner.fal.status import (
     COMPLETED,
@@ -46,6 +48,7 @@ from runner.fal.waiting import UpdateCallback
 
 __all__ = [
     "COMPLETED",
+    "DEFAULT_API_URL",
     "DEFAULT_QUEUE_URL",
     "DEFAULT_REST_URL",
     "IN_PROGRESS",
@@ -72,6 +75,8 @@ __all__ = [
     "FalValidationError",
     "JobHandle",
     "JobStatus",
+    "ListedRequest",
+    "ListingIncomplete",
     "RetryPolicy",
     "Secret",
     "UpdateCallback",

@@ -10,14 +10,15 @@
         await fal.download(output["video"]["url"], Path("out.mp4"))
 
 The network is an injected ``httpx.AsyncBaseTransport`` (``httpx.MockTransport`` in tests).
-The API key goes only to the configured queue and REST origins, never to a media host.
+The API key goes only to the configured queue, REST and platform API origins, never to a
+media host.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
@@ -31,11 +32,19 @@ from runner.fal.credentials import Credentials, Redactor, load_credentials
 from runner.fal.download import Downloaded, download
 from runner.fal.endpoint import EndpointId, request_url, submit_url
 from runner.fal.errors import FalError, FalProtocolError
+from runner.fal.listing import ListedRequest, list_requests
 from runner.fal.retry import REQUEST_TIMEOUT_HEADER
 from runner.fal.session import Call, Session
 from runner.fal.status import CancelOutcome, JobHandle, JobStatus, cancel_outcome, parse_status
 from runner.fal.storage import Storage, UploadedFile
 from runner.fal.waiting import UpdateCallback, Waiter
+
+#: fal may reroute a queued request to an "equivalent" endpoint after five failed retries
+#: (https://docs.fal.ai/model-apis/model-endpoints/reliability, "Model Fallbacks"); a job
+#: that silently ran on another model is not the render its lock promises. The docs name
+#: the header without a value; "true" is what fal's other boolean headers take
+#: (``x-fal-no-retry: 1|true|yes``).
+DISABLE_FALLBACKS_HEADER = "x-fal-disable-fallbacks"
 
 
 class FalClient:
@@ -116,6 +125,9 @@ class FalClient:
     ) -> JobHandle:
         """Queue a job. Journal the handle before waiting on it.
 
+        Every submit carries ``x-fal-disable-fallbacks``: the job runs on ``endpoint_id``
+        or fails, never on a substitute fal picks.
+
         ``node`` is the pipeline node the job renders. It is sent only where the config
         names a header for it (the local backend tells its emulator, which writes it on the
         animatic); fal never sees it, and it is part of neither the body nor any key.
@@ -125,7 +137,7 @@ class FalClient:
         submit itself are limited (see :mod:`runner.fal.retry`) so a job is never queued twice.
         """
         endpoint = EndpointId.parse(endpoint_id)
-        headers: dict[str, str] = {}
+        headers: dict[str, str] = {DISABLE_FALLBACKS_HEADER: "true"}
         if start_timeout is not None:
             if start_timeout <= 1:
                 raise ValueError("start_timeout must be more than 1 second")
@@ -226,6 +238,16 @@ class FalClient:
             raise self._session.error(call, response)
         return outcome
 
+    def list_requests(
+        self, endpoint_id: str, since: float, *, payloads: bool = True
+    ) -> AsyncIterator[ListedRequest]:
+        """fal's listing of the requests sent to ``endpoint_id`` since ``since`` (Unix
+        seconds), with their input payloads: see :mod:`runner.fal.listing`."""
+        url = self.config.api_url
+        return list_requests(
+            self._session, url, self._auth_for(url), endpoint_id, since, payloads=payloads
+        )
+
     # -- files -------------------------------------------------------------------------
 
     async def upload(
@@ -266,7 +288,7 @@ class FalClient:
         """The key for fal's own API hosts only: output and CDN URLs are public."""
         if self._auth is None:
             return None
-        home = (self.config.queue_url, self.config.rest_url)
+        home = (self.config.queue_url, self.config.rest_url, self.config.api_url)
         return self._auth if any(same_origin(url, h) for h in home) else None
 
     def _returned(self, data: Mapping[str, Any], name: str, built: str) -> str:

@@ -3,10 +3,14 @@
 Base URLs, highest precedence first:
 
 - an explicit option (``FalConfig.from_env(queue_url=...)``);
-- ``SHOTGRAPH_FAL_QUEUE_URL`` / ``SHOTGRAPH_FAL_REST_URL``: full URLs, http allowed, for
-  the local emulator or a proxy;
+- ``SHOTGRAPH_FAL_QUEUE_URL`` / ``SHOTGRAPH_FAL_REST_URL`` / ``SHOTGRAPH_FAL_API_URL``
+  (the platform API, where the request listing is): full URLs, http allowed, for the local
+  emulator or a proxy;
 - ``FAL_QUEUE_RUN_HOST``: a host name, spoken over https, as fal's own client takes it;
-- ``https://queue.fal.run`` and ``https://rest.fal.ai``.
+- ``https://queue.fal.run``, ``https://rest.fal.ai`` and ``https://api.fal.ai/v1``.
+
+``SHOTGRAPH_FAL_LISTING_SETTLE`` (seconds) is how long after a submit attempt the runner
+keeps looking for its job in fal's request listing before it submits again.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from runner.fal.retry import RetryPolicy
 
 DEFAULT_QUEUE_URL = "https://queue.fal.run"
 DEFAULT_REST_URL = "https://rest.fal.ai"
+DEFAULT_API_URL = "https://api.fal.ai/v1"
 MiB = 1024 * 1024
 
 
@@ -32,6 +37,15 @@ class FalConfig:
 
     queue_url: str = DEFAULT_QUEUE_URL
     rest_url: str = DEFAULT_REST_URL
+    #: fal's platform API (``/models/requests/by-endpoint``: the request listing).
+    api_url: str = DEFAULT_API_URL
+    #: How long after a submit attempt its job may still be missing from fal's request
+    #: listing (fal does not document whether queued or running requests are listed, nor
+    #: how soon a finished one appears): an uncertain submit is looked for that long
+    #: before it is sent again. A job queued longer than this is paid for twice.
+    listing_settle: float = 600.0
+    #: Seconds between looks at the listing while waiting for a job to appear.
+    listing_poll: float = 5.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     #: Wait on the SSE status stream; polling is the fallback (or the only way if False).
     use_stream: bool = True
@@ -59,10 +73,15 @@ class FalConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "queue_url", _checked_url(self.queue_url, "queue URL"))
         object.__setattr__(self, "rest_url", _checked_url(self.rest_url, "REST URL"))
+        object.__setattr__(self, "api_url", _checked_url(self.api_url, "platform API URL"))
         if self.multipart_part_size < 1 or self.chunk_size < 1 or self.multipart_concurrency < 1:
             raise FalConfigError("part size, chunk size and upload concurrency must be positive")
-        if self.poll_interval < 0 or self.stream_attempts < 0:
-            raise FalConfigError("poll_interval and stream_attempts cannot be negative")
+        if self.poll_interval < 0 or self.stream_attempts < 0 or self.listing_settle < 0:
+            raise FalConfigError(
+                "poll_interval, stream_attempts and listing_settle cannot be negative"
+            )
+        if self.listing_poll <= 0:
+            raise FalConfigError("listing_poll must be positive")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **options: Any) -> FalConfig:
@@ -80,6 +99,15 @@ class FalConfig:
             values["queue_url"] = url
         if url := env.get("SHOTGRAPH_FAL_REST_URL", "").strip():
             values["rest_url"] = url
+        if url := env.get("SHOTGRAPH_FAL_API_URL", "").strip():
+            values["api_url"] = url
+        if settle := env.get("SHOTGRAPH_FAL_LISTING_SETTLE", "").strip():
+            try:
+                values["listing_settle"] = float(settle)
+            except ValueError:
+                raise FalConfigError(
+                    f"SHOTGRAPH_FAL_LISTING_SETTLE must be a number of seconds, not {settle!r}"
+                ) from None
         values.update({k: v for k, v in options.items() if v is not None})
         return cls(**values)
 

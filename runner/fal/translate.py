@@ -21,7 +21,7 @@ from runner.fal.errors import (
     parse_issues,
 )
 
-Operation = Literal["submit", "status", "result", "cancel", "upload", "download"]
+Operation = Literal["submit", "status", "result", "cancel", "upload", "download", "list"]
 Redactor = Callable[[str], str]
 
 _MAX_TEXT = 2000  # keep an HTML error page from swamping a message

@@ -7,23 +7,29 @@ The derived JSON Schemas under ``schemas/endpoints/`` use a small subset of JSON
 (types, enums, bounds, multipleOf, required, nested objects and arrays of objects); this
 module compiles that subset into a checker producing the same error list, in field order.
 
-Pydantic's lax mode is mirrored: ``"121"`` is accepted for an integer, ``1`` for a boolean,
-and unknown keys are ignored. shotgraph's own pipeline checks are stricter than this; the
-emulator answers exactly like this.
+Pydantic's lax mode is mirrored (:mod:`runner.ltx.coerce` has its scalar rules): ``"121"`` is
+accepted for an integer, ``1`` for a boolean, and unknown keys are ignored. ``anyOf`` with
+``null``, or a field neither required nor defaulted, is nullable (``seed: null`` is fine
+there, and only there); any other ``anyOf`` is a union whose errors carry the branch in
+their ``loc``, as pydantic's do (``["body", "video_size", "ImageSize", "width"]``,
+``["body", "video_size", "enum[VideoSize]"]``). The models pydantic is compared with are
+those datamodel-code-generator makes from the same schemas (enums as ``Enum`` classes,
+nullable only where the schema says so). shotgraph's own pipeline checks are stricter than
+this; the emulator answers exactly like this.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
-import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
 
+from runner.ltx.coerce import bound, coerce, enum_refusal, expected, length_refusal
 from runner.resources import schemas_dir
 
 JSON = Any
@@ -31,17 +37,6 @@ FieldError = dict[str, Any]
 
 _MEMO_TYPES = (int, float, bool)
 _MEMO_LIMIT = 4096
-_TRUE = {"true", "t", "yes", "y", "on", "1"}
-_FALSE = {"false", "f", "no", "n", "off", "0"}
-
-
-def is_multiple_of(value: float, step: float) -> bool:
-    """JSON Schema's multipleOf, exact in decimal (the pipeline's validator uses it too):
-    0.15 is a multiple of 0.05 though 0.15 / 0.05 is 2.9999999999999996."""
-    try:
-        return Decimal(str(value)) % Decimal(str(step)) == 0
-    except InvalidOperation:
-        return False
 
 
 @dataclass(frozen=True)
@@ -59,8 +54,12 @@ class Field:
     gt: float | None = None
     lt: float | None = None
     multiple_of: float | None = None
+    min_length: int | None = None  # of a string
+    max_length: int | None = None
     model: ObjectSchema | None = None  # an object value
     items: ObjectSchema | None = None  # an array of objects
+    nullable: bool = False  # null is accepted (``anyOf`` with ``{"type": "null"}``)
+    branches: tuple[Field, ...] = ()  # a union's alternatives, each named as pydantic tags it
     # Scalar values already found valid (a plan checks the same parameters thousands of times).
     valid: set[tuple[Any, Any]] = field(default_factory=set, compare=False, repr=False)
 
@@ -120,8 +119,10 @@ class ObjectSchema:
         for f in self.fields:
             if f.name in value:
                 item = value[f.name]
-                if f.model is not None and isinstance(item, Mapping):
-                    item = f.model.with_defaults(item)
+                # A union's object branch (LTX-2's ``video_size``) fills its defaults too.
+                model = f.model or next((b.model for b in f.branches if b.model), None)
+                if model is not None and isinstance(item, Mapping):
+                    item = model.with_defaults(item)
                 elif f.items is not None and isinstance(item, list):
                     item = [f.items.with_defaults(x) if isinstance(x, Mapping) else x for x in item]
                 out[f.name] = item
@@ -146,6 +147,20 @@ def _error(
 
 
 def _check_field(f: Field, value: JSON, loc: tuple[str | int, ...], out: list[FieldError]) -> None:
+    if value is None and f.nullable:
+        return
+    if f.branches:
+        # A union: fine if any branch takes the value, else every branch's errors, each
+        # under the branch's name.
+        errors: list[FieldError] = []
+        for branch in f.branches:
+            found: list[FieldError] = []
+            _check_field(branch, value, (*loc, branch.name), found)
+            if not found:
+                return
+            errors.extend(found)
+        out.extend(errors)
+        return
     if f.model is not None:
         f.model._check_object(value, loc, out)
         return
@@ -160,122 +175,31 @@ def _check_field(f: Field, value: JSON, loc: tuple[str | int, ...], out: list[Fi
     memo_key = (type(value), value) if isinstance(value, _MEMO_TYPES) else None
     if memo_key is not None and memo_key in f.valid:
         return  # this exact value passed before: checks are pure
-    coerced, err = _coerce(f, value, loc)
-    if err is not None:
-        out.append(err)
-        return
-    if f.enum and coerced not in f.enum:
-        expected = _expected(f.enum)
-        out.append(
-            _error("enum", loc, f"Input should be {expected}", value, {"expected": expected})
-        )
-        return
-    problems = _bounds(f, coerced, value, loc)
-    if problems:
-        out.extend(problems)
-    elif memo_key is not None and len(f.valid) < _MEMO_LIMIT:
+    if f.enum:
+        refusal = enum_refusal(f.type, value, f.enum)
+        if refusal is not None:
+            ctx = {"expected": expected(f.enum)} if refusal[0] == "enum" else None
+            out.append(_error(refusal[0], loc, refusal[1], value, ctx))
+            return
+    else:
+        coerced, refusal = coerce(f.type, value)
+        if refusal is not None:
+            out.append(_error(refusal[0], loc, refusal[1], value))
+            return
+        if f.type == "string" and (f.min_length is not None or f.max_length is not None):
+            short = length_refusal(coerced, f.min_length, f.max_length)
+            if short is not None:
+                out.append(_error(short[0], loc, short[1], value, short[2]))
+                return
+        if f.type in ("integer", "number") and not isinstance(coerced, bool):
+            broken = bound(
+                coerced, f.type, multiple_of=f.multiple_of, le=f.le, lt=f.lt, ge=f.ge, gt=f.gt
+            )
+            if broken is not None:
+                out.append(_error(broken[0], loc, broken[1], value, broken[2]))
+                return
+    if memo_key is not None and len(f.valid) < _MEMO_LIMIT:
         f.valid.add(memo_key)
-
-
-def _coerce(f: Field, value: JSON, loc: tuple[str | int, ...]) -> tuple[JSON, FieldError | None]:
-    kind = f.type
-    if kind == "string":
-        if isinstance(value, str):
-            return value, None
-        return None, _error("string_type", loc, "Input should be a valid string", value)
-    if kind == "boolean":
-        if isinstance(value, bool):
-            return value, None
-        if isinstance(value, int) and value in (0, 1):
-            return bool(value), None
-        if isinstance(value, str):
-            if value.lower() in _TRUE:
-                return True, None
-            if value.lower() in _FALSE:
-                return False, None
-            msg = "Input should be a valid boolean, unable to interpret input"
-            return None, _error("bool_parsing", loc, msg, value)
-        return None, _error("bool_type", loc, "Input should be a valid boolean", value)
-    if kind == "integer":
-        return _coerce_int(value, loc)
-    if kind == "number":
-        return _coerce_number(value, loc)
-    return value, None
-
-
-def _coerce_int(value: JSON, loc: tuple[str | int, ...]) -> tuple[JSON, FieldError | None]:
-    if isinstance(value, bool):
-        return int(value), None
-    if isinstance(value, int):
-        return value, None
-    if isinstance(value, float):
-        if math.isfinite(value) and value.is_integer():
-            return int(value), None
-        msg = "Input should be a valid integer, got a number with a fractional part"
-        return None, _error("int_from_float", loc, msg, value)
-    if isinstance(value, str):
-        try:
-            return int(value.strip()), None
-        except ValueError:
-            msg = "Input should be a valid integer, unable to parse string as an integer"
-            return None, _error("int_parsing", loc, msg, value)
-    return None, _error("int_type", loc, "Input should be a valid integer", value)
-
-
-def _coerce_number(value: JSON, loc: tuple[str | int, ...]) -> tuple[JSON, FieldError | None]:
-    if isinstance(value, int | float):
-        if isinstance(value, float) and not math.isfinite(value):
-            return None, _error("finite_number", loc, "Input should be a finite number", value)
-        return value, None
-    if isinstance(value, str):
-        try:
-            number = float(value.strip())
-        except ValueError:
-            msg = "Input should be a valid number, unable to parse string as a number"
-            return None, _error("float_parsing", loc, msg, value)
-        return _coerce_number(number, loc)
-    return None, _error("float_type", loc, "Input should be a valid number", value)
-
-
-def _bounds(f: Field, n: JSON, raw: JSON, loc: tuple[str | int, ...]) -> list[FieldError]:
-    if isinstance(n, bool) or not isinstance(n, int | float):
-        return []
-    checks = (
-        (f.gt, n > f.gt if f.gt is not None else True, "greater_than", "greater than", "gt"),
-        (
-            f.ge,
-            n >= f.ge if f.ge is not None else True,
-            "greater_than_equal",
-            "greater than or equal to",
-            "ge",
-        ),
-        (f.lt, n < f.lt if f.lt is not None else True, "less_than", "less than", "lt"),
-        (
-            f.le,
-            n <= f.le if f.le is not None else True,
-            "less_than_equal",
-            "less than or equal to",
-            "le",
-        ),
-    )
-    for limit, ok, kind, words, key in checks:
-        if limit is not None and not ok:
-            shown = _num(limit)
-            return [_error(kind, loc, f"Input should be {words} {shown}", raw, {key: shown})]
-    if f.multiple_of is not None and not is_multiple_of(n, f.multiple_of):
-        shown = _num(f.multiple_of)
-        msg = f"Input should be a multiple of {shown}"
-        return [_error("multiple_of", loc, msg, raw, {"multiple_of": shown})]
-    return []
-
-
-def _num(x: float) -> int | float:
-    return int(x) if float(x).is_integer() else x
-
-
-def _expected(options: tuple[JSON, ...]) -> str:
-    shown = [repr(o) if isinstance(o, str) else str(o) for o in options]
-    return shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + f" or {shown[-1]}"
 
 
 def compile_object(schema: Mapping[str, JSON], defs: Mapping[str, JSON]) -> ObjectSchema:
@@ -283,12 +207,21 @@ def compile_object(schema: Mapping[str, JSON], defs: Mapping[str, JSON]) -> Obje
     props: Mapping[str, JSON] = schema.get("properties", {})
     order = list(schema.get("x-fal-order-properties", [])) or list(props)
     order += [name for name in props if name not in order]
-    fields = tuple(_compile_field(name, props[name], defs) for name in order if name in props)
-    return ObjectSchema(
-        title=str(schema.get("title", "object")),
-        fields=fields,
-        required=frozenset(schema.get("required", [])),
+    required = frozenset(schema.get("required", []))
+    fields = tuple(
+        _optional(_compile_field(name, props[name], defs), required)
+        for name in order
+        if name in props
     )
+    return ObjectSchema(title=str(schema.get("title", "object")), fields=fields, required=required)
+
+
+def _optional(f: Field, required: frozenset[str]) -> Field:
+    # A field neither required nor defaulted defaults to None, so null is fine there (fal's
+    # ``seed: Optional[int] = None``, which its OpenAPI shows as a bare integer).
+    if f.name in required or f.has_default or f.nullable:
+        return f
+    return replace(f, nullable=True)
 
 
 def _deref(schema: Mapping[str, JSON], defs: Mapping[str, JSON]) -> Mapping[str, JSON] | None:
@@ -302,6 +235,18 @@ def _deref(schema: Mapping[str, JSON], defs: Mapping[str, JSON]) -> Mapping[str,
 
 
 def _compile_field(name: str, spec: Mapping[str, JSON], defs: Mapping[str, JSON]) -> Field:
+    options = spec.get("anyOf")
+    if isinstance(options, list):
+        nullable = any(o.get("type") == "null" for o in options)
+        real = [o for o in options if o.get("type") != "null"]
+        rest = {key: value for key, value in spec.items() if key != "anyOf"}
+        if len(real) == 1:  # X | None: X, and null
+            return replace(_compile_field(name, {**rest, **real[0]}, defs), nullable=nullable)
+        return replace(
+            _compile_field(name, rest, defs),
+            nullable=nullable,
+            branches=tuple(_compile_field(_tag(name, o, defs), o, defs) for o in real),
+        )
     model = _deref(spec, defs)
     items_spec = spec.get("items")
     items = None
@@ -321,9 +266,26 @@ def _compile_field(name: str, spec: Mapping[str, JSON], defs: Mapping[str, JSON]
         gt=spec.get("exclusiveMinimum"),
         lt=spec.get("exclusiveMaximum"),
         multiple_of=spec.get("multipleOf"),
+        min_length=spec.get("minLength"),
+        max_length=spec.get("maxLength"),
         model=compile_object(model, defs) if model is not None else None,
         items=items,
     )
+
+
+_PYTHON_TYPES = {"string": "str", "integer": "int", "number": "float", "boolean": "bool"}
+
+
+def _tag(name: str, spec: Mapping[str, JSON], defs: Mapping[str, JSON]) -> str:
+    """The name pydantic gives a union branch in an error's ``loc``: the model's class, the
+    generated ``Enum`` class of an inline enum (named after the field), or the type."""
+    ref = spec.get("$ref")
+    if isinstance(ref, str):
+        target = _deref(spec, defs)
+        return str((target or {}).get("title") or ref.rsplit("/", 1)[1])
+    if "enum" in spec:
+        return "enum[" + "".join(part.capitalize() for part in name.split("_")) + "]"
+    return _PYTHON_TYPES.get(str(spec.get("type")), str(spec.get("type")))
 
 
 def endpoint_schema_path(endpoint_id: str, role: str = "input") -> Path:
@@ -335,6 +297,15 @@ def load_raw(endpoint_id: str, role: str = "input") -> Mapping[str, JSON]:
     """The derived JSON Schema of an endpoint's request (``input``) or result (``output``)."""
     data: Mapping[str, JSON] = json.loads(endpoint_schema_path(endpoint_id, role).read_text())
     return data
+
+
+@cache
+def schema_digest(endpoint_id: str) -> str:
+    """The sha256 of an endpoint's request schema as canonical JSON: what a request was
+    checked against. The lockfile records it, so a replay can tell that fal's schema (the
+    committed copy, refreshed from fal's OpenAPI) changed since."""
+    text = json.dumps(load_raw(endpoint_id, "input"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 @cache

@@ -1,4 +1,4 @@
-"""Local media operations: probing files, extracting a frame, stitching clips.
+"""Local media operations: probing files, extracting a frame, stitching clips, sound.
 
 These back the pipeline's local media nodes (``frame`` and ``stitch``) and the checks the
 executor makes on inputs and outputs. All functions are synchronous and keep no global
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from runner.errors import MediaError
 from runner.frame_at import FIRST, LAST, FrameAt, FrameSpec, parse_frame_at
+from runner.media.audio import AudioInfo, Pcm, audio_facts, audio_info, read_audio
 from runner.media.convert import Placement, fit_inside
 from runner.media.encode import EncodeSettings, VideoWriter
 from runner.media.frame import extract_frame
@@ -22,6 +23,7 @@ __all__ = [
     "CONFORM_RULE",
     "FIRST",
     "LAST",
+    "AudioInfo",
     "ClipReport",
     "EncodeSettings",
     "FrameAt",
@@ -29,12 +31,16 @@ __all__ = [
     "MediaError",
     "MediaInfo",
     "MediaKind",
+    "Pcm",
     "Placement",
     "StitchReport",
     "VideoWriter",
+    "audio_facts",
+    "audio_info",
     "extract_frame",
     "fit_inside",
     "parse_frame_at",
     "probe",
+    "read_audio",
     "stitch",
 ]

@@ -102,7 +102,9 @@ class FrameConverter:
         else:
             place = fit_inside(frame.width, frame.height, *self.size)
             chain.append(graph.add("scale", f"w={place.width}:h={place.height}:flags={SWS_FLAGS}"))
-            if place.letterboxed:
+            # Bars of two pixels in all sit at offset 0 (offsets are even): not "letterboxed",
+            # but the frame still needs them to reach its size.
+            if place.letterboxed or (place.width, place.height) != self.size:
                 w, h = self.size
                 chain.append(graph.add("pad", f"w={w}:h={h}:x={place.x}:y={place.y}:color=black"))
             chain.append(graph.add("setsar", "1"))

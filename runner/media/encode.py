@@ -5,7 +5,8 @@ same frames in give the same bytes out, in any process and on any machine. That 
 libx264 in its CPU-independent mode (:data:`X264_PARAMS`) with a fixed thread count and
 kind (its output depends on those, nothing else), FFmpeg's ``bitexact`` flags on the codec
 and the muxer (no encoder version string, no creation time) and bit-exact pixel conversion
-(:mod:`runner.media.convert`).
+(:mod:`runner.media.convert`). A writer given an audio rate adds an AAC track, deterministic
+too (:mod:`runner.media.audio`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from PIL import Image
 from runner import atomic
 from runner.errors import MediaError
 from runner.media._files import StrPath, writing
+from runner.media.audio import AudioTrack, Pcm
 from runner.media.convert import FrameConverter, image_to_frame
 
 PIX_FMT = "yuv420p"
@@ -55,7 +57,8 @@ class VideoWriter:
 
     Use as a context manager; the file appears at ``path`` only when the block succeeds.
     Frames of another size or pixel format are conformed (scaled to fit, black bars) by
-    the writer, so it accepts any decoded frame or Pillow image.
+    the writer, so it accepts any decoded frame or Pillow image. With ``audio_rate`` the
+    file also has a stereo FLAC track at that rate (:mod:`.audio`), fed by :meth:`write_audio`.
     """
 
     def __init__(
@@ -65,6 +68,7 @@ class VideoWriter:
         height: int,
         rate: Fraction | int,
         settings: EncodeSettings | None = None,
+        audio_rate: int | None = None,
         *,
         metadata: Mapping[str, str] | None = None,
     ) -> None:
@@ -78,6 +82,8 @@ class VideoWriter:
         # Container tags (title, comment, ...): part of the bytes, so keep them deterministic.
         self.metadata = dict(metadata or {})
         self.frames_written = 0
+        self.audio_rate = audio_rate
+        self._audio: AudioTrack | None = None
         self._convert = FrameConverter(PIX_FMT, (width, height))
         self._stack: ExitStack | None = None
         self._container: OutputContainer | None = None
@@ -109,9 +115,23 @@ class VideoWriter:
                 "preset": self.settings.preset,
                 "x264-params": X264_PARAMS,
             }
+            if self.audio_rate is not None:
+                self._audio = AudioTrack(container, self.audio_rate)
             self._container, self._stream = container, stream
             self._stack = stack.pop_all()
         return self
+
+    @property
+    def audio_samples(self) -> int:
+        """Samples of sound written so far (given to :meth:`write_audio`)."""
+        return self._audio.samples if self._audio is not None else 0
+
+    def write_audio(self, pcm: Pcm) -> None:
+        """Append sound; the writer must have been made with ``audio_rate``."""
+        if self._audio is None:
+            raise RuntimeError("VideoWriter.write_audio() without an audio_rate")
+        with writing(self.path, "video"):
+            self._audio.write(pcm)
 
     def write(self, frame: VideoFrame | Image.Image, repeat: int = 1) -> None:
         """Append ``frame`` ``repeat`` times (converted once, encoded each time)."""
@@ -146,10 +166,12 @@ class VideoWriter:
                     raise MediaError(f"no frames to write to {self.path}")
                 assert self._container is not None and self._stream is not None
                 self._container.mux(self._stream.encode(None))  # flush delayed frames
+                if self._audio is not None:
+                    self._audio.close()
             except BaseException as flush_exc:
-                self._container = self._stream = None
+                self._container = self._stream = self._audio = None
                 if not stack.__exit__(type(flush_exc), flush_exc, flush_exc.__traceback__):
                     raise
                 return None
-        self._container = self._stream = None
+        self._container = self._stream = self._audio = None
         return stack.__exit__(exc_type, exc, tb)

@@ -18,6 +18,7 @@ from runner.media._files import (
     require_file,
     stream_rate,
 )
+from runner.media.audio import AudioInfo, stream_audio_info
 
 MediaKind = Literal["image", "video"]
 
@@ -33,7 +34,8 @@ class MediaInfo:
 
     ``codec`` is the stream's codec for a video (``h264``) and the file format for an
     image (``png``). ``pixel_format`` uses FFmpeg's names (``yuv420p``, ``rgb24``). The
-    video-only fields are ``None`` for an image.
+    video-only fields are ``None`` for an image; ``audio`` is the first audio stream of a
+    video, None when it is silent.
     """
 
     kind: MediaKind
@@ -44,6 +46,7 @@ class MediaInfo:
     num_frames: int | None = None
     frame_rate: Fraction | None = None
     duration_seconds: float | None = None
+    audio: AudioInfo | None = None
 
     @property
     def fps(self) -> float | None:
@@ -61,6 +64,7 @@ class MediaInfo:
             "frame_rate": str(self.frame_rate) if self.frame_rate is not None else None,
             "fps": self.fps,
             "duration_seconds": self.duration_seconds,
+            "audio": self.audio.as_json() if self.audio is not None else None,
         }
 
 
@@ -129,4 +133,5 @@ def _probe_video(path: Path, *, count_frames: bool) -> MediaInfo:
             num_frames=frames,
             frame_rate=rate,
             duration_seconds=duration,
+            audio=stream_audio_info(container),
         )

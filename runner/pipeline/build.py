@@ -281,8 +281,10 @@ class Builder:
         wanted: list[tuple[Any, MediaType, KeyPath]] = []
         if kind == "i2v":
             wanted.append((spec["image"], "image", (*path, "image")))
-        elif kind in ("extend", "frame"):
+        elif kind in ("extend", "frame", "retake", "v2v"):
             wanted.append((spec["video"], "video", (*path, "video")))
+            if kind == "v2v" and "image" in spec:  # the first frame, optional
+                wanted.append((spec["image"], "image", (*path, "image")))
         elif kind == "multicondition":
             pairs: tuple[tuple[str, str, MediaType], ...] = (
                 ("image", "images", "image"),

@@ -13,9 +13,11 @@ from runner.pipeline.confine import Project
 from runner.pipeline.review_file import Review
 from runner.pipeline.yamlsrc import SourceMap
 
-NodeKind = Literal["t2v", "i2v", "extend", "multicondition", "frame", "stitch"]
+NodeKind = Literal["t2v", "i2v", "extend", "multicondition", "v2v", "retake", "frame", "stitch"]
 MediaType = Literal["image", "video"]
-GENERATION_KINDS: frozenset[str] = frozenset({"t2v", "i2v", "extend", "multicondition"})
+GENERATION_KINDS: frozenset[str] = frozenset(
+    {"t2v", "i2v", "extend", "multicondition", "v2v", "retake"}
+)
 
 
 def a(noun: str) -> str:

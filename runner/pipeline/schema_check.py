@@ -14,7 +14,7 @@ from functools import cache
 from typing import Any
 
 from runner.errors import Diagnostics, KeyPath
-from runner.ltx.registry import FORBIDDEN_PARAMS
+from runner.ltx.registry import registry
 from runner.pipeline.schema_validator import Check, SchemaError, compile_schema
 from runner.pipeline.yamlsrc import SourceMap
 from runner.resources import schemas_dir
@@ -51,7 +51,8 @@ def check(
         broken.add(path)
         for key, message, hint, at_key in _explain(error):
             where = (*path, key) if key is not None else path
-            code = "forbidden-param" if key in FORBIDDEN_PARAMS else f"schema-{error.keyword}"
+            forbidden = key in registry().forbidden
+            code = "forbidden-param" if forbidden else f"schema-{error.keyword}"
             diags.error(code, message, source.locate(where, key=at_key), hint)
     return broken
 
@@ -79,8 +80,9 @@ def _explain(error: SchemaError) -> Iterator[tuple[str | None, str, str | None, 
 
 
 def _unknown_key(key: str, known: list[str]) -> tuple[str, str | None]:
-    if key in FORBIDDEN_PARAMS:
-        return f"'{key}' is not an LTX parameter", FORBIDDEN_PARAMS[key]
+    forbidden = registry().forbidden
+    if key in forbidden:
+        return f"'{key}' is not an LTX parameter", forbidden[key]
     # A reference of the wrong media type: an image reference offered a motion clip, etc.
     for given, gives, needed, instead in (
         ("motion", "a video", "keyframe", "an image"),

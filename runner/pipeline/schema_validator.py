@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from runner.ltx.schema import is_multiple_of
+from runner.ltx.coerce import is_multiple_of
 
 # The keywords checked, in the order they are applied (the rest are handled by the ones
 # that own them: additionalProperties by properties, then/else by if).

@@ -16,7 +16,7 @@ import shutil
 import tempfile
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -60,7 +60,7 @@ async def open_backend(
         return
     options = local or LocalOptions()
     if options.url is not None:
-        async with _local_client(options.url) as client:
+        async with _local_client(options.url, env) as client:
             yield client
         return
     from runner.emulator import EmulatorConfig, EmulatorServer
@@ -75,7 +75,7 @@ async def open_backend(
         )
         server = EmulatorServer(config).start()
         try:
-            async with _local_client(server.url) as client:
+            async with _local_client(server.url, env) as client:
                 yield client
         finally:
             server.stop()
@@ -156,10 +156,15 @@ EMULATOR_KEY = "local:emulator"
 NODE_HEADER = "x-shotgraph-node"
 
 
-def _local_client(url: str) -> FalClient:
+def _local_client(url: str, env: Mapping[str, str]) -> FalClient:
     from runner.fal import Credentials, FalClient, FalConfig, Secret
 
     credentials = Credentials(Secret(EMULATOR_KEY), source="the local backend")
-    # The emulator writes each job's node name on its animatic; fal's backend never sends it.
-    config = FalConfig(queue_url=url, rest_url=url, node_header=NODE_HEADER)
-    return FalClient(config, credentials=credentials)
+    # The emulator serves the queue, storage and platform API on one origin, and writes
+    # each job's node name on its animatic (fal's backend never sends it); only
+    # SHOTGRAPH_FAL_LISTING_SETTLE is taken from the environment.
+    config = FalConfig(queue_url=url, rest_url=url, api_url=f"{url}/v1", node_header=NODE_HEADER)
+    settle = FalConfig.from_env(
+        {"SHOTGRAPH_FAL_LISTING_SETTLE": env.get("SHOTGRAPH_FAL_LISTING_SETTLE", "")}
+    ).listing_settle
+    return FalClient(replace(config, listing_settle=settle), credentials=credentials)

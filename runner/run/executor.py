@@ -17,6 +17,7 @@ and the summary says so.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -28,6 +29,7 @@ from runner.compile.sources import Remote
 from runner.compile.steps import Step
 from runner.errors import DiskFull, RunStopping, ShotgraphError, StepFailed, disk_full
 from runner.run.budget import Budget
+from runner.run.cached import find_cached
 from runner.run.delivery import deliver
 from runner.run.events import (
     Event,
@@ -43,9 +45,10 @@ from runner.run.events import (
     Reporter,
     RunStarted,
 )
-from runner.run.holding import Hold, Waiting, held_before_run, likely_waiting, never_hold
+from runner.run.heartbeat import keep_beating
+from runner.run.holding import Hold, Waiting, likely_waiting, never_hold, sort_before_run
 from runner.run.outcome import RunOptions, RunResult, as_failure, finished
-from runner.store import HEARTBEAT_INTERVAL, Owner, ResultRecord, Store
+from runner.store import Owner, RemoteError, ResultRecord, Store, TieredStore
 
 if TYPE_CHECKING:
     from runner.fal import FalClient
@@ -53,12 +56,13 @@ if TYPE_CHECKING:
 
 
 class Executor:
-    """Runs steps against one store and one backend client."""
+    """Runs steps against one store (the local one, or a shared one and its near cache)
+    and one backend client."""
 
     def __init__(
         self,
         steps: Mapping[str, Step],
-        store: Store,
+        store: Store | TieredStore,
         connect: Callable[[], AbstractAsyncContextManager[FalClient]],
         reporter: Reporter,
         options: RunOptions,
@@ -69,9 +73,10 @@ class Executor:
         hold: Hold = never_hold,
     ) -> None:
         self.steps = steps
-        self.store = store
+        self.store = store if isinstance(store, TieredStore) else TieredStore(store)
         # Every reporter behind a Fanout: one that fails is dropped, never the run.
         self.reporter = reporter if isinstance(reporter, Fanout) else Fanout(reporter)
+        self.store.warn = lambda message: self.emit(Notice(message=message))
         self.options = options
         self.outputs = outputs or {}
         self.pipeline_name = pipeline_name
@@ -95,7 +100,7 @@ class Executor:
 
     async def run(self) -> RunResult:
         started = time.monotonic()
-        pending = self._find_cached()
+        pending, unshared = await self._find_cached()
         async with self._exits:
             # Nothing to render: the sweep alone (a directory listing) needs no thread.
             full = (
@@ -126,15 +131,29 @@ class Executor:
             for name in self.steps:
                 if name in self.result.cached:
                     self.emit(NodeCached(node=name))
-                    self._deliver(name, self.result.records[name])
+                    await self._deliver(name, self.result.records[name])
                 elif name in self.result.waiting:
                     self.emit(NodeWaiting(node=name, reason=self.result.waiting[name]))
-            heartbeat = asyncio.create_task(self._heartbeat())
+            try:  # results only this machine has (from before the bucket, or while away)
+                await self.store.publish(unshared)
+            except RemoteError as lost:
+                self._stop(lost)
+            if pending and self.store.remote is not None:
+                # The lease first: a claim must never be seen without a heartbeat behind it.
+                await self.store.beat(self._owner)
+                if await self.store.move_local_journal():
+                    self.emit(Notice(message=f"handed this machine's journal to {self.store.url}"))
+            beaten = bool(pending) and self.store.remote is not None
+            heartbeat = asyncio.create_task(
+                keep_beating(self.store, self._owner, self._stop, self.emit, beaten=beaten)
+            )
             try:
                 await self._run_pending(pending)
             finally:
                 heartbeat.cancel()
-                self.store.end_run(self._owner)
+                if pending or self.store.remote is None:
+                    with contextlib.suppress(ShotgraphError):
+                        await self.store.end_run(self._owner)
         self.emit(finished(self.result, time.monotonic() - started))
         self.result.notes.extend(self.reporter.notes)
         return self.result
@@ -145,10 +164,11 @@ class Executor:
         reserve for the journal (see :mod:`runner.store.reserve`). A disk without room for
         that reserve is too full to submit anything safely: the run stops before its
         first job."""
-        self.store.sweep_staging()
+        local = self.store.local
+        local.sweep_staging()
         if not rendering:
             return None
-        return disk_full(self.store.reserve.keep(), self.store.reserve.path)
+        return disk_full(local.reserve.keep(), local.reserve.path)
 
     def _stop(self, reason: ShotgraphError) -> None:
         """Submit and make nothing more (the disk is full); what is at fal is collected if
@@ -157,7 +177,7 @@ class Executor:
             return
         self.result.stopped = reason
         # Room for the journal writes of the jobs in flight (see runner.store.reserve).
-        self.store.reserve.release()
+        self.store.local.reserve.release()
         self.emit(Notice(message=f"stopping: {reason.message}; nothing more is submitted"))
 
     async def _run_pending(self, pending: list[str]) -> None:
@@ -177,28 +197,15 @@ class Executor:
             self.result.interrupted = True
             await asyncio.gather(*tasks, return_exceptions=True)
             self.result.in_flight = [
-                name for name in pending if self._still_at_fal(self.steps[name])
+                name for name in pending if await self._still_at_fal(self.steps[name])
             ]
 
-    def _still_at_fal(self, step: Step) -> bool:
-        entry = self.store.journal(step.key)
+    async def _still_at_fal(self, step: Step) -> bool:
+        try:
+            entry = await self.store.journal(step.key)
+        except ShotgraphError:
+            return False
         return entry is not None and entry.state == "submitted" and entry.owner == self._owner
-
-    async def _heartbeat(self) -> None:
-        """Tell runs sharing the store (on other hosts too) that this one is still going.
-        A run that cannot (a full disk) stops submitting: another host could soon judge it
-        dead and take its jobs over."""
-        told = False
-        while True:
-            try:
-                self.store.beat(self._owner)
-            except DiskFull as full:
-                self._stop(full)
-            except ShotgraphError as problem:
-                if not told:
-                    self.emit(Notice(message=f"the run's heartbeat failed: {problem.message}"))
-                    told = True
-            await asyncio.sleep(HEARTBEAT_INTERVAL)
 
     async def _context(self) -> GenerationContext:
         """The backend, connected on first need: a run with nothing to render (or only local
@@ -225,25 +232,15 @@ class Executor:
                 )
             return self._connected
 
-    def _find_cached(self) -> list[str]:
-        """Steps whose results are in the store (the file present); the rest, in run order,
-        but for those an approval gate already holds (see :meth:`_held`)."""
-        pending: list[str] = []
-        keys = (step.key for step in self.steps.values())
-        found = self.store.results_for(keys, self.options.backend)  # one query; files present
-        for name, step in self.steps.items():
-            record = found.get(step.key)
-            held = held_before_run(
-                step, self._hold, self.result, pending, cached=record is not None
-            )
-            if held is not None:
-                self.result.waiting[name] = held
-            elif record is not None:
-                self.result.records[name] = record
-                self.result.cached.add(name)
-            else:
-                pending.append(name)
-        return pending
+    async def _find_cached(self) -> tuple[list[str], list[ResultRecord]]:
+        """Steps whose results a store has (their files here, fetched from the shared store
+        when something needs them); the rest, in run order, but for those an approval gate
+        already holds (see :meth:`_held`); and the results the shared store has yet to be
+        given."""
+        cached, unshared = await find_cached(
+            self.steps, self.store, self.options.backend, set(self.outputs)
+        )
+        return sort_before_run(self.steps, cached, self._hold, self.result), unshared
 
     async def _node(self, name: str) -> None:
         step = self.steps[name]
@@ -281,9 +278,11 @@ class Executor:
             future.set_result(None)
             return
         except (ShotgraphError, OSError) as problem:
-            full = disk_full(problem, self.store.root)
+            full = disk_full(problem, self.store.local.root)
             if full is not None:
                 self._stop(full)
+            if isinstance(problem, RemoteError):
+                self._stop(problem)  # no claim can be made, nor a result shared
             failure = as_failure(full or problem)
             self.result.failed[name] = failure
             self.emit(NodeFailed(node=name, error=failure.message, hint=failure.hint))
@@ -306,7 +305,7 @@ class Executor:
                 seconds=round(time.monotonic() - began, 3),
             )
         )
-        self._deliver(name, record)
+        await self._deliver(name, record)
         future.set_result(record)
 
     async def _inputs(self, step: Step) -> dict[str, ResultRecord] | None:
@@ -371,13 +370,18 @@ class Executor:
         async with self._fal_slots:
             return await generate(step, upstream, await self._context())
 
-    def _deliver(self, name: str, record: ResultRecord) -> None:
+    async def _deliver(self, name: str, record: ResultRecord) -> None:
         path = self.outputs.get(name)
         if path is None:
             return
         try:
-            if deliver(self.store, record.output.sha256, path):
+            if await self.store.fetch_files([record]):
+                raise StepFailed(f"the output of '{name}' cannot be had from the store")
+            if await asyncio.to_thread(deliver, self.store.local, record.output.sha256, path):
                 self.emit(OutputWritten(node=name, path=str(path)))
+            return
+        except StepFailed as failed:
+            failure = failed
         except OSError as exc:
             full = disk_full(exc, path)
             if full is not None:
@@ -390,5 +394,5 @@ class Executor:
                     hint="check the directory exists and is writable",
                 )
             )
-            self.result.failed[name] = failure
-            self.emit(NodeFailed(node=name, error=failure.message, hint=failure.hint))
+        self.result.failed[name] = failure
+        self.emit(NodeFailed(node=name, error=failure.message, hint=failure.hint))

@@ -7,12 +7,12 @@ moment fal answers, before anything waits on it. Whoever finds an entry:
 - held by a run that is still going (same host: its process; another host: its heartbeat)
   waits for that run's result to land in the store, and never touches its job;
 - held by a run that is gone takes it over (compare-and-swap: one survivor wins) and
-  re-attaches to the journaled request; for an entry caught mid-submit, sends the journaled
-  body again, with a warning; for a bare claim (nothing was sent), submits.
+  re-attaches to the journaled request; for an entry caught mid-submit, looks for its job in
+  fal's request listing (:mod:`runner.run.reconcile`) and re-attaches to it, or, when fal
+  has none, sends the journaled body again and says so; for a bare claim (nothing was
+  sent), submits.
 
-Only the holder of an entry cancels its job or releases it. The one window no client can
-close: a run killed after fal accepted a submit but before its answer was journaled. fal
-has no idempotency key, so the next run sends the same body again, and says so.
+Only the holder of an entry cancels its job or releases it.
 
 An uploaded input whose URL fal can no longer download (it expired sooner than recorded)
 has its upload record dropped; the step uploads it again and is submitted once more.
@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from runner import media
 from runner.compile.steps import Step
 from runner.errors import StepFailed, disk_full
 from runner.fal import (
@@ -42,14 +43,7 @@ from runner.fal import (
 from runner.fal.config import same_origin
 from runner.run.events import NodeDownloading, NodeSubmitted, Notice
 from runner.run.job_wait import cancel_if_queued, wait_reporting
-from runner.run.submission import (
-    GenerationContext,
-    Held,
-    off_loop,
-    rejected,
-    submit,
-    takeover_warning,
-)
+from runner.run.submission import GenerationContext, Held, rejected, submit
 from runner.store import JournalConflict, ResultRecord, StoredFile
 
 __all__ = ["Generated", "GenerationContext", "generate"]
@@ -103,14 +97,14 @@ async def generate(
     except _Lost as lost:
         # fal dropped the job's result or output before we fetched it (a run down for hours),
         # or never knew it: the only way to the video is to render it again.
-        await off_loop(ctx.store.release, step.key, ctx.owner)
+        await ctx.store.release(step.key, ctx.owner)
         if again:
             raise StepFailed(str(lost)) from None
         ctx.emit(Notice(node=step.name, message=f"{lost}; submitting it again"))
         return await generate(step, upstream, ctx, again=True, renewed=renewed)
     except _DeadInputs as dead:
         # An uploaded input's URL expired before its record said: upload it again, once.
-        if renewed or not ctx.materializer.forget(dead.urls, step.slots, upstream):
+        if renewed or not await ctx.materializer.forget(dead.urls, step.slots, upstream):
             raise StepFailed(dead.message, dead.hint) from None
         ctx.emit(
             Notice(
@@ -140,21 +134,21 @@ async def _collect(step: Step, held: Held, ctx: GenerationContext) -> ResultReco
         if held.reattached and exc.error_type == "client_cancelled":
             # Cancelled at Ctrl-C while still queued: it never ran, so it costs nothing.
             raise _Lost("the job was cancelled before it ran") from None
-        await off_loop(ctx.store.release, step.key, ctx.owner)
+        await ctx.store.release(step.key, ctx.owner)
         refusal = await _refusal(handle, ctx)
         if refusal is None:
             raise StepFailed(exc.message, exc.hint) from None
         _raise_if_dead_inputs(step, refusal, held, ctx)
         raise StepFailed(rejected(step, refusal, ctx), refusal.hint) from None
     except FalValidationError as exc:
-        await off_loop(ctx.store.release, step.key, ctx.owner)
+        await ctx.store.release(step.key, ctx.owner)
         _raise_if_dead_inputs(step, exc, held, ctx)
         raise StepFailed(rejected(step, exc, ctx), exc.hint) from None
     except FalError as exc:
         # The job may still be fine at fal: keep the journal so the next run re-attaches.
         raise StepFailed(exc.message, exc.hint or "run again to re-attach to the job") from None
     record = await _fetch(step, handle, result, status, held.reattached, ctx)
-    await off_loop(ctx.store.release, step.key, ctx.owner)
+    await ctx.store.release(step.key, ctx.owner)
     return record
 
 
@@ -165,16 +159,16 @@ async def _hold(
     run that holds the entry stores it first."""
     pause, told = WAIT_OTHER_RUN[0], False
     while True:
-        done = ctx.store.result_for(step.key, ctx.backend)
+        done = await ctx.store.result_for(step.key, ctx.backend)
         if done is not None:
             return done
-        entry = ctx.store.journal(step.key)
+        entry = await ctx.store.journal(step.key)
         if entry is None:
-            if await off_loop(ctx.store.claim, step.key, ctx.owner) is not None:
+            if await ctx.store.claim(step.key, ctx.owner) is not None:
                 continue  # another run claimed it a moment ago: look again
-            done = ctx.store.result_for(step.key, ctx.backend)  # finished and released?
+            done = await ctx.store.result_for(step.key, ctx.backend)  # finished and released?
             if done is not None:
-                await off_loop(ctx.store.release, step.key, ctx.owner)
+                await ctx.store.release(step.key, ctx.owner)
                 return done
             journaled = None
         elif entry.owner == ctx.owner:  # ours: an earlier attempt of this run
@@ -182,7 +176,7 @@ async def _hold(
                 handle = _reattach(JobHandle.from_dict(entry.handle), ctx)
                 return Held(handle, True, entry.body)
             journaled = entry if entry.state == "submitting" else None
-        elif ctx.store.owner_alive(entry.owner):
+        elif await ctx.store.owner_alive(entry.owner):
             if not told:
                 ctx.emit(
                     Notice(
@@ -195,7 +189,7 @@ async def _hold(
             await asyncio.sleep(pause)
             pause = min(pause * 2, WAIT_OTHER_RUN[1])
             continue
-        elif not await off_loop(ctx.store.take_over, step.key, entry, ctx.owner):
+        elif not await ctx.store.take_over(step.key, entry, ctx.owner):
             continue  # another survivor took it first: look again
         elif entry.state == "submitted" and entry.handle:
             handle = _reattach(JobHandle.from_dict(entry.handle), ctx)
@@ -210,8 +204,6 @@ async def _hold(
             return Held(handle, True, entry.body)
         else:
             journaled = entry if entry.state == "submitting" else None
-        if journaled is not None:
-            ctx.emit(Notice(node=step.name, message=takeover_warning(journaled)))
         try:
             return await submit(step, upstream, ctx, journaled=journaled)
         except JournalConflict:
@@ -232,7 +224,7 @@ async def _on_cancel(
     """On Ctrl-C: a job still queued at fal costs nothing yet, so cancel it, and forget it
     once fal confirms it will not run; a running job stays journaled for the next run."""
     if await cancel_if_queued(ctx.client, handle, last):
-        await off_loop(ctx.store.release, step.key, ctx.owner)
+        await ctx.store.release(step.key, ctx.owner)
 
 
 async def _refusal(handle: JobHandle, ctx: GenerationContext) -> FalValidationError | None:
@@ -295,7 +287,7 @@ async def _fetch(
     ctx.emit(NodeDownloading(node=step.name))
     expected = video.get("file_size")
     # Unique per run: two runs sharing the store may fetch the same job at once.
-    staging = Path(ctx.store.tmp_dir()) / f"{step.key}.{uuid.uuid4().hex}.part"
+    staging = Path(ctx.store.local.tmp_dir()) / f"{step.key}.{uuid.uuid4().hex}.part"
     try:
         downloaded = await ctx.client.download(
             url, staging, expected_size=expected if isinstance(expected, int) else None
@@ -307,9 +299,13 @@ async def _fetch(
     except OSError as exc:
         raise disk_full(exc, staging) or exc from None
     stored = await asyncio.to_thread(
-        ctx.store.adopt_file, staging, StoredFile(downloaded.sha256, downloaded.size)
+        ctx.store.local.adopt_file, staging, StoredFile(downloaded.sha256, downloaded.size)
     )
     extra: dict[str, Any] = {"returned_seed": result.get("seed")}
+    # LTX-2 renders sound: the lockfile records the output's audio stream.
+    sound = await asyncio.to_thread(media.audio_facts, ctx.store.local.file_path(stored.sha256))
+    if sound is not None:
+        extra["audio"] = sound
     inference = status.metrics.get("inference_time") if status.metrics else None
     if inference is not None:
         extra["inference_time"] = inference
@@ -330,5 +326,5 @@ async def _fetch(
         recorded_at=time.time(),
         extra=extra,
     )
-    await off_loop(ctx.store.put_result, record)
+    await ctx.store.put_result(record)
     return record

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 
 from runner.compile.steps import Step
 from runner.run.outcome import RunResult
+from runner.store import ResultRecord
 
 # Why the dependents of a node must wait, given its current output's sha256 (None: it has
 # none yet); None when they may go.
@@ -66,3 +67,22 @@ def likely_waiting(steps: Mapping[str, Step], pending: list[str], hold: Hold) ->
                 found.add(name)
                 break
     return found
+
+
+def sort_before_run(
+    steps: Mapping[str, Step], cached: Mapping[str, ResultRecord], hold: Hold, result: RunResult
+) -> list[str]:
+    """Put the ``cached`` results into ``result``, and there too what a gate holds before
+    the run; the steps to run, in run order."""
+    pending: list[str] = []
+    for name, step in steps.items():
+        record = cached.get(name)
+        held = held_before_run(step, hold, result, pending, cached=record is not None)
+        if held is not None:
+            result.waiting[name] = held
+        elif record is not None:
+            result.records[name] = record
+            result.cached.add(name)
+        else:
+            pending.append(name)
+    return pending

@@ -14,18 +14,23 @@ from runner.compile.sources import LocalFile, MediaSource, Remote, Upstream
 from runner.compile.steps import Step
 from runner.errors import StepFailed, disk_full
 from runner.fal import FalClient, FalError
-from runner.store import ResultRecord, Store, StoredFile
+from runner.store import ResultRecord, Store, StoredFile, TieredStore
 
 
 async def run_media_step(
     step: Step,
     upstream: Mapping[str, ResultRecord],
-    store: Store,
+    shared: TieredStore,
     client: FalClient | None,
     backend: str,
     limit: asyncio.Semaphore,
 ) -> ResultRecord:
-    """Run a frame or stitch step and record its output."""
+    """Run a frame or stitch step and record its output (in the shared store too)."""
+    store = shared.local
+    lost = await shared.fetch_files(upstream.values())
+    if lost:
+        names = ", ".join(sorted(r.node for r in upstream.values() if r.key in lost))
+        raise StepFailed(f"the output of {names} cannot be had", "run again to render it")
     sources = [await _local_path(slot.source, upstream, store, client) for slot in step.slots]
     suffix, content_type = (".png", "image/png") if step.kind == "frame" else (".mp4", "video/mp4")
     staging = Path(store.tmp_dir()) / f"{step.key}.{uuid.uuid4().hex}{suffix}"
@@ -45,6 +50,11 @@ async def run_media_step(
                 if isinstance(slot.source, Upstream):  # a store path means nothing to a user
                     message = message.replace(str(path), f"the output of '{slot.source.node}'")
             raise StepFailed(message, exc.hint) from None
+    extra: dict[str, object] = {"at": str(step.at)} if step.at is not None else {}
+    if step.kind == "stitch":  # a cut of clips with sound has sound
+        sound = await asyncio.to_thread(media.audio_facts, staging)
+        if sound is not None:
+            extra["audio"] = sound
     stored = await asyncio.to_thread(store.put_file, staging, move=True)
     record = ResultRecord(
         key=step.key,
@@ -59,9 +69,9 @@ async def run_media_step(
         cost_usd=0.0,
         result_url=None,
         recorded_at=time.time(),
-        extra={"at": str(step.at)} if step.at is not None else {},
+        extra=extra,
     )
-    store.put_result(record)
+    await shared.put_result(record)
     return record
 
 

@@ -9,22 +9,20 @@ The order is the whole point (see :mod:`runner.store.journal`):
 3. the POST, right after: nothing slow (no upload, no hashing) sits between 2 and 3;
 4. fal's answer turns the entry into "submitted" with the job's handle.
 
-A run killed between 2 and 4 leaves the body it was sending; the run that takes the entry
-over sends that very body again (fal may have received the first: it warns), never one
-rebuilt with fresh upload URLs.
+A run killed between 2 and 4 leaves the body it was sending. The run that takes the entry
+over looks for its job in fal's request listing (:mod:`runner.run.reconcile`) and
+re-attaches to it; only when fal has none does it send that very body again (never one
+rebuilt with fresh upload URLs), and say so. An answer lost within a run (a dropped
+connection or a read timeout after sending) is looked up the same way before the one
+further POST.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import functools
-import queue
-import threading
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from runner.compile.steps import Step
 from runner.errors import DiskFull, RunStopping, ShotgraphError, StepFailed
@@ -36,63 +34,13 @@ from runner.fal import (
     FalValidationError,
     JobHandle,
 )
+from runner.run import reconcile
 from runner.run.budget import Budget
 from runner.run.events import Event, NodeStarted, NodeSubmitted, Notice
 from runner.run.uploads import Materializer
-from runner.store import JournalConflict, JournalEntry, Owner, ResultRecord, Store
+from runner.store import JournalConflict, JournalEntry, Owner, RemoteError, ResultRecord
 from runner.store.journal import body_digest
-
-T = TypeVar("T")
-
-
-class _Writer:
-    """One thread running the store's writes in order.
-
-    One thread, because several would contend for SQLite's write lock, and SQLite's busy
-    handler backs off by sleeping (up to 100 ms at a time).
-    """
-
-    def __init__(self) -> None:
-        self._queue: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]]]
-        self._queue = queue.SimpleQueue()
-        self._started = False
-        self._lock = threading.Lock()
-
-    def submit(self, call: Callable[[], T]) -> Future[T]:
-        future: Future[T] = Future()
-        self._queue.put((call, future))
-        with self._lock:
-            if not self._started:
-                # A daemon: every write is awaited by the step that asked for it, so none
-                # is pending when the run ends.
-                threading.Thread(target=self._run, name="shotgraph-store", daemon=True).start()
-                self._started = True
-        return future
-
-    def _run(self) -> None:
-        while True:
-            call, future = self._queue.get()
-            if not future.set_running_or_notify_cancel():
-                continue
-            try:
-                future.set_result(call())
-            except BaseException as exc:  # handed to the awaiting step, whatever it is
-                future.set_exception(exc)
-
-
-_WRITER = _Writer()
-
-
-async def off_loop(call: Callable[..., T], *args: Any) -> T:
-    """``call(*args)`` on the store's writer thread: a journal write fsyncs, and meanwhile
-    the event loop must go on reading the other jobs' answers. A cancellation waits for the
-    write to finish, so the task unwinds with the entry in a known state."""
-    work = asyncio.wrap_future(_WRITER.submit(functools.partial(call, *args)))
-    try:
-        return await asyncio.shield(work)
-    except asyncio.CancelledError:
-        await asyncio.wait([work])
-        raise
+from runner.store.tiered import TieredStore
 
 
 @dataclass
@@ -100,7 +48,7 @@ class GenerationContext:
     """What every generation step of a run shares. ``stopping`` gives the reason the run is
     stopping (a full disk), if it is; ``stop`` tells the run to stop submitting."""
 
-    store: Store
+    store: TieredStore
     client: FalClient
     materializer: Materializer
     owner: Owner
@@ -129,14 +77,24 @@ async def submit(
     *,
     journaled: JournalEntry | None = None,
 ) -> Held:
-    """Submit under our claim, or send again the body of a ``journaled`` "submitting" entry
-    we took over. Until the entry says "submitting", giving up drops the claim (nothing was
-    sent); from then on the entry stays, for the next run to send again and warn about.
+    """Submit under our claim, or, for a ``journaled`` "submitting" entry we took over,
+    find its job in fal's request listing and re-attach to it, else send that very body
+    again. Until the entry says "submitting", giving up drops the claim (nothing was sent);
+    from then on the entry stays, for the next run to look up.
 
     Raises JournalConflict when another run took the key over meanwhile (nothing sent).
     """
     assert step.endpoint is not None and step.body is not None
     endpoint = step.endpoint.id
+    if journaled is not None and journaled.body is not None:
+        found = await _look_up(step, journaled, ctx)
+        if found is not None:
+            ctx.emit(
+                NodeSubmitted(
+                    node=step.name, request_id=found.request_id, endpoint=endpoint, reattached=True
+                )
+            )
+            return Held(found, True, journaled.body)
     sent = False
     cost = 0.0
     try:
@@ -151,9 +109,9 @@ async def submit(
         _check_stopping(ctx)
         # Durable first, then straight to the POST. A cancellation (Ctrl-C) during the
         # write unwinds before the POST, and the entry is dropped with the claim.
-        await off_loop(ctx.store.begin_submit, step.key, ctx.owner, endpoint, body, digest)
+        await ctx.store.begin_submit(step.key, ctx.owner, endpoint, body, digest)
         sent = True
-        handle = await ctx.client.submit(endpoint, body, node=step.name)
+        handle = await _post(step, endpoint, body, digest, ctx)
     except (FalSubmitUncertain, FalProtocolError) as exc:
         if sent:  # fal may have queued it: the "submitting" entry stays for the next run
             raise StepFailed(exc.message, exc.hint) from None
@@ -178,28 +136,109 @@ async def submit(
         if not sent:
             await _give_up(step, ctx, cost)
         raise
-    _record(step, endpoint, handle, ctx)
+    await _record(step, endpoint, handle, ctx)
     ctx.emit(NodeSubmitted(node=step.name, request_id=handle.request_id, endpoint=endpoint))
     return Held(handle, False, body)
 
 
-def _record(step: Step, endpoint: str, handle: JobHandle, ctx: GenerationContext) -> None:
+async def _post(
+    step: Step, endpoint: str, body: dict[str, Any], digest: str, ctx: GenerationContext
+) -> JobHandle:
+    """POST the journaled body. When fal's answer is lost (the job may exist), look for the
+    job in fal's request listing; send again, once, only when it is not there."""
+    for attempt in (1, 2):
+        try:
+            return await ctx.client.submit(endpoint, body, node=step.name)
+        except (FalSubmitUncertain, FalProtocolError) as exc:
+            uncertain = exc
+        entry = await ctx.store.journal(step.key)
+        if entry is None or entry.state != "submitting" or entry.body_sha256 != digest:
+            raise uncertain  # not ours any more: leave it to whoever holds it
+        ctx.emit(
+            Notice(
+                node=step.name,
+                message=f"fal's answer to the submit was lost ({uncertain.message}); "
+                "looking for the job in fal's request listing",
+            )
+        )
+        try:
+            found = await reconcile.find_job(ctx.client, entry, waiting=_waiting(step, ctx))
+        except reconcile.ListingUnavailable as failed:
+            uncertain.hint = (
+                f"fal's request listing could not be read ({failed.reason}); the job may "
+                "have been queued: run again to look it up once more"
+            )
+            raise uncertain from None
+        if found is not None:
+            ctx.emit(Notice(node=step.name, message=reconcile.found_it(found)))
+            return ctx.client.handle(endpoint, found.request_id)
+        if attempt == 2:
+            raise uncertain
+        ctx.emit(Notice(node=step.name, message=reconcile.missing(ctx.client.config)))
+        await ctx.store.begin_submit(step.key, ctx.owner, endpoint, body, digest)
+    raise AssertionError("unreachable")
+
+
+async def _look_up(step: Step, entry: JournalEntry, ctx: GenerationContext) -> JobHandle | None:
+    """The job of a "submitting" entry a run left behind, from fal's request listing, now
+    journaled as ours; None when fal has none (the caller sends the body again)."""
+    assert step.endpoint is not None
+    ctx.emit(Notice(node=step.name, message=takeover_warning(entry)))
+    try:
+        found = await reconcile.find_job(ctx.client, entry, waiting=_waiting(step, ctx))
+    except reconcile.ListingUnavailable as failed:
+        ctx.emit(
+            Notice(
+                node=step.name,
+                message=f"fal's request listing could not be read ({failed.reason}), so the "
+                "job cannot be looked up; sending the very same request again: it may "
+                "appear twice on https://fal.ai/dashboard/requests",
+            )
+        )
+        return None
+    if found is None:
+        ctx.emit(Notice(node=step.name, message=reconcile.missing(ctx.client.config)))
+        return None
+    ctx.emit(Notice(node=step.name, message=reconcile.found_it(found)))
+    handle = ctx.client.handle(step.endpoint.id, found.request_id)
+    await _record(step, step.endpoint.id, handle, ctx)
+    return handle
+
+
+def _waiting(step: Step, ctx: GenerationContext) -> Callable[[float], None]:
+    def tell(seconds: float) -> None:
+        ctx.emit(Notice(node=step.name, message=reconcile.still_looking(seconds)))
+
+    return tell
+
+
+async def _record(step: Step, endpoint: str, handle: JobHandle, ctx: GenerationContext) -> None:
     """Journal the accepted job's handle. On a full disk, spend the store's reserve and try
-    once more: without the handle the next run would submit the paid job again."""
+    once more: without the handle the next run would submit the paid job again. A shared
+    store that cannot be reached stops the run; the handle is kept on this machine."""
 
-    def record() -> None:
-        ctx.store.record_submission(step.key, ctx.owner, endpoint, handle.as_dict())
+    async def record() -> None:
+        await ctx.store.record_submission(step.key, ctx.owner, endpoint, handle.as_dict())
 
-    # Right here on the event loop, not queued for the writer thread: from fal's answer to
-    # this commit is the window in which a kill pays twice, and a thread waits for the GIL
-    # (5 ms at a time while the loop is busy) at every step of a SQLite write.
+    # A local journal commits right here on the event loop, not on the writer thread: from
+    # fal's answer to this commit is the window in which a kill pays twice, and a thread
+    # waits for the GIL (5 ms at a time while the loop is busy) at every step of a write.
     try:
         try:
-            record()
+            await record()
         except DiskFull as full:
             ctx.stop(full)
-            ctx.store.reserve.release()
-            record()
+            ctx.store.local.reserve.release()
+            await record()
+    except RemoteError as lost:
+        ctx.stop(lost)
+        ctx.emit(
+            Notice(
+                node=step.name,
+                message=f"fal accepted request {handle.request_id}, but {lost.message}; it "
+                "is journaled on this machine, and the next run here hands it to the store",
+            )
+        )
     except JournalConflict as conflict:
         # Another run judged us gone and took the key: both jobs exist now. Ours is paid
         # for and in hand, so it is still worth collecting.
@@ -220,7 +259,7 @@ async def _give_up(step: Step, ctx: GenerationContext, cost: float) -> None:
     disk: a dead run's bare claim is taken over without a warning anyway)."""
     ctx.budget.refund(cost)
     with contextlib.suppress(ShotgraphError):
-        await off_loop(ctx.store.release, step.key, ctx.owner)
+        await ctx.store.release(step.key, ctx.owner)
 
 
 def _check_stopping(ctx: GenerationContext) -> None:
@@ -231,9 +270,8 @@ def _check_stopping(ctx: GenerationContext) -> None:
 
 def takeover_warning(entry: JournalEntry) -> str:
     return (
-        f"{entry.owner.describe()} stopped while submitting this job; fal may have "
-        "received it, so it can appear twice on https://fal.ai/dashboard/requests; "
-        "sending the very same request again"
+        f"{entry.owner.describe()} stopped while submitting this job, before fal's answer "
+        "was journaled; looking for the job in fal's request listing before paying again"
     )
 
 

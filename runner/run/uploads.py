@@ -22,9 +22,10 @@ from urllib.parse import urlsplit
 
 from runner.compile.sources import LocalFile, MediaSource, Remote, Upstream
 from runner.compile.steps import Slot, fill_slots
+from runner.errors import StepFailed
 from runner.fal import FalClient
 from runner.fal.config import same_origin
-from runner.store import ResultRecord, Store, UploadRecord
+from runner.store import ResultRecord, TieredStore, UploadRecord
 
 # How long a result URL fal returned is trusted to stay fetchable.
 RESULT_URL_TTL = 3600.0
@@ -36,7 +37,7 @@ UPLOAD_LIFETIME = 7 * 24 * 3600
 class Materializer:
     """Resolves slots for one backend, sharing uploads between the steps of a run."""
 
-    def __init__(self, store: Store, client: FalClient, backend: str) -> None:
+    def __init__(self, store: TieredStore, client: FalClient, backend: str) -> None:
         self.store = store
         self.client = client
         self.backend = backend
@@ -59,13 +60,11 @@ class Materializer:
             if record.result_url and self._reusable(record):
                 return record.result_url
             sha256 = record.output.sha256
-            return await self._upload_once(
-                sha256, lambda: self._upload(sha256, record.content_type)
-            )
+            return await self._upload_once(sha256, lambda: self._upload_output(record))
         assert isinstance(source, LocalFile)
         return await self._upload_once(source.sha256, lambda: self._upload_project_file(source))
 
-    def forget(
+    async def forget(
         self, urls: set[str], slots: tuple[Slot, ...], upstream: Mapping[str, ResultRecord]
     ) -> bool:
         """Stop using ``urls`` (fal could not download them) for the sources of ``slots``:
@@ -87,7 +86,7 @@ class Materializer:
                 continue
             for url in ours:
                 # Only a record still naming the dead URL: another step may have renewed it.
-                self.store.forget_upload(self.backend, sha256, url)
+                await self.store.forget_upload(self.backend, sha256, url)
         return True
 
     def _reusable(self, record: ResultRecord) -> bool:
@@ -99,17 +98,25 @@ class Materializer:
             return False
         # A loopback URL (the local emulator's) lives only as long as the server that made
         # it: trusted within this run, from this server.
-        if urlsplit(record.result_url).hostname in ("127.0.0.1", "localhost", "::1"):
+        if _loopback(record.result_url):
             return record.recorded_at >= self.started and same_origin(
                 record.result_url, self.client.config.queue_url
             )
         return True
 
+    def _servable(self, url: str) -> bool:
+        """Whether a recorded upload URL can be handed to the backend we talk to: a loopback
+        one (the local emulator's, perhaps recorded by another machine sharing the store)
+        only if it is this very server's."""
+        return url not in self._dead and (
+            not _loopback(url) or same_origin(url, self.client.config.queue_url)
+        )
+
     async def _upload_once(self, sha256: str, upload: Callable[[], Awaitable[str]]) -> str:
         """The URL of a file by its hash: remembered, or being uploaded for another step of
         this run (steps that start together share one upload), or uploaded now."""
-        known = self.store.get_upload(self.backend, sha256)
-        if known is not None and known.url not in self._dead:
+        known = await self.store.get_upload(self.backend, sha256)
+        if known is not None and self._servable(known.url):
             return known.url
         task = self._uploading.get(sha256)
         if task is None:
@@ -124,21 +131,33 @@ class Materializer:
         # Through the store: the bytes sent must be the ones the cache key was made from, even
         # if the file is edited while the run goes on (that fails the node instead).
         stored = await asyncio.to_thread(
-            self.store.put_file, source.path, expected_sha256=source.sha256
+            self.store.local.put_file, source.path, expected_sha256=source.sha256
         )
         return await self._upload(stored.sha256, _content_type(source.path))
 
+    async def _upload_output(self, record: ResultRecord) -> str:
+        # Another machine's output may still be only in the shared store: fetch it first.
+        if await self.store.fetch_files([record]):
+            raise StepFailed(f"the output of '{record.node}' cannot be had to upload")
+        return await self._upload(record.output.sha256, record.content_type)
+
     async def _upload(self, sha256: str, content_type: str) -> str:
         """Upload a stored file (named for fal by its hash) and remember its URL."""
-        path = self.store.file_path(sha256)
+        path = self.store.local.file_path(sha256)
         suffix = mimetypes.guess_extension(content_type) or ""
         uploaded = await self.client.upload(
             path, content_type, file_name=f"{sha256[:16]}{suffix}", lifetime=UPLOAD_LIFETIME
         )
         expiry = uploaded.expires_at
         expires = expiry.timestamp() if expiry is not None else None
-        self.store.put_upload(UploadRecord(self.backend, sha256, uploaded.url, expires))
+        record = UploadRecord(self.backend, sha256, uploaded.url, expires)
+        # A loopback URL means nothing on another machine: it stays in the local store.
+        await self.store.put_upload(record, share=not _loopback(uploaded.url))
         return uploaded.url
+
+
+def _loopback(url: str) -> bool:
+    return urlsplit(url).hostname in ("127.0.0.1", "localhost", "::1")
 
 
 def _content_type(path: Path) -> str:

@@ -45,25 +45,31 @@ def ensure_layout(root: Path) -> None:
     marker = root / MARKER
     try:
         root.mkdir(parents=True, exist_ok=True)
-        if marker.exists():
-            check_marker(marker)
-        elif any(not _ours(path.name) for path in root.iterdir()):
+        foreign = not marker.exists() and any(not _ours(path.name) for path in root.iterdir())
+        # Looked at again: another run may have made the store between the two looks.
+        if foreign and not marker.exists():
             raise StoreError(
                 f"{root} is not a shotgraph store (it has no {MARKER}) and is not empty",
                 hint="point --cache-dir or $SHOTGRAPH_CACHE_DIR at an empty or new directory",
             )
+        if marker.exists():
+            check_marker(marker)
         else:
             # The store is machine-local state; keep it out of git wherever it lives.
             atomic_write_text(root / ".gitignore", "# created by shotgraph\n*\n")
             # The marker goes last: it is what makes the directory a store.
             atomic_write_text(marker, json.dumps({"format": FORMAT, "version": VERSION}) + "\n")
-        for name in ("files", "records", "tmp"):
-            (root / name).mkdir(exist_ok=True)
+        _make_subdirs(root)
     except OSError as exc:
         full = disk_full(exc, root)
         if full is not None:
             raise full from exc
         raise StoreError(f"cannot create the store at {root}: {exc.strerror or exc}") from exc
+
+
+def _make_subdirs(root: Path) -> None:
+    for name in ("files", "records", "tmp"):
+        (root / name).mkdir(exist_ok=True)
 
 
 def check_marker(marker: Path) -> None:

@@ -43,7 +43,8 @@ class VerifyReport:
     """Files rehashed, what was wrong, and (with repair) what was removed.
 
     ``corrupt``: stored files whose content does not match their name (or whose name is not
-    a hash). ``missing``: result keys whose output file is absent or corrupt.
+    a hash). ``missing``: result keys whose output file is absent (and not in a shared store
+    this one is the near cache of) or corrupt.
     ``unreadable``: result keys whose record cannot be read.
     """
 
@@ -129,11 +130,13 @@ def verify_store(store: Store, *, repair: bool = False) -> VerifyReport:
             if repair:
                 path.unlink(missing_ok=True)
                 report.files_removed += 1
+    # A result kept from a shared store may have its file only there (fetched when needed).
+    shared = store.shared_keys()
     for key, record in list(store.results()):
         if record is None:
             report.unreadable.append(key)
-        elif record.output.sha256 in bad or not store.has_file(
-            record.output.sha256, record.output.size
+        elif record.output.sha256 in bad or not (
+            store.has_file(record.output.sha256, record.output.size) or key in shared
         ):
             report.missing.append(key)
         else:

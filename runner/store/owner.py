@@ -155,6 +155,20 @@ def owner_alive(owner: Owner, last_beat: Callable[[str], float | None]) -> bool:
     return _process_alive(owner)
 
 
+def on_this_machine(owner: Owner) -> bool:
+    """Whether ``owner`` ran on this very machine, so its process itself can tell whether it
+    lives. A shared remote store asks this before it judges by the lease: the same host name
+    on another boot may be another container, whose pids mean nothing here."""
+    if owner.host != socket.gethostname():
+        return False
+    return owner.boot_id is None or boot_id() in (None, owner.boot_id)
+
+
+def process_alive(owner: Owner) -> bool:
+    """Whether the process of ``owner`` (on this machine) may still be running."""
+    return _process_alive(owner)
+
+
 def _process_alive(owner: Owner) -> bool:
     if owner.pid <= 0:  # kill(0) and kill(-n) address process groups
         return False

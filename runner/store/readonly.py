@@ -30,6 +30,11 @@ class ReadOnlyCache:
     def __init__(self, directory: Path) -> None:
         path = quote(str((directory / _DB).absolute()))
         if not (directory / _DB).is_file():
+            if directory.parent.is_dir():
+                # A table this store's version did not have yet: read as empty.
+                self._con = sqlite3.connect(":memory:")
+                self._con.execute("CREATE TABLE Cache (key, raw, value, mode)")
+                return
             raise sqlite3.OperationalError(f"no database at {directory / _DB}")
         self._con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         try:

@@ -12,6 +12,8 @@ Layout under the root (e.g. ``<project>/.shotgraph``)::
     records/uploads     backend/sha256 -> UploadRecord
     records/hashes      resolved path -> (stat, sha256)
     records/runs        run id -> last heartbeat of a run in progress
+    records/shared      remote store URL + cache key -> the remote has that result (and
+                        its file): the local store is that remote's near cache
 
 Each ``records/*`` is a diskcache (SQLite, WAL) database, so every operation costs the same
 however large the store grows and several processes may share it. Ordering is what keeps it
@@ -65,6 +67,7 @@ class Store:
             self._uploads = table("uploads", False)
             self._hashes = HashCache(table("hashes", False))
             self._runs = table("runs", False)
+            self._shared = table("shared", False)
         except BaseException:
             for done in opened:
                 done.close()
@@ -81,7 +84,14 @@ class Store:
         return cls(root, read_only=read_only)
 
     def close(self) -> None:
-        tables = (self._results, self._journal.table, self._uploads, self._hashes.table, self._runs)
+        tables = (
+            self._results,
+            self._journal.table,
+            self._uploads,
+            self._hashes.table,
+            self._runs,
+            self._shared,
+        )
         for table in tables:
             table.close()
         self.files.close()
@@ -183,6 +193,27 @@ class Store:
 
     def delete_result(self, key: str) -> bool:
         return self._results.delete(key)
+
+    def cache_results(self, remote: str, records: list[ResultRecord]) -> None:
+        """Keep records read from the ``remote`` store (whose files may stay there until
+        needed), in one transaction: they are durable in the remote already."""
+        with self._results.transact():
+            for record in records:
+                self._results.set(record.key, record.as_dict())
+        self.mark_shared(remote, [record.key for record in records])
+
+    def mark_shared(self, remote: str, keys: list[str]) -> None:
+        """Remember that the ``remote`` store has the results (and files) of ``keys``."""
+        with self._shared.transact():
+            for key in keys:
+                self._shared.set(_shared_key(remote, key), {"v": 1})
+
+    def is_shared(self, remote: str, key: str) -> bool:
+        return _shared_key(remote, key) in self._shared
+
+    def shared_keys(self) -> set[str]:
+        """The keys whose results some remote store has (their files may live only there)."""
+        return {name.rpartition("\n")[2] for name in self._shared}
 
     def results(self) -> Iterator[tuple[str, ResultRecord | None]]:
         """Every result key with its record (None when unreadable)."""
@@ -318,6 +349,10 @@ class Store:
 
     def forget_missing_inputs(self, *, dry_run: bool = False) -> int:
         return self._hashes.forget_missing(dry_run=dry_run)
+
+
+def _shared_key(remote: str, key: str) -> str:
+    return f"{remote}\n{key}"
 
 
 def _upload_key(backend: str, sha256: str) -> str:

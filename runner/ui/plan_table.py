@@ -10,7 +10,17 @@ from runner.compile.steps import Step
 from runner.errors import display_path
 from runner.plan import Plan, PlanRow
 
-COLUMNS = ("NODE", "KIND", "ENDPOINT", "FRAMES", "FPS", "SECONDS", "EST. COST", "STATUS")
+COLUMNS = (
+    "NODE",
+    "KIND",
+    "ENDPOINT",
+    "FRAMES",
+    "FPS",
+    "SECONDS",
+    "EST. COST",
+    "PRICED AS",
+    "STATUS",
+)
 
 
 def _cells(row: PlanRow) -> tuple[str, ...]:
@@ -23,9 +33,11 @@ def _cells(row: PlanRow) -> tuple[str, ...]:
     cost = "local" if step.estimate is None else step.estimate.label
     if row.status == "cached" or row.wait is not None:
         cost = f"({cost})"
+    # The formula and its inputs: "6 s x $0.06/s at 1080p", "112 MP (1280x720x121) x ...".
+    priced = "-" if step.estimate is None else step.estimate.basis
     status = row.shown_status + (f": {row.shown_reason}" if row.shown_reason else "")
     endpoint = step.endpoint.id if step.endpoint else "(local)"
-    return (step.name, step.kind, endpoint, frames, fps, seconds, cost, status)
+    return (step.name, step.kind, endpoint, frames, fps, seconds, cost, priced, status)
 
 
 def format_plan(plan: Plan, compiled: Compiled, *, verbose: bool = False) -> str:
@@ -66,7 +78,10 @@ def format_plan(plan: Plan, compiled: Compiled, *, verbose: bool = False) -> str
     if plan.unpriced:
         lines.append(f"  unpriced (fal publishes no price): {_names(plan.unpriced)}")
     if any(r.step.timing and r.step.timing.assumed for r in plan.rows):
-        lines.append("  ~ frames/seconds assumed: the endpoint takes no num_frames/frame_rate")
+        lines.append(
+            "  ~ frames, rate or size assumed: the request does not fix them, or they follow "
+            "an input not known yet"
+        )
     if verbose:
         for row in plan.rows:
             if row.step.body is not None:

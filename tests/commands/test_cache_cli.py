@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from runner import cli
+from runner.commands.lockfiles import find_lockfiles, lock_keys
 from runner.errors import ShotgraphError
-from runner.lock import find_lockfiles, lock_keys
 from runner.store import Owner, ResultRecord, Store, StoredFile
 
 OLD = time.time() - 86_400

@@ -1,8 +1,8 @@
 """fal's official Python client, unmodified, against the emulator over TLS.
 
-fal_client reads ``FAL_QUEUE_RUN_HOST`` when it is imported and always speaks https, so it
-runs in a subprocess with the emulator's host, a trusted test CA and a key in its
-environment.
+fal_client reads ``FAL_QUEUE_RUN_HOST`` and ``FAL_RUN_HOST`` when it is imported and always
+speaks https, so it runs in a subprocess with the emulator's queue and run hosts, a trusted
+test CA and a key in its environment.
 """
 
 from __future__ import annotations
@@ -40,6 +40,16 @@ SCRIPT = textwrap.dedent(
     out["final_logs"] = len(final.logs or [])
     out["inference_time"] = final.metrics.get("inference_time")
     out["again"] = fal_client.result(app, handle.request_id)["seed"]
+    events = list(fal_client.submit(app, {"prompt": "events", "num_frames": 9,
+                                          "resolution": "480p"}).iter_events(with_logs=True))
+    out["events"] = [type(e).__name__ for e in events]
+    # fal.run: the synchronous host blocks and answers with the output itself.
+    out["run"] = fal_client.run(app, {"prompt": "at once", "num_frames": 9,
+                                      "resolution": "480p", "seed": 5})
+    try:
+        fal_client.run(app, {"prompt": "bad", "num_frames": 5000})
+    except fal_client.FalClientHTTPError as exc:
+        out["run_error"] = {"status": exc.status_code, "detail": exc.message}
     try:
         fal_client.subscribe(app, {"prompt": "too long", "num_frames": 5000})
     except fal_client.FalClientHTTPError as exc:
@@ -65,10 +75,11 @@ def tls(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return paths
 
 
-def run_fal_client(url: str, ca: Path, tmp_path: Path) -> dict[str, Any]:
+def run_fal_client(url: str, run_url: str, ca: Path, tmp_path: Path) -> dict[str, Any]:
     env = {
         **os.environ,
         "FAL_QUEUE_RUN_HOST": url.split("://", 1)[1],
+        "FAL_RUN_HOST": run_url.split("://", 1)[1],
         "SSL_CERT_FILE": str(ca),
         "FAL_KEY": "test-id:test-secret",
         "FAL_HOME_DIR": str(tmp_path / "fal-home"),
@@ -94,7 +105,7 @@ def test_official_client_over_tls(
     server = start_emulator(latency=0.3, tls_cert=tls["cert"], tls_key=tls["key"], faults=faults)
     assert server.url.startswith("https://127.0.0.1:")
 
-    out = run_fal_client(server.url, tls["ca"], tmp_path)
+    out = run_fal_client(server.url, server.run_url, tls["ca"], tmp_path)
 
     assert out["status_url"].startswith(server.url)
     assert out["first_status"] in ("Queued", "InProgress")
@@ -109,6 +120,11 @@ def test_official_client_over_tls(
     assert out["error"]["status"] == 422
     assert out["error"]["detail"][0]["loc"] == ["body", "num_frames"]
     assert out["cancel_status"] == 400  # ALREADY_COMPLETED
+    assert out["events"][-1] == "Completed" and "InProgress" in out["events"]
+    assert out["run"]["seed"] == 5 and out["run"]["video"]["url"].startswith(server.run_url)
+    assert "request_id" not in out["run"]  # the output, not a queue receipt
+    assert out["run_error"]["status"] == 422
+    assert out["run_error"]["detail"][0]["loc"] == ["body", "num_frames"]
     stats = server.stats()
     assert stats["faults_fired"] == {"rate_limit": 1, "ingress": 1}
-    assert stats["total_submissions"] == 2
+    assert stats["total_submissions"] == 5

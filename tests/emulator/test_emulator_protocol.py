@@ -270,3 +270,83 @@ def test_stats_count_submissions_by_fingerprint(
     assert stats["submissions"][fingerprint(T2V, SMALL)] == 2
     assert set(stats["states"]) == {"IN_QUEUE", "IN_PROGRESS", "COMPLETED"}
     assert sum(stats["states"].values()) == 3
+
+
+def test_stream_events_carry_each_log_entry_once(
+    start_emulator: StartEmulator, client: httpx.Client
+) -> None:
+    server = start_emulator(latency=0.3, concurrency=1)
+    submit(client, server.url, T2V, SMALL)
+    second = submit(client, server.url, T2V, SMALL | {"seed": 4})
+    events = []
+    with client.stream("GET", f"{second['status_url']}/stream", params={"logs": "1"}) as answer:
+        for line in answer.iter_lines():
+            if line.startswith("data: "):
+                events.append(json.loads(line[6:]))
+    assert len(events) >= 3
+    # fal-js appends every event's logs to those it has: each entry must come once, and
+    # together they are the whole log a poll shows.
+    streamed = [entry for event in events for entry in event["logs"]]
+    polled = client.get(second["status_url"], params={"logs": "1"}).json()["logs"]
+    assert streamed == polled
+    assert len({json.dumps(e, sort_keys=True) for e in streamed}) == len(streamed)
+
+
+def test_the_run_host_blocks_and_answers_with_the_output(
+    start_emulator: StartEmulator, client: httpx.Client
+) -> None:
+    server = start_emulator(latency=0.2)
+    assert server.run_url and server.run_url != server.url
+    answer = client.post(f"{server.run_url}/{T2V}", json=SMALL | {"seed": 12}, timeout=60)
+    assert answer.status_code == 200
+    output = answer.json()
+    assert output["seed"] == 12 and "request_id" not in output and "status" not in output
+    assert answer.headers["x-fal-request-id"]
+    assert client.get(output["video"]["url"]).status_code == 200
+    bad = client.post(f"{server.run_url}/{T2V}", json={"prompt": "x", "num_frames": 5000})
+    assert bad.status_code == 422
+    assert bad.json()["detail"][0]["loc"] == ["body", "num_frames"]
+    # The queue host is still the queue: a receipt, not the output.
+    assert "request_id" in client.post(f"{server.url}/{T2V}", json=SMALL).json()
+    assert server.stats()["requests"]["run"] == 2
+    assert httpx.post(f"{server.run_url}/{T2V}", json=SMALL).status_code == 401  # no key
+
+
+def test_fal_js_upload_flow_initiate_then_presigned_put(
+    start_emulator: StartEmulator, client: httpx.Client
+) -> None:
+    server = start_emulator()
+    data = bytes(range(256)) * 64
+    lifecycle = {"X-Fal-Object-Lifecycle": json.dumps({"expiration_duration_seconds": 60})}
+    started = client.post(
+        f"{server.url}/storage/upload/initiate",
+        params={"storage_type": "fal-cdn-v3"},
+        json={"content_type": "image/png", "file_name": "key.png"},
+        headers=lifecycle,
+    )
+    assert started.status_code == 200
+    urls = started.json()
+    assert set(urls) == {"upload_url", "file_url"}
+    assert client.get(urls["file_url"]).status_code == 404  # nothing until the bytes are in
+    # The presigned PUT carries no credentials, as fal-js sends it.
+    put = httpx.put(urls["upload_url"], content=data, headers={"Content-Type": "image/png"})
+    assert put.status_code == 200
+    served = client.get(urls["file_url"])
+    assert served.content == data and served.headers["content-type"] == "image/png"
+    assert httpx.put(urls["upload_url"], content=data).status_code == 404  # used up
+    # Without the API key there is no upload to start.
+    assert httpx.post(f"{server.url}/storage/upload/initiate", json={}).status_code == 401
+
+    multi = client.post(
+        f"{server.url}/storage/upload/initiate-multipart",
+        params={"storage_type": "fal-cdn-v3"},
+        json={"content_type": "video/mp4", "file_name": "big.mp4"},
+    ).json()
+    parts = []
+    for number, chunk in enumerate((data[:5000], data[5000:]), start=1):
+        answer = httpx.put(f"{multi['upload_url']}/{number}", content=chunk)
+        assert answer.status_code == 200
+        parts.append(answer.json())  # fal-js reads {partNumber, etag} from the body
+    done = httpx.post(f"{multi['upload_url']}/complete", json={"parts": parts})
+    assert done.status_code == 200
+    assert client.get(multi["file_url"]).content == data

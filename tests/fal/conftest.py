@@ -60,7 +60,11 @@ async def local_client(
         await asyncio.sleep(min(seconds, 0.01))
 
     def make(server: Any, *, key: str = EMULATOR_KEY, **options: Any) -> FalClient:
-        env = {"SHOTGRAPH_FAL_QUEUE_URL": server.url, "SHOTGRAPH_FAL_REST_URL": server.url}
+        env = {
+            "SHOTGRAPH_FAL_QUEUE_URL": server.url,
+            "SHOTGRAPH_FAL_REST_URL": server.url,
+            "SHOTGRAPH_FAL_API_URL": f"{server.url}/v1",
+        }
         options.setdefault("retry", RetryPolicy(sleep=short_sleep))
         client = FalClient.from_env({**env, "FAL_KEY": key}, **options)
         clients.append(client)

@@ -69,6 +69,19 @@ async def test_submit_posts_to_the_full_endpoint_and_keeps_the_returned_urls(
     assert job.stream_url == returned["status_url"] + "/stream"
 
 
+async def test_every_submit_asks_fal_not_to_reroute_it_to_a_fallback_model(
+    make_client: MakeClient,
+) -> None:
+    client, rec = make_client(
+        sequence(
+            json_response(200, submitted(APP, "req-1")), json_response(200, submitted(APP, "req-2"))
+        )
+    )
+    await client.submit(ENDPOINT, {"prompt": "a cat"})
+    await client.submit(ENDPOINT, {"prompt": "a dog"}, start_timeout=30, priority="low")
+    assert [seen.headers.get("x-fal-disable-fallbacks") for seen in rec.seen] == ["true", "true"]
+
+
 async def test_submit_builds_urls_when_fal_returns_none_or_foreign_ones(
     make_client: MakeClient,
 ) -> None:

@@ -105,3 +105,63 @@ def test_prices() -> None:
     assumed = timing(original, {})
     assert assumed.assumed and assumed.num_frames == 121
     assert timing(extend, body).seconds == pytest.approx(121 / 30)
+
+
+def test_the_ltx2_families_and_their_kinds() -> None:
+    reg = registry()
+    kinds = {name: set(reg.family(name).endpoints) for name in reg.families if "ltx-2" in name}
+    assert kinds == {
+        "ltx-2-pro": {"t2v", "i2v", "retake"},
+        "ltx-2-fast": {"t2v", "i2v", "retake"},
+        "ltx-2-19b": {"t2v", "i2v", "v2v", "extend"},
+        "ltx-2-19b-distilled": {"t2v", "i2v", "v2v", "extend"},
+    }
+    assert reg.endpoint("ltx-2-19b", "extend").id == "fal-ai/ltx-2-19b/extend-video"
+    twin = reg.endpoint("ltx-2-19b-distilled", "v2v", lora=True)
+    assert twin.id == "fal-ai/ltx-2-19b/distilled/video-to-video/lora" and twin.lora
+    assert reg.endpoint_by_id(twin.id) == twin
+    # Pro has no /lora twin: asking for one gives the endpoint itself
+    assert reg.endpoint("ltx-2-pro", "t2v", lora=True).id == "fal-ai/ltx-2/text-to-video"
+    assert all(e.sound for e in reg.endpoints() if "ltx-2" in e.family)
+    assert not reg.endpoint("ltx-2-pro", "i2v").seeded and reg.endpoint("ltx-2-19b", "i2v").seeded
+
+
+def test_ltx2_extend_takes_a_top_level_video_url() -> None:
+    names = registry().endpoint("ltx-2-19b", "extend").schema.names
+    assert "video_url" in names and "video" not in names
+    retake = registry().endpoint("ltx-2-pro", "retake").schema
+    assert {"video_url", "start_time", "duration", "retake_mode"} <= set(retake.names)
+
+
+def test_forbidden_parameters_are_per_family() -> None:
+    reg = registry()
+    dev = reg.endpoint("ltx-2-19b", "t2v")
+    assert "guidance_scale" not in dev.forbidden and dev.schema.field("guidance_scale")
+    assert (
+        "takes no guidance scale"
+        in reg.endpoint("ltx-2-19b-distilled", "t2v").forbidden["guidance_scale"]
+    )
+    assert "LTX 13B" in reg.endpoint("ltx-0.9.7-distilled", "t2v").forbidden["guidance_scale"]
+    assert "duration" in reg.endpoint("ltx-2-pro", "t2v").forbidden["num_frames"]
+
+
+def test_fals_deprecated_endpoints_name_their_replacement() -> None:
+    reg = registry()
+    found = reg.deprecation("fal-ai/ltx-video-v097/extend")
+    assert found is not None and "ltx-video-13b-distilled" in found.replacement
+    assert reg.deprecation("fal-ai/ltx-video-lora/image-to-video") is not None
+    assert reg.deprecation("fal-ai/ltx-video-13b-distilled") is None
+    assert reg.deprecation("fal-ai/ltx-video-lorax") is None  # a prefix only at a "/"
+
+
+def test_unions_and_nullable_fields_answer_as_pydantic() -> None:
+    schema = input_schema("fal-ai/ltx-2-19b/text-to-video")
+    assert schema.check({"prompt": "x", "seed": None, "video_size": {"width": 640}}) == []
+    errors = schema.check({"prompt": "x", "video_size": "huge"})
+    # The branches as a pydantic model generated from the schema names them (see
+    # tests/ltx/test_pydantic_parity.py): the object by its title, the inline enum by its field.
+    assert [e["loc"][2] for e in errors] == ["ImageSize", "enum[VideoSize]"]
+    assert schema.with_defaults({"prompt": "x", "video_size": {"width": 640}})["video_size"] == {
+        "width": 640,
+        "height": 512,
+    }

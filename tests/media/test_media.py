@@ -266,7 +266,7 @@ def test_extract_frame_refuses_an_image(tmp_path: Path) -> None:
 
 def test_stitch_same_size_keeps_every_frame_in_order(tmp_path: Path) -> None:
     a = make_clip(tmp_path / "a.mp4", [0, 1, 2, 3, 4])
-    b = make_clip(tmp_path / "b.mp4", [20, 21, 22, 23], audio=True)  # audio is ignored
+    b = make_clip(tmp_path / "b.mp4", [20, 21, 22, 23], audio=True)  # its sound is carried
     c = make_clip(tmp_path / "c.mp4", [40, 41, 42])
     out = tmp_path / "cut.mp4"
     report = stitch([a, b, c], out)

@@ -4,6 +4,8 @@ x264 used to read memory nobody wrote (its AVX-512 macroblock-tree code), so a c
 the runner, beside other work, could differ from the same cut stitched in a fresh process; and
 its CPU-specific routines made the bytes differ from machine to machine. The clips here are
 tiny (64x64, a few frames) but textured and moving, which is what that code path needs.
+Some have sound at different rates and some none, so the cut's sound (resampled in integers,
+encoded as FLAC with fixed predictors) is held to the same bar.
 Other processes run with glibc's ``MALLOC_PERTURB_``, which fills fresh heap blocks with junk:
 a read of unwritten memory then changes the output every time, not now and then.
 """
@@ -14,6 +16,7 @@ import os
 import random
 import subprocess
 import sys
+from array import array
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from hashlib import sha256
@@ -24,10 +27,13 @@ from PIL import Image, ImageDraw
 from stitch_worker import bundled_libavutil
 
 from runner.media import EncodeSettings, VideoWriter, stitch
+from runner.media.audio import Pcm
 
 WORKER = Path(__file__).with_name("stitch_worker.py")
 # (width, height, fps): mostly the first clip's format, some to scale, letterbox and retime.
 FORMATS = [(64, 64, 24), (64, 64, 24), (48, 64, 24), (96, 54, 12), (64, 64, 30), (64, 36, 24)]
+# The sample rate of each clip's sound (None: silent), in turn.
+SOUNDS = [24000, None, 48000, 24000, None, 44100, 16000]
 
 
 def _pictures(seed: int, size: tuple[int, int], count: int) -> Iterator[Image.Image]:
@@ -44,18 +50,29 @@ def _pictures(seed: int, size: tuple[int, int], count: int) -> Iterator[Image.Im
         yield canvas.crop((3 * i, 2 * i, 3 * i + width, 2 * i + height))
 
 
+def _noise(seed: int, rate: int, samples: int) -> Pcm:
+    """Noisy sound: every band of the codec busy, as the pictures keep x264 busy."""
+    rnd = random.Random(seed)
+    return Pcm(
+        rate, array("h", (rnd.randrange(-16000, 16000) for _ in range(2 * samples))).tobytes()
+    )
+
+
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    """23 clips of 6 frames each."""
+    """23 clips of 6 frames each, most with sound."""
     folder = tmp_path_factory.mktemp("clips")
     quick = EncodeSettings(crf=18, preset="ultrafast", threads=1)
     paths = []
     for i in range(23):
         width, height, rate = FORMATS[i % len(FORMATS)]
+        sound = SOUNDS[i % len(SOUNDS)]
         path = folder / f"clip{i:02}.mp4"
-        with VideoWriter(path, width, height, rate, quick) as writer:
+        with VideoWriter(path, width, height, rate, quick, sound) as writer:
             for picture in _pictures(i, (width, height), 6):
                 writer.write(picture)
+            if sound is not None:
+                writer.write_audio(_noise(i, sound, sound * 6 // rate))
         paths.append(path)
     return paths
 

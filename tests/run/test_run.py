@@ -3,6 +3,7 @@ failures, budget, frozen, replay, outputs."""
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -12,6 +13,7 @@ import av
 import pytest
 
 from runner import cli
+from runner.ltx.schema import schema_digest
 from runner.store import Store, hashcache
 from tests.run_helpers import (
     GENERATION_NODES,
@@ -181,6 +183,33 @@ def test_replay_on_a_fresh_store_reproduces_every_output(
     assert (tmp_path / "p" / "renders" / "cut.mp4").exists()
 
 
+def test_replay_warns_when_fals_schema_changed_since_the_lock(
+    tmp_path: Path, render_pool: ProcessPoolExecutor, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pipeline = make_project(tmp_path / "p")
+    lockfile = pipeline.with_name("tiny.lock.json")
+    store = tmp_path / "store"
+    with start_emulator(render_pool) as emulator:
+        assert run(pipeline, emulator.url, store) == 0
+        lock = json.loads(lockfile.read_text())
+        intro = lock["nodes"]["intro"]
+        assert intro["schema_sha256"] == schema_digest(intro["endpoint"])
+        capsys.readouterr()
+        args = ["replay", str(lockfile), "--emulator-url", emulator.url, "--cache-dir", str(store)]
+        assert cli.run([*args, "--plain"]) == 0
+        assert "schema" not in capsys.readouterr().err  # unchanged: nothing to say
+        # As if fal's OpenAPI changed and schemas/endpoints/ was refreshed since the run.
+        text = lockfile.read_text().replace(intro["schema_sha256"], "0" * 64)
+        lockfile.write_text(text)
+        assert cli.run([*args, "--plain"]) == 0
+    err = capsys.readouterr().err
+    line = next(i for i, t in enumerate(text.splitlines(), 1) if t.lstrip().startswith('"intro"'))
+    assert f"tiny.lock.json:{line} nodes.intro.schema_sha256: warning: fal's schema of" in err
+    assert f"{intro['endpoint']} changed since this lock was written" in err
+    same = [n for n, e in lock["nodes"].items() if e.get("schema_sha256") == intro["schema_sha256"]]
+    assert err.count("schema_sha256: warning") == len(same)
+
+
 def test_plan_says_why(
     tmp_path: Path, render_pool: ProcessPoolExecutor, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -194,8 +223,6 @@ def test_plan_says_why(
         cli.run(["plan", str(pipeline), "--backend", "local", "--cache-dir", str(store), "--json"])
         == 0
     )
-    import json
-
     rows = {
         r["node"]: (r["status"], r["reason"]) for r in json.loads(capsys.readouterr().out)["nodes"]
     }

@@ -43,7 +43,7 @@ def run(pipeline: Path, store: Path, url: str) -> int:
     return cli.run([*args, "--emulator-url", url])
 
 
-def test_a_run_that_died_mid_submit_is_sent_again_the_identical_body(
+def test_a_run_that_died_before_its_submit_reached_fal_sends_the_identical_body(
     tmp_path: Path, start_emulator: StartEmulator, capsys: pytest.CaptureFixture[str]
 ) -> None:
     pipeline = make_project(tmp_path / "p")
@@ -68,8 +68,12 @@ def test_a_run_that_died_mid_submit_is_sent_again_the_identical_body(
     assert rows["intro"]["status"] == "render" and "died submitting" in rows["intro"]["reason"]
 
     assert run(pipeline, tmp_path / "store", emulator.url) == 0
-    assert "intro: note: run died-mid-submit" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "intro: note: run died-mid-submit" in out
+    # fal never got it: the listing has no such job, so it is sent again, and the run says so.
+    assert "the job is not in fal's request listing 4 s after it was sent" in out
     stats = emulator.stats()
+    assert stats["requests"]["listing"] >= 2  # looked, waited, looked again
     # That very body, not one rebuilt around a fresh upload of the same keyframe.
     assert stats["submissions"][fingerprint(step.endpoint.id, body)] == 1
     assert stats["total_submissions"] == len(GENERATION_NODES)

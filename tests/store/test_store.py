@@ -563,6 +563,25 @@ def test_open_refuses_a_directory_that_is_not_a_store(tmp_path: Path) -> None:
     assert (tmp_path / "half" / ".gitignore").read_text().strip().endswith("*")
 
 
+def test_a_store_another_run_makes_meanwhile_is_opened(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two runs create one store at once: the other run writes the marker and the store's
+    folders between this one's look for the marker and its look at the directory."""
+    root = tmp_path / "s"
+    listing = Path.iterdir
+
+    def other_run_first(path: Path) -> Iterator[Path]:
+        if path == root and not (root / "store.json").exists():
+            (root / "store.json").write_text('{"format": "shotgraph-store", "version": 1}\n')
+            (root / "files").mkdir()
+        return listing(path)
+
+    monkeypatch.setattr(Path, "iterdir", other_run_first)
+    Store.open(root).close()
+    assert (root / "records").is_dir()
+
+
 def test_open_refuses_a_newer_format(tmp_path: Path) -> None:
     Store.open(tmp_path / "s").close()
     (tmp_path / "s" / "store.json").write_text('{"format": "shotgraph-store", "version": 2}')

@@ -1,0 +1,64 @@
+"""The store's writer thread: where a run's local store writes go, so that a journal write's
+fsync never holds the event loop while it reads the other jobs' answers."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import queue
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+class _Writer:
+    """One thread running the store's writes in order.
+
+    One thread, because several would contend for SQLite's write lock, and SQLite's busy
+    handler backs off by sleeping (up to 100 ms at a time).
+    """
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]]]
+        self._queue = queue.SimpleQueue()
+        self._started = False
+        self._lock = threading.Lock()
+
+    def submit(self, call: Callable[[], T]) -> Future[T]:
+        future: Future[T] = Future()
+        self._queue.put((call, future))
+        with self._lock:
+            if not self._started:
+                # A daemon: every write is awaited by the step that asked for it, so none
+                # is pending when the run ends.
+                threading.Thread(target=self._run, name="shotgraph-store", daemon=True).start()
+                self._started = True
+        return future
+
+    def _run(self) -> None:
+        while True:
+            call, future = self._queue.get()
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(call())
+            except BaseException as exc:  # handed to the awaiting step, whatever it is
+                future.set_exception(exc)
+
+
+_WRITER = _Writer()
+
+
+async def off_loop(call: Callable[..., T], *args: Any) -> T:
+    """``call(*args)`` on the store's writer thread: a journal write fsyncs, and meanwhile
+    the event loop must go on reading the other jobs' answers. A cancellation waits for the
+    write to finish, so the task unwinds with the entry in a known state."""
+    work = asyncio.wrap_future(_WRITER.submit(functools.partial(call, *args)))
+    try:
+        return await asyncio.shield(work)
+    except asyncio.CancelledError:
+        await asyncio.wait([work])
+        raise

@@ -1,0 +1,132 @@
+"""The local store as the near cache of a shared one (through the seam, a directory
+remote): results found many at once, files fetched only when needed and verified by hash,
+a tampered object never delivered, the format marker, a server without conditional writes."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from runner.store import RemoteStore, ResultRecord, Store, StoreError, TieredStore
+from runner.store.dir_remote import DirRemote
+from runner.store.remote_store import MARKER, file_name, result_name
+
+
+@pytest.fixture
+def machines(tmp_path: Path) -> Iterator[tuple[TieredStore, TieredStore]]:
+    """Two machines with local stores of their own and one bucket."""
+    with Store.open(tmp_path / "a") as a, Store.open(tmp_path / "b") as b:
+        yield (
+            TieredStore(a, RemoteStore(DirRemote(tmp_path / "bucket"))),
+            TieredStore(b, RemoteStore(DirRemote(tmp_path / "bucket"))),
+        )
+
+
+def render(store: TieredStore, key: str, data: bytes) -> ResultRecord:
+    src = store.local.root.parent / f"{key[:8]}.bin"
+    src.write_bytes(data)
+    stored = store.local.put_file(src)
+    return ResultRecord(
+        key=key,
+        node=f"n{key[:4]}",
+        kind="t2v",
+        endpoint="ep",
+        backend="local",
+        request_id=f"req-{key[:4]}",
+        seed=1,
+        output=stored,
+        content_type="video/mp4",
+        cost_usd=0.04,
+        result_url=None,
+        recorded_at=time.time(),
+    )
+
+
+KEYS = [f"{i:02x}" * 32 for i in range(12)]
+
+
+async def test_another_machine_finds_every_result_and_fetches_only_what_it_needs(
+    machines: tuple[TieredStore, TieredStore],
+) -> None:
+    a, b = machines
+    for i, key in enumerate(KEYS):
+        await a.put_result(render(a, key, f"clip {i}".encode()))
+    found, unshared = await b.find_results(KEYS, "local")
+    assert set(found) == set(KEYS) and unshared == []
+    assert not any(b.local.has_file(r.output.sha256) for r in found.values())  # lazily
+    assert await b.fetch_files([found[KEYS[0]]]) == set()
+    assert b.local.verify_file(found[KEYS[0]].output.sha256)
+    # The bucket is remembered: a second look needs no request.
+    assert b.known_result(KEYS[5], "local") == found[KEYS[5]]
+    assert (await b.find_results(KEYS, "fal"))[0] == {}  # a render serves its own backend
+
+
+async def test_a_tampered_object_is_never_delivered_and_is_made_again(
+    machines: tuple[TieredStore, TieredStore], tmp_path: Path
+) -> None:
+    a, b = machines
+    warnings: list[str] = []
+    b.warn = warnings.append
+    record = render(a, KEYS[0], b"the true bytes")
+    await a.put_result(record)
+    tampered = tmp_path / "bucket" / file_name(record.output.sha256)
+    tampered.write_bytes(b"the true bytes, but not quite")
+    assert await b.result_for(KEYS[0], "local") is None
+    assert not b.local.has_file(record.output.sha256)
+    assert len(warnings) == 1 and "tampered" in warnings[0] and record.node in warnings[0]
+    # Gone from the bucket, record and file, so a render of the same bytes lands again.
+    assert not tampered.exists() and not (tmp_path / "bucket" / result_name(KEYS[0])).exists()
+    await b.put_result(render(b, KEYS[0], b"the true bytes"))
+    assert hashlib.sha256(tampered.read_bytes()).hexdigest() == record.output.sha256
+
+
+async def test_results_only_here_are_published_and_then_known(
+    machines: tuple[TieredStore, TieredStore],
+) -> None:
+    a, b = machines
+    record = render(a, KEYS[1], b"made before the bucket")
+    a.local.put_result(record)
+    _, unshared = await a.find_results([KEYS[1]], "local")
+    assert unshared == [record]
+    await a.publish(unshared)
+    assert (await a.find_results([KEYS[1]], "local"))[1] == []
+    assert (await b.result_for(KEYS[1], "local")) == record
+
+
+async def test_a_prefix_holding_something_else_or_a_newer_layout_is_refused(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / MARKER).write_text('{"format": "something-else"}')
+    with pytest.raises(StoreError, match="not a shotgraph store"):
+        await RemoteStore(DirRemote(tmp_path / "other")).open()
+    (tmp_path / "newer").mkdir()
+    (tmp_path / "newer" / MARKER).write_text('{"format": "shotgraph-remote-store", "version": 9}')
+    with pytest.raises(StoreError, match="format 9"):
+        await RemoteStore(DirRemote(tmp_path / "newer")).open()
+
+
+class IgnoresConditions(DirRemote):
+    """A server that accepts If-None-Match and writes anyway."""
+
+    async def put_if_absent(self, name: str, data: bytes | Path) -> str | None:
+        return await self.put(name, data)
+
+
+async def test_a_server_without_conditional_writes_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="ignores If-None-Match"):
+        await RemoteStore(IgnoresConditions(tmp_path / "bucket")).open()
+
+
+async def test_a_record_under_the_wrong_name_is_not_a_result(
+    machines: tuple[TieredStore, TieredStore], tmp_path: Path
+) -> None:
+    a, b = machines
+    await a.put_result(render(a, KEYS[2], b"x"))
+    moved = (tmp_path / "bucket" / result_name(KEYS[2])).read_bytes()
+    (tmp_path / "bucket" / result_name(KEYS[3])).write_bytes(moved)
+    assert await b.result_for(KEYS[3], "local") is None
