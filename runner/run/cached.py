@@ -21,11 +21,12 @@ async def find_cached(
     """The cached steps' records by node name, and the results found only on this machine
     that the shared store should be given (empty without one)."""
     if store.remote is None:
-        local: dict[str, ResultRecord] = {}
-        for name, step in steps.items():
-            record = store.local.result_for(step.key, backend)  # its file present too
-            if record is not None:
-                local[name] = record
+        # Every node's result in one query, not one per node (their files present too).
+        keys = [step.key for step in steps.values()]
+        found_here = store.local.results_for(keys, backend)
+        local = {
+            name: found_here[step.key] for name, step in steps.items() if step.key in found_here
+        }
         return local, []
     found, unshared = await store.find_results((step.key for step in steps.values()), backend)
     while True:
