@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import shutil
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -85,6 +88,36 @@ def last_run_events(store_root: Path) -> list[dict[str, Any]]:
 def rendered(store_root: Path) -> set[str]:
     """Nodes the last run rendered (not found in the cache)."""
     return {e["node"] for e in last_run_events(store_root) if e["event"] == "NodeDone"}
+
+
+class Lines:
+    """What a :func:`spawn_run` process prints, read as it comes: a test waits for the line
+    that says a thing happened (:meth:`until`), not for a while."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        assert process.stdout is not None
+        self.process = process
+        self.lines: list[str] = []
+        self._fd = process.stdout.fileno()
+        self._pending = b""
+
+    def until(self, done: Callable[[list[str]], bool], timeout: float = 120) -> list[str]:
+        """Every line so far, once ``done(lines)``; fails if the run ends first."""
+        deadline = time.monotonic() + timeout
+        while not done(self.lines):
+            left = deadline - time.monotonic()
+            assert left > 0 and select.select([self._fd], [], [], left)[0], self.lines
+            chunk = os.read(self._fd, 65536)  # unbuffered: communicate() gets the rest
+            assert chunk, f"the run ended first: {self.lines}"
+            *complete, self._pending = (self._pending + chunk).split(b"\n")
+            self.lines += [line.decode() for line in complete]
+        return self.lines
+
+    def finish(self, timeout: float = 120) -> tuple[str, str]:
+        """The whole of stdout and stderr, once the process has ended."""
+        out, err = self.process.communicate(timeout=timeout)
+        read = "".join(line + "\n" for line in self.lines) + self._pending.decode()
+        return read + out, err
 
 
 def spawn_run(

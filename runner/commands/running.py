@@ -22,7 +22,7 @@ from runner.ui.reporters import reporters_for
 from runner.ui.summary import print_summary
 
 if TYPE_CHECKING:
-    from runner.fal import FalClient
+    from runner.run.queue_client import QueueClient
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -107,7 +107,7 @@ def execute(
         url=options["emulator_url"],
     )
 
-    def connect() -> AbstractAsyncContextManager[FalClient]:
+    def connect() -> AbstractAsyncContextManager[QueueClient]:
         return open_backend(backend, store.local.root, local=local)
 
     async def go() -> RunResult:
@@ -120,7 +120,7 @@ def execute(
             outputs=outputs,
             describe_issue=describe_issue,
             pipeline_name=pipeline_name,
-            **({"hold": hold} if hold is not None else {}),
+            hold=hold,
         )
         return await executor.run()
 

@@ -8,6 +8,7 @@ import shutil
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,8 @@ class Emulator:
         self.requests: Counter[str] = Counter()
         self.faults_fired: Counter[str] = Counter()
         self.closing = asyncio.Event()
+        # What lifetimes (of files, of results) are counted on; tests move it on by hand.
+        self.clock: Callable[[], float] = time.time
         self._own_executor = executor is None
         self._executor = executor
         self.scheduler: Scheduler | None = None
@@ -82,10 +85,23 @@ class Emulator:
 
     async def start(self) -> None:
         """Open the stores, start the render pool and finish jobs left unfinished."""
+        # Files, the job journal and the pool's processes: in a thread, off the loop.
+        model, store, jobs = await asyncio.to_thread(self._open)
+        self.scheduler = Scheduler(
+            store,
+            model.run,
+            concurrency=self.config.concurrency,
+            latency=self.config.latency,
+            validate=validate,
+        )
+        self.scheduler.restore(jobs)
+
+    def _open(self) -> tuple[Model, JobStore, list[Job]]:
         state_dir = self.config.state_dir
         root = _temporary_root() if state_dir is None else state_dir
         root.mkdir(parents=True, exist_ok=True)
-        self._root, self._files = root, FileStore(root, self.config.file_ttl)
+        self._root = root
+        self._files = FileStore(root, self.config.file_ttl, lambda: self.clock())
         if self._executor is None:
             pool = render_pool(self.config.render_workers)
             pool.submit(warm_up)
@@ -100,14 +116,7 @@ class Emulator:
             no_render=self.config.no_render,
         )
         store = JobStore(root)
-        self.scheduler = Scheduler(
-            store,
-            model.run,
-            concurrency=self.config.concurrency,
-            latency=self.config.latency,
-            validate=validate,
-        )
-        self.scheduler.restore(store.load())
+        return model, store, list(store.load())
 
     async def close(self) -> None:
         """End status streams, stop jobs where they are (journaled) and the pool we own."""
@@ -115,6 +124,10 @@ class Emulator:
         if self.scheduler is not None:
             self.scheduler.changed.notify()
             await self.scheduler.close()
+        # Waiting for the pool's processes and removing files: in a thread, off the loop.
+        await asyncio.to_thread(self._release)
+
+    def _release(self) -> None:
         if self._own_executor and self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
         if self.config.state_dir is None and self._root is not None:
@@ -147,7 +160,7 @@ class Emulator:
         return (
             ttl is not None
             and job.completed_at is not None
-            and time.time() > job.completed_at + ttl
+            and self.clock() > job.completed_at + ttl
         )
 
     def stats(self) -> dict[str, Any]:

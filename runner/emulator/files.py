@@ -18,7 +18,7 @@ import secrets
 import shutil
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,20 +32,22 @@ TOKEN_LIFETIME = 3600.0
 
 @dataclass(frozen=True)
 class StoredFile:
-    """A file the emulator serves."""
+    """A file the emulator serves. Its ``lifetime`` (seconds; None: forever) starts when
+    it is published, complete: ``expires_at`` is set then."""
 
     id: str
     name: str
     content_type: str
     size: int
     expires_at: float | None
+    lifetime: float | None = None
 
     @property
     def url_path(self) -> str:
         return f"/files/{self.id}/{quote(self.name)}"
 
-    def expired(self, now: float | None = None) -> bool:
-        return self.expires_at is not None and (now or time.time()) >= self.expires_at
+    def expired(self, now: float) -> bool:
+        return self.expires_at is not None and now >= self.expires_at
 
 
 class MultipartError(ValueError):
@@ -58,13 +60,17 @@ class FileStore:
     A lifetime asked for with fal's ``X-Fal-Object-Lifecycle-Preference`` header is
     honoured, as fal honours it, within that bound: the bound plays a CDN that drops files
     sooner than a client was told (an account's storage settings, a deletion), which is
-    what a client must survive.
+    what a client must survive. Lifetimes are counted on ``clock`` (tests move it on
+    instead of waiting).
     """
 
-    def __init__(self, root: Path, default_ttl: float | None) -> None:
+    def __init__(
+        self, root: Path, default_ttl: float | None, clock: Callable[[], float] = time.time
+    ) -> None:
         self.dir = root / "files"
         self.dir.mkdir(parents=True, exist_ok=True)
         self.default_ttl = default_ttl
+        self.clock = clock
         self._secret = _secret(root / "token-secret")
 
     # Tokens: signed, so that they stay valid across a restart on the same state dir.
@@ -88,22 +94,14 @@ class FileStore:
     # Writing.
 
     def create(self, name: str | None, content_type: str, ttl: float | None) -> StoredFile:
-        """A new, still empty file record."""
+        """A new, still empty file record; its lifetime starts when it is published."""
         file_id = uuid.uuid4().hex
         name = _clean_name(name, content_type)
-        stored = StoredFile(file_id, name, content_type, 0, self._expiry(ttl))
-        (self.dir / file_id).mkdir()
-        return stored
-
-    def renewed(self, stored: StoredFile, ttl: float | None) -> StoredFile:
-        """``stored`` with its lifetime starting now: a render's URL exists only once the
-        render is done, so the time it took must not shorten the URL's life."""
-        return replace(stored, expires_at=self._expiry(ttl))
-
-    def _expiry(self, ttl: float | None) -> float | None:
         bounds = [t for t in (ttl, self.default_ttl) if t is not None]
         lifetime = min(bounds) if bounds else None
-        return time.time() + lifetime if lifetime is not None else None
+        stored = StoredFile(file_id, name, content_type, 0, None, lifetime)
+        (self.dir / file_id).mkdir()
+        return stored
 
     async def receive(self, stored: StoredFile, chunks: AsyncIterator[bytes]) -> StoredFile:
         """Stream ``chunks`` into ``stored``'s data and publish it."""
@@ -120,9 +118,12 @@ class FileStore:
             raise
 
     def publish(self, stored: StoredFile, data: Path, size: int) -> StoredFile:
-        """Move ``data`` into place and write the metadata that makes the file visible."""
+        """Move ``data`` into place and write the metadata that makes the file visible. Its
+        lifetime starts now: a render or an upload that took long is not born expired."""
         os.replace(data, self.dir / stored.id / "data")
-        final = StoredFile(stored.id, stored.name, stored.content_type, size, stored.expires_at)
+        lifetime = stored.lifetime
+        expires = self.clock() + lifetime if lifetime is not None else None
+        final = replace(stored, size=size, expires_at=expires)
         _write_json(self.dir / stored.id / "meta.json", asdict(final))
         return final
 
@@ -201,7 +202,7 @@ class FileStore:
             stored = StoredFile(**json.loads(meta.read_text()))
         except (OSError, ValueError, TypeError):
             return None
-        if (name is not None and name != stored.name) or stored.expired():
+        if (name is not None and name != stored.name) or stored.expired(self.clock()):
             return None
         return stored, self.dir / file_id / "data"
 

@@ -116,9 +116,16 @@ class JobStore:
         self.dir.mkdir(parents=True, exist_ok=True)
 
     def save(self, job: Job) -> None:
-        path = self.dir / f"{job.id}.json"
+        self.write(job.id, self.snapshot(job))
+
+    @staticmethod
+    def snapshot(job: Job) -> str:
+        """What :meth:`write` journals of ``job`` as it is now."""
+        return json.dumps(job.as_json())
+
+    def write(self, job_id: str, snapshot: str) -> None:
         # not fsynced: the emulator's journal outlives a restart, not a power cut
-        atomic.write_text(path, json.dumps(job.as_json()), durable=False)
+        atomic.write_text(self.dir / f"{job_id}.json", snapshot, durable=False)
 
     def load(self) -> Iterator[Job]:
         """Every journaled job; unreadable leftovers are skipped (a write is atomic, so

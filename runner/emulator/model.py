@@ -141,7 +141,6 @@ class Model:
             shutil.rmtree(job_dir, ignore_errors=True)
         if outcome.error is not None:
             return None, failures.model(outcome.error)
-        stored = self._files.renewed(stored, job.output_ttl)
         published = self._files.publish(stored, target, outcome.file_size)
         job.log(
             f"rendered {outcome.width}x{outcome.height}, {outcome.file_size} bytes "

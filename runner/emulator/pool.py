@@ -21,10 +21,17 @@ from concurrent.futures import ProcessPoolExecutor
 
 
 def render_pool(workers: int) -> ProcessPoolExecutor:
-    """A pool of ``workers`` render processes that die with their parent."""
-    return ProcessPoolExecutor(
+    """A pool of ``workers`` render processes that die with their parent, all started now:
+    the pool would start one at a render's submission, on the emulator's event loop (a
+    spawn is a fork and an exec of a large process: tens of milliseconds)."""
+    pool = ProcessPoolExecutor(
         workers, mp_context=multiprocessing.get_context("spawn"), initializer=_exit_with_parent
     )
+    for _ in range(workers):
+        # Each submission finds no idle worker and starts one; each then imports the
+        # renderer, so that the first job does not pay for it.
+        pool.submit(warm_up)
+    return pool
 
 
 def warm_up() -> None:

@@ -133,7 +133,7 @@ async def accept(
         output_ttl=lifecycle_ttl(request),
         node=protocol.node_name(request),
     )
-    emulator.queue.submit(job)
+    await emulator.queue.submit(job)
     return job
 
 

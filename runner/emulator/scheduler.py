@@ -11,6 +11,7 @@ import asyncio
 import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from runner.emulator import failures
@@ -50,6 +51,9 @@ class Scheduler:
         validate: Callable[[Job], JobError | None],
     ) -> None:
         self.store = store
+        # Journal writes (a file created and renamed: a disk's wait) on one thread, in order,
+        # never on the loop that answers every client.
+        self._journal = ThreadPoolExecutor(1, thread_name_prefix="emulator-journal")
         self.changed = Broadcast()
         self._runner = runner
         self._validate = validate
@@ -83,21 +87,32 @@ class Scheduler:
         self._positions = None
         self._pump()
 
+    def _write(self, job: Job) -> asyncio.Future[None]:
+        """``job`` as it is now, journaled on the journal's thread after earlier writes."""
+        loop = asyncio.get_running_loop()
+        return loop.run_in_executor(
+            self._journal, self.store.write, job.id, self.store.snapshot(job)
+        )
+
     def _save(self, job: Job) -> None:
-        """Journal a change of an accepted ``job`` for a restart. On a full disk the job
-        carries on in memory; a restart finds it as last journaled (an unfinished job runs
-        again: renders are deterministic), never loses it (see :meth:`submit`)."""
-        try:
-            self.store.save(job)
-        except OSError as exc:
-            self.unsaved += 1
-            job.log(f"emulator: the job could not be journaled ({exc.strerror or exc})")
+        """Journal a change of an accepted ``job`` for a restart, without waiting for it.
+        On a full disk the job carries on in memory; a restart finds it as last journaled
+        (an unfinished job runs again: renders are deterministic), never loses it (see
+        :meth:`submit`)."""
+
+        def saved(write: asyncio.Future[None]) -> None:
+            exc = None if write.cancelled() else write.exception()
+            if isinstance(exc, OSError):
+                self.unsaved += 1
+                job.log(f"emulator: the job could not be journaled ({exc.strerror or exc})")
+
+        self._write(job).add_done_callback(saved)
 
     def next_seq(self) -> int:
         seq, self._next_seq = self._next_seq, self._next_seq + 1
         return seq
 
-    def submit(self, job: Job) -> int:
+    async def submit(self, job: Job) -> int:
         """Journal and enqueue ``job``; returns its queue position at submission.
 
         Journaled first: a job that cannot be (a full disk) is refused, as fal refuses a
@@ -105,7 +120,7 @@ class Scheduler:
         forget would leave its client holding a request id nobody knows.
         """
         job.log("request queued")
-        self.store.save(job)
+        await self._write(job)
         self._jobs[job.id] = job
         self._submissions[job.fingerprint] += 1
         self._waiting.append(job)
@@ -191,6 +206,7 @@ class Scheduler:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.to_thread(self._journal.shutdown)  # the last states, journaled
 
     def stats(self) -> dict[str, Any]:
         states = Counter(job.state for job in self._jobs.values())

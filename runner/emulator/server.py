@@ -2,17 +2,18 @@
 
 The listening socket is bound before uvicorn starts, so the port is known at once (port 0
 picks a free one) and a client that connects during startup waits in the backlog instead
-of being refused.
+of being refused. Whoever starts it waits on a future uvicorn's startup resolves, so async
+code (the local backend) awaits the start instead of spinning on a flag.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import threading
-import time
 from collections.abc import Callable
-from concurrent.futures import Executor
+from concurrent.futures import Executor, Future
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -40,8 +41,28 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _uvicorn(app: Any, config: EmulatorConfig) -> uvicorn.Server:
-    return uvicorn.Server(
+class _Uvicorn(uvicorn.Server):
+    """uvicorn's server, resolving ``ready`` once its startup is over: serving, or failed
+    (uvicorn has no event for it, only a flag)."""
+
+    def __init__(self, config: uvicorn.Config, ready: Future[None]) -> None:
+        super().__init__(config)
+        self.ready = ready
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        try:
+            await super().startup(sockets)
+        finally:
+            _resolve(self.ready)
+
+
+def _resolve(ready: Future[None]) -> None:
+    if not ready.done():
+        ready.set_result(None)
+
+
+def _uvicorn(app: Any, config: EmulatorConfig, ready: Future[None]) -> _Uvicorn:
+    return _Uvicorn(
         uvicorn.Config(
             app,
             lifespan="on",
@@ -55,7 +76,8 @@ def _uvicorn(app: Any, config: EmulatorConfig) -> uvicorn.Server:
             # Longer than uvicorn's 5 s, like fal's own front: a busy client reusing an idle
             # connection should rarely race the server closing it.
             timeout_keep_alive=60,
-        )
+        ),
+        ready,
     )
 
 
@@ -75,7 +97,7 @@ class EmulatorServer:
     def __init__(self, config: EmulatorConfig | None = None, executor: Executor | None = None):
         self.config = config or EmulatorConfig()
         self._app = create_app(self.config, executor)
-        self._server: uvicorn.Server | None = None
+        self._server: _Uvicorn | None = None
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._socket: socket.socket | None = None
@@ -90,22 +112,43 @@ class EmulatorServer:
 
     def start(self) -> EmulatorServer:
         """Bind, start serving and return once requests are answered."""
+        ready = self._launch()
+        with contextlib.suppress(TimeoutError):  # not started in time: said below
+            ready.result(timeout=_START_TIMEOUT)
+        return self._started()
+
+    async def start_async(self) -> EmulatorServer:
+        """:meth:`start` for async code: the wait for the server is awaited, and stopping
+        one that failed to start runs in a thread."""
+        ready = self._launch()
+        with contextlib.suppress(TimeoutError):  # not started in time: said below
+            await asyncio.wait_for(asyncio.wrap_future(ready), _START_TIMEOUT)
+        if self._server is not None and not self._server.started:
+            await asyncio.to_thread(self.stop)
+        return self._started()
+
+    async def stop_async(self) -> None:
+        """:meth:`stop` for async code: waiting for the server's thread to end is not done
+        on the caller's event loop."""
+        await asyncio.to_thread(self.stop)
+
+    def _launch(self) -> Future[None]:
         self._socket = _bind(self.config.host, self.config.port)
         self.url = _url(self.config, self._socket)
         if self.config.run_port is not None:
             self._run_socket = _bind(self.config.host, self.config.run_port)
             self.run_url = _url(self.config, self._run_socket)
             self._app.run_ports = {self._run_socket.getsockname()[1]}
-        self._server = server = _uvicorn(self._app, self.config)
+        ready: Future[None] = Future()
+        self._server = _uvicorn(self._app, self.config, ready)
         self._thread = threading.Thread(target=self._run, name="shotgraph-emulator", daemon=True)
         self._thread.start()
-        deadline = time.monotonic() + _START_TIMEOUT
-        # A short wait on a flag uvicorn sets when startup ends; it has no event to await.
-        while not server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError("the fal emulator did not start; see the log above")
-            time.sleep(0.002)
+        return ready
+
+    def _started(self) -> EmulatorServer:
+        if self._server is None or not self._server.started:
+            self.stop()
+            raise RuntimeError("the fal emulator did not start; see the log above")
         return self
 
     def _run(self) -> None:
@@ -117,7 +160,12 @@ class EmulatorServer:
             self._loop = asyncio.get_running_loop()
             await server.serve(sockets=sockets)
 
-        asyncio.run(main())
+        try:
+            # Loaded here, not on the server's event loop (uvicorn would load it there).
+            server.config.load()
+            asyncio.run(main())
+        finally:
+            _resolve(server.ready)  # it failed before its startup ended: stop waiting
 
     def _call(self, function: Callable[[], T]) -> T:
         """Run ``function`` on the server's event loop (the emulator is not thread-safe)."""
@@ -185,4 +233,4 @@ def serve(config: EmulatorConfig, on_ready: Callable[[str, str], None] | None = 
     if on_ready is not None:
         run_url = _url(config, sockets[1]) if len(sockets) > 1 else ""
         on_ready(_url(config, sockets[0]), run_url)
-    _uvicorn(app, config).run(sockets=sockets)
+    _uvicorn(app, config, Future()).run(sockets=sockets)

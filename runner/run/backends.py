@@ -10,18 +10,21 @@ This module is the only one that knows where that state lives and when it may be
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import os
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Iterator, Mapping
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from runner.emulator import EmulatorServer
     from runner.fal import FalClient
+    from runner.run.queue_client import QueueClient
     from runner.store import Store
 
 # Every backend there is; the name is part of every cache key.
@@ -48,45 +51,72 @@ async def open_backend(
     *,
     local: LocalOptions | None = None,
     env: Mapping[str, str] | None = None,
-) -> AsyncIterator[FalClient]:
+) -> AsyncIterator[QueueClient]:
     """A connected client for ``name`` ("fal" or "local"), closed (and the emulator stopped)
-    on exit."""
+    on exit. What blocks (building the HTTP client loads TLS certificates; the emulator's
+    state is locked, its server started and joined) runs in threads, off the event loop."""
     from runner.fal import FalClient
 
     env = os.environ if env is None else env
     if name == FAL:
-        async with FalClient.from_env(env, require_key=True) as client:
+        fal = await asyncio.to_thread(FalClient.from_env, env, require_key=True)
+        async with fal as client:
             yield client
         return
     options = local or LocalOptions()
     if options.url is not None:
-        async with _local_client(options.url, env) as client:
+        async with await asyncio.to_thread(_local_client, options.url, env) as client:
             yield client
         return
-    from runner.emulator import EmulatorConfig, EmulatorServer
-
-    with _emulator_state(store_root) as state_dir:
-        config = EmulatorConfig(
-            latency=options.latency,
-            concurrency=options.concurrency,
-            state_dir=state_dir,
-            require_auth=False,
-            result_ttl=None,
-        )
-        server = EmulatorServer(config).start()
+    async with _emulator_state(store_root) as state_dir:
+        server = await asyncio.to_thread(_emulator, options, state_dir)
+        await server.start_async()
         try:
-            async with _local_client(server.url, env) as client:
+            async with await asyncio.to_thread(_local_client, server.url, env) as client:
                 yield client
         finally:
-            server.stop()
+            await server.stop_async()
 
 
-@contextmanager
-def _emulator_state(store_root: Path) -> Iterator[Path]:
+def _emulator(options: LocalOptions, state_dir: Path) -> EmulatorServer:
+    from runner.emulator import EmulatorConfig, EmulatorServer
+
+    config = EmulatorConfig(
+        latency=options.latency,
+        concurrency=options.concurrency,
+        state_dir=state_dir,
+        require_auth=False,
+        result_ttl=None,
+    )
+    return EmulatorServer(config)
+
+
+@asynccontextmanager
+async def _emulator_state(store_root: Path) -> AsyncIterator[Path]:
     """The emulator's state directory: ``<store>/emulator``, held with a lock for as long as
     this run's emulator serves it (the lock dies with the process, however it ends). A second
     run sharing the store at that moment gets a private one instead: two emulators must not
     run the same jobs. (That run's jobs are not re-attachable after a crash of its own.)"""
+    held = await asyncio.to_thread(_hold_state, store_root)
+    try:
+        yield held.path
+    finally:
+        await asyncio.to_thread(held.release)
+
+
+@dataclass(frozen=True)
+class _State:
+    path: Path
+    fd: int | None  # the shared directory's lock; None for a private directory
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # releases the lock
+        else:
+            shutil.rmtree(self.path, ignore_errors=True)
+
+
+def _hold_state(store_root: Path) -> _State:
     shared = store_root / LOCAL_STATE
     shared.mkdir(parents=True, exist_ok=True)
     fd = os.open(shared / _IN_USE, os.O_CREAT | os.O_RDWR, 0o644)
@@ -94,16 +124,8 @@ def _emulator_state(store_root: Path) -> Iterator[Path]:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
-        private = Path(tempfile.mkdtemp(prefix="emulator-", dir=store_root / "tmp"))
-        try:
-            yield private
-        finally:
-            shutil.rmtree(private, ignore_errors=True)
-        return
-    try:
-        yield shared
-    finally:
-        os.close(fd)  # releases the lock
+        return _State(Path(tempfile.mkdtemp(prefix="emulator-", dir=store_root / "tmp")), None)
+    return _State(shared, fd)
 
 
 def local_state_bytes(store_root: Path) -> int:

@@ -1,6 +1,6 @@
 """What a run need not render: the steps whose results a store already has.
 
-With a local store only, one lookup per step, no network. With a shared store, the steps
+With a local store only, one query for every step, no network. With a shared store, the steps
 this machine does not know are looked up in the bucket all at once, and of the results
 found there only the files something needs are fetched (verified by hash): the outputs to
 deliver, and the inputs of the steps that will run. A file that cannot be had (gone, or
@@ -9,6 +9,7 @@ damaged) makes its step run again, which may make more files needed: so, until n
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 
 from runner.compile.steps import Step
@@ -21,13 +22,8 @@ async def find_cached(
     """The cached steps' records by node name, and the results found only on this machine
     that the shared store should be given (empty without one)."""
     if store.remote is None:
-        # Every node's result in one query, not one per node (their files present too).
-        keys = [step.key for step in steps.values()]
-        found_here = store.local.results_for(keys, backend)
-        local = {
-            name: found_here[step.key] for name, step in steps.items() if step.key in found_here
-        }
-        return local, []
+        # Every node's result in one query (their files present too), in a thread.
+        return await asyncio.to_thread(_local_hits, steps, store, backend), []
     found, unshared = await store.find_results((step.key for step in steps.values()), backend)
     while True:
         cached = {name: found[step.key] for name, step in steps.items() if step.key in found}
@@ -41,3 +37,10 @@ async def find_cached(
             return cached, unshared
         for key in lost:
             found.pop(key, None)
+
+
+def _local_hits(
+    steps: Mapping[str, Step], store: TieredStore, backend: str
+) -> dict[str, ResultRecord]:
+    found = store.local.results_for((step.key for step in steps.values()), backend)
+    return {name: found[step.key] for name, step in steps.items() if step.key in found}

@@ -30,7 +30,7 @@ from runner.compile.steps import Step
 from runner.errors import DiskFull, RunStopping, ShotgraphError, StepFailed, disk_full
 from runner.run.budget import Budget
 from runner.run.cached import find_cached
-from runner.run.delivery import deliver
+from runner.run.delivery import deliver, load_generation, unwritable
 from runner.run.events import (
     Event,
     Fanout,
@@ -48,11 +48,12 @@ from runner.run.events import (
 from runner.run.heartbeat import keep_beating
 from runner.run.holding import Hold, Waiting, likely_waiting, never_hold, sort_before_run
 from runner.run.outcome import RunOptions, RunResult, as_failure, finished
+from runner.run.report_thread import ReportThread
 from runner.store import Owner, RemoteError, ResultRecord, Store, TieredStore
 
 if TYPE_CHECKING:
-    from runner.fal import FalClient
     from runner.run.generation import Generated, GenerationContext
+    from runner.run.queue_client import QueueClient
 
 
 class Executor:
@@ -63,19 +64,21 @@ class Executor:
         self,
         steps: Mapping[str, Step],
         store: Store | TieredStore,
-        connect: Callable[[], AbstractAsyncContextManager[FalClient]],
+        connect: Callable[[], AbstractAsyncContextManager[QueueClient]],
         reporter: Reporter,
         options: RunOptions,
         *,
         outputs: Mapping[str, Path] | None = None,
         describe_issue: Callable[[Step, Any], str] | None = None,
         pipeline_name: str = "",
-        hold: Hold = never_hold,
+        owner: Owner | None = None,
+        hold: Hold | None = None,
     ) -> None:
         self.steps = steps
         self.store = store if isinstance(store, TieredStore) else TieredStore(store)
-        # Every reporter behind a Fanout: one that fails is dropped, never the run.
+        # Behind a Fanout (one that fails is dropped, never the run), on a thread of their own.
         self.reporter = reporter if isinstance(reporter, Fanout) else Fanout(reporter)
+        self._reports = ReportThread(self.reporter)
         self.store.warn = lambda message: self.emit(Notice(message=message))
         self.options = options
         self.outputs = outputs or {}
@@ -89,25 +92,28 @@ class Executor:
         self._connected: GenerationContext | None = None
         self._connecting = asyncio.Lock()
         self._exits = AsyncExitStack()
-        self._owner = Owner.current(self.run_id)
+        # Who holds this run's journal entries: this process, unless a test plays another.
+        self._owner = owner or Owner.current(self.run_id)
         self._budget = Budget(options.budget)
         self._describe_issue = describe_issue or (lambda step, issue: str(issue))
         self._first_with_key: dict[str, str] = {}
-        self._hold = hold
+        self._hold = hold or never_hold
 
     def emit(self, event: Event) -> None:
-        self.reporter.handle(event)
+        self._reports.handle(event)
 
     async def run(self) -> RunResult:
+        try:
+            return await self._run()
+        finally:
+            await self._reports.close()  # every event handed over before the caller goes on
+
+    async def _run(self) -> RunResult:
         started = time.monotonic()
         pending, unshared = await self._find_cached()
+        # The sweep of staging and the journal's reserve: in a thread, as all of the store's work.
+        full = await asyncio.to_thread(self._prepare_store, bool(pending))
         async with self._exits:
-            # Nothing to render: the sweep alone (a directory listing) needs no thread.
-            full = (
-                await asyncio.to_thread(self._prepare_store, True)
-                if pending
-                else self._prepare_store(False)
-            )
             if any(self.steps[name].endpoint is not None for name in pending):
                 # Connect before anything starts: a missing key or an emulator that will not
                 # start stops the run at once, with one message, not a failure per node.
@@ -155,6 +161,7 @@ class Executor:
                     with contextlib.suppress(ShotgraphError):
                         await self.store.end_run(self._owner)
         self.emit(finished(self.result, time.monotonic() - started))
+        await self._reports.close()
         self.result.notes.extend(self.reporter.notes)
         return self.result
 
@@ -190,10 +197,9 @@ class Executor:
         try:
             await asyncio.gather(*tasks)
         except asyncio.CancelledError:
-            # Ctrl-C: stop waiting, let each step tidy its journal entry, then report. This
-            # is the top of the run, so the cancellation ends here with a result.
-            # gather has already cancelled every task; cancelling again would cut short the
-            # tidying (cancelling queued jobs at fal) that each task is doing now.
+            # Ctrl-C: stop waiting, let each step tidy its journal entry, then report (the top
+            # of the run: the cancellation ends here). gather has cancelled every task; again
+            # would cut short the tidying (cancelling queued jobs at fal) each is doing now.
             self.result.interrupted = True
             await asyncio.gather(*tasks, return_exceptions=True)
             self.result.in_flight = [
@@ -210,8 +216,9 @@ class Executor:
     async def _context(self) -> GenerationContext:
         """The backend, connected on first need: a run with nothing to render (or only local
         media steps) never starts the emulator or touches the network."""
-        # The network client (and, for the local backend, the emulator) load only here: a run
-        # with nothing to render starts in a fraction of the time.
+        # The network client (and the emulator) load only here, in a thread: a run with
+        # nothing to render starts in a fraction of the time, and the loop never waits.
+        await asyncio.to_thread(load_generation)
         from runner.run.generation import GenerationContext
         from runner.run.uploads import Materializer
 
@@ -377,6 +384,7 @@ class Executor:
         try:
             if await self.store.fetch_files([record]):
                 raise StepFailed(f"the output of '{name}' cannot be had from the store")
+            # A hash of what is there and a copy of a whole video: in a thread.
             if await asyncio.to_thread(deliver, self.store.local, record.output.sha256, path):
                 self.emit(OutputWritten(node=name, path=str(path)))
             return
@@ -386,13 +394,6 @@ class Executor:
             full = disk_full(exc, path)
             if full is not None:
                 self._stop(full)
-            failure = (
-                as_failure(full)
-                if full
-                else StepFailed(
-                    f"could not write the output {path}: {exc.strerror or exc}",
-                    hint="check the directory exists and is writable",
-                )
-            )
+            failure = as_failure(full) if full else unwritable(path, exc)
         self.result.failed[name] = failure
         self.emit(NodeFailed(node=name, error=failure.message, hint=failure.hint))

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-from runner.fal import FalClient, FalError, FalNotFound, JobHandle, JobStatus
+from runner.fal import FalError, FalNotFound, JobHandle, JobStatus
 from runner.run.events import Event, NodeQueued, NodeRunning
+from runner.run.queue_client import QueueClient
 
 CANCEL_TIMEOUT = 5.0
 
@@ -14,7 +15,7 @@ CANCEL_TIMEOUT = 5.0
 async def wait_reporting(
     node: str,
     handle: JobHandle,
-    client: FalClient,
+    client: QueueClient,
     emit: Callable[[Event], None],
     *,
     on_cancel: Callable[[JobStatus | None], Awaitable[None]],
@@ -38,7 +39,7 @@ async def wait_reporting(
         raise
 
 
-async def cancel_if_queued(client: FalClient, handle: JobHandle, last: JobStatus | None) -> bool:
+async def cancel_if_queued(client: QueueClient, handle: JobHandle, last: JobStatus | None) -> bool:
     """Cancel a job last seen waiting in fal's queue; True only when fal confirms it will not
     run (fal answers "cancellation requested" for a running job too, so its status decides)."""
     if last is None or last.state != "IN_QUEUE":

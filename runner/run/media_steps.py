@@ -13,7 +13,8 @@ from runner import media
 from runner.compile.sources import LocalFile, MediaSource, Remote, Upstream
 from runner.compile.steps import Step
 from runner.errors import StepFailed, disk_full
-from runner.fal import FalClient, FalError
+from runner.fal import FalError
+from runner.run.queue_client import QueueClient
 from runner.store import ResultRecord, Store, StoredFile, TieredStore
 
 
@@ -21,7 +22,7 @@ async def run_media_step(
     step: Step,
     upstream: Mapping[str, ResultRecord],
     shared: TieredStore,
-    client: FalClient | None,
+    client: QueueClient | None,
     backend: str,
     limit: asyncio.Semaphore,
 ) -> ResultRecord:
@@ -79,7 +80,7 @@ async def _local_path(
     source: MediaSource,
     upstream: Mapping[str, ResultRecord],
     store: Store,
-    client: FalClient | None,
+    client: QueueClient | None,
 ) -> Path:
     if isinstance(source, Upstream):
         return store.file_path(upstream[source.node].output.sha256)

@@ -28,7 +28,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from runner.fal import FalClient, FalConfig, FalError
+from runner.fal import FalConfig, FalError
+from runner.run.queue_client import QueueClient
 from runner.store import JournalEntry
 from runner.store.journal import body_digest
 
@@ -54,7 +55,7 @@ class ListingUnavailable(Exception):
 
 
 async def find_job(
-    client: FalClient,
+    client: QueueClient,
     entry: JournalEntry,
     *,
     waiting: Callable[[float], None] = lambda seconds: None,
@@ -82,7 +83,7 @@ async def find_job(
         await sleep(min(client.config.listing_poll, left))
 
 
-async def _look(client: FalClient, endpoint: str, digest: str, since: float) -> Found | None:
+async def _look(client: QueueClient, endpoint: str, digest: str, since: float) -> Found | None:
     matches: list[tuple[float, str]] = []
     try:
         async for item in client.list_requests(endpoint, since):

@@ -27,7 +27,6 @@ from typing import Any
 from runner.compile.steps import Step
 from runner.errors import DiskFull, RunStopping, ShotgraphError, StepFailed
 from runner.fal import (
-    FalClient,
     FalError,
     FalProtocolError,
     FalSubmitUncertain,
@@ -37,10 +36,12 @@ from runner.fal import (
 from runner.run import reconcile
 from runner.run.budget import Budget
 from runner.run.events import Event, NodeStarted, NodeSubmitted, Notice
+from runner.run.queue_client import QueueClient
 from runner.run.uploads import Materializer
 from runner.store import JournalConflict, JournalEntry, Owner, RemoteError, ResultRecord
 from runner.store.journal import body_digest
 from runner.store.tiered import TieredStore
+from runner.store.writer import off_loop
 
 
 @dataclass
@@ -49,7 +50,7 @@ class GenerationContext:
     stopping (a full disk), if it is; ``stop`` tells the run to stop submitting."""
 
     store: TieredStore
-    client: FalClient
+    client: QueueClient
     materializer: Materializer
     owner: Owner
     backend: str
@@ -220,15 +221,18 @@ async def _record(step: Step, endpoint: str, handle: JobHandle, ctx: GenerationC
     async def record() -> None:
         await ctx.store.record_submission(step.key, ctx.owner, endpoint, handle.as_dict())
 
-    # A local journal commits right here on the event loop, not on the writer thread: from
-    # fal's answer to this commit is the window in which a kill pays twice, and a thread
-    # waits for the GIL (5 ms at a time while the loop is busy) at every step of a write.
+    # From fal's answer to this commit is the window in which a kill pays twice. A local
+    # journal once committed it on the event loop, to keep that window narrow (a thread
+    # waits for the GIL at each step of a SQLite write), but the commit fsyncs: about 0.4 ms
+    # on a quiet disk, tens of ms on a busy one, during which no other job's answer would
+    # be read. On the writer thread (TieredStore.record_submission) the window grows by a
+    # hand-over; a cancellation (Ctrl-C) still waits for the commit (see off_loop).
     try:
         try:
             await record()
         except DiskFull as full:
             ctx.stop(full)
-            ctx.store.local.reserve.release()
+            await off_loop(ctx.store.local.reserve.release)
             await record()
     except RemoteError as lost:
         ctx.stop(lost)

@@ -23,8 +23,8 @@ from urllib.parse import urlsplit
 from runner.compile.sources import LocalFile, MediaSource, Remote, Upstream
 from runner.compile.steps import Slot, fill_slots
 from runner.errors import StepFailed
-from runner.fal import FalClient
 from runner.fal.config import same_origin
+from runner.run.queue_client import QueueClient
 from runner.store import ResultRecord, TieredStore, UploadRecord
 
 # How long a result URL fal returned is trusted to stay fetchable.
@@ -37,7 +37,7 @@ UPLOAD_LIFETIME = 7 * 24 * 3600
 class Materializer:
     """Resolves slots for one backend, sharing uploads between the steps of a run."""
 
-    def __init__(self, store: TieredStore, client: FalClient, backend: str) -> None:
+    def __init__(self, store: TieredStore, client: QueueClient, backend: str) -> None:
         self.store = store
         self.client = client
         self.backend = backend

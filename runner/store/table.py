@@ -81,9 +81,15 @@ class Table:
                 timeout=LOCK_TIMEOUT,
                 eviction_policy="none",
                 cull_limit=0,
-                sqlite_synchronous=2 if durable else 1,
+                sqlite_synchronous=1,
                 disk_min_file_size=2**24,
             )
+            if durable:
+                # Opening rewrites every setting, each in a transaction of its own: at FULL
+                # each one waits for the disk (a tenth of a second per table, more on a busy
+                # disk). Settings need no more than NORMAL; the records need FULL, from here
+                # on, on every connection (diskcache applies the stored setting to each).
+                self._cache.reset("sqlite_synchronous", 2)
         except (sqlite3.Error, OSError, diskcache.Timeout) as exc:
             raise _failure(directory, exc) from exc
 

@@ -82,17 +82,8 @@ class TieredStore:
     ) -> tuple[dict[str, ResultRecord], list[ResultRecord]]:
         """The results of ``keys`` (here, or in the bucket: asked many at once), and the
         ones found here that the bucket does not have yet (to publish)."""
-        found: dict[str, ResultRecord] = {}
-        unshared: list[ResultRecord] = []
-        missing: list[str] = []
-        for key in dict.fromkeys(keys):
-            record = self.known_result(key, backend)
-            if record is None:
-                missing.append(key)
-                continue
-            found[key] = record
-            if self.remote is not None and not self.local.is_shared(self.remote.url, key):
-                unshared.append(record)
+        # Thousands of SQLite reads: in a thread, off the loop.
+        found, unshared, missing = await asyncio.to_thread(self._known_results, keys, backend)
         if self.remote is None or not missing:
             return found, unshared
         remote = self.remote
@@ -104,9 +95,26 @@ class TieredStore:
         found.update((record.key, record) for record in usable)
         return found, unshared
 
+    def _known_results(
+        self, keys: Iterable[str], backend: str
+    ) -> tuple[dict[str, ResultRecord], list[ResultRecord], list[str]]:
+        """The results known here, those of them the bucket lacks, and the keys unknown."""
+        found: dict[str, ResultRecord] = {}
+        unshared: list[ResultRecord] = []
+        missing: list[str] = []
+        for key in dict.fromkeys(keys):
+            record = self.known_result(key, backend)
+            if record is None:
+                missing.append(key)
+                continue
+            found[key] = record
+            if self.remote is not None and not self.local.is_shared(self.remote.url, key):
+                unshared.append(record)
+        return found, unshared, missing
+
     async def result_for(self, key: str, backend: str) -> ResultRecord | None:
         """The result of ``key`` with its file here (fetched if need be), or None."""
-        record = self.known_result(key, backend)
+        record = await asyncio.to_thread(self.known_result, key, backend)
         if record is None and self.remote is not None:
             fetched = await self.remote.get_result(key)
             if fetched is not None and fetched.serves(backend):
@@ -184,7 +192,7 @@ class TieredStore:
         self, backend: str, sha256: str, *, margin: float = UPLOAD_MARGIN
     ) -> UploadRecord | None:
         """Where ``backend`` has this content already: known here, or in the bucket."""
-        known = self.local.get_upload(backend, sha256, margin=margin)
+        known = await asyncio.to_thread(self.local.get_upload, backend, sha256, margin=margin)
         if known is not None or self.remote is None:
             return known
         shared = await self.remote.get_upload(backend, sha256)
@@ -212,7 +220,7 @@ class TieredStore:
 
     async def journal(self, key: str) -> JournalEntry | None:
         if self.remote is None:
-            return self.local.journal(key)
+            return await asyncio.to_thread(self.local.journal, key)
         return await self.remote.journal.get(key)
 
     async def claim(self, key: str, owner: Owner) -> JournalEntry | None:
@@ -232,16 +240,16 @@ class TieredStore:
         self, key: str, owner: Owner, endpoint: str, handle: Mapping[str, Any]
     ) -> None:
         if self.remote is None:
-            # Right here on the event loop, not on the writer thread: from fal's answer to
-            # this commit is the window in which a kill pays twice.
-            self.local.record_submission(key, owner, endpoint, handle)
+            # On the writer thread: the commit fsyncs (tens of ms on a busy disk) and the
+            # loop meanwhile reads the other jobs' answers. See runner.run.submission.
+            await off_loop(self.local.record_submission, key, owner, endpoint, handle)
             return
         try:
             await settled(self.remote.journal.record_submission(key, owner, endpoint, handle))
         except RemoteError:
             # fal has the job and the bucket cannot say so: keep it here, so that the next
             # run on this machine puts it there before anything else (move_local_journal).
-            self.local.record_submission(key, owner, endpoint, handle)
+            await off_loop(self.local.record_submission, key, owner, endpoint, handle)
             raise
 
     async def move_local_journal(self) -> int:
@@ -278,7 +286,7 @@ class TieredStore:
 
     async def owner_alive(self, owner: Owner) -> bool:
         if self.remote is None:
-            return self.local.owner_alive(owner)
+            return await asyncio.to_thread(self.local.owner_alive, owner)
         return await self.remote.journal.owner_alive(owner)
 
     @property
@@ -288,13 +296,13 @@ class TieredStore:
 
     async def beat(self, owner: Owner) -> None:
         if self.remote is None:
-            self.local.beat(owner)
+            await off_loop(self.local.beat, owner)
             return
         await self.remote.open()
         await self.remote.beat(owner)
 
     async def end_run(self, owner: Owner) -> None:
-        self.local.end_run(owner)
+        await off_loop(self.local.end_run, owner)
         if self.remote is not None:
             await self.remote.end_run(owner)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from emulator_helpers import StartEmulator, submit, wait_completed
+from emulator_helpers import StartEmulator, hand_clock, submit, wait_completed
 
 from runner.emulator import Fault, FaultPlan, FaultSpecError
 
@@ -135,11 +135,13 @@ def test_expired_result(start_emulator: StartEmulator, client: httpx.Client) -> 
 def test_results_expire_after_their_ttl(
     start_emulator: StartEmulator, client: httpx.Client
 ) -> None:
-    server = start_emulator(result_ttl=0.2)
+    server = start_emulator(result_ttl=60)
+    clock = hand_clock(server)
     handle = submit(client, server.url, T2V, SMALL)
     wait_completed(client, handle["status_url"])
+    clock.advance(59)
     assert client.get(handle["response_url"]).status_code == 200
-    time.sleep(0.3)
+    clock.advance(2)
     assert client.get(handle["response_url"]).status_code == 404
 
 

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import httpx
-from emulator_helpers import StartEmulator, submit, upload, wait_completed
+from emulator_helpers import (
+    Clock,
+    StartEmulator,
+    hand_clock,
+    submit,
+    upload,
+    wait_completed,
+)
+
+from runner.emulator.files import FileStore
 
 
 def grant(client: httpx.Client, base: str) -> dict[str, str]:
@@ -94,29 +102,40 @@ def test_multipart_upload(start_emulator: StartEmulator, client: httpx.Client) -
 def test_urls_expire_after_their_lifetime(
     start_emulator: StartEmulator, client: httpx.Client
 ) -> None:
-    server = start_emulator(file_ttl=0.3)
+    server = start_emulator(file_ttl=60)
+    clock = hand_clock(server)
     url = upload(client, server.url, b"short-lived", "text/plain", "a.txt")
+    clock.advance(59)
     assert client.get(url).status_code == 200
-    time.sleep(0.4)
+    clock.advance(2)
     assert client.get(url).status_code == 404
+
+
+def lifecycle_upload(client: httpx.Client, base: str, seconds: float) -> str:
+    """An upload asking fal to delete it after ``seconds``; its URL."""
+    token = grant(client, base)
+    response = client.post(
+        f"{base}/files/upload",
+        content=b"x",
+        headers={
+            "Authorization": f"Bearer {token['token']}",
+            "X-Fal-Object-Lifecycle-Preference": json.dumps(
+                {"expiration_duration_seconds": seconds}
+            ),
+        },
+    )
+    return str(response.json()["access_url"])
 
 
 def test_lifecycle_header_sets_an_upload_lifetime(
     start_emulator: StartEmulator, client: httpx.Client
 ) -> None:
     server = start_emulator()
-    token = grant(client, server.url)
-    response = client.post(
-        f"{server.url}/files/upload",
-        content=b"x",
-        headers={
-            "Authorization": f"Bearer {token['token']}",
-            "X-Fal-Object-Lifecycle-Preference": json.dumps({"expiration_duration_seconds": 0.2}),
-        },
-    )
-    url = response.json()["access_url"]
+    clock = hand_clock(server)
+    url = lifecycle_upload(client, server.url, 30)
+    clock.advance(29)
     assert client.get(url).status_code == 200
-    time.sleep(0.3)
+    clock.advance(2)
     assert client.get(url).status_code == 404
 
 
@@ -125,26 +144,19 @@ def test_a_requested_lifetime_is_honoured_within_file_ttl(
 ) -> None:
     """file_ttl plays a CDN that drops files sooner than a client asked: the renewal path
     of a client is tested against it."""
-    server = start_emulator(file_ttl=0.3)
-    token = grant(client, server.url)
-    response = client.post(
-        f"{server.url}/files/upload",
-        content=b"x",
-        headers={
-            "Authorization": f"Bearer {token['token']}",
-            "X-Fal-Object-Lifecycle-Preference": json.dumps({"expiration_duration_seconds": 3600}),
-        },
-    )
-    url = response.json()["access_url"]
+    server = start_emulator(file_ttl=60)
+    clock = hand_clock(server)
+    url = lifecycle_upload(client, server.url, 3600)
     assert client.get(url).status_code == 200
-    time.sleep(0.4)
+    clock.advance(61)
     assert client.get(url).status_code == 404
 
 
 def test_rendered_output_urls_expire_too(
     start_emulator: StartEmulator, client: httpx.Client
 ) -> None:
-    server = start_emulator(file_ttl=0.5)
+    server = start_emulator(file_ttl=60)
+    clock = hand_clock(server)
     handle = submit(
         client,
         server.url,
@@ -153,9 +165,27 @@ def test_rendered_output_urls_expire_too(
     )
     wait_completed(client, handle["status_url"])
     video_url = client.get(handle["response_url"]).json()["video"]["url"]
+    clock.advance(59)
     assert client.get(video_url).status_code == 200
-    time.sleep(0.6)
+    clock.advance(2)
     assert client.get(video_url).status_code == 404
+
+
+def test_a_files_lifetime_starts_when_it_is_published(tmp_path: Path) -> None:
+    """Not when its record is made: a render (or a slow upload) that takes longer than the
+    lifetime must not hand out a URL that is dead already."""
+    clock = Clock()
+    files = FileStore(tmp_path, default_ttl=10, clock=clock)
+    stored = files.create("output.mp4", "video/mp4", None)
+    clock.advance(30)  # the render
+    target = files.output_path(stored)
+    target.write_bytes(b"frames")
+    published = files.publish(stored, target, 6)
+    assert files.lookup(published.id, "output.mp4") is not None
+    clock.advance(9)
+    assert files.lookup(published.id, "output.mp4") is not None
+    clock.advance(2)
+    assert files.lookup(published.id, "output.mp4") is None
 
 
 def test_unreachable_input_fails_the_job_like_fal(
@@ -184,9 +214,10 @@ def test_unreachable_input_fails_the_job_like_fal(
 def test_expired_own_url_fails_as_a_download(
     start_emulator: StartEmulator, client: httpx.Client, assets: dict[str, Path]
 ) -> None:
-    server = start_emulator(file_ttl=0.2)
+    server = start_emulator(file_ttl=60)
+    clock = hand_clock(server)
     url = upload(client, server.url, assets["reference"].read_bytes(), "video/mp4", "r.mp4")
-    time.sleep(0.3)
+    clock.advance(61)
     body = {"prompt": "x", "video": {"video_url": url}, "num_frames": 9}
     handle = submit(client, server.url, "fal-ai/ltx-video-13b-distilled/extend", body)
     assert wait_completed(client, handle["status_url"])["error_type"] == "file_download_error"

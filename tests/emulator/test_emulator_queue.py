@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
+import select
 import signal
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,17 +20,23 @@ SMALL = {"prompt": "queue", "num_frames": 9, "resolution": "480p"}
 
 
 def test_only_in_progress_jobs_count_against_the_limit(
-    start_emulator: StartEmulator, client: httpx.Client
+    start_emulator: StartEmulator, client: httpx.Client, tmp_path: Path
 ) -> None:
-    server = start_emulator(latency=0.4, concurrency=2)
-    handles = [submit(client, server.url, T2V, SMALL | {"seed": i}) for i in range(5)]
+    # Jobs that stay in progress until the test is done looking: nothing hangs on timing.
+    state = tmp_path / "state"
+    held = start_emulator(latency=3600, concurrency=2, state_dir=state)
+    handles = [submit(client, held.url, T2V, SMALL | {"seed": i}) for i in range(5)]
     # Two start at once; the other three wait in order, none rejected.
     assert [h["queue_position"] for h in handles] == [0, 0, 0, 1, 2]
     states = [client.get(h["status_url"]).json() for h in handles]
     assert [s["status"] for s in states] == ["IN_PROGRESS"] * 2 + ["IN_QUEUE"] * 3
     assert [s.get("queue_position") for s in states[2:]] == [0, 1, 2]
+    assert held.stats()["states"] == {"IN_QUEUE": 3, "IN_PROGRESS": 2, "COMPLETED": 0}
+    held.stop()
+    # The same queue, let go: every job runs, two at a time at most.
+    server = start_emulator(latency=0, concurrency=2, state_dir=state)
     for handle in handles:
-        wait_completed(client, handle["status_url"])
+        wait_completed(client, f"{server.url}/{T2V}/requests/{handle['request_id']}/status")
     stats = server.stats()
     assert stats["max_in_progress"] == 2
     assert stats["states"]["COMPLETED"] == 5
@@ -130,11 +136,15 @@ def test_render_workers_die_with_a_killed_emulator(
         wait_completed(client, submit(client, url, T2V, SMALL)["status_url"])
     workers = children(spawn_cli[0].pid)
     assert workers
-    os.kill(spawn_cli[0].pid, signal.SIGKILL)
-    spawn_cli[0].wait()
-    deadline = time.monotonic() + 10
-    while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    exits = [os.pidfd_open(pid) for pid in workers]  # readable once the process has ended
+    try:
+        os.kill(spawn_cli[0].pid, signal.SIGKILL)
+        spawn_cli[0].wait()
+        for pidfd in exits:
+            assert select.select([pidfd], [], [], 30)[0], "a render worker outlived its emulator"
+    finally:
+        for pidfd in exits:
+            os.close(pidfd)
     assert not any(alive(pid) for pid in workers)
 
 

@@ -224,8 +224,8 @@ def test_geometry() -> None:
     assert nearest_aspect(1920, 1080) == "16:9"
 
 
-def test_a_121_frame_720p_clip_renders(tmp_path: Path) -> None:
-    # How long it takes is benchmarks/animatic_render.py's to print: tests assert no speed.
+def test_a_121_frame_720p_clip_renders_whole(tmp_path: Path) -> None:
+    """The longest clip LTX makes, every frame at full size (its speed: benchmarks/unit_speeds)."""
     spec = RenderSpec("t2v", "720p", "16:9", 121, 30, "a long prompt " * 8, 1, "animatic · t2v")
     outcome = render_direct(spec, tmp_path / "clip.mp4")
     assert outcome.error is None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import time
 from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
@@ -79,20 +78,19 @@ async def test_submit_stream_result_download_a_real_mp4(
     assert server.stats()["total_submissions"] == 1
 
 
-async def test_completion_is_noticed_within_milliseconds(
+async def test_completion_is_noticed_from_the_stream_not_a_poll(
     start_emulator: StartEmulator, local_client: LocalClient
 ) -> None:
-    server = start_emulator(latency=0.2)
-    fal = local_client(server)
+    """The stream delivers the completion: with polls an hour apart (and the stream's pings
+    as far), a wait that returns at all was told by the stream. How soon is measured by
+    benchmarks/completion_latency.py."""
+    server = start_emulator(latency=0.2, ping_interval=3600)
+    fal = local_client(server, poll_interval=3600)
     job = await fal.submit(T2V, t2v("timing"))
-    await fal.wait(job)
-    noticed = time.time()
-    record = server.emulator.queue.get(job.request_id)  # finished: nothing changes it now
-    assert record is not None and record.completed_at is not None
-    lag = noticed - record.completed_at
-    # Behaviour, not a benchmark (benchmarks/completion_latency.py measures it): the stream
-    # delivers the completion, so it is noticed well before a poll interval (0.5 s) could.
-    assert 0 <= lag < 0.25, f"completion noticed {lag * 1000:.1f} ms late"
+    final = await asyncio.wait_for(fal.wait(job), 60)
+    assert final.state == "COMPLETED"
+    seen = requests(server)
+    assert seen.get("stream") == 1 and "status" not in seen
 
 
 async def test_the_polling_path(start_emulator: StartEmulator, local_client: LocalClient) -> None:
@@ -249,9 +247,8 @@ async def test_a_slow_response_times_out_and_is_retried(
     job = await fal.submit(T2V, t2v("slow"))
     await fal.wait(job)
     server.set_faults([{"kind": "delay", "route": "result", "seconds": 1.0, "times": 1}])
-    started = time.monotonic()
     assert (await fal.result(job))["video"]["url"]
-    assert time.monotonic() - started < 1.0  # did not sit out the slow answer
+    # Two requests: the first timed out (had it sat out the slow answer, one would do).
     assert requests(server)["result"] == 2
 
 

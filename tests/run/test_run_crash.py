@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-import os
 import random
+import re
 import signal
-import subprocess
-import sys
-import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pytest
 
+from runner import cli
+from runner.compile.check import check_pipeline
 from runner.emulator import EmulatorConfig, EmulatorServer
 from runner.store import Store, verify_store
 from tests.run_helpers import (
     GENERATION_NODES,
-    ROOT,
+    Lines,
     make_project,
     output_hashes,
     spawn_run,
@@ -25,11 +24,9 @@ from tests.run_helpers import (
 )
 
 
-def submitted(store: Path) -> int:
-    if not (store / "records").exists():
-        return 0
-    with Store.open(store) as opened:
-        return sum(1 for _, entry in opened.in_flight() if entry.state == "submitted")
+def submitted(lines: list[str]) -> set[str]:
+    """The nodes a run has said it submitted (journaled first, then said)."""
+    return {line.split("] ", 1)[1].split(":")[0] for line in lines if ": submitted request" in line}
 
 
 def test_kill_9_while_jobs_are_in_flight_loses_and_repays_nothing(
@@ -41,11 +38,7 @@ def test_kill_9_while_jobs_are_in_flight_loses_and_repays_nothing(
     store = tmp_path / "store"
     args = ("--backend", "local", "--emulator-latency", "2")
     victim = spawn_run(pipeline, store, *args)
-    deadline = time.monotonic() + 60
-    while submitted(store) < 3:  # street, intro and orbit are in flight
-        assert victim.poll() is None, victim.communicate()
-        assert time.monotonic() < deadline, "the jobs were never submitted"
-        time.sleep(0.05)
+    Lines(victim).until(lambda lines: len(submitted(lines)) >= 3)  # street, intro, orbit
     victim.send_signal(signal.SIGKILL)
     victim.wait()
     again = spawn_run(pipeline, store, *args)
@@ -64,8 +57,9 @@ def test_kill_9_while_jobs_are_in_flight_loses_and_repays_nothing(
     assert set(stats["submissions"].values()) == {1}
     # ... and the outputs are the ones an uninterrupted run makes.
     clean = make_project(tmp_path / "clean")
-    quiet = spawn_run(clean, tmp_path / "clean-store", *args)
-    assert quiet.wait(timeout=120) == 0
+    with start_emulator(render_pool) as emulator:
+        common = ["--cache-dir", str(tmp_path / "clean-store"), "--plain", "--backend", "local"]
+        assert cli.run(["run", str(clean), *common, "--emulator-url", emulator.url]) == 0
     assert output_hashes(pipeline) == output_hashes(clean)
     with Store.open(store) as opened:
         assert opened.in_flight() == []
@@ -73,6 +67,8 @@ def test_kill_9_while_jobs_are_in_flight_loses_and_repays_nothing(
 
 
 def test_two_runs_at_once_on_one_store(tmp_path: Path, render_pool: ProcessPoolExecutor) -> None:
+    """Two processes, one store, one fal: every job once, and each run bills only the jobs
+    it submitted (the other's results it received cost it nothing)."""
     pipeline = make_project(tmp_path / "p")
     store = tmp_path / "store"
     with start_emulator(render_pool, latency=1.0) as emulator:
@@ -84,11 +80,26 @@ def test_two_runs_at_once_on_one_store(tmp_path: Path, render_pool: ProcessPoolE
         stats = emulator.stats()
     assert stats["total_submissions"] == len(GENERATION_NODES)
     assert set(stats["submissions"].values()) == {1}
+    step_cost = check_pipeline(pipeline, backend="local").require().steps["street"].usd
+    spent, paid_for = 0.0, 0
+    for out, _ in results:
+        money = re.search(r"would cost ~\$(\d+\.\d+) on fal", out)
+        assert money is not None, out
+        spent += float(money.group(1))
+        mine = re.search(r"of those rendered: (\d+) submitted by this run", out)
+        paid_for += int(mine.group(1)) if mine else len(GENERATION_NODES)
+    assert paid_for == len(GENERATION_NODES)
+    assert spent == pytest.approx(len(GENERATION_NODES) * step_cost, abs=0.011)  # not twice
     with Store.open(store) as opened:
         assert not verify_store(opened).corrupt
 
 
-def test_fal_key_never_lands_anywhere(tmp_path: Path, render_pool: ProcessPoolExecutor) -> None:
+def test_fal_key_never_lands_anywhere(
+    tmp_path: Path,
+    render_pool: ProcessPoolExecutor,
+    capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     marker_id, marker_secret = "markerkeyid7731", "markersecret9917"
     pipeline = make_project(tmp_path / "p")
     store = tmp_path / "store"
@@ -96,15 +107,14 @@ def test_fal_key_never_lands_anywhere(tmp_path: Path, render_pool: ProcessPoolEx
     # one node fails so that error paths are exercised too.
     with start_emulator(render_pool, require_auth=True) as emulator:
         emulator.set_faults([{"kind": "fail", "prompt_contains": "slow turn", "times": None}])
-        env = {
-            "FAL_KEY": f"{marker_id}:{marker_secret}",
-            "SHOTGRAPH_FAL_QUEUE_URL": emulator.url,
-            "SHOTGRAPH_FAL_REST_URL": emulator.url,
-        }
-        process = spawn_run(pipeline, store, "--backend", "fal", env=env)
-        out, err = process.communicate(timeout=120)
+        monkeypatch.setenv("FAL_KEY", f"{marker_id}:{marker_secret}")
+        monkeypatch.setenv("SHOTGRAPH_FAL_QUEUE_URL", emulator.url)
+        monkeypatch.setenv("SHOTGRAPH_FAL_REST_URL", emulator.url)
+        run = ["run", str(pipeline), "--backend", "fal", "--cache-dir", str(store), "--plain"]
+        code = cli.run(run)
         assert emulator.stats()["total_submissions"] >= 4
-    assert process.returncode == 1  # the injected failure
+    assert code == 1  # the injected failure
+    out, err = capfd.readouterr()
     haystacks = [out, err]
     for folder in (store, tmp_path / "p"):
         for path in folder.rglob("*"):
@@ -114,32 +124,15 @@ def test_fal_key_never_lands_anywhere(tmp_path: Path, render_pool: ProcessPoolEx
         assert marker_id not in text and marker_secret not in text
 
 
-@pytest.mark.parametrize("backend", ["fal"])
-def test_missing_key_says_how_to_render_offline(tmp_path: Path, backend: str) -> None:
+def test_missing_key_says_how_to_render_offline(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     pipeline = make_project(tmp_path / "p")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FAL_KEY")}
-    process = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "runner",
-            "run",
-            str(pipeline),
-            "--backend",
-            backend,
-            "--cache-dir",
-            str(tmp_path / "store"),
-            "--plain",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
-    assert process.returncode == 1
-    assert "--backend local" in process.stdout + process.stderr
-    assert "Traceback" not in process.stderr
+    run = ["run", str(pipeline), "--backend", "fal", "--cache-dir", str(tmp_path / "store")]
+    assert cli.run([*run, "--plain"]) == 1
+    out, err = capsys.readouterr()
+    assert "--backend local" in out + err
+    assert "Traceback" not in err
 
 
 def test_ctrl_c_cancels_queued_jobs_and_keeps_running_ones(
@@ -150,13 +143,17 @@ def test_ctrl_c_cancels_queued_jobs_and_keeps_running_ones(
     # One job runs at a time, slowly: when Ctrl-C comes, one is running and two are queued.
     with start_emulator(render_pool, latency=30.0, concurrency=1) as emulator:
         process = spawn_run(pipeline, store, "--backend", "local", "--emulator-url", emulator.url)
-        deadline = time.monotonic() + 60
-        while submitted(store) < 3:
-            assert process.poll() is None and time.monotonic() < deadline
-            time.sleep(0.05)
-        time.sleep(0.3)  # let the runner see each job's queue position
+
+        def seen_waiting(lines: list[str]) -> bool:
+            """Three jobs submitted, and the run has seen each one queued or running."""
+            told = {line.split("] ", 1)[1].split(":")[0] for line in lines if "queued" in line}
+            told |= {line.split("] ", 1)[1].split(":")[0] for line in lines if "running" in line}
+            return len(submitted(lines)) == 3 and submitted(lines) <= told
+
+        output = Lines(process)
+        output.until(seen_waiting)
         process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=60)
+        out, err = output.finish(timeout=60)
         assert process.returncode == 130, out + err
         assert "interrupted" in out
         stats = emulator.stats()

@@ -5,25 +5,22 @@ from __future__ import annotations
 
 import asyncio
 import errno
-from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from runner.compile.check import check_pipeline
-from runner.emulator import EmulatorServer
+from runner.compile.steps import Step
 from runner.errors import DiskFull
-from runner.fal import FalClient, FalConfig
 from runner.run.events import Event, Fanout, Notice
 from runner.run.executor import Executor
 from runner.run.outcome import RunOptions, RunResult
 from runner.store import Store
+from tests.fake_fal import FakeFal
+from tests.run.fake_run import steps_of
 from tests.run_helpers import GENERATION_NODES, make_project, spawn_run, start_emulator
 from tests.small_disk import fill, small_disk, unfill
-
-StartEmulator = Callable[..., EmulatorServer]
 
 
 class Collect:
@@ -51,24 +48,16 @@ class FullAfter:
         self.closed = True
 
 
-def execute(pipeline: Path, store: Store, url: str, reporter: Any) -> RunResult:
-    steps = check_pipeline(pipeline, backend="local").require().steps
-
-    def connect() -> FalClient:
-        return FalClient(FalConfig(queue_url=url, rest_url=url))
-
-    executor = Executor(steps, store, connect, reporter, RunOptions(backend="local", jobs=2))
+def execute(steps: dict[str, Step], store: Store, fal: FakeFal, reporter: Any) -> RunResult:
+    executor = Executor(steps, store, lambda: fal, reporter, RunOptions(backend="fal", jobs=2))
     return asyncio.run(executor.run())
 
 
-def test_a_reporter_that_fails_never_stops_the_run(
-    tmp_path: Path, start_emulator: StartEmulator
-) -> None:
-    pipeline = make_project(tmp_path / "p")
-    emulator = start_emulator(require_auth=False)
+def test_a_reporter_that_fails_never_stops_the_run(tmp_path: Path) -> None:
+    _, steps = steps_of(tmp_path / "p")
     screen, log = Collect(), FullAfter(3)
     with Store.open(tmp_path / "store") as store:
-        result = execute(pipeline, store, emulator.url, Fanout(screen, log))
+        result = execute(steps, store, FakeFal(), Fanout(screen, log))
     assert log.closed  # dropped and let go of
     assert result.ok and len(result.rendered) == 7, result.failed
     assert result.notes == [
@@ -77,43 +66,45 @@ def test_a_reporter_that_fails_never_stops_the_run(
     assert any(isinstance(e, Notice) and "FullAfter stopped" in e.message for e in screen.events)
     # A bare reporter (no Fanout around it) is guarded just the same.
     with Store.open(tmp_path / "store2") as store:
-        assert execute(pipeline, store, emulator.url, FullAfter(0)).ok
+        assert execute(steps, store, FakeFal(), FullAfter(0)).ok
 
 
 def test_a_journal_entry_that_cannot_be_written_stops_the_run_before_paying(
-    tmp_path: Path, start_emulator: StartEmulator, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    pipeline = make_project(tmp_path / "p")
-    emulator = start_emulator(latency=0.3, require_auth=False)
+    _, steps = steps_of(tmp_path / "p")
+    fal = FakeFal()
+    fal.pause(running=1)  # the first job is still out when the disk fills up
     writes: list[str] = []
     real = Store.begin_submit
 
     def begin_submit(self: Store, key: str, *args: Any) -> Any:
         writes.append(key)
         if len(writes) > 1:  # the disk fills up after the first job's entry
+            fal.resume()
             raise DiskFull(self.root / "records" / "journal")
         return real(self, key, *args)
 
     monkeypatch.setattr(Store, "begin_submit", begin_submit)
     with Store.open(tmp_path / "store") as store:
-        result = execute(pipeline, store, emulator.url, Collect())
+        result = execute(steps, store, fal, Collect())
         assert isinstance(result.stopped, DiskFull)
-        assert emulator.stats()["total_submissions"] == 1  # nothing sent without its entry
+        assert len(fal.jobs) == 1  # nothing sent without its entry
         assert len(result.submitted) == 1 and result.skipped
         # The one paid job was collected; the refused ones left no entry behind.
         assert store.in_flight() == []
     monkeypatch.setattr(Store, "begin_submit", real)
     with Store.open(tmp_path / "store") as store:
-        again = execute(pipeline, store, emulator.url, Collect())
+        again = execute(steps, store, fal, Collect())
     assert again.ok and len(again.cached) == 1
-    assert set(emulator.stats()["submissions"].values()) == {1}
+    assert len(fal.jobs) == len(GENERATION_NODES) and not fal.bodies_sent_twice()
 
 
 def test_a_paid_jobs_handle_is_journaled_with_the_reserve(
-    tmp_path: Path, start_emulator: StartEmulator, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    pipeline = make_project(tmp_path / "p")
-    emulator = start_emulator(latency=0.3, require_auth=False)
+    _, steps = steps_of(tmp_path / "p")
+    fal = FakeFal()
     real = Store.record_submission
     refused: list[str] = []
 
@@ -125,16 +116,14 @@ def test_a_paid_jobs_handle_is_journaled_with_the_reserve(
 
     monkeypatch.setattr(Store, "record_submission", record_submission)
     with Store.open(tmp_path / "store") as store:
-        result = execute(pipeline, store, emulator.url, Collect())
+        result = execute(steps, store, fal, Collect())
         assert refused and not store.reserve.path.exists()
         assert isinstance(result.stopped, DiskFull)
     monkeypatch.setattr(Store, "record_submission", real)
     with Store.open(tmp_path / "store") as store:
-        assert execute(pipeline, store, emulator.url, Collect()).ok
+        assert execute(steps, store, fal, Collect()).ok
         assert store.reserve.path.exists()  # put back by a run with room for it
-    stats = emulator.stats()
-    assert stats["total_submissions"] == len(GENERATION_NODES)
-    assert set(stats["submissions"].values()) == {1}
+    assert len(fal.jobs) == len(GENERATION_NODES) and not fal.bodies_sent_twice()
 
 
 @pytest.mark.parametrize("free_mb", [0.5, 2.2])  # no room for the reserve; mid-run

@@ -1,16 +1,28 @@
-"""A second process for the store tests: races another over the same store, or is killed
-with SIGKILL in the middle of writing. Run as ``python tests/store_worker.py MODE ...``."""
+"""A second process for the store tests: races another over the same store (through the
+run's generation protocol), or is killed with SIGKILL in the middle of writing. Run as
+``python tests/store/store_worker.py MODE ...``."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import random
 import sys
-import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
-from runner.store import Owner, ResultRecord, Store, StoredFile, UploadRecord
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # for tests.fake_fal
+
+from runner.compile.steps import Step
+from runner.fal import JobHandle
+from runner.ltx.registry import registry
+from runner.run.budget import Budget
+from runner.run.generation import GenerationContext, generate
+from runner.run.uploads import Materializer
+from runner.store import Owner, ResultRecord, Store, StoredFile, TieredStore, UploadRecord
+from tests.fake_fal import FakeFal
 
 
 def record(key: str, output: StoredFile, run_id: str) -> ResultRecord:
@@ -30,50 +42,77 @@ def record(key: str, output: StoredFile, run_id: str) -> ResultRecord:
     )
 
 
-def hammer(root: Path, run_id: str, count: int, go: Path, shuffle: bool) -> None:
-    """Render each of ``count`` keys unless cached or claimed, as the executor would."""
+def hammer(root: Path, run_id: str, count: int, shuffle: bool) -> None:
+    """Race another process over the same keys, through the run's own claim protocol."""
     keys = [f"key-{i:04d}" for i in range(count)]
     if shuffle:
         random.Random(run_id).shuffle(keys)
-    rendered: list[str] = []
-    lost: list[str] = []
-    cached: list[str] = []
     with Store.open(root) as store:
         owner = Owner.current(run_id)
         print("ready", flush=True)
-        while not go.exists():
-            time.sleep(0.001)
+        sys.stdin.readline()  # the go: both start together
         # Phase 1, pure contention: both claim the same keys (each in its own random order,
         # so both win some), and nobody releases.
         race = [f"race-{i:04d}" for i in range(count)]
         random.Random(f"race-{run_id}").shuffle(race)
         won = [key for key in race if store.claim(key, owner) is None]
-        # Phase 2, the executor's protocol: check, claim, check again, render, release.
-        for key in keys:
-            if store.get_result(key) is not None:
-                cached.append(key)
-                continue
-            if store.claim(key, owner) is not None:
-                lost.append(key)
-                continue
-            # Another run may have finished and released the key since our miss above.
-            if store.get_result(key) is not None:
-                store.release(key, owner)
-                cached.append(key)
-                continue
-            store.record_submission(key, owner, "fal-ai/ltx-video", {"request_id": key})
-            staged = store.tmp_dir() / f"{run_id}-{key}.bin"
-            staged.write_bytes(f"output of {key}\n".encode() * 100)
-            output = store.put_file(staged, move=True)
-            shared = store.tmp_dir() / f"{run_id}-shared.bin"
-            shared.write_bytes(b"the same bytes from both processes\n" * 1000)
-            store.put_file(shared)
-            store.put_result(record(key, output, run_id))
-            store.release(key, owner)
-            rendered.append(key)
-    print(
-        json.dumps({"won": won, "rendered": rendered, "lost": lost, "cached": cached}), flush=True
+        # Phase 2, what a run does for each key: runner.run.generation, its claim, journal,
+        # submit (to an in-memory fal of this process's own), wait, fetch and store.
+        made = asyncio.run(generate_all(store, owner, run_id, keys))
+    print(json.dumps({"won": won, **made}), flush=True)
+
+
+class _SubmitsTogether(FakeFal):
+    """A fal whose submits wait until both processes have one to make: announced on stdout,
+    released by the test's line on stdin. Whichever process the machine runs first, it holds
+    at most one slot's worth of keys meanwhile, so both submit some."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(video=False, name=name)
+        self._both: asyncio.Future[str] | None = None
+
+    async def submit(
+        self, endpoint_id: str, body: Mapping[str, Any], *, node: str | None = None
+    ) -> JobHandle:
+        if self._both is None:
+            print("submitting", flush=True)
+            self._both = asyncio.ensure_future(asyncio.to_thread(sys.stdin.readline))
+        await asyncio.shield(self._both)
+        return await super().submit(endpoint_id, body, node=node)
+
+
+async def generate_all(
+    store: Store, owner: Owner, run_id: str, keys: list[str]
+) -> dict[str, list[str]]:
+    fal = _SubmitsTogether(run_id)
+    tiered = TieredStore(store)  # the local store alone, as a run without a bucket has it
+    ctx = GenerationContext(
+        store=tiered,
+        client=fal,
+        materializer=Materializer(tiered, fal, "fal"),
+        owner=owner,
+        backend="fal",
+        budget=Budget(None),
+        emit=lambda event: None,
+        describe_issue=lambda step, issue: str(issue),
     )
+    endpoint = registry().endpoint_by_id("fal-ai/ltx-video")
+    assert endpoint is not None
+    shared = store.tmp_dir() / f"{run_id}-shared.bin"
+    shared.write_bytes(b"the same bytes from both processes\n" * 1000)
+    slots = asyncio.Semaphore(8)  # jobs at once, as a run's --jobs
+
+    async def one(key: str) -> tuple[str, str]:
+        step = Step(key, "t2v", (), key, endpoint=endpoint, body={"prompt": key, "seed": 7})
+        async with slots:
+            made = await generate(step, {}, ctx)
+            # Both processes land identical bytes too: the rename race is harmless.
+            await asyncio.to_thread(store.put_file, shared)
+        return key, made.how
+
+    done = await asyncio.gather(*(one(key) for key in keys))
+    assert len(fal.jobs) == sum(1 for _, how in done if how == "submitted")
+    return {how: [key for key, made in done if made == how] for how in ("submitted", "received")}
 
 
 def put(root: Path, src: Path) -> None:
@@ -101,12 +140,13 @@ def churn(root: Path) -> None:
             store.put_result(record(key, output, "churn"))
             store.put_upload(UploadRecord("local", output.sha256, f"http://x/{key}", None))
             store.release(key, owner)
+            print(f"recorded {key}", flush=True)
 
 
 def main(argv: list[str]) -> None:
     mode, root = argv[0], Path(argv[1])
     if mode == "hammer":
-        hammer(root, argv[2], int(argv[3]), Path(argv[4]), argv[5] == "shuffle")
+        hammer(root, argv[2], int(argv[3]), argv[4] == "shuffle")
     elif mode == "put":
         put(root, Path(argv[2]))
     elif mode == "churn":

@@ -6,6 +6,7 @@ import io
 import json
 from pathlib import Path
 
+import pytest
 from rich.console import Console
 
 from runner.run.events import (
@@ -22,7 +23,9 @@ from runner.run.events import (
     RunFinished,
     RunStarted,
 )
+from runner.run.outcome import RunResult
 from runner.ui.reporters import LiveReporter, PlainReporter, RunLog
+from runner.ui.summary import print_summary
 
 EVENTS: list[Event] = [
     RunStarted(pipeline="p", backend="local", nodes=4, to_render=3, estimated_usd=0.12, run_id="r"),
@@ -102,3 +105,32 @@ def test_a_closed_pipe_does_not_stop_a_run() -> None:
     for event in EVENTS:  # `shotgraph run | head`: the jobs go on, quietly
         reporter.handle(event)
     assert reporter.stream is None
+
+
+def test_the_summary_bills_only_what_this_run_submitted(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    result = RunResult(
+        rendered={"a", "b", "c", "d"},
+        cached={"e"},
+        submitted={"a", "b"},
+        reattached={"c"},
+        received={"d"},
+        spent_usd=0.08,
+        reattached_usd=0.04,
+        in_flight=[],
+    )
+    print_summary(result, {}, ["lockfile p.lock.json"], backend="local")
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == (
+        "4 rendered, 1 cached, 0 failed, 0 skipped · would cost ~$0.08 on fal "
+        "(the local backend is free)"
+    )
+    assert out[1] == (
+        "  of those rendered: 2 submitted by this run, 1 re-attached (sent and paid for by an "
+        "earlier run, ~$0.04), 1 rendered by another run sharing the store; the cost above is "
+        "this run's"
+    )
+    assert out[2] == "  lockfile p.lock.json"
+    print_summary(RunResult(rendered={"a"}, submitted={"a"}, spent_usd=0.04), {}, [], backend="fal")
+    assert capsys.readouterr().out == "1 rendered, 0 cached, 0 failed, 0 skipped · spent ~$0.04\n"
