@@ -1,4 +1,5 @@
 # shotgraph: the two commands a new machine needs are `make demo` and `make test`.
+SHELL  := /bin/bash
 PYTHON ?= python3.11
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -55,9 +56,10 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-## bench: every benchmark, each prints its figures
+## bench: every benchmark, each prints its figures; then README's speed table from them
 bench: $(STAMP)
-	@for b in benchmarks/[a-z]*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	@set -o pipefail; for b in benchmarks/[a-z]*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done | tee .bench.log
+	$(BIN)/python scripts/bench_table.py .bench.log
 
 ## assets: regenerate the example keyframes and motion clips
 assets: $(STAMP)

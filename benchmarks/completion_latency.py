@@ -21,6 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.reference import print_reference  # noqa: E402
 from runner.emulator import EmulatorConfig, EmulatorServer  # noqa: E402
 from runner.fal import FalClient, FalConfig  # noqa: E402
 
@@ -66,6 +67,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=40)
     args = parser.parse_args()
+    print_reference()
     config = EmulatorConfig(latency=0.3, concurrency=4, require_auth=False)
     with EmulatorServer(config) as server:
         streamed = asyncio.run(lags(server, args.jobs, stream=True))

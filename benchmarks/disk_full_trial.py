@@ -31,6 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.reference import print_reference  # noqa: E402
 from runner.emulator import EmulatorConfig, EmulatorServer  # noqa: E402
 from runner.emulator.jobs import JobStore  # noqa: E402
 from tests.run_helpers import make_project, spawn_run  # noqa: E402
@@ -83,6 +84,7 @@ def main() -> int:
     parser.add_argument("--free", default=FREE_MB, help="MB left free, comma-separated")
     parser.add_argument("--repeat", type=int, default=1)
     args = parser.parse_args()
+    print_reference()
     if os.geteuid() != 0:
         print("skipped: mounting a small tmpfs needs root (make bench runs every benchmark)")
         return 0

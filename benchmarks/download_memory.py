@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.emulator_process import emulator_process  # noqa: E402
+from benchmarks.reference import print_reference  # noqa: E402
 
 TRANSFER = """
 import asyncio, json, resource, sys
@@ -72,6 +73,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[50, 500], help="MiB")
     args = parser.parse_args()
+    print_reference()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         with emulator_process("--state-dir", str(folder / "emulator")) as url:

@@ -32,4 +32,9 @@ def emulator_process(*options: str) -> Iterator[str]:
         yield server.stdout.readline().split()[-1]  # "fal emulator listening on URL"
     finally:
         server.terminate()
-        server.wait(timeout=30)
+        try:
+            # After thousands of jobs it may take a while to close its journal.
+            server.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()

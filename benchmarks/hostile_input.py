@@ -27,6 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.reference import print_reference  # noqa: E402
+
 HEAD = "version: 1\nname: hostile\n"
 WALL_LIMIT_S = 2.0
 RSS_LIMIT_MB = 200.0
@@ -150,6 +154,7 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--memory-limit-mb", type=int, default=1024)
     options = parser.parse_args()
+    print_reference()
     outcomes = run_all(options.repeat, options.memory_limit_mb)
     print(f"{'case':<24} {'command':<9} {'exit':>4} {'wall s':>7} {'peak MB':>8}  ok")
     for o in outcomes:

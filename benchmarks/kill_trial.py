@@ -39,6 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.emulator_process import emulator_process  # noqa: E402
+from benchmarks.reference import print_reference  # noqa: E402
 from runner.compile.check import check_pipeline  # noqa: E402
 from runner.emulator.jobs import canonical_json  # noqa: E402
 
@@ -158,6 +159,7 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
+    print_reference()
     rng = random.Random(args.seed)
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)

@@ -5,9 +5,10 @@ The pipeline is the one of plan_scale.py (chains of an image-to-video shot and t
 extends). Its store is filled with a cached result for every node, as a previous run would
 have left it, and the lockfile written; then `shotgraph run` is timed in a fresh process
 (load, validate, compile, 5,000 store lookups, lockfile comparison). Nothing is sent: the
-backend is never even started. Three runs; the median wall time is printed. Target: under 2 s.
+backend is never even started. Four runs: the first compiles (and keeps the compile memo),
+the median of the others starts from the memo. Target: under 0.5 s.
 
-    .venv/bin/python benchmarks/noop_scale.py [--nodes 5000] [--repeat 3]
+    .venv/bin/python benchmarks/noop_scale.py [--nodes 5000] [--repeat 4]
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.plan_scale import write_pipeline  # noqa: E402
+from benchmarks.reference import print_figure, print_reference  # noqa: E402
 from runner.compile.check import check_pipeline  # noqa: E402
 from runner.lock import build_lock, lock_path, write_lock  # noqa: E402
 from runner.store import ResultRecord, Store  # noqa: E402
@@ -97,7 +99,7 @@ def measure(pipeline: Path, store_root: Path, *extra: str, code: str = MEASURE) 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--nodes", type=int, default=5000)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=4)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -107,14 +109,19 @@ def main() -> int:
         nodes = fill_store(pipeline, store_root)
         took = time.perf_counter() - started
         print(f"filled a store with {nodes} cached results in {took:.1f} s")
+        print_reference(pipeline)
         runs = [measure(pipeline, store_root) for _ in range(args.repeat)]
     for i, r in enumerate(runs):
         print(f"  run {i + 1}: {r['wall']:.3f} s, peak RSS {r['peak_rss_mb']:.0f} MB")
-    median = statistics.median(r["wall"] for r in runs)
-    peak = max(r["peak_rss_mb"] for r in runs)
+    # The first run compiles and writes the compile memo; the others start from it.
+    median = statistics.median(r["wall"] for r in runs[1:] or runs)
+    peak = max(r["peak_rss_mb"] for r in runs[1:] or runs)
     print(
-        f"no-op run of {nodes} cached nodes: median {median:.3f} s (target < 2 s), "
-        f"peak RSS {peak:.0f} MB"
+        f"no-op run of {nodes} cached nodes: first {runs[0]['wall']:.3f} s (compiles), then "
+        f"median {median:.3f} s (from the compile memo; target < 0.5 s), peak RSS {peak:.0f} MB"
+    )
+    print_figure(
+        "noop_scale", first=round(runs[0]["wall"], 3), wall=round(median, 3), rss=round(peak)
     )
     return 0
 

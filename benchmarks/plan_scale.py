@@ -20,6 +20,9 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.reference import print_figure, print_reference  # noqa: E402
 
 MEASURE = """
 import json, resource, sys, time
@@ -103,11 +106,13 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for size in args.sizes:
             path = write_pipeline(Path(tmp), size)
+            print_reference(path)
             runs = [measure(path) for _ in range(args.repeat)]
             wall = statistics.median(r["wall"] for r in runs)
             imported = statistics.median(r["import"] for r in runs)
             rss = max(r["peak_rss_mb"] for r in runs)
             print(f"{size:>6}  {wall:>15.3f}  {imported:>15.3f}  {rss:>11.1f}")
+            print_figure(f"plan_scale_{size}", wall=round(wall, 3), rss=round(rss))
     return 0
 
 

@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.emulator_process import emulator_process  # noqa: E402
 from benchmarks.kill_trial import jobs_by_key, node_keys, write_pipeline  # noqa: E402
+from benchmarks.reference import print_reference  # noqa: E402
 from tests import s3_servers  # noqa: E402
 from tests.run.shared_helpers import clone, spawn_machine  # noqa: E402
 
@@ -61,6 +62,7 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
+    print_reference()
     if (why := s3_servers.available("seaweedfs")) is not None:
         raise SystemExit(f"cannot run: {why} (make .venv/.installed)")
     rng = random.Random(args.seed)

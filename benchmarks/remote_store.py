@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.noop_scale import fill_store  # noqa: E402
 from benchmarks.plan_scale import write_pipeline  # noqa: E402
+from benchmarks.reference import print_reference  # noqa: E402
 from tests import s3_servers  # noqa: E402
 
 MEASURE = """
@@ -96,6 +97,7 @@ def main() -> int:
     parser.add_argument("--nodes", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
+    print_reference()
     if (why := s3_servers.available("seaweedfs")) is not None:
         raise SystemExit(f"cannot run: {why} (make .venv/.installed)")
     with tempfile.TemporaryDirectory() as tmp:

@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.noop_scale import fill_store, measure  # noqa: E402
 from benchmarks.plan_scale import write_pipeline  # noqa: E402
+from benchmarks.reference import print_reference  # noqa: E402
 
 MEASURE = """
 import json, resource, sys, time
@@ -76,6 +77,7 @@ def main() -> int:
     parser.add_argument("--nodes", type=int, default=200)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
+    print_reference()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         pipeline = write_pipeline(folder, args.nodes)

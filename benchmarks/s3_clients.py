@@ -24,6 +24,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.reference import print_reference  # noqa: E402
 from tests import s3_servers  # noqa: E402
 
 Op = Callable[[int], Awaitable[Any]]
@@ -127,6 +128,7 @@ def main() -> int:
     parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--width", type=int, default=32)
     args = parser.parse_args()
+    print_reference()
     if (why := s3_servers.available("seaweedfs")) is not None:
         raise SystemExit(f"cannot run: {why} (make .venv/.installed)")
     with tempfile.TemporaryDirectory() as tmp:

@@ -32,6 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.reference import print_reference  # noqa: E402
 from runner.emulator.animatic import RenderSpec, render  # noqa: E402
 from runner.media import stitch  # noqa: E402
 
@@ -90,6 +91,7 @@ def main() -> int:
     parser.add_argument("--frames", type=int, default=25, help="frames per clip")
     parser.add_argument("--threads", type=int, default=6, help="stitches at once in threads")
     args = parser.parse_args()
+    print_reference()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         clips = make_clips(folder, args.frames)

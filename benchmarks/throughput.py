@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.emulator_process import emulator_process  # noqa: E402
+from benchmarks.reference import print_figure, print_reference  # noqa: E402
 from runner.compile.check import check_pipeline  # noqa: E402
 from runner.fal import FalClient, FalConfig  # noqa: E402
 from runner.run.events import Event  # noqa: E402
@@ -106,6 +107,7 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=12)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
+    print_reference()
     runs = [
         measure(args.nodes, args.hops, args.latency, args.concurrency, f"run{i}")
         for i in range(args.repeat)
@@ -120,10 +122,10 @@ def main() -> int:
             f"  run {i + 1}: wall {r['wall']:.2f} s, ratio {r['ratio']:.3f}, "
             f"max in progress {r['max_in_progress']:.0f}"
         )
-    print(
-        f"median wall / lower bound: {statistics.median(r['ratio'] for r in runs):.3f} "
-        "(target < 1.10)"
-    )
+    ratio = statistics.median(r["ratio"] for r in runs)
+    print(f"median wall / lower bound: {ratio:.3f} (target <= 1.05)")
+    wall = statistics.median(r["wall"] for r in runs)
+    print_figure("throughput", ratio=round(ratio, 3), wall=round(wall, 1), bound=first["bound"])
     return 0
 
 

@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.emulator_process import emulator_process  # noqa: E402
 from benchmarks.kill_trial import jobs_by_key, node_keys, spawn, write_pipeline  # noqa: E402
+from benchmarks.reference import print_reference  # noqa: E402
 
 
 def control(url: str, path: str, payload: object | None = None) -> dict[str, object]:
@@ -57,6 +58,7 @@ def main() -> int:
     parser.add_argument("--latency", type=float, default=0.3)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
+    print_reference()
     rng = random.Random(args.seed)
     # How long the rerun keeps looking for a job missing from the listing (fal: 600 s).
     os.environ.setdefault("SHOTGRAPH_FAL_LISTING_SETTLE", "30")

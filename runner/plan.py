@@ -247,6 +247,10 @@ class CacheStatus:
         self.locked: Mapping[str, LockEntry] = lock.nodes if lock is not None else {}
         self.lock_backend = lock.backend if lock is not None else None
         self._changed: dict[str, bool] = {}
+        # Every node's result in one query, not one per node.
+        keys = (step.key for step in compiled.steps.values())
+        local = store if shared is None else None
+        self._cached = set(local.results_for(keys, compiled.backend)) if local else set()
 
     def __call__(self, step: Step) -> tuple[str, str]:
         if self.shared is not None:
@@ -258,7 +262,7 @@ class CacheStatus:
             if journaled is not None and journaled.state == "submitting":
                 return "render", "an earlier run died submitting it: sent again, maybe twice"
         elif self.store is not None:
-            if self.store.result_for(step.key, self.compiled.backend) is not None:
+            if step.key in self._cached:
                 return "cached", ""
             journaled = self.store.journal(step.key)
             if journaled is not None and journaled.state == "submitted":

@@ -55,13 +55,33 @@ def checked(
 ) -> CheckResult:
     """Check a pipeline and print its findings to stderr: ``all`` (errors, then warnings),
     ``errors`` only, or ``none`` (for --json, where they go into the JSON)."""
-    result = check_pipeline(path, backend=backend, hash_file=hash_file)
+    return _shown(check_pipeline(path, backend=backend, hash_file=hash_file), show)
+
+
+def _shown(result: CheckResult, show: str) -> CheckResult:
     if show == "all":
         echo_diagnostics(result.errors + result.warnings)
     elif show == "errors":
         echo_diagnostics(result.errors)
     # Printed once: the error that stops the command then only says how many there were.
     return replace(result, shown=show != "none")
+
+
+def checked_remembered(
+    path: Path, backend: str, cache_dir: Path | None, *, show: str = "all", memo: bool = True
+) -> CheckResult:
+    """:func:`checked`, hashing through the store and starting from its compile memo when
+    nothing the pipeline read has changed (``memo=False`` always compiles)."""
+    from runner.compile.memo import check_and_remember, recall
+    from runner.store import is_store
+
+    root = store_root(Project.of_pipeline(path), cache_dir)
+    where = root if memo and is_store(root) else None
+    result = recall(path, backend, where) if where is not None else None
+    if result is None:
+        with remembered_hashes(path, cache_dir) as hash_file:
+            result = check_and_remember(path, backend, where, hash_file=hash_file)
+    return _shown(result, show)
 
 
 def store_root(project: Project, cache_dir: Path | None) -> Path:

@@ -37,6 +37,11 @@ def emulator() -> None:
     "--concurrency", default=2, show_default=True, help="Jobs IN_PROGRESS at once (fal: 2-40)."
 )
 @click.option(
+    "--no-render",
+    is_flag=True,
+    help="Benchmarking aid: answer every job at once with one tiny stored clip.",
+)
+@click.option(
     "--state-dir",
     type=click.Path(file_okay=False, path_type=Path),
     help="Keep jobs and files here across restarts (default: a temporary directory).",
@@ -76,6 +81,7 @@ def serve(
     run_port: int,
     latency: float,
     concurrency: int,
+    no_render: bool,
     state_dir: Path | None,
     no_auth: bool,
     tls_cert: Path | None,
@@ -104,6 +110,7 @@ def serve(
             faults=plan,
             require_auth=not no_auth,
             render_scale=render_scale,
+            no_render=no_render,
         )
     except (FaultSpecError, ValueError) as exc:
         raise click.UsageError(str(exc)) from exc

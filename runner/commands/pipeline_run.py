@@ -8,8 +8,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from runner.commands.common import checked, remembered_hashes
+from runner.commands.common import checked_remembered
 from runner.commands.running import execute, open_store, summarize
+from runner.compile.check import check_pipeline
 from runner.compile.compiler import Compiled
 from runner.compile.request import locate_field
 from runner.compile.steps import Step
@@ -31,8 +32,7 @@ def render_pipeline(
     """Run one pipeline as ``shotgraph run`` does; with ``documents``, append its JSON
     summary there (and keep stdout for it: progress and the summary go to stderr)."""
     as_json = documents is not None
-    with remembered_hashes(pipeline, options["cache_dir"]) as hash_file:
-        result = checked(pipeline, backend, hash_file=hash_file)
+    result = checked_remembered(pipeline, backend, options["cache_dir"])
     compiled = result.require()
     lock_file = project_lock_path(compiled)
     gates = Gates(compiled.steps, compiled.pipeline.review)
@@ -140,12 +140,21 @@ def _holder(gates: Gates) -> Hold:
 
 def _issue_describer(compiled: Compiled) -> Any:
     """fal's 422 issues, pointed back at the pipeline key they came from."""
-    pipeline = compiled.pipeline
+    full: list[Compiled] = []
 
     def describe(step: Step, issue: Any) -> str:
+        if not full:
+            # A memo's pipeline has no records: compile once more, only now that it matters.
+            pipeline = compiled.pipeline
+            whole = compiled if step.node in pipeline.nodes else None
+            full.append(whole or check_pipeline(pipeline.path, backend=compiled.backend).require())
+        pipeline = full[0].pipeline
         node = pipeline.nodes[step.node]
-        assert step.endpoint is not None  # fal answered it: a generation step
-        where = locate_field(list(issue.field_path), node, step.endpoint, step.settings, pipeline)
+        full_step = full[0].steps[step.name]
+        assert full_step.endpoint is not None  # fal answered it: a generation step
+        where = locate_field(
+            list(issue.field_path), node, full_step.endpoint, full_step.settings, pipeline
+        )
         return f"{issue} ({where})"
 
     return describe

@@ -10,9 +10,8 @@ import click
 
 from runner.commands.common import (
     backend_option,
-    checked,
+    checked_remembered,
     pipeline_argument,
-    remembered_hashes,
     shared_store,
     store_root,
     store_url_option,
@@ -60,8 +59,9 @@ def plan(
 ) -> int:
     """Show what a run would render and why, with endpoint, length and estimated cost."""
     as_json = as_json or fmt == "json"
-    with remembered_hashes(pipeline, cache_dir) as hash_file:
-        result = checked(pipeline, backend, show="none" if as_json else "all", hash_file=hash_file)
+    # --verbose shows where each field came from: that needs the records a memo leaves out.
+    show = "none" if as_json else "all"
+    result = checked_remembered(pipeline, backend, cache_dir, show=show, memo=not verbose)
     if as_json and result.errors:
         # Machines get the findings where they read the plan: on stdout, as JSON.
         findings = {"valid": False, "errors": [d.as_json() for d in result.errors]}

@@ -62,6 +62,9 @@ class EmulatorConfig:
     # Seconds after a request ends before the request listing (/v1/models/requests/
     # by-endpoint) shows it; fal does not say how soon it does.
     listing_delay: float = 0.0
+    # A benchmarking aid: every job answers at once with the same tiny stored clip (inputs
+    # not fetched, nothing rendered), so that what is measured is the client alone.
+    no_render: bool = False
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:

@@ -108,7 +108,12 @@ class Emulator:
             self._executor = pool
         inputs = InputResolver(self.files, self.config.fetch_timeout, {self.config.host})
         model = Model(
-            self.files, inputs, self._executor, root / "scratch", self.config.render_scale
+            self.files,
+            inputs,
+            self._executor,
+            root / "scratch",
+            self.config.render_scale,
+            no_render=self.config.no_render,
         )
         store = JobStore(root)
         return model, store, list(store.load())

@@ -21,7 +21,8 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -32,6 +33,29 @@ SPECIAL_ROOTS = (Path("/proc"), Path("/sys"), Path("/dev"))
 ORDINARY_UNDER_SPECIAL = (Path("/dev/shm"),)
 
 Expect = Literal["file", "dir"]
+
+# Lists that :func:`watching` hands out: every (path as written, real path) confined while
+# one is open, which is every file a pipeline makes shotgraph read (compile/memo.py).
+_watchers: list[list[tuple[Path, Path]]] = []
+
+
+@contextmanager
+def watching() -> Iterator[list[tuple[Path, Path]]]:
+    """Collect every path confined inside the ``with`` block (this thread's work only is
+    expected: the compiler runs in one)."""
+    seen: list[tuple[Path, Path]] = []
+    _watchers.append(seen)
+    try:
+        yield seen
+    finally:
+        _watchers.remove(seen)
+
+
+def looked_for(path: Path) -> None:
+    """Tell the watchers that ``path`` was looked for and is not there: a file that
+    appears there later changes what the pipeline means."""
+    for seen in _watchers:
+        seen.append((path, Path(os.path.realpath(path))))
 
 
 class Refused(Exception):
@@ -93,6 +117,8 @@ def confine(
         )
     candidate = Path(os.path.abspath(base / written))
     real = Path(os.path.realpath(candidate))
+    for seen in _watchers:
+        seen.append((candidate, real))
     via = "" if real == candidate else f" (it leads to {real})"
     if _special(real):
         raise Refused(

@@ -16,7 +16,14 @@ from runner.errors import Diagnostics, KeyPath, Location
 from runner.ltx.registry import registry
 from runner.pipeline import schema_check
 from runner.pipeline.build import Builder
-from runner.pipeline.confine import Project, Refused, confine, find_project_root, read_confined
+from runner.pipeline.confine import (
+    Project,
+    Refused,
+    confine,
+    find_project_root,
+    looked_for,
+    read_confined,
+)
 from runner.pipeline.records import Node, Pipeline, Preset, Ref
 from runner.pipeline.review_file import (
     MAX_REVIEW_BYTES,
@@ -145,6 +152,7 @@ def _review(path: Path, project: Project, diags: Diagnostics) -> Review:
     with the pipeline (a pull request may change it), so it obeys the same rules."""
     where = review_path(path)
     if not where.exists() and not where.is_symlink():
+        looked_for(where)
         return Review(where)
     data = _read(project, where.name, path.parent, MAX_REVIEW_BYTES, Location(where), diags)
     if data is None:

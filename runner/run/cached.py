@@ -1,6 +1,6 @@
 """What a run need not render: the steps whose results a store already has.
 
-With a local store only, one lookup per step, no network. With a shared store, the steps
+With a local store only, one query for every step, no network. With a shared store, the steps
 this machine does not know are looked up in the bucket all at once, and of the results
 found there only the files something needs are fetched (verified by hash): the outputs to
 deliver, and the inputs of the steps that will run. A file that cannot be had (gone, or
@@ -22,7 +22,7 @@ async def find_cached(
     """The cached steps' records by node name, and the results found only on this machine
     that the shared store should be given (empty without one)."""
     if store.remote is None:
-        # One SQLite read per step (and a stat of its file): in a thread, off the loop.
+        # Every node's result in one query (their files present too), in a thread.
         return await asyncio.to_thread(_local_hits, steps, store, backend), []
     found, unshared = await store.find_results((step.key for step in steps.values()), backend)
     while True:
@@ -42,9 +42,5 @@ async def find_cached(
 def _local_hits(
     steps: Mapping[str, Step], store: TieredStore, backend: str
 ) -> dict[str, ResultRecord]:
-    found: dict[str, ResultRecord] = {}
-    for name, step in steps.items():
-        record = store.local.result_for(step.key, backend)  # its file present too
-        if record is not None:
-            found[name] = record
-    return found
+    found = store.local.results_for((step.key for step in steps.values()), backend)
+    return {name: found[step.key] for name, step in steps.items() if step.key in found}

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -167,6 +167,19 @@ class Store:
         """The result under ``key`` if a run on ``backend`` may use it (see ``serves``)."""
         record = self.get_result(key)
         return record if record is not None and record.serves(backend) else None
+
+    def results_for(self, keys: Iterable[str], backend: str) -> dict[str, ResultRecord]:
+        """:meth:`result_for` of many keys in one query: those a run on ``backend`` may use."""
+        found: dict[str, ResultRecord] = {}
+        for key, data in self._results.get_many(keys).items():
+            try:
+                record = ResultRecord.from_dict(data)
+            except RecordError:
+                continue
+            output = record.output
+            if record.serves(backend) and self.files.has(output.sha256, output.size):
+                found[key] = record
+        return found
 
     def put_result(self, record: ResultRecord) -> None:
         """Record a result (durable on return). Its output file must already be stored."""

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -111,6 +112,30 @@ class Table:
         if not isinstance(value, dict):
             raise ValueError("not a JSON object")
         return value
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The objects under ``keys`` in one query (absent ones and non-objects left out):
+        a plan of 5,000 nodes asks once, not 5,000 times."""
+        wanted = json.dumps(list(dict.fromkeys(keys)))
+        try:
+            # Table's own rows only: string keys, JSON text held inline (MODE_RAW).
+            rows = self._cache._con.execute(
+                "SELECT key, value FROM Cache WHERE raw = 1 AND mode = 1"
+                " AND (expire_time IS NULL OR expire_time > ?)"
+                " AND key IN (SELECT value FROM json_each(?))",
+                (time.time(), wanted),
+            ).fetchall()
+        except (sqlite3.Error, OSError, diskcache.Timeout) as exc:
+            raise _failure(self.directory, exc) from exc
+        found: dict[str, dict[str, Any]] = {}
+        for key, text in rows:
+            try:
+                value = json.loads(text) if isinstance(text, str) else None
+            except ValueError:
+                continue
+            if isinstance(value, dict):
+                found[key] = value
+        return found
 
     def add(self, key: str, value: Mapping[str, Any]) -> bool:
         """Insert only if ``key`` is absent (atomic); True when inserted."""

@@ -231,3 +231,19 @@ def test_a_121_frame_720p_clip_renders_whole(tmp_path: Path) -> None:
     assert outcome.error is None
     probe = probe_mp4((tmp_path / "clip.mp4").read_bytes())
     assert (probe.frames, probe.width, probe.height) == (121, 1280, 720)
+
+
+def test_no_render_answers_every_job_with_one_tiny_clip(start_emulator: StartEmulator) -> None:
+    """The benchmarking aid: no inputs fetched (this URL leads nowhere), nothing rendered
+    per job, and still a real MP4 in the endpoint's output shape."""
+    server = start_emulator(no_render=True)
+    endpoint = "fal-ai/ltx-video-13b-distilled/image-to-video"
+    with httpx.Client(headers=AUTH, timeout=30) as http:
+        outputs = []
+        for prompt in ("one", "two"):
+            body = {"prompt": prompt, "image_url": "http://127.0.0.1:9/nowhere.png"}
+            result, video = render(http, server.url, endpoint, body)
+            assert result["video"]["content_type"] == "video/mp4"
+            outputs.append(video)
+    assert outputs[0] == outputs[1]
+    assert probe_mp4(outputs[0]).frames == 1

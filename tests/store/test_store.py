@@ -237,6 +237,22 @@ def test_a_render_serves_only_its_backend_a_media_step_serves_any(store: Store) 
     assert store.result_for("k-missing", "local") is None
 
 
+def test_many_results_in_one_query_answer_as_one_by_one(store: Store) -> None:
+    out = put_bytes(store, b"clip")
+    gone = put_bytes(store, b"deleted clip")
+    store.put_result(result("k-render", out))
+    store.put_result(result("k-frame", out, kind="frame", endpoint=None, request_id=None))
+    store.put_result(result("k-gone", gone))
+    store.file_path(gone.sha256).unlink()
+    keys = ["k-render", "k-frame", "k-gone", "k-missing", "k-render"]
+    for backend in ("local", "fal"):
+        one_by_one = {k: store.result_for(k, backend) for k in keys}
+        assert store.results_for(keys, backend) == {
+            k: r for k, r in one_by_one.items() if r is not None
+        }
+    assert set(store.results_for(keys, "local")) == {"k-render", "k-frame"}
+
+
 # -- journal ---------------------------------------------------------------------------
 
 

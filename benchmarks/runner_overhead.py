@@ -1,0 +1,123 @@
+#!/usr/bin/env python3
+"""The runner's own cost per node: a full run with rendering taken out.
+
+The emulator runs in a process of its own with ``--no-render`` (every job answers at once
+with one tiny stored clip) and no latency, so what is left is shotgraph's side: four HTTP
+requests per node (upload or submit, status, result, download), the journal, the store, the
+events. Printed per size: the runner process's CPU milliseconds per node (the emulator's
+are not counted; the target is at most 5, flat in N) and the milliseconds spent recording
+a node (journal claim and submission, storing the file and its result; target at most 1).
+The pipeline is chains of an image-to-video shot and three extends.
+
+    .venv/bin/python benchmarks/runner_overhead.py [--sizes 1000 5000] [--jobs 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import functools
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.emulator_process import emulator_process  # noqa: E402
+from benchmarks.reference import print_figure, print_reference  # noqa: E402
+from benchmarks.throughput import Quiet, write_pipeline  # noqa: E402
+from runner.compile.check import check_pipeline  # noqa: E402
+from runner.fal import FalClient, FalConfig  # noqa: E402
+from runner.run.executor import Executor  # noqa: E402
+from runner.run.outcome import RunOptions  # noqa: E402
+from runner.store import Store  # noqa: E402
+
+# What recording a node costs: the store calls a generation makes besides waiting.
+RECORDING = (
+    "claim",
+    "begin_submit",
+    "record_submission",
+    "adopt_file",
+    "put_file",
+    "put_result",
+    "release",
+)
+
+
+def timed(store: Store, spent: list[float]) -> None:
+    """Wrap ``store``'s recording calls to add their wall time to ``spent[0]``."""
+
+    def wrap(method: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(method)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return method(*args, **kwargs)
+            finally:
+                spent[0] += time.perf_counter() - started
+
+        return call
+
+    for name in RECORDING:
+        setattr(store, name, wrap(getattr(store, name)))
+
+
+def measure(url: str, nodes: int, jobs: int) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        pipeline = write_pipeline(folder, nodes, 3, f"overhead {nodes}")
+        compiled = check_pipeline(pipeline, backend="local").require()
+        with Store.open(folder / "store") as store:
+            spent = [0.0]
+            timed(store, spent)
+
+            def connect() -> FalClient:
+                return FalClient(FalConfig(queue_url=url, rest_url=url))
+
+            executor = Executor(
+                compiled.steps, store, connect, Quiet(), RunOptions(backend="local", jobs=jobs)
+            )
+            cpu, wall = time.process_time(), time.perf_counter()
+            result = asyncio.run(executor.run())
+            cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+            assert result.ok, result.failed
+    count = len(compiled.steps)
+    return {
+        "nodes": count,
+        "wall_s": wall,
+        "cpu_ms_per_node": cpu * 1000 / count,
+        "record_ms_per_node": spent[0] * 1000 / count,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 5000])
+    parser.add_argument("--jobs", type=int, default=16, help="jobs at once (-j)")
+    args = parser.parse_args()
+    print_reference()
+    options = ("--no-render", "--latency", "0", "--concurrency", str(args.jobs))
+    print(f"{'nodes':>6}  {'wall s':>7}  {'runner CPU ms/node':>18}  {'recording ms/node':>17}")
+    with emulator_process(*options) as url:
+        for size in args.sizes:
+            r = measure(url, size, args.jobs)
+            print(
+                f"{r['nodes']:>6.0f}  {r['wall_s']:>7.1f}  {r['cpu_ms_per_node']:>18.2f}  "
+                f"{r['record_ms_per_node']:>17.2f}"
+            )
+            print_figure(
+                f"runner_overhead_{size}",
+                cpu=round(r["cpu_ms_per_node"], 2),
+                record=round(r["record_ms_per_node"], 2),
+            )
+    print_reference()
+    print("targets: runner CPU <= 5 ms per node, flat in N; recording a node <= 1 ms")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

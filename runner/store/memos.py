@@ -1,0 +1,65 @@
+"""Compile memos: what compiling a pipeline produced, one file per pipeline and backend.
+
+``memos/<slot>`` under the store root holds the latest memo of one (pipeline path, backend):
+a header (JSON: the key it was made under and the stat or hash of every file it read) and
+the payload (see ``runner.compile.memo``, which decides what is in it and whether it still
+holds). A memo is only a shortcut: a missing, damaged or unwritable one costs a recompile,
+never a wrong answer, so every failure here is swallowed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import struct
+from pathlib import Path
+from typing import Any
+
+from runner import atomic
+
+MEMO_DIR = "memos"
+_HEADER = struct.Struct(">Q")  # the length of the JSON header
+# Far above a 5,000-node pipeline's memo (about 3 MB); a bigger file is not ours.
+MAX_MEMO_BYTES = 256 * 1024 * 1024
+
+
+def memo_slot(pipeline: Path, backend: str) -> str:
+    """The file name of the memo of ``pipeline`` (absolute) for ``backend``."""
+    return hashlib.sha256(f"{pipeline}\0{backend}".encode()).hexdigest()[:32]
+
+
+def read_memo(root: Path, slot: str) -> tuple[dict[str, Any], bytes] | None:
+    """The header and payload of a memo; None when absent or not one."""
+    try:
+        with open(root / MEMO_DIR / slot, "rb") as handle:
+            if os.fstat(handle.fileno()).st_size > MAX_MEMO_BYTES:
+                return None
+            data = handle.read()
+    except OSError:
+        return None
+    if len(data) < _HEADER.size:
+        return None
+    (length,) = _HEADER.unpack_from(data)
+    try:
+        header = json.loads(data[_HEADER.size : _HEADER.size + length])
+    except ValueError:
+        return None
+    if not isinstance(header, dict):
+        return None
+    return header, data[_HEADER.size + length :]
+
+
+def write_memo(root: Path, slot: str, header: dict[str, Any], payload: bytes) -> None:
+    """Replace the memo in ``slot`` (atomically; not fsynced: it can always be rebuilt)."""
+    text = json.dumps(header, separators=(",", ":")).encode()
+    with contextlib.suppress(OSError):
+        (root / MEMO_DIR).mkdir(exist_ok=True)
+        with atomic.replacing(root / MEMO_DIR / slot, durable=False) as temp:
+            temp.write_bytes(_HEADER.pack(len(text)) + text + payload)
+
+
+def forget_memo(root: Path, slot: str) -> None:
+    with contextlib.suppress(OSError):
+        (root / MEMO_DIR / slot).unlink()

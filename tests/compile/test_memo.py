@@ -1,0 +1,208 @@
+"""The compile memo answers only while nothing the pipeline read has changed."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from runner import cli
+from runner.compile.check import check_pipeline
+from runner.compile.memo import HASHED_BYTES, check_and_remember, recall
+from runner.store import ResultRecord, Store
+from runner.store.memos import memo_slot, read_memo, write_memo
+from tests.helpers import project
+
+PIPELINE = """version: 1
+name: memo
+imports: [presets/studio.yaml]
+defaults: {preset: house}
+characters:
+  mara: {description: a woman in a yellow raincoat, keyframes: {front: assets/key.png}}
+nodes:
+  shot:
+    kind: i2v
+    image: {keyframe: mara.front}
+    prompt: {template: shot.j2, vars: {shot: Close-up, action: breathing}}
+  more:
+    kind: extend
+    video: {from: shot}
+    prompt: {template: continue.j2, vars: {action: a smile}}
+"""
+PRESETS = "presets:\n  house: {extends: cinematic-5s, second_pass_num_inference_steps: 13}\n"
+
+
+@pytest.fixture
+def pipeline(tmp_path: Path) -> Path:
+    root = project(tmp_path / "proj")
+    (root / "presets").mkdir()
+    (root / "presets" / "studio.yaml").write_text(PRESETS)
+    (root / "templates").mkdir()
+    (root / "templates" / "shot.j2").write_text("{{ shot }} of {{ character.name }}, {{ action }}")
+    path = root / "p.yaml"
+    path.write_text(PIPELINE)
+    return path
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Path:
+    root = tmp_path / "store"
+    Store.open(root).close()
+    return root
+
+
+def remember(pipeline: Path, store: Path, backend: str = "local") -> dict[str, str]:
+    """Check and remember; the keys it compiled."""
+    result = check_and_remember(pipeline, backend, store)
+    assert not result.errors, [d.render() for d in result.errors]
+    assert result.compiled is not None
+    return {name: step.key for name, step in result.compiled.steps.items()}
+
+
+def test_an_unchanged_pipeline_is_answered_from_the_memo(pipeline: Path, store: Path) -> None:
+    keys = remember(pipeline, store)
+    recalled = recall(pipeline, "local", store)
+    assert recalled is not None and recalled.compiled is not None
+    fresh = check_pipeline(pipeline, backend="local").require()
+    assert {n: s.key for n, s in recalled.compiled.steps.items()} == keys
+    for name, step in fresh.steps.items():
+        again = recalled.compiled.steps[name]
+        assert (again.body, again.slots, again.seed) == (step.body, step.slots, step.seed)
+    assert recalled.outputs == check_pipeline(pipeline, backend="local").outputs
+    # The memo leaves the records out: that is how a reader knows to compile for them.
+    assert recalled.compiled.pipeline.name == "memo" and not recalled.compiled.pipeline.nodes
+
+
+def test_the_pipeline_text(pipeline: Path, store: Path) -> None:
+    remember(pipeline, store)
+    pipeline.write_text(PIPELINE.replace("a smile", "a frown"))
+    assert recall(pipeline, "local", store) is None
+
+
+def test_a_template(pipeline: Path, store: Path) -> None:
+    remember(pipeline, store)
+    (pipeline.parent / "templates" / "shot.j2").write_text("{{ shot }}: {{ action }}")
+    assert recall(pipeline, "local", store) is None
+
+
+def test_a_template_that_now_shadows_the_shipped_one(pipeline: Path, store: Path) -> None:
+    remember(pipeline, store)  # continue.j2 came from shotgraph's own templates
+    (pipeline.parent / "templates" / "continue.j2").write_text("then {{ action }}")
+    assert recall(pipeline, "local", store) is None
+
+
+def test_a_preset_file(pipeline: Path, store: Path) -> None:
+    remember(pipeline, store)
+    (pipeline.parent / "presets" / "studio.yaml").write_text(PRESETS.replace("13", "12"))
+    assert recall(pipeline, "local", store) is None
+
+
+def test_a_keyframe_replaced_by_another_of_the_same_size(pipeline: Path, store: Path) -> None:
+    remember(pipeline, store)
+    key = pipeline.parent / "assets" / "key.png"
+    other = pipeline.parent / "other.png"
+    data = bytearray(key.read_bytes())
+    data[-20] ^= 0xFF
+    other.write_bytes(bytes(data))
+    os.replace(other, key)
+    assert recall(pipeline, "local", store) is None
+
+
+def test_a_big_keyframe_rewritten_in_place_with_its_old_mtime(pipeline: Path, store: Path) -> None:
+    """Too big to hash on every run: its stat tells (ctime moves whatever mtime says)."""
+    key = pipeline.parent / "assets" / "key.png"
+    key.write_bytes(key.read_bytes() + bytes(HASHED_BYTES))
+    old = time.time() - 60
+    os.utime(key, (old, old))
+    remember(pipeline, store)
+    assert recall(pipeline, "local", store) is not None
+    time.sleep(0.01)  # a ctime tick on coarse clocks
+    with open(key, "r+b") as handle:
+        handle.seek(100)
+        handle.write(b"\xff")
+    os.utime(key, (old, old))
+    assert recall(pipeline, "local", store) is None
+
+
+def test_a_file_written_moments_ago_is_not_trusted_by_its_stat(pipeline: Path, store: Path) -> None:
+    key = pipeline.parent / "assets" / "key.png"
+    key.write_bytes(key.read_bytes() + bytes(HASHED_BYTES))
+    remember(pipeline, store)
+    assert read_memo(store, memo_slot(pipeline, "local")) is None
+
+
+def test_the_backend(pipeline: Path, store: Path) -> None:
+    remember(pipeline, store, backend="local")
+    assert recall(pipeline, "fal", store) is None
+    # Even a memo of the other backend moved into this backend's place is not taken.
+    shutil.copy(
+        store / "memos" / memo_slot(pipeline, "local"), store / "memos" / memo_slot(pipeline, "fal")
+    )
+    assert recall(pipeline, "fal", store) is None
+
+
+def test_a_memo_holding_anything_but_records_is_refused(pipeline: Path, store: Path) -> None:
+    remember(pipeline, store)
+    found = read_memo(store, memo_slot(pipeline, "local"))
+    assert found is not None
+    header, _ = found
+    hostile = pickle.dumps(os.system, protocol=pickle.HIGHEST_PROTOCOL)
+    write_memo(store, memo_slot(pipeline, "local"), header, hostile)
+    assert recall(pipeline, "local", store) is None
+
+
+def test_a_deleted_store_entry_shows_in_the_plan(
+    pipeline: Path, store: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The memo keeps the compile, never the cache status: that is the store's, each time."""
+    compiled = check_pipeline(pipeline, backend="local").require()
+    with Store.open(store) as opened:
+        output = opened.tmp_dir() / "out.mp4"
+        output.write_bytes(b"\x00\x00\x00\x18ftypmp42 stand-in")
+        stored = opened.put_file(output, move=True)
+        for name, step in compiled.steps.items():
+            opened.put_result(
+                ResultRecord(
+                    key=step.key,
+                    node=name,
+                    kind=step.kind,
+                    endpoint=step.endpoint.id if step.endpoint else None,
+                    backend="local",
+                    request_id=f"req-{name}",
+                    seed=step.seed,
+                    output=stored,
+                    content_type="video/mp4",
+                    cost_usd=0.0,
+                    result_url=None,
+                    recorded_at=time.time(),
+                )
+            )
+
+    def plan() -> dict[str, str]:
+        args = ["plan", str(pipeline), "--backend", "local", "--json", "--cache-dir", str(store)]
+        assert cli.run(args) == 0
+        rows = json.loads(capsys.readouterr().out)["nodes"]
+        return {row["node"]: row["status"] for row in rows}
+
+    assert plan() == {"shot": "cached", "more": "cached"}
+    assert recall(pipeline, "local", store) is not None  # the next plan starts from it
+    with Store.open(store) as opened:
+        assert opened.delete_result(compiled.steps["more"].key)
+    assert plan() == {"shot": "cached", "more": "render"}
+
+
+def test_the_review_file_appearing_or_changing(pipeline: Path, store: Path) -> None:
+    """Picks and verdicts come with the pipeline: a review file that appears counts too."""
+    remember(pipeline, store)
+    review = pipeline.with_suffix(".review")
+    review.write_text(f'shot approved={"a" * 64} note="lovely light"\n')
+    assert recall(pipeline, "local", store) is None
+    remember(pipeline, store)
+    assert recall(pipeline, "local", store) is not None
+    review.write_text(f'shot rejected={"a" * 64} note="too dark"\n')
+    assert recall(pipeline, "local", store) is None
