@@ -44,6 +44,8 @@ test: $(STAMP) browser
 	$(BIN)/ruff check runner tests benchmarks scripts
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	$(BIN)/check-jsonschema --builtin-schema vendor.github-actions action.yml
+	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows docs/examples/shotgraph-workflow.yml runner/data/scaffold/github-workflow.yml
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)

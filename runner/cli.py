@@ -1,8 +1,5 @@
-"""The command line: parse, build objects, call one function, map errors to exit codes.
-
-Exit codes: 0 ok, 1 user error (bad pipeline, failed node, budget), 2 usage, 3 internal bug,
-130 interrupted.
-"""
+"""The command line: parse, build objects, call one function, map errors to exit codes
+(the table is :class:`runner.errors.ExitCode`; ``--help`` prints it)."""
 
 from __future__ import annotations
 
@@ -15,9 +12,10 @@ import traceback
 import click
 
 from runner import __version__
-from runner.errors import ShotgraphError, disk_full
+from runner.errors import EXIT_CODES_EPILOG, ExitCode, ShotgraphError, disk_full
 
-EXIT_OK, EXIT_USER, EXIT_USAGE, EXIT_BUG, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_OK, EXIT_USER, EXIT_USAGE, EXIT_BUG = ExitCode.OK, ExitCode.USER, ExitCode.USAGE, ExitCode.BUG
+EXIT_INTERRUPTED = ExitCode.INTERRUPTED
 
 
 # Each subcommand's module, imported only when that command runs: `validate` need not load
@@ -28,6 +26,10 @@ COMMANDS = {
     "run": "runner.commands.run_cmd:run",
     "replay": "runner.commands.replay_cmd:replay",
     "graph": "runner.commands.graph_cmd:graph",
+    "diff": "runner.commands.diff_cmd:diff",
+    "ci": "runner.commands.ci_cmd:ci",
+    "init": "runner.commands.init_cmd:init",
+    "schema": "runner.commands.schema_cmd:schema",
     "report": "runner.commands.report_cmd:report",
     "pick": "runner.commands.review_cmd:pick",
     "approve": "runner.commands.review_cmd:approve",
@@ -53,13 +55,14 @@ class LazyGroup(click.Group):
         return command
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=LazyGroup,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog=EXIT_CODES_EPILOG,
+)
 @click.version_option(__version__, prog_name="shotgraph")
 def cli() -> None:
-    """shotgraph: render AI video from version-controlled YAML.
-
-    Exit codes: 0 ok, 1 user error, 2 usage, 3 internal error.
-    """
+    """shotgraph: render AI video from version-controlled YAML."""
 
 
 def run(argv: list[str] | None = None) -> int:
@@ -80,7 +83,7 @@ def run(argv: list[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except ShotgraphError as exc:
         click.echo(exc.render(), err=True)
-        return EXIT_USER
+        return exc.exit_code
     except Exception as exc:
         # A full disk, wherever it struck, is the user's to fix, not a bug of ours.
         full = disk_full(exc)

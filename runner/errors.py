@@ -17,8 +17,9 @@ import errno
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from enum import IntEnum
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 KeyPath = tuple[str | int, ...]
 Severity = Literal["error", "warning"]
@@ -87,8 +88,62 @@ class Diagnostic:
         }
 
 
+class ExitCode(IntEnum):
+    """What a shotgraph command's exit status means; the one table of them (docs/running.md
+    and ``--help`` print :data:`EXIT_CODE_TABLE`). When several apply, the first of: a signal,
+    1, 5, 4."""
+
+    OK = 0
+    USER = 1  # the pipeline, its lock, a preset or the settings are wrong; or a full disk
+    USAGE = 2  # the command line is wrong
+    BUG = 3  # a bug in shotgraph (the traceback is saved to a file)
+    RENDER_FAILED = 4  # a node failed (fal's error, the network): running again may help
+    OVER_BUDGET = 5  # the estimate exceeds --budget: nothing (more) was submitted
+    INTERRUPTED = 130  # SIGINT (Ctrl-C, a CI cancel): queued jobs cancelled, running ones kept
+    TERMINATED = 143  # SIGTERM: the same, or at once when it follows another signal
+
+
+EXIT_CODE_TABLE: tuple[tuple[ExitCode, str], ...] = (
+    (ExitCode.OK, "done: every node rendered or cached, the lockfile written"),
+    (
+        ExitCode.USER,
+        "fix the input: the pipeline, its lockfile (--frozen), a preset, FAL_KEY or a "
+        "setting is wrong (or the disk is full)",
+    ),
+    (ExitCode.USAGE, "the command line is wrong"),
+    (ExitCode.BUG, "a bug in shotgraph: the message says where the traceback was saved"),
+    (
+        ExitCode.RENDER_FAILED,
+        "a render failed (fal's error, the network): the rest is stored; running again may help",
+    ),
+    (ExitCode.OVER_BUDGET, "over --budget: nothing (more) was submitted"),
+    (
+        ExitCode.INTERRUPTED,
+        "SIGINT: queued jobs cancelled, running ones journaled for the next run",
+    ),
+    (ExitCode.TERMINATED, "SIGTERM: the same (at once if it follows another signal)"),
+)
+
+
+def exit_code_help() -> str:
+    """The exit codes as ``--help`` shows them (one line each)."""
+    return "\n".join(f"{int(code):>5}  {meaning}" for code, meaning in EXIT_CODE_TABLE)
+
+
+# For a command's --help: click rewraps paragraphs unless they start with \b.
+EXIT_CODES_EPILOG = "\b\nExit codes:\n" + exit_code_help()
+
+
+def signal_exit(signum: int) -> int:
+    """The exit status of a command stopped by signal ``signum`` (128 + its number)."""
+    return 128 + signum
+
+
 class ShotgraphError(Exception):
-    """A problem the user can fix. The message says what and, with ``hint``, how."""
+    """A problem the user can fix. The message says what and, with ``hint``, how.
+    ``exit_code`` is the command's exit status when it ends on this error."""
+
+    exit_code: ClassVar[int] = ExitCode.USER
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)
@@ -111,8 +166,22 @@ class StepFailed(ShotgraphError):
     """A node of a run failed (fal's error, a lost connection, a file that cannot be read);
     its descendants are skipped and the rest of the run goes on."""
 
+    exit_code: ClassVar[int] = ExitCode.RENDER_FAILED
+
     def __init__(self, message: str, hint: str | None = None) -> None:
         super().__init__(message, hint=hint)
+
+
+class OverBudget(ShotgraphError):
+    """The estimate of what would be submitted exceeds ``--budget``: nothing is started."""
+
+    exit_code: ClassVar[int] = ExitCode.OVER_BUDGET
+
+
+class BudgetRefused(StepFailed):
+    """A node not submitted because it would take the run over ``--budget``."""
+
+    exit_code: ClassVar[int] = ExitCode.OVER_BUDGET
 
 
 class RunStopping(ShotgraphError):

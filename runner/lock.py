@@ -5,6 +5,9 @@ Written beside the pipeline (``demo.yaml`` -> ``demo.lock.json``) after a run in
 node has a result, and meant to be committed. One entry per node, on one line of its own,
 keys sorted, no timestamps: a rerun with nothing new leaves it byte-identical, and two
 branches that render different nodes change different lines, so git merges them cleanly.
+Entries are separated by a line holding only the comma: git takes two changes on adjacent
+lines for a conflict, and the comma line is never changed (adding or removing the last node
+does not touch the one before it).
 Per node: the cache key, the endpoint, the full request with media as content hashes
 (``sha256:...``; another node's output is that output's hash), the seed sent and the one fal
 returned, fal's request id, the output's hash and size (and its audio stream, when it has
@@ -144,8 +147,9 @@ class Lock:
         nodes = sorted(self.nodes.items())
         lines.append('  "nodes": {')
         for i, (name, entry) in enumerate(nodes):
-            comma = "," if i < len(nodes) - 1 else ""
-            lines.append(f"    {_compact(name)}: {_compact(entry.as_json())}{comma}")
+            if i:
+                lines.append("    ,")  # see the module docstring
+            lines.append(f"    {_compact(name)}: {_compact(entry.as_json())}")
         lines += ["  }", "}"]
         return "\n".join(lines) + "\n"
 

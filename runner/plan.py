@@ -30,7 +30,7 @@ from typing import Any
 from runner.compile.compiler import Compiled
 from runner.compile.sources import LocalFile, Upstream
 from runner.compile.steps import Step, fill_slots
-from runner.errors import ShotgraphError
+from runner.errors import OverBudget
 from runner.lock import Lock, LockEntry, project_lock_path, read_lock
 from runner.review.gates import Gates, Wait, output_finder
 from runner.store import JournalEntry, Store, TieredStore, is_store
@@ -198,12 +198,12 @@ def waits(compiled: Compiled, store: Store | None, lock: Lock | None) -> dict[st
 def check_budget(the_plan: Plan, budget: float) -> None:
     """Refuse a plan whose estimate exceeds ``budget`` or that cannot be priced."""
     if the_plan.unpriced:
-        raise ShotgraphError(
+        raise OverBudget(
             f"cannot hold a budget: no known price for {', '.join(the_plan.unpriced)}",
             hint="use a family fal publishes prices for, or run without --budget",
         )
     if the_plan.total_usd > budget:
-        raise ShotgraphError(
+        raise OverBudget(
             f"the estimate ${the_plan.total_usd:.2f} exceeds the budget ${budget:.2f}",
             hint="raise --budget, or render fewer nodes (a cheaper model family; on 0.9.8, "
             "fewer frames)",

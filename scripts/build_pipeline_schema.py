@@ -7,6 +7,15 @@ the registry, with fal's descriptions and the widest range; the endpoint's own s
 the exact range at compile time), the conditioning options of extend and multicondition
 inputs, LoRA fields, and the model family names. A test checks the committed file is current.
 
+A generation node takes the parameters of its own endpoint only, so a node's keys follow its
+model family: the node's own ``model``, else the pipeline's, else the default family. The
+schema says so with ``if``/``then`` on ``model`` at the top and on each node, which is what
+editors follow for completion: a 0.9.7 node is not offered ``guidance_scale``. Presets and
+``defaults`` are portable across families and keep the union.
+
+No fractional ``multipleOf``: standard validators test it in binary floating point and reject
+0.3 as "not a multiple of 0.05"; ``validate`` checks the step exactly against fal's schema.
+
     .venv/bin/python scripts/build_pipeline_schema.py [--check]
 """
 
@@ -24,10 +33,11 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from runner.ltx.registry import registry  # noqa: E402
+from runner.ltx.registry import GENERATION_KINDS, registry  # noqa: E402
 from runner.ltx.schema import load_raw  # noqa: E402
 
 OUT = ROOT / "schemas" / "pipeline.schema.json"
+PRESETS_OUT = ROOT / "schemas" / "presets.schema.json"
 BASE = ROOT / "scripts" / "pipeline_schema_base.yaml"
 
 # Request fields shotgraph fills itself from the node's structure.
@@ -54,6 +64,10 @@ EXAMPLES = {
 
 def _merge(into: dict[str, Any], spec: dict[str, Any], family: str, name: str) -> None:
     """Widen ``into`` (the parameter as known so far) to take what ``spec`` takes too."""
+    step = spec.get("multipleOf")
+    if step is not None and not float(step).is_integer():
+        spec.pop("multipleOf")
+        spec["description"] = spec.get("description", "").rstrip(".") + f". A multiple of {step}."
     if not into:
         into.update({k: v for k, v in spec.items() if k not in ("title", "default")})
         into["x-families"] = [family]
@@ -233,12 +247,12 @@ def build() -> dict[str, Any]:
     for name in ("Preset", "Defaults", "Take"):
         defs[name]["properties"].update(copy.deepcopy(params))
     defs["Take"]["additionalProperties"] = False
+    for name, spec in params.items():
+        defs[f"Param.{name}"] = copy.deepcopy(spec)
     generation = defs.pop("GenerationFields")["properties"]
-    for name in NODE_DEFS:
-        node = defs[name]
-        own = node.get("properties", {})
-        node["properties"] = {**copy.deepcopy(generation), **copy.deepcopy(params), **own}
-        node["additionalProperties"] = False
+    kinds = {name: defs.pop(name) for name in NODE_DEFS}
+    defs.update(_family_nodes(kinds, generation, params))
+    schema["allOf"] = _by_pipeline_model()
     video_ref = defs["VideoRef"]["properties"]
     image_ref = defs["ImageRef"]["properties"]
     defs["ExtendVideo"] = _conditioning(
@@ -285,6 +299,99 @@ def build() -> dict[str, Any]:
     return schema
 
 
+def _family_nodes(
+    kinds: dict[str, dict[str, Any]], generation: dict[str, Any], params: dict[str, Any]
+) -> dict[str, Any]:
+    """Per family: a node of each kind it has, with its endpoint's parameters; the node of a
+    pipeline on that family (``NodeIn``), and a node rendered with it (``NodeOn``)."""
+    reg = registry()
+    out: dict[str, Any] = {}
+    for family_name, family in sorted(reg.families.items()):
+        on: list[dict[str, Any]] = []
+        for kind, def_name in zip(GENERATION_KINDS, NODE_DEFS, strict=True):
+            if kind not in family.endpoints:
+                continue
+            endpoint = reg.endpoint(family_name, kind)
+            takes = dict(load_raw(endpoint.id))["properties"]
+            if kind in family.lora_endpoints:
+                # The registry picks the `/lora` twin for a node with LoRAs (LTX-2 19B): the
+                # node takes what either endpoint takes.
+                twin = reg.endpoint(family_name, kind, lora=True)
+                takes = {**dict(load_raw(twin.id))["properties"], **takes}
+            node = copy.deepcopy(kinds[def_name])
+            fields = {k: v for k, v in generation.items() if k != "loras" or "loras" in takes}
+            own = node.get("properties", {})
+            node["description"] = f"{node['description']} ({family_name}: {endpoint.id})"
+            node["properties"] = {
+                **copy.deepcopy(fields),
+                **{p: {"$ref": f"#/$defs/Param.{p}"} for p in sorted(params) if p in takes},
+                **own,
+            }
+            node["additionalProperties"] = False
+            node["x-endpoint"] = endpoint.id
+            node["x-family"] = family_name
+            out[f"{def_name}.{family_name}"] = node
+            on.append(_when_kind(kind, f"#/$defs/{def_name}.{family_name}"))
+        out[f"NodeOn.{family_name}"] = {
+            "description": f"A generation node rendered with {family_name}.",
+            "allOf": on,
+        }
+        out[f"NodeIn.{family_name}"] = {
+            "description": (
+                f"A node of a pipeline on {family_name}: its keys follow its own `model`, "
+                f"else {family_name}."
+            ),
+            "allOf": [
+                *(
+                    {
+                        "if": {"properties": {"model": {"const": other}}, "required": ["model"]},
+                        "then": {"$ref": f"#/$defs/NodeOn.{other}"},
+                    }
+                    for other in sorted(reg.families)
+                ),
+                {"if": _a_known_model(), "else": {"$ref": f"#/$defs/NodeOn.{family_name}"}},
+            ],
+        }
+    return out
+
+
+def _when_kind(kind: str, ref: str) -> dict[str, Any]:
+    return {
+        "if": {"properties": {"kind": {"const": kind}}, "required": ["kind"]},
+        "then": {"$ref": ref},
+    }
+
+
+def _by_pipeline_model() -> list[dict[str, Any]]:
+    """The top level: a pipeline's nodes follow its ``model`` (else the default family)."""
+    reg = registry()
+
+    def nodes_in(family: str) -> dict[str, Any]:
+        return {
+            "properties": {"nodes": {"additionalProperties": {"$ref": f"#/$defs/NodeIn.{family}"}}}
+        }
+
+    return [
+        *(
+            {
+                "if": {"properties": {"model": {"const": name}}, "required": ["model"]},
+                "then": nodes_in(name),
+            }
+            for name in sorted(reg.families)
+        ),
+        {"if": _a_known_model(), "else": nodes_in(reg.default_family)},
+    ]
+
+
+def _a_known_model() -> dict[str, Any]:
+    """A schema true when ``model`` names a family: without one (or with a wrong one, which
+    is an error of its own), the node is checked as on the default family, never not at all."""
+    return {
+        "properties": {"model": {"enum": sorted(registry().families)}},
+        "required": ["model"],
+    }
+
+
 def _conditioning(
     description: str, ref_props: dict[str, Any], extra: dict[str, Any], example: dict[str, Any]
 ) -> dict[str, Any]:
@@ -297,22 +404,55 @@ def _conditioning(
     }
 
 
+def presets_schema(pipeline: dict[str, Any]) -> dict[str, Any]:
+    """The schema of a preset file (what a pipeline's ``imports:`` names): ``presets:``
+    and nothing else, each preset as in a pipeline."""
+    defs = pipeline["$defs"]
+    return {
+        "$schema": pipeline["$schema"],
+        "$id": pipeline["$id"].replace("pipeline.schema.json", "presets.schema.json"),
+        "title": "shotgraph preset file",
+        "description": (
+            "Presets shared by pipelines through `imports:`. Reference: docs/pipeline-format.md "
+            "(Presets and precedence)."
+        ),
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["presets"],
+        "properties": {
+            "presets": {
+                "description": "Named fal parameters, by preset name.",
+                "type": "object",
+                "propertyNames": {"$ref": "#/$defs/Name"},
+                "additionalProperties": {"$ref": "#/$defs/Preset"},
+                "examples": [{"drafts": {"extends": "fast-preview", "expand_prompt": False}}],
+            }
+        },
+        "$defs": {"Name": defs["Name"], "Preset": defs["Preset"]},
+    }
+
+
 def render() -> str:
     return json.dumps(build(), indent=2, ensure_ascii=False) + "\n"
+
+
+def render_presets() -> str:
+    return json.dumps(presets_schema(build()), indent=2, ensure_ascii=False) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Build schemas/pipeline.schema.json")
     parser.add_argument("--check", action="store_true", help="fail if the file is out of date")
     args = parser.parse_args(argv)
-    text = render()
+    outputs = {OUT: render(), PRESETS_OUT: render_presets()}
     if args.check:
-        if OUT.read_text() != text:
-            print(f"{OUT} is out of date: run scripts/build_pipeline_schema.py", file=sys.stderr)
-            return 1
-        return 0
-    OUT.write_text(text)
-    print(f"wrote {OUT.relative_to(ROOT)}")
+        stale = [p for p, text in outputs.items() if not p.exists() or p.read_text() != text]
+        for path in stale:
+            print(f"{path} is out of date: run scripts/build_pipeline_schema.py", file=sys.stderr)
+        return 1 if stale else 0
+    for path, text in outputs.items():
+        path.write_text(text)
+        print(f"wrote {path.relative_to(ROOT)}")
     return 0
 
 

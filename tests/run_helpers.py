@@ -143,3 +143,13 @@ def spawn_run(
         text=True,
         env={**os.environ, **(env or {})},
     )
+
+
+def submitted(store: Path) -> int:
+    """Jobs the store's journal says were submitted to fal and are not collected yet."""
+    if not (store / "records").exists():
+        return 0
+    from runner.store import Store
+
+    with Store.open(store) as opened:
+        return sum(1 for _, entry in opened.in_flight() if entry.state == "submitted")

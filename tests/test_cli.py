@@ -73,8 +73,9 @@ def test_plan_table_and_json(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_plan_budget(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(["plan", str(DEMO), "--budget", "0.10"], capsys)
-    assert code == 1 and "exceeds the budget $0.10" in err
+    assert code == 5 and "exceeds the budget $0.10" in err  # over budget
     assert run(["plan", str(DEMO), "--budget", "1"], capsys)[0] == 0
+    assert "Exit 5 if the estimate" in " ".join(run(["plan", "--help"], capsys)[1].split())
 
 
 def test_graph_formats(capsys: pytest.CaptureFixture[str]) -> None:
@@ -123,7 +124,7 @@ def test_a_budget_cannot_be_held_for_an_unpriced_family(
     code, out, err = run(["plan", str(path)], capsys)
     assert code == 0 and "unpriced" in out
     code, _, err = run(["plan", str(path), "--budget", "5"], capsys)
-    assert code == 1 and "cannot hold a budget: no known price for a" in err
+    assert code == 5 and "cannot hold a budget: no known price for a" in err
 
 
 def test_each_error_is_printed_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -80,12 +80,21 @@ def test_one_line_per_node_keys_sorted(tmp_path: Path) -> None:
         '  "pipeline": "demo",',
     ]
     assert lines[6] == '  "nodes": {'
-    assert [line.split(":")[0].strip() for line in lines[7:9]] == ['"best"', '"intro"']
-    best = json.loads(lines[7].split(": ", 1)[1].rstrip(","))
+    # Each node on a line of its own, between them a line that never changes (git merges
+    # changes to two neighbouring nodes only when some line separates them).
+    assert [line.split(":")[0].strip() for line in lines[7:12]] == [
+        '"best"',
+        ",",
+        '"intro"',
+        ",",
+        '"pro"',
+    ]
+    assert lines[12:] == ["  }", "}"]
+    best = json.loads(lines[7].split(": ", 1)[1])
     assert "endpoint" not in best and best["at"] == "last"
     assert best["inputs"][1] == {"at": ["inputs", 1], "url": "https://example.com/clip.mp4"}
     # A silent output says nothing of sound; one with sound records its stream.
-    intro, pro = (json.loads(line.split(": ", 1)[1].rstrip(",")) for line in lines[8:10])
+    intro, pro = (json.loads(lines[n].split(": ", 1)[1]) for n in (9, 11))
     assert "audio" not in intro["output"]
     assert pro["output"]["audio"]["sample_rate"] == 24000 and pro["seed"] is None
 

@@ -283,6 +283,33 @@ def gc(
             f"{'y' if report.staging_removed == 1 else 'ies'} of runs that died",
             f"kept {report.journal_kept:,} journal entr{'y' if report.journal_kept == 1 else 'ies'}"
             " (jobs in flight)",
+            *_grace_line(
+                report.results_in_grace,
+                report.files_in_grace,
+                report.bytes_in_grace,
+                grace,
+                dry_run,
+            ),
         ],
     )
     return 0
+
+
+def _grace_line(results: int, files: int, size: int, grace: float, dry_run: bool) -> list[str]:
+    """What only the grace period kept: a gc that removes nothing says why."""
+    if not results and not files:
+        return []
+    spared = "would spare" if dry_run else "spared"
+    return [
+        f"{spared} {results:,} result(s) and {files:,} file(s) ({mb(size)}) that no lockfile "
+        f"names, being younger than the grace period ({_duration(grace)}: a run may still "
+        "need them); `--grace 0` removes them when no run is going on"
+    ]
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 3600 and seconds % 3600 == 0:
+        return f"{seconds / 3600:g} h"
+    if seconds >= 60 and seconds % 60 == 0:
+        return f"{seconds / 60:g} min"
+    return f"{seconds:g} s"

@@ -18,19 +18,28 @@ from runner.commands.common import (
 )
 from runner.plan import check_budget, plan_with_store
 from runner.store import Store, TieredStore
+from runner.ui.plan_markdown import format_plan_markdown
 from runner.ui.plan_table import format_plan, plan_json
 
 
 @click.command()
 @pipeline_argument
 @backend_option
-@click.option("--json", "as_json", is_flag=True, help="The plan as JSON on stdout.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "markdown"]),
+    default="table",
+    show_default=True,
+    help="A table for a terminal, JSON for machines, markdown for a pull request comment.",
+)
+@click.option("--json", "as_json", is_flag=True, help="The same as --format json.")
 @click.option("-v", "--verbose", is_flag=True, help="Include the full request of every node.")
 @click.option(
     "--budget",
     type=click.FloatRange(min=0),
     metavar="USD",
-    help="Exit 1 if the estimate of what will render exceeds this.",
+    help="Exit 5 if the estimate of what will render exceeds this.",
 )
 @click.option(
     "--cache-dir",
@@ -41,6 +50,7 @@ from runner.ui.plan_table import format_plan, plan_json
 def plan(
     pipeline: Path,
     backend: str,
+    fmt: str,
     as_json: bool,
     verbose: bool,
     budget: float | None,
@@ -48,6 +58,7 @@ def plan(
     store_url: str | None,
 ) -> int:
     """Show what a run would render and why, with endpoint, length and estimated cost."""
+    as_json = as_json or fmt == "json"
     # --verbose shows where each field came from: that needs the records a memo leaves out.
     show = "none" if as_json else "all"
     result = checked_remembered(pipeline, backend, cache_dir, show=show, memo=not verbose)
@@ -68,6 +79,8 @@ def plan(
     if as_json:
         document = plan_json(the_plan, compiled, verbose=verbose)
         click.echo(json.dumps(document, indent=2, ensure_ascii=False))
+    elif fmt == "markdown":
+        click.echo(format_plan_markdown(the_plan, compiled), nl=False)
     else:
         click.echo(format_plan(the_plan, compiled, verbose=verbose), nl=False)
     if budget is not None:

@@ -72,7 +72,7 @@ def replay(lockfile: Path, backend: str | None, accept_drift: bool, **options: A
             "renders are not bit-exact: pass --accept-drift to keep them",
             err=True,
         )
-        return max(code, 1)
+        return code or 1
     return summarize(
         outcome,
         outputs,

@@ -2,133 +2,42 @@
 
 from __future__ import annotations
 
-import asyncio
-from dataclasses import replace
+import json
 from pathlib import Path
 from typing import Any
 
 import click
 
-from runner.commands.common import backend_option, checked_remembered, pipeline_argument
-from runner.commands.running import execute, open_store, run_options, summarize
-from runner.compile.check import check_pipeline
-from runner.compile.compiler import Compiled
-from runner.compile.request import locate_field
-from runner.compile.steps import Step
-from runner.errors import ShotgraphError, disk_full, display_path
-from runner.lock import build_lock, project_lock_path, read_lock, write_lock
-from runner.plan import CacheStatus, check_budget, drift, look_in, make_plan, waits
-from runner.review.gates import Gates
-from runner.run.holding import Hold
+from runner.commands.common import backend_option, pipeline_argument
+from runner.commands.pipeline_run import render_pipeline
+from runner.commands.running import run_options
+from runner.errors import EXIT_CODES_EPILOG, ShotgraphError
+from runner.ui.run_json import error_document
 
 
-@click.command()
+@click.command(epilog=EXIT_CODES_EPILOG)
 @pipeline_argument
 @backend_option
 @run_options
 @click.option(
     "--frozen", is_flag=True, help="Fail if the pipeline no longer matches its lockfile (for CI)."
 )
-def run(pipeline: Path, backend: str, frozen: bool, **options: Any) -> int:
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print a JSON summary of the run on stdout (progress and messages go to stderr).",
+)
+def run(pipeline: Path, backend: str, frozen: bool, as_json: bool, **options: Any) -> int:
     """Render a pipeline: only what changed, never paying twice; write its lockfile."""
-    result = checked_remembered(pipeline, backend, options["cache_dir"])
-    compiled = result.require()
-    lock_file = project_lock_path(compiled)
-    gates = Gates(compiled.steps, compiled.pipeline.review)
-    # Only --frozen, --budget (the plan's reasons) and approval gates (the lock's entries of
-    # what waits are kept) read it: it can be megabytes.
-    needs_lock = frozen or options["budget"] is not None or bool(gates.names)
-    lock = read_lock(lock_file) if needs_lock and lock_file.exists() else None
-    if frozen:
-        if lock is None:
-            raise ShotgraphError(
-                f"--frozen needs a lockfile, and {display_path(lock_file)} does not exist",
-                hint="run once without --frozen and commit it",
-            )
-        if lock.backend != backend:
-            raise ShotgraphError(
-                f"{display_path(lock_file)} was rendered with --backend {lock.backend}, "
-                f"and this run uses --backend {backend}",
-                hint=f"run with --backend {lock.backend}, or without --frozen to render "
-                f"with {backend} and update the lockfile",
-            )
-        changed = drift(compiled, lock)
-        # What waits behind an approval gate is not in the lock yet, and need not be.
-        waiting = waits(compiled, None, lock)
-        changed = replace(changed, added=[n for n in changed.added if n not in waiting])
-        if changed.any:
-            raise ShotgraphError(
-                f"the pipeline no longer matches {display_path(lock_file)} ({changed.describe()})",
-                hint="run without --frozen to render the changes and update the lockfile",
-            )
-    project = compiled.pipeline.project
-    with open_store(project, options["cache_dir"], options["store_url"]) as store:
-        if options["budget"] is not None:
-            shared = asyncio.run(look_in(store, compiled))
-            statuses = CacheStatus(compiled, store.local, lock, shared)
-            the_plan = make_plan(compiled, statuses, waits(compiled, store.local, lock))
-            check_budget(the_plan, options["budget"])
-        outcome = execute(
-            compiled.steps,
-            store,
-            backend=backend,
-            options=options,
-            outputs=result.outputs,
-            pipeline_name=compiled.pipeline.name,
-            describe_issue=_issue_describer(compiled),
-            hold=_holder(gates) if gates.names else None,
-        )
-        notes = []
-        unwritten = False
-        if outcome.ok and not frozen:
-            lock_doc = build_lock(compiled, outcome.records, result.outputs, lock)
-            try:
-                written = write_lock(lock_file, lock_doc)
-            except OSError as exc:
-                # Everything is rendered and in the store: the next run writes it in no time.
-                unwritten = True
-                problem = disk_full(exc, lock_file) or ShotgraphError(exc.strerror or str(exc))
-                notes.append(
-                    f"lockfile {display_path(lock_file)} NOT written: {problem.message}; "
-                    "run again once that is fixed (nothing renders again)"
-                )
-            else:
-                notes.append(
-                    f"lockfile {display_path(lock_file)}" + ("" if written else " (unchanged)")
-                )
-        elif not outcome.ok:
-            notes.append(f"lockfile {display_path(lock_file)} not updated: the run is incomplete")
-    code = summarize(outcome, result.outputs, notes, backend=backend)
-    return max(code, 1) if unwritten else code
-
-
-def _holder(gates: Gates) -> Hold:
-    """The executor's gate check: why a gated node's dependents wait, in words."""
-
-    def hold(node: str, output: str | None) -> str | None:
-        wait = gates.holds(node, output)
-        return wait.describe() if wait is not None else None
-
-    return hold
-
-
-def _issue_describer(compiled: Compiled) -> Any:
-    """fal's 422 issues, pointed back at the pipeline key they came from."""
-    full: list[Compiled] = []
-
-    def describe(step: Step, issue: Any) -> str:
-        if not full:
-            # A memo's pipeline has no records: compile once more, only now that it matters.
-            pipeline = compiled.pipeline
-            whole = compiled if step.node in pipeline.nodes else None
-            full.append(whole or check_pipeline(pipeline.path, backend=compiled.backend).require())
-        pipeline = full[0].pipeline
-        node = pipeline.nodes[step.node]
-        full_step = full[0].steps[step.name]
-        assert full_step.endpoint is not None  # fal answered it: a generation step
-        where = locate_field(
-            list(issue.field_path), node, full_step.endpoint, full_step.settings, pipeline
-        )
-        return f"{issue} ({where})"
-
-    return describe
+    if not as_json:
+        return render_pipeline(pipeline, backend, frozen, None, options)
+    documents: list[dict[str, Any]] = []
+    try:
+        code = render_pipeline(pipeline, backend, frozen, documents, options)
+    except ShotgraphError as exc:
+        # Told on stderr as usual by the command line; the script reading stdout gets JSON.
+        click.echo(json.dumps(error_document(exc, pipeline=str(pipeline)), indent=2))
+        raise
+    click.echo(json.dumps(documents[0], indent=2, ensure_ascii=False))
+    return code

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import signal
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager, contextmanager
 from pathlib import Path
@@ -16,9 +18,10 @@ from runner.pipeline.confine import Project
 from runner.run.backends import LocalOptions, open_backend
 from runner.run.executor import Executor
 from runner.run.holding import Hold
+from runner.run.interrupt import exit_at_once, signals_handled
 from runner.run.outcome import RunOptions, RunResult
 from runner.store import Store, TieredStore
-from runner.ui.reporters import reporters_for
+from runner.ui.reporters import close_screens, reporters_for
 from runner.ui.summary import print_summary
 
 if TYPE_CHECKING:
@@ -97,6 +100,7 @@ def execute(
     outputs: Mapping[str, Path],
     pipeline_name: str,
     describe_issue: Callable[[Step, Any], str] | None = None,
+    progress_to_stderr: bool = False,
     hold: Hold | None = None,
 ) -> RunResult:
     """Run ``steps`` with the backend, reporting to the terminal and the run log."""
@@ -122,9 +126,24 @@ def execute(
             pipeline_name=pipeline_name,
             hold=hold,
         )
-        return await executor.run()
 
-    reporter, log = reporters_for(store.local.root, pipeline_name, plain=options["plain"])
+        def second(signum: int) -> None:
+            # No more tidying: the terminal put back, one line, and out.
+            close_screens(reporter)
+            click.echo(
+                f"{signal.Signals(signum).name} again: exiting now; jobs at fal stay "
+                "journaled and the next run collects them (nothing is paid twice)",
+                err=True,
+            )
+            sys.stdout.flush()
+            exit_at_once(signum)
+
+        with signals_handled(executor.interrupt, second):
+            return await executor.run()
+
+    reporter, log = reporters_for(
+        store.local.root, pipeline_name, plain=options["plain"], to_stderr=progress_to_stderr
+    )
     try:
         return asyncio.run(go())
     finally:
@@ -132,12 +151,13 @@ def execute(
 
 
 def summarize(
-    result: RunResult, outputs: Mapping[str, Path], extra: list[str], *, backend: str
+    result: RunResult,
+    outputs: Mapping[str, Path],
+    extra: list[str],
+    *,
+    backend: str,
+    to_stderr: bool = False,
 ) -> int:
     """Print the run's summary; the exit code."""
-    print_summary(result, outputs, extra, backend=backend)
-    if result.stopped is not None:
-        return 1
-    if result.interrupted:
-        return 130
-    return 0 if result.ok else 1
+    print_summary(result, outputs, extra, backend=backend, to_stderr=to_stderr)
+    return result.exit_code

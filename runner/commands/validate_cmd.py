@@ -1,46 +1,88 @@
-"""``shotgraph validate``: every error at once; exit 1 when there is any."""
+"""``shotgraph validate``: every error at once, in every file given; exit 1 when there is any.
+
+A file is a pipeline, or a preset file (``presets:`` and nothing else, as a pipeline's
+``imports:`` names): each is checked against its own schema, so a pre-commit hook can hand
+over whatever YAML changed under ``pipelines/`` and ``presets/``.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
+from typing import Any
 
 import click
 
-from runner.commands.common import backend_option, checked, pipeline_argument
-from runner.errors import display_path
+from runner.commands.common import backend_option, checked, echo_diagnostics
+from runner.errors import Diagnostics, display_path, sorted_diagnostics
+
+_PIPELINE_KEY = re.compile(rb"^(version|nodes)\s*:", re.M)
+_PRESETS_KEY = re.compile(rb"^presets\s*:", re.M)
+
+
+def is_preset_file(path: Path) -> bool:
+    """A preset file has a top-level ``presets:`` and no ``version:`` or ``nodes:`` (read
+    from the text, not parsed: a pipeline is parsed once, by its check)."""
+    try:
+        head = path.read_bytes()[: 8 * 1024 * 1024]
+    except OSError:
+        return False  # the pipeline check says what is wrong with it
+    return bool(_PRESETS_KEY.search(head)) and not _PIPELINE_KEY.search(head)
 
 
 @click.command()
-@pipeline_argument
+@click.argument(
+    "files",
+    nargs=-1,
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="PIPELINE.yaml|PRESETS.yaml...",
+)
 @backend_option
 @click.option("--json", "as_json", is_flag=True, help="Findings as JSON on stdout.")
 @click.option("--strict", is_flag=True, help="Treat lint warnings as errors.")
-def validate(pipeline: Path, backend: str, as_json: bool, strict: bool) -> int:
-    """Check a pipeline: schema, references, templates, fal's endpoint schemas, lint."""
-    result = checked(pipeline, backend, show="none" if as_json else "all")
-    failed = bool(result.errors) or (strict and bool(result.warnings))
+def validate(files: tuple[Path, ...], backend: str, as_json: bool, strict: bool) -> int:
+    """Check pipelines (schema, references, templates, fal's endpoint schemas, lint) and
+    preset files (their schema)."""
+    reports = [_check(path, backend, as_json, strict) for path in files]
     if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    "pipeline": str(pipeline),
-                    "valid": not failed,
-                    "errors": [d.as_json() for d in result.errors],
-                    "warnings": [d.as_json() for d in result.warnings],
-                },
-                indent=2,
-            )
-        )
-    elif not failed:
-        steps = len(result.compiled.steps) if result.compiled else 0
-        note = f", {len(result.warnings)} warning(s)" if result.warnings else ""
-        click.echo(f"{display_path(pipeline)}: ok ({steps} nodes{note})")
+        shown: Any = reports[0] if len(reports) == 1 else reports
+        click.echo(json.dumps(shown, indent=2))
+    return 0 if all(report["valid"] for report in reports) else 1
+
+
+def _check(path: Path, backend: str, as_json: bool, strict: bool) -> dict[str, Any]:
+    if is_preset_file(path):
+        from runner.pipeline.load import check_preset_file
+
+        diags = Diagnostics()
+        count = check_preset_file(path, diags)
+        found = sorted_diagnostics(diags.items)
+        errors = [d for d in found if d.severity == "error"]
+        warnings = [d for d in found if d.severity == "warning"]
+        if not as_json:
+            echo_diagnostics(found)
+        what = f"{count} presets"
     else:
-        strictly = " (--strict: warnings count as errors)" if strict else ""
-        click.echo(
-            f"{display_path(pipeline)}: {len(result.errors)} error(s), "
-            f"{len(result.warnings)} warning(s){strictly}",
-            err=True,
-        )
-    return 1 if failed else 0
+        result = checked(path, backend, show="none" if as_json else "all")
+        errors, warnings = list(result.errors), list(result.warnings)
+        what = f"{len(result.compiled.steps) if result.compiled else 0} nodes"
+    failed = bool(errors) or (strict and bool(warnings))
+    if not as_json:
+        if not failed:
+            note = f", {len(warnings)} warning(s)" if warnings else ""
+            click.echo(f"{display_path(path)}: ok ({what}{note})")
+        else:
+            strictly = " (--strict: warnings count as errors)" if strict else ""
+            click.echo(
+                f"{display_path(path)}: {len(errors)} error(s), "
+                f"{len(warnings)} warning(s){strictly}",
+                err=True,
+            )
+    return {
+        "pipeline": str(path),
+        "valid": not failed,
+        "errors": [d.as_json() for d in errors],
+        "warnings": [d.as_json() for d in warnings],
+    }

@@ -18,14 +18,41 @@ import os
 import signal
 import threading
 from concurrent.futures import ProcessPoolExecutor
+from multiprocessing.context import SpawnContext, SpawnProcess
+from typing import Any
+
+# Signals a worker never acts on: the parent decides what an interrupt means (it cancels its
+# jobs) and stops its workers itself, or they exit with it.
+_PARENTS_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
+class _QuietProcess(SpawnProcess):
+    """A spawned worker that starts with SIGINT and SIGTERM blocked. Ctrl-C reaches every
+    process of the terminal's group, and a worker still importing its modules (before any
+    initializer could ignore the signal) would die of it with a ``KeyboardInterrupt``
+    traceback; a blocked signal stays pending instead, and the initializer ignores it."""
+
+    @staticmethod
+    def _Popen(process_obj: Any) -> Any:
+        # The mask of the spawning thread is inherited through fork and exec.
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, _PARENTS_SIGNALS)
+        try:
+            return SpawnProcess._Popen(process_obj)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+class _QuietSpawnContext(SpawnContext):
+    Process = _QuietProcess
 
 
 def render_pool(workers: int) -> ProcessPoolExecutor:
-    """A pool of ``workers`` render processes that die with their parent, all started now:
-    the pool would start one at a render's submission, on the emulator's event loop (a
-    spawn is a fork and an exec of a large process: tens of milliseconds)."""
+    """A pool of ``workers`` render processes that die with their parent and never act on
+    SIGINT or SIGTERM, all started now: the pool would start one at a render's submission,
+    on the emulator's event loop (a spawn is a fork and an exec of a large process: tens of
+    milliseconds)."""
     pool = ProcessPoolExecutor(
-        workers, mp_context=multiprocessing.get_context("spawn"), initializer=_exit_with_parent
+        workers, mp_context=_QuietSpawnContext(), initializer=_exit_with_parent
     )
     for _ in range(workers):
         # Each submission finds no idle worker and starts one; each then imports the
@@ -42,7 +69,9 @@ def warm_up() -> None:
 def _exit_with_parent() -> None:
     # Ctrl-C reaches every process of the terminal's group: the parent decides what an
     # interrupt means (it cancels its jobs); a worker must not die mid-render over it.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for signum in _PARENTS_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _PARENTS_SIGNALS)
     parent = multiprocessing.parent_process()
     if parent is None:
         return

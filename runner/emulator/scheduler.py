@@ -163,6 +163,11 @@ class Scheduler:
         self.changed.notify()
         return "CANCELLATION_REQUESTED"
 
+    def set_pace(self, latency: float, concurrency: int) -> None:
+        """Change the latency and concurrency limit of jobs that start from now on."""
+        self._latency, self._concurrency = latency, max(1, concurrency)
+        self._pump()
+
     def _pump(self) -> None:
         while not self._closing and self._waiting and len(self._running) < self._concurrency:
             job = self._waiting.popleft()

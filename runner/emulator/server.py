@@ -190,6 +190,16 @@ class EmulatorServer:
 
         self._call(install)
 
+    def set_pace(self, latency: float, concurrency: int) -> None:
+        """Change the latency and concurrency of jobs that start from now on (a test slows
+        the queue down to catch jobs waiting in it, then lets the rest through)."""
+
+        def pace() -> None:
+            assert self.emulator.scheduler is not None
+            self.emulator.scheduler.set_pace(latency, concurrency)
+
+        self._call(pace)
+
     def stop(self) -> None:
         """Stop serving; open status streams end, jobs in flight stay journaled."""
         if self._server is None:

@@ -27,12 +27,20 @@ Each request states how it may be retried (:data:`RetryMode`):
 ``"never"``
     cancel (fal-js never retries it: a cancel that went through but whose answer was lost
     must not be repeated blindly).
+
+A connection that cannot be made because the host name does not resolve or the host
+refuses it (:func:`unreachable`) is retried as fal's client retries any connect error, but
+only within ``unreachable_window`` seconds of backoff: a machine with no network, a typo in
+``SHOTGRAPH_FAL_QUEUE_URL`` or an emulator that is not running is reported in about a
+second, not after ten retries and half a minute.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import random
+import socket
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -66,6 +74,8 @@ class RetryPolicy:
     max_delay: float = 10.0
     #: A longer ``Retry-After`` is shortened to this (a wait is never unbounded).
     max_retry_after: float = 120.0
+    #: Seconds of backoff spent retrying a host that does not resolve or refuses to connect.
+    unreachable_window: float = 1.0
     sleep: Callable[[float], Awaitable[None]] = field(default=asyncio.sleep, compare=False)
     uniform: Callable[[float, float], float] = field(default=random.uniform, compare=False)
     clock: Callable[[], float] = field(default=time.time, compare=False)
@@ -148,3 +158,25 @@ def should_retry_exception(
 def maybe_sent(exc: httpx.TransportError) -> bool:
     """Whether the request may have reached the server before ``exc`` (not provably unsent)."""
     return not isinstance(exc, (*_NOT_SENT, httpx.UnsupportedProtocol))
+
+
+_REFUSED = frozenset({errno.ECONNREFUSED, errno.ENETUNREACH, errno.EHOSTUNREACH})
+
+
+def unreachable(exc: BaseException) -> str | None:
+    """Why no connection could be made, when ``exc``'s chain says the host name does not
+    resolve or the host refuses (or cannot be routed to); else None."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, socket.gaierror):
+            return "the host name does not resolve (DNS)"
+        if isinstance(current, OSError) and current.errno in _REFUSED:
+            return (
+                "the host refused the connection"
+                if current.errno == errno.ECONNREFUSED
+                else ("the host cannot be reached")
+            )
+        current = current.__cause__ or current.__context__
+    return None

@@ -26,6 +26,7 @@ from runner.fal.retry import (
     maybe_sent,
     should_retry_exception,
     should_retry_response,
+    unreachable,
 )
 from runner.fal.translate import Operation, Redactor, error_from_response
 
@@ -35,6 +36,13 @@ log = logging.getLogger("runner.fal")
 BodyFactory = Callable[[], AsyncIterator[bytes]]
 
 _DASHBOARD = "https://fal.ai/dashboard/requests"
+# The settings that choose where the client connects (docs/running.md, "Settings").
+UNREACHABLE_HINT = (
+    "check the network connection; the queue is $SHOTGRAPH_FAL_QUEUE_URL or "
+    "https://$FAL_QUEUE_RUN_HOST when set (default https://queue.fal.run), uploads go to "
+    "$SHOTGRAPH_FAL_REST_URL (default https://rest.fal.ai); for the offline emulator use "
+    "--backend local"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,12 +89,14 @@ class Session:
 
     async def _send(self, call: Call, *, read: bool) -> httpx.Response:
         attempt = 0
+        waited_unreachable = 0.0
         while True:
             attempt += 1
             request = self._build(call)
             failure: httpx.TransportError | None = None
             response: httpx.Response | None = None
             own: FalError | None = None
+            why_unreachable: str | None = None
             try:
                 response = await self.client.send(
                     request,
@@ -97,6 +107,7 @@ class Session:
                 if read or not response.is_success:
                     await response.aread()
             except httpx.TransportError as exc:
+                why_unreachable = unreachable(exc)
                 failure = type(exc)(self.redact(str(exc)) or type(exc).__name__)
             except FalError as exc:
                 own = exc  # raised by a body factory, deep inside httpx's frames
@@ -110,9 +121,15 @@ class Session:
                 if attempt < self.policy.max_attempts and should_retry_exception(
                     call.mode, failure, request.headers
                 ):
-                    await self._pause(call, attempt, f"{type(failure).__name__}: {failure}", None)
-                    continue
-                raise self._transport_error(call, failure, attempt) from failure
+                    delay = self.policy.delay(attempt)
+                    if why_unreachable is None or (
+                        waited_unreachable + delay <= self.policy.unreachable_window
+                    ):
+                        waited_unreachable += delay if why_unreachable else 0.0
+                        reason = f"{type(failure).__name__}: {failure}"
+                        await self._pause(call, attempt, reason, None, delay)
+                        continue
+                raise self._transport_error(call, failure, attempt, why_unreachable) from failure
             assert response is not None
             if response.is_success or response.status_code in call.accept:
                 return response
@@ -158,9 +175,14 @@ class Session:
         )
 
     async def _pause(
-        self, call: Call, attempt: int, reason: str, headers: Mapping[str, str] | None
+        self,
+        call: Call,
+        attempt: int,
+        reason: str,
+        headers: Mapping[str, str] | None,
+        delay: float | None = None,
     ) -> None:
-        delay = self.policy.delay(attempt, headers)
+        delay = self.policy.delay(attempt, headers) if delay is None else delay
         log.info(
             "fal %s of %s: %s; retry %d/%d in %.2fs",
             call.operation,
@@ -173,9 +195,22 @@ class Session:
         await self.policy.sleep(delay)
 
     def _transport_error(
-        self, call: Call, failure: httpx.TransportError, attempts: int
+        self,
+        call: Call,
+        failure: httpx.TransportError,
+        attempts: int,
+        why_unreachable: str | None = None,
     ) -> FalError:
         reason = f"{type(failure).__name__}: {failure}"
+        if why_unreachable is not None:
+            host = httpx.URL(call.url).netloc.decode("ascii", "replace")
+            return FalUnavailable(
+                f"fal {call.operation} of {call.what}: cannot connect to {host}: "
+                f"{why_unreachable} ({reason})",
+                attempts=attempts,
+                request_id=call.request_id,
+                hint=UNREACHABLE_HINT,
+            )
         if call.mode == "submit" and maybe_sent(failure):
             return FalSubmitUncertain(
                 f"fal submit of {call.what}: the connection failed after the request was sent "

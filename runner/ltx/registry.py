@@ -138,6 +138,14 @@ class Registry:
     def families_with(self, kind: str) -> list[str]:
         return sorted(name for name, fam in self.families.items() if kind in fam.endpoints)
 
+    def families_with_loras(self, kind: str) -> list[str]:
+        """The families whose ``kind`` node takes LoRAs: on its endpoint or its `/lora` twin."""
+        return [
+            name
+            for name in self.families_with(kind)
+            if self.endpoint(name, kind, lora=True).schema.field("loras") is not None
+        ]
+
     def deprecation(self, endpoint_id: str) -> Deprecation | None:
         """What fal says to use instead of ``endpoint_id``, if fal marks it deprecated (an
         entry covers the endpoint itself and every path under it)."""

@@ -36,7 +36,13 @@ from runner.pipeline.textfile import TextProblem, decode
 from runner.pipeline.yamlsrc import MAX_VALUES, SourceMap, load_yaml_bytes, read_yaml_file
 from runner.resources import data_file
 
-__all__ = ["builtin_presets", "find_project_root", "load_pipeline"]
+__all__ = [
+    "builtin_presets",
+    "check_preset_file",
+    "find_project_root",
+    "is_preset_file",
+    "load_pipeline",
+]
 
 # Far above any real pipeline (5,000 nodes take about 0.7 MB) and far below what hurts.
 MAX_PIPELINE_BYTES = 8 * 1024 * 1024
@@ -70,7 +76,13 @@ def load_pipeline(path: Path, diags: Diagnostics) -> Pipeline | None:
             "start with: version: 1, name: ..., nodes: ...",
         )
         return None
-    broken_paths = schema_check.check(document, source, diags)
+    foreign: set[KeyPath] = set()
+    broken_paths = schema_check.check(document, source, diags, foreign=foreign)
+    for *where, key in sorted(foreign, key=str):  # reported: the node goes on without them
+        parent = document
+        for part in where:
+            parent = parent[part]
+        parent.pop(key, None)
     if not isinstance(document.get("nodes"), dict):
         return None  # already reported by the schema; nothing further to check
     broken = {(str(p[0]), str(p[1])) for p in broken_paths if len(p) >= 2}
@@ -282,34 +294,72 @@ def _imported_presets(
         raw = _read(project, relative, path.parent, MAX_PRESET_FILE_BYTES, where, diags)
         if raw is None:
             continue
-        reported = len(diags.items)
-        data, source = load_yaml_bytes(raw, file, diags, max_values=max(values_left, 0))
-        values_left -= source.values
-        if data is None and len(diags.items) > reported:
-            continue
-        if not isinstance(data, dict) or not isinstance(data.get("presets"), dict):
-            diags.error(
-                "preset-file",
-                f"{relative} has no `presets:` mapping",
-                source.locate(()) if data is not None else Location(file),
-                "a preset file looks like: presets: {my-look: {resolution: 480p}}",
-            )
-            continue
-        extra = sorted(set(data) - {"presets"})
-        for key in extra:
-            diags.error(
-                "preset-file",
-                f"unknown key '{key}' in a preset file",
-                source.locate((key,), key=True),
-                "a preset file holds only `presets:`",
-            )
-        for name, spec in data["presets"].items():
-            broken = schema_check.check(
-                spec, source, diags, definition="Preset", base=("presets", name)
-            )
-            if not broken and isinstance(spec, Mapping):
-                found.append(_preset(name, spec, str(relative), source, ("presets", name)))
+        presets, used = _preset_file(raw, file, relative, diags, max(values_left, 0))
+        values_left -= used
+        found += presets
     return found
+
+
+def _preset_file(
+    raw: bytes, file: Path, relative: str, diags: Diagnostics, max_values: int = MAX_VALUES
+) -> tuple[list[Preset], int]:
+    """The presets of a preset file (``presets:`` and nothing else, each preset checked
+    against the schema), and how many YAML values it used."""
+    reported = len(diags.items)
+    data, source = load_yaml_bytes(raw, file, diags, max_values=max_values)
+    if data is None and len(diags.items) > reported:
+        return [], source.values
+    if not isinstance(data, dict) or not isinstance(data.get("presets"), dict):
+        diags.error(
+            "preset-file",
+            f"{relative} has no `presets:` mapping",
+            source.locate(()) if data is not None else Location(file),
+            "a preset file looks like: presets: {my-look: {resolution: 480p}}",
+        )
+        return [], source.values
+    for key in sorted(set(data) - {"presets"}):
+        diags.error(
+            "preset-file",
+            f"unknown key '{key}' in a preset file",
+            source.locate((key,), key=True),
+            "a preset file holds only `presets:`",
+        )
+    found = []
+    for name, spec in data["presets"].items():
+        broken = schema_check.check(
+            spec, source, diags, definition="Preset", base=("presets", name)
+        )
+        if not broken and isinstance(spec, Mapping):
+            found.append(_preset(name, spec, relative, source, ("presets", name)))
+    return found, source.values
+
+
+def check_preset_file(path: Path, diags: Diagnostics) -> int:
+    """Check a preset file on its own (``validate`` of a file that a pipeline imports):
+    YAML, its schema (``schemas/presets.schema.json``), and that what each preset extends
+    is a built-in preset or one of the file's own. The number of presets."""
+    path = Path(os.path.abspath(path))
+    project = Project.of_pipeline(path)
+    raw = _read(project, path.name, path.parent, MAX_PRESET_FILE_BYTES, Location(path), diags)
+    if raw is None:
+        return 0
+    presets, _ = _preset_file(raw, path, path.name, diags)
+    known = set(builtin_presets()) | {preset.name for preset in presets}
+    for preset in presets:
+        if preset.extends is not None and preset.extends not in known:
+            diags.warning(
+                "preset-extends",
+                f"preset '{preset.name}' extends '{preset.extends}', which is neither "
+                "built in nor in this file",
+                _preset_location(preset),
+                "fine if every pipeline importing this file defines or imports it",
+            )
+    return len(presets)
+
+
+def is_preset_file(document: Any) -> bool:
+    """Whether a YAML document is a preset file rather than a pipeline."""
+    return isinstance(document, dict) and "presets" in document and "nodes" not in document
 
 
 @cache

@@ -14,7 +14,7 @@ from functools import cache
 from typing import Any
 
 from runner.errors import Diagnostics, KeyPath
-from runner.ltx.registry import registry
+from runner.ltx.registry import Endpoint, registry
 from runner.pipeline.schema_validator import Check, SchemaError, compile_schema
 from runner.pipeline.yamlsrc import SourceMap
 from runner.resources import schemas_dir
@@ -38,23 +38,43 @@ def check(
     *,
     definition: str | None = None,
     base: KeyPath = (),
+    foreign: set[KeyPath] | None = None,
 ) -> set[KeyPath]:
     """Check ``document`` (the whole pipeline, or one ``$defs`` entry) and report errors.
 
-    Returns the key paths that had errors, so later stages can skip what is broken.
+    Returns the key paths that had errors, so later stages can skip what is broken. With
+    ``foreign``, a generation node's fal parameters that its family does not take (or LTX
+    never takes) are reported but leave the node whole: their key paths go into
+    ``foreign`` for the caller to drop, and the node's other checks still run.
     """
     broken: set[KeyPath] = set()
     errors: list[SchemaError] = []
     _validator(definition)(document, (), errors)
     for error in errors:
         path = (*base, *error.path)
-        broken.add(path)
-        for key, message, hint, at_key in _explain(error):
+        explained = list(_explain(error))
+        if foreign is not None and _only_foreign_params(error, explained):
+            foreign.update((*path, key) for key, *_ in explained if key is not None)
+        else:
+            broken.add(path)
+        for key, message, hint, at_key in explained:
             where = (*path, key) if key is not None else path
-            forbidden = key in registry().forbidden
-            code = "forbidden-param" if forbidden else f"schema-{error.keyword}"
+            code = (
+                "forbidden-param" if _is_forbidden(key, error.schema) else f"schema-{error.keyword}"
+            )
             diags.error(code, message, source.locate(where, key=at_key), hint)
     return broken
+
+
+def _only_foreign_params(error: SchemaError, explained: list[tuple[Any, ...]]) -> bool:
+    """Whether ``error`` is only about fal parameters a node's endpoint does not take."""
+    if error.keyword != "additionalProperties" or "x-endpoint" not in error.schema:
+        return False
+    defs = pipeline_schema()["$defs"]
+    forbidden = registry().forbidden
+    return all(
+        key in forbidden or key == "loras" or f"Param.{key}" in defs for key, *_ in explained
+    )
 
 
 def _explain(error: SchemaError) -> Iterator[tuple[str | None, str, str | None, bool]]:
@@ -65,7 +85,7 @@ def _explain(error: SchemaError) -> Iterator[tuple[str | None, str, str | None, 
     if kind == "additionalProperties" and isinstance(value, dict):
         known = sorted(schema.get("properties", {}))
         for key in sorted(set(value) - set(known)):
-            yield (key, *_unknown_key(key, known), True)
+            yield (key, *_unknown_key(key, known, schema), True)
         return
     if kind == "required" and isinstance(value, dict):
         missing = [k for k in error.expected if k not in value]
@@ -79,7 +99,16 @@ def _explain(error: SchemaError) -> Iterator[tuple[str | None, str, str | None, 
     yield None, _message(kind, value, error.expected), _hint(kind, schema), False
 
 
-def _unknown_key(key: str, known: list[str]) -> tuple[str, str | None]:
+def _unknown_key(
+    key: str, known: list[str], schema: Mapping[str, Any] | None = None
+) -> tuple[str, str | None]:
+    # A generation node's keys follow its family (the schema names the endpoint): its
+    # family's own word on a parameter first, then one another family takes, named as such.
+    endpoint = _endpoint_of(schema)
+    if endpoint is not None:
+        told = _not_on_endpoint(key, endpoint, schema or {})
+        if told is not None:
+            return told
     forbidden = registry().forbidden
     if key in forbidden:
         return f"'{key}' is not an LTX parameter", forbidden[key]
@@ -98,6 +127,46 @@ def _unknown_key(key: str, known: list[str]) -> tuple[str, str | None]:
         return f"unknown key '{key}'", f"did you mean {' or '.join(repr(c) for c in close)}?"
     shown = ", ".join(known[:12]) + (" ..." if len(known) > 12 else "")
     return f"unknown key '{key}'", f"allowed here: {shown}"
+
+
+def _endpoint_of(schema: Mapping[str, Any] | None) -> Endpoint | None:
+    """The endpoint a family's node definition stands for (``x-endpoint``), if it is one."""
+    endpoint_id = schema.get("x-endpoint") if schema is not None else None
+    return registry().endpoint_by_id(endpoint_id) if isinstance(endpoint_id, str) else None
+
+
+def _not_on_endpoint(
+    key: str, endpoint: Endpoint, schema: Mapping[str, Any]
+) -> tuple[str, str | None] | None:
+    """Why a node on ``endpoint`` cannot have ``key``, when it is a fal parameter (or LoRAs)
+    that its family does not take; None for any other key."""
+    if key in endpoint.forbidden:
+        return f"'{key}' is not a parameter of {endpoint.id}", endpoint.forbidden[key]
+    if key == "loras":
+        takers = registry().families_with_loras(endpoint.kind)
+        return (
+            f"{endpoint.id} does not take LoRAs",
+            f"use a family that takes LoRAs ({', '.join(takers)})" if takers else None,
+        )
+    if f"Param.{key}" not in pipeline_schema()["$defs"]:
+        return None
+    takes = [
+        name
+        for name, spec in schema.get("properties", {}).items()
+        if str(spec.get("$ref", "")).startswith("#/$defs/Param.")
+    ]
+    return (
+        f"'{key}' is not a parameter of {endpoint.id} ({endpoint.family})",
+        f"this endpoint takes: {', '.join(takes)}",
+    )
+
+
+def _is_forbidden(key: str | None, schema: Mapping[str, Any]) -> bool:
+    """A parameter of other models that LTX (or this node's family) does not take."""
+    endpoint = _endpoint_of(schema)
+    if endpoint is not None and key in endpoint.forbidden:
+        return True
+    return key in registry().forbidden and f"Param.{key}" not in pipeline_schema()["$defs"]
 
 
 _TYPE_WORDS = {

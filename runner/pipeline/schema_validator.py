@@ -27,7 +27,18 @@ CHECKED = (
 )  # fmt: skip
 KEYWORDS = frozenset({*CHECKED, "additionalProperties", "patternProperties", "then", "else"})
 ANNOTATIONS = frozenset(
-    {"$schema", "$id", "$defs", "title", "description", "examples", "default", "x-families"}
+    {
+        "$schema",
+        "$id",
+        "$defs",
+        "title",
+        "description",
+        "examples",
+        "default",
+        "x-families",
+        "x-endpoint",
+        "x-family",
+    }
 )
 
 

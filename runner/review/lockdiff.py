@@ -5,22 +5,29 @@ entry, or the current pipeline, says of it), so the comparison works between two
 (:func:`diff_locks`) and between a lockfile and a pipeline not rendered yet. For a changed
 shot it says which request fields differ (media inputs aside: a new input shows as a new
 key with the same fields), the prompt's words removed and added (:func:`prompt_diff`), and
-the cost delta. :func:`lock_at` reads the other lock from a file or a git revision.
+the cost delta. :func:`lock_at` reads the other lock from a file or a git revision
+(:func:`lock_at_rev` and :func:`changed_lockfiles` for ``shotgraph diff`` and ``ci review``).
+
+:func:`compare` is the account ``shotgraph diff`` and ``ci review`` render: per node, what
+changed (the endpoint, an input, the prompt, a parameter, the seed, or only a node it
+reads; also a re-render with the same key), and the locks' totals.
 """
 
 from __future__ import annotations
 
 import difflib
+import json
+import os
 import re
 import subprocess
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from runner.compile.steps import JsonPath, fill_slots
-from runner.errors import ShotgraphError
-from runner.lock import Lock, LockEntry, parse_lock, read_lock
+from runner.errors import ShotgraphError, format_key_path
+from runner.lock import LOCK_SUFFIX, Lock, LockedInput, LockEntry, parse_lock, read_lock
 
 Change = Literal["added", "removed", "changed"]
 
@@ -118,6 +125,145 @@ def diff_locks(old: Lock, new: Lock) -> LockDiff:
     )
 
 
+# -- the review's account: what changed in each node --------------------------------
+
+PROMPTS = ("prompt", "negative_prompt")
+
+
+@dataclass(frozen=True)
+class NodeChange:
+    """One node that differs: ``change`` is added, removed or changed; ``what`` says how
+    (empty when only a node it reads changed: ``upstream`` names those)."""
+
+    name: str
+    change: str
+    kind: str
+    cost_usd: float | None
+    what: tuple[str, ...] = ()
+    upstream: tuple[str, ...] = ()
+    prompts: Mapping[str, tuple[str, str]] = field(default_factory=dict)  # field: (old, new)
+    local: bool = False  # a frame or stitch: made here, costs nothing
+
+    def reason(self) -> str:
+        """How it changed, in words."""
+        if self.change != "changed":
+            return self.change
+        parts = list(self.what)
+        if self.upstream:
+            parts.append(f"upstream changed ({', '.join(self.upstream)})")
+        return "; ".join(parts) or "re-rendered (same request, another output)"
+
+
+@dataclass(frozen=True)
+class LockChanges:
+    """Two locks compared, node by node (for a review)."""
+
+    old_label: str
+    new_label: str
+    changes: tuple[NodeChange, ...]
+    unchanged: int
+    old_total: float
+    new_total: float
+
+    def of(self, change: str) -> list[NodeChange]:
+        return [c for c in self.changes if c.change == change]
+
+    @property
+    def render_usd(self) -> float:
+        """What rendering the added and changed nodes costs (before any cache)."""
+        return round(sum(c.cost_usd or 0.0 for c in self.changes if c.change != "removed"), 6)
+
+    @property
+    def delta_usd(self) -> float:
+        return round(self.new_total - self.old_total, 6)
+
+    def summary(self) -> str:
+        sign = "+" if self.delta_usd >= 0 else "-"
+        return (
+            f"{len(self.of('added'))} added, {len(self.of('removed'))} removed, "
+            f"{len(self.of('changed'))} changed, {self.unchanged} unchanged · lock total "
+            f"${self.old_total:.2f} -> ${self.new_total:.2f} ({sign}${abs(self.delta_usd):.2f}) "
+            f"· rendering what is new or changed: ${self.render_usd:.2f}"
+        )
+
+
+def compare(old: Lock | None, new: Lock | None, old_label: str, new_label: str) -> LockChanges:
+    """The difference from ``old`` to ``new`` (None: no lockfile there)."""
+    before = dict(old.nodes) if old is not None else {}
+    after = dict(new.nodes) if new is not None else {}
+    changed_keys = {
+        name for name in after if name not in before or before[name].key != after[name].key
+    }
+    changes: list[NodeChange] = []
+    unchanged = 0
+    for name in sorted(set(before) | set(after)):
+        was, now = before.get(name), after.get(name)
+        if was is None:
+            assert now is not None
+            local = now.endpoint is None
+            changes.append(NodeChange(name, "added", now.kind, now.cost_usd, local=local))
+        elif now is None:
+            local = was.endpoint is None
+            changes.append(NodeChange(name, "removed", was.kind, was.cost_usd, local=local))
+        elif was.key != now.key or was.output.sha256 != now.output.sha256:
+            changes.append(_changed(name, was, now, changed_keys))
+        else:
+            unchanged += 1
+    return LockChanges(
+        old_label, new_label, tuple(changes), unchanged, _total(before), _total(after)
+    )
+
+
+def _total(nodes: Mapping[str, LockEntry]) -> float:
+    return round(sum(entry.cost_usd or 0.0 for entry in nodes.values()), 6)
+
+
+def _changed(name: str, was: LockEntry, now: LockEntry, changed_keys: set[str]) -> NodeChange:
+    what: list[str] = []
+    if was.endpoint != now.endpoint:
+        what.append(f"endpoint {was.endpoint} -> {now.endpoint}")
+    if was.at != now.at:
+        what.append(f"frame {was.at} -> {now.at}")
+    old_inputs = {tuple(i.at): i for i in was.inputs}
+    new_inputs = {tuple(i.at): i for i in now.inputs}
+    slots = set(old_inputs) | set(new_inputs)
+    for at in sorted(slots, key=str):
+        a, b = old_inputs.get(at), new_inputs.get(at)
+        if a is None or b is None or a.node != b.node or a.url != b.url:
+            what.append(f"input {format_key_path(at)}: {_source(a)} -> {_source(b)}")
+        elif a.node is None and a.sha256 != b.sha256:
+            what.append(f"input {format_key_path(at)} ({b.file or 'file'} changed)")
+    prompts: dict[str, tuple[str, str]] = {}
+    old_request, new_request = dict(was.request or {}), dict(now.request or {})
+    media = {at[0] for at in slots if at}
+    for key in sorted(set(old_request) | set(new_request)):
+        if key in media or old_request.get(key) == new_request.get(key):
+            continue
+        if key in PROMPTS:
+            prompts[key] = (str(old_request.get(key, "")), str(new_request.get(key, "")))
+            what.append(key.replace("_", " "))
+        elif key == "seed":
+            what.append(f"seed {old_request.get(key)} -> {new_request.get(key)}")
+        else:
+            what.append(f"{key} {_short(old_request.get(key))} -> {_short(new_request.get(key))}")
+    upstream = tuple(dep for dep in now.deps if dep in changed_keys and dep in was.deps)
+    local = now.endpoint is None
+    return NodeChange(
+        name, "changed", now.kind, now.cost_usd, tuple(what), upstream, prompts, local
+    )
+
+
+def _source(item: LockedInput | None) -> str:
+    if item is None:
+        return "none"
+    return item.node or item.file or item.url or "a file"
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def _without_media(side: Side) -> dict[str, Any]:
     request = dict(side.request or {})
     try:
@@ -131,17 +277,23 @@ _WORDS = re.compile(r"\S+\s*|\s+")  # a word with the space after it
 
 def prompt_diff(old: str, new: str) -> list[tuple[str, str]]:
     """The words of two prompts as ("same" | "del" | "ins", text) runs, in reading order."""
-    a, b = _WORDS.findall(old), _WORDS.findall(new)
-    runs: list[tuple[str, str]] = []
+    return [
+        (op, "".join(words)) for op, words in word_runs(_WORDS.findall(old), _WORDS.findall(new))
+    ]
+
+
+def word_runs(a: list[str], b: list[str]) -> list[tuple[str, list[str]]]:
+    """Two sequences of words as ("same" | "del" | "ins", words) runs, in reading order."""
+    runs: list[tuple[str, list[str]]] = []
     matcher = difflib.SequenceMatcher(a=a, b=b, autojunk=False)
     for op, i1, i2, j1, j2 in matcher.get_opcodes():
         if op == "equal":
-            runs.append(("same", "".join(a[i1:i2])))
+            runs.append(("same", a[i1:i2]))
             continue
         if i2 > i1:
-            runs.append(("del", "".join(a[i1:i2])))
+            runs.append(("del", a[i1:i2]))
         if j2 > j1:
-            runs.append(("ins", "".join(b[j1:j2])))
+            runs.append(("ins", b[j1:j2]))
     return runs
 
 
@@ -153,32 +305,78 @@ def lock_at(spec: str, lock_file: Path) -> Lock:
         return read_lock(candidate)
     directory = lock_file.parent
     hint = "give a lockfile's path, or a revision where the lockfile is committed"
-    top, _ = _git(["rev-parse", "--show-toplevel"], directory)
-    if top is None:
+    top = _git(None, "rev-parse", "--show-toplevel", cwd=directory)
+    if top.returncode != 0:
         raise ShotgraphError(
             f"no lockfile '{spec}', and {directory} is not in a git work tree to read a "
             "revision from",
             hint=hint,
         )
-    try:
-        relative = lock_file.resolve().relative_to(Path(top.strip()).resolve()).as_posix()
-    except ValueError:
-        raise ShotgraphError(f"{lock_file} is not inside its git work tree") from None
-    text, said = _git(["show", f"{spec}:{relative}"], directory)
-    if text is None:
+    relative = from_top(lock_file, Path(top.stdout.strip()))
+    done = _git(None, "show", f"{spec}:{relative}", cwd=directory)
+    if done.returncode != 0:
+        said = (done.stderr.strip().splitlines() or [""])[0][:200]
         raise ShotgraphError(f"no lockfile or git revision '{spec}': {said}", hint=hint)
-    return parse_lock(text, Path(f"{spec}:{relative}"))
+    return parse_lock(done.stdout, Path(f"{spec}:{relative}"))
 
 
-def _git(args: list[str], cwd: Path) -> tuple[str | None, str]:
-    """What git prints (None when it fails) and the first line of what it says on stderr."""
+def lock_at_rev(top: Path, rev: str, path: str) -> Lock | None:
+    """The lock at ``path`` (from the repository's ``top``) in revision ``rev``; None when
+    the file is not there (a pipeline new on one side)."""
+    if _git(top, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}").returncode != 0:
+        raise ShotgraphError(f"unknown git revision '{rev}'", hint="try `git log --oneline`")
+    done = _git(top, "show", f"{rev}:{path}")
+    if done.returncode != 0:
+        return None
+    return parse_lock(done.stdout, Path(path))
+
+
+def changed_lockfiles(top: Path, old: str, new: str | None) -> list[str]:
+    """Lockfiles that differ between two revisions (or a revision and the working tree)."""
+    pattern = f"*{LOCK_SUFFIX}"
+    done = _git(top, "diff", "--name-only", old, *([new] if new else []), "--", pattern)
+    if done.returncode != 0:
+        raise ShotgraphError(f"git diff failed: {done.stderr.strip()}")
+    names = set(done.stdout.split())
+    if new is None:
+        untracked = _git(top, "ls-files", "--others", "--exclude-standard", "--", pattern)
+        names |= set(untracked.stdout.split())
+    return sorted(names)
+
+
+def git_top() -> Path:
+    """The top of the git work tree here."""
+    done = _git(None, "rev-parse", "--show-toplevel")
+    if done.returncode != 0:
+        raise ShotgraphError(
+            "--rev and REV:PATH need a git work tree, and this is not one",
+            hint="run it inside the repository, or compare two lockfiles by path",
+        )
+    return Path(done.stdout.strip())
+
+
+def from_top(path: Path, top: Path) -> str:
+    """``path`` (relative to here) relative to the repository's ``top``, as git names it."""
     try:
-        done = subprocess.run(
-            ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=30, check=False
+        return Path(os.path.abspath(path)).relative_to(top.resolve()).as_posix()
+    except ValueError:
+        try:  # a path through a symbolic link to the work tree
+            return path.resolve().relative_to(top.resolve()).as_posix()
+        except ValueError:
+            raise ShotgraphError(f"{path} is not inside the repository at {top}") from None
+
+
+def _git(top: Path | None, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run(
+            ["git", *args],
+            cwd=cwd or top,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise ShotgraphError(
-            f"git {' '.join(args)} failed: {exc}", hint="is git installed?"
+            f"cannot run git: {exc}", hint="install git, or compare two lockfiles by path"
         ) from None
-    said = (done.stderr.strip().splitlines() or [""])[0][:200]
-    return (done.stdout if done.returncode == 0 else None), said

@@ -47,8 +47,9 @@ class RunStarted(Event):
     backend: str
     nodes: int
     to_render: int
-    estimated_usd: float
+    estimated_usd: float  # what this run will pay: re-attached jobs were paid for earlier
     run_id: str
+    to_attach: int = 0  # of to_render, jobs an earlier run submitted (collected, not paid)
 
 
 @dataclass(frozen=True, kw_only=True)

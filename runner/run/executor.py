@@ -2,11 +2,9 @@
 
 Cache hits are found first, without any network. The rest run as soon as their inputs are
 ready: generation steps through fal (at most ``jobs`` at once), media steps in threads. A
-failed step fails its descendants only; everything else keeps going. Ctrl-C cancels the
-waiting, cancels jobs still queued at fal (they cost nothing yet) and leaves running ones
-journaled for the next run to collect.
-
-An approval gate holds its dependents: they are ``waiting``, no failure (runner.run.holding).
+failed step fails its descendants only; everything else keeps going. A signal stops the run
+cleanly (runner.run.interrupt). An approval gate holds its dependents: they are ``waiting``,
+no failure (runner.run.holding).
 
 A full disk stops the run before it pays for more: nothing further is submitted or made,
 jobs already at fal are still collected if there is room, else left journaled for the next
@@ -28,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from runner.compile.sources import Remote
 from runner.compile.steps import Step
 from runner.errors import DiskFull, RunStopping, ShotgraphError, StepFailed, disk_full
-from runner.run.budget import Budget
+from runner.run.budget import Budget, estimate
 from runner.run.cached import find_cached
 from runner.run.delivery import deliver, load_generation, unwritable
 from runner.run.events import (
@@ -47,6 +45,7 @@ from runner.run.events import (
 )
 from runner.run.heartbeat import keep_beating
 from runner.run.holding import Hold, Waiting, likely_waiting, never_hold, sort_before_run
+from runner.run.interrupt import Interruption
 from runner.run.outcome import RunOptions, RunResult, as_failure, finished
 from runner.run.report_thread import ReportThread
 from runner.store import Owner, RemoteError, ResultRecord, Store, TieredStore
@@ -97,10 +96,16 @@ class Executor:
         self._budget = Budget(options.budget)
         self._describe_issue = describe_issue or (lambda step, issue: str(issue))
         self._first_with_key: dict[str, str] = {}
+        self.interruption = Interruption(self.result, self.emit)
         self._hold = hold or never_hold
 
     def emit(self, event: Event) -> None:
+        self.interruption.observe(event)
         self._reports.handle(event)
+
+    def interrupt(self, signum: int) -> None:
+        """A signal (SIGINT, SIGTERM): stop cleanly (see :mod:`runner.run.interrupt`)."""
+        self.interruption.stop(signum)
 
     async def run(self) -> RunResult:
         try:
@@ -118,18 +123,20 @@ class Executor:
                 # Connect before anything starts: a missing key or an emulator that will not
                 # start stops the run at once, with one message, not a failure per node.
                 await self._context()
-            # a request two nodes share is one job: priced once
+            # Priced as the plan prices it: one job per request, leaving out what an earlier
+            # run submitted (re-attached, not paid again) and what likely waits at a gate.
             later = likely_waiting(self.steps, pending, self._hold)
             jobs = {self.steps[n].key: self.steps[n] for n in pending if n not in later}
-            estimate = sum(step.usd for step in jobs.values())
+            usd, paid = await estimate(self.store, jobs)
             self.emit(
                 RunStarted(
                     pipeline=self.pipeline_name,
                     backend=self.options.backend,
                     nodes=len(self.steps),
                     to_render=len(pending) - len(later),
-                    estimated_usd=round(estimate, 6),
+                    estimated_usd=round(usd, 6),
                     run_id=self.run_id,
+                    to_attach=len(paid),
                 )
             )
             if full is not None:
@@ -194,24 +201,18 @@ class Executor:
         for name in pending:
             self._done[name] = loop.create_future()
         tasks = [asyncio.create_task(self._node(name), name=f"node {name}") for name in pending]
+        work = asyncio.gather(*tasks)
+        self.interruption.watch(work)
         try:
-            await asyncio.gather(*tasks)
+            await work
         except asyncio.CancelledError:
-            # Ctrl-C: stop waiting, let each step tidy its journal entry, then report (the top
-            # of the run: the cancellation ends here). gather has cancelled every task; again
-            # would cut short the tidying (cancelling queued jobs at fal) each is doing now.
+            # A signal (or the caller cancelled us): stop waiting, let each step tidy its
+            # journal entry, then report. This is the top of the run, so the cancellation
+            # ends here with a result. gather has already cancelled every task; cancelling
+            # again would cut short the tidying (cancelling queued jobs at fal) under way.
             self.result.interrupted = True
             await asyncio.gather(*tasks, return_exceptions=True)
-            self.result.in_flight = [
-                name for name in pending if await self._still_at_fal(self.steps[name])
-            ]
-
-    async def _still_at_fal(self, step: Step) -> bool:
-        try:
-            entry = await self.store.journal(step.key)
-        except ShotgraphError:
-            return False
-        return entry is not None and entry.state == "submitted" and entry.owner == self._owner
+            await self.interruption.settle(pending, self.steps, self.store, self._owner)
 
     async def _context(self) -> GenerationContext:
         """The backend, connected on first need: a run with nothing to render (or only local

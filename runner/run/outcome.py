@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from runner.errors import ShotgraphError, StepFailed
+from runner.errors import ExitCode, ShotgraphError, StepFailed, signal_exit
 from runner.run.events import RunFinished
 from runner.store import ResultRecord
 
@@ -48,6 +48,23 @@ class RunResult:
     stopped: ShotgraphError | None = None
     notes: list[str] = field(default_factory=list)
     waiting: dict[str, str] = field(default_factory=dict)
+    cancelled: list[str] = field(default_factory=list)  # queued at fal, cancelled at a signal
+    signal: int | None = None  # the signal that interrupted the run
+
+    @property
+    def exit_code(self) -> int:
+        """The run's exit status (errors.ExitCode): a signal, a full disk, a node refused
+        for the budget, a node that failed, in that order."""
+        if self.interrupted:
+            return signal_exit(self.signal) if self.signal else ExitCode.INTERRUPTED
+        if self.stopped is not None:
+            return self.stopped.exit_code
+        codes = {failure.exit_code for failure in self.failed.values()}
+        if ExitCode.OVER_BUDGET in codes:
+            return ExitCode.OVER_BUDGET
+        if codes or self.skipped:
+            return ExitCode.RENDER_FAILED
+        return ExitCode.OK
 
     @property
     def ok(self) -> bool:

@@ -77,8 +77,13 @@ class GcReport:
     dry_run: bool = False
     results_removed: int = 0
     results_kept: int = 0
+    # Of those kept, the ones no lockfile names, spared only for being younger than the grace
+    # period (and the files only they use): a gc that removes nothing says so.
+    results_in_grace: int = 0
     files_removed: int = 0
     files_kept: int = 0
+    files_in_grace: int = 0
+    bytes_in_grace: int = 0
     bytes_freed: int = 0
     uploads_removed: int = 0
     journal_removed: int = 0
@@ -159,6 +164,7 @@ def gc_store(
     for key, record in list(store.results()):
         if key in keep_keys or (record is not None and record.recorded_at > recent):
             report.results_kept += 1
+            report.results_in_grace += key not in keep_keys
             if record is not None:
                 referenced.add(record.output.sha256)
             continue
@@ -173,6 +179,9 @@ def gc_store(
             continue
         if name in referenced or st.st_mtime > recent:
             report.files_kept += 1
+            if name not in referenced:
+                report.files_in_grace += 1
+                report.bytes_in_grace += st.st_size
             continue
         report.files_removed += 1
         report.bytes_freed += st.st_size

@@ -26,6 +26,7 @@ class _Writer:
         self._queue = queue.SimpleQueue()
         self._started = False
         self._lock = threading.Lock()
+        self._busy = threading.Lock()  # held while a write runs
 
     def submit(self, call: Callable[[], T]) -> Future[T]:
         future: Future[T] = Future()
@@ -43,13 +44,24 @@ class _Writer:
             call, future = self._queue.get()
             if not future.set_running_or_notify_cancel():
                 continue
-            try:
-                future.set_result(call())
-            except BaseException as exc:  # handed to the awaiting step, whatever it is
-                future.set_exception(exc)
+            with self._busy:
+                try:
+                    future.set_result(call())
+                except BaseException as exc:  # handed to the awaiting step, whatever it is
+                    future.set_exception(exc)
+
+    def hold(self, timeout: float) -> bool:
+        """Wait (up to ``timeout``) for a write under way to finish, and start no other
+        (for a process about to exit at once); False if one is still running."""
+        return self._busy.acquire(timeout=timeout)
 
 
 _WRITER = _Writer()
+
+
+def hold_writes(timeout: float) -> bool:
+    """Let the store write under way finish, and start no other: see :meth:`_Writer.hold`."""
+    return _WRITER.hold(timeout)
 
 
 async def off_loop(call: Callable[..., T], *args: Any) -> T:

@@ -73,7 +73,7 @@ def format_plan(plan: Plan, compiled: Compiled, *, verbose: bool = False) -> str
     if plan.unconfirmed:
         lines.append(
             f"  ~ price not confirmed by fal for: {_names(plan.unconfirmed)} "
-            "(see runner/data/families.yaml)"
+            "(see Model families in docs/pipeline-format.md)"
         )
     if plan.unpriced:
         lines.append(f"  unpriced (fal publishes no price): {_names(plan.unpriced)}")

@@ -52,9 +52,10 @@ def _cost(usd: float | None) -> str:
 def describe(event: Event) -> str | None:
     """One line for an event, or None when it is not worth a line of its own."""
     if isinstance(event, RunStarted):
+        attach = f" ({event.to_attach} already submitted)" if event.to_attach else ""
         return (
             f"run {event.pipeline} ({event.backend}): {event.nodes} nodes, "
-            f"{event.to_render} to render, estimated ~${event.estimated_usd:.2f}"
+            f"{event.to_render} to render{attach}, estimated ~${event.estimated_usd:.2f}"
         )
     if isinstance(event, NodeSubmitted):
         verb = "re-attached to" if event.reattached else "submitted"
@@ -287,15 +288,28 @@ class RunLog:
                 self._file.close()
 
 
-def reporters_for(store_root: Path, pipeline: str, *, plain: bool) -> tuple[Fanout, RunLog]:
+def close_screens(reporter: Fanout) -> None:
+    """Take down live displays now (a process about to exit at once): the cursor comes
+    back and the table is not left drawn."""
+    for each in reporter.reporters:
+        if isinstance(each, LiveReporter):
+            with contextlib.suppress(Exception):
+                each.close()
+
+
+def reporters_for(
+    store_root: Path, pipeline: str, *, plain: bool, to_stderr: bool = False
+) -> tuple[Fanout, RunLog]:
     """What a run reports to: a live table on a terminal (plain lines elsewhere, or with
-    ``plain``) and its run log; the log is returned too, for closing."""
+    ``plain``) and its run log; the log is returned too, for closing. ``to_stderr``: the
+    progress goes to stderr (stdout carries JSON)."""
     log = RunLog.for_run(store_root, pipeline)
+    stream = sys.stderr if to_stderr else sys.stdout
     screen: Reporter
-    if not plain and sys.stdout.isatty():
+    if not plain and stream.isatty():
         from rich.console import Console
 
-        screen = LiveReporter(Console())
+        screen = LiveReporter(Console(stderr=to_stderr))
     else:
-        screen = PlainReporter(sys.stdout)
+        screen = PlainReporter(stream)
     return Fanout(screen, log), log

@@ -14,9 +14,19 @@ from runner.run.outcome import RunResult
 
 
 def print_summary(
-    result: RunResult, outputs: Mapping[str, Path], extra: list[str], *, backend: str
+    result: RunResult,
+    outputs: Mapping[str, Path],
+    extra: list[str],
+    *,
+    backend: str,
+    to_stderr: bool = False,
 ) -> None:
-    """Print the summary: on stdout, failures on stderr."""
+    """Print the summary: on stdout (on stderr with ``to_stderr``, when stdout carries
+    JSON), failures on stderr."""
+
+    def say(text: str) -> None:
+        click.echo(text, err=to_stderr)
+
     rendered, cached = len(result.rendered), len(result.cached)
     money = (
         f"would cost ~${result.spent_usd:.2f} on fal (the local backend is free)"
@@ -28,7 +38,7 @@ def print_summary(
         f"{rendered} rendered, {cached} cached, {len(result.failed)} failed, "
         f"{len(result.skipped)} skipped{waiting} · {money}"
     )
-    click.echo(("interrupted: " if result.interrupted else "") + head)
+    say(("interrupted: " if result.interrupted else "") + head)
     if result.reattached or result.received:
         # Only what this run submitted is its spending: a job re-attached after a crash was
         # paid for by the run that sent it, and another run sharing the store pays for its own.
@@ -40,9 +50,11 @@ def print_summary(
             )
         if result.received:
             parts.append(f"{len(result.received)} rendered by another run sharing the store")
-        click.echo(f"  of those rendered: {', '.join(parts)}; the cost above is this run's")
+        say(f"  of those rendered: {', '.join(parts)}; the cost above is this run's")
+    if result.cancelled:
+        say(f"  cancelled at fal before they ran (nothing paid): {', '.join(result.cancelled)}")
     if result.in_flight:
-        click.echo(
+        say(
             f"  still running at fal: {', '.join(result.in_flight)}; run again to "
             "collect them (they are not submitted again)"
         )
@@ -59,9 +71,9 @@ def print_summary(
             click.echo(f"    hint: {failure.hint}", err=True)
     for name, path in sorted(outputs.items()):
         if name in result.records:
-            click.echo(f"  output {name}: {display_path(path)}")
+            say(f"  output {name}: {display_path(path)}")
     for line in extra:
-        click.echo(f"  {line}")
+        say(f"  {line}")
     for note in result.notes:
         click.echo(f"  note: {note}", err=True)
     if result.stopped is not None:

@@ -33,11 +33,11 @@ def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, 
     return code, out, err
 
 
-def add_result(store: Store, key: str, content: bytes) -> StoredFile:
+def add_result(store: Store, key: str, content: bytes, *, at: float = OLD) -> StoredFile:
     src = store.tmp_dir() / f"{key}.src"
     src.write_bytes(content)
     output = store.put_file(src, move=True)
-    os.utime(store.file_path(output.sha256), (OLD, OLD))
+    os.utime(store.file_path(output.sha256), (at, at))
     store.put_result(
         ResultRecord(
             key=key,
@@ -51,7 +51,7 @@ def add_result(store: Store, key: str, content: bytes) -> StoredFile:
             content_type="video/mp4",
             cost_usd=0.01,
             result_url=None,
-            recorded_at=OLD,
+            recorded_at=at,
         )
     )
     return output
@@ -211,3 +211,17 @@ def test_store_output_never_mentions_fal_key(
         assert "super-secret" not in out + err
     blob = b"".join(p.read_bytes() for p in (project / ".shotgraph").rglob("*") if p.is_file())
     assert b"super-secret" not in blob
+
+
+def test_gc_says_what_the_grace_period_kept(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with Store.open(project / ".shotgraph") as store:
+        add_result(store, "fresh", b"fresh bytes", at=time.time())
+    write_lock(project / "p.lock.json", {})
+    code, out, _ = run(["cache", "gc"], capsys)
+    assert code == 0 and "removed 0 result(s)" in out
+    assert "spared 1 result(s) and 0 file(s)" in out and "grace period (1 h" in out, out
+    assert "--grace 0" in out
+    code, out, _ = run(["cache", "gc", "--grace", "0"], capsys)
+    assert code == 0 and "removed 1 result(s)" in out and "spared" not in out

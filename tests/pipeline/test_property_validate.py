@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -106,11 +107,23 @@ BAD_BYTES = [
 ]
 
 
-def _exit_cleanly(text: str | bytes, capsys: pytest.CaptureFixture[str]) -> str:
-    """Validate and plan ``text``; the findings of validate."""
+@pytest.fixture(scope="module")
+def studio(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of this project's pipeline inputs (templates, assets, presets) in a temporary
+    git work tree, so a mutated file is read as in the clone without writing into it."""
+    root = tmp_path_factory.mktemp("studio")
+    (root / ".git").mkdir()  # the project root is the nearest git work tree
+    shutil.copytree(ROOT / "templates", root / "templates")
+    for name in ("assets", "presets"):
+        shutil.copytree(ROOT / "pipelines" / name, root / "pipelines" / name)
+    return root
+
+
+def _exit_cleanly(text: str | bytes, capsys: pytest.CaptureFixture[str], studio: Path) -> str:
+    """Validate and plan ``text`` in ``studio``; the findings of validate."""
     data = text if isinstance(text, bytes) else text.encode("utf-8", errors="surrogatepass")
     findings = ""
-    with tempfile.TemporaryDirectory(dir=ROOT / "pipelines") as tmp:
+    with tempfile.TemporaryDirectory(dir=studio / "pipelines") as tmp:
         path = Path(tmp) / "mutated.yaml"
         path.write_bytes(data)
         for command in (["validate", str(path)], ["plan", str(path), "--json"]):
@@ -129,7 +142,7 @@ def _exit_cleanly(text: str | bytes, capsys: pytest.CaptureFixture[str]) -> str:
 )
 @given(data=st.data())
 def test_text_mutations_never_crash(
-    data: st.DataObject, capsys: pytest.CaptureFixture[str]
+    data: st.DataObject, capsys: pytest.CaptureFixture[str], studio: Path
 ) -> None:
     lines = data.draw(st.sampled_from(EXAMPLES)).read_text().splitlines()
     for _ in range(data.draw(st.integers(1, 5))):
@@ -146,7 +159,7 @@ def test_text_mutations_never_crash(
             lines[i] = " " * data.draw(st.integers(0, 5)) + lines[i].lstrip()
         else:
             lines[i] = lines[i][: data.draw(st.integers(0, len(lines[i])))]
-    _exit_cleanly("\n".join(lines) + "\n", capsys)
+    _exit_cleanly("\n".join(lines) + "\n", capsys, studio)
 
 
 @settings(
@@ -156,7 +169,7 @@ def test_text_mutations_never_crash(
 )
 @given(data=st.data())
 def test_structural_mutations_never_crash(
-    data: st.DataObject, capsys: pytest.CaptureFixture[str]
+    data: st.DataObject, capsys: pytest.CaptureFixture[str], studio: Path
 ) -> None:
     source = data.draw(st.sampled_from(EXAMPLES))
     document = yaml.safe_load(source.read_text())
@@ -196,10 +209,11 @@ def test_structural_mutations_never_crash(
         .replace("assets/", "../assets/")
         .replace("presets/", "../presets/")
     )
-    _exit_cleanly(text, capsys)
+    _exit_cleanly(text, capsys, studio)
 
 
-def test_the_temporary_directories_are_gone() -> None:
+def test_nothing_is_written_into_the_clone(studio: Path) -> None:
+    assert not studio.is_relative_to(ROOT)
     assert not [p for p in (ROOT / "pipelines").iterdir() if p.name.startswith("tmp")]
 
 
@@ -210,7 +224,7 @@ def test_the_temporary_directories_are_gone() -> None:
 )
 @given(data=st.data())
 def test_invalid_text_is_an_error_with_a_line(
-    data: st.DataObject, capsys: pytest.CaptureFixture[str]
+    data: st.DataObject, capsys: pytest.CaptureFixture[str], studio: Path
 ) -> None:
     """Invalid UTF-8 or UTF-16, NUL and other control characters anywhere: exit 1, and every
     error says its line (the mutation's own line, for the first bad byte)."""
@@ -227,7 +241,7 @@ def test_invalid_text_is_an_error_with_a_line(
         mutated = b"\xff\xfe" + text.encode("utf-16-le", errors="surrogatepass")
         if data.draw(st.booleans()):
             mutated, truncated = mutated[:-1], True  # an odd number of bytes
-    findings = _exit_cleanly(mutated, capsys)
+    findings = _exit_cleanly(mutated, capsys, studio)
     errors = [line for line in findings.splitlines() if " error: " in line]
     assert errors, f"validated:\n{mutated!r}"
     assert all(re.match(r"\S*mutated\.yaml:\d+[: ]", e) for e in errors), findings

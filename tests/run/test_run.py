@@ -135,7 +135,7 @@ def test_failed_node_fails_only_its_descendants(
         emulator.set_faults(faults)
         code = run(pipeline, emulator.url, store)
     captured = capsys.readouterr()
-    assert code == 1
+    assert code == 4  # a render failed: running again may help
     assert "failed intro: fal job" in captured.err and "the GPU caught fire" in captured.err
     assert rendered(store) == {"street", "orbit"}
     assert "2 rendered, 0 cached, 1 failed, 4 skipped" in captured.out
@@ -147,7 +147,7 @@ def test_budget_refuses_to_start(
 ) -> None:
     pipeline = make_project(tmp_path / "p")
     with start_emulator(render_pool) as emulator:
-        assert run(pipeline, emulator.url, tmp_path / "store", "--budget", "0.10") == 1
+        assert run(pipeline, emulator.url, tmp_path / "store", "--budget", "0.10") == 5
         assert emulator.stats()["total_submissions"] == 0
     assert "exceeds the budget $0.10" in capsys.readouterr().err
 
@@ -271,7 +271,7 @@ def test_cached_inputs_reach_another_emulator(
 def test_a_422_from_fal_points_at_the_pipeline_key(tmp_path: Path) -> None:
     """fal's 422 ``loc`` is translated back to where the value was written: the node, its
     preset, or the pipeline defaults (fal may reject what its published schema allows)."""
-    from runner.commands.run_cmd import _issue_describer
+    from runner.commands.pipeline_run import _issue_describer
     from runner.compile.check import check_pipeline
     from runner.fal import ValidationIssue
 

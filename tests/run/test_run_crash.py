@@ -24,7 +24,7 @@ from tests.run_helpers import (
 )
 
 
-def submitted(lines: list[str]) -> set[str]:
+def said_submitted(lines: list[str]) -> set[str]:
     """The nodes a run has said it submitted (journaled first, then said)."""
     return {line.split("] ", 1)[1].split(":")[0] for line in lines if ": submitted request" in line}
 
@@ -38,7 +38,7 @@ def test_kill_9_while_jobs_are_in_flight_loses_and_repays_nothing(
     store = tmp_path / "store"
     args = ("--backend", "local", "--emulator-latency", "2")
     victim = spawn_run(pipeline, store, *args)
-    Lines(victim).until(lambda lines: len(submitted(lines)) >= 3)  # street, intro, orbit
+    Lines(victim).until(lambda lines: len(said_submitted(lines)) >= 3)  # street, intro, orbit
     victim.send_signal(signal.SIGKILL)
     victim.wait()
     again = spawn_run(pipeline, store, *args)
@@ -113,7 +113,7 @@ def test_fal_key_never_lands_anywhere(
         run = ["run", str(pipeline), "--backend", "fal", "--cache-dir", str(store), "--plain"]
         code = cli.run(run)
         assert emulator.stats()["total_submissions"] >= 4
-    assert code == 1  # the injected failure
+    assert code == 4  # the injected failure: a render failed
     out, err = capfd.readouterr()
     haystacks = [out, err]
     for folder in (store, tmp_path / "p"):
@@ -148,7 +148,7 @@ def test_ctrl_c_cancels_queued_jobs_and_keeps_running_ones(
             """Three jobs submitted, and the run has seen each one queued or running."""
             told = {line.split("] ", 1)[1].split(":")[0] for line in lines if "queued" in line}
             told |= {line.split("] ", 1)[1].split(":")[0] for line in lines if "running" in line}
-            return len(submitted(lines)) == 3 and submitted(lines) <= told
+            return len(said_submitted(lines)) == 3 and said_submitted(lines) <= told
 
         output = Lines(process)
         output.until(seen_waiting)

@@ -125,7 +125,7 @@ nodes:
     pipeline = make_project(tmp_path / "p", text=text)
     emulator = start_emulator()
     assert (
-        run(pipeline, tmp_path / "store", "--backend", "local", "--emulator-url", emulator.url) == 1
+        run(pipeline, tmp_path / "store", "--backend", "local", "--emulator-url", emulator.url) == 4
     )
     err = capsys.readouterr().err
     assert "fal rejected the request: image_url:" in err and "tiny.yaml:5 nodes.still" in err

@@ -1,0 +1,160 @@
+"""The published schema works in standard tools: `check-jsonschema` (what a studio's CI or
+pre-commit runs) passes every example and fails exactly the broken fixtures whose problem is
+a schema error (shotgraph's own validator, on the same file, is the judge); no fractional
+`multipleOf` trips binary floating point; and a node's keys follow its model family."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from jsonschema import Draft202012Validator
+
+from runner.errors import Diagnostics
+from runner.pipeline.schema_check import pipeline_schema
+from runner.pipeline.schema_validator import SchemaError, compile_schema
+from runner.pipeline.yamlsrc import read_yaml_file
+
+ROOT = Path(__file__).resolve().parents[2]
+SCHEMA = ROOT / "schemas" / "pipeline.schema.json"
+CHECK_JSONSCHEMA = Path(sys.executable).parent / "check-jsonschema"
+
+
+def check_jsonschema(*files: Path) -> dict[str, list[str]]:
+    """check-jsonschema's errors per file (every file named, errors or not)."""
+    done = subprocess.run(
+        [str(CHECK_JSONSCHEMA), "--schemafile", str(SCHEMA), "-o", "json", *map(str, files)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    report = json.loads(done.stdout)
+    assert not report.get("parse_errors"), report["parse_errors"]
+    found: dict[str, list[str]] = {str(f): [] for f in files}
+    for error in report["errors"]:
+        found[error["filename"]].append(f"{error['path']}: {error['message']}")
+    return found
+
+
+def schema_errors(document: Any) -> list[SchemaError]:
+    errors: list[SchemaError] = []
+    compile_schema(pipeline_schema())(document, (), errors)
+    return errors
+
+
+def readable(path: Path) -> Any | None:
+    """The document, when it is YAML that any tool can read (not a hostile file, which
+    shotgraph's reader refuses before any schema)."""
+    diags = Diagnostics()
+    document, _ = read_yaml_file(path, diags)
+    return None if diags.has_errors else document
+
+
+def test_check_jsonschema_agrees_on_every_example_and_fixture() -> None:
+    examples = sorted((ROOT / "pipelines").glob("*.yaml"))
+    fixtures = [
+        path
+        for path in sorted((ROOT / "tests" / "fixtures" / "invalid").glob("*.yaml"))
+        if readable(path) is not None
+    ]
+    found = check_jsonschema(*examples, *fixtures)
+    assert {str(p): found[str(p)] for p in examples} == {str(p): [] for p in examples}
+    schema_broken = {p for p in fixtures if schema_errors(readable(p))}
+    assert len(schema_broken) >= 20  # the fixtures that are schema errors, and the rest pass
+    assert {p for p in fixtures if found[str(p)]} == schema_broken
+
+
+def test_no_fractional_step_fails_a_valid_value(tmp_path: Path) -> None:
+    # 0.3, 0.35, 0.6, 0.7, 0.85 and 0.95 are "not multiples of 0.05" in binary floating point.
+    files = []
+    for step in range(21):
+        value = round(step * 0.05, 2)
+        path = tmp_path / f"adain-{step}.yaml"
+        path.write_text(
+            "version: 1\nname: adain\nmodel: ltx-0.9.8-distilled\n"
+            f"nodes:\n  a: {{kind: t2v, prompt: x, temporal_adain_factor: {value}}}\n"
+        )
+        files.append(path)
+    assert all(not errors for errors in check_jsonschema(*files).values())
+    validator = Draft202012Validator(pipeline_schema())
+    for path in files:
+        assert not list(validator.iter_errors(readable(path)))
+        assert not schema_errors(readable(path))
+
+    def steps(node: Any) -> list[Any]:
+        if isinstance(node, dict):
+            here = [node["multipleOf"]] if "multipleOf" in node else []
+            return here + [s for value in node.values() for s in steps(value)]
+        return [s for value in node for s in steps(value)] if isinstance(node, list) else []
+
+    assert all(float(step).is_integer() for step in steps(pipeline_schema()))
+
+
+def _resolve(ref: str) -> dict[str, Any]:
+    node: Any = pipeline_schema()
+    for part in ref.removeprefix("#/").split("/"):
+        node = node[part]
+    assert isinstance(node, dict)
+    return node
+
+
+def offered(family: str, kind: str) -> set[str]:
+    """The keys an editor offers on a node of ``kind`` in a pipeline on ``family``: the
+    branch of the schema the node's `if`/`then` on `model` and `kind` leads to."""
+    top = next(
+        branch["then"]
+        for branch in pipeline_schema()["allOf"]
+        if branch["if"]["properties"]["model"].get("const") == family
+    )
+    node_in = _resolve(top["properties"]["nodes"]["additionalProperties"]["$ref"])
+    default = next(b["else"]["$ref"] for b in node_in["allOf"] if "else" in b)
+    kind_def = next(
+        b["then"]["$ref"]
+        for b in _resolve(default)["allOf"]
+        if b["if"]["properties"]["kind"]["const"] == kind
+    )
+    return set(_resolve(kind_def)["properties"])
+
+
+def test_a_nodes_keys_follow_its_model_family(tmp_path: Path) -> None:
+    assert {"guidance_scale", "num_inference_steps"} <= offered("ltx-video", "t2v")
+    assert not {"guidance_scale", "num_inference_steps"} & offered("ltx-0.9.7-distilled", "t2v")
+    assert "first_pass_skip_final_steps" in offered("ltx-0.9.7-distilled", "t2v")
+    assert "first_pass_skip_final_steps" not in offered("ltx-0.9.8-distilled", "t2v")
+    assert "temporal_adain_factor" in offered("ltx-0.9.8-distilled", "t2v")
+    assert "loras" not in offered("ltx-video", "i2v") and "image" in offered("ltx-video", "i2v")
+    cases = {
+        "old-family.yaml": ("model: ltx-video\n", "guidance_scale: 3", True),
+        "default.yaml": ("", "guidance_scale: 3", False),
+        "node-override.yaml": ("", "model: ltx-video, guidance_scale: 3", True),
+        "node-back.yaml": (
+            "model: ltx-video\n",
+            "model: ltx-0.9.7-distilled, guidance_scale: 3",
+            False,
+        ),
+    }
+    files = {}
+    for name, (model, extra, _) in cases.items():
+        files[name] = tmp_path / name
+        files[name].write_text(
+            f"version: 1\nname: t\n{model}nodes:\n  a: {{kind: t2v, prompt: x, {extra}}}\n"
+        )
+    found = check_jsonschema(*files.values())
+    for name, (_, _, valid) in cases.items():
+        assert (not found[str(files[name])]) is valid, (name, found[str(files[name])])
+        assert (not schema_errors(readable(files[name]))) is valid, name
+
+
+@pytest.mark.parametrize("schema", ["pipeline.schema.json", "presets.schema.json"])
+def test_the_schemas_are_valid_for_standard_tools(schema: str) -> None:
+    done = subprocess.run(
+        [str(CHECK_JSONSCHEMA), "--check-metaschema", str(ROOT / "schemas" / schema)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr

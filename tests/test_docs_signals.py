@@ -1,0 +1,80 @@
+"""The shell snippet of docs/running.md that forwards a cancel's signals to shotgraph, run as
+GitHub runs a step (the signal sent to the shell alone), in bash and in sh: the command gets
+the signal, and the step exits with the command's own code, whatever that is."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SECTION = (ROOT / "docs" / "running.md").read_text().split("## Signals")[1].split("\n## ")[0]
+(SNIPPET,) = [b for b in re.findall(r"```sh\n(.*?)```", SECTION, re.S) if "trap" in b]
+SHELLS = [shell for shell in ("bash", "sh") if shutil.which(shell)]
+
+# shotgraph at the seam: it stops on SIGINT or SIGTERM as shotgraph does (its own handler, a
+# moment to clean up, 128 + the signal), or exits at once with $FAKE_EXIT.
+FAKE = f"""#!{sys.executable}
+import os, signal, sys, time
+if "FAKE_EXIT" in os.environ:
+    sys.exit(int(os.environ["FAKE_EXIT"]))
+def stop(signum, frame):
+    time.sleep(0.3)
+    print("stopped by", signal.Signals(signum).name, flush=True)
+    sys.exit(128 + signum)
+signal.signal(signal.SIGINT, stop)
+signal.signal(signal.SIGTERM, stop)
+print("args", *sys.argv[1:], flush=True)
+time.sleep(60)
+sys.exit(99)
+"""
+
+
+@pytest.fixture
+def path_with_fake(tmp_path: Path) -> str:
+    fake = tmp_path / "shotgraph"
+    fake.write_text(FAKE)
+    fake.chmod(stat.S_IRWXU)
+    return f"{tmp_path}{os.pathsep}{os.environ['PATH']}"
+
+
+def step(shell: str, path: str, **env: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [shell, "-c", SNIPPET],
+        env={**os.environ, "PATH": path, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+@pytest.mark.parametrize("code", [0, 4, 130])
+def test_the_step_exits_with_shotgraphs_code(shell: str, code: int, path_with_fake: str) -> None:
+    done = step(shell, path_with_fake, FAKE_EXIT=str(code))
+    out, _ = done.communicate(timeout=30)
+    assert done.returncode == code, out
+    assert f"shotgraph exited {code}" in out
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+@pytest.mark.parametrize("sent", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_to_the_shell_alone_reaches_shotgraph(
+    shell: str, sent: signal.Signals, path_with_fake: str
+) -> None:
+    running = step(shell, path_with_fake)
+    assert running.stdout is not None
+    assert running.stdout.readline() == "args run pipelines/episode.yaml --frozen --budget 5\n"
+    os.kill(running.pid, sent)  # the shell's pid only, as GitHub's runner does
+    out, _ = running.communicate(timeout=30)
+    assert f"stopped by {sent.name}" in out
+    assert running.returncode == 128 + sent, out
+    assert f"shotgraph exited {128 + sent}" in out
