@@ -235,7 +235,8 @@ class Builder:
             kind=kind,
             key_path=path,
             description=spec.get("description", ""),
-            model=spec.get("model"),
+            # Only a name: the schema has said what else is wrong with it.
+            model=spec["model"] if isinstance(spec.get("model"), str) else None,
             preset=spec.get("preset"),
             prompt=self.prompt(spec.get("prompt"), (*path, "prompt")),
             negative_prompt=self.prompt(spec.get("negative_prompt"), (*path, "negative_prompt")),
