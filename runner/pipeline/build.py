@@ -153,6 +153,8 @@ class Builder:
             return None
         if isinstance(value, str):
             return PromptSpec(path, text=value)
+        if not isinstance(value, Mapping):
+            return None  # the schema has said what a prompt may be
         given = [k for k in ("template", "inline") if k in value]
         if len(given) != 1:
             self.error(
