@@ -282,6 +282,13 @@ class Builder:
         self, kind: str, spec: Mapping[str, Any], path: KeyPath
     ) -> tuple[Conditioning, ...] | None:
         wanted: list[tuple[Any, MediaType, KeyPath]] = []
+        needed = {"i2v": "image", "extend": "video", "frame": "video", "retake": "video"}
+        key = needed.get(kind, "video" if kind == "v2v" else None)
+        if key is not None and key not in spec:
+            # The schema says so too, when it could check the node: never a KeyError here.
+            article = "an" if kind[0] in "aeiou" else "a"
+            self.error(path, "missing-input", f"{article} {kind} node needs '{key}'")
+            return None
         if kind == "i2v":
             wanted.append((spec["image"], "image", (*path, "image")))
         elif kind in ("extend", "frame", "retake", "v2v"):
