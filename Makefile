@@ -42,6 +42,7 @@ report-check: demo browser
 ## the fal-js check installs @fal-ai/client into tests/js/node_modules (npm ci) on its first run
 test: $(STAMP) browser
 	$(BIN)/ruff check runner tests benchmarks scripts
+	$(BIN)/ruff format --check runner tests benchmarks scripts
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(BIN)/check-jsonschema --builtin-schema vendor.github-actions action.yml
