@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 from runner.store.journal import JournalEntry
 from runner.store.maintenance import VerifyReport
-from runner.store.remote import ObjectInfo, RemoteError
+from runner.store.remote import ObjectInfo, RemoteError, each
 from runner.store.remote_journal import RELEASED
 from runner.store.remote_store import RemoteStore, decode
 from runner.store.rows import RecordError, ResultRecord, UploadRecord
@@ -69,13 +69,7 @@ async def _listing(store: RemoteStore, prefix: str) -> list[ObjectInfo]:
 
 
 async def _each(items: list[Any], call: Callable[[Any], Awaitable[T]]) -> list[T]:
-    slots = asyncio.Semaphore(WIDTH)
-
-    async def one(item: Any) -> T:
-        async with slots:
-            return await call(item)
-
-    return list(await asyncio.gather(*(one(item) for item in items)))
+    return await each(items, call, WIDTH)
 
 
 def _key(info: ObjectInfo, prefix: str) -> str:
