@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 
 from runner.store.journal import JournalEntry
 from runner.store.owner import Owner
-from runner.store.remote import RemoteError
+from runner.store.remote import RemoteError, each
 from runner.store.remote_store import Damaged, RemoteStore
 from runner.store.rows import ResultRecord, UploadRecord
 from runner.store.store import UPLOAD_MARGIN, Store
@@ -68,14 +68,17 @@ class TieredStore:
     def known_result(self, key: str, backend: str) -> ResultRecord | None:
         """A result this machine knows, without asking the remote: its file is here, or the
         remote is known to have it."""
+        return self._known(key, backend)[0]
+
+    def _known(self, key: str, backend: str) -> tuple[ResultRecord | None, bool]:
+        """:meth:`known_result`, and whether the remote is known to have it (one lookup)."""
         record = self.local.get_result(key, check_file=False)
         if record is None or not record.serves(backend):
-            return None
-        if self.local.has_file(record.output.sha256, record.output.size):
-            return record
-        if self.remote is not None and self.local.is_shared(self.remote.url, key):
-            return record
-        return None
+            return None, False
+        shared = self.remote is not None and self.local.is_shared(self.remote.url, key)
+        if shared or self.local.has_file(record.output.sha256, record.output.size):
+            return record, shared
+        return None, False
 
     async def find_results(
         self, keys: Iterable[str], backend: str
@@ -103,12 +106,12 @@ class TieredStore:
         unshared: list[ResultRecord] = []
         missing: list[str] = []
         for key in dict.fromkeys(keys):
-            record = self.known_result(key, backend)
+            record, shared = self._known(key, backend)
             if record is None:
                 missing.append(key)
                 continue
             found[key] = record
-            if self.remote is not None and not self.local.is_shared(self.remote.url, key):
+            if self.remote is not None and not shared:
                 unshared.append(record)
         return found, unshared, missing
 
@@ -178,13 +181,7 @@ class TieredStore:
 
     async def each(self, items: list[Any], call: Callable[[Any], Awaitable[T]]) -> list[T]:
         """``call`` on every item, ``WIDTH`` at a time; the results in order."""
-        slots = asyncio.Semaphore(WIDTH)
-
-        async def limited(item: Any) -> T:
-            async with slots:
-                return await call(item)
-
-        return list(await asyncio.gather(*(limited(item) for item in items)))
+        return await each(items, call, WIDTH)
 
     # -- uploads -----------------------------------------------------------------------
 
