@@ -32,23 +32,12 @@ from runner.store.remote import RemoteError, each
 from runner.store.remote_store import Damaged, RemoteStore
 from runner.store.rows import ResultRecord, UploadRecord
 from runner.store.store import UPLOAD_MARGIN, Store
-from runner.store.writer import off_loop
+from runner.store.writer import off_loop, settled
 
 T = TypeVar("T")
 # Requests in flight at once to the bucket: a cold cache of a thousand nodes is a few
 # seconds of round trips at this width, never a thousand in a row.
 WIDTH = 32
-
-
-async def settled(work: Awaitable[T]) -> T:
-    """Await ``work`` to its end even if we are cancelled meanwhile (then re-raise): a
-    journal write cut off half-way would leave an entry whose state nobody knows."""
-    task = asyncio.ensure_future(work)
-    try:
-        return await asyncio.shield(task)
-    except asyncio.CancelledError:
-        await asyncio.wait([task])
-        raise
 
 
 class TieredStore:
