@@ -23,7 +23,7 @@ from runner.store.maintenance import VerifyReport
 from runner.store.remote import ObjectInfo, RemoteError, each
 from runner.store.remote_journal import RELEASED
 from runner.store.remote_store import RemoteStore, decode
-from runner.store.rows import RecordError, ResultRecord, UploadRecord
+from runner.store.rows import ResultRecord, UploadRecord, read_row
 from runner.store.store import GC_GRACE
 
 T = TypeVar("T")
@@ -105,11 +105,7 @@ async def _results(store: RemoteStore) -> list[tuple[ObjectInfo, ResultRecord | 
 
     async def read(item: ObjectInfo) -> ResultRecord | None:
         found = await store.remote.get(item.name)
-        data = decode(found.data) if found is not None else None
-        try:
-            return None if data is None else ResultRecord.from_dict(data)
-        except RecordError:
-            return None
+        return read_row(ResultRecord, decode(found.data) if found is not None else None)
 
     return list(zip(listed, await _each(listed, read), strict=True))
 
@@ -189,12 +185,8 @@ async def gc_remote(
             await store.remote.delete(item.name)
     for item in await _listing(store, "uploads/"):
         found = await store.remote.get(item.name)
-        data = decode(found.data) if found is not None else None
-        try:
-            usable = data is not None and UploadRecord.from_dict(data).usable(now, 0.0)
-        except RecordError:
-            usable = False
-        if not usable:
+        upload = read_row(UploadRecord, decode(found.data) if found is not None else None)
+        if upload is None or not upload.usable(now, 0.0):
             report.uploads_removed += 1
             if not dry_run:
                 await store.remote.delete(item.name)
