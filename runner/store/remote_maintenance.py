@@ -21,7 +21,6 @@ from typing import Any, TypeVar
 from runner.store.journal import JournalEntry
 from runner.store.maintenance import VerifyReport
 from runner.store.remote import ObjectInfo, RemoteError, each
-from runner.store.remote_journal import RELEASED
 from runner.store.remote_store import RemoteStore, decode
 from runner.store.rows import ResultRecord, UploadRecord, read_row
 from runner.store.store import GC_GRACE
@@ -207,9 +206,9 @@ async def _gc_journal(
     Everything else may be money at fal, or a live run's: kept."""
     for item in await _listing(store, "journal/"):
         key = _key(item, "journal/")
-        found = await store.remote.get(item.name)
-        data = decode(found.data) if found is not None else None
-        if data is not None and data.get("state") == RELEASED:
+        # One read: the entry, or (None and an ETag) a tombstone, or nothing at all.
+        entry, etag = await store.journal.read(key)
+        if entry is None and etag is not None:
             if item.modified < recent:
                 report.journal_removed += 1
                 if not report.dry_run:
@@ -219,7 +218,6 @@ async def _gc_journal(
                         if now is not None and now.etag == item.etag:
                             await store.remote.delete(item.name)
             continue
-        entry = await store.journal.get(key)
         if entry is None:
             continue
         done = entry.state == "claimed" or (entry.state == "submitted" and key in recorded)
