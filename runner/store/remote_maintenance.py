@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 from runner.store.journal import JournalEntry
 from runner.store.maintenance import VerifyReport
 from runner.store.remote import ObjectInfo, RemoteError, each
-from runner.store.remote_store import RemoteStore, decode
+from runner.store.remote_store import RemoteStore, decode, file_name
 from runner.store.rows import ResultRecord, Row, UploadRecord, read_row
 from runner.store.store import GC_GRACE
 
@@ -137,7 +137,7 @@ async def verify_remote(store: RemoteStore, staging: Path, *, repair: bool = Fal
         key = _key(item, "results/")
         if record is None:
             report.unreadable.append(key)
-        elif f"files/{record.output.sha256[:2]}/{record.output.sha256}" not in present:
+        elif file_name(record.output.sha256) not in present:
             report.missing.append(key)
         else:
             continue

@@ -183,6 +183,9 @@ class RemoteStore:
         name = upload_name(record.backend, check_sha256(record.sha256))
         await self.remote.put(name, encode(record.as_dict()))
 
+    async def delete_upload(self, backend: str, sha256: str) -> None:
+        await self.remote.delete(upload_name(backend, check_sha256(sha256)))
+
     # -- heartbeats --------------------------------------------------------------------
 
     @property

@@ -199,7 +199,7 @@ class TieredStore:
         if self.remote is not None:
             shared = await self.remote.get_upload(backend, sha256)
             if shared is not None and shared.url == url:
-                await self.remote.remote.delete(f"uploads/{backend}/{sha256}.json")
+                await self.remote.delete_upload(backend, sha256)
         return forgotten
 
     # -- the journal -------------------------------------------------------------------
