@@ -26,7 +26,7 @@ async def find_cached(
         return await asyncio.to_thread(_local_hits, steps, store, backend), []
     found, unshared = await store.find_results((step.key for step in steps.values()), backend)
     while True:
-        cached = {name: found[step.key] for name, step in steps.items() if step.key in found}
+        cached = _by_name(steps, found)
         inputs: set[str] = set()
         for name, step in steps.items():
             if name not in cached:
@@ -42,5 +42,11 @@ async def find_cached(
 def _local_hits(
     steps: Mapping[str, Step], store: TieredStore, backend: str
 ) -> dict[str, ResultRecord]:
-    found = store.local.results_for((step.key for step in steps.values()), backend)
+    return _by_name(steps, store.local.results_for((step.key for step in steps.values()), backend))
+
+
+def _by_name(
+    steps: Mapping[str, Step], found: Mapping[str, ResultRecord]
+) -> dict[str, ResultRecord]:
+    """The records of ``found`` (by cache key) under the names of the steps they serve."""
     return {name: found[step.key] for name, step in steps.items() if step.key in found}

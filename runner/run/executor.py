@@ -303,7 +303,7 @@ class Executor:
             raise
         self.result.records[name] = record
         self.result.rendered.add(name)
-        cost = self._account(name, how, record)
+        cost = self.result.book(name, how, record)
         self.emit(
             NodeDone(
                 node=name,
@@ -332,26 +332,6 @@ class Executor:
                 raise Waiting(reason)
             found[dep] = record
         return found
-
-    def _account(self, name: str, how: str, record: ResultRecord) -> float:
-        """Book a node's result by how it came; what this run paid for it (NodeDone's cost).
-
-        Only a job this run submitted is this run's spending. A re-attached job was paid
-        for by the earlier run that submitted it (killed before it could say so), and a
-        result another run recorded, or a node sharing another node's job, cost nothing
-        here: two runs sharing a store must not both report the same spending.
-        """
-        cost = record.cost_usd or 0.0
-        if how == "submitted":
-            self.result.submitted.add(name)
-            self.result.spent_usd += cost
-            return cost
-        if how == "reattached":
-            self.result.reattached.add(name)
-            self.result.reattached_usd += cost
-        elif how == "received":
-            self.result.received.add(name)
-        return 0.0
 
     async def _produce_media(
         self, step: Step, upstream: Mapping[str, ResultRecord]

@@ -117,7 +117,9 @@ class Interruption:
             return entry is not None and entry.state == "submitted" and entry.owner == owner
 
         result = self.result
-        result.in_flight = [name for name in pending if await at_fal(name)]
+        # One journal read per node, many at once (a shared store's are round trips).
+        held = await store.each(pending, at_fal)
+        result.in_flight = [name for name, yes in zip(pending, held, strict=True) if yes]
         result.cancelled = [
             name
             for name in pending

@@ -51,6 +51,26 @@ class RunResult:
     cancelled: list[str] = field(default_factory=list)  # queued at fal, cancelled at a signal
     signal: int | None = None  # the signal that interrupted the run
 
+    def book(self, name: str, how: str, record: ResultRecord) -> float:
+        """Book a node's result by how it came; what this run paid for it (NodeDone's cost).
+
+        Only a job this run submitted is this run's spending. A re-attached job was paid
+        for by the earlier run that submitted it (killed before it could say so), and a
+        result another run recorded, or a node sharing another node's job, cost nothing
+        here: two runs sharing a store must not both report the same spending.
+        """
+        cost = record.cost_usd or 0.0
+        if how == "submitted":
+            self.submitted.add(name)
+            self.spent_usd += cost
+            return cost
+        if how == "reattached":
+            self.reattached.add(name)
+            self.reattached_usd += cost
+        elif how == "received":
+            self.received.add(name)
+        return 0.0
+
     @property
     def exit_code(self) -> int:
         """The run's exit status (errors.ExitCode): a signal, a full disk, a node refused

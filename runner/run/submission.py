@@ -114,9 +114,8 @@ async def submit(
         sent = True
         handle = await _post(step, endpoint, body, digest, ctx)
     except (FalSubmitUncertain, FalProtocolError) as exc:
-        if sent:  # fal may have queued it: the "submitting" entry stays for the next run
-            raise StepFailed(exc.message, exc.hint) from None
-        await _give_up(step, ctx, cost)
+        if not sent:  # once sent, fal may have queued it: the entry stays for the next run
+            await _give_up(step, ctx, cost)
         raise StepFailed(exc.message, exc.hint) from None
     except FalValidationError as exc:
         await _give_up(step, ctx, cost)

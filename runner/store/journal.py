@@ -131,6 +131,46 @@ class JournalConflict(StoreError):
         self.entry = entry
 
 
+def submitting_entry(
+    key: str,
+    current: JournalEntry | None,
+    owner: Owner,
+    endpoint: str,
+    body: Mapping[str, Any],
+    digest: str,
+) -> JournalEntry:
+    """The "submitting" entry that replaces ``current`` (the local and the bucket journal
+    both write this one). JournalConflict when another run holds the key; an earlier
+    attempt at the same body (a taken-over submit) is kept in ``attempts``."""
+    if current is not None and current.owner != owner:
+        raise JournalConflict(key, current)
+    earlier = current.attempts if current and current.body_sha256 == digest else ()
+    return JournalEntry(
+        "submitting",
+        owner,
+        endpoint,
+        body=dict(body),
+        body_sha256=digest,
+        attempts=(*earlier, time.time()),
+    )
+
+
+def submitted_entry(
+    key: str,
+    current: JournalEntry | None,
+    owner: Owner,
+    endpoint: str,
+    handle: Mapping[str, Any],
+) -> JournalEntry:
+    """The "submitted" entry that replaces ``current``: made even if ours vanished (the
+    job exists either way), keeping the body, its hash and the attempts for
+    reconciliation. JournalConflict when another run holds the key."""
+    if current is not None and current.owner != owner:
+        raise JournalConflict(key, current)
+    base = current if current is not None else JournalEntry("claimed", owner)
+    return replace(base, state="submitted", endpoint=endpoint, handle=dict(handle), at=time.time())
+
+
 class Journal:
     """Journal operations over one durable :class:`Table`; each write is one transaction."""
 
@@ -162,18 +202,7 @@ class Journal:
         An earlier attempt at the same body (a taken-over submit) is kept in ``attempts``.
         """
         with self.table.transact():
-            current = self.get(key)
-            if current is not None and current.owner != owner:
-                raise JournalConflict(key, current)
-            earlier = current.attempts if current and current.body_sha256 == digest else ()
-            entry = JournalEntry(
-                "submitting",
-                owner,
-                endpoint,
-                body=dict(body),
-                body_sha256=digest,
-                attempts=(*earlier, time.time()),
-            )
+            entry = submitting_entry(key, self.get(key), owner, endpoint, body, digest)
             self.table.set(key, entry.as_dict())
         return entry
 
@@ -187,13 +216,7 @@ class Journal:
         its hash and the attempts stay, for reconciliation.
         """
         with self.table.transact():
-            current = self.get(key)
-            if current is not None and current.owner != owner:
-                raise JournalConflict(key, current)
-            base = current if current is not None else JournalEntry("claimed", owner)
-            entry = replace(
-                base, state="submitted", endpoint=endpoint, handle=dict(handle), at=time.time()
-            )
+            entry = submitted_entry(key, self.get(key), owner, endpoint, handle)
             self.table.set(key, entry.as_dict())
 
     def take_over(self, key: str, stale: JournalEntry, owner: Owner) -> bool:

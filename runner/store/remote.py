@@ -19,12 +19,15 @@ are ``/``-separated and relative to the remote's own prefix.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 from runner.errors import ShotgraphError
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,3 +94,15 @@ class Remote(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+async def each(items: list[Any], call: Callable[[Any], Awaitable[T]], width: int) -> list[T]:
+    """``call`` on every item, ``width`` at a time (requests in flight to a remote at
+    once); the results in order."""
+    slots = asyncio.Semaphore(width)
+
+    async def limited(item: Any) -> T:
+        async with slots:
+            return await call(item)
+
+    return list(await asyncio.gather(*(limited(item) for item in items)))

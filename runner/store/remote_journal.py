@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
-from runner.store.journal import JournalConflict, JournalEntry
+from runner.store.journal import JournalEntry, submitted_entry, submitting_entry
 from runner.store.owner import Owner, on_this_machine, process_alive
 from runner.store.remote import Remote
 from runner.store.rows import SCHEMA, RecordError
@@ -125,17 +125,7 @@ class RemoteJournal:
         when another run holds the key. See :meth:`Journal.begin_submit`."""
         for _ in range(_SWAPS):
             current, etag = await self.read(key)
-            if current is not None and current.owner != owner:
-                raise JournalConflict(key, current)
-            earlier = current.attempts if current and current.body_sha256 == digest else ()
-            entry = JournalEntry(
-                "submitting",
-                owner,
-                endpoint,
-                body=dict(body),
-                body_sha256=digest,
-                attempts=(*earlier, time.time()),
-            )
+            entry = submitting_entry(key, current, owner, endpoint, body, digest)
             if await self._swap(key, etag, entry.as_dict()):
                 return entry
         raise _busy(key, self.remote.url)
@@ -147,12 +137,7 @@ class RemoteJournal:
         vanished: the job exists either way); JournalConflict if another run holds it."""
         for _ in range(_SWAPS):
             current, etag = await self.read(key)
-            if current is not None and current.owner != owner:
-                raise JournalConflict(key, current)
-            base = current if current is not None else JournalEntry("claimed", owner)
-            entry = replace(
-                base, state="submitted", endpoint=endpoint, handle=dict(handle), at=time.time()
-            )
+            entry = submitted_entry(key, current, owner, endpoint, handle)
             if await self._swap(key, etag, entry.as_dict()):
                 return
         raise _busy(key, self.remote.url)

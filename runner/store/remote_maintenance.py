@@ -15,15 +15,15 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
 from runner.store.journal import JournalEntry
 from runner.store.maintenance import VerifyReport
-from runner.store.remote import ObjectInfo, RemoteError
-from runner.store.remote_journal import RELEASED
-from runner.store.remote_store import RemoteStore, decode
-from runner.store.rows import RecordError, ResultRecord, UploadRecord
+from runner.store.remote import ObjectInfo, RemoteError, each
+from runner.store.remote_store import RemoteStore, decode, file_name
+from runner.store.rows import ResultRecord, Row, UploadRecord, read_row
 from runner.store.store import GC_GRACE
 
 T = TypeVar("T")
@@ -69,13 +69,7 @@ async def _listing(store: RemoteStore, prefix: str) -> list[ObjectInfo]:
 
 
 async def _each(items: list[Any], call: Callable[[Any], Awaitable[T]]) -> list[T]:
-    slots = asyncio.Semaphore(WIDTH)
-
-    async def one(item: Any) -> T:
-        async with slots:
-            return await call(item)
-
-    return list(await asyncio.gather(*(one(item) for item in items)))
+    return await each(items, call, WIDTH)
 
 
 def _key(info: ObjectInfo, prefix: str) -> str:
@@ -108,16 +102,13 @@ async def _journal(store: RemoteStore) -> list[tuple[str, JournalEntry | None]]:
 
 async def _results(store: RemoteStore) -> list[tuple[ObjectInfo, ResultRecord | None]]:
     listed = await _listing(store, "results/")
+    return list(zip(listed, await _each(listed, partial(_row, store, ResultRecord)), strict=True))
 
-    async def read(item: ObjectInfo) -> ResultRecord | None:
-        found = await store.remote.get(item.name)
-        data = decode(found.data) if found is not None else None
-        try:
-            return None if data is None else ResultRecord.from_dict(data)
-        except RecordError:
-            return None
 
-    return list(zip(listed, await _each(listed, read), strict=True))
+async def _row(store: RemoteStore, kind: type[Row], item: ObjectInfo) -> Row | None:
+    """The record in object ``item``; None when gone or unreadable."""
+    found = await store.remote.get(item.name)
+    return read_row(kind, decode(found.data) if found is not None else None)
 
 
 async def verify_remote(store: RemoteStore, staging: Path, *, repair: bool = False) -> VerifyReport:
@@ -146,7 +137,7 @@ async def verify_remote(store: RemoteStore, staging: Path, *, repair: bool = Fal
         key = _key(item, "results/")
         if record is None:
             report.unreadable.append(key)
-        elif f"files/{record.output.sha256[:2]}/{record.output.sha256}" not in present:
+        elif file_name(record.output.sha256) not in present:
             report.missing.append(key)
         else:
             continue
@@ -174,6 +165,7 @@ async def gc_remote(
     recent = now - grace
     referenced: set[str] = set()
     recorded: set[str] = set()
+    doomed: list[str] = []
     for item, record in await _results(store):
         key = _key(item, "results/")
         if key in keep_keys or item.modified > recent:
@@ -183,34 +175,34 @@ async def gc_remote(
                 recorded.add(key)
             continue
         report.results_removed += 1
-        if not dry_run:
-            await store.remote.delete(item.name)
+        doomed.append(item.name)
+    await _remove(store, doomed, dry_run)  # the records before the files they name
+    doomed = []
     for item in await _listing(store, "files/"):
         if item.name.rsplit("/", 1)[-1] in referenced or item.modified > recent:
             report.files_kept += 1
             continue
         report.files_removed += 1
         report.bytes_freed += item.size
-        if not dry_run:
-            await store.remote.delete(item.name)
-    for item in await _listing(store, "uploads/"):
-        found = await store.remote.get(item.name)
-        data = decode(found.data) if found is not None else None
-        try:
-            usable = data is not None and UploadRecord.from_dict(data).usable(now, 0.0)
-        except RecordError:
-            usable = False
-        if not usable:
+        doomed.append(item.name)
+    uploads = await _listing(store, "uploads/")
+    read = await _each(uploads, partial(_row, store, UploadRecord))
+    for item, upload in zip(uploads, read, strict=True):
+        if upload is None or not upload.usable(now, 0.0):
             report.uploads_removed += 1
-            if not dry_run:
-                await store.remote.delete(item.name)
+            doomed.append(item.name)
+    await _remove(store, doomed, dry_run)
     await _gc_journal(store, report, recorded, recent)
-    for item in await _listing(store, "runs/"):
-        if item.modified < recent:
-            report.runs_removed += 1
-            if not dry_run:
-                await store.remote.delete(item.name)
+    runs = [item.name for item in await _listing(store, "runs/") if item.modified < recent]
+    report.runs_removed = len(runs)
+    await _remove(store, runs, dry_run)
     return report
+
+
+async def _remove(store: RemoteStore, names: list[str], dry_run: bool) -> None:
+    """Delete ``names``, many at once (gc of a big bucket is thousands of requests)."""
+    if not dry_run:
+        await _each(names, store.remote.delete)
 
 
 async def _gc_journal(
@@ -221,9 +213,9 @@ async def _gc_journal(
     Everything else may be money at fal, or a live run's: kept."""
     for item in await _listing(store, "journal/"):
         key = _key(item, "journal/")
-        found = await store.remote.get(item.name)
-        data = decode(found.data) if found is not None else None
-        if data is not None and data.get("state") == RELEASED:
+        # One read: the entry, or (None and an ETag) a tombstone, or nothing at all.
+        entry, etag = await store.journal.read(key)
+        if entry is None and etag is not None:
             if item.modified < recent:
                 report.journal_removed += 1
                 if not report.dry_run:
@@ -233,7 +225,6 @@ async def _gc_journal(
                         if now is not None and now.etag == item.etag:
                             await store.remote.delete(item.name)
             continue
-        entry = await store.journal.get(key)
         if entry is None:
             continue
         done = entry.state == "claimed" or (entry.state == "submitted" and key in recorded)

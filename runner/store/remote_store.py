@@ -36,6 +36,7 @@ from runner.store.rows import (
     UploadRecord,
     check_sha256,
     opt_float,
+    read_row,
 )
 from runner.store.table import StoreError
 
@@ -165,14 +166,8 @@ class RemoteStore:
 
     async def get_result(self, key: str) -> ResultRecord | None:
         found = await self.remote.get(result_name(key))
-        data = decode(found.data) if found is not None else None
-        if data is None:
-            return None
-        try:
-            record = ResultRecord.from_dict(data)
-        except RecordError:
-            return None
-        return record if record.key == key else None
+        record = read_row(ResultRecord, decode(found.data) if found is not None else None)
+        return record if record is not None and record.key == key else None
 
     async def put_result(self, record: ResultRecord) -> None:
         await self.remote.put(result_name(record.key), encode(record.as_dict()))
@@ -182,15 +177,14 @@ class RemoteStore:
 
     async def get_upload(self, backend: str, sha256: str) -> UploadRecord | None:
         found = await self.remote.get(upload_name(backend, check_sha256(sha256)))
-        data = decode(found.data) if found is not None else None
-        try:
-            return None if data is None else UploadRecord.from_dict(data)
-        except RecordError:
-            return None
+        return read_row(UploadRecord, decode(found.data) if found is not None else None)
 
     async def put_upload(self, record: UploadRecord) -> None:
         name = upload_name(record.backend, check_sha256(record.sha256))
         await self.remote.put(name, encode(record.as_dict()))
+
+    async def delete_upload(self, backend: str, sha256: str) -> None:
+        await self.remote.delete(upload_name(backend, check_sha256(sha256)))
 
     # -- heartbeats --------------------------------------------------------------------
 

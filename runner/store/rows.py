@@ -12,7 +12,7 @@ import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 SCHEMA = 1
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -204,3 +204,17 @@ class UploadRecord:
     def usable(self, now: float, margin: float) -> bool:
         """The URL will still serve the file ``margin`` seconds from ``now``."""
         return self.expires_at is None or self.expires_at >= now + margin
+
+
+Row = TypeVar("Row", ResultRecord, UploadRecord)
+
+
+def read_row(kind: type[Row], data: Mapping[str, Any] | None) -> Row | None:
+    """``data`` as a ``kind`` record; None when absent or unreadable (damaged, or written
+    by another version): a row that cannot be read is a miss, never an error."""
+    if data is None:
+        return None
+    try:
+        return kind.from_dict(data)
+    except RecordError:
+        return None

@@ -36,7 +36,7 @@ from runner.store.journal import Journal, JournalEntry
 from runner.store.location import MARKER, check_marker, ensure_layout
 from runner.store.owner import Owner, owner_alive
 from runner.store.reserve import RESERVE_NAME, Reserve
-from runner.store.rows import RecordError, ResultRecord, StoredFile, UploadRecord
+from runner.store.rows import ResultRecord, StoredFile, UploadRecord, read_row
 from runner.store.table import StoreError, Table
 
 # An upload URL must outlive the job that reads it; a job can wait in fal's queue a while.
@@ -152,12 +152,8 @@ class Store:
     def get_result(self, key: str, *, check_file: bool = True) -> ResultRecord | None:
         """The result under ``key``; None when absent, unreadable, or (``check_file``) when
         its file is gone from ``files/``."""
-        data = self._results.get(key)
-        if data is None:
-            return None
-        try:
-            record = ResultRecord.from_dict(data)
-        except RecordError:
+        record = read_row(ResultRecord, self._results.get(key))
+        if record is None:
             return None
         if check_file and not self.files.has(record.output.sha256, record.output.size):
             return None
@@ -172,9 +168,8 @@ class Store:
         """:meth:`result_for` of many keys in one query: those a run on ``backend`` may use."""
         found: dict[str, ResultRecord] = {}
         for key, data in self._results.get_many(keys).items():
-            try:
-                record = ResultRecord.from_dict(data)
-            except RecordError:
+            record = read_row(ResultRecord, data)
+            if record is None:
                 continue
             output = record.output
             if record.serves(backend) and self.files.has(output.sha256, output.size):
@@ -218,14 +213,7 @@ class Store:
     def results(self) -> Iterator[tuple[str, ResultRecord | None]]:
         """Every result key with its record (None when unreadable)."""
         for key in self._results:
-            data = self._results.get(key)
-            if data is None:
-                yield key, None
-                continue
-            try:
-                yield key, ResultRecord.from_dict(data)
-            except RecordError:
-                yield key, None
+            yield key, read_row(ResultRecord, self._results.get(key))
 
     # -- uploads -------------------------------------------------------------------------
 
@@ -234,14 +222,8 @@ class Store:
     ) -> UploadRecord | None:
         """Where ``backend`` already has this content; None if unknown or expiring within
         ``margin`` seconds."""
-        data = self._uploads.get(_upload_key(backend, sha256))
-        if data is None:
-            return None
-        try:
-            record = UploadRecord.from_dict(data)
-        except RecordError:
-            return None
-        return record if record.usable(time.time(), margin) else None
+        record = read_row(UploadRecord, self._uploads.get(_upload_key(backend, sha256)))
+        return record if record is not None and record.usable(time.time(), margin) else None
 
     def put_upload(self, record: UploadRecord) -> None:
         self.files.path(record.sha256)  # checks it is a hash
@@ -249,11 +231,7 @@ class Store:
 
     def uploads(self) -> Iterator[tuple[str, UploadRecord | None]]:
         for key in self._uploads:
-            data = self._uploads.get(key)
-            try:
-                yield key, None if data is None else UploadRecord.from_dict(data)
-            except RecordError:
-                yield key, None
+            yield key, read_row(UploadRecord, self._uploads.get(key))
 
     def delete_upload(self, key: str) -> bool:
         return self._uploads.delete(key)

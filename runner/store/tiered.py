@@ -28,27 +28,16 @@ from typing import Any, TypeVar
 
 from runner.store.journal import JournalEntry
 from runner.store.owner import Owner
-from runner.store.remote import RemoteError
+from runner.store.remote import RemoteError, each
 from runner.store.remote_store import Damaged, RemoteStore
 from runner.store.rows import ResultRecord, UploadRecord
 from runner.store.store import UPLOAD_MARGIN, Store
-from runner.store.writer import off_loop
+from runner.store.writer import off_loop, settled
 
 T = TypeVar("T")
 # Requests in flight at once to the bucket: a cold cache of a thousand nodes is a few
 # seconds of round trips at this width, never a thousand in a row.
 WIDTH = 32
-
-
-async def settled(work: Awaitable[T]) -> T:
-    """Await ``work`` to its end even if we are cancelled meanwhile (then re-raise): a
-    journal write cut off half-way would leave an entry whose state nobody knows."""
-    task = asyncio.ensure_future(work)
-    try:
-        return await asyncio.shield(task)
-    except asyncio.CancelledError:
-        await asyncio.wait([task])
-        raise
 
 
 class TieredStore:
@@ -68,14 +57,17 @@ class TieredStore:
     def known_result(self, key: str, backend: str) -> ResultRecord | None:
         """A result this machine knows, without asking the remote: its file is here, or the
         remote is known to have it."""
+        return self._known(key, backend)[0]
+
+    def _known(self, key: str, backend: str) -> tuple[ResultRecord | None, bool]:
+        """:meth:`known_result`, and whether the remote is known to have it (one lookup)."""
         record = self.local.get_result(key, check_file=False)
         if record is None or not record.serves(backend):
-            return None
-        if self.local.has_file(record.output.sha256, record.output.size):
-            return record
-        if self.remote is not None and self.local.is_shared(self.remote.url, key):
-            return record
-        return None
+            return None, False
+        shared = self.remote is not None and self.local.is_shared(self.remote.url, key)
+        if shared or self.local.has_file(record.output.sha256, record.output.size):
+            return record, shared
+        return None, False
 
     async def find_results(
         self, keys: Iterable[str], backend: str
@@ -103,12 +95,12 @@ class TieredStore:
         unshared: list[ResultRecord] = []
         missing: list[str] = []
         for key in dict.fromkeys(keys):
-            record = self.known_result(key, backend)
+            record, shared = self._known(key, backend)
             if record is None:
                 missing.append(key)
                 continue
             found[key] = record
-            if self.remote is not None and not self.local.is_shared(self.remote.url, key):
+            if self.remote is not None and not shared:
                 unshared.append(record)
         return found, unshared, missing
 
@@ -178,13 +170,7 @@ class TieredStore:
 
     async def each(self, items: list[Any], call: Callable[[Any], Awaitable[T]]) -> list[T]:
         """``call`` on every item, ``WIDTH`` at a time; the results in order."""
-        slots = asyncio.Semaphore(WIDTH)
-
-        async def limited(item: Any) -> T:
-            async with slots:
-                return await call(item)
-
-        return list(await asyncio.gather(*(limited(item) for item in items)))
+        return await each(items, call, WIDTH)
 
     # -- uploads -----------------------------------------------------------------------
 
@@ -213,7 +199,7 @@ class TieredStore:
         if self.remote is not None:
             shared = await self.remote.get_upload(backend, sha256)
             if shared is not None and shared.url == url:
-                await self.remote.remote.delete(f"uploads/{backend}/{sha256}.json")
+                await self.remote.delete_upload(backend, sha256)
         return forgotten
 
     # -- the journal -------------------------------------------------------------------

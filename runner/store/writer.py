@@ -7,7 +7,7 @@ import asyncio
 import functools
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
@@ -68,9 +68,15 @@ async def off_loop(call: Callable[..., T], *args: Any) -> T:
     """``call(*args)`` on the store's writer thread: a journal write fsyncs, and meanwhile
     the event loop must go on reading the other jobs' answers. A cancellation waits for the
     write to finish, so the task unwinds with the entry in a known state."""
-    work = asyncio.wrap_future(_WRITER.submit(functools.partial(call, *args)))
+    return await settled(asyncio.wrap_future(_WRITER.submit(functools.partial(call, *args))))
+
+
+async def settled(work: Awaitable[T]) -> T:
+    """Await ``work`` to its end even if we are cancelled meanwhile (then re-raise): a
+    journal write cut off half-way would leave an entry whose state nobody knows."""
+    task = asyncio.ensure_future(work)
     try:
-        return await asyncio.shield(work)
+        return await asyncio.shield(task)
     except asyncio.CancelledError:
-        await asyncio.wait([work])
+        await asyncio.wait([task])
         raise

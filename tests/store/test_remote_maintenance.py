@@ -84,6 +84,26 @@ async def test_gc_never_drops_a_live_claim_or_a_job_without_a_result(
     assert (await remote.journal.get(KEYS[2])) is not None  # money at fal, no result yet
 
 
+async def test_gc_removes_an_old_tombstone_and_keeps_a_recent_one(
+    machine: TieredStore, tmp_path: Path
+) -> None:
+    bucket = tmp_path / "bucket"
+    remote = machine.remote
+    assert remote is not None
+    me = Owner.current("me")
+    for key in KEYS[:2]:
+        assert await remote.journal.claim(key, me) is None
+        assert await remote.journal.release(key, me)
+    age(bucket, journal_name(KEYS[0]), 2 * HOUR)
+    dry = await gc_remote(remote, set(), dry_run=True, grace=HOUR)
+    assert (dry.journal_removed, dry.journal_kept) == (1, 0)
+    assert (bucket / journal_name(KEYS[0])).exists()
+    report = await gc_remote(remote, set(), grace=HOUR)
+    assert (report.journal_removed, report.journal_kept) == (1, 0)
+    assert not (bucket / journal_name(KEYS[0])).exists()
+    assert (bucket / journal_name(KEYS[1])).exists()  # within the grace: kept
+
+
 async def test_verify_finds_damage_and_repair_removes_it(
     machine: TieredStore, tmp_path: Path
 ) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from runner.store import RemoteStore, ResultRecord, Store, StoreError, TieredStore
+from runner.store import RemoteStore, ResultRecord, Store, StoreError, TieredStore, UploadRecord
 from runner.store.dir_remote import DirRemote
 from runner.store.remote_store import MARKER, file_name, result_name
 
@@ -130,3 +130,15 @@ async def test_a_record_under_the_wrong_name_is_not_a_result(
     moved = (tmp_path / "bucket" / result_name(KEYS[2])).read_bytes()
     (tmp_path / "bucket" / result_name(KEYS[3])).write_bytes(moved)
     assert await b.result_for(KEYS[3], "local") is None
+
+
+async def test_a_forgotten_upload_goes_from_the_bucket_only_if_it_is_that_url(
+    machines: tuple[TieredStore, TieredStore],
+) -> None:
+    a, b = machines
+    sha = hashlib.sha256(b"an input").hexdigest()
+    await a.put_upload(UploadRecord("fal", sha, "https://cdn/new.png", None))
+    assert await b.forget_upload("fal", sha, "https://cdn/old.png") is False
+    assert a.remote is not None and await a.remote.get_upload("fal", sha) is not None
+    assert await b.forget_upload("fal", sha, "https://cdn/new.png") is False  # not known here
+    assert await a.remote.get_upload("fal", sha) is None
