@@ -253,7 +253,7 @@ def write_lock(path: Path, lock: Lock) -> bool:
         if existing == text:
             return False
         with contextlib.suppress(ShotgraphError):  # a damaged lockfile is simply replaced
-            text = keep_rendered(lock, read_lock(path)).render()
+            text = keep_rendered(lock, parse_lock(existing, path)).render()
         if existing == text:
             return False
     atomic.write_text(path, text)

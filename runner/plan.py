@@ -231,6 +231,13 @@ async def look_in(store: TieredStore, compiled: Compiled) -> SharedView | None:
     return SharedView(frozenset(found), journal)
 
 
+# A job an earlier run's journal holds, by its state: the status a plan shows for it.
+_JOURNALED = {
+    "submitted": ("attach", "submitted by an earlier run, not paid again"),
+    "submitting": ("render", "an earlier run died submitting it: sent again, maybe twice"),
+}
+
+
 class CacheStatus:
     """Answers :data:`StatusOf` for one compiled pipeline."""
 
@@ -253,22 +260,9 @@ class CacheStatus:
         self._cached = set(local.results_for(keys, compiled.backend)) if local else set()
 
     def __call__(self, step: Step) -> tuple[str, str]:
-        if self.shared is not None:
-            if step.key in self.shared.cached:
-                return "cached", ""
-            journaled = self.shared.journal.get(step.key)
-            if journaled is not None and journaled.state == "submitted":
-                return "attach", "submitted by an earlier run, not paid again"
-            if journaled is not None and journaled.state == "submitting":
-                return "render", "an earlier run died submitting it: sent again, maybe twice"
-        elif self.store is not None:
-            if step.key in self._cached:
-                return "cached", ""
-            journaled = self.store.journal(step.key)
-            if journaled is not None and journaled.state == "submitted":
-                return "attach", "submitted by an earlier run, not paid again"
-            if journaled is not None and journaled.state == "submitting":
-                return "render", "an earlier run died submitting it: sent again, maybe twice"
+        stored = self._in_store(step.key)
+        if stored is not None:
+            return stored
         entry = self.locked.get(step.name)
         if entry is None:
             return "render", "new"
@@ -281,6 +275,21 @@ class CacheStatus:
         ):
             return "render", "upstream changed"
         return "render", "request changed"
+
+    def _in_store(self, key: str) -> tuple[str, str] | None:
+        """What the store (shared, else local) says of ``key``: a result, or a job its
+        journal holds; None when it knows nothing."""
+        if self.shared is not None:
+            if key in self.shared.cached:
+                return "cached", ""
+            journaled = self.shared.journal.get(key)
+        elif self.store is not None:
+            if key in self._cached:
+                return "cached", ""
+            journaled = self.store.journal(key)
+        else:
+            return None
+        return _JOURNALED.get(journaled.state) if journaled is not None else None
 
     def _is_changed(self, name: str) -> bool:
         """Whether a node's key differs from the lock's (so its dependents change too)."""

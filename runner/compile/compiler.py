@@ -19,7 +19,8 @@ from runner.compile.steps import Slot, Step
 from runner.compile.takes import Variant, base_seed, take_checks, variants
 from runner.errors import Diagnostics, KeyPath, ShotgraphError
 from runner.hashing import Hasher, sha256_file
-from runner.ltx.pricing import Timing, estimate, timing
+from runner.ltx.clip import Timing, timing
+from runner.ltx.pricing import estimate
 from runner.ltx.registry import registry
 from runner.pipeline.graph import Graph, build_graph
 from runner.pipeline.presets import PresetResolver, Setting, layer

@@ -6,9 +6,9 @@ is kept in the store under the pipeline's own inputs: this code's version and fi
 pipeline's path and project, the backend. Beside it, every file the compile read, which is
 every path that went through the confinement rule (``confine.watching``): the pipeline, its
 imports, templates (and the places a template was looked for and was not), keyframes, clips.
-A file up to ``HASHED_BYTES`` is compared by content; a bigger one by its stat (size,
-mtime, ctime, inode, device: ctime changes on every write and rename and no tool sets it),
-and one written in the last ``RACY_WINDOW`` seconds is not trusted (git's "racily clean").
+A file up to ``HASHED_BYTES`` is compared by content; a bigger one by its stat, as the
+store's hash cache trusts a file (``runner.store.hashcache``: size, mtime, ctime, inode,
+device, and nothing written in the last ``RACY_WINDOW`` seconds, git's "racily clean").
 Any doubt, a recompile: a memo is only ever a shortcut.
 
 The payload is a pickle, read back by an unpickler that builds only shotgraph's own record
@@ -45,11 +45,11 @@ from runner.hashing import Hasher, sha256_file
 from runner.pipeline.confine import Project, watching
 from runner.pipeline.records import Defaults
 from runner.pipeline.yamlsrc import SourceMap
+from runner.store.hashcache import RACY_WINDOW, fingerprint
 from runner.store.memos import memo_slot, read_memo, write_memo
 
 MEMO_VERSION = 1
 HASHED_BYTES = 1 << 20
-RACY_WINDOW = 3.0
 _SAFE_BUILTINS = frozenset({"frozenset", "set", "slice", "complex", "bytearray"})
 
 
@@ -147,14 +147,7 @@ def _state(real: Path) -> list[Any] | None:
         except OSError:
             return None
         return ["hash", size, digest]
-    return [
-        "stat",
-        info.st_size,
-        info.st_mtime_ns,
-        info.st_ctime_ns,
-        info.st_ino,
-        info.st_dev,
-    ]
+    return ["stat", *fingerprint(info)]
 
 
 def _reads_hold(reads: Any) -> bool:

@@ -14,7 +14,8 @@ from typing import Any
 
 from runner.compile.sources import MediaSource
 from runner.frame_at import FrameAt
-from runner.ltx.pricing import Estimate, Timing
+from runner.ltx.clip import Timing
+from runner.ltx.pricing import Estimate
 from runner.ltx.registry import Endpoint
 from runner.pipeline.presets import Setting
 from runner.pipeline.records import MediaType, output_type

@@ -17,8 +17,6 @@ from typing import Any
 from runner.ltx.clip import Timing, timing
 from runner.ltx.registry import Endpoint
 
-__all__ = ["Estimate", "Timing", "estimate", "timing"]
-
 MEGAPIXEL = 1_000_000
 
 

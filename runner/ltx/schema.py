@@ -25,7 +25,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
 
@@ -75,13 +75,9 @@ class ObjectSchema:
     def field(self, name: str) -> Field | None:
         return self._index.get(name)
 
-    @property
+    @cached_property
     def _index(self) -> dict[str, Field]:
-        index: dict[str, Field] | None = self.__dict__.get("_field_index")
-        if index is None:
-            index = {f.name: f for f in self.fields}
-            object.__setattr__(self, "_field_index", index)
-        return index
+        return {f.name: f for f in self.fields}
 
     @property
     def names(self) -> tuple[str, ...]:

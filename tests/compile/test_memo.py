@@ -57,10 +57,12 @@ def store(tmp_path: Path) -> Path:
 
 
 def remember(pipeline: Path, store: Path, backend: str = "local") -> dict[str, str]:
-    """Check and remember; the keys it compiled."""
+    """Check and remember; the keys it compiled. The memo answers until something changes,
+    so a test's ``recall(...) is None`` after a change is that change's doing."""
     result = check_and_remember(pipeline, backend, store)
     assert not result.errors, [d.render() for d in result.errors]
     assert result.compiled is not None
+    assert recall(pipeline, backend, store) is not None
     return {name: step.key for name, step in result.compiled.steps.items()}
 
 
@@ -132,8 +134,11 @@ def test_a_big_keyframe_rewritten_in_place_with_its_old_mtime(pipeline: Path, st
 def test_a_file_written_moments_ago_is_not_trusted_by_its_stat(pipeline: Path, store: Path) -> None:
     key = pipeline.parent / "assets" / "key.png"
     key.write_bytes(key.read_bytes() + bytes(HASHED_BYTES))
-    remember(pipeline, store)
+    assert not check_and_remember(pipeline, "local", store).errors
     assert read_memo(store, memo_slot(pipeline, "local")) is None
+    old = time.time() - 60  # the same file, written long enough ago, is remembered
+    os.utime(key, (old, old))
+    remember(pipeline, store)
 
 
 def test_the_backend(pipeline: Path, store: Path) -> None:

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from runner.errors import ShotgraphError
-from runner.ltx.pricing import estimate, timing
+from runner.ltx.clip import timing
+from runner.ltx.pricing import estimate
 from runner.ltx.registry import registry
 from runner.ltx.schema import input_schema, load_raw
 

@@ -70,3 +70,23 @@ def test_every_error_at_once(tmp_path: Path) -> None:
     )
     result = check_pipeline(pipeline)
     assert sorted({e.location.line for e in result.errors}) == [4, 5, 6, 7, 8]
+
+
+def test_a_node_of_a_kind_its_family_lacks(tmp_path: Path) -> None:
+    """The schema checks a generation node by its family's endpoint for its kind; a family
+    without one leaves the node unchecked (ltx-2-fast has no extend), so the builder must
+    still say what is missing and take a bad model or prompt without a crash."""
+    (tmp_path / ".git").mkdir()
+    pipeline = tmp_path / "p.yaml"
+    pipeline.write_text(
+        "version: 1\n"
+        "name: unchecked\n"
+        "model: ltx-2-fast\n"
+        "nodes:\n"
+        "  a: {kind: extend, prompt: x}\n"
+        "  b: {kind: extend, model: [1, a], video: {url: 'https://example.com/y.mp4'}, prompt: x}\n"
+        "  c: {kind: extend, video: {url: 'https://example.com/y.mp4'}, prompt: true}\n"
+    )
+    errors = {(e.location.line, e.message) for e in check_pipeline(pipeline).errors}
+    no_extend = "model family 'ltx-2-fast' has no extend endpoint (it has: t2v, i2v, retake)"
+    assert errors == {(5, "an extend node needs 'video'"), (6, no_extend), (7, no_extend)}
