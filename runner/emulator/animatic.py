@@ -37,7 +37,6 @@ from runner.emulator import camera, drawing, footage, lens, reference_motion, vi
 from runner.emulator.camera import MOVES, Camera, Pose
 from runner.emulator.geometry import frame_size, scaled
 from runner.emulator.sound import SAMPLE_RATE, Sound, samples_at
-from runner.media.audio import Pcm
 from runner.media.encode import EncodeSettings, VideoWriter
 
 Frame = Callable[[int], Image.Image]
@@ -131,8 +130,8 @@ def render(spec: RenderSpec, out_path: Path) -> RenderOutcome:
             drawing.frame_counter(frame, i, spec.num_frames)
             out.write(frame)  # drawn at `drawn`, scaled by the writer to `size`
             if sound is not None:  # the sound under this frame, so both end together
-                end = samples_at(sound.rate, i + 1, fps) * 4
-                out.write_audio(Pcm(sound.rate, sound.data[out.audio_samples * 4 : end]))
+                end = samples_at(sound.rate, i + 1, fps)
+                out.write_audio(sound.between(out.audio_samples, end))
     return RenderOutcome(
         file_size=out_path.stat().st_size,
         width=size[0],

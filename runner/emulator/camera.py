@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 # How far each move goes over a whole clip at normal speed: clearly visible, still gentle.
@@ -142,8 +142,13 @@ class CameraWords:
         return bool(self.moves) or self.static or self.handheld
 
     def describe(self) -> str:
-        names = [move.name for move, _ in self.moves] + (["handheld"] if self.handheld else [])
-        return " + ".join(names) or "locked-off"
+        return describe((move for move, _ in self.moves), self.handheld, "locked-off")
+
+
+def describe(moves: Iterable[Move], handheld: bool, still: str) -> str:
+    """Camera moves as the band names them ("pan-left + handheld"); ``still`` without any."""
+    names = [move.name for move in moves] + (["handheld"] if handheld else [])
+    return " + ".join(names) or still
 
 
 def read_camera(prompt: str, seed: int) -> CameraWords:

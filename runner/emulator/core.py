@@ -22,7 +22,7 @@ from runner.emulator.files import FileStore
 from runner.emulator.inputs import InputResolver
 from runner.emulator.jobs import Job, JobStore
 from runner.emulator.model import Model, validate
-from runner.emulator.pool import render_pool, warm_up
+from runner.emulator.pool import render_pool
 from runner.emulator.scheduler import Scheduler
 
 _TEMP_PREFIX = "shotgraph-emulator-"
@@ -103,9 +103,7 @@ class Emulator:
         self._root = root
         self._files = FileStore(root, self.config.file_ttl, lambda: self.clock())
         if self._executor is None:
-            pool = render_pool(self.config.render_workers)
-            pool.submit(warm_up)
-            self._executor = pool
+            self._executor = render_pool(self.config.render_workers)  # each worker warmed up
         inputs = InputResolver(self.files, self.config.fetch_timeout, {self.config.host})
         model = Model(
             self.files,

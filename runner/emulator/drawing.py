@@ -159,6 +159,7 @@ class BandLayout:
     lines: int
 
 
+@cache  # asked for every frame (frame_counter): one layout per frame size
 def band_layout(size: tuple[int, int]) -> BandLayout:
     width, height = size
     unit = min(width, height)  # a portrait frame's band is taller, not its letters larger

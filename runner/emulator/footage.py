@@ -131,6 +131,5 @@ def soundtrack(spec: Footage, samples: int) -> Pcm | None:
     start = min(samples, round(spec.section[0] * SAMPLE_RATE))
     stop = min(samples, start + round(spec.section[1] * SAMPLE_RATE))
     section = tones(spec.sound, stop - start, offset=start)
-    cut = 4  # bytes per stereo sample
-    data = base.data[: start * cut] + section.data + base.data[stop * cut :]
+    data = base.between(0, start).data + section.data + base.between(stop, samples).data
     return Pcm(SAMPLE_RATE, data)

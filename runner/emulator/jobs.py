@@ -35,6 +35,14 @@ def fingerprint(endpoint_id: str, body: object) -> str:
     return hashlib.sha256(f"{endpoint_id}\n{canonical_json(body)}".encode()).hexdigest()
 
 
+def fal_time(when: float) -> str:
+    """Unix seconds as fal writes times (log entries, the request listing): ISO 8601 UTC,
+    to the millisecond, with a ``Z``."""
+    return (
+        datetime.fromtimestamp(when, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    )
+
+
 @dataclass
 class JobError:
     """How a failed job answers: the result route's HTTP status and body, and the
@@ -87,7 +95,7 @@ class Job:
         return round(self.completed_at - self.started_at, 3)
 
     def log(self, message: str, level: str = "INFO") -> None:
-        stamp = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        stamp = fal_time(time.time())
         self.logs.append({"message": message, "level": level, "source": "USER", "timestamp": stamp})
 
     def complete(
@@ -114,9 +122,6 @@ class JobStore:
     def __init__(self, root: Path) -> None:
         self.dir = root / "jobs"
         self.dir.mkdir(parents=True, exist_ok=True)
-
-    def save(self, job: Job) -> None:
-        self.write(job.id, self.snapshot(job))
 
     @staticmethod
     def snapshot(job: Job) -> str:

@@ -138,10 +138,12 @@ class Model:
         except _Unavailable as exc:
             return None, failures.download(exc.loc, exc.url)
         finally:
-            shutil.rmtree(job_dir, ignore_errors=True)
+            # Removing the downloaded inputs and publishing the video (a rename and a
+            # metadata write): in a thread, off the loop that answers every client.
+            await asyncio.to_thread(shutil.rmtree, job_dir, ignore_errors=True)
         if outcome.error is not None:
             return None, failures.model(outcome.error)
-        published = self._files.publish(stored, target, outcome.file_size)
+        published = await asyncio.to_thread(self._files.publish, stored, target, outcome.file_size)
         job.log(
             f"rendered {outcome.width}x{outcome.height}, {outcome.file_size} bytes "
             f"in {outcome.seconds:.2f} s"
@@ -175,8 +177,9 @@ class Model:
             made = await loop.run_in_executor(self._executor, render, spec, target)
             if made.error is not None:
                 return made
-            self._tiny = target.read_bytes()
-        target.write_bytes(self._tiny)
+            self._tiny = await asyncio.to_thread(target.read_bytes)
+        else:
+            await asyncio.to_thread(target.write_bytes, self._tiny)
         return RenderOutcome(file_size=len(self._tiny), width=1, height=1, seconds=0.0)
 
     async def _resolve(self, kind: str, body: dict[str, Any], job_dir: Path) -> _Inputs:

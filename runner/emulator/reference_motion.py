@@ -23,7 +23,7 @@ import av
 import numpy as np
 import numpy.typing as npt
 
-from runner.emulator.camera import MOVES, Move
+from runner.emulator.camera import MOVES, Move, describe
 
 Array = npt.NDArray[np.float64]
 
@@ -184,8 +184,7 @@ class Followed:
     handheld: bool
 
     def describe(self) -> str:
-        names = [move.name for move, _ in self.moves] + (["handheld"] if self.handheld else [])
-        return " + ".join(names) or "still"
+        return describe((move for move, _ in self.moves), self.handheld, "still")
 
 
 def camera_moves(motion: ReferenceMotion) -> Followed:

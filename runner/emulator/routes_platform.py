@@ -26,7 +26,7 @@ from starlette.responses import JSONResponse, Response
 
 from runner.emulator import protocol
 from runner.emulator.core import Emulator
-from runner.emulator.jobs import COMPLETED, Job
+from runner.emulator.jobs import COMPLETED, Job, fal_time
 
 _STATUSES = ("success", "error", "user_error")
 _SORTS = ("ended_at", "duration")
@@ -116,11 +116,7 @@ def _duration(job: Job) -> float:
 
 
 def _stamp(when: float | None) -> str | None:
-    if when is None:
-        return None
-    return (
-        datetime.fromtimestamp(when, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    )
+    return fal_time(when) if when is not None else None
 
 
 def _item(job: Job, origin: str, payloads: bool) -> dict[str, Any]:

@@ -188,6 +188,13 @@ async def result(emulator: Emulator, request: Request, job: Job) -> Response:
         return protocol.detail(400, "Request is still in progress", headers)
     if emulator.result_expired(job):
         return protocol.detail(404, f"Result of request {job.id} has expired", headers)
+    return outcome(request, job)
+
+
+def outcome(request: Request, job: Job) -> Response:
+    """What a completed ``job`` answers (the queue's result, fal.run's call): its output,
+    with its file URLs on the request's origin, or its error."""
+    headers = protocol.request_id_headers(job)
     if job.error is not None:
         headers.update(job.error.headers)
         return JSONResponse(job.error.body, status_code=job.error.status, headers=headers)

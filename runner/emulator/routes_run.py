@@ -14,12 +14,12 @@ does anything here.
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from runner.emulator import protocol
 from runner.emulator.core import Emulator
 from runner.emulator.jobs import COMPLETED, Job
-from runner.emulator.routes_queue import accept
+from runner.emulator.routes_queue import accept, outcome
 
 
 async def run_route(request: Request) -> Response:
@@ -31,15 +31,11 @@ async def run_route(request: Request) -> Response:
     if not isinstance(accepted, Job):
         return accepted
     job = accepted
-    while job.state != COMPLETED:
+    while True:
+        # Take the wake-up before reading the state: a change after the read wakes us.
         wake = emulator.queue.changed.event
         if job.state == COMPLETED:
-            break
+            return outcome(request, job)
         if emulator.closing.is_set():
             return protocol.detail(503, "The emulator is shutting down")
         await wake.wait()
-    headers = protocol.request_id_headers(job)
-    if job.error is not None:
-        headers.update(job.error.headers)
-        return JSONResponse(job.error.body, status_code=job.error.status, headers=headers)
-    return JSONResponse(protocol.with_origin(job.result, protocol.origin(request)), headers=headers)

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 import uvicorn
 
-from runner.emulator.app import create_app
+from runner.emulator.app import EmulatorApp, create_app
 from runner.emulator.config import EmulatorConfig
 from runner.emulator.core import Emulator
 from runner.emulator.faults import FaultPlan
@@ -87,6 +87,17 @@ def _url(config: EmulatorConfig, sock: socket.socket) -> str:
     return f"{config.scheme}://{shown}:{port}"
 
 
+def _listen(app: EmulatorApp, config: EmulatorConfig) -> tuple[list[socket.socket], str, str]:
+    """The bound sockets (the queue's, then the run host's when ``config`` has one), the
+    URL of each ("" without a run host); ``app`` is told which port is the run host's."""
+    sockets = [_bind(config.host, config.port)]
+    if config.run_port is None:
+        return sockets, _url(config, sockets[0]), ""
+    sockets.append(_bind(config.host, config.run_port))
+    app.run_ports = {sockets[1].getsockname()[1]}
+    return sockets, _url(config, sockets[0]), _url(config, sockets[1])
+
+
 class EmulatorServer:
     """The emulator on loopback in a background thread; a context manager.
 
@@ -100,8 +111,7 @@ class EmulatorServer:
         self._server: _Uvicorn | None = None
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._socket: socket.socket | None = None
-        self._run_socket: socket.socket | None = None
+        self._sockets: list[socket.socket] = []
         self.url = ""
         #: fal.run's synchronous host ("" when ``config.run_port`` is None).
         self.run_url = ""
@@ -133,12 +143,7 @@ class EmulatorServer:
         await asyncio.to_thread(self.stop)
 
     def _launch(self) -> Future[None]:
-        self._socket = _bind(self.config.host, self.config.port)
-        self.url = _url(self.config, self._socket)
-        if self.config.run_port is not None:
-            self._run_socket = _bind(self.config.host, self.config.run_port)
-            self.run_url = _url(self.config, self._run_socket)
-            self._app.run_ports = {self._run_socket.getsockname()[1]}
+        self._sockets, self.url, self.run_url = _listen(self._app, self.config)
         ready: Future[None] = Future()
         self._server = _uvicorn(self._app, self.config, ready)
         self._thread = threading.Thread(target=self._run, name="shotgraph-emulator", daemon=True)
@@ -152,9 +157,8 @@ class EmulatorServer:
         return self
 
     def _run(self) -> None:
-        assert self._server is not None and self._socket is not None
-        server = self._server
-        sockets = [s for s in (self._socket, self._run_socket) if s is not None]
+        assert self._server is not None and self._sockets
+        server, sockets = self._server, self._sockets
 
         async def main() -> None:
             self._loop = asyncio.get_running_loop()
@@ -215,9 +219,8 @@ class EmulatorServer:
         self._server.should_exit = True
         if self._thread is not None:
             self._thread.join(timeout=30)
-        for sock in (self._socket, self._run_socket):
-            if sock is not None:
-                sock.close()
+        for sock in self._sockets:
+            sock.close()
         self._server = None
 
     def __enter__(self) -> EmulatorServer:
@@ -236,11 +239,7 @@ def serve(config: EmulatorConfig, on_ready: Callable[[str, str], None] | None = 
     """Serve in the foreground until SIGINT or SIGTERM; ``on_ready`` gets the URL and the
     run host's URL ("" without one) first."""
     app = create_app(config)
-    sockets = [_bind(config.host, config.port)]
-    if config.run_port is not None:
-        sockets.append(_bind(config.host, config.run_port))
-        app.run_ports = {sockets[1].getsockname()[1]}
+    sockets, url, run_url = _listen(app, config)
     if on_ready is not None:
-        run_url = _url(config, sockets[1]) if len(sockets) > 1 else ""
-        on_ready(_url(config, sockets[0]), run_url)
+        on_ready(url, run_url)
     _uvicorn(app, config, Future()).run(sockets=sockets)

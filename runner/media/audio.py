@@ -51,6 +51,10 @@ class Pcm:
     def seconds(self) -> float:
         return self.samples / self.rate
 
+    def between(self, start: int, stop: int) -> Pcm:
+        """Samples ``start`` to ``stop`` (fewer where these end sooner)."""
+        return Pcm(self.rate, self.data[start * _SAMPLE_BYTES : stop * _SAMPLE_BYTES])
+
     def fitted(self, samples: int) -> Pcm:
         """Exactly ``samples`` long: cut, or made up with silence at the end."""
         size = samples * _SAMPLE_BYTES
@@ -157,8 +161,8 @@ def stream_audio_info(container: InputContainer) -> AudioInfo | None:
 
 
 def read_audio(path: StrPath, rate: int | None = None) -> Pcm | None:
-    """The first audio stream of ``path`` as stereo floats at ``rate`` (its own rate when
-    None); None when it has no audio stream."""
+    """The first audio stream of ``path`` as 16-bit stereo samples at ``rate`` (its own
+    rate when None); None when it has no audio stream."""
     p = require_file(path)
     with reading(p, "audio"), av.open(str(p)) as container:
         if not container.streams.audio:

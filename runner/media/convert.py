@@ -118,7 +118,11 @@ class FrameConverter:
 
 def frame_to_image(frame: VideoFrame) -> Image.Image:
     """An RGB Pillow image of ``frame``, converted bit-exactly."""
-    rgb = FrameConverter("rgb24")(frame)
+    return rgb_to_image(FrameConverter("rgb24")(frame))
+
+
+def rgb_to_image(rgb: VideoFrame) -> Image.Image:
+    """A Pillow image of an ``rgb24`` frame, as it is."""
     plane = rgb.planes[0]
     # Rows may be padded for alignment: hand Pillow the stride instead of copying row by row.
     return Image.frombuffer(

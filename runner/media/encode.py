@@ -5,7 +5,7 @@ same frames in give the same bytes out, in any process and on any machine. That 
 libx264 in its CPU-independent mode (:data:`X264_PARAMS`) with a fixed thread count and
 kind (its output depends on those, nothing else), FFmpeg's ``bitexact`` flags on the codec
 and the muxer (no encoder version string, no creation time) and bit-exact pixel conversion
-(:mod:`runner.media.convert`). A writer given an audio rate adds an AAC track, deterministic
+(:mod:`runner.media.convert`). A writer given an audio rate adds a FLAC track, deterministic
 too (:mod:`runner.media.audio`).
 """
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import av
-from PIL import Image
 
 from runner import atomic
 from runner.errors import MediaError
 from runner.media._files import StrPath, reading, require_file, writing
+from runner.media.convert import rgb_to_image
 
 
 def write_poster(video: StrPath, out_jpg: StrPath, width: int = 480) -> None:
@@ -32,11 +32,7 @@ def write_poster(video: StrPath, out_jpg: StrPath, width: int = 480) -> None:
             raise MediaError(f"{src} has no frames", hint="render it again")
         scaled = min(width, frame.width)
         height = max(2, round(frame.height * scaled / frame.width / 2) * 2)
-        rgb = frame.reformat(width=scaled, height=height, format="rgb24")
-        plane = rgb.planes[0]  # rows may be padded: hand Pillow the stride
-        image = Image.frombuffer(
-            "RGB", (rgb.width, rgb.height), bytes(plane), "raw", "RGB", plane.line_size, 1
-        )
+        image = rgb_to_image(frame.reformat(width=scaled, height=height, format="rgb24"))
     # Not fsynced: a poster is remade in milliseconds (an empty one is never used).
     with writing(out, "poster"), atomic.replacing(out, ".jpg", durable=False) as tmp:
         image.save(tmp, format="JPEG", quality=82)

@@ -13,7 +13,7 @@ yuv420p requires) and frame rate. Every other clip is conformed to them:
   48 fps clip every other frame, and a clip of duration ``d`` gives ``ceil(d * rate)``
   frames. A clip already at the output rate passes frame for frame.
 
-Sound. When any clip has an audio stream, the cut has one: stereo AAC at the **sample rate
+Sound. When any clip has an audio stream, the cut has one: stereo FLAC at the **sample rate
 of the first clip with sound**. Each clip's sound is resampled to it and laid under the
 clip's own frames on the cut's timeline, cut or made up with silence to end exactly where
 its pictures end; a clip without sound contributes silence. So sound never drifts at a

@@ -93,10 +93,13 @@ def upload(client: httpx.Client, base: str, data: bytes, content_type: str, name
     return str(response.json()["access_url"])
 
 
-def follow(client: httpx.Client, status_url: str, timeout: float = 30) -> list[dict[str, Any]]:
-    """Every status event of the SSE stream until it closes."""
+def follow(
+    client: httpx.Client, status_url: str, timeout: float = 30, *, logs: bool = False
+) -> list[dict[str, Any]]:
+    """Every status event of the SSE stream until it closes (``logs``: asked with logs)."""
     events: list[dict[str, Any]] = []
-    with client.stream("GET", f"{status_url}/stream", timeout=timeout) as response:
+    params = {"logs": "1"} if logs else None
+    with client.stream("GET", f"{status_url}/stream", params=params, timeout=timeout) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
         for line in response.iter_lines():

@@ -267,11 +267,7 @@ def test_stream_events_carry_each_log_entry_once(
     server = start_emulator(latency=0.3, concurrency=1)
     submit(client, server.url, T2V, SMALL)
     second = submit(client, server.url, T2V, SMALL | {"seed": 4})
-    events = []
-    with client.stream("GET", f"{second['status_url']}/stream", params={"logs": "1"}) as answer:
-        for line in answer.iter_lines():
-            if line.startswith("data: "):
-                events.append(json.loads(line[6:]))
+    events = follow(client, second["status_url"], logs=True)
     assert len(events) >= 3
     # fal-js appends every event's logs to those it has: each entry must come once, and
     # together they are the whole log a poll shows.
