@@ -21,7 +21,8 @@ from runner.commands.running import run_options
 from runner.errors import EXIT_CODES_EPILOG, ExitCode, ShotgraphError, display_path
 from runner.lock import Lock, project_lock_path, read_lock
 from runner.plan import plan_with_store
-from runner.review.lockdiff import compare, from_top, git_top, lock_at_rev
+from runner.review.lockdiff import compare
+from runner.review.lockgit import from_top, git_top, lock_at_rev
 from runner.ui.lock_diff import format_markdown
 from runner.ui.plan_markdown import format_plan_markdown
 from runner.ui.run_json import error_document

@@ -10,7 +10,7 @@ from runner.commands.common import checked, pipeline_argument, remembered_hashes
 from runner.errors import display_path
 from runner.lock import lock_path, project_lock_path, read_lock
 from runner.report import write_report
-from runner.review.lockdiff import lock_at
+from runner.review.lockgit import lock_at
 from runner.run.backends import BACKENDS, FAL
 
 

@@ -11,7 +11,8 @@ import pytest
 
 from runner.errors import ShotgraphError
 from runner.lock import Lock, LockedInput, LockedOutput, LockEntry
-from runner.review.lockdiff import Side, diff_locks, diff_sides, lock_at, prompt_diff
+from runner.review.lockdiff import Side, diff_locks, diff_sides, prompt_diff
+from runner.review.lockgit import lock_at
 
 A = "a" * 64
 
