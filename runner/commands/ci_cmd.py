@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 from glob import glob
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ from runner.ui.plan_markdown import format_plan_markdown
 from runner.ui.run_json import error_document
 
 DEFAULT_PIPELINES = ("pipelines/*.yaml",)
-SIGNAL_CODES = frozenset(128 + s for s in (signal.SIGINT, signal.SIGTERM))
+SIGNAL_CODES = (ExitCode.INTERRUPTED, ExitCode.TERMINATED)
 
 
 def pipelines_of(patterns: tuple[str, ...]) -> list[Path]:
