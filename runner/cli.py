@@ -14,10 +14,6 @@ import click
 from runner import __version__
 from runner.errors import EXIT_CODES_EPILOG, ExitCode, ShotgraphError, disk_full
 
-EXIT_OK, EXIT_USER, EXIT_USAGE, EXIT_BUG = ExitCode.OK, ExitCode.USER, ExitCode.USAGE, ExitCode.BUG
-EXIT_INTERRUPTED = ExitCode.INTERRUPTED
-
-
 # Each subcommand's module, imported only when that command runs: `validate` need not load
 # the store, the scheduler or the emulator.
 COMMANDS = {
@@ -77,10 +73,10 @@ def run(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         # The reader of our output went away (`shotgraph plan | head`); say nothing more.
         sys.stderr.close()
-        return EXIT_USER
+        return ExitCode.USER
     except (click.exceptions.Abort, KeyboardInterrupt):
         click.echo("interrupted", err=True)
-        return EXIT_INTERRUPTED
+        return ExitCode.INTERRUPTED
     except ShotgraphError as exc:
         click.echo(exc.render(), err=True)
         return exc.exit_code
@@ -89,9 +85,9 @@ def run(argv: list[str] | None = None) -> int:
         full = disk_full(exc)
         if full is not None:
             click.echo(full.render(), err=True)
-            return EXIT_USER
+            return ExitCode.USER
         return _bug()
-    return result if isinstance(result, int) else EXIT_OK
+    return result if isinstance(result, int) else ExitCode.OK
 
 
 def _bug() -> int:
@@ -111,7 +107,7 @@ def _bug() -> int:
         f"shotgraph, not in your pipeline.\n    {where}",
         err=True,
     )
-    return EXIT_BUG
+    return ExitCode.BUG
 
 
 def main() -> None:

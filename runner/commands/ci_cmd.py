@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 from glob import glob
 from pathlib import Path
 from typing import Any
@@ -18,17 +17,17 @@ import click
 from runner.commands.common import backend_option, checked, remembered_hashes, store_root
 from runner.commands.pipeline_run import frozen_problem, render_pipeline
 from runner.commands.running import run_options
-from runner.compile.compiler import Compiled
 from runner.errors import EXIT_CODES_EPILOG, ExitCode, ShotgraphError, display_path
-from runner.lock import lock_path, project_lock_path, read_lock
+from runner.lock import Lock, project_lock_path, read_lock
 from runner.plan import plan_with_store
-from runner.review.lockdiff import compare, from_top, git_top, lock_at_rev
+from runner.review.lockdiff import compare
+from runner.review.lockgit import from_top, git_top, lock_at_rev
 from runner.ui.lock_diff import format_markdown
 from runner.ui.plan_markdown import format_plan_markdown
 from runner.ui.run_json import error_document
 
 DEFAULT_PIPELINES = ("pipelines/*.yaml",)
-SIGNAL_CODES = frozenset(128 + s for s in (signal.SIGINT, signal.SIGTERM))
+SIGNAL_CODES = (ExitCode.INTERRUPTED, ExitCode.TERMINATED)
 
 
 def pipelines_of(patterns: tuple[str, ...]) -> list[Path]:
@@ -131,17 +130,21 @@ def _review_one(
     if budget is not None and the_plan.total_usd > budget:
         code = worse(code, ExitCode.OVER_BUDGET)
         sections += [f"**Over budget:** ${the_plan.total_usd:.2f} > ${budget:.2f}", ""]
-    problem = _merge_problem(compiled, backend)
+    # Read once for both: plan_with_store has read it already, so a damaged lockfile has
+    # raised before here (its section says so).
+    lock_file = project_lock_path(compiled)
+    lock = read_lock(lock_file) if lock_file.exists() else None
+    problem = frozen_problem(compiled, lock, lock_file, backend)
     if problem is not None:  # the render on merge would refuse it: say so now
         code = worse(code, ExitCode.USER)
         sections += [
             f"**On merge, `run --frozen` fails:** {problem.message}. Fix: render it "
             f"(`shotgraph run {display_path(pipeline)} --backend {backend}`) and commit "
-            f"{display_path(project_lock_path(compiled))} in this pull request.",
+            f"{display_path(lock_file)} in this pull request.",
             "",
         ]
     if base is not None:
-        sections.append(_lock_diff(pipeline, base))
+        sections.append(_lock_diff(lock_file, lock, base))
     return code, sections
 
 
@@ -156,22 +159,11 @@ def _errors_section(pipeline: Path, errors: list[str]) -> list[str]:
     ]
 
 
-def _merge_problem(compiled: Compiled, backend: str) -> ShotgraphError | None:
-    """Why ``ci render`` (``run --frozen``) would refuse the pipeline after the merge."""
-    lock_file = project_lock_path(compiled)
-    try:
-        lock = read_lock(lock_file) if lock_file.exists() else None
-    except ShotgraphError as exc:  # a damaged lockfile
-        return exc
-    return frozen_problem(compiled, lock, lock_file, backend)
-
-
-def _lock_diff(pipeline: Path, base: str) -> str:
-    lockfile = lock_path(pipeline)
+def _lock_diff(lock_file: Path, after: Lock | None, base: str) -> str:
+    """The markdown diff of the lock at ``base`` and ``after`` (the one at ``lock_file``)."""
     top = git_top()
-    relative = from_top(lockfile, top)
+    relative = from_top(lock_file, top)
     before = lock_at_rev(top, base, relative)
-    after = read_lock(lockfile) if lockfile.exists() else None
     if before is None and after is None:
         return f"_{relative}: no lockfile yet (the first run writes it)_\n"
     return format_markdown(compare(before, after, f"{base}:{relative}", relative))

@@ -9,7 +9,8 @@ from pathlib import Path
 import click
 
 from runner.lock import Lock, read_lock
-from runner.review.lockdiff import changed_lockfiles, compare, from_top, git_top, lock_at_rev
+from runner.review.lockdiff import compare
+from runner.review.lockgit import changed_lockfiles, from_top, git_top, lock_at_rev
 from runner.ui.lock_diff import diff_json, format_markdown, format_text
 
 

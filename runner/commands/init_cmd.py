@@ -44,17 +44,16 @@ def init(directory: Path, install: str | None) -> int:
         subprocess.run(["git", "init", "-q", str(directory)], check=False)
         click.echo(f"initialised a git repository in {display_path(directory)}")
     written, kept = [], []
-    scaffold = {**FILES}
-    settings = project_settings()
     texts = {
         dest: data_file(f"scaffold/{src}").read_text(encoding="utf-8")
-        for dest, src in scaffold.items()
+        for dest, src in FILES.items()
     }
     spec = install or install_spec()
     texts[".github/workflows/shotgraph.yml"] = texts[".github/workflows/shotgraph.yml"].replace(
         "@INSTALL@", spec
     )
-    texts[settings[0]] = settings[1]
+    settings_file, settings_text = project_settings()
+    texts[settings_file] = settings_text
     for dest, text in texts.items():
         path = directory / dest
         if path.exists() and dest == ".gitignore":

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.commands.common import checked_remembered
-from runner.commands.running import execute, open_store, summarize
+from runner.commands.running import execute, open_store
 from runner.compile.check import check_pipeline
 from runner.compile.compiler import Compiled
 from runner.compile.request import locate_field
@@ -20,6 +20,7 @@ from runner.plan import CacheStatus, check_budget, drift, look_in, make_plan, wa
 from runner.review.gates import Gates
 from runner.run.holding import Hold
 from runner.ui.run_json import run_document
+from runner.ui.summary import print_summary
 
 
 def render_pipeline(
@@ -83,8 +84,8 @@ def render_pipeline(
                 )
         elif not outcome.ok:
             notes.append(f"lockfile {display_path(lock_file)} not updated: the run is incomplete")
-    code = summarize(outcome, result.outputs, notes, backend=backend, to_stderr=as_json)
-    code = (code or ExitCode.USER) if unwritten else code
+    print_summary(outcome, result.outputs, notes, backend=backend, to_stderr=as_json)
+    code = (outcome.exit_code or ExitCode.USER) if unwritten else outcome.exit_code
     if documents is not None:
         document = run_document(
             outcome,

@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from runner.commands.common import echo_diagnostics
-from runner.commands.running import execute, open_store, run_options, summarize
+from runner.commands.running import execute, open_store, run_options
 from runner.compile.keys import generation_key, keyed_body, media_key
 from runner.compile.sources import LocalFile, MediaSource, Remote, Upstream
 from runner.compile.steps import Slot, Step
@@ -24,6 +24,7 @@ from runner.ltx.schema import schema_digest
 from runner.pipeline.confine import Project, Refused, confine
 from runner.run.backends import BACKENDS
 from runner.store import Store
+from runner.ui.summary import print_summary
 
 
 @click.command()
@@ -66,19 +67,16 @@ def replay(lockfile: Path, backend: str | None, accept_drift: bool, **options: A
     for name, (want, got) in sorted(drifted.items()):
         notes.append(f"{name}: output {got[:12]} differs from the locked {want[:12]}")
     if drifted and not accept_drift:
-        code = summarize(outcome, outputs, notes, backend=backend)
+        print_summary(outcome, outputs, notes, backend=backend)
         click.echo(
             f"{len(drifted)} output(s) differ from {display_path(lockfile)}; fal's "
             "renders are not bit-exact: pass --accept-drift to keep them",
             err=True,
         )
-        return code or 1
-    return summarize(
-        outcome,
-        outputs,
-        notes or [f"every output matches {display_path(lockfile)}"],
-        backend=backend,
-    )
+        return outcome.exit_code or 1
+    notes = notes or [f"every output matches {display_path(lockfile)}"]
+    print_summary(outcome, outputs, notes, backend=backend)
+    return outcome.exit_code
 
 
 def _drift_warnings(lockfile: Path, lock: Lock) -> list[Diagnostic]:

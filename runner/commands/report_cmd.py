@@ -10,7 +10,7 @@ from runner.commands.common import checked, pipeline_argument, remembered_hashes
 from runner.errors import display_path
 from runner.lock import lock_path, project_lock_path, read_lock
 from runner.report import write_report
-from runner.review.lockdiff import lock_at
+from runner.review.lockgit import lock_at
 from runner.run.backends import BACKENDS, FAL
 
 
@@ -52,8 +52,9 @@ def report(
     chosen = backend or (locked.backend if locked is not None else FAL)
     with remembered_hashes(pipeline, cache_dir) as hash_file:
         compiled = checked(pipeline, chosen, show="errors", hash_file=hash_file).require()
-    lock_file = project_lock_path(compiled)
-    lock = read_lock(lock_file) if lock_file.exists() else None
+    lock_file = project_lock_path(compiled)  # refuses one that leads out of the project
+    # The file read above (it names the same one): read again only where that saw no file.
+    lock = locked if locked is not None or not lock_file.exists() else read_lock(lock_file)
     other = (against, lock_at(against, lock_file)) if against else None
     folder = output or pipeline.absolute().with_name(f"{pipeline.stem}.report")
     root = store_root(compiled.pipeline.project, cache_dir)

@@ -1,4 +1,4 @@
-"""What `run` and `replay` share: options, the store, reporters, the executor, the exit code."""
+"""What `run` and `replay` share: options, the store, reporters, the executor."""
 
 from __future__ import annotations
 
@@ -22,7 +22,6 @@ from runner.run.interrupt import exit_at_once, signals_handled
 from runner.run.outcome import RunOptions, RunResult
 from runner.store import Store, TieredStore
 from runner.ui.reporters import close_screens, reporters_for
-from runner.ui.summary import print_summary
 
 if TYPE_CHECKING:
     from runner.run.queue_client import QueueClient
@@ -148,16 +147,3 @@ def execute(
         return asyncio.run(go())
     finally:
         log.close()
-
-
-def summarize(
-    result: RunResult,
-    outputs: Mapping[str, Path],
-    extra: list[str],
-    *,
-    backend: str,
-    to_stderr: bool = False,
-) -> int:
-    """Print the run's summary; the exit code."""
-    print_summary(result, outputs, extra, backend=backend, to_stderr=to_stderr)
-    return result.exit_code

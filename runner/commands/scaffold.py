@@ -14,16 +14,25 @@ from runner.resources import data_file, schemas_dir
 SCHEMAS = ("pipeline.schema.json", "presets.schema.json")
 
 
-def write_schemas(target: Path) -> list[Path]:
-    """Copy the shipped schemas into ``target``; the files that changed."""
-    changed = []
-    target.mkdir(parents=True, exist_ok=True)
+def stale_schemas(target: Path) -> dict[str, str]:
+    """The shipped schemas that ``target`` lacks or holds another version of, by name, with
+    the text that belongs there."""
+    stale = {}
     for name in SCHEMAS:
         text = (schemas_dir() / name).read_text(encoding="utf-8")
         path = target / name
         if not path.is_file() or path.read_text(encoding="utf-8") != text:
-            atomic.write_text(path, text)
-            changed.append(path)
+            stale[name] = text
+    return stale
+
+
+def write_schemas(target: Path) -> list[Path]:
+    """Copy the shipped schemas into ``target``; the files that changed."""
+    target.mkdir(parents=True, exist_ok=True)
+    changed = []
+    for name, text in stale_schemas(target).items():
+        atomic.write_text(target / name, text)
+        changed.append(target / name)
     return changed
 
 

@@ -8,10 +8,9 @@ from pathlib import Path
 
 import click
 
-from runner.commands.scaffold import SCHEMAS, write_schemas
+from runner.commands.scaffold import stale_schemas, write_schemas
 from runner.errors import display_path
 from runner.pipeline.load import find_project_root
-from runner.resources import schemas_dir
 
 
 @click.command()
@@ -26,13 +25,7 @@ def schema(out: Path | None, check: bool) -> int:
     """Write the JSON Schemas of pipelines and preset files, for editors and standard tools."""
     target = out or find_project_root(Path.cwd()) / "schemas"
     if check:
-        stale = [
-            name
-            for name in SCHEMAS
-            if not (target / name).is_file()
-            or (target / name).read_text(encoding="utf-8")
-            != (schemas_dir() / name).read_text(encoding="utf-8")
-        ]
+        stale = stale_schemas(target)
         for name in stale:
             click.echo(
                 f"{display_path(target / name)} is not this shotgraph's schema: run "

@@ -1,33 +1,32 @@
-"""How two versions of a pipeline's renders differ, shot by shot: the one comparison of locks.
+"""How two versions of a pipeline's renders differ, shot by shot.
 
 A shot changed when its cache key did. Each side of a shot is a :class:`Side` (what a lock
 entry, or the current pipeline, says of it), so the comparison works between two lockfiles
 (:func:`diff_locks`) and between a lockfile and a pipeline not rendered yet. For a changed
 shot it says which request fields differ (media inputs aside: a new input shows as a new
 key with the same fields), the prompt's words removed and added (:func:`prompt_diff`), and
-the cost delta. :func:`lock_at` reads the other lock from a file or a git revision
-(:func:`lock_at_rev` and :func:`changed_lockfiles` for ``shotgraph diff`` and ``ci review``).
+the cost delta. :mod:`runner.review.lockgit` reads the other lock from a file or a git
+revision.
 
 :func:`compare` is the account ``shotgraph diff`` and ``ci review`` render: per node, what
 changed (the endpoint, an input, the prompt, a parameter, the seed, or only a node it
-reads; also a re-render with the same key), and the locks' totals.
+reads; also a re-render with the same key), and the locks' totals. It needs what only a
+lock entry holds (each input's source, the frame, the deps), which a planned shot lacks,
+so the two accounts stay apart; they pair the nodes of two sides the one way (``_pair``).
 """
 
 from __future__ import annotations
 
 import difflib
 import json
-import os
 import re
-import subprocess
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from runner.compile.steps import JsonPath, fill_slots
-from runner.errors import ShotgraphError, format_key_path
-from runner.lock import LOCK_SUFFIX, Lock, LockedInput, LockEntry, parse_lock, read_lock
+from runner.errors import format_key_path
+from runner.lock import Lock, LockedInput, LockEntry
 
 Change = Literal["added", "removed", "changed"]
 
@@ -104,17 +103,29 @@ class LockDiff:
         return [shot for shot in self.shots if shot.change == change]
 
 
-def diff_sides(old: Mapping[str, Side], new: Mapping[str, Side]) -> LockDiff:
-    """The shots whose keys differ between ``old`` and ``new`` (or that only one has)."""
-    shots = []
+T = TypeVar("T", Side, LockEntry)
+
+
+def _pair(
+    old: Mapping[str, T], new: Mapping[str, T], same: Callable[[T, T], bool]
+) -> tuple[list[tuple[str, T | None, T | None]], int]:
+    """The nodes of two sides by name, in order, that only one has or that are not the
+    ``same`` on both, each as (name, old, new); and how many are the same."""
+    differ: list[tuple[str, T | None, T | None]] = []
     unchanged = 0
     for name in sorted(set(old) | set(new)):
         before, after = old.get(name), new.get(name)
-        if before is not None and after is not None and before.key == after.key:
+        if before is not None and after is not None and same(before, after):
             unchanged += 1
         else:
-            shots.append(ShotDiff(name, before, after))
-    return LockDiff(tuple(shots), unchanged)
+            differ.append((name, before, after))
+    return differ, unchanged
+
+
+def diff_sides(old: Mapping[str, Side], new: Mapping[str, Side]) -> LockDiff:
+    """The shots whose keys differ between ``old`` and ``new`` (or that only one has)."""
+    differ, unchanged = _pair(old, new, lambda a, b: a.key == b.key)
+    return LockDiff(tuple(ShotDiff(*shot) for shot in differ), unchanged)
 
 
 def diff_locks(old: Lock, new: Lock) -> LockDiff:
@@ -194,10 +205,12 @@ def compare(old: Lock | None, new: Lock | None, old_label: str, new_label: str) 
     changed_keys = {
         name for name in after if name not in before or before[name].key != after[name].key
     }
+    # Also a re-render: the same key, another output.
+    differ, unchanged = _pair(
+        before, after, lambda a, b: a.key == b.key and a.output.sha256 == b.output.sha256
+    )
     changes: list[NodeChange] = []
-    unchanged = 0
-    for name in sorted(set(before) | set(after)):
-        was, now = before.get(name), after.get(name)
+    for name, was, now in differ:
         if was is None:
             assert now is not None
             local = now.endpoint is None
@@ -205,10 +218,8 @@ def compare(old: Lock | None, new: Lock | None, old_label: str, new_label: str) 
         elif now is None:
             local = was.endpoint is None
             changes.append(NodeChange(name, "removed", was.kind, was.cost_usd, local=local))
-        elif was.key != now.key or was.output.sha256 != now.output.sha256:
-            changes.append(_changed(name, was, now, changed_keys))
         else:
-            unchanged += 1
+            changes.append(_changed(name, was, now, changed_keys))
     return LockChanges(
         old_label, new_label, tuple(changes), unchanged, _total(before), _total(after)
     )
@@ -295,88 +306,3 @@ def word_runs(a: list[str], b: list[str]) -> list[tuple[str, list[str]]]:
         if j2 > j1:
             runs.append(("ins", b[j1:j2]))
     return runs
-
-
-def lock_at(spec: str, lock_file: Path) -> Lock:
-    """The lock ``spec`` names: a lockfile's path, or a git revision (``main``, ``HEAD~2``,
-    a commit) whose version of ``lock_file`` is read with git."""
-    candidate = Path(spec)
-    if candidate.is_file():
-        return read_lock(candidate)
-    directory = lock_file.parent
-    hint = "give a lockfile's path, or a revision where the lockfile is committed"
-    top = _git(None, "rev-parse", "--show-toplevel", cwd=directory)
-    if top.returncode != 0:
-        raise ShotgraphError(
-            f"no lockfile '{spec}', and {directory} is not in a git work tree to read a "
-            "revision from",
-            hint=hint,
-        )
-    relative = from_top(lock_file, Path(top.stdout.strip()))
-    done = _git(None, "show", f"{spec}:{relative}", cwd=directory)
-    if done.returncode != 0:
-        said = (done.stderr.strip().splitlines() or [""])[0][:200]
-        raise ShotgraphError(f"no lockfile or git revision '{spec}': {said}", hint=hint)
-    return parse_lock(done.stdout, Path(f"{spec}:{relative}"))
-
-
-def lock_at_rev(top: Path, rev: str, path: str) -> Lock | None:
-    """The lock at ``path`` (from the repository's ``top``) in revision ``rev``; None when
-    the file is not there (a pipeline new on one side)."""
-    if _git(top, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}").returncode != 0:
-        raise ShotgraphError(f"unknown git revision '{rev}'", hint="try `git log --oneline`")
-    done = _git(top, "show", f"{rev}:{path}")
-    if done.returncode != 0:
-        return None
-    return parse_lock(done.stdout, Path(path))
-
-
-def changed_lockfiles(top: Path, old: str, new: str | None) -> list[str]:
-    """Lockfiles that differ between two revisions (or a revision and the working tree)."""
-    pattern = f"*{LOCK_SUFFIX}"
-    done = _git(top, "diff", "--name-only", old, *([new] if new else []), "--", pattern)
-    if done.returncode != 0:
-        raise ShotgraphError(f"git diff failed: {done.stderr.strip()}")
-    names = set(done.stdout.split())
-    if new is None:
-        untracked = _git(top, "ls-files", "--others", "--exclude-standard", "--", pattern)
-        names |= set(untracked.stdout.split())
-    return sorted(names)
-
-
-def git_top() -> Path:
-    """The top of the git work tree here."""
-    done = _git(None, "rev-parse", "--show-toplevel")
-    if done.returncode != 0:
-        raise ShotgraphError(
-            "--rev and REV:PATH need a git work tree, and this is not one",
-            hint="run it inside the repository, or compare two lockfiles by path",
-        )
-    return Path(done.stdout.strip())
-
-
-def from_top(path: Path, top: Path) -> str:
-    """``path`` (relative to here) relative to the repository's ``top``, as git names it."""
-    try:
-        return Path(os.path.abspath(path)).relative_to(top.resolve()).as_posix()
-    except ValueError:
-        try:  # a path through a symbolic link to the work tree
-            return path.resolve().relative_to(top.resolve()).as_posix()
-        except ValueError:
-            raise ShotgraphError(f"{path} is not inside the repository at {top}") from None
-
-
-def _git(top: Path | None, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    try:
-        return subprocess.run(
-            ["git", *args],
-            cwd=cwd or top,
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=60,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise ShotgraphError(
-            f"cannot run git: {exc}", hint="install git, or compare two lockfiles by path"
-        ) from None
