@@ -25,7 +25,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from runner.store import ResultRecord, Store, StoredFile  # noqa: E402
+from runner.store import Store  # noqa: E402
+from tests.record_helpers import record  # noqa: E402
 
 NOOP = """
 import json, sys, time
@@ -44,28 +45,12 @@ def lookup_us(folder: Path, results: int) -> float:
         output = store.put_file(staged)
         with store._results.transact():  # one transaction: filling fast is not measured
             for i in range(results):
-                store.put_result(_record(f"{i:064x}", output))
+                store.put_result(record(f"{i:064x}", output))
         keys = [f"{i:064x}" for i in range(0, results, max(1, results // 1000))]
         started = time.perf_counter()
         for key in keys:
             assert store.get_result(key) is not None
         return (time.perf_counter() - started) / len(keys) * 1e6
-
-
-def _record(key: str, output: StoredFile) -> ResultRecord:
-    return ResultRecord(
-        key=key,
-        node="n",
-        kind="t2v",
-        endpoint="fal-ai/ltx-video",
-        backend="local",
-        request_id="r",
-        seed=1,
-        output=output,
-        content_type="video/mp4",
-        cost_usd=0.04,
-        result_url=None,
-    )
 
 
 def render_seconds(folder: Path) -> float:
