@@ -13,27 +13,13 @@ import pytest
 
 from runner import cli
 from runner.errors import EXIT_CODE_TABLE, ExitCode
-from tests.run_helpers import GENERATION_NODES, ROOT, make_project, start_emulator
+from tests.run_helpers import GENERATION_NODES, ROOT, make_project, run_local, start_emulator
 
 
 def run_json(
     pipeline: Path, url: str, store: Path, capsys: pytest.CaptureFixture[str], *extra: str
 ) -> tuple[int, dict[str, Any], str]:
-    code = cli.run(
-        [
-            "run",
-            str(pipeline),
-            "--backend",
-            "local",
-            "--emulator-url",
-            url,
-            "--cache-dir",
-            str(store),
-            "--plain",
-            "--json",
-            *extra,
-        ]
-    )
+    code = run_local(pipeline, url, store, "--json", *extra)
     captured = capsys.readouterr()
     return code, json.loads(captured.out), captured.err
 
