@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.emulator_process import emulator_process  # noqa: E402
+from benchmarks.reference import print_reference  # noqa: E402
 from tests import s3_servers  # noqa: E402
 
 LOCK = "pipelines/demo.lock.json"
@@ -56,6 +57,7 @@ def run(project: Path, env: dict[str, str], url: str) -> float:
 def main() -> int:
     if (why := s3_servers.available("seaweedfs")) is not None:
         raise SystemExit(f"cannot run: {why} (make .venv/.installed)")
+    print_reference(ROOT / "pipelines" / "demo.yaml")
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
         server = s3_servers.start("seaweedfs", base / "seaweedfs")

@@ -25,6 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.reference import print_reference  # noqa: E402
 from runner.store import Store  # noqa: E402
 from tests.record_helpers import record  # noqa: E402
 
@@ -89,6 +90,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
+    print_reference()
     folder = Path(tempfile.mkdtemp(prefix="unit-speeds-"))
     try:
         for results in (5_000, 50_000):
