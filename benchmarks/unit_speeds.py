@@ -13,10 +13,8 @@
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,17 +23,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.noop_scale import measure  # noqa: E402
 from benchmarks.reference import print_reference  # noqa: E402
 from runner.store import Store  # noqa: E402
 from tests.record_helpers import record  # noqa: E402
-
-NOOP = """
-import json, sys, time
-start = time.perf_counter()
-from runner.cli import run
-code = run(["run", sys.argv[1], "--backend", "local", "--cache-dir", sys.argv[2], "--plain"])
-print(json.dumps({"code": code, "wall": time.perf_counter() - start}))
-"""
 
 
 def lookup_us(folder: Path, results: int) -> float:
@@ -69,21 +60,8 @@ def noop_seconds(folder: Path, repeat: int) -> list[float]:
 
     pipeline = make_project(folder / "tiny")
     store = folder / "tiny-store"
-    first = subprocess.run(
-        [sys.executable, "-c", NOOP, str(pipeline), str(store)], capture_output=True, text=True
-    )
-    assert json.loads(first.stdout.splitlines()[-1])["code"] == 0, first.stderr
-    walls = []
-    for _ in range(repeat):
-        again = subprocess.run(
-            [sys.executable, "-c", NOOP, str(pipeline), str(store)],
-            capture_output=True,
-            text=True,
-        )
-        measured = json.loads(again.stdout.splitlines()[-1])
-        assert measured["code"] == 0, again.stderr
-        walls.append(measured["wall"])
-    return walls
+    measure(pipeline, store)  # renders it all: what the no-op runs then find
+    return [measure(pipeline, store)["wall"] for _ in range(repeat)]
 
 
 def main() -> None:
