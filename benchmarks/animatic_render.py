@@ -26,6 +26,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.reference import print_reference  # noqa: E402
+
 ASSETS = ROOT / "pipelines" / "assets"
 SHOT = (
     "Close-up of a woman in her thirties with short black hair and a yellow raincoat. "
@@ -102,6 +106,7 @@ def main() -> int:
     parser.add_argument("--source", type=Path, default=ROOT)
     parser.add_argument("--demo", action="store_true")
     args = parser.parse_args()
+    print_reference()
     sys.path.insert(0, str(args.source.resolve()))
     with tempfile.TemporaryDirectory() as folder:
         rows = render_all(args.runs, Path(folder))

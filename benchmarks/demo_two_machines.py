@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.emulator_process import emulator_process  # noqa: E402
+from benchmarks.reference import print_reference  # noqa: E402
 from tests import s3_servers  # noqa: E402
 
 LOCK = "pipelines/demo.lock.json"
@@ -54,12 +55,10 @@ def run(project: Path, env: dict[str, str], url: str) -> float:
 
 
 def main() -> int:
-    if (why := s3_servers.available("seaweedfs")) is not None:
-        raise SystemExit(f"cannot run: {why} (make .venv/.installed)")
+    print_reference(ROOT / "pipelines" / "demo.yaml")
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
-        server = s3_servers.start("seaweedfs", base / "seaweedfs")
-        try:
+        with s3_servers.serving("seaweedfs", base / "seaweedfs") as server:
             env = {**os.environ, **server.env(), "SHOTGRAPH_STORE": server.url("demo")}
             with emulator_process() as url:
                 a = checkout(base / "a")
@@ -71,8 +70,6 @@ def main() -> int:
                 paid_b = submissions(url) - paid_a
             same = all((a / o).read_bytes() == (b / o).read_bytes() for o in OUTPUTS)
             same_lock = (a / LOCK).read_bytes() == (b / LOCK).read_bytes()
-        finally:
-            server.stop()
     print(f"machine A: {paid_a} submissions, {took_a:.1f} s")
     print(
         f"machine B (empty local store, same bucket): {paid_b} submissions (target 0), "

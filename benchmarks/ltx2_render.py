@@ -21,6 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.reference import print_reference  # noqa: E402
 from runner.emulator.animatic import RenderSpec, render  # noqa: E402
 from runner.emulator.sound import Sound  # noqa: E402
 from runner.media import probe, stitch  # noqa: E402
@@ -47,6 +48,7 @@ def clip(out: Path, seed: int, scale: float) -> float:
 
 
 def main() -> int:
+    print_reference()
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
         for scale in (1.0, 0.25):

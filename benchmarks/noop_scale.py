@@ -30,7 +30,8 @@ from benchmarks.plan_scale import write_pipeline  # noqa: E402
 from benchmarks.reference import print_figure, print_reference  # noqa: E402
 from runner.compile.check import check_pipeline  # noqa: E402
 from runner.lock import build_lock, lock_path, write_lock  # noqa: E402
-from runner.store import ResultRecord, Store  # noqa: E402
+from runner.store import Store  # noqa: E402
+from tests.record_helpers import step_record  # noqa: E402
 
 MEASURE = """
 import json, resource, sys, time
@@ -60,21 +61,7 @@ def fill_store(
                 output = store.tmp_dir() / f"{name}.mp4"
                 output.write_bytes(output_of(i, name) if output_of else STAND_IN)
                 stored = store.put_file(output, move=True)
-            record = ResultRecord(
-                key=step.key,
-                node=name,
-                kind=step.kind,
-                endpoint=step.endpoint.id if step.endpoint else None,
-                backend="local",
-                request_id=f"req-{name}",
-                seed=step.seed,
-                output=stored,
-                content_type="video/mp4",
-                cost_usd=0.04,
-                result_url=None,
-                recorded_at=time.time(),
-                extra={"returned_seed": step.seed},
-            )
+            record = step_record(name, step, stored, extra={"returned_seed": step.seed})
             store.put_result(record)
             records[name] = record
     write_lock(lock_path(pipeline), build_lock(compiled, records, result.outputs))

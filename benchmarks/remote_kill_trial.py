@@ -63,62 +63,59 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     print_reference()
-    if (why := s3_servers.available("seaweedfs")) is not None:
-        raise SystemExit(f"cannot run: {why} (make .venv/.installed)")
     rng = random.Random(args.seed)
     failures = duplicates = unclean = 0
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
-        server = s3_servers.start("seaweedfs", base / "seaweedfs")
         state = base / "emulator"
         options = ["--latency", str(args.latency), "--concurrency", str(args.concurrency)]
-        try:
-            with emulator_process(*options, "--state-dir", str(state)) as url:
-                store = server.url("calibration")
-                env = {**os.environ, **server.env(), "SHOTGRAPH_STORE": store}
-                env |= {"SHOTGRAPH_STORE_LEASE": str(args.lease)}
-                a, b = pair(base / "calibration", "calibration", args.nodes)
+        with (
+            s3_servers.serving("seaweedfs", base / "seaweedfs") as server,
+            emulator_process(*options, "--state-dir", str(state)) as url,
+        ):
+            store = server.url("calibration")
+            env = {**os.environ, **server.env(), "SHOTGRAPH_STORE": store}
+            env |= {"SHOTGRAPH_STORE_LEASE": str(args.lease)}
+            a, b = pair(base / "calibration", "calibration", args.nodes)
+            started = time.monotonic()
+            for run in start_both(a, b, env, url, args.concurrency):
+                run.communicate(timeout=600)
+            duration = time.monotonic() - started
+            print(
+                f"{args.nodes}-node pipeline on two machines, lease {args.lease} s: "
+                f"{duration:.1f} s uninterrupted; killing one at a uniform moment of that, "
+                f"{args.trials} times"
+            )
+            for i in range(args.trials):
+                salt = f"trial {args.seed}-{i}"
+                store = server.url(f"trial-{i}")
+                env["SHOTGRAPH_STORE"] = store
+                a, b = pair(base / f"trial-{i:02d}", salt, args.nodes)
+                victim, survivor = start_both(a, b, env, url, args.concurrency)
+                kill_after = rng.uniform(0.0, duration)
                 started = time.monotonic()
-                for run in start_both(a, b, env, url, args.concurrency):
-                    run.communicate(timeout=600)
-                duration = time.monotonic() - started
+                try:
+                    victim.wait(timeout=kill_after)
+                except subprocess.TimeoutExpired:
+                    victim.send_signal(signal.SIGKILL)
+                victim.communicate()
+                out, err = survivor.communicate(timeout=600)
+                took = time.monotonic() - started
+                found = jobs_by_key(state, node_keys(b))
+                twice = [key for key, bodies in found.items() if len(bodies) > 1]
+                clean = verify(b, env, store)
+                ok = survivor.returncode == 0
+                failures += not ok
+                duplicates += len(twice)
+                unclean += not clean
                 print(
-                    f"{args.nodes}-node pipeline on two machines, lease {args.lease} s: "
-                    f"{duration:.1f} s uninterrupted; killing one at a uniform moment of that, "
-                    f"{args.trials} times"
+                    f"  trial {i + 1:2d}: killed at {kill_after:5.2f} s, survivor "
+                    f"{'ok' if ok else 'FAILED'} after {took:5.1f} s, "
+                    f"{out.count('re-attached to request')} re-attached, "
+                    f"{len(twice)} duplicate(s), verify {'clean' if clean else 'NOT CLEAN'}"
                 )
-                for i in range(args.trials):
-                    salt = f"trial {args.seed}-{i}"
-                    store = server.url(f"trial-{i}")
-                    env["SHOTGRAPH_STORE"] = store
-                    a, b = pair(base / f"trial-{i:02d}", salt, args.nodes)
-                    victim, survivor = start_both(a, b, env, url, args.concurrency)
-                    kill_after = rng.uniform(0.0, duration)
-                    started = time.monotonic()
-                    try:
-                        victim.wait(timeout=kill_after)
-                    except subprocess.TimeoutExpired:
-                        victim.send_signal(signal.SIGKILL)
-                    victim.communicate()
-                    out, err = survivor.communicate(timeout=600)
-                    took = time.monotonic() - started
-                    found = jobs_by_key(state, node_keys(b))
-                    twice = [key for key, bodies in found.items() if len(bodies) > 1]
-                    clean = verify(b, env, store)
-                    ok = survivor.returncode == 0
-                    failures += not ok
-                    duplicates += len(twice)
-                    unclean += not clean
-                    print(
-                        f"  trial {i + 1:2d}: killed at {kill_after:5.2f} s, survivor "
-                        f"{'ok' if ok else 'FAILED'} after {took:5.1f} s, "
-                        f"{out.count('re-attached to request')} re-attached, "
-                        f"{len(twice)} duplicate(s), verify {'clean' if clean else 'NOT CLEAN'}"
-                    )
-                    if not ok:
-                        print(out[-1500:], err[-1500:])
-        finally:
-            server.stop()
+                if not ok:
+                    print(out[-1500:], err[-1500:])
     print(
         f"{args.trials} kills: {duplicates} job(s) paid twice, {failures} survivor(s) failed, "
         f"{unclean} store(s) not clean"

@@ -98,12 +98,9 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     print_reference()
-    if (why := s3_servers.available("seaweedfs")) is not None:
-        raise SystemExit(f"cannot run: {why} (make .venv/.installed)")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        server = s3_servers.start("seaweedfs", folder / "seaweedfs")
-        try:
+        with s3_servers.serving("seaweedfs", folder / "seaweedfs") as server:
             env = {**server.env(), "AWS_EC2_METADATA_DISABLED": "true"}
             pipeline = write_pipeline(folder, args.nodes)
             first = folder / "first"
@@ -118,8 +115,6 @@ def main() -> int:
                 cold.append(measure(pipeline, folder / f"second{i}", url, env))
             warm = [measure(pipeline, folder / "second0", url, env) for _ in range(args.repeat)]
             local = [measure(pipeline, first, "local", env) for _ in range(args.repeat)]
-        finally:
-            server.stop()
     cold_wall = line(f"cold local cache, {nodes} nodes from the bucket", cold)
     warm_wall = line("warm local cache, shared store", warm)
     local_wall = line("local store only", local)

@@ -129,14 +129,11 @@ def main() -> int:
     parser.add_argument("--width", type=int, default=32)
     args = parser.parse_args()
     print_reference()
-    if (why := s3_servers.available("seaweedfs")) is not None:
-        raise SystemExit(f"cannot run: {why} (make .venv/.installed)")
-    with tempfile.TemporaryDirectory() as tmp:
-        server = s3_servers.start("seaweedfs", Path(tmp))
-        try:
-            asyncio.run(compare(server.endpoint, args.count, args.width))
-        finally:
-            server.stop()
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        s3_servers.serving("seaweedfs", Path(tmp)) as server,
+    ):
+        asyncio.run(compare(server.endpoint, args.count, args.width))
     return 0
 
 

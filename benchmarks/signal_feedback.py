@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.emulator_process import emulator_process  # noqa: E402
+from benchmarks.reference import print_reference  # noqa: E402
 from tests.run_helpers import make_project, submitted  # noqa: E402
 
 
@@ -60,6 +61,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--trials", type=int, default=3)
     args = parser.parse_args()
+    print_reference()
     told, ended = [], []
     with emulator_process("--latency", "30", "--concurrency", "1") as url:
         for n in range(args.trials):

@@ -13,10 +13,8 @@
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,15 +23,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from runner.store import ResultRecord, Store, StoredFile  # noqa: E402
-
-NOOP = """
-import json, sys, time
-start = time.perf_counter()
-from runner.cli import run
-code = run(["run", sys.argv[1], "--backend", "local", "--cache-dir", sys.argv[2], "--plain"])
-print(json.dumps({"code": code, "wall": time.perf_counter() - start}))
-"""
+from benchmarks.noop_scale import measure  # noqa: E402
+from benchmarks.reference import print_reference  # noqa: E402
+from runner.store import Store  # noqa: E402
+from tests.record_helpers import record  # noqa: E402
 
 
 def lookup_us(folder: Path, results: int) -> float:
@@ -44,28 +37,12 @@ def lookup_us(folder: Path, results: int) -> float:
         output = store.put_file(staged)
         with store._results.transact():  # one transaction: filling fast is not measured
             for i in range(results):
-                store.put_result(_record(f"{i:064x}", output))
+                store.put_result(record(f"{i:064x}", output))
         keys = [f"{i:064x}" for i in range(0, results, max(1, results // 1000))]
         started = time.perf_counter()
         for key in keys:
             assert store.get_result(key) is not None
         return (time.perf_counter() - started) / len(keys) * 1e6
-
-
-def _record(key: str, output: StoredFile) -> ResultRecord:
-    return ResultRecord(
-        key=key,
-        node="n",
-        kind="t2v",
-        endpoint="fal-ai/ltx-video",
-        backend="local",
-        request_id="r",
-        seed=1,
-        output=output,
-        content_type="video/mp4",
-        cost_usd=0.04,
-        result_url=None,
-    )
 
 
 def render_seconds(folder: Path) -> float:
@@ -83,27 +60,15 @@ def noop_seconds(folder: Path, repeat: int) -> list[float]:
 
     pipeline = make_project(folder / "tiny")
     store = folder / "tiny-store"
-    first = subprocess.run(
-        [sys.executable, "-c", NOOP, str(pipeline), str(store)], capture_output=True, text=True
-    )
-    assert json.loads(first.stdout.splitlines()[-1])["code"] == 0, first.stderr
-    walls = []
-    for _ in range(repeat):
-        again = subprocess.run(
-            [sys.executable, "-c", NOOP, str(pipeline), str(store)],
-            capture_output=True,
-            text=True,
-        )
-        measured = json.loads(again.stdout.splitlines()[-1])
-        assert measured["code"] == 0, again.stderr
-        walls.append(measured["wall"])
-    return walls
+    measure(pipeline, store)  # renders it all: what the no-op runs then find
+    return [measure(pipeline, store)["wall"] for _ in range(repeat)]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
+    print_reference()
     folder = Path(tempfile.mkdtemp(prefix="unit-speeds-"))
     try:
         for results in (5_000, 50_000):

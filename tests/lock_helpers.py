@@ -8,7 +8,8 @@ from pathlib import Path
 
 from runner.compile.check import check_pipeline
 from runner.lock import build_lock, lock_path, write_lock
-from runner.store import ResultRecord, StoredFile
+from runner.store import StoredFile
+from tests.record_helpers import step_record
 
 
 def locked(pipeline: Path) -> Path:
@@ -19,18 +20,14 @@ def locked(pipeline: Path) -> Path:
     records = {}
     for name, step in compiled.steps.items():
         digest = hashlib.sha256(f"output of {step.key}".encode()).hexdigest()
-        records[name] = ResultRecord(
-            key=step.key,
-            node=name,
-            kind=step.kind,
-            endpoint=step.endpoint.id if step.endpoint else None,
+        records[name] = step_record(
+            name,
+            step,
+            StoredFile(digest, 1000 + int(digest[:4], 16)),
             backend="fal",
             request_id=f"req-{step.key[:8]}" if step.endpoint else None,
-            seed=step.seed,
-            output=StoredFile(digest, 1000 + int(digest[:4], 16)),
             content_type="video/mp4" if step.kind != "frame" else "image/png",
             cost_usd=step.estimate.usd if step.estimate else None,
-            result_url=None,
             extra={"returned_seed": step.seed},
         )
     write_lock(lock_path(pipeline), build_lock(compiled, records, result.outputs))

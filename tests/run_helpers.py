@@ -10,11 +10,12 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from runner import cli
 from runner.emulator import EmulatorConfig, EmulatorServer
 from runner.lock import Lock, lock_path, read_lock
 
@@ -70,6 +71,12 @@ def start_emulator(pool: ProcessPoolExecutor, **config: Any) -> EmulatorServer:
     settings: dict[str, Any] = {"latency": 0.0, "concurrency": 8, "require_auth": False}
     settings.update(config)
     return EmulatorServer(EmulatorConfig(**settings), executor=pool).start()
+
+
+def run_local(pipeline: Path, url: str, store: Path, *extra: str) -> int:
+    """`shotgraph run` in this process, on the local backend against the emulator at ``url``."""
+    args = ["run", str(pipeline), "--backend", "local", "--emulator-url", url]
+    return cli.run([*args, "--cache-dir", str(store), "--plain", *extra])
 
 
 def lock_of(pipeline: Path) -> Lock:
@@ -135,13 +142,18 @@ def spawn_run(
         "--plain",
         *extra,
     ]
+    return popen(command, env or {})
+
+
+def popen(command: list[str], env: Mapping[str, str]) -> subprocess.Popen[str]:
+    """``command`` started from the project's root, its output piped, ``env`` added to ours."""
     return subprocess.Popen(
         command,
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, **(env or {})},
+        env={**os.environ, **env},
     )
 
 

@@ -20,6 +20,8 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -193,3 +195,16 @@ def start(kind: str, data: Path) -> S3Server:
             server.stop()
             shutil.rmtree(server.data, ignore_errors=True)
     raise RuntimeError(f"{kind} would not start on loopback")
+
+
+@contextmanager
+def serving(kind: str, data: Path) -> Iterator[S3Server]:
+    """For a script (a benchmark): a started server of ``kind``, stopped at the end; where
+    this machine cannot have one, the script ends saying why."""
+    if (why := available(kind)) is not None:
+        raise SystemExit(f"cannot run: {why} (make .venv/.installed)")
+    server = start(kind, data)
+    try:
+        yield server
+    finally:
+        server.stop()

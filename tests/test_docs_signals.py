@@ -18,7 +18,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 SECTION = (ROOT / "docs" / "running.md").read_text().split("## Signals")[1].split("\n## ")[0]
 (SNIPPET,) = [b for b in re.findall(r"```sh\n(.*?)```", SECTION, re.S) if "trap" in b]
-SHELLS = [shell for shell in ("bash", "sh") if shutil.which(shell)]
+SHELLS = ["bash", "sh"]  # GitHub runs a step with bash; sh is the POSIX floor
 
 # shotgraph at the seam: it stops on SIGINT or SIGTERM as shotgraph does (its own handler, a
 # moment to clean up, 128 + the signal), or exits at once with $FAKE_EXIT.
@@ -47,6 +47,8 @@ def path_with_fake(tmp_path: Path) -> str:
 
 
 def step(shell: str, path: str, **env: str) -> subprocess.Popen[str]:
+    if shutil.which(shell) is None:
+        pytest.skip(f"{shell} is not installed: the snippet is not checked under it")
     return subprocess.Popen(
         [shell, "-c", SNIPPET],
         env={**os.environ, "PATH": path, **env},

@@ -66,3 +66,14 @@ def test_few_modules_at_the_top_none_large() -> None:
 def test_every_package_says_what_it_holds(package: str) -> None:
     doc = importlib.import_module(f"runner.{package}").__doc__
     assert doc is not None and len(doc.split()) >= 8
+
+
+def test_every_benchmark_prints_the_reference_its_figures_are_read_against() -> None:
+    """benchmarks/reference.py: on a shared machine a figure alone says little."""
+    scripts = [
+        path
+        for path in sorted((PACKAGE.parent / "benchmarks").glob("[a-z]*.py"))
+        if '__name__ == "__main__"' in path.read_text(encoding="utf-8")
+    ]
+    silent = [p.name for p in scripts if "print_reference(" not in p.read_text(encoding="utf-8")]
+    assert len(scripts) > 10 and silent == []

@@ -12,7 +12,8 @@ import pytest
 from runner import cli
 from runner.commands.lockfiles import find_lockfiles, lock_keys
 from runner.errors import ShotgraphError
-from runner.store import Owner, ResultRecord, Store, StoredFile
+from runner.store import Owner, Store, StoredFile
+from tests.record_helpers import record
 
 OLD = time.time() - 86_400
 
@@ -38,22 +39,7 @@ def add_result(store: Store, key: str, content: bytes, *, at: float = OLD) -> St
     src.write_bytes(content)
     output = store.put_file(src, move=True)
     os.utime(store.file_path(output.sha256), (at, at))
-    store.put_result(
-        ResultRecord(
-            key=key,
-            node=key,
-            kind="t2v",
-            endpoint="fal-ai/ltx-video",
-            backend="local",
-            request_id="r",
-            seed=1,
-            output=output,
-            content_type="video/mp4",
-            cost_usd=0.01,
-            result_url=None,
-            recorded_at=at,
-        )
-    )
+    store.put_result(record(key, output, node=key, cost_usd=0.01, recorded_at=at))
     return output
 
 

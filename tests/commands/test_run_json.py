@@ -13,27 +13,13 @@ import pytest
 
 from runner import cli
 from runner.errors import EXIT_CODE_TABLE, ExitCode
-from tests.run_helpers import GENERATION_NODES, ROOT, make_project, start_emulator
+from tests.run_helpers import GENERATION_NODES, ROOT, make_project, run_local, start_emulator
 
 
 def run_json(
     pipeline: Path, url: str, store: Path, capsys: pytest.CaptureFixture[str], *extra: str
 ) -> tuple[int, dict[str, Any], str]:
-    code = cli.run(
-        [
-            "run",
-            str(pipeline),
-            "--backend",
-            "local",
-            "--emulator-url",
-            url,
-            "--cache-dir",
-            str(store),
-            "--plain",
-            "--json",
-            *extra,
-        ]
-    )
+    code = run_local(pipeline, url, store, "--json", *extra)
     captured = capsys.readouterr()
     return code, json.loads(captured.out), captured.err
 
@@ -56,6 +42,8 @@ def test_run_json_parses_and_matches_the_run(
     # The local backend is free: what fal would charge is the estimate, nothing is "paid".
     assert all(node["estimated_usd"] == 0.04 for n, node in nodes.items() if n in GENERATION_NODES)
     lock = json.loads(pipeline.with_name("tiny.lock.json").read_text())
+    # The files the run wrote (its output, the best frame): the loop reads their bytes back.
+    assert {n for n, node in nodes.items() if node["output"]["path"]} == {"best_frame", "cut"}
     for name, node in nodes.items():
         assert node["key"] == lock["nodes"][name]["key"]
         assert node["output"]["sha256"] == lock["nodes"][name]["output"]["sha256"]

@@ -14,9 +14,10 @@ import pytest
 from runner import cli
 from runner.compile.check import check_pipeline
 from runner.compile.memo import HASHED_BYTES, check_and_remember, recall
-from runner.store import ResultRecord, Store
+from runner.store import Store
 from runner.store.memos import memo_slot, read_memo, write_memo
 from tests.helpers import project
+from tests.record_helpers import step_record
 
 PIPELINE = """version: 1
 name: memo
@@ -171,22 +172,7 @@ def test_a_deleted_store_entry_shows_in_the_plan(
         output.write_bytes(b"\x00\x00\x00\x18ftypmp42 stand-in")
         stored = opened.put_file(output, move=True)
         for name, step in compiled.steps.items():
-            opened.put_result(
-                ResultRecord(
-                    key=step.key,
-                    node=name,
-                    kind=step.kind,
-                    endpoint=step.endpoint.id if step.endpoint else None,
-                    backend="local",
-                    request_id=f"req-{name}",
-                    seed=step.seed,
-                    output=stored,
-                    content_type="video/mp4",
-                    cost_usd=0.0,
-                    result_url=None,
-                    recorded_at=time.time(),
-                )
-            )
+            opened.put_result(step_record(name, step, stored, cost_usd=0.0))
 
     def plan() -> dict[str, str]:
         args = ["plan", str(pipeline), "--backend", "local", "--json", "--cache-dir", str(store)]

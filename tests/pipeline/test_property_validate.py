@@ -135,7 +135,7 @@ def _exit_cleanly(text: str | bytes, capsys: pytest.CaptureFixture[str], studio:
     return findings
 
 
-@settings(
+MUTATIONS = settings(
     max_examples=120,
     # The same examples on every run: a crash is found by a hunt with more examples and
     # random seeds (set derandomize=False), then pinned as a fixture, not by CI by luck.
@@ -143,6 +143,9 @@ def _exit_cleanly(text: str | bytes, capsys: pytest.CaptureFixture[str], studio:
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
+
+
+@MUTATIONS
 @given(data=st.data())
 def test_text_mutations_never_crash(
     data: st.DataObject, capsys: pytest.CaptureFixture[str], studio: Path
@@ -165,14 +168,7 @@ def test_text_mutations_never_crash(
     _exit_cleanly("\n".join(lines) + "\n", capsys, studio)
 
 
-@settings(
-    max_examples=120,
-    # The same examples on every run: a crash is found by a hunt with more examples and
-    # random seeds (set derandomize=False), then pinned as a fixture, not by CI by luck.
-    derandomize=True,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-)
+@MUTATIONS
 @given(data=st.data())
 def test_structural_mutations_never_crash(
     data: st.DataObject, capsys: pytest.CaptureFixture[str], studio: Path
@@ -223,14 +219,7 @@ def test_nothing_is_written_into_the_clone(studio: Path) -> None:
     assert not [p for p in (ROOT / "pipelines").iterdir() if p.name.startswith("tmp")]
 
 
-@settings(
-    max_examples=120,
-    # The same examples on every run: a crash is found by a hunt with more examples and
-    # random seeds (set derandomize=False), then pinned as a fixture, not by CI by luck.
-    derandomize=True,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-)
+@MUTATIONS
 @given(data=st.data())
 def test_invalid_text_is_an_error_with_a_line(
     data: st.DataObject, capsys: pytest.CaptureFixture[str], studio: Path

@@ -10,7 +10,7 @@ from runner.lock import Lock, LockedOutput, LockEntry
 from runner.pipeline.review_file import Review, Verdict
 from runner.review.gates import Gates, output_finder
 from runner.store import Store
-from runner.store.rows import ResultRecord
+from tests.record_helpers import record
 
 A, B = "a" * 64, "b" * 64
 
@@ -106,25 +106,21 @@ def test_the_current_output_is_the_stores_else_the_lockfiles_of_the_same_key(
     )
     with Store.open(tmp_path / "store") as store:
         stored = store.put_file(clip)
-        record = ResultRecord(
-            key="key-shot",
+        shot = record(
+            "key-shot",
+            stored,
             node="shot",
             kind="i2v",
             endpoint="fal-ai/x",
-            backend="local",
             request_id="r1",
-            seed=1,
-            output=stored,
-            content_type="video/mp4",
             cost_usd=0.0,
-            result_url=None,
         )
         # nothing in the store: the lockfile's entry, only if it was rendered from this key
         output_of = output_finder(STEPS, store, lock, "local")
         assert output_of("shot") == B
         assert output_of("more") is None  # the lock's entry has another key
         assert output_of("nowhere") is None
-        store.put_result(record)
+        store.put_result(shot)
         assert output_of("shot") == stored.sha256  # the store wins
         # a result of another backend does not count: the lock's entry does
         assert output_finder(STEPS, store, lock, "fal")("shot") == B

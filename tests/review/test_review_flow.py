@@ -13,6 +13,7 @@ import pytest
 from runner import cli
 from runner.pipeline.review_file import review_path
 from tests.run_helpers import last_run_events, lock_of, make_project, rendered, start_emulator
+from tests.run_helpers import run_local as run
 
 pytestmark = pytest.mark.slow
 
@@ -51,10 +52,6 @@ def cli_run(*args: str) -> int:
 
 def local(pipeline: Path, url: str, store: Path) -> list[str]:
     return [str(pipeline), "--backend", "local", "--cache-dir", str(store)]
-
-
-def run(pipeline: Path, url: str, store: Path) -> int:
-    return cli_run("run", *local(pipeline, url, store), "--emulator-url", url, "--plain")
 
 
 def plan(pipeline: Path, url: str, store: Path, capsys: pytest.CaptureFixture[str]) -> Any:

@@ -4,7 +4,6 @@ under a host name of its own so that only leases can tell whether another one li
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -12,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from tests.run_helpers import ROOT
+from tests.run_helpers import popen
 
 # `shotgraph` under another host name: a second machine, as far as liveness goes.
 AS_MACHINE = """
@@ -35,14 +34,7 @@ def spawn_machine(
     """``shotgraph run`` on machine ``name``: its local store beside the pipeline."""
     command = [sys.executable, "-c", AS_MACHINE, name, "run", str(pipeline), "--plain"]
     command += ["--cache-dir", str(pipeline.parent / ".store"), *args]
-    return subprocess.Popen(
-        command,
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, **env},
-    )
+    return popen(command, env)
 
 
 def machine_env(server: Any, url: str, **extra: str) -> dict[str, str]:

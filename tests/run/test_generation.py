@@ -9,10 +9,12 @@ import threading
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from runner.compile.steps import fill_slots
+from runner.compile.steps import Step, fill_slots
+from runner.fal import UploadedFile
 from runner.run.events import Event, NodeSubmitted, Notice
 from runner.store import JournalEntry, Owner, Store
 from runner.store.journal import body_digest
@@ -34,6 +36,22 @@ nodes:
 def gone(run_id: str) -> Owner:
     """A run in a process that has ended (killed, say)."""
     return replace(Owner.current(run_id), pid=DEAD_PID)
+
+
+def died_submitting(
+    step: Step, store: Store, fal: FakeFal, run_id: str
+) -> tuple[UploadedFile, dict[str, Any]]:
+    """Run ``run_id`` claimed ``step``, uploaded its keyframe to ``fal`` and began to send
+    its body, then died: the upload and that body."""
+    # What the dead run was sending: its keyframe under a URL of its own upload.
+    (slot,) = step.slots
+    uploaded = asyncio.run(fal.upload(slot.source.path, "image/png"))
+    body = fill_slots(step.body, {slot.pointer: uploaded.url})
+    dead = gone(run_id)
+    assert store.claim(step.key, dead) is None
+    assert step.endpoint is not None
+    store.begin_submit(step.key, dead, step.endpoint.id, body, body_digest(body))
+    return uploaded, body
 
 
 @pytest.fixture
@@ -77,15 +95,8 @@ def test_a_run_that_died_mid_submit_is_sent_the_identical_body_again(
     tmp_path: Path, store: Store
 ) -> None:
     _, steps = steps_of(tmp_path / "p")
-    intro = steps["intro"]
     fal = FakeFal()
-    # What the dead run was sending: its keyframe under a URL of its own upload.
-    (slot,) = intro.slots
-    uploaded = asyncio.run(fal.upload(slot.source.path, "image/png"))
-    body = fill_slots(intro.body, {slot.pointer: uploaded.url})
-    dead = gone("died-mid-submit")
-    assert store.claim(intro.key, dead) is None
-    store.begin_submit(intro.key, dead, intro.endpoint.id, body, body_digest(body))
+    uploaded, body = died_submitting(steps["intro"], store, fal, "died-mid-submit")
     result, events = run(steps, store, fal)
     assert result.ok and len(fal.jobs) == len(GENERATION_NODES)
     # That very body, not one rebuilt around a fresh upload of the same keyframe.
@@ -103,12 +114,7 @@ def test_a_run_that_died_mid_submit_is_reattached_when_fal_has_its_job(
     _, steps = steps_of(tmp_path / "p")
     intro = steps["intro"]
     fal = FakeFal()
-    (slot,) = intro.slots
-    uploaded = asyncio.run(fal.upload(slot.source.path, "image/png"))
-    body = fill_slots(intro.body, {slot.pointer: uploaded.url})
-    dead = gone("died-after-sending")
-    assert store.claim(intro.key, dead) is None
-    store.begin_submit(intro.key, dead, intro.endpoint.id, body, body_digest(body))
+    _, body = died_submitting(intro, store, fal, "died-after-sending")
     asyncio.run(fal.submit(intro.endpoint.id, body))  # fal queued it; then the run died
     result, events = run(steps, store, fal)
     assert result.ok and len(fal.jobs) == len(GENERATION_NODES) and fal.bodies_sent_twice() == []

@@ -22,7 +22,7 @@ import pytest
 from runner import cli
 from runner.media import probe, read_audio
 from runner.store import Store
-from tests.run_helpers import ASSETS, lock_of
+from tests.run_helpers import ASSETS, lock_of, run_local
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "pipelines" / "ltx2-sound.yaml"
 
@@ -82,19 +82,7 @@ def test_it_renders_with_sound_across_the_cut(tmp_path: Path, start_emulator: An
     store = tmp_path / "store"
     emulator = start_emulator(concurrency=4, require_auth=False, render_scale=0.25)
     started = time.perf_counter()
-    code = cli.run(
-        [
-            "run",
-            str(pipeline),
-            "--backend",
-            "local",
-            "--emulator-url",
-            emulator.url,
-            "--cache-dir",
-            str(store),
-            "--plain",
-        ]
-    )
+    code = run_local(pipeline, emulator.url, store)
     print(f"ltx2-sound.yaml rendered on the emulator in {time.perf_counter() - started:.1f} s")
     assert code == 0
     lock = lock_of(pipeline)

@@ -26,23 +26,9 @@ from tests.run_helpers import (
     rendered,
     start_emulator,
 )
-
-
-def run(pipeline: Path, url: str, store: Path, *extra: str) -> int:
-    return cli.run(
-        [
-            "run",
-            str(pipeline),
-            "--backend",
-            "local",
-            "--emulator-url",
-            url,
-            "--cache-dir",
-            str(store),
-            "--plain",
-            *extra,
-        ]
-    )
+from tests.run_helpers import (
+    run_local as run,
+)
 
 
 def test_first_run_renders_all_then_nothing(

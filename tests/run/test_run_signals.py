@@ -194,6 +194,7 @@ def test_ctrl_c_twice_on_a_terminal_restores_it_and_no_process_prints_a_tracebac
     assert "Traceback" not in text and "KeyboardInterrupt" not in text, text
     assert "SIGINT again: exiting now" in text
     hidden, shown = raw.rfind("\x1b[?25l"), raw.rfind("\x1b[?25h")
-    assert hidden == -1 or shown > hidden, "the cursor was left hidden"
+    assert hidden != -1, "the live table never hid the cursor: nothing was tested"
+    assert shown > hidden, "the cursor was left hidden"
     # The live table was taken down before the last words, not drawn again after them.
     assert "rendered ·" not in text[text.rfind("exiting now") :]

@@ -23,21 +23,17 @@ from runner.run.generation import GenerationContext, generate
 from runner.run.uploads import Materializer
 from runner.store import Owner, ResultRecord, Store, StoredFile, TieredStore, UploadRecord
 from tests.fake_fal import FakeFal
+from tests.record_helpers import record as result_record
 
 
 def record(key: str, output: StoredFile, run_id: str) -> ResultRecord:
-    return ResultRecord(
-        key=key,
+    return result_record(
+        key,
+        output,
         node=key,
-        kind="t2v",
-        endpoint="fal-ai/ltx-video",
-        backend="local",
         request_id=f"{run_id}:{key}",
         seed=7,
-        output=output,
-        content_type="video/mp4",
         cost_usd=0.02,
-        result_url=None,
         extra={"seed": 7, "by": run_id},
     )
 

@@ -34,6 +34,7 @@ from runner.store import (
 from runner.store import hashcache as hashcache_module
 from runner.store.blobs import hash_path
 from runner.store.owner import proc_stat
+from tests.record_helpers import record
 
 WORKER = Path(__file__).with_name("store_worker.py")
 LINUX = sys.platform.startswith("linux")
@@ -57,21 +58,20 @@ def put_bytes(store: Store, data: bytes, name: str = "src.bin") -> StoredFile:
 
 
 def result(key: str, output: StoredFile, **changes: object) -> ResultRecord:
-    record = ResultRecord(
-        key=key,
-        node="intro",
-        kind="i2v",
-        endpoint="fal-ai/ltx-video-13b-distilled/image-to-video",
-        backend="local",
-        request_id="req-1",
-        seed=7,
-        output=output,
-        content_type="video/mp4",
-        cost_usd=0.04,
-        result_url="https://example.invalid/out.mp4",
-        extra={"seed": 7, "timings": {"inference": 1.5}},
+    return record(
+        key,
+        output,
+        **{
+            "node": "intro",
+            "kind": "i2v",
+            "endpoint": "fal-ai/ltx-video-13b-distilled/image-to-video",
+            "request_id": "req-1",
+            "seed": 7,
+            "result_url": "https://example.invalid/out.mp4",
+            "extra": {"seed": 7, "timings": {"inference": 1.5}},
+        }
+        | changes,
     )
-    return replace(record, **changes)  # type: ignore[arg-type]
 
 
 def age(path: Path, when: float = OLD) -> None:

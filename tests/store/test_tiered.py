@@ -5,7 +5,6 @@ a tampered object never delivered, the format marker, a server without condition
 from __future__ import annotations
 
 import hashlib
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import pytest
 from runner.store import RemoteStore, ResultRecord, Store, StoreError, TieredStore, UploadRecord
 from runner.store.dir_remote import DirRemote
 from runner.store.remote_store import MARKER, file_name, result_name
+from tests.record_helpers import record
 
 
 @pytest.fixture
@@ -30,20 +30,7 @@ def render(store: TieredStore, key: str, data: bytes) -> ResultRecord:
     src = store.local.root.parent / f"{key[:8]}.bin"
     src.write_bytes(data)
     stored = store.local.put_file(src)
-    return ResultRecord(
-        key=key,
-        node=f"n{key[:4]}",
-        kind="t2v",
-        endpoint="ep",
-        backend="local",
-        request_id=f"req-{key[:4]}",
-        seed=1,
-        output=stored,
-        content_type="video/mp4",
-        cost_usd=0.04,
-        result_url=None,
-        recorded_at=time.time(),
-    )
+    return record(key, stored, node=f"n{key[:4]}", endpoint="ep", request_id=f"req-{key[:4]}")
 
 
 KEYS = [f"{i:02x}" * 32 for i in range(12)]
