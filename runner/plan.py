@@ -27,9 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from runner.compile.compiler import Compiled
 from runner.compile.sources import LocalFile, Upstream
-from runner.compile.steps import Step, fill_slots
+from runner.compile.steps import Compiled, Step, fill_slots
 from runner.errors import OverBudget
 from runner.lock import Lock, LockEntry, project_lock_path, read_lock
 from runner.review.gates import Gates, Wait, output_finder

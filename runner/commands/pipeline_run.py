@@ -11,9 +11,7 @@ from typing import Any
 from runner.commands.common import checked_remembered
 from runner.commands.running import execute, open_store
 from runner.compile.check import check_pipeline
-from runner.compile.compiler import Compiled
-from runner.compile.request import locate_field
-from runner.compile.steps import Step
+from runner.compile.steps import Compiled, Step
 from runner.errors import ExitCode, ShotgraphError, disk_full, display_path
 from runner.lock import Lock, build_lock, project_lock_path, read_lock, write_lock
 from runner.plan import CacheStatus, check_budget, drift, look_in, make_plan, waits
@@ -144,6 +142,8 @@ def _issue_describer(compiled: Compiled) -> Any:
     full: list[Compiled] = []
 
     def describe(step: Step, issue: Any) -> str:
+        from runner.compile.request import locate_field  # the compiler: only for a 422
+
         if not full:
             # A memo's pipeline has no records: compile once more, only now that it matters.
             pipeline = compiled.pipeline

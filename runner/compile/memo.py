@@ -44,7 +44,7 @@ from runner.compile.check import CheckResult, check_pipeline
 from runner.hashing import Hasher, sha256_file
 from runner.pipeline.confine import Project, watching
 from runner.pipeline.records import Defaults
-from runner.pipeline.yamlsrc import SourceMap
+from runner.pipeline.sourcemap import SourceMap
 from runner.store.hashcache import RACY_WINDOW, fingerprint
 from runner.store.memos import memo_slot, read_memo, write_memo
 

@@ -6,6 +6,8 @@ import json
 import os
 import pickle
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -197,3 +199,48 @@ def test_the_review_file_appearing_or_changing(pipeline: Path, store: Path) -> N
     assert recall(pipeline, "local", store) is not None
     review.write_text(f'shot rejected={"a" * 64} note="too dark"\n')
     assert recall(pipeline, "local", store) is None
+
+
+HEAVY = {"jinja2", "yaml", "runner.compile.compiler", "runner.pipeline.load"}
+HEAVY |= {"runner.compile.request", "runner.pipeline.templates", "httpx", "runner.emulator"}
+LOADED = """import json, sys
+from runner import cli
+code = cli.run(sys.argv[2:])
+with open(sys.argv[1], "w") as out:
+    json.dump({"code": code, "modules": sorted(sys.modules)}, out)
+"""
+
+
+def loaded_by(tmp_path: Path, *args: str) -> set[str]:
+    """The modules a fresh interpreter has loaded after ``shotgraph ARGS``."""
+    report = tmp_path / "loaded.json"
+    command = [sys.executable, "-c", LOADED, str(report), *args]
+    subprocess.run(command, capture_output=True, check=True, cwd=Path(__file__).parents[2])
+    done = json.loads(report.read_text())
+    assert done["code"] == 0
+    return set(done["modules"])
+
+
+def test_a_memo_hit_loads_neither_the_compiler_nor_jinja(
+    pipeline: Path, store: Path, tmp_path: Path
+) -> None:
+    """What answering from the memo needs, and no more: a plan or a no-op run that loaded
+    the compiler, the YAML constructor or Jinja compiled again, or loads what it need not."""
+    compiled = check_pipeline(pipeline, backend="local").require()
+    with Store.open(store) as opened:
+        output = opened.tmp_dir() / "out.mp4"
+        output.write_bytes(b"\x00\x00\x00\x18ftypmp42 stand-in")
+        stored = opened.put_file(output, move=True)
+        for name, step in compiled.steps.items():
+            opened.put_result(step_record(name, step, stored, cost_usd=0.0))
+    remember(pipeline, store)
+    where = ["--backend", "local", "--cache-dir", str(store)]
+    planned = loaded_by(tmp_path, "plan", str(pipeline), *where, "--json")
+    assert "runner.compile.memo" in planned and not HEAVY & planned
+    ran = loaded_by(tmp_path, "run", str(pipeline), *where, "--plain")
+    assert "runner.run.executor" in ran and not HEAVY & ran
+    # Without the memo the same plan compiles: the test can tell the two apart.
+    shutil.rmtree(store / "memos")
+    assert {"jinja2", "runner.compile.compiler"} <= loaded_by(
+        tmp_path, "plan", str(pipeline), *where
+    )
