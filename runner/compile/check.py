@@ -22,6 +22,9 @@ class CheckResult:
     outputs: dict[str, Path]
     diagnostics: tuple[Diagnostic, ...]
     shown: bool = False  # the diagnostics are already printed
+    # What the compile memo holds it under (runner.compile.memo): set when it was read from
+    # or written to one, so what follows from it alone can be remembered beside it.
+    memo_id: str | None = None
 
     @property
     def errors(self) -> list[Diagnostic]:

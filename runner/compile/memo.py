@@ -60,9 +60,11 @@ def recall(path: Path, backend: str, store: Path) -> CheckResult | None:
     if found is None:
         return None
     header, payload = found
-    if header.get("key") != memo_key(path, backend) or not _reads_hold(header.get("reads")):
+    key = memo_key(path, backend)
+    if header.get("key") != key or not _reads_hold(header.get("reads")):
         return None
-    return _unpickle(payload)
+    loaded = _unpickle(payload)
+    return None if loaded is None else replace(loaded, memo_id=_memo_id(key, payload))
 
 
 def check_and_remember(
@@ -78,10 +80,12 @@ def check_and_remember(
     if result.errors or result.compiled is None:
         return result
     reads = _describe(seen, started)
-    if reads is not None:
-        header = {"key": memo_key(path, backend), "reads": reads}
-        write_memo(store, memo_slot(path, backend), header, _pickle(result))
-    return result
+    if reads is None:
+        return result
+    key = memo_key(path, backend)
+    payload = _pickle(result)
+    write_memo(store, memo_slot(path, backend), {"key": key, "reads": reads}, payload)
+    return replace(result, memo_id=_memo_id(key, payload))
 
 
 def memo_key(path: Path, backend: str) -> str:
@@ -90,6 +94,11 @@ def memo_key(path: Path, backend: str) -> str:
     parts = [MEMO_VERSION, sys.version, _code_signature(), str(path)]
     parts += [str(project.root), str(project.real), backend]
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
+
+
+def _memo_id(key: str, payload: bytes) -> str:
+    """What a memo stands for: the key it was made under and what it holds."""
+    return hashlib.sha256(key.encode() + b"\0" + payload).hexdigest()
 
 
 @cache
@@ -181,7 +190,8 @@ def _slim(result: CheckResult) -> CheckResult:
         nodes={},
         broken=frozenset(),
     )
-    return replace(result, compiled=replace(result.compiled, pipeline=bare), shown=False)
+    slim = replace(result.compiled, pipeline=bare)
+    return replace(result, compiled=slim, shown=False, memo_id=None)
 
 
 class _Pickler(pickle.Pickler):
