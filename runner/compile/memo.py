@@ -18,7 +18,8 @@ inode and ctime of every file read on this machine, which nobody can write in ad
 
 The memo drops the pipeline's records and line maps (half its size): a memo's ``Compiled``
 has a pipeline with its name, path, model and project only. Whoever needs the rest (a 422's
-key path, ``plan --verbose``'s sources) compiles again.
+key path, ``plan --verbose``'s sources) compiles again. The findings and the number of
+steps come first, pickled apart: ``validate`` reads them without the steps.
 """
 
 from __future__ import annotations
@@ -32,15 +33,17 @@ import json
 import os
 import pickle
 import stat
+import struct
 import sys
 import time
 from collections.abc import Iterable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from runner.compile.check import CheckResult, check_pipeline
+from runner.errors import Diagnostic
 from runner.hashing import Hasher, sha256_file
 from runner.pipeline.confine import Project, watching
 from runner.pipeline.records import Defaults
@@ -48,23 +51,66 @@ from runner.pipeline.sourcemap import SourceMap
 from runner.store.hashcache import RACY_WINDOW, fingerprint
 from runner.store.memos import memo_slot, read_memo, write_memo
 
-MEMO_VERSION = 1
+MEMO_VERSION = 2
 HASHED_BYTES = 1 << 20
 _SAFE_BUILTINS = frozenset({"frozenset", "set", "slice", "complex", "bytearray"})
+# The payload: the length of the findings' pickle, that pickle, the whole result's pickle.
+_PART = struct.Struct(">Q")
+
+
+@dataclass(frozen=True)
+class Findings:
+    """What ``validate`` says of a pipeline: its findings, and how many steps it has."""
+
+    diagnostics: tuple[Diagnostic, ...]
+    steps: int
 
 
 def recall(path: Path, backend: str, store: Path) -> CheckResult | None:
     """The checked pipeline as the memo in ``store`` has it, if nothing it read changed."""
+    found = _still_holds(path, backend, store)
+    if found is None:
+        return None
+    key, payload = found
+    (length,) = _PART.unpack_from(payload)
+    loaded = _unpickle(payload[_PART.size + length :])
+    if not isinstance(loaded, CheckResult):
+        return None
+    return replace(loaded, memo_id=_memo_id(key, payload))
+
+
+def recall_findings(path: Path, backend: str, store: Path) -> Findings | None:
+    """The findings the memo in ``store`` has of the pipeline, if nothing it read changed
+    (read without the steps)."""
+    found = _still_holds(path, backend, store)
+    if found is None:
+        return None
+    _, payload = found
+    (length,) = _PART.unpack_from(payload)
+    loaded = _unpickle(payload[_PART.size : _PART.size + length])
+    if not (isinstance(loaded, tuple) and len(loaded) == 2):
+        return None
+    diagnostics, steps = loaded
+    if not isinstance(steps, int) or not isinstance(diagnostics, tuple):
+        return None
+    if not all(isinstance(item, Diagnostic) for item in diagnostics):
+        return None
+    return Findings(diagnostics, steps)
+
+
+def _still_holds(path: Path, backend: str, store: Path) -> tuple[str, bytes] | None:
+    """The key and payload of the memo of ``path``, if nothing it read changed."""
     path = Path(os.path.abspath(path))
     found = read_memo(store, memo_slot(path, backend))
     if found is None:
         return None
     header, payload = found
     key = memo_key(path, backend)
-    if header.get("key") != key or not _reads_hold(header.get("reads")):
+    if header.get("key") != key or len(payload) < _PART.size:
         return None
-    loaded = _unpickle(payload)
-    return None if loaded is None else replace(loaded, memo_id=_memo_id(key, payload))
+    if not _reads_hold(header.get("reads")):
+        return None
+    return key, payload
 
 
 def check_and_remember(
@@ -225,14 +271,18 @@ class _Unpickler(pickle.Unpickler):
 
 
 def _pickle(result: CheckResult) -> bytes:
-    buffer = io.BytesIO()
-    _Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(_slim(result))
-    return buffer.getvalue()
+    """The findings (what validate needs), then the whole result."""
+    assert result.compiled is not None
+    parts = []
+    for value in ((result.diagnostics, len(result.compiled.steps)), _slim(result)):
+        buffer = io.BytesIO()
+        _Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(value)
+        parts.append(buffer.getvalue())
+    return _PART.pack(len(parts[0])) + parts[0] + parts[1]
 
 
-def _unpickle(payload: bytes) -> CheckResult | None:
+def _unpickle(data: bytes) -> Any:
     try:
-        loaded = _Unpickler(io.BytesIO(payload)).load()
+        return _Unpickler(io.BytesIO(data)).load()
     except Exception:  # a damaged or foreign memo, whatever it holds: compile instead
         return None
-    return loaded if isinstance(loaded, CheckResult) else None

@@ -211,11 +211,11 @@ with open(sys.argv[1], "w") as out:
 """
 
 
-def loaded_by(tmp_path: Path, *args: str) -> set[str]:
+def loaded_by(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> set[str]:
     """The modules a fresh interpreter has loaded after ``shotgraph ARGS``."""
     report = tmp_path / "loaded.json"
     command = [sys.executable, "-c", LOADED, str(report), *args]
-    subprocess.run(command, capture_output=True, check=True, cwd=Path(__file__).parents[2])
+    subprocess.run(command, capture_output=True, check=True, cwd=Path(__file__).parents[2], env=env)
     done = json.loads(report.read_text())
     assert done["code"] == 0
     return set(done["modules"])
@@ -224,7 +224,7 @@ def loaded_by(tmp_path: Path, *args: str) -> set[str]:
 def test_a_memo_hit_loads_neither_the_compiler_nor_jinja(
     pipeline: Path, store: Path, tmp_path: Path
 ) -> None:
-    """What answering from the memo needs, and no more: a plan or a no-op run that loaded
+    """What answering from the memo needs, and no more: a plan, a no-op run or a validate that loaded
     the compiler, the YAML constructor or Jinja compiled again, or loads what it need not."""
     compiled = check_pipeline(pipeline, backend="local").require()
     with Store.open(store) as opened:
@@ -239,6 +239,10 @@ def test_a_memo_hit_loads_neither_the_compiler_nor_jinja(
     assert "runner.compile.memo" in planned and not HEAVY & planned
     ran = loaded_by(tmp_path, "run", str(pipeline), *where, "--plain")
     assert "runner.run.executor" in ran and not HEAVY & ran
+    # validate finds the store where a run would ($SHOTGRAPH_CACHE_DIR here).
+    env = os.environ | {"SHOTGRAPH_CACHE_DIR": str(store)}
+    validated = loaded_by(tmp_path, "validate", str(pipeline), "--backend", "local", env=env)
+    assert "runner.compile.memo" in validated and not HEAVY & validated
     # Without the memo the same plan compiles: the test can tell the two apart.
     shutil.rmtree(store / "memos")
     assert {"jinja2", "runner.compile.compiler"} <= loaded_by(
