@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from runner.compile.memo import code_signature
 from runner.store.hashcache import fingerprint
 from runner.store.memos import read_note, write_note
 
@@ -49,16 +50,36 @@ class LockSeal:
     def _state(self, made_from: Any) -> dict[str, Any] | None:
         if made_from != self.made_from:
             return None
-        try:
-            with open(self.lock_file, "rb") as handle:
-                before = fingerprint(os.fstat(handle.fileno()))
-                digest = hashlib.sha256(handle.read()).hexdigest()
-                after = fingerprint(os.fstat(handle.fileno()))
-        except OSError:
-            return None
-        if before != after:
-            return None  # written while read
-        return {"made_from": self.made_from, "stat": list(before), "sha256": digest}
+        state = _file_state(self.lock_file)
+        return None if state is None else {"made_from": self.made_from} | state
+
+
+def lock_known_good(store: Path, lock_file: Path) -> bool:
+    """Whether ``lock_file`` is, untouched, one this very code wrote or found right (so it
+    reads without an error): what a plan need not parse unless a node's reason needs it."""
+    note = read_note(store, _note_name(lock_file))
+    state = _file_state(lock_file)
+    return (
+        note is not None and state is not None and all(note.get(k) == v for k, v in state.items())
+    )
+
+
+def _file_state(lock_file: Path) -> dict[str, Any] | None:
+    """The lockfile's stat and hash, and the code that reads it; None when unreadable."""
+    try:
+        with open(lock_file, "rb") as handle:
+            before = fingerprint(os.fstat(handle.fileno()))
+            digest = hashlib.sha256(handle.read()).hexdigest()
+            after = fingerprint(os.fstat(handle.fileno()))
+    except OSError:
+        return None
+    if before != after:
+        return None  # written while read
+    return {"stat": list(before), "sha256": digest, "code": code_signature()}
+
+
+def _note_name(lock_file: Path) -> str:
+    return f"{hashlib.sha256(str(lock_file).encode()).hexdigest()[:32]}.lock"
 
 
 def lock_seal(
@@ -76,5 +97,4 @@ def lock_seal(
     digest.update(repr(sorted((name, str(path)) for name, path in result.outputs.items())).encode())
     for name in compiled.steps:
         digest.update(f"\0{name}\0{records[name]!r}".encode())
-    note = f"{hashlib.sha256(str(lock_file).encode()).hexdigest()[:32]}.lock"
-    return LockSeal(store, note, digest.hexdigest(), lock_file)
+    return LockSeal(store, _note_name(lock_file), digest.hexdigest(), lock_file)

@@ -137,7 +137,7 @@ def check_and_remember(
 def memo_key(path: Path, backend: str) -> str:
     """What a memo is valid for, besides the files it read."""
     project = Project.of_pipeline(path)
-    parts = [MEMO_VERSION, sys.version, _code_signature(), str(path)]
+    parts = [MEMO_VERSION, sys.version, code_signature(), str(path)]
     parts += [str(project.root), str(project.real), backend]
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
 
@@ -148,7 +148,7 @@ def _memo_id(key: str, payload: bytes) -> str:
 
 
 @cache
-def _code_signature() -> str:
+def code_signature() -> str:
     """The stat of every file of shotgraph itself (code, schemas, data, templates): a
     checkout that changed any of them does not use an older memo."""
     from runner.resources import schemas_dir, templates_dir

@@ -3,12 +3,14 @@ while the memo, every node's result, the outputs and the file itself are what th
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import pytest
 
 from runner import cli
+from runner import plan as plan_module
 from runner.commands import pipeline_run
 from runner.compile.check import check_pipeline
 from runner.lock import Lock, lock_path, read_lock
@@ -150,3 +152,59 @@ def test_the_pipeline_text(
     assert "unchanged" not in run(pipeline, store, capsys)
     assert read_lock(lock_path(pipeline)).outputs == {"more": "renders/other.mp4"}
     assert builds.count == 2
+
+
+class Reads:
+    """Counts the lockfiles the plan parses."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.count = 0
+        real = plan_module.read_lock
+
+        def counted(path: Path) -> Lock:
+            self.count += 1
+            return real(path)
+
+        monkeypatch.setattr(plan_module, "read_lock", counted)
+
+
+def plan(pipeline: Path, store: Path, capsys: pytest.CaptureFixture[str]) -> dict[str, str]:
+    args = ["plan", str(pipeline), "--backend", "local", "--json", "--cache-dir", str(store)]
+    code = cli.run(args)
+    said = capsys.readouterr()
+    assert code == 0, said.err
+    return {row["node"]: row["reason"] or row["status"] for row in json.loads(said.out)["nodes"]}
+
+
+def test_a_plan_of_cached_nodes_reads_no_lockfile_a_run_left(
+    pipeline: Path,
+    store: Path,
+    builds: Builds,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    reads = Reads(monkeypatch)
+    assert plan(pipeline, store, capsys) == {"shot": "cached", "more": "cached"}
+    assert reads.count == 0
+    compiled = check_pipeline(pipeline, backend="local").require()
+    with Store.open(store) as opened:
+        assert opened.delete_result(compiled.steps["more"].key)
+    # A node to render: its reason comes from the lock, read now.
+    assert plan(pipeline, store, capsys) == {"shot": "cached", "more": "cache entry missing"}
+    assert reads.count == 1
+
+
+def test_a_plan_reads_a_lockfile_touched_since(
+    pipeline: Path,
+    store: Path,
+    builds: Builds,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A damaged lockfile stops the plan as it always did, even with every node cached."""
+    reads = Reads(monkeypatch)
+    lock = lock_path(pipeline)
+    lock.write_text(lock.read_text().replace('"lock_version": 1', '"lock_version": 99'))
+    args = ["plan", str(pipeline), "--backend", "local", "--cache-dir", str(store)]
+    assert cli.run(args) == 1
+    assert reads.count == 1 and "lock" in capsys.readouterr().err
