@@ -17,8 +17,9 @@ a pull request could commit one: besides the type allowlist, its header must mat
 inode and ctime of every file read on this machine, which nobody can write in advance.
 
 The memo drops the pipeline's records and line maps (half its size): a memo's ``Compiled``
-has a pipeline with its name, path, model and project only. Whoever needs the rest (a 422's
-key path, ``plan --verbose``'s sources) compiles again. The findings and the number of
+has a pipeline with its name, path, model and project only, and steps without their
+settings (where each parameter came from). Whoever needs the rest (a 422's key path,
+``plan --verbose``'s sources) compiles again. The findings and the number of
 steps come first, pickled apart: ``validate`` reads them without the steps.
 """
 
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import gc
 import hashlib
 import importlib
 import io
@@ -222,7 +224,7 @@ def _reads_hold(reads: Any) -> bool:
 
 
 def _slim(result: CheckResult) -> CheckResult:
-    """The result without the pipeline's records and line maps."""
+    """The result without the pipeline's records and line maps, or the steps' settings."""
     assert result.compiled is not None
     pipeline = result.compiled.pipeline
     bare = replace(
@@ -236,7 +238,9 @@ def _slim(result: CheckResult) -> CheckResult:
         nodes={},
         broken=frozenset(),
     )
-    slim = replace(result.compiled, pipeline=bare)
+    # Where each parameter came from: read with the records only (plan --verbose, a 422).
+    steps = {name: replace(step, settings={}) for name, step in result.compiled.steps.items()}
+    slim = replace(result.compiled, pipeline=bare, steps=steps)
     return replace(result, compiled=slim, shown=False, memo_id=None)
 
 
@@ -282,7 +286,14 @@ def _pickle(result: CheckResult) -> bytes:
 
 
 def _unpickle(data: bytes) -> Any:
+    # Tens of thousands of objects, none of them garbage: no collection while they are
+    # built (it would walk them all, again and again).
+    collecting = gc.isenabled()
+    gc.disable()
     try:
         return _Unpickler(io.BytesIO(data)).load()
     except Exception:  # a damaged or foreign memo, whatever it holds: compile instead
         return None
+    finally:
+        if collecting:
+            gc.enable()
