@@ -14,9 +14,9 @@ from runner import plan as plan_module
 from runner.commands import pipeline_run
 from runner.compile.check import check_pipeline
 from runner.lock import Lock, lock_path, read_lock
-from runner.store import Store, StoredFile
+from runner.store import Store
 from tests.helpers import HEAD, project
-from tests.record_helpers import step_record
+from tests.record_helpers import cache_every_node
 
 BODY = """nodes:
   shot: {kind: i2v, image: {keyframe: mara.front}, prompt: a woman breathing}
@@ -36,19 +36,8 @@ def pipeline(tmp_path: Path) -> Path:
 @pytest.fixture
 def store(tmp_path: Path, pipeline: Path) -> Path:
     root = tmp_path / "store"
-    fill(pipeline, root, b"first")
+    cache_every_node(pipeline, root, b"first")
     return root
-
-
-def fill(pipeline: Path, root: Path, content: bytes, **fields: object) -> None:
-    """A result for every node of ``pipeline``, all with the output ``content``."""
-    compiled = check_pipeline(pipeline, backend="local").require()
-    with Store.open(root) as opened:
-        output = opened.tmp_dir() / "out.mp4"
-        output.write_bytes(b"\x00\x00\x00\x18ftypmp42 " + content)
-        stored: StoredFile = opened.put_file(output, move=True)
-        for name, step in compiled.steps.items():
-            opened.put_result(step_record(name, step, stored, cost_usd=0.0, **fields))
 
 
 class Builds:
@@ -129,7 +118,7 @@ def test_another_result_in_the_store(
     pipeline: Path, store: Path, builds: Builds, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Rendered again elsewhere: another output, and another request id."""
-    fill(pipeline, store, b"second", request_id="req-again")
+    cache_every_node(pipeline, store, b"second", request_id="req-again")
     assert "unchanged" not in run(pipeline, store, capsys)
     entry = read_lock(lock_path(pipeline)).nodes["shot"]
     assert entry.request_id == "req-again" and builds.count == 2
@@ -139,7 +128,7 @@ def test_a_result_with_another_request_id_only(
     pipeline: Path, store: Path, builds: Builds, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The same bytes: the lock keeps the request that rendered them (and is compared)."""
-    fill(pipeline, store, b"first", request_id="req-again")
+    cache_every_node(pipeline, store, b"first", request_id="req-again")
     assert "unchanged" in run(pipeline, store, capsys)
     assert read_lock(lock_path(pipeline)).nodes["shot"].request_id == "req-shot"
     assert builds.count == 2

@@ -19,7 +19,7 @@ from runner.compile.memo import HASHED_BYTES, check_and_remember, recall
 from runner.store import Store
 from runner.store.memos import memo_slot, read_memo, write_memo
 from tests.helpers import project
-from tests.record_helpers import step_record
+from tests.record_helpers import cache_every_node
 
 PIPELINE = """version: 1
 name: memo
@@ -169,12 +169,7 @@ def test_a_deleted_store_entry_shows_in_the_plan(
 ) -> None:
     """The memo keeps the compile, never the cache status: that is the store's, each time."""
     compiled = check_pipeline(pipeline, backend="local").require()
-    with Store.open(store) as opened:
-        output = opened.tmp_dir() / "out.mp4"
-        output.write_bytes(b"\x00\x00\x00\x18ftypmp42 stand-in")
-        stored = opened.put_file(output, move=True)
-        for name, step in compiled.steps.items():
-            opened.put_result(step_record(name, step, stored, cost_usd=0.0))
+    cache_every_node(pipeline, store)
 
     def plan() -> dict[str, str]:
         args = ["plan", str(pipeline), "--backend", "local", "--json", "--cache-dir", str(store)]
@@ -224,15 +219,9 @@ def loaded_by(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> 
 def test_a_memo_hit_loads_neither_the_compiler_nor_jinja(
     pipeline: Path, store: Path, tmp_path: Path
 ) -> None:
-    """What answering from the memo needs, and no more: a plan, a no-op run or a validate that loaded
-    the compiler, the YAML constructor or Jinja compiled again, or loads what it need not."""
-    compiled = check_pipeline(pipeline, backend="local").require()
-    with Store.open(store) as opened:
-        output = opened.tmp_dir() / "out.mp4"
-        output.write_bytes(b"\x00\x00\x00\x18ftypmp42 stand-in")
-        stored = opened.put_file(output, move=True)
-        for name, step in compiled.steps.items():
-            opened.put_result(step_record(name, step, stored, cost_usd=0.0))
+    """What answering from the memo needs, and no more: a plan, a no-op run or a validate
+    that loaded the compiler, YAML or Jinja compiled again, or loads what it need not."""
+    cache_every_node(pipeline, store)
     remember(pipeline, store)
     where = ["--backend", "local", "--cache-dir", str(store)]
     planned = loaded_by(tmp_path, "plan", str(pipeline), *where, "--json")
