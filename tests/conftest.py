@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -31,6 +33,32 @@ def _isolated_home(
     # listing this long (seconds) before it sends the body again (fal: 10 minutes).
     monkeypatch.setenv("SHOTGRAPH_FAL_LISTING_SETTLE", "4")
     yield
+
+
+@pytest.fixture(autouse=True)
+def _alone_when_marked(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[None]:
+    """With pytest-xdist, a test marked ``alone`` (one that judges the machine's timing, such
+    as the slow-callback check) waits for the other workers' tests to end and keeps them
+    from starting until it is done: a reader-writer lock on two files every worker can see.
+    The turnstile lets no new test in while an ``alone`` test waits, so it is never starved."""
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        yield  # one process: every test is alone already
+        return
+    shared = tmp_path_factory.getbasetemp().parent  # the session's, above each worker's
+    alone = request.node.get_closest_marker("alone") is not None
+    with (
+        open(shared / "turnstile.lock", "a") as turnstile,
+        open(shared / "tests.lock", "a") as tests,
+    ):
+        fcntl.flock(turnstile, fcntl.LOCK_EX)
+        if alone:
+            fcntl.flock(tests, fcntl.LOCK_EX)  # every running test has ended
+        else:
+            fcntl.flock(tests, fcntl.LOCK_SH)
+            fcntl.flock(turnstile, fcntl.LOCK_UN)
+        yield  # the locks go with the files
 
 
 AWS_VARIABLES = (

@@ -216,7 +216,9 @@ def test_a_run_whose_shell_is_killed_stops_cleanly(
     told by the kernel that its parent died, stops as at a SIGTERM."""
     pipeline = make_project(tmp_path / "p")
     store = tmp_path / "store"
-    with start_emulator(render_pool, latency=1.0, concurrency=1) as emulator:
+    # Three seconds a job, one at a time: the queued two are still queued when the orphan,
+    # however slow a loaded machine makes it, comes to cancel them.
+    with start_emulator(render_pool, latency=3.0, concurrency=1) as emulator:
         command = (
             f"{BIN / 'shotgraph'} run {pipeline} --backend local --emulator-url {emulator.url} "
             f"--cache-dir {store} --plain; echo the shell went on"

@@ -206,6 +206,7 @@ def slow_callbacks(monkeypatch: pytest.MonkeyPatch) -> Iterator[_SlowCallbacks]:
         logger.removeHandler(handler)
 
 
+@pytest.mark.alone
 def test_no_callback_blocks_a_loop_during_a_demo_run(
     tmp_path: Path, slow_callbacks: _SlowCallbacks
 ) -> None:
