@@ -217,6 +217,8 @@ class Executor:
     async def _context(self) -> GenerationContext:
         """The backend, connected on first need: a run with nothing to render (or only local
         media steps) never starts the emulator or touches the network."""
+        if self._connected is not None:
+            return self._connected  # every generation step asks: no thread hop once made
         # The network client (and the emulator) load only here, in a thread: a run with
         # nothing to render starts in a fraction of the time, and the loop never waits.
         await asyncio.to_thread(load_generation)
