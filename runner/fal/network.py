@@ -27,14 +27,31 @@ from httpcore._utils import is_socket_readable
 
 # What a connection buffers before it stops reading from the socket.
 BUFFER = 1 << 18
+# Writes up to this size are held to go out with the next (see _Stream).
+HOLD = 1 << 16
 
 
 class _Stream(AsyncNetworkStream):
+    """One connection. httpcore writes a request as several pieces (head, body, end);
+    small ones are held until the task yields or reads the answer, then sent in one
+    system call instead of three."""
+
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._reader = reader
         self._writer = writer
+        self._held: list[bytes] = []
+        self._held_size = 0
+
+    def _flush(self) -> None:
+        if self._held:
+            data = b"".join(self._held)
+            self._held.clear()
+            self._held_size = 0
+            if not self._writer.is_closing():
+                self._writer.write(data)
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        self._flush()
         try:
             async with asyncio.timeout(timeout):
                 return await self._reader.read(max_bytes)
@@ -46,6 +63,13 @@ class _Stream(AsyncNetworkStream):
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
         if not buffer:
             return
+        if self._held_size + len(buffer) <= HOLD:
+            if not self._held:
+                asyncio.get_running_loop().call_soon(self._flush)
+            self._held.append(buffer)
+            self._held_size += len(buffer)
+            return
+        self._flush()
         try:
             async with asyncio.timeout(timeout):
                 self._writer.write(buffer)
@@ -56,6 +80,7 @@ class _Stream(AsyncNetworkStream):
             raise httpcore.WriteError(str(exc) or type(exc).__name__) from exc
 
     async def aclose(self) -> None:
+        self._flush()
         self._writer.close()
 
     async def start_tls(
@@ -64,6 +89,7 @@ class _Stream(AsyncNetworkStream):
         server_hostname: str | None = None,
         timeout: float | None = None,
     ) -> AsyncNetworkStream:
+        self._flush()
         try:
             async with asyncio.timeout(timeout):
                 await self._writer.start_tls(ssl_context, server_hostname=server_hostname)

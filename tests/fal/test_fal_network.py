@@ -4,6 +4,7 @@ timeouts, refusals and TLS as through httpx's default backend, over real loopbac
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -120,3 +121,35 @@ async def test_tls_is_verified_against_the_trusted_authority() -> None:
         async with lean_client() as untrusting:  # the system's authorities only
             with pytest.raises(httpx.ConnectError):
                 await untrusting.get(f"https://127.0.0.1:{port}/status")
+
+
+async def test_a_body_in_small_pieces_arrives_whole_and_in_order() -> None:
+    # Small writes are held and sent together (one system call per request, not three);
+    # a body of many of them must still arrive whole, in order, with backpressure.
+    async def digesting(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = next(
+            int(line.split(b":")[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length")
+        )
+        body = await reader.readexactly(length)
+        answer = hashlib.sha256(body).hexdigest().encode()
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 64\r\n\r\n" + answer)
+        await writer.drain()
+        writer.close()
+
+    pieces = [bytes([i % 251]) * (1000 + i) for i in range(300)]  # ~480 KB in all
+
+    async def body() -> AsyncIterator[bytes]:
+        for piece in pieces:
+            yield piece
+
+    size = sum(len(p) for p in pieces)
+    async with serving(digesting) as port, lean_client() as client:
+        response = await client.post(
+            f"http://127.0.0.1:{port}/upload",
+            content=body(),
+            headers={"content-length": str(size)},
+        )
+    assert response.text == hashlib.sha256(b"".join(pieces)).hexdigest()
