@@ -41,13 +41,15 @@ _group = threading.local()
 
 
 @contextmanager
-def grouped_commits() -> Iterator[None]:
+def grouped_commits(*, sync: bool = True) -> Iterator[None]:
     """Group commit, on this thread: inside, a durable table's commits are not fsynced one
-    by one; on a clean exit each durable table written to gets one fsync of its
-    write-ahead log, which makes every commit of the group durable at once (SQLite appends
-    commits to the log in order, so syncing the file syncs them all). Nothing written
-    inside may be acted on by anyone until this returns: it is the store's writer thread
-    that groups, and it answers the callers only after the sync."""
+    by one; at the end each durable table written to gets one fsync of its write-ahead
+    log, which makes every commit of the group durable at once (SQLite appends commits to
+    the log in order, so syncing the file syncs them all). Without ``sync``, none: the
+    commits reach the disk with a later sync of that log, or SQLite's next checkpoint
+    (which syncs the log first). Nothing written inside may be acted on by anyone until
+    this returns: it is the store's writer thread that groups, and it answers the callers
+    only after the sync."""
     if getattr(_group, "tables", None) is not None:
         raise RuntimeError("grouped_commits does not nest")
     tables: dict[Table, None] = {}
@@ -59,7 +61,7 @@ def grouped_commits() -> Iterator[None]:
         failure: BaseException | None = None
         for table in tables:
             try:
-                table._end_group()
+                table._end_group(sync)
             except BaseException as exc:  # every table gets its setting back first
                 failure = failure or exc
         if failure is not None:
@@ -241,10 +243,12 @@ class Table:
         self._cache._con.execute("PRAGMA synchronous = 1")
         tables[self] = None
 
-    def _end_group(self) -> None:
-        """The group's end: FULL again on this thread, and one fsync of the log."""
+    def _end_group(self, sync: bool) -> None:
+        """The group's end: FULL again on this thread, and (``sync``) one fsync of the log."""
         try:
             self._cache._con.execute("PRAGMA synchronous = 2")
+            if not sync:
+                return
             try:
                 fd = os.open(self.directory / WAL_NAME, os.O_RDONLY)
             except FileNotFoundError:

@@ -19,6 +19,8 @@ from typing import Any, TypeVar
 from runner.store.table import grouped_commits
 
 T = TypeVar("T")
+# A write, the future its caller awaits, and whether it must be fsynced before the answer.
+_Item = tuple[Callable[[], Any], Future[Any], bool]
 
 
 class _Writer:
@@ -29,15 +31,15 @@ class _Writer:
     """
 
     def __init__(self) -> None:
-        self._queue: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]]]
+        self._queue: queue.SimpleQueue[_Item]
         self._queue = queue.SimpleQueue()
         self._started = False
         self._lock = threading.Lock()
         self._busy = threading.Lock()  # held while a write runs
 
-    def submit(self, call: Callable[[], T]) -> Future[T]:
+    def submit(self, call: Callable[[], T], *, sync: bool = True) -> Future[T]:
         future: Future[T] = Future()
-        self._queue.put((call, future))
+        self._queue.put((call, future, sync))
         with self._lock:
             if not self._started:
                 # A daemon: every write is awaited by the step that asked for it, so none
@@ -58,14 +60,16 @@ class _Writer:
                 self._run_group(group)
 
     @staticmethod
-    def _run_group(group: list[tuple[Callable[[], Any], Future[Any]]]) -> None:
+    def _run_group(group: list[_Item]) -> None:
         """Run the group's writes in order under one group commit, then answer them all:
         no caller hears of its write before the sync that makes it durable (the journal's
-        rule: on disk before the POST, before anyone waits on the job)."""
+        rule: on disk before the POST, before anyone waits on the job). A group of writes
+        that need no sync of their own has none: the next sync of their database, or
+        SQLite's next checkpoint, takes them to disk."""
         done: list[tuple[Future[Any], bool, Any]] = []
         try:
-            with grouped_commits():
-                for call, future in group:
+            with grouped_commits(sync=any(sync for _, _, sync in group)):
+                for call, future, _ in group:
                     if not future.set_running_or_notify_cancel():
                         continue
                     try:
@@ -94,11 +98,16 @@ def hold_writes(timeout: float) -> bool:
     return _WRITER.hold(timeout)
 
 
-async def off_loop(call: Callable[..., T], *args: Any) -> T:
+async def off_loop(call: Callable[..., T], *args: Any, sync: bool = True) -> T:
     """``call(*args)`` on the store's writer thread: a journal write fsyncs, and meanwhile
     the event loop must go on reading the other jobs' answers. A cancellation waits for the
-    write to finish, so the task unwinds with the entry in a known state."""
-    return await settled(asyncio.wrap_future(_WRITER.submit(functools.partial(call, *args))))
+    write to finish, so the task unwinds with the entry in a known state.
+
+    ``sync=False`` for a write that may be lost in a power cut without harm (a claim, with
+    nothing sent yet; a release, after the result is durable): it is committed (other
+    processes see it at once) but not fsynced on its own."""
+    future = _WRITER.submit(functools.partial(call, *args), sync=sync)
+    return await settled(asyncio.wrap_future(future))
 
 
 async def settled(work: Awaitable[T]) -> T:

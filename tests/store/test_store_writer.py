@@ -44,15 +44,14 @@ async def test_a_submit_is_answered_only_after_its_journal_is_synced(
     log: list[str] = []
     watch_syncs(monkeypatch, log)
     owner = Owner.current("run-1")
-    assert await off_loop(store.claim, "k1", owner) is None
+    assert await off_loop(store.claim, "k1", owner, sync=False) is None  # as TieredStore
     log.append("claimed")
     await off_loop(store.begin_submit, "k1", owner, "fal-ai/x", BODY, body_digest(BODY))
     log.append("may POST")
     await off_loop(store.record_submission, "k1", owner, "fal-ai/x", {"request_id": "r1"})
     log.append("may wait on the job")
     assert log == [
-        "fsync journal",
-        "claimed",
+        "claimed",  # no sync of its own: nothing is sent on a claim alone
         "fsync journal",
         "may POST",
         "fsync journal",
@@ -67,18 +66,30 @@ async def test_writes_queued_together_share_one_fsync(
     log: list[str] = []
     watch_syncs(monkeypatch, log)
     owner = Owner.current("run-1")
-    # Hold the writer busy so that twelve claims queue up behind it.
-    gate = threading.Event()
-    blocked = off_loop(gate.wait)
-    started = asyncio.ensure_future(blocked)
-    await asyncio.sleep(0)
-    claims = [asyncio.ensure_future(off_loop(store.claim, f"k{i}", owner)) for i in range(12)]
+    for i in range(12):
+        assert await off_loop(store.claim, f"k{i}", owner, sync=False) is None
+    assert log == []
+    # Hold the writer busy so that twelve submits queue up behind it.
+    entered, gate = threading.Event(), threading.Event()
+
+    def block() -> None:
+        entered.set()
+        gate.wait()
+
+    started = asyncio.ensure_future(off_loop(block))
+    await asyncio.to_thread(entered.wait)  # the writer is in it, its group formed
+    digest = body_digest(BODY)
+    submits = [
+        asyncio.ensure_future(off_loop(store.begin_submit, f"k{i}", owner, "x", BODY, digest))
+        for i in range(12)
+    ]
     await asyncio.sleep(0.05)
-    assert not any(claim.done() for claim in claims)
+    assert not any(submit.done() for submit in submits)
     gate.set()
     await started
-    assert await asyncio.gather(*claims) == [None] * 12
-    assert log.count("fsync journal") == 1
+    entries = await asyncio.gather(*submits)
+    assert [entry.state for entry in entries] == ["submitting"] * 12
+    assert log == ["fsync journal"]
     assert {key for key, _ in store.in_flight()} == {f"k{i}" for i in range(12)}
 
 
