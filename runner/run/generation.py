@@ -44,7 +44,7 @@ from runner.fal.config import same_origin
 from runner.run.events import NodeDownloading, NodeSubmitted, Notice
 from runner.run.job_wait import cancel_if_queued, wait_reporting
 from runner.run.submission import GenerationContext, Held, rejected, submit
-from runner.store import JournalConflict, ResultRecord, StoredFile
+from runner.store import JournalConflict, ResultRecord, Store, StoredFile
 
 __all__ = ["Generated", "GenerationContext", "generate"]
 
@@ -298,12 +298,10 @@ async def _fetch(
         raise StepFailed(exc.message, exc.hint or "run again to fetch it") from None
     except OSError as exc:
         raise disk_full(exc, staging) or exc from None
-    stored = await asyncio.to_thread(
-        ctx.store.local.adopt_file, staging, StoredFile(downloaded.sha256, downloaded.size)
+    stored, sound = await asyncio.to_thread(
+        _keep, ctx.store.local, staging, StoredFile(downloaded.sha256, downloaded.size)
     )
     extra: dict[str, Any] = {"returned_seed": result.get("seed")}
-    # LTX-2 renders sound: the lockfile records the output's audio stream.
-    sound = await asyncio.to_thread(media.audio_facts, ctx.store.local.file_path(stored.sha256))
     if sound is not None:
         extra["audio"] = sound
     inference = status.metrics.get("inference_time") if status.metrics else None
@@ -328,3 +326,10 @@ async def _fetch(
     )
     await ctx.store.put_result(record)
     return record
+
+
+def _keep(store: Store, staging: Path, hashed: StoredFile) -> tuple[StoredFile, Any]:
+    """Store a download (renamed in, already hashed) and read its sound, in one trip to a
+    thread. LTX-2 renders sound: the lockfile records the output's audio stream."""
+    stored = store.adopt_file(staging, hashed)
+    return stored, media.audio_facts(store.file_path(stored.sha256))
