@@ -356,9 +356,13 @@ class Executor:
 
     async def _generate(self, step: Step, upstream: Mapping[str, ResultRecord]) -> Generated:
         from runner.run.generation import generate
+        from runner.run.job_wait import FalSlot
 
-        async with self._fal_slots:
-            return await generate(step, upstream, await self._context())
+        slot = FalSlot(self._fal_slots)
+        try:
+            return await generate(step, upstream, await self._context(), slot=slot)
+        finally:
+            slot.free()
 
     async def _deliver(self, name: str, record: ResultRecord) -> None:
         path = self.outputs.get(name)
