@@ -26,8 +26,12 @@ def store(tmp_path: Path) -> Iterator[Store]:
         yield opened
 
 
-def watch_syncs(monkeypatch: pytest.MonkeyPatch, log: list[str]) -> None:
-    """Log each group fsync by the database it syncs."""
+@pytest.fixture
+def syncs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The group fsyncs, logged by the database each syncs (tests append their own steps)."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("reads /proc/self/fd")
+    log: list[str] = []
     fsync = os.fsync
 
     def logged(fd: int) -> None:
@@ -35,14 +39,13 @@ def watch_syncs(monkeypatch: pytest.MonkeyPatch, log: list[str]) -> None:
         log.append("fsync " + os.path.basename(os.path.dirname(os.readlink(f"/proc/self/fd/{fd}"))))
 
     monkeypatch.setattr(os, "fsync", logged)
+    return log
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/fd")
 async def test_a_submit_is_answered_only_after_its_journal_is_synced(
-    store: Store, monkeypatch: pytest.MonkeyPatch
+    store: Store, syncs: list[str]
 ) -> None:
-    log: list[str] = []
-    watch_syncs(monkeypatch, log)
+    log = syncs
     owner = Owner.current("run-1")
     assert await off_loop(store.claim, "k1", owner, sync=False) is None  # as TieredStore
     log.append("claimed")
@@ -59,12 +62,8 @@ async def test_a_submit_is_answered_only_after_its_journal_is_synced(
     ]
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/fd")
-async def test_writes_queued_together_share_one_fsync(
-    store: Store, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    log: list[str] = []
-    watch_syncs(monkeypatch, log)
+async def test_writes_queued_together_share_one_fsync(store: Store, syncs: list[str]) -> None:
+    log = syncs
     owner = Owner.current("run-1")
     for i in range(12):
         assert await off_loop(store.claim, f"k{i}", owner, sync=False) is None
