@@ -25,10 +25,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.emulator_process import emulator_process  # noqa: E402
-from benchmarks.reference import print_reference  # noqa: E402
+from benchmarks.reference import PEAK_RSS, print_reference  # noqa: E402
 
-TRANSFER = """
-import asyncio, json, resource, sys
+TRANSFER = (
+    PEAK_RSS
+    + """
+import asyncio, json, sys
 from pathlib import Path
 from runner.fal import FalClient, FalConfig
 
@@ -41,9 +43,10 @@ async def main(url, mode, path, target):
         return {"sha256": got.sha256, "size": got.size}
 
 out = asyncio.run(main(*sys.argv[1:5]))
-out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+out["peak_rss_mb"] = peak_rss_mb()
 print(json.dumps(out))
 """
+)
 
 
 def transfer(url: str, mode: str, path: Path, target: str = "") -> dict[str, object]:

@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.reference import print_reference  # noqa: E402
+from benchmarks.reference import PEAK_RSS, print_reference  # noqa: E402
 
 HEAD = "version: 1\nname: hostile\n"
 WALL_LIMIT_S = 2.0
@@ -63,13 +63,16 @@ CASES: dict[str, str] = {
 COMMANDS = ("validate", "plan")
 
 # The child: the CLI in-process, then its own figures as the last line of stdout.
-MEASURE = """
-import json, resource, sys
+MEASURE = (
+    PEAK_RSS
+    + """
+import json, sys
 from runner.cli import run
 code = run(sys.argv[1:])
 print(json.dumps({"code": code,
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "peak_rss_mb": peak_rss_mb()}))
 """
+)
 
 
 @dataclass(frozen=True)

@@ -22,10 +22,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.reference import print_figure, print_reference  # noqa: E402
+from benchmarks.reference import PEAK_RSS, print_figure, print_reference  # noqa: E402
 
-MEASURE = """
-import json, resource, sys, time
+MEASURE = (
+    PEAK_RSS
+    + """
+import json, sys, time
 from pathlib import Path
 start = time.perf_counter()
 from runner.compile.check import check_pipeline
@@ -37,9 +39,10 @@ done = time.perf_counter()
 print(json.dumps({
     "wall": done - start, "import": imported - start, "check_plan": done - imported,
     "nodes": len(plan.rows), "usd": plan.total_usd,
-    "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    "peak_rss_mb": peak_rss_mb(),
 }))
 """
+)
 
 
 def write_pipeline(directory: Path, nodes: int) -> Path:

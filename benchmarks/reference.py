@@ -80,3 +80,20 @@ def print_figure(name: str, **values: float | str) -> None:
     the load average at the moment it was taken."""
     values["load"] = load_average()
     print(f"figure: {name} {json.dumps(values)}", flush=True)
+
+
+# For the code a benchmark runs in a fresh process: ``peak_rss_mb()``, that process's own
+# peak RSS. Not ru_maxrss: Linux keeps it across exec, so a child of a benchmark that has
+# grown big (filling a store) would report the benchmark's size, not its own.
+PEAK_RSS = """
+def peak_rss_mb():
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+"""

@@ -30,11 +30,13 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.noop_scale import fill_store  # noqa: E402
 from benchmarks.plan_scale import write_pipeline  # noqa: E402
-from benchmarks.reference import print_reference  # noqa: E402
+from benchmarks.reference import PEAK_RSS, print_reference  # noqa: E402
 from tests import s3_servers  # noqa: E402
 
-MEASURE = """
-import collections, functools, json, resource, sys, time
+MEASURE = (
+    PEAK_RSS
+    + """
+import collections, functools, json, sys, time
 start = time.perf_counter()
 from runner.store import s3
 calls = collections.Counter()
@@ -56,8 +58,9 @@ from runner.cli import run
 code = run(["run", sys.argv[1], "--backend", "local", "--cache-dir", sys.argv[2], "--plain",
             "--store", sys.argv[3]])
 print(json.dumps({"code": code, "wall": time.perf_counter() - start, "calls": dict(calls),
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "peak_rss_mb": peak_rss_mb()}))
 """
+)
 
 
 def measure(pipeline: Path, store_root: Path, url: str, env: dict[str, str]) -> dict[str, object]:

@@ -28,17 +28,20 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.noop_scale import fill_store, measure  # noqa: E402
 from benchmarks.plan_scale import write_pipeline  # noqa: E402
-from benchmarks.reference import print_reference  # noqa: E402
+from benchmarks.reference import PEAK_RSS, print_reference  # noqa: E402
 
-MEASURE = """
-import json, resource, sys, time
+MEASURE = (
+    PEAK_RSS
+    + """
+import json, sys, time
 start = time.perf_counter()
 from runner.cli import run
 code = run(["report", sys.argv[1], "--backend", "local", "--cache-dir", sys.argv[2],
             "-o", sys.argv[3]])
 print(json.dumps({"code": code, "wall": time.perf_counter() - start,
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "peak_rss_mb": peak_rss_mb()}))
 """
+)
 BASE_CLIPS = 4
 
 

@@ -34,7 +34,7 @@ from runner.pipeline.confine import Refused, confine
 
 if TYPE_CHECKING:
     # Types only: reading a lock (replay, gc) need not load the compiler or the store.
-    from runner.compile.compiler import Compiled
+    from runner.compile.steps import Compiled
     from runner.store import ResultRecord
 
 LOCK_VERSION = 1

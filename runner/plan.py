@@ -24,12 +24,13 @@ import asyncio
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cached_property, partial
 from pathlib import Path
 from typing import Any
 
-from runner.compile.compiler import Compiled
+from runner.compile.lock_memo import lock_known_good
 from runner.compile.sources import LocalFile, Upstream
-from runner.compile.steps import Step, fill_slots
+from runner.compile.steps import Compiled, Step, fill_slots
 from runner.errors import OverBudget
 from runner.lock import Lock, LockEntry, project_lock_path, read_lock
 from runner.review.gates import Gates, Wait, output_finder
@@ -175,8 +176,10 @@ def plan_with_store(compiled: Compiled, root: Path, shared: TieredStore | None =
     """The plan as the store at ``root`` (and the ``shared`` one, if given: a tiered store
     whose local store is the one at ``root``) and the lockfile see it. A local store that
     does not exist yet is read as an empty one, and not created."""
-    lock_file = project_lock_path(compiled)
-    lock = read_lock(lock_file) if lock_file.exists() else None
+    lock = _plan_lock(compiled, root, shared)
+    if callable(lock):  # deferred: a local store, no gates
+        with Store.open(root) as store:
+            return make_plan(compiled, CacheStatus(compiled, store, lock))
     if shared is not None:
         view = asyncio.run(look_in(shared, compiled))
         status = CacheStatus(compiled, shared.local, lock, view)
@@ -185,6 +188,21 @@ def plan_with_store(compiled: Compiled, root: Path, shared: TieredStore | None =
         return make_plan(compiled, CacheStatus(compiled, None, lock), waits(compiled, None, lock))
     with Store.open(root) as store:
         return make_plan(compiled, CacheStatus(compiled, store, lock), waits(compiled, store, lock))
+
+
+def _plan_lock(
+    compiled: Compiled, root: Path, shared: TieredStore | None
+) -> Lock | Callable[[], Lock] | None:
+    """The lockfile, read (a damaged one stops the plan here); or, when it is one this
+    code wrote and nobody touched since (so it reads) and no gate needs it, how to read it
+    if a node that is not cached needs its reason."""
+    lock_file = project_lock_path(compiled)
+    if not lock_file.exists():
+        return None
+    gated = Gates(compiled.steps, compiled.pipeline.review).names
+    if shared is None and not gated and is_store(root) and lock_known_good(root, lock_file):
+        return partial(read_lock, lock_file)
+    return read_lock(lock_file)
 
 
 def waits(compiled: Compiled, store: Store | None, lock: Lock | None) -> dict[str, Wait]:
@@ -245,14 +263,13 @@ class CacheStatus:
         self,
         compiled: Compiled,
         store: Store | None,
-        lock: Lock | None,
+        lock: Lock | Callable[[], Lock] | None,
         shared: SharedView | None = None,
     ) -> None:
         self.compiled = compiled
         self.store = store
         self.shared = shared
-        self.locked: Mapping[str, LockEntry] = lock.nodes if lock is not None else {}
-        self.lock_backend = lock.backend if lock is not None else None
+        self._lock = lock  # or how to read it, when a node's reason needs it
         self._changed: dict[str, bool] = {}
         # Every node's result in one query, not one per node.
         keys = (step.key for step in compiled.steps.values())
@@ -275,6 +292,18 @@ class CacheStatus:
         ):
             return "render", "upstream changed"
         return "render", "request changed"
+
+    @cached_property
+    def locked(self) -> Mapping[str, LockEntry]:
+        lock = self._lock() if callable(self._lock) else self._lock
+        self._lock = lock
+        return lock.nodes if lock is not None else {}
+
+    @property
+    def lock_backend(self) -> str | None:
+        self.locked  # noqa: B018 (read it first)
+        assert not callable(self._lock)
+        return self._lock.backend if self._lock is not None else None
 
     def _in_store(self, key: str) -> tuple[str, str] | None:
         """What the store (shared, else local) says of ``key``: a result, or a job its

@@ -59,6 +59,16 @@ def rows(figures: dict[str, dict[str, Any]]) -> list[str]:
             ".venv/bin/python benchmarks/noop_scale.py",
             f["load"],
         )
+    f = figures.get("memo_scale")
+    if f:
+        row(
+            "`validate`, `plan` of a 5,000-node pipeline a run left (compile memo; target "
+            "≤ 0.5 s each); `plan` after editing one chain (target ≤ 0.6 s)",
+            f"{f['validate']:.2f} s, {f['plan']:.2f} s ({f['validate_rss']:.0f} MB, "
+            f"{f['plan_rss']:.0f} MB peak RSS); {f['edited']:.2f} s after the edit",
+            ".venv/bin/python benchmarks/noop_scale.py",
+            f["load"],
+        )
     for size in (1000, 5000):
         f = figures.get(f"runner_overhead_{size}")
         if f:

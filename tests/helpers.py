@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.compile.check import CheckResult, check_pipeline
-from runner.compile.compiler import Compiled
+from runner.compile.steps import Compiled
 
 FIXTURE_ASSETS = Path(__file__).parent / "fixtures" / "invalid" / "assets"
 

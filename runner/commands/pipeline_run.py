@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -11,9 +12,8 @@ from typing import Any
 from runner.commands.common import checked_remembered
 from runner.commands.running import execute, open_store
 from runner.compile.check import check_pipeline
-from runner.compile.compiler import Compiled
-from runner.compile.request import locate_field
-from runner.compile.steps import Step
+from runner.compile.lock_memo import LockSeal, lock_seal
+from runner.compile.steps import Compiled, Step
 from runner.errors import ExitCode, ShotgraphError, disk_full, display_path
 from runner.lock import Lock, build_lock, project_lock_path, read_lock, write_lock
 from runner.plan import CacheStatus, check_budget, drift, look_in, make_plan, waits
@@ -67,9 +67,13 @@ def render_pipeline(
         unwritten = False
         written = None
         if outcome.ok and not frozen:
-            lock_doc = build_lock(compiled, outcome.records, result.outputs, lock)
+            seal = lock_seal(result, outcome.records, lock_file, store.local.root)
             try:
-                written = write_lock(lock_file, lock_doc)
+                written = _write_lock(
+                    seal,
+                    lock_file,
+                    lambda: build_lock(compiled, outcome.records, result.outputs, lock),
+                )
             except OSError as exc:
                 # Everything is rendered and in the store: the next run writes it in no time.
                 unwritten = True
@@ -98,6 +102,16 @@ def render_pipeline(
         )
         documents.append(document | {"exit_code": int(code)})
     return code
+
+
+def _write_lock(seal: LockSeal | None, lock_file: Path, build: Callable[[], Lock]) -> bool:
+    """``write_lock(lock_file, build())``, unless the seal says it would find it unchanged."""
+    if seal is not None and seal.holds():
+        return False
+    written = write_lock(lock_file, build())
+    if seal is not None:
+        seal.keep()
+    return written
 
 
 def frozen_problem(
@@ -144,6 +158,8 @@ def _issue_describer(compiled: Compiled) -> Any:
     full: list[Compiled] = []
 
     def describe(step: Step, issue: Any) -> str:
+        from runner.compile.request import locate_field  # the compiler: only for a 422
+
         if not full:
             # A memo's pipeline has no records: compile once more, only now that it matters.
             pipeline = compiled.pipeline

@@ -8,14 +8,19 @@ over whatever YAML changed under ``pipelines/`` and ``presets/``.
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from runner.commands.common import backend_option, checked, echo_diagnostics
-from runner.errors import Diagnostics, display_path, sorted_diagnostics
+from runner.commands.common import backend_option, checked, echo_diagnostics, store_root
+from runner.errors import Diagnostics, ShotgraphError, display_path, sorted_diagnostics
+from runner.pipeline.confine import Project
+
+if TYPE_CHECKING:
+    from runner.compile.memo import Findings
 
 _PIPELINE_KEY = re.compile(rb"^(version|nodes)\s*:", re.M)
 _PRESETS_KEY = re.compile(rb"^presets\s*:", re.M)
@@ -65,9 +70,17 @@ def _check(path: Path, backend: str, as_json: bool, strict: bool) -> dict[str, A
             echo_diagnostics(found)
         what = f"{count} presets"
     else:
-        result = checked(path, backend, show="none" if as_json else "all")
-        errors, warnings = list(result.errors), list(result.warnings)
-        what = f"{len(result.compiled.steps) if result.compiled else 0} nodes"
+        memo = remembered_findings(path, backend, as_json)
+        if memo is None:
+            result = checked(path, backend, show="none" if as_json else "all")
+            errors, warnings = list(result.errors), list(result.warnings)
+            what = f"{len(result.compiled.steps) if result.compiled else 0} nodes"
+        else:
+            errors = [d for d in memo.diagnostics if d.severity == "error"]
+            warnings = [d for d in memo.diagnostics if d.severity == "warning"]
+            if not as_json:
+                echo_diagnostics(errors + warnings)
+            what = f"{memo.steps} nodes"
     failed = bool(errors) or (strict and bool(warnings))
     if not as_json:
         if not failed:
@@ -86,3 +99,32 @@ def _check(path: Path, backend: str, as_json: bool, strict: bool) -> dict[str, A
         "errors": [d.as_json() for d in errors],
         "warnings": [d.as_json() for d in warnings],
     }
+
+
+def remembered_findings(path: Path, backend: str, as_json: bool) -> Findings | None:
+    """The findings of ``path`` from the compile memo in its store (read, never written:
+    validate opens no store), when they print exactly as a fresh check's would.
+
+    The memo holds them for the absolute path. A path given so is the same text; another
+    spelling, only without ``..`` (the same file either way) and for findings that name no
+    file (JSON has the file as found) or a file below the working directory (a terminal
+    shows such a path relative to it, however it was reached).
+    """
+    from runner.compile.memo import recall_findings
+    from runner.store import is_store
+
+    absolute = Path(os.path.abspath(path))
+    if absolute != path and ".." in path.parts:
+        return None
+    try:
+        root = store_root(Project.of_pipeline(absolute), None)
+    except ShotgraphError:
+        return None
+    found = recall_findings(absolute, backend, root) if is_store(root) else None
+    if found is None or absolute == path:
+        return found
+    for item in found.diagnostics:
+        file = item.location.file
+        if file is not None and (as_json or Path(display_path(file)).is_absolute()):
+            return None
+    return found

@@ -1,16 +1,17 @@
-"""The front half in one call: load, compile, check outputs, lint. No network, no store."""
+"""The front half in one call: load, compile, check outputs, lint. No network, no store.
+
+The loader, the compiler (and Jinja) load only when a pipeline is checked: a
+:class:`CheckResult` read back from the compile memo needs none of them.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
-from runner.compile.compiler import Compiled, compile_pipeline
-from runner.compile.lint import lint
+from runner.compile.steps import Compiled
 from runner.errors import Diagnostic, Diagnostics, PipelineInvalid, sorted_diagnostics
 from runner.hashing import Hasher, sha256_file
-from runner.pipeline.load import load_pipeline
-from runner.pipeline.outputs import resolve_outputs
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,9 @@ class CheckResult:
     outputs: dict[str, Path]
     diagnostics: tuple[Diagnostic, ...]
     shown: bool = False  # the diagnostics are already printed
+    # What the compile memo holds it under (runner.compile.memo): set when it was read from
+    # or written to one, so what follows from it alone can be remembered beside it.
+    memo_id: str | None = None
 
     @property
     def errors(self) -> list[Diagnostic]:
@@ -41,6 +45,11 @@ def check_pipeline(
     path: Path, *, backend: str = "fal", hash_file: Hasher = sha256_file
 ) -> CheckResult:
     """Check ``path`` completely; errors never stop the checks of unrelated nodes."""
+    from runner.compile.compiler import compile_pipeline
+    from runner.compile.lint import lint
+    from runner.pipeline.load import load_pipeline
+    from runner.pipeline.outputs import resolve_outputs
+
     diags = Diagnostics()
     pipeline = load_pipeline(path, diags)
     if pipeline is None:

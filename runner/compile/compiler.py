@@ -8,21 +8,21 @@ problem is upstream).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from runner.compile import request
 from runner.compile.keys import generation_key, keyed_body, media_key
 from runner.compile.prompting import Prompts
 from runner.compile.ranges import frame_in_range, section_in_range
 from runner.compile.sources import MediaSource, SourceResolver, Upstream
-from runner.compile.steps import Slot, Step
+from runner.compile.steps import Compiled, Slot, Step
 from runner.compile.takes import Variant, base_seed, take_checks, variants
 from runner.errors import Diagnostics, KeyPath, ShotgraphError
 from runner.hashing import Hasher, sha256_file
 from runner.ltx.clip import Timing, timing
 from runner.ltx.pricing import estimate
 from runner.ltx.registry import registry
-from runner.pipeline.graph import Graph, build_graph
+from runner.pipeline.graph import build_graph
 from runner.pipeline.presets import PresetResolver, Setting, layer
 from runner.pipeline.records import (
     Character,
@@ -32,16 +32,6 @@ from runner.pipeline.records import (
     NodeRef,
     Pipeline,
 )
-
-
-@dataclass(frozen=True)
-class Compiled:
-    """A compiled pipeline: its graph and its steps in run order."""
-
-    pipeline: Pipeline
-    graph: Graph
-    steps: Mapping[str, Step]
-    backend: str
 
 
 class Compiler:

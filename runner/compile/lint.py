@@ -19,8 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from runner.compile.compiler import Compiled
-from runner.compile.steps import Step
+from runner.compile.steps import Compiled, Step
 from runner.errors import Diagnostics
 from runner.ltx.registry import registry
 from runner.pipeline.records import Node, a

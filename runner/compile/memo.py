@@ -17,14 +17,17 @@ a pull request could commit one: besides the type allowlist, its header must mat
 inode and ctime of every file read on this machine, which nobody can write in advance.
 
 The memo drops the pipeline's records and line maps (half its size): a memo's ``Compiled``
-has a pipeline with its name, path, model and project only. Whoever needs the rest (a 422's
-key path, ``plan --verbose``'s sources) compiles again.
+has a pipeline with its name, path, model and project only, and steps without their
+settings (where each parameter came from). Whoever needs the rest (a 422's key path,
+``plan --verbose``'s sources) compiles again. The findings and the number of
+steps come first, pickled apart: ``validate`` reads them without the steps.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import enum
+import gc
 import hashlib
 import importlib
 import io
@@ -32,37 +35,84 @@ import json
 import os
 import pickle
 import stat
+import struct
 import sys
 import time
 from collections.abc import Iterable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from runner.compile.check import CheckResult, check_pipeline
+from runner.errors import Diagnostic
 from runner.hashing import Hasher, sha256_file
 from runner.pipeline.confine import Project, watching
 from runner.pipeline.records import Defaults
-from runner.pipeline.yamlsrc import SourceMap
+from runner.pipeline.sourcemap import SourceMap
 from runner.store.hashcache import RACY_WINDOW, fingerprint
 from runner.store.memos import memo_slot, read_memo, write_memo
 
-MEMO_VERSION = 1
+MEMO_VERSION = 2
 HASHED_BYTES = 1 << 20
 _SAFE_BUILTINS = frozenset({"frozenset", "set", "slice", "complex", "bytearray"})
+# The payload: the length of the findings' pickle, that pickle, the whole result's pickle.
+_PART = struct.Struct(">Q")
+
+
+@dataclass(frozen=True)
+class Findings:
+    """What ``validate`` says of a pipeline: its findings, and how many steps it has."""
+
+    diagnostics: tuple[Diagnostic, ...]
+    steps: int
 
 
 def recall(path: Path, backend: str, store: Path) -> CheckResult | None:
     """The checked pipeline as the memo in ``store`` has it, if nothing it read changed."""
+    found = _still_holds(path, backend, store)
+    if found is None:
+        return None
+    key, payload = found
+    (length,) = _PART.unpack_from(payload)
+    loaded = _unpickle(payload[_PART.size + length :])
+    if not isinstance(loaded, CheckResult):
+        return None
+    return replace(loaded, memo_id=_memo_id(key, payload))
+
+
+def recall_findings(path: Path, backend: str, store: Path) -> Findings | None:
+    """The findings the memo in ``store`` has of the pipeline, if nothing it read changed
+    (read without the steps)."""
+    found = _still_holds(path, backend, store)
+    if found is None:
+        return None
+    _, payload = found
+    (length,) = _PART.unpack_from(payload)
+    loaded = _unpickle(payload[_PART.size : _PART.size + length])
+    if not (isinstance(loaded, tuple) and len(loaded) == 2):
+        return None
+    diagnostics, steps = loaded
+    if not isinstance(steps, int) or not isinstance(diagnostics, tuple):
+        return None
+    if not all(isinstance(item, Diagnostic) for item in diagnostics):
+        return None
+    return Findings(diagnostics, steps)
+
+
+def _still_holds(path: Path, backend: str, store: Path) -> tuple[str, bytes] | None:
+    """The key and payload of the memo of ``path``, if nothing it read changed."""
     path = Path(os.path.abspath(path))
     found = read_memo(store, memo_slot(path, backend))
     if found is None:
         return None
     header, payload = found
-    if header.get("key") != memo_key(path, backend) or not _reads_hold(header.get("reads")):
+    key = memo_key(path, backend)
+    if header.get("key") != key or len(payload) < _PART.size:
         return None
-    return _unpickle(payload)
+    if not _reads_hold(header.get("reads")):
+        return None
+    return key, payload
 
 
 def check_and_remember(
@@ -78,22 +128,29 @@ def check_and_remember(
     if result.errors or result.compiled is None:
         return result
     reads = _describe(seen, started)
-    if reads is not None:
-        header = {"key": memo_key(path, backend), "reads": reads}
-        write_memo(store, memo_slot(path, backend), header, _pickle(result))
-    return result
+    if reads is None:
+        return result
+    key = memo_key(path, backend)
+    payload = _pickle(result)
+    write_memo(store, memo_slot(path, backend), {"key": key, "reads": reads}, payload)
+    return replace(result, memo_id=_memo_id(key, payload))
 
 
 def memo_key(path: Path, backend: str) -> str:
     """What a memo is valid for, besides the files it read."""
     project = Project.of_pipeline(path)
-    parts = [MEMO_VERSION, sys.version, _code_signature(), str(path)]
+    parts = [MEMO_VERSION, sys.version, code_signature(), str(path)]
     parts += [str(project.root), str(project.real), backend]
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
 
 
+def _memo_id(key: str, payload: bytes) -> str:
+    """What a memo stands for: the key it was made under and what it holds."""
+    return hashlib.sha256(key.encode() + b"\0" + payload).hexdigest()
+
+
 @cache
-def _code_signature() -> str:
+def code_signature() -> str:
     """The stat of every file of shotgraph itself (code, schemas, data, templates): a
     checkout that changed any of them does not use an older memo."""
     from runner.resources import schemas_dir, templates_dir
@@ -167,7 +224,7 @@ def _reads_hold(reads: Any) -> bool:
 
 
 def _slim(result: CheckResult) -> CheckResult:
-    """The result without the pipeline's records and line maps."""
+    """The result without the pipeline's records and line maps, or the steps' settings."""
     assert result.compiled is not None
     pipeline = result.compiled.pipeline
     bare = replace(
@@ -181,7 +238,10 @@ def _slim(result: CheckResult) -> CheckResult:
         nodes={},
         broken=frozenset(),
     )
-    return replace(result, compiled=replace(result.compiled, pipeline=bare), shown=False)
+    # Where each parameter came from: read with the records only (plan --verbose, a 422).
+    steps = {name: replace(step, settings={}) for name, step in result.compiled.steps.items()}
+    slim = replace(result.compiled, pipeline=bare, steps=steps)
+    return replace(result, compiled=slim, shown=False, memo_id=None)
 
 
 class _Pickler(pickle.Pickler):
@@ -215,14 +275,25 @@ class _Unpickler(pickle.Unpickler):
 
 
 def _pickle(result: CheckResult) -> bytes:
-    buffer = io.BytesIO()
-    _Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(_slim(result))
-    return buffer.getvalue()
+    """The findings (what validate needs), then the whole result."""
+    assert result.compiled is not None
+    parts = []
+    for value in ((result.diagnostics, len(result.compiled.steps)), _slim(result)):
+        buffer = io.BytesIO()
+        _Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(value)
+        parts.append(buffer.getvalue())
+    return _PART.pack(len(parts[0])) + parts[0] + parts[1]
 
 
-def _unpickle(payload: bytes) -> CheckResult | None:
+def _unpickle(data: bytes) -> Any:
+    # Tens of thousands of objects, none of them garbage: no collection while they are
+    # built (it would walk them all, again and again).
+    collecting = gc.isenabled()
+    gc.disable()
     try:
-        loaded = _Unpickler(io.BytesIO(payload)).load()
+        return _Unpickler(io.BytesIO(data)).load()
     except Exception:  # a damaged or foreign memo, whatever it holds: compile instead
         return None
-    return loaded if isinstance(loaded, CheckResult) else None
+    finally:
+        if collecting:
+            gc.enable()

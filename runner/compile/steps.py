@@ -17,8 +17,9 @@ from runner.frame_at import FrameAt
 from runner.ltx.clip import Timing
 from runner.ltx.pricing import Estimate
 from runner.ltx.registry import Endpoint
+from runner.pipeline.graph import Graph
 from runner.pipeline.presets import Setting
-from runner.pipeline.records import MediaType, output_type
+from runner.pipeline.records import MediaType, Pipeline, output_type
 
 JsonPath = tuple[str | int, ...]
 
@@ -86,3 +87,15 @@ def fill_slots(body: Mapping[str, Any], values: Mapping[JsonPath, Any]) -> dict[
             target = child
         target[pointer[-1]] = value
     return filled
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """A compiled pipeline: its graph and its steps in run order (made by
+    ``runner.compile.compiler``; here, so that reading one back from the compile memo does
+    not load the compiler)."""
+
+    pipeline: Pipeline
+    graph: Graph
+    steps: Mapping[str, Step]
+    backend: str

@@ -11,8 +11,6 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-import yaml
-
 from runner.errors import ShotgraphError
 from runner.ltx.schema import ObjectSchema, input_schema
 from runner.resources import data_file
@@ -197,6 +195,8 @@ def _endpoint(registry: Registry, family_name: str, kind: str, lora: bool) -> En
 @cache
 def registry() -> Registry:
     """The registry of ``runner/data/families.yaml``."""
+    import yaml  # here: a plan read back from the compile memo may never need it
+
     raw = yaml.safe_load(data_file("families.yaml").read_text())
     forbidden_sets: Mapping[str, Mapping[str, str]] = raw["forbidden_params"]
     families = {

@@ -29,7 +29,7 @@ from runner.pipeline.records import (
     UrlRef,
     a,
 )
-from runner.pipeline.yamlsrc import SourceMap
+from runner.pipeline.sourcemap import SourceMap
 
 REF_KEYS = ("from", "keyframe", "motion", "file", "url")
 # An hour of 4-second shots; each clip costs time and memory to check, so a pipeline from a

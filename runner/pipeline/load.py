@@ -32,8 +32,9 @@ from runner.pipeline.review_file import (
     parse_review,
     review_path,
 )
+from runner.pipeline.sourcemap import SourceMap
 from runner.pipeline.textfile import TextProblem, decode
-from runner.pipeline.yamlsrc import MAX_VALUES, SourceMap, load_yaml_bytes, read_yaml_file
+from runner.pipeline.yamlsrc import MAX_VALUES, load_yaml_bytes, read_yaml_file
 from runner.resources import data_file
 
 __all__ = [

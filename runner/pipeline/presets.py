@@ -13,7 +13,7 @@ from typing import Any
 
 from runner.errors import Diagnostics, KeyPath, Location
 from runner.pipeline.records import Pipeline, Preset
-from runner.pipeline.yamlsrc import SourceMap
+from runner.pipeline.sourcemap import SourceMap
 
 
 @dataclass(frozen=True, slots=True)

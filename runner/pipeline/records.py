@@ -11,7 +11,7 @@ from runner.errors import KeyPath
 from runner.frame_at import FrameAt
 from runner.pipeline.confine import Project
 from runner.pipeline.review_file import Review
-from runner.pipeline.yamlsrc import SourceMap
+from runner.pipeline.sourcemap import SourceMap
 
 NodeKind = Literal["t2v", "i2v", "extend", "multicondition", "v2v", "retake", "frame", "stitch"]
 MediaType = Literal["image", "video"]

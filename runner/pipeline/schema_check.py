@@ -16,7 +16,7 @@ from typing import Any
 from runner.errors import Diagnostics, KeyPath
 from runner.ltx.registry import Endpoint, registry
 from runner.pipeline.schema_validator import Check, SchemaError, compile_schema
-from runner.pipeline.yamlsrc import SourceMap
+from runner.pipeline.sourcemap import SourceMap
 from runner.resources import schemas_dir
 
 

@@ -77,7 +77,7 @@ class PromptRenderer:
             cache_size=-1,
             auto_reload=False,
         )
-        self._spent = 0.0  # seconds, all renders together
+        self._spent = 0.0  # CPU seconds, all renders together
         self._inline: dict[str, Template] = {}
         self._memo: dict[tuple[str, str], str] = {}
         self._reads: dict[str, frozenset[str] | None] = {}
@@ -87,7 +87,7 @@ class PromptRenderer:
         if spec.text is not None:
             return normalise(spec.text)
         name = spec.template or "<inline>"
-        started = time.monotonic()
+        started = time.thread_time()  # CPU time, as the budget counts it
         try:
             return self._render(spec, name, context)
         except BudgetExceeded as exc:
@@ -152,13 +152,14 @@ class PromptRenderer:
                 f"{type(exc).__name__}: {exc}", template=template_name, line=line, hint=None
             ) from None
         finally:
-            self._spent += time.monotonic() - started
+            self._spent += time.thread_time() - started
 
     def _render(self, spec: PromptSpec, name: str, context: Mapping[str, Any]) -> str:
         left = MAX_TOTAL_SECONDS - self._spent
         if left <= 0:
             raise BudgetExceeded(
-                f"this pipeline's templates take longer than {MAX_TOTAL_SECONDS:g} s to render",
+                f"this pipeline's templates take more than {MAX_TOTAL_SECONDS:g} s of CPU time"
+                " to render",
                 "simplify the templates; prompt templates format a few values",
             )
         self.env.fresh_budget(min(MAX_SECONDS, left))

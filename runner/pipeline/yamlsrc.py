@@ -20,13 +20,12 @@ from typing import Any
 import yaml
 
 from runner.errors import Diagnostics, KeyPath, Location
+from runner.pipeline.sourcemap import Lines, SourceMap
 from runner.pipeline.textfile import TextProblem, decode
 from runner.pipeline.yaml_scalars import resolve_plain, too_long_integer
 
 _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _CORE = "tag:yaml.org,2002:"
-# (line of the key or item, line of its value), 1-based, by key or index.
-Lines = dict[str | int, tuple[int, int]]
 
 # A document's values (every key, scalar, list and mapping): the 5,000-node benchmark
 # pipeline holds about 105,000. Checking costs time and memory per value, so a pipeline and
@@ -45,39 +44,6 @@ _CHARS_PER_WEIGHT = 100
 
 class _Abort(Exception):
     """The document is too big to build; the error is already reported."""
-
-
-class SourceMap:
-    """Maps key paths of a loaded document back to lines of its file."""
-
-    def __init__(
-        self,
-        file: Path | None,
-        root: Any = None,
-        lines: dict[int, Lines] | None = None,
-        values: int = 0,
-    ) -> None:
-        self.file = file
-        self._root = root
-        self._lines = lines or {}
-        self.values = values  # how many values the document holds (aliases expanded)
-
-    def locate(self, path: KeyPath, *, key: bool = False) -> Location:
-        """The line of the value at ``path`` (or of its key with ``key=True``).
-
-        When the path goes further than the document (a missing key), the deepest existing
-        value's line is used.
-        """
-        node = self._root
-        line = 1 if node is not None else None
-        for i, part in enumerate(path):
-            lines = self._lines.get(id(node))
-            if lines is None or part not in lines:
-                break
-            key_line, value_line = lines[part]
-            line = key_line if key and i == len(path) - 1 else value_line
-            node = node[part]
-        return Location(self.file, line, tuple(path))
 
 
 @dataclass

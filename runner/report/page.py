@@ -12,7 +12,7 @@ from pathlib import Path
 import jinja2
 
 from runner import atomic
-from runner.compile.compiler import Compiled
+from runner.compile.steps import Compiled
 from runner.lock import Lock
 from runner.report.compare import Comparison, compare
 from runner.report.media import gather_media

@@ -16,9 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from runner.compile.compiler import Compiled
 from runner.compile.sources import LocalFile, Remote
-from runner.compile.steps import Step
+from runner.compile.steps import Compiled, Step
 from runner.lock import Lock
 from runner.review.gates import Gates, output_finder
 from runner.store import ResultRecord, Store

@@ -23,6 +23,7 @@ MEMO_DIR = "memos"
 _HEADER = struct.Struct(">Q")  # the length of the JSON header
 # Far above a 5,000-node pipeline's memo (about 3 MB); a bigger file is not ours.
 MAX_MEMO_BYTES = 256 * 1024 * 1024
+MAX_NOTE_BYTES = 64 * 1024
 
 
 def memo_slot(pipeline: Path, backend: str) -> str:
@@ -58,6 +59,24 @@ def write_memo(root: Path, slot: str, header: dict[str, Any], payload: bytes) ->
         (root / MEMO_DIR).mkdir(exist_ok=True)
         with atomic.replacing(root / MEMO_DIR / slot, durable=False) as temp:
             temp.write_bytes(_HEADER.pack(len(text)) + text + payload)
+
+
+def read_note(root: Path, name: str) -> dict[str, Any] | None:
+    """A small JSON note kept beside the memos (see ``runner.compile.lock_memo``)."""
+    try:
+        with open(root / MEMO_DIR / name, "rb") as handle:
+            data = handle.read(MAX_NOTE_BYTES + 1)
+        note = json.loads(data) if len(data) <= MAX_NOTE_BYTES else None
+    except (OSError, ValueError):
+        return None
+    return note if isinstance(note, dict) else None
+
+
+def write_note(root: Path, name: str, note: dict[str, Any]) -> None:
+    with contextlib.suppress(OSError):
+        (root / MEMO_DIR).mkdir(exist_ok=True)
+        with atomic.replacing(root / MEMO_DIR / name, durable=False) as temp:
+            temp.write_text(json.dumps(note, separators=(",", ":")))
 
 
 def forget_memo(root: Path, slot: str) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from runner.compile.compiler import Compiled
+from runner.compile.steps import Compiled
 from runner.pipeline.records import FileRef, KeyframeRef, MotionRef, NodeRef, UrlRef
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_]")

@@ -3,7 +3,7 @@ and why, what each node costs, and the total."""
 
 from __future__ import annotations
 
-from runner.compile.compiler import Compiled
+from runner.compile.steps import Compiled
 from runner.errors import display_path
 from runner.plan import Plan, PlanRow
 

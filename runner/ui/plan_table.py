@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from runner.compile.compiler import Compiled
-from runner.compile.steps import Step
+from runner.compile.steps import Compiled, Step
 from runner.errors import display_path
 from runner.plan import Plan, PlanRow
 

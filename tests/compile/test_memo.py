@@ -6,6 +6,8 @@ import json
 import os
 import pickle
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -17,7 +19,7 @@ from runner.compile.memo import HASHED_BYTES, check_and_remember, recall
 from runner.store import Store
 from runner.store.memos import memo_slot, read_memo, write_memo
 from tests.helpers import project
-from tests.record_helpers import step_record
+from tests.record_helpers import cache_every_node
 
 PIPELINE = """version: 1
 name: memo
@@ -167,12 +169,7 @@ def test_a_deleted_store_entry_shows_in_the_plan(
 ) -> None:
     """The memo keeps the compile, never the cache status: that is the store's, each time."""
     compiled = check_pipeline(pipeline, backend="local").require()
-    with Store.open(store) as opened:
-        output = opened.tmp_dir() / "out.mp4"
-        output.write_bytes(b"\x00\x00\x00\x18ftypmp42 stand-in")
-        stored = opened.put_file(output, move=True)
-        for name, step in compiled.steps.items():
-            opened.put_result(step_record(name, step, stored, cost_usd=0.0))
+    cache_every_node(pipeline, store)
 
     def plan() -> dict[str, str]:
         args = ["plan", str(pipeline), "--backend", "local", "--json", "--cache-dir", str(store)]
@@ -197,3 +194,46 @@ def test_the_review_file_appearing_or_changing(pipeline: Path, store: Path) -> N
     assert recall(pipeline, "local", store) is not None
     review.write_text(f'shot rejected={"a" * 64} note="too dark"\n')
     assert recall(pipeline, "local", store) is None
+
+
+HEAVY = {"jinja2", "yaml", "runner.compile.compiler", "runner.pipeline.load"}
+HEAVY |= {"runner.compile.request", "runner.pipeline.templates", "httpx", "runner.emulator"}
+LOADED = """import json, sys
+from runner import cli
+code = cli.run(sys.argv[2:])
+with open(sys.argv[1], "w") as out:
+    json.dump({"code": code, "modules": sorted(sys.modules)}, out)
+"""
+
+
+def loaded_by(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> set[str]:
+    """The modules a fresh interpreter has loaded after ``shotgraph ARGS``."""
+    report = tmp_path / "loaded.json"
+    command = [sys.executable, "-c", LOADED, str(report), *args]
+    subprocess.run(command, capture_output=True, check=True, cwd=Path(__file__).parents[2], env=env)
+    done = json.loads(report.read_text())
+    assert done["code"] == 0
+    return set(done["modules"])
+
+
+def test_a_memo_hit_loads_neither_the_compiler_nor_jinja(
+    pipeline: Path, store: Path, tmp_path: Path
+) -> None:
+    """What answering from the memo needs, and no more: a plan, a no-op run or a validate
+    that loaded the compiler, YAML or Jinja compiled again, or loads what it need not."""
+    cache_every_node(pipeline, store)
+    remember(pipeline, store)
+    where = ["--backend", "local", "--cache-dir", str(store)]
+    planned = loaded_by(tmp_path, "plan", str(pipeline), *where, "--json")
+    assert "runner.compile.memo" in planned and not HEAVY & planned
+    ran = loaded_by(tmp_path, "run", str(pipeline), *where, "--plain")
+    assert "runner.run.executor" in ran and not HEAVY & ran
+    # validate finds the store where a run would ($SHOTGRAPH_CACHE_DIR here).
+    env = os.environ | {"SHOTGRAPH_CACHE_DIR": str(store)}
+    validated = loaded_by(tmp_path, "validate", str(pipeline), "--backend", "local", env=env)
+    assert "runner.compile.memo" in validated and not HEAVY & validated
+    # Without the memo the same plan compiles: the test can tell the two apart.
+    shutil.rmtree(store / "memos")
+    assert {"jinja2", "runner.compile.compiler"} <= loaded_by(
+        tmp_path, "plan", str(pipeline), *where
+    )

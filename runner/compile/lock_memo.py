@@ -1,0 +1,101 @@
+"""The lockfile a no-op run need not build again.
+
+After a run writes its lockfile (or finds it already right), a note beside the compile memo
+says what that lock was made from (the memo, every node's result, the outputs) and what the
+file held (its stat and hash). A later run from the same memo, with every node's result the
+same, whose lockfile still is that very file, would build the same lock and find it
+unchanged: it skips building and comparing it, and says "unchanged" as it would have. The
+lock is still only ever rewritten when it changes. Any doubt (a result without a memo, a
+node without a result, the file touched, a note unreadable): the full comparison.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from runner.compile.memo import code_signature
+from runner.store.hashcache import fingerprint
+from runner.store.memos import read_note, write_note
+
+if TYPE_CHECKING:
+    from runner.compile.check import CheckResult
+    from runner.store import ResultRecord
+
+
+@dataclass(frozen=True)
+class LockSeal:
+    """What the lock of one run is made from; whether the lockfile is known to hold it."""
+
+    store: Path
+    note: str
+    made_from: str
+    lock_file: Path
+
+    def holds(self) -> bool:
+        """Whether the lockfile is the one a run of the very same inputs left, untouched."""
+        note = read_note(self.store, self.note)
+        return note is not None and note == self._state(note.get("made_from"))
+
+    def keep(self) -> None:
+        """Remember the lockfile as it is now (just written, or found right) for these inputs."""
+        state = self._state(self.made_from)
+        if state is not None:
+            write_note(self.store, self.note, state)
+
+    def _state(self, made_from: Any) -> dict[str, Any] | None:
+        if made_from != self.made_from:
+            return None
+        state = _file_state(self.lock_file)
+        return None if state is None else {"made_from": self.made_from} | state
+
+
+def lock_known_good(store: Path, lock_file: Path) -> bool:
+    """Whether ``lock_file`` is, untouched, one this very code wrote or found right (so it
+    reads without an error): what a plan need not parse unless a node's reason needs it."""
+    note = read_note(store, _note_name(lock_file))
+    state = _file_state(lock_file)
+    return (
+        note is not None and state is not None and all(note.get(k) == v for k, v in state.items())
+    )
+
+
+def _file_state(lock_file: Path) -> dict[str, Any] | None:
+    """The lockfile's stat and hash, and the code that reads it; None when unreadable."""
+    try:
+        with open(lock_file, "rb") as handle:
+            before = fingerprint(os.fstat(handle.fileno()))
+            digest = hashlib.sha256(handle.read()).hexdigest()
+            after = fingerprint(os.fstat(handle.fileno()))
+    except OSError:
+        return None
+    if before != after:
+        return None  # written while read
+    return {"stat": list(before), "sha256": digest, "code": code_signature()}
+
+
+def _note_name(lock_file: Path) -> str:
+    return f"{hashlib.sha256(str(lock_file).encode()).hexdigest()[:32]}.lock"
+
+
+def lock_seal(
+    result: CheckResult, records: Mapping[str, ResultRecord], lock_file: Path, store: Path
+) -> LockSeal | None:
+    """The seal of the lock a run builds from ``result`` and ``records``; None when it
+    cannot be told from them alone (no memo behind the result, a node without a result,
+    whose entry the previous lock would give)."""
+    compiled = result.compiled
+    if result.memo_id is None or compiled is None:
+        return None
+    if len(records) != len(compiled.steps) or not all(n in records for n in compiled.steps):
+        return None
+    digest = hashlib.sha256(f"{result.memo_id}\0{lock_file}\0".encode())
+    digest.update(repr(sorted((name, str(path)) for name, path in result.outputs.items())).encode())
+    # Every field the store keeps of each result (a dataclass's repr costs ten times more).
+    results = (f"\0{name}\0{records[name].as_dict()!r}" for name in compiled.steps)
+    digest.update("".join(results).encode())
+    return LockSeal(store, _note_name(lock_file), digest.hexdigest(), lock_file)

@@ -1,0 +1,199 @@
+"""The lockfile a no-op run need not build again (runner.compile.lock_memo): skipped only
+while the memo, every node's result, the outputs and the file itself are what they were."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from runner import cli
+from runner import plan as plan_module
+from runner.commands import pipeline_run
+from runner.compile.check import check_pipeline
+from runner.lock import Lock, lock_path, read_lock
+from runner.store import Store
+from tests.helpers import HEAD, project
+from tests.record_helpers import cache_every_node
+
+BODY = """nodes:
+  shot: {kind: i2v, image: {keyframe: mara.front}, prompt: a woman breathing}
+  more: {kind: extend, video: {from: shot}, prompt: she smiles}
+outputs:
+  more: renders/more.mp4
+"""
+
+
+@pytest.fixture
+def pipeline(tmp_path: Path) -> Path:
+    path = project(tmp_path / "proj") / "p.yaml"
+    path.write_text(HEAD + BODY)
+    return path
+
+
+@pytest.fixture
+def store(tmp_path: Path, pipeline: Path) -> Path:
+    root = tmp_path / "store"
+    cache_every_node(pipeline, root, b"first")
+    return root
+
+
+class Builds:
+    """Counts the locks the run command builds."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.count = 0
+        real = pipeline_run.build_lock
+
+        def counted(*args: object, **kwargs: object) -> Lock:
+            self.count += 1
+            return real(*args, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(pipeline_run, "build_lock", counted)
+
+
+def run(pipeline: Path, store: Path, capsys: pytest.CaptureFixture[str]) -> str:
+    """``shotgraph run``; the line it ends with about the lockfile."""
+    args = ["run", str(pipeline), "--backend", "local", "--cache-dir", str(store), "--plain"]
+    assert cli.run(args) == 0
+    said = capsys.readouterr()
+    return [line for line in (said.out + said.err).splitlines() if "lockfile" in line][-1]
+
+
+@pytest.fixture
+def builds(
+    pipeline: Path, store: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Builds:
+    """After a first run, which writes the lock: the second builds nothing."""
+    counted = Builds(monkeypatch)
+    assert "unchanged" not in run(pipeline, store, capsys)
+    assert counted.count == 1
+    assert "unchanged" in run(pipeline, store, capsys)
+    assert counted.count == 1
+    return counted
+
+
+def test_a_no_op_run_leaves_the_lock_as_it_is_without_building_it(
+    pipeline: Path, store: Path, builds: Builds, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = lock_path(pipeline).read_bytes()
+    assert "unchanged" in run(pipeline, store, capsys)
+    assert builds.count == 1 and lock_path(pipeline).read_bytes() == before
+
+
+def test_a_lockfile_edited_by_hand_is_written_again(
+    pipeline: Path, store: Path, builds: Builds, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lock = lock_path(pipeline)
+    right = lock.read_bytes()
+    lock.write_bytes(right.replace(b'"seed": ', b'"seed": 1'))
+    assert "unchanged" not in run(pipeline, store, capsys)
+    assert builds.count == 2 and lock.read_bytes() == right
+
+
+def test_a_lockfile_replaced_by_the_same_bytes_is_compared_again(
+    pipeline: Path, store: Path, builds: Builds, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lock = lock_path(pipeline)
+    copy = lock.with_name("copy")
+    copy.write_bytes(lock.read_bytes())
+    os.replace(copy, lock)
+    assert "unchanged" in run(pipeline, store, capsys)
+    assert builds.count == 2
+
+
+def test_a_deleted_lockfile_is_written(
+    pipeline: Path, store: Path, builds: Builds, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lock = lock_path(pipeline)
+    right = lock.read_bytes()
+    lock.unlink()
+    assert "unchanged" not in run(pipeline, store, capsys)
+    assert lock.read_bytes() == right
+
+
+def test_another_result_in_the_store(
+    pipeline: Path, store: Path, builds: Builds, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Rendered again elsewhere: another output, and another request id."""
+    cache_every_node(pipeline, store, b"second", request_id="req-again")
+    assert "unchanged" not in run(pipeline, store, capsys)
+    entry = read_lock(lock_path(pipeline)).nodes["shot"]
+    assert entry.request_id == "req-again" and builds.count == 2
+
+
+def test_a_result_with_another_request_id_only(
+    pipeline: Path, store: Path, builds: Builds, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The same bytes: the lock keeps the request that rendered them (and is compared)."""
+    cache_every_node(pipeline, store, b"first", request_id="req-again")
+    assert "unchanged" in run(pipeline, store, capsys)
+    assert read_lock(lock_path(pipeline)).nodes["shot"].request_id == "req-shot"
+    assert builds.count == 2
+
+
+def test_the_pipeline_text(
+    pipeline: Path, store: Path, builds: Builds, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pipeline.write_text(HEAD + BODY.replace("renders/more.mp4", "renders/other.mp4"))
+    assert "unchanged" not in run(pipeline, store, capsys)
+    assert read_lock(lock_path(pipeline)).outputs == {"more": "renders/other.mp4"}
+    assert builds.count == 2
+
+
+class Reads:
+    """Counts the lockfiles the plan parses."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.count = 0
+        real = plan_module.read_lock
+
+        def counted(path: Path) -> Lock:
+            self.count += 1
+            return real(path)
+
+        monkeypatch.setattr(plan_module, "read_lock", counted)
+
+
+def plan(pipeline: Path, store: Path, capsys: pytest.CaptureFixture[str]) -> dict[str, str]:
+    args = ["plan", str(pipeline), "--backend", "local", "--json", "--cache-dir", str(store)]
+    code = cli.run(args)
+    said = capsys.readouterr()
+    assert code == 0, said.err
+    return {row["node"]: row["reason"] or row["status"] for row in json.loads(said.out)["nodes"]}
+
+
+def test_a_plan_of_cached_nodes_reads_no_lockfile_a_run_left(
+    pipeline: Path,
+    store: Path,
+    builds: Builds,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    reads = Reads(monkeypatch)
+    assert plan(pipeline, store, capsys) == {"shot": "cached", "more": "cached"}
+    assert reads.count == 0
+    compiled = check_pipeline(pipeline, backend="local").require()
+    with Store.open(store) as opened:
+        assert opened.delete_result(compiled.steps["more"].key)
+    # A node to render: its reason comes from the lock, read now.
+    assert plan(pipeline, store, capsys) == {"shot": "cached", "more": "cache entry missing"}
+    assert reads.count == 1
+
+
+def test_a_plan_reads_a_lockfile_touched_since(
+    pipeline: Path,
+    store: Path,
+    builds: Builds,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A damaged lockfile stops the plan as it always did, even with every node cached."""
+    reads = Reads(monkeypatch)
+    lock = lock_path(pipeline)
+    lock.write_text(lock.read_text().replace('"lock_version": 1', '"lock_version": 99'))
+    args = ["plan", str(pipeline), "--backend", "local", "--cache-dir", str(store)]
+    assert cli.run(args) == 1
+    assert reads.count == 1 and "lock" in capsys.readouterr().err
