@@ -11,6 +11,8 @@ once if the server has no stream: 404/405/406/501), the wait polls every
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import inspect
 import json
 import logging
@@ -33,6 +35,8 @@ UpdateCallback = Callable[[JobStatus], Awaitable[None] | None]
 Poll = Callable[[JobHandle, bool], Awaitable[JobStatus]]
 
 _NO_STREAM = frozenset({404, 405, 406, 501})
+# Seconds a stream may take to end after its final status before it is closed unread.
+STREAM_END = 0.5
 
 
 @dataclass(slots=True)
@@ -73,6 +77,7 @@ class Waiter:
                         if await notify(status):
                             outcome.progressed = True
                         if status.done:
+                            await _finish(statuses)
                             return _final(handle, status)
                 failures = 0 if outcome.progressed else failures + 1
                 if outcome.unsupported or failures >= self._config.stream_attempts:
@@ -128,6 +133,16 @@ class Waiter:
             log.debug("fal: status stream of %s broke: %s", handle.request_id, type(exc).__name__)
         except _BadEvent as exc:
             log.debug("fal: status stream of %s sent a bad event: %s", handle.request_id, exc)
+
+
+async def _finish(statuses: AsyncGenerator[JobStatus, None]) -> None:
+    """Read a stream to its end after the final status (fal closes it right after), so
+    its connection goes back to the pool: one left half-read is closed, and the next
+    request pays for a new connection. A stream that stays open is given up on."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(STREAM_END):
+            async for _ in statuses:
+                pass
 
 
 class _BadEvent(Exception):

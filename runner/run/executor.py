@@ -217,6 +217,8 @@ class Executor:
     async def _context(self) -> GenerationContext:
         """The backend, connected on first need: a run with nothing to render (or only local
         media steps) never starts the emulator or touches the network."""
+        if self._connected is not None:
+            return self._connected  # every generation step asks: no thread hop once made
         # The network client (and the emulator) load only here, in a thread: a run with
         # nothing to render starts in a fraction of the time, and the loop never waits.
         await asyncio.to_thread(load_generation)
@@ -354,9 +356,13 @@ class Executor:
 
     async def _generate(self, step: Step, upstream: Mapping[str, ResultRecord]) -> Generated:
         from runner.run.generation import generate
+        from runner.run.job_wait import FalSlot
 
-        async with self._fal_slots:
-            return await generate(step, upstream, await self._context())
+        slot = FalSlot(self._fal_slots)
+        try:
+            return await generate(step, upstream, await self._context(), slot=slot)
+        finally:
+            slot.free()
 
     async def _deliver(self, name: str, record: ResultRecord) -> None:
         path = self.outputs.get(name)

@@ -42,9 +42,9 @@ from runner.fal import (
 )
 from runner.fal.config import same_origin
 from runner.run.events import NodeDownloading, NodeSubmitted, Notice
-from runner.run.job_wait import cancel_if_queued, wait_reporting
+from runner.run.job_wait import FalSlot, cancel_if_queued, wait_reporting
 from runner.run.submission import GenerationContext, Held, rejected, submit
-from runner.store import JournalConflict, ResultRecord, StoredFile
+from runner.store import JournalConflict, ResultRecord, Store, StoredFile
 
 __all__ = ["Generated", "GenerationContext", "generate"]
 
@@ -83,17 +83,21 @@ async def generate(
     upstream: Mapping[str, ResultRecord],
     ctx: GenerationContext,
     *,
+    slot: FalSlot | None = None,
     again: bool = False,
     renewed: bool = False,
 ) -> Generated:
     """The step's result: stored by another run, re-attached to, or submitted and waited for;
-    downloaded into the store."""
+    downloaded into the store. ``slot`` (held by the caller) is freed once fal is done with
+    the job, and taken again before a second submit."""
     assert step.endpoint is not None and step.body is not None
+    if slot is not None:
+        await slot.take()
     found = await _hold(step, upstream, ctx)
     if isinstance(found, ResultRecord):
         return Generated(found, "received")
     try:
-        record = await _collect(step, found, ctx)
+        record = await _collect(step, found, ctx, slot)
     except _Lost as lost:
         # fal dropped the job's result or output before we fetched it (a run down for hours),
         # or never knew it: the only way to the video is to render it again.
@@ -101,7 +105,7 @@ async def generate(
         if again:
             raise StepFailed(str(lost)) from None
         ctx.emit(Notice(node=step.name, message=f"{lost}; submitting it again"))
-        return await generate(step, upstream, ctx, again=True, renewed=renewed)
+        return await generate(step, upstream, ctx, slot=slot, again=True, renewed=renewed)
     except _DeadInputs as dead:
         # An uploaded input's URL expired before its record said: upload it again, once.
         if renewed or not await ctx.materializer.forget(dead.urls, step.slots, upstream):
@@ -113,11 +117,13 @@ async def generate(
                 "(their URLs expired); uploading again and submitting once more",
             )
         )
-        return await generate(step, upstream, ctx, again=again, renewed=True)
+        return await generate(step, upstream, ctx, slot=slot, again=again, renewed=True)
     return Generated(record, "reattached" if found.reattached else "submitted")
 
 
-async def _collect(step: Step, held: Held, ctx: GenerationContext) -> ResultRecord:
+async def _collect(
+    step: Step, held: Held, ctx: GenerationContext, slot: FalSlot | None
+) -> ResultRecord:
     handle = held.handle
     try:
         status = await wait_reporting(
@@ -127,6 +133,8 @@ async def _collect(step: Step, held: Held, ctx: GenerationContext) -> ResultReco
             ctx.emit,
             on_cancel=lambda last: _on_cancel(step, handle, last, ctx),
         )
+        if slot is not None:
+            slot.free()  # fal is done with it: the next ready node may go while we fetch
         result = await ctx.client.result(handle)
     except (FalResultExpired, FalNotFound) as exc:
         raise _Lost(exc.message) from None
@@ -298,12 +306,10 @@ async def _fetch(
         raise StepFailed(exc.message, exc.hint or "run again to fetch it") from None
     except OSError as exc:
         raise disk_full(exc, staging) or exc from None
-    stored = await asyncio.to_thread(
-        ctx.store.local.adopt_file, staging, StoredFile(downloaded.sha256, downloaded.size)
+    stored, sound = await asyncio.to_thread(
+        _keep, ctx.store.local, staging, StoredFile(downloaded.sha256, downloaded.size)
     )
     extra: dict[str, Any] = {"returned_seed": result.get("seed")}
-    # LTX-2 renders sound: the lockfile records the output's audio stream.
-    sound = await asyncio.to_thread(media.audio_facts, ctx.store.local.file_path(stored.sha256))
     if sound is not None:
         extra["audio"] = sound
     inference = status.metrics.get("inference_time") if status.metrics else None
@@ -328,3 +334,10 @@ async def _fetch(
     )
     await ctx.store.put_result(record)
     return record
+
+
+def _keep(store: Store, staging: Path, hashed: StoredFile) -> tuple[StoredFile, Any]:
+    """Store a download (renamed in, already hashed) and read its sound, in one trip to a
+    thread. LTX-2 renders sound: the lockfile records the output's audio stream."""
+    stored = store.adopt_file(staging, hashed)
+    return stored, media.audio_facts(store.file_path(stored.sha256))

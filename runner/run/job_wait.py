@@ -12,6 +12,27 @@ from runner.run.queue_client import QueueClient
 CANCEL_TIMEOUT = 5.0
 
 
+class FalSlot:
+    """One of a run's places at fal (``-j``, the jobs at fal at once): taken before the
+    submit, given back the moment fal says the job is done. Fetching the result,
+    downloading and recording it happen after, so a ready node never waits behind them
+    while fal has room (fal counts only the jobs it runs)."""
+
+    def __init__(self, slots: asyncio.Semaphore) -> None:
+        self._slots = slots
+        self._held = False
+
+    async def take(self) -> None:
+        if not self._held:
+            await self._slots.acquire()
+            self._held = True
+
+    def free(self) -> None:
+        if self._held:
+            self._held = False
+            self._slots.release()
+
+
 async def wait_reporting(
     node: str,
     handle: JobHandle,

@@ -18,7 +18,9 @@ refuses): what ``cache verify`` and ``cache info`` need on a disk with no space 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -32,6 +34,38 @@ from runner.store.readonly import ReadOnlyCache
 
 # Seconds a call waits for another process's write transaction (they last microseconds).
 LOCK_TIMEOUT = 30.0
+# diskcache's database file in a table's directory; SQLite's write-ahead log beside it.
+WAL_NAME = "cache.db-wal"
+
+_group = threading.local()
+
+
+@contextmanager
+def grouped_commits(*, sync: bool = True) -> Iterator[None]:
+    """Group commit, on this thread: inside, a durable table's commits are not fsynced one
+    by one; at the end each durable table written to gets one fsync of its write-ahead
+    log, which makes every commit of the group durable at once (SQLite appends commits to
+    the log in order, so syncing the file syncs them all). Without ``sync``, none: the
+    commits reach the disk with a later sync of that log, or SQLite's next checkpoint
+    (which syncs the log first). Nothing written inside may be acted on by anyone until
+    this returns: it is the store's writer thread that groups, and it answers the callers
+    only after the sync."""
+    if getattr(_group, "tables", None) is not None:
+        raise RuntimeError("grouped_commits does not nest")
+    tables: dict[Table, None] = {}
+    _group.tables = tables
+    try:
+        yield
+    finally:
+        _group.tables = None
+        failure: BaseException | None = None
+        for table in tables:
+            try:
+                table._end_group(sync)
+            except BaseException as exc:  # every table gets its setting back first
+                failure = failure or exc
+        if failure is not None:
+            raise failure
 
 
 class StoreError(ShotgraphError):
@@ -71,6 +105,7 @@ class Table:
 
     def __init__(self, directory: Path, *, durable: bool, read_only: bool = False) -> None:
         self.directory = directory
+        self.durable = durable and not read_only
         self._cache: diskcache.Cache | ReadOnlyCache
         try:
             if read_only:
@@ -141,6 +176,7 @@ class Table:
         """Insert only if ``key`` is absent (atomic); True when inserted."""
         text = _encode(value)
         try:
+            self._join_group()
             return bool(self._cache.add(key, text))
         except (sqlite3.Error, OSError, diskcache.Timeout) as exc:
             raise _failure(self.directory, exc) from exc
@@ -148,12 +184,14 @@ class Table:
     def set(self, key: str, value: Mapping[str, Any]) -> None:
         text = _encode(value)
         try:
+            self._join_group()
             self._cache.set(key, text)
         except (sqlite3.Error, OSError, diskcache.Timeout) as exc:
             raise _failure(self.directory, exc) from exc
 
     def delete(self, key: str) -> bool:
         try:
+            self._join_group()
             return bool(self._cache.delete(key))
         except (sqlite3.Error, OSError, diskcache.Timeout) as exc:
             raise _failure(self.directory, exc) from exc
@@ -165,6 +203,7 @@ class Table:
         Keep the body short and free of I/O other than this table: other processes wait.
         """
         try:
+            self._join_group()
             with self._cache.transact():
                 yield
         except (sqlite3.Error, OSError, diskcache.Timeout) as exc:
@@ -193,6 +232,33 @@ class Table:
 
     def close(self) -> None:
         self._cache.close()
+
+    def _join_group(self) -> None:
+        """Before a write: inside :func:`grouped_commits`, this table's commits on this
+        thread skip their fsync until the group's end (NORMAL, which SQLite's log still
+        writes in order; the sync comes at the end)."""
+        tables = getattr(_group, "tables", None)
+        if tables is None or not self.durable or self in tables:
+            return
+        self._cache._con.execute("PRAGMA synchronous = 1")
+        tables[self] = None
+
+    def _end_group(self, sync: bool) -> None:
+        """The group's end: FULL again on this thread, and (``sync``) one fsync of the log."""
+        try:
+            self._cache._con.execute("PRAGMA synchronous = 2")
+            if not sync:
+                return
+            try:
+                fd = os.open(self.directory / WAL_NAME, os.O_RDONLY)
+            except FileNotFoundError:
+                return  # checkpointed and removed: SQLite synced the database itself
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except (sqlite3.Error, OSError) as exc:
+            raise _failure(self.directory, exc) from exc
 
 
 def _encode(value: Mapping[str, Any]) -> str:

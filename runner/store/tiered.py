@@ -211,7 +211,9 @@ class TieredStore:
 
     async def claim(self, key: str, owner: Owner) -> JournalEntry | None:
         if self.remote is None:
-            return await off_loop(self.local.claim, key, owner)
+            # No fsync of its own: lost in a power cut, it held nothing yet (nothing is
+            # sent before begin_submit, whose sync takes this commit to disk too).
+            return await off_loop(self.local.claim, key, owner, sync=False)
         await self.remote.open()
         return await settled(self.remote.journal.claim(key, owner))
 
@@ -267,7 +269,9 @@ class TieredStore:
 
     async def release(self, key: str, owner: Owner | None = None) -> bool:
         if self.remote is None:
-            return await off_loop(self.local.release, key, owner)
+            # No fsync of its own: the result it follows is durable, and an entry that
+            # outlives a power cut is re-attached to and finds that result.
+            return await off_loop(self.local.release, key, owner, sync=False)
         return await settled(self.remote.journal.release(key, owner))
 
     async def owner_alive(self, owner: Owner) -> bool:

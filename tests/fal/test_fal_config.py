@@ -215,3 +215,41 @@ def test_submit_keeps_the_path_and_request_urls_drop_it() -> None:
     assert request_url("https://q", endpoint, "a/b") == (
         "https://q/fal-ai/ltx-video-13b-distilled/requests/a%2Fb"
     )
+
+
+ORIGIN_CASES = [
+    "https://queue.fal.run",
+    "https://queue.fal.run/x/y?z=1",
+    "https://QUEUE.fal.run:443/a",
+    "HTTPS://queue.fal.run/a",
+    "http://queue.fal.run/a",
+    "https://queue.fal.run:8443/",
+    "https://queue.fal.run.evil.com/a",
+    "https://evil.com?x=https://queue.fal.run",
+    "https://evil.com#https://queue.fal.run/",
+    "https://user@queue.fal.run/a",
+    "https://queue.fal.run@evil.com/a",
+    "https://evil.com\\@queue.fal.run/",
+    "http://127.0.0.1:8000/a",
+    "http://[::1]/y",
+    "//queue.fal.run/a",
+    "https://bücher.example/",
+]
+
+
+@pytest.mark.parametrize("a", ORIGIN_CASES)
+def test_same_origin_agrees_with_a_whole_parse_of_both_urls(a: str) -> None:
+    # same_origin parses only up to the end of the authority (it runs for every request,
+    # to decide where the key goes): it must say what parsing the whole URLs says.
+    from runner.fal.config import same_origin
+
+    def origin(url: str) -> tuple[str, str, int | None]:
+        parsed = httpx.URL(url)
+        return (
+            parsed.scheme,
+            parsed.host,
+            parsed.port or {"http": 80, "https": 443}.get(parsed.scheme),
+        )
+
+    for b in ORIGIN_CASES:
+        assert same_origin(a, b) == (origin(a) == origin(b)), (a, b)

@@ -78,6 +78,32 @@ async def test_submit_stream_result_download_a_real_mp4(
     assert server.stats()["total_submissions"] == 1
 
 
+async def test_a_job_takes_one_kept_alive_connection(
+    start_emulator: StartEmulator, local_client: LocalClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The status stream is read to its end after the final status, so its connection goes
+    back to the pool: submit, wait, result and the next submit share one connection (a new
+    one per job cost the runner a connect and a close per node)."""
+    from runner.fal import network
+
+    opened: list[str] = []
+    connect = network._connect
+
+    async def counting(host: str, *args: Any) -> Any:
+        opened.append(host)
+        return await connect(host, *args)
+
+    monkeypatch.setattr(network, "_connect", counting)
+    server = start_emulator(latency=0.05)
+    fal = local_client(server)
+    for prompt in ("first", "second"):
+        job = await fal.submit(T2V, t2v(prompt))
+        await fal.wait(job)
+        await fal.result(job)
+    assert requests(server).get("stream") == 2
+    assert len(opened) == 1
+
+
 async def test_completion_is_noticed_from_the_stream_not_a_poll(
     start_emulator: StartEmulator, local_client: LocalClient
 ) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 import av
 import pytest
 
+from runner.fal import Downloaded
 from runner.lock import build_lock, read_lock, write_lock
 from runner.run.budget import Budget
 from runner.run.events import (
@@ -291,3 +292,25 @@ def test_nothing_is_submitted_when_a_media_step_is_all_that_changed(
     assert result.rendered == {"cut"} and len(fal.jobs) == 5
     assert [e.node for e in events.of(NodeStarted)] == ["cut"]
     assert fal.opened == 1  # a local step needs no connection to fal
+
+
+def test_a_job_done_at_fal_frees_its_place_before_its_download(
+    tmp_path: Path, store: Store
+) -> None:
+    """-j counts the jobs at fal: once fal is done with one, the next ready node is
+    submitted while its result is fetched and recorded (with -j 1 here, the first download
+    waits for the second submit; were the place held through it, that would never come)."""
+
+    class SlowFirstDownload(FakeFal):
+        async def download(
+            self, url: str, dest: Path, *, expected_size: int | None = None
+        ) -> Downloaded:
+            if not self.downloads:
+                await asyncio.wait_for(self.until(lambda: len(self.jobs) >= 2), 10)
+            return await super().download(url, dest, expected_size=expected_size)
+
+    _, steps = steps_of(tmp_path)
+    fal = SlowFirstDownload()
+    result, _ = run(steps, store, fal, jobs=1)
+    assert result.ok, result.failed
+    assert len(fal.jobs) == len(GENERATION_NODES)

@@ -1,0 +1,134 @@
+"""The store's writer thread commits in groups: one fsync per database for the writes
+queued together, and no caller answered before the fsync that makes its write durable."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from runner.store import Owner, Store
+from runner.store.journal import body_digest
+from runner.store.writer import off_loop
+
+BODY = {"prompt": "a lighthouse"}
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    with Store.open(tmp_path / "store") as opened:
+        yield opened
+
+
+@pytest.fixture
+def syncs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The group fsyncs, logged by the database each syncs (tests append their own steps)."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("reads /proc/self/fd")
+    log: list[str] = []
+    fsync = os.fsync
+
+    def logged(fd: int) -> None:
+        fsync(fd)
+        log.append("fsync " + os.path.basename(os.path.dirname(os.readlink(f"/proc/self/fd/{fd}"))))
+
+    monkeypatch.setattr(os, "fsync", logged)
+    return log
+
+
+async def test_a_submit_is_answered_only_after_its_journal_is_synced(
+    store: Store, syncs: list[str]
+) -> None:
+    log = syncs
+    owner = Owner.current("run-1")
+    assert await off_loop(store.claim, "k1", owner, sync=False) is None  # as TieredStore
+    log.append("claimed")
+    await off_loop(store.begin_submit, "k1", owner, "fal-ai/x", BODY, body_digest(BODY))
+    log.append("may POST")
+    await off_loop(store.record_submission, "k1", owner, "fal-ai/x", {"request_id": "r1"})
+    log.append("may wait on the job")
+    assert log == [
+        "claimed",  # no sync of its own: nothing is sent on a claim alone
+        "fsync journal",
+        "may POST",
+        "fsync journal",
+        "may wait on the job",
+    ]
+
+
+async def test_writes_queued_together_share_one_fsync(store: Store, syncs: list[str]) -> None:
+    log = syncs
+    owner = Owner.current("run-1")
+    for i in range(12):
+        assert await off_loop(store.claim, f"k{i}", owner, sync=False) is None
+    assert log == []
+    # Hold the writer busy so that twelve submits queue up behind it.
+    entered, gate = threading.Event(), threading.Event()
+
+    def block() -> None:
+        entered.set()
+        gate.wait()
+
+    started = asyncio.ensure_future(off_loop(block))
+    await asyncio.to_thread(entered.wait)  # the writer is in it, its group formed
+    digest = body_digest(BODY)
+    submits = [
+        asyncio.ensure_future(off_loop(store.begin_submit, f"k{i}", owner, "x", BODY, digest))
+        for i in range(12)
+    ]
+    await asyncio.sleep(0.05)
+    assert not any(submit.done() for submit in submits)
+    gate.set()
+    await started
+    entries = await asyncio.gather(*submits)
+    assert [entry.state for entry in entries] == ["submitting"] * 12
+    assert log == ["fsync journal"]
+    assert {key for key, _ in store.in_flight()} == {f"k{i}" for i in range(12)}
+
+
+async def test_a_failed_write_fails_alone(store: Store) -> None:
+    owner, other = Owner.current("run-1"), Owner.current("run-2")
+    assert await off_loop(store.claim, "taken", other) is None
+    results = await asyncio.gather(
+        off_loop(store.claim, "mine", owner),
+        off_loop(store.begin_submit, "taken", owner, "fal-ai/x", BODY, body_digest(BODY)),
+        off_loop(store.claim, "also-mine", owner),
+        return_exceptions=True,
+    )
+    assert results[0] is None and results[2] is None
+    assert type(results[1]).__name__ == "JournalConflict"
+    assert store.journal("mine") is not None and store.journal("also-mine") is not None
+
+
+def test_a_kill_right_after_the_submit_is_journaled_finds_the_entry(tmp_path: Path) -> None:
+    # The process dies the moment begin_submit is answered (where the POST would go): the
+    # next process finds the "submitting" entry with its body, as the journal promises.
+    script = f"""
+import asyncio, os, signal, sys
+sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})
+from runner.store import Owner, Store
+from runner.store.journal import body_digest
+from runner.store.writer import off_loop
+
+async def main() -> None:
+    store = Store.open(__import__("pathlib").Path({str(tmp_path / "store")!r}))
+    owner = Owner.current("victim")
+    body = {BODY!r}
+    await off_loop(store.claim, "k1", owner)
+    await off_loop(store.begin_submit, "k1", owner, "fal-ai/x", body, body_digest(body))
+    os.kill(os.getpid(), signal.SIGKILL)
+
+asyncio.run(main())
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=60)
+    assert done.returncode == -9, done.stderr
+    with Store.open(tmp_path / "store") as after:
+        entry = after.journal("k1")
+    assert entry is not None and entry.state == "submitting"
+    assert entry.body == BODY and entry.body_sha256 == body_digest(BODY)
