@@ -33,7 +33,6 @@ from runner.fal.download import Downloaded, download
 from runner.fal.endpoint import EndpointId, request_url, submit_url
 from runner.fal.errors import FalError, FalProtocolError
 from runner.fal.listing import ListedRequest, list_requests
-from runner.fal.network import use_asyncio
 from runner.fal.retry import REQUEST_TIMEOUT_HEADER
 from runner.fal.session import Call, Session
 from runner.fal.status import CancelOutcome, JobHandle, JobStatus, cancel_outcome, parse_status
@@ -73,7 +72,7 @@ class FalClient:
             headers={"User-Agent": f"shotgraph/{__version__}", "Accept": "application/json"},
         )
         if transport is None:
-            use_asyncio(self._http)  # a third of the CPU of each request: see fal/network
+            _on_asyncio_streams(self._http)  # a third of the CPU of each request
         self._session = Session(self._http, self.config.retry, self._redact)
         self._waiter = Waiter(self._session, self.config, self._auth_for, self._poll)
         self._storage = Storage(
@@ -339,3 +338,14 @@ def _json(response: httpx.Response, what: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise FalProtocolError(f"fal's answer to the {what} is not a JSON object")
     return data
+
+
+def _on_asyncio_streams(http: httpx.AsyncClient) -> None:
+    """Put ``http``'s pool on plain asyncio streams (runner/fal/network.py). That module plugs
+    into httpcore's network-backend seam, which httpcore does not call public: an httpcore
+    without it keeps its own sockets, slower but the same."""
+    try:
+        from runner.fal.network import use_asyncio
+    except ImportError:
+        return
+    use_asyncio(http)
