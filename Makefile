@@ -57,7 +57,9 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-## bench: every benchmark, each prints its figures; then README's speed table from them
+## bench: every benchmark, each prints its figures; then README's speed table from them.
+## With Python's bytecode caches, as a user has them (an environment may turn them off).
+bench: export PYTHONDONTWRITEBYTECODE :=
 bench: $(STAMP)
 	@set -o pipefail; for b in benchmarks/[a-z]*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done | tee .bench.log
 	$(BIN)/python scripts/bench_table.py .bench.log
