@@ -294,16 +294,17 @@ class CacheStatus:
         return "render", "request changed"
 
     @cached_property
+    def lock(self) -> Lock | None:
+        """The lockfile, read on first use when it was deferred."""
+        return self._lock() if callable(self._lock) else self._lock
+
+    @property
     def locked(self) -> Mapping[str, LockEntry]:
-        lock = self._lock() if callable(self._lock) else self._lock
-        self._lock = lock
-        return lock.nodes if lock is not None else {}
+        return self.lock.nodes if self.lock is not None else {}
 
     @property
     def lock_backend(self) -> str | None:
-        self.locked  # noqa: B018 (read it first)
-        assert not callable(self._lock)
-        return self._lock.backend if self._lock is not None else None
+        return self.lock.backend if self.lock is not None else None
 
     def _in_store(self, key: str) -> tuple[str, str] | None:
         """What the store (shared, else local) says of ``key``: a result, or a job its
