@@ -30,7 +30,8 @@ def is_preset_file(path: Path) -> bool:
     """A preset file has a top-level ``presets:`` and no ``version:`` or ``nodes:`` (read
     from the text, not parsed: a pipeline is parsed once, by its check)."""
     try:
-        head = path.read_bytes()[: 8 * 1024 * 1024]
+        with open(path, "rb") as handle:
+            head = handle.read(8 * 1024 * 1024)
     except OSError:
         return False  # the pipeline check says what is wrong with it
     return bool(_PRESETS_KEY.search(head)) and not _PIPELINE_KEY.search(head)
