@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from runner.commands.common import backend_option, checked, echo_diagnostics, store_root
-from runner.errors import Diagnostics, ShotgraphError, display_path, sorted_diagnostics
+from runner.errors import Diagnostic, Diagnostics, ShotgraphError, display_path, sorted_diagnostics
 from runner.pipeline.confine import Project
 
 if TYPE_CHECKING:
@@ -59,29 +60,26 @@ def validate(files: tuple[Path, ...], backend: str, as_json: bool, strict: bool)
 
 
 def _check(path: Path, backend: str, as_json: bool, strict: bool) -> dict[str, Any]:
+    shown = as_json  # the findings are printed already (or go into the JSON only)
     if is_preset_file(path):
         from runner.pipeline.load import check_preset_file
 
         diags = Diagnostics()
         count = check_preset_file(path, diags)
-        found = sorted_diagnostics(diags.items)
-        errors = [d for d in found if d.severity == "error"]
-        warnings = [d for d in found if d.severity == "warning"]
-        if not as_json:
-            echo_diagnostics(found)
+        found: Sequence[Diagnostic] = sorted_diagnostics(diags.items)
         what = f"{count} presets"
     else:
         memo = remembered_findings(path, backend, as_json)
         if memo is None:
             result = checked(path, backend, show="none" if as_json else "all")
-            errors, warnings = list(result.errors), list(result.warnings)
+            found, shown = result.diagnostics, True
             what = f"{len(result.compiled.steps) if result.compiled else 0} nodes"
         else:
-            errors = [d for d in memo.diagnostics if d.severity == "error"]
-            warnings = [d for d in memo.diagnostics if d.severity == "warning"]
-            if not as_json:
-                echo_diagnostics(errors + warnings)
-            what = f"{memo.steps} nodes"
+            found, what = memo.diagnostics, f"{memo.steps} nodes"
+    errors = [d for d in found if d.severity == "error"]
+    warnings = [d for d in found if d.severity == "warning"]
+    if not shown:
+        echo_diagnostics(errors + warnings)
     failed = bool(errors) or (strict and bool(warnings))
     if not as_json:
         if not failed:
