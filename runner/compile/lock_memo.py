@@ -91,7 +91,7 @@ def lock_seal(
     compiled = result.compiled
     if result.memo_id is None or compiled is None:
         return None
-    if len(records) != len(compiled.steps) or not all(n in records for n in compiled.steps):
+    if records.keys() != compiled.steps.keys():
         return None
     digest = hashlib.sha256(f"{result.memo_id}\0{lock_file}\0".encode())
     digest.update(repr(sorted((name, str(path)) for name, path in result.outputs.items())).encode())
