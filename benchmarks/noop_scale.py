@@ -39,31 +39,25 @@ from runner.lock import build_lock, lock_path, write_lock  # noqa: E402
 from runner.store import Store  # noqa: E402
 from tests.record_helpers import step_record  # noqa: E402
 
-MEASURE = (
+# A command in a fresh process, timed from before the CLI is imported: its exit code, wall
+# time and peak memory as JSON. ARGV is the command line it runs.
+TIMED = (
     PEAK_RSS
     + """
 import json, sys, time
 start = time.perf_counter()
 from runner.cli import run
-code = run(["run", sys.argv[1], "--backend", "local", "--cache-dir", sys.argv[2], "--plain"])
+code = run(ARGV)
 print(json.dumps({"code": code, "wall": time.perf_counter() - start,
                   "peak_rss_mb": peak_rss_mb()}))
 """
 )
-
-
+# A no-op run of the pipeline (argv[1]) from the store (argv[2]).
+MEASURE = TIMED.replace(
+    "ARGV", '["run", sys.argv[1], "--backend", "local", "--cache-dir", sys.argv[2], "--plain"]'
+)
 # A command as a user runs it: argv after the code; the store in $SHOTGRAPH_CACHE_DIR.
-COMMAND = (
-    PEAK_RSS
-    + """
-import json, sys, time
-start = time.perf_counter()
-from runner.cli import run
-code = run(sys.argv[3:])
-print(json.dumps({"code": code, "wall": time.perf_counter() - start,
-                  "peak_rss_mb": peak_rss_mb()}))
-"""
-)
+COMMAND = TIMED.replace("ARGV", "sys.argv[3:]")
 
 STAND_IN = b"\x00\x00\x00\x18ftypmp42 stand-in output"
 
