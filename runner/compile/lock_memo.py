@@ -39,29 +39,30 @@ class LockSeal:
     def holds(self) -> bool:
         """Whether the lockfile is the one a run of the very same inputs left, untouched."""
         note = read_note(self.store, self.note)
-        return note is not None and note == self._state(note.get("made_from"))
+        return (
+            note is not None
+            and note.get("made_from") == self.made_from
+            and _describes(note, self.lock_file)
+        )
 
     def keep(self) -> None:
         """Remember the lockfile as it is now (just written, or found right) for these inputs."""
-        state = self._state(self.made_from)
-        if state is not None:
-            write_note(self.store, self.note, state)
-
-    def _state(self, made_from: Any) -> dict[str, Any] | None:
-        if made_from != self.made_from:
-            return None
         state = _file_state(self.lock_file)
-        return None if state is None else {"made_from": self.made_from} | state
+        if state is not None:
+            write_note(self.store, self.note, {"made_from": self.made_from} | state)
 
 
 def lock_known_good(store: Path, lock_file: Path) -> bool:
     """Whether ``lock_file`` is, untouched, one this very code wrote or found right (so it
     reads without an error): what a plan need not parse unless a node's reason needs it."""
     note = read_note(store, _note_name(lock_file))
+    return note is not None and _describes(note, lock_file)
+
+
+def _describes(note: Mapping[str, Any], lock_file: Path) -> bool:
+    """Whether ``note`` holds the lockfile's stat and hash as it is now, read by this code."""
     state = _file_state(lock_file)
-    return (
-        note is not None and state is not None and all(note.get(k) == v for k, v in state.items())
-    )
+    return state is not None and all(note.get(k) == v for k, v in state.items())
 
 
 def _file_state(lock_file: Path) -> dict[str, Any] | None:
