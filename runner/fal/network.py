@@ -138,21 +138,6 @@ class AsyncioBackend(AsyncNetworkBackend):
             raise httpcore.ConnectError(str(exc) or type(exc).__name__) from exc
         return _Stream(reader, writer)
 
-    async def connect_unix_socket(
-        self,
-        path: str,
-        timeout: float | None = None,
-        socket_options: Iterable[SOCKET_OPTION] | None = None,
-    ) -> AsyncNetworkStream:
-        try:
-            async with asyncio.timeout(timeout):
-                reader, writer = await asyncio.open_unix_connection(path, limit=BUFFER)
-        except TimeoutError:
-            raise httpcore.ConnectTimeout(f"timed out connecting to {path}") from None
-        except OSError as exc:
-            raise httpcore.ConnectError(str(exc) or type(exc).__name__) from exc
-        return _Stream(reader, writer)
-
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
 

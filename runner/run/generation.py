@@ -336,7 +336,9 @@ async def _fetch(
     return record
 
 
-def _keep(store: Store, staging: Path, hashed: StoredFile) -> tuple[StoredFile, Any]:
+def _keep(
+    store: Store, staging: Path, hashed: StoredFile
+) -> tuple[StoredFile, dict[str, object] | None]:
     """Store a download (renamed in, already hashed) and read its sound, in one trip to a
     thread. LTX-2 renders sound: the lockfile records the output's audio stream."""
     stored = store.adopt_file(staging, hashed)
