@@ -307,7 +307,11 @@ async def _fetch(
     except OSError as exc:
         raise disk_full(exc, staging) or exc from None
     stored, sound = await asyncio.to_thread(
-        _keep, ctx.store.local, staging, StoredFile(downloaded.sha256, downloaded.size)
+        _keep,
+        ctx.store.local,
+        staging,
+        StoredFile(downloaded.sha256, downloaded.size),
+        step.endpoint.sound,
     )
     extra: dict[str, Any] = {"returned_seed": result.get("seed")}
     if sound is not None:
@@ -337,9 +341,10 @@ async def _fetch(
 
 
 def _keep(
-    store: Store, staging: Path, hashed: StoredFile
+    store: Store, staging: Path, hashed: StoredFile, sound: bool
 ) -> tuple[StoredFile, dict[str, object] | None]:
     """Store a download (renamed in, already hashed) and read its sound, in one trip to a
-    thread. LTX-2 renders sound: the lockfile records the output's audio stream."""
+    thread. LTX-2 renders sound: the lockfile records the output's audio stream. Endpoints
+    that render none are not probed (opening the file costs more than the rest of it)."""
     stored = store.adopt_file(staging, hashed)
-    return stored, media.audio_facts(store.file_path(stored.sha256))
+    return stored, media.audio_facts(store.file_path(stored.sha256)) if sound else None
