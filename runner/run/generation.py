@@ -167,18 +167,15 @@ async def _hold(
     run that holds the entry stores it first."""
     pause, told = WAIT_OTHER_RUN[0], False
     while True:
-        done = await ctx.store.result_for(step.key, ctx.backend)
-        if done is not None:
-            return done
-        entry = await ctx.store.journal(step.key)
-        if entry is None:
-            if await ctx.store.claim(step.key, ctx.owner) is not None:
-                continue  # another run claimed it a moment ago: look again
-            done = await ctx.store.result_for(step.key, ctx.backend)  # finished and released?
-            if done is not None:
-                await ctx.store.release(step.key, ctx.owner)
-                return done
+        # Its result; else who holds it; else our claim (one trip off the loop, locally).
+        look = await ctx.store.first_look(step.key, ctx.backend, ctx.owner)
+        if look.result is not None:
+            return look.result
+        entry = look.entry
+        if look.claimed:
             journaled = None
+        elif entry is None:
+            continue  # another run claimed it a moment ago: look again
         elif entry.owner == ctx.owner:  # ours: an earlier attempt of this run
             if entry.state == "submitted" and entry.handle:
                 handle = _reattach(JobHandle.from_dict(entry.handle), ctx)
