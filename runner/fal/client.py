@@ -35,7 +35,7 @@ from runner.fal.endpoint import EndpointId, request_url, submit_url
 from runner.fal.errors import FalError, FalProtocolError
 from runner.fal.listing import ListedRequest, list_requests
 from runner.fal.retry import REQUEST_TIMEOUT_HEADER
-from runner.fal.session import Call, Session
+from runner.fal.session import Call, Client, Session
 from runner.fal.status import CancelOutcome, JobHandle, JobStatus, cancel_outcome, parse_status
 from runner.fal.storage import Storage, UploadedFile
 from runner.fal.waiting import UpdateCallback, Waiter
@@ -70,7 +70,7 @@ class FalClient:
         if transport is None and not {"http", "https", "all"} & getproxies().keys():
             # Not with a proxy in the environment: httpx applies it only to its own transport.
             transport = LeanTransport(max_connections=self.config.max_connections)
-        self._http = httpx.AsyncClient(
+        self._http = Client(
             transport=transport,
             timeout=self.config.request_timeout(),
             limits=httpx.Limits(max_connections=self.config.max_connections),

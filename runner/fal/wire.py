@@ -94,12 +94,13 @@ class LeanTransport(httpx.AsyncBaseTransport):
         timeouts: dict[str, float | None] = request.extensions.get("timeout", {})
         connection = self._reuse(origin) or await self._open(origin, timeouts)
         try:
-            await _send(connection, request, timeouts.get("write"))
+            close = await _send(connection, request, timeouts.get("write"))
             status, reason, version, headers = await _head(connection, timeouts.get("read"))
         except BaseException:
             connection.close()
             raise
-        length, keep = _framing(request, status, version, headers)
+        length, keep = _framing(request.method, status, version, headers)
+        keep = keep and not close
         body = _Body(self, origin, connection, length, keep, timeouts.get("read"))
         return httpx.Response(
             status,
@@ -183,16 +184,22 @@ class LeanTransport(httpx.AsyncBaseTransport):
         return self._ssl
 
 
-async def _send(connection: _Connection, request: httpx.Request, timeout: float | None) -> None:
+async def _send(connection: _Connection, request: httpx.Request, timeout: float | None) -> bool:
+    """Write ``request``; whether it asked for the connection to close after it."""
     url = request.url
     lines = [b"%s %s HTTP/1.1" % (request.method.encode("ascii"), url.raw_path)]
+    chunked = close = False
     for name, value in request.headers.raw:
         if b"\n" in value or b"\r" in value or b"\n" in name or b"\r" in name:
             raise httpx.LocalProtocolError(f"header {name.decode(errors='replace')!r}: newline")
         lines.append(name + b": " + value)
+        lowered = name.lower()
+        if lowered == b"transfer-encoding":
+            chunked = chunked or b"chunked" in value.lower()
+        elif lowered == b"connection":
+            close = close or b"close" in value.lower()
     lines.append(b"\r\n")
     head = b"\r\n".join(lines)
-    chunked = b"chunked" in request.headers.get("transfer-encoding", "").encode().lower()
     writer = connection.writer
     try:
         async with asyncio.timeout(timeout):
@@ -215,6 +222,7 @@ async def _send(connection: _Connection, request: httpx.Request, timeout: float 
         raise httpx.WriteTimeout("timed out writing the request") from None
     except OSError as exc:
         raise httpx.WriteError(str(exc) or type(exc).__name__) from exc
+    return close
 
 
 async def _head(
@@ -240,16 +248,13 @@ async def _head(
 
 
 def _framing(
-    request: httpx.Request, status: int, version: bytes, headers: Iterable[tuple[bytes, bytes]]
+    method: str, status: int, version: bytes, headers: Iterable[tuple[bytes, bytes]]
 ) -> tuple[int | None, bool]:
     """The body's length (-1: chunked, None: until the connection closes) and whether the
     connection can carry another request after it."""
     length: int | None = None
     chunked = False
-    keep = (
-        version == b"HTTP/1.1"
-        and b"close" not in request.headers.get("connection", "").encode().lower()
-    )
+    keep = version == b"HTTP/1.1"
     for name, value in headers:
         lowered = name.lower()
         if lowered == b"content-length":
@@ -260,7 +265,7 @@ def _framing(
             chunked = chunked or b"chunked" in value.lower()
         elif lowered == b"connection" and b"close" in value.lower():
             keep = False
-    if request.method == "HEAD" or status in _NO_BODY or status < 200:
+    if method == "HEAD" or status in _NO_BODY or status < 200:
         return 0, keep
     if chunked:
         return -1, keep

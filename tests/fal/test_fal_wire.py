@@ -16,6 +16,7 @@ import trustme
 
 from runner.fal import FalClient, FalConfig
 from runner.fal.retry import unreachable
+from runner.fal.session import Client
 from runner.fal.wire import LeanTransport
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -279,3 +280,21 @@ async def test_a_header_with_a_newline_is_refused_before_sending() -> None:
     async with serving(answer_ok) as port, lean_client() as client:
         with pytest.raises(httpx.LocalProtocolError):
             await client.get(f"http://127.0.0.1:{port}/a", headers={"x-a": "b\r\nx-b: c"})
+
+
+async def test_cookies_a_server_sets_are_kept_and_sent_back() -> None:
+    # The client's jar skips responses without Set-Cookie; one with it still counts.
+    seen: list[bytes] = []
+
+    async def cookie(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        for answer in (b"set-cookie: session=abc; Path=/\r\n", b""):
+            seen.append(await reader.readuntil(b"\r\n\r\n"))
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n" + answer + b"\r\n")
+            await writer.drain()
+        writer.close()
+
+    async with serving(cookie) as port, Client(transport=LeanTransport()) as client:
+        await client.get(f"http://127.0.0.1:{port}/a")
+        await client.get(f"http://127.0.0.1:{port}/b")
+        assert client.cookies.get("session") == "abc"
+    assert b"cookie: session=abc" in seen[1].lower()
