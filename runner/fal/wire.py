@@ -1,13 +1,13 @@
-"""The fal client's HTTP/1.1 transport: kept-alive connections on asyncio streams.
+"""The fal client's HTTP/1.1 transport: kept-alive connections on asyncio.
 
 httpx's default transport (httpcore's connection pool, h11's state machine, anyio) cost the
 runner about a millisecond of CPU per request on loopback, a third of it choosing a
 connection: the pool polls every idle connection's socket each time it hands one out. fal's
 queue API needs little of that machinery: HTTP/1.1 requests with small JSON bodies, an
 event stream, downloads and streamed uploads. This transport keeps each origin's idle
-connections in a stack and takes the newest one asyncio has not seen closed (the loop reads
-every socket anyway, so a peer's close is already known), and writes a request's head and
-body in one system call.
+connections in a stack and takes the newest one not seen closed (the loop reads every
+socket anyway, so a peer's close is already known), writes a request's head and body in one
+system call, and reads through :mod:`runner.fal.connection`.
 
 It plugs in under ``httpx.AsyncClient`` (``transport=``), so the client's retries, errors,
 redirects and decoding are httpx's as before. Errors are httpx's own (``ConnectError``,
@@ -23,13 +23,12 @@ import asyncio
 import socket
 import ssl
 import time
-from collections.abc import AsyncIterator, Awaitable, Iterable
+from collections.abc import AsyncIterator, Iterable
 
 import httpx
 
-# What a connection buffers before it stops reading from the socket; a response head
-# larger than this is refused.
-BUFFER = 1 << 18
+from runner.fal.connection import Connection
+
 # The most a body read hands over at once.
 CHUNK = 1 << 16
 # Seconds an idle connection is kept for reuse (httpx's default keep-alive expiry).
@@ -40,47 +39,13 @@ _NO_BODY = frozenset({204, 304})
 Origin = tuple[bytes, str, int]
 
 
-class _Connection:
-    """One socket, in use or idle in the pool."""
-
-    __slots__ = ("_free", "idle_since", "reader", "writer")
-
-    def __init__(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, free: asyncio.Semaphore
-    ) -> None:
-        self.reader = reader
-        self.writer = writer
-        self.idle_since = 0.0
-        self._free: asyncio.Semaphore | None = free
-
-    def reusable(self, now: float) -> bool:
-        """Idle not too long, not closed by the peer, and nothing unasked waiting in it."""
-        return (
-            now - self.idle_since < KEEPALIVE
-            and not self.writer.is_closing()
-            and not _unread(self.reader)
-        )
-
-    def close(self) -> None:
-        self.writer.close()
-        if self._free is not None:
-            self._free.release()
-            self._free = None
-
-
-def _unread(reader: asyncio.StreamReader) -> bool:
-    """Whether an idle connection has seen its end or bytes nobody asked for (a server's
-    408 before it closes): such a connection must not carry a request."""
-    return reader.at_eof() or bool(getattr(reader, "_buffer", b""))
-
-
 class LeanTransport(httpx.AsyncBaseTransport):
     """HTTP/1.1 over asyncio streams for :class:`httpx.AsyncClient` (module docstring)."""
 
     def __init__(
         self, *, max_connections: int = 256, ssl_context: ssl.SSLContext | None = None
     ) -> None:
-        self._idle: dict[Origin, list[_Connection]] = {}
+        self._idle: dict[Origin, list[Connection]] = {}
         self._free = asyncio.Semaphore(max(1, max_connections))
         self._ssl = ssl_context
         self._closed = False
@@ -116,7 +81,7 @@ class LeanTransport(httpx.AsyncBaseTransport):
                 connection.close()
         self._idle.clear()
 
-    def _reuse(self, origin: Origin) -> _Connection | None:
+    def _reuse(self, origin: Origin) -> Connection | None:
         stack = self._idle.get(origin)
         if not stack:
             return None
@@ -124,23 +89,23 @@ class LeanTransport(httpx.AsyncBaseTransport):
         found = None
         while stack:
             connection = stack.pop()
-            if connection.reusable(now):
+            if connection.reusable(now, KEEPALIVE):
                 found = connection
                 break
             connection.close()
-        while stack and not stack[0].reusable(now):  # the oldest, idle too long
+        while stack and not stack[0].reusable(now, KEEPALIVE):  # the oldest, idle too long
             stack.pop(0).close()
         return found
 
-    def release(self, origin: Origin, connection: _Connection) -> None:
+    def release(self, origin: Origin, connection: Connection) -> None:
         """Put a connection whose response was read whole back for the next request."""
-        if self._closed or connection.writer.is_closing():
+        connection.idle_since = time.monotonic()
+        if self._closed or not connection.reusable(connection.idle_since, KEEPALIVE):
             connection.close()
             return
-        connection.idle_since = time.monotonic()
         self._idle.setdefault(origin, []).append(connection)
 
-    async def _open(self, origin: Origin, timeouts: dict[str, float | None]) -> _Connection:
+    async def _open(self, origin: Origin, timeouts: dict[str, float | None]) -> Connection:
         if self._free.locked():
             self._evict()
         try:
@@ -149,13 +114,17 @@ class LeanTransport(httpx.AsyncBaseTransport):
         except TimeoutError:
             raise httpx.PoolTimeout("timed out waiting for a free connection") from None
         scheme, host, port = origin
+        loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(timeouts.get("connect")):
                 sock = await connect(host, port)
                 tls = self._tls() if scheme == b"https" else None
                 try:
-                    reader, writer = await asyncio.open_connection(
-                        sock=sock, limit=BUFFER, ssl=tls, server_hostname=host if tls else None
+                    _, connection = await loop.create_connection(
+                        lambda: Connection(self._free.release),
+                        sock=sock,
+                        ssl=tls,
+                        server_hostname=host if tls else None,
                     )
                 except BaseException:
                     sock.close()
@@ -167,11 +136,11 @@ class LeanTransport(httpx.AsyncBaseTransport):
             if isinstance(exc, OSError):  # ssl.SSLError and socket.gaierror are ones
                 raise httpx.ConnectError(str(exc) or type(exc).__name__) from exc
             raise
-        return _Connection(reader, writer, self._free)
+        return connection
 
     def _evict(self) -> None:
         """Close the longest-idle connection: every slot is taken, some by idle ones."""
-        oldest: list[_Connection] | None = None
+        oldest: list[Connection] | None = None
         for stack in self._idle.values():
             if stack and (oldest is None or stack[0].idle_since < oldest[0].idle_since):
                 oldest = stack
@@ -184,7 +153,7 @@ class LeanTransport(httpx.AsyncBaseTransport):
         return self._ssl
 
 
-async def _send(connection: _Connection, request: httpx.Request, timeout: float | None) -> bool:
+async def _send(connection: Connection, request: httpx.Request, timeout: float | None) -> bool:
     """Write ``request``; whether it asked for the connection to close after it."""
     url = request.url
     lines = [b"%s %s HTTP/1.1" % (request.method.encode("ascii"), url.raw_path)]
@@ -200,37 +169,30 @@ async def _send(connection: _Connection, request: httpx.Request, timeout: float 
             close = close or b"close" in value.lower()
     lines.append(b"\r\n")
     head = b"\r\n".join(lines)
-    writer = connection.writer
     try:
-        async with asyncio.timeout(timeout):
-            try:
-                content: bytes | None = request.content
-            except httpx.RequestNotRead:
-                content = None
-            if content is not None:
-                writer.write(head + content)
-            else:
-                writer.write(head)
-                async for piece in request.stream:  # type: ignore[union-attr]
-                    if piece:
-                        writer.write(b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece)
-                        await writer.drain()
-                if chunked:
-                    writer.write(b"0\r\n\r\n")
-            await writer.drain()
-    except TimeoutError:
-        raise httpx.WriteTimeout("timed out writing the request") from None
-    except OSError as exc:
-        raise httpx.WriteError(str(exc) or type(exc).__name__) from exc
+        content: bytes | None = request.content
+    except httpx.RequestNotRead:
+        content = None
+    if content is not None:
+        connection.write(head + content)
+    else:
+        connection.write(head)
+        async for piece in request.stream:  # type: ignore[union-attr]
+            if piece:
+                connection.write(b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece)
+                await connection.drain(timeout)
+        if chunked:
+            connection.write(b"0\r\n\r\n")
+    await connection.drain(timeout)
     return close
 
 
 async def _head(
-    connection: _Connection, timeout: float | None
+    connection: Connection, timeout: float | None
 ) -> tuple[int, bytes, bytes, list[tuple[bytes, bytes]]]:
     """The response's status, reason, HTTP version and headers (interim 1xx skipped)."""
     while True:
-        data = await _read(connection.reader.readuntil(b"\r\n\r\n"), timeout, "a response")
+        data = await connection.read_until(b"\r\n\r\n", timeout, "a response")
         lines = data[:-4].split(b"\r\n")
         version, _, rest = lines[0].partition(b" ")
         code, _, reason = rest.partition(b" ")
@@ -274,27 +236,6 @@ def _framing(
     return length, keep
 
 
-async def _read(awaitable: Awaitable[bytes], timeout: float | None, what: str) -> bytes:
-    """Await a read of the connection, with httpx's errors for what goes wrong."""
-    try:
-        async with asyncio.timeout(timeout):
-            return await awaitable
-    except TimeoutError:
-        raise httpx.ReadTimeout("timed out reading") from None
-    except asyncio.IncompleteReadError as exc:
-        if not exc.partial and what == "a response":
-            raise httpx.RemoteProtocolError(
-                "Server disconnected without sending a response."
-            ) from None
-        raise httpx.RemoteProtocolError(
-            f"peer closed connection without sending complete {what}"
-        ) from None
-    except asyncio.LimitOverrunError:
-        raise httpx.RemoteProtocolError(f"{what}: a line longer than {BUFFER} bytes") from None
-    except OSError as exc:
-        raise httpx.ReadError(str(exc) or type(exc).__name__) from exc
-
-
 class _Body(httpx.AsyncByteStream):
     """A response body as it arrives; its connection goes back to the pool once it is read
     whole, and is closed if it is not."""
@@ -303,14 +244,14 @@ class _Body(httpx.AsyncByteStream):
         self,
         transport: LeanTransport,
         origin: Origin,
-        connection: _Connection,
+        connection: Connection,
         length: int | None,
         keep: bool,
         timeout: float | None,
     ) -> None:
         self._transport = transport
         self._origin = origin
-        self._connection: _Connection | None = connection
+        self._connection: Connection | None = connection
         self._length = length
         self._keep = keep
         self._timeout = timeout
@@ -320,14 +261,14 @@ class _Body(httpx.AsyncByteStream):
         connection = self._connection
         if connection is None:
             raise httpx.StreamClosed()
-        reader, timeout = connection.reader, self._timeout
+        timeout, what = self._timeout, "message body"
         if self._length is None:  # until the server closes
-            while chunk := await _read(reader.read(CHUNK), timeout, "message body"):
+            while chunk := await connection.read(CHUNK, timeout, what):
                 yield chunk
         elif self._length >= 0:
             left = self._length
             while left:
-                chunk = await _read(reader.read(min(left, CHUNK)), timeout, "message body")
+                chunk = await connection.read(min(left, CHUNK), timeout, what)
                 if not chunk:
                     raise httpx.RemoteProtocolError(
                         "peer closed connection without sending complete message body: "
@@ -336,7 +277,7 @@ class _Body(httpx.AsyncByteStream):
                 left -= len(chunk)
                 yield chunk
         else:
-            async for chunk in _chunks(reader, timeout):
+            async for chunk in _chunks(connection, timeout):
                 yield chunk
         self._whole = True
 
@@ -350,21 +291,21 @@ class _Body(httpx.AsyncByteStream):
             connection.close()
 
 
-async def _chunks(reader: asyncio.StreamReader, timeout: float | None) -> AsyncIterator[bytes]:
+async def _chunks(connection: Connection, timeout: float | None) -> AsyncIterator[bytes]:
     """A chunked body's pieces, up to its last chunk and trailers."""
     what = "chunked body"
     while True:
-        line = await _read(reader.readuntil(b"\r\n"), timeout, what)
+        line = await connection.read_until(b"\r\n", timeout, what)
         size_text = line.split(b";", 1)[0].strip()
         try:
             size = int(size_text, 16)
         except ValueError:
             raise httpx.RemoteProtocolError(f"bad chunk size: {size_text[:40]!r}") from None
         if size == 0:
-            while await _read(reader.readuntil(b"\r\n"), timeout, what) != b"\r\n":
+            while await connection.read_until(b"\r\n", timeout, what) != b"\r\n":
                 pass  # trailers: not used
             return
-        data = await _read(reader.readexactly(size + 2), timeout, what)
+        data = await connection.read_exactly(size + 2, timeout, what)
         if data[-2:] != b"\r\n":
             raise httpx.RemoteProtocolError("a chunk does not end with CRLF")
         yield data[:-2]
