@@ -40,6 +40,8 @@ class _Writer:
     def submit(self, call: Callable[[], T], *, sync: bool = True) -> Future[T]:
         future: Future[T] = Future()
         self._queue.put((call, future, sync))
+        if self._started:  # set once, under the lock: no lock needed to see it set
+            return future
         with self._lock:
             if not self._started:
                 # A daemon: every write is awaited by the step that asked for it, so none
