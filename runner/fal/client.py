@@ -23,6 +23,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote
+from urllib.request import getproxies
 
 import httpx
 
@@ -34,10 +35,11 @@ from runner.fal.endpoint import EndpointId, request_url, submit_url
 from runner.fal.errors import FalError, FalProtocolError
 from runner.fal.listing import ListedRequest, list_requests
 from runner.fal.retry import REQUEST_TIMEOUT_HEADER
-from runner.fal.session import Call, Session
+from runner.fal.session import Call, Client, Session
 from runner.fal.status import CancelOutcome, JobHandle, JobStatus, cancel_outcome, parse_status
 from runner.fal.storage import Storage, UploadedFile
 from runner.fal.waiting import UpdateCallback, Waiter
+from runner.fal.wire import LeanTransport
 
 #: fal may reroute a queued request to an "equivalent" endpoint after five failed retries
 #: (https://docs.fal.ai/model-apis/model-endpoints/reliability, "Model Fallbacks"); a job
@@ -65,14 +67,15 @@ class FalClient:
         self._credentials = credentials
         self._redact = Redactor(*([credentials.secret] if credentials else []))
         self._auth = credentials.auth() if credentials else None
-        self._http = httpx.AsyncClient(
+        if transport is None and not {"http", "https", "all"} & getproxies().keys():
+            # Not with a proxy in the environment: httpx applies it only to its own transport.
+            transport = LeanTransport(max_connections=self.config.max_connections)
+        self._http = Client(
             transport=transport,
             timeout=self.config.request_timeout(),
             limits=httpx.Limits(max_connections=self.config.max_connections),
             headers={"User-Agent": f"shotgraph/{__version__}", "Accept": "application/json"},
         )
-        if transport is None:
-            _on_asyncio_streams(self._http)  # a third of the CPU of each request
         self._session = Session(self._http, self.config.retry, self._redact)
         self._waiter = Waiter(self._session, self.config, self._auth_for, self._poll)
         self._storage = Storage(
@@ -338,14 +341,3 @@ def _json(response: httpx.Response, what: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise FalProtocolError(f"fal's answer to the {what} is not a JSON object")
     return data
-
-
-def _on_asyncio_streams(http: httpx.AsyncClient) -> None:
-    """Put ``http``'s pool on plain asyncio streams (runner/fal/network.py). That module plugs
-    into httpcore's network-backend seam, which httpcore does not call public: an httpcore
-    without it keeps its own sockets, slower but the same."""
-    try:
-        from runner.fal.network import use_asyncio
-    except ImportError:
-        return
-    use_asyncio(http)

@@ -42,13 +42,14 @@ async def download(
     expected_sha256: str | None = None,
 ) -> Downloaded:
     """Fetch ``url`` into ``dest``; see the module docstring."""
+    where = public_url(url)
     # fsync here, in a worker thread, rather than in `replacing` on the event loop
     with atomic.replacing(Path(dest), durable=False) as temp:
         with temp.open("wb") as out:
-            got = await _fetch(session, config, url, out, auth)
-            if config.fsync_downloads:
-                await asyncio.to_thread(os.fsync, out.fileno())
-        where = public_url(url)
+            sink = _Sink(out, config.chunk_size)
+            await _fetch(session, config, url, where, sink, auth)
+            await sink.flush(durable=config.fsync_downloads)
+        got = Downloaded(sink.digest.hexdigest(), sink.size)
         if expected_size is not None and got.size != expected_size:
             raise FalIntegrityError(
                 f"download of {where}: got {got.size} bytes, expected {expected_size}"
@@ -61,23 +62,58 @@ async def download(
     return got
 
 
+class _Sink:
+    """The bytes received, on their way to the file: hashed and written in a thread (hashlib
+    releases the GIL on large buffers), ``limit`` bytes at a time, so a small file costs one
+    trip to a thread, its fsync included."""
+
+    def __init__(self, out: IO[bytes], limit: int) -> None:
+        self.out = out
+        self.digest = hashlib.sha256()
+        self.size = 0  # received, written or not
+        self._limit = limit
+        self._pending: list[bytes] = []
+        self._held = 0
+
+    async def add(self, chunk: bytes) -> None:
+        self._pending.append(chunk)
+        self.size += len(chunk)
+        self._held += len(chunk)
+        if self._held >= self._limit:
+            await self.flush()
+
+    async def flush(self, *, durable: bool = False) -> None:
+        pending, self._pending, self._held = self._pending, [], 0
+        if pending or durable:
+            await asyncio.to_thread(_absorb, self.digest, self.out, pending, durable)
+
+    def restart(self) -> None:
+        """From the first byte again (the server ignored a range)."""
+        self.out.seek(0)
+        self.out.truncate()
+        self.digest, self.size, self._pending, self._held = hashlib.sha256(), 0, [], 0
+
+
 async def _fetch(
-    session: Session, config: FalConfig, url: str, out: IO[bytes], auth: httpx.Auth | None
-) -> Downloaded:
-    digest = hashlib.sha256()
-    size = 0
+    session: Session,
+    config: FalConfig,
+    url: str,
+    where: str,
+    sink: _Sink,
+    auth: httpx.Auth | None,
+) -> None:
     attempt = 0
     while True:
         attempt += 1
         failure: str | None = None
         headers = {"Accept-Encoding": "identity"}  # hash the file, not a re-encoding of it
-        if size:
-            headers["Range"] = f"bytes={size}-"
+        if sink.size:
+            headers["Range"] = f"bytes={sink.size}-"
         call = Call(
             "GET",
             url,
             "download",
-            public_url(url),
+            where,
             auth=auth,
             headers=headers,
             timeout=config.request_timeout(),
@@ -85,29 +121,28 @@ async def _fetch(
         )
         try:
             async with session.stream(call) as response:
-                if size and not _resumes_at(response, size):
-                    # The server ignored the range: start again from the first byte.
-                    out.seek(0)
-                    out.truncate()
-                    digest, size = hashlib.sha256(), 0
+                if sink.size and not _resumes_at(response, sink.size):
+                    sink.restart()  # the server ignored the range: from the first byte
                 async for chunk in response.aiter_bytes(config.chunk_size):
-                    # hashlib releases the GIL on large buffers: hash and write off the loop.
-                    await asyncio.to_thread(_absorb, digest, out, chunk)
-                    size += len(chunk)
-            return Downloaded(digest.hexdigest(), size)
+                    await sink.add(chunk)
+            return
         except httpx.TransportError as exc:
             failure = f"{type(exc).__name__}: {session.redact(str(exc))}"
         if attempt >= config.retry.max_attempts:
             raise FalUnavailable(
-                f"download of {public_url(url)} kept failing ({failure}) after {attempt} attempts",
+                f"download of {where} kept failing ({failure}) after {attempt} attempts",
                 attempts=attempt,
             )
         await config.retry.sleep(config.retry.backoff(attempt))
 
 
-def _absorb(digest: hashlib._Hash, out: IO[bytes], chunk: bytes) -> None:
-    digest.update(chunk)
-    out.write(chunk)
+def _absorb(digest: hashlib._Hash, out: IO[bytes], pieces: list[bytes], durable: bool) -> None:
+    for piece in pieces:
+        digest.update(piece)
+        out.write(piece)
+    if durable:
+        out.flush()
+        os.fsync(out.fileno())
 
 
 def _resumes_at(response: httpx.Response, offset: int) -> bool:

@@ -167,18 +167,15 @@ async def _hold(
     run that holds the entry stores it first."""
     pause, told = WAIT_OTHER_RUN[0], False
     while True:
-        done = await ctx.store.result_for(step.key, ctx.backend)
-        if done is not None:
-            return done
-        entry = await ctx.store.journal(step.key)
-        if entry is None:
-            if await ctx.store.claim(step.key, ctx.owner) is not None:
-                continue  # another run claimed it a moment ago: look again
-            done = await ctx.store.result_for(step.key, ctx.backend)  # finished and released?
-            if done is not None:
-                await ctx.store.release(step.key, ctx.owner)
-                return done
+        # Its result; else who holds it; else our claim (one trip off the loop, locally).
+        look = await ctx.store.first_look(step.key, ctx.backend, ctx.owner)
+        if look.result is not None:
+            return look.result
+        entry = look.entry
+        if look.claimed:
             journaled = None
+        elif entry is None:
+            continue  # another run claimed it a moment ago: look again
         elif entry.owner == ctx.owner:  # ours: an earlier attempt of this run
             if entry.state == "submitted" and entry.handle:
                 handle = _reattach(JobHandle.from_dict(entry.handle), ctx)
@@ -307,7 +304,11 @@ async def _fetch(
     except OSError as exc:
         raise disk_full(exc, staging) or exc from None
     stored, sound = await asyncio.to_thread(
-        _keep, ctx.store.local, staging, StoredFile(downloaded.sha256, downloaded.size)
+        _keep,
+        ctx.store.local,
+        staging,
+        StoredFile(downloaded.sha256, downloaded.size),
+        step.endpoint.sound,
     )
     extra: dict[str, Any] = {"returned_seed": result.get("seed")}
     if sound is not None:
@@ -337,9 +338,10 @@ async def _fetch(
 
 
 def _keep(
-    store: Store, staging: Path, hashed: StoredFile
+    store: Store, staging: Path, hashed: StoredFile, sound: bool
 ) -> tuple[StoredFile, dict[str, object] | None]:
     """Store a download (renamed in, already hashed) and read its sound, in one trip to a
-    thread. LTX-2 renders sound: the lockfile records the output's audio stream."""
+    thread. LTX-2 renders sound: the lockfile records the output's audio stream. Endpoints
+    that render none are not probed (opening the file costs more than the rest of it)."""
     stored = store.adopt_file(staging, hashed)
-    return stored, media.audio_facts(store.file_path(stored.sha256))
+    return stored, media.audio_facts(store.file_path(stored.sha256)) if sound else None

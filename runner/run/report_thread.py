@@ -7,6 +7,7 @@ runs sharing the store would take for a dead run."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import threading
 
@@ -14,12 +15,17 @@ from runner.run.events import Event, Fanout
 
 
 class ReportThread:
-    """Hands events, in order, to a :class:`Fanout` (which never raises) on one thread."""
+    """Hands events, in order, to a :class:`Fanout` (which never raises) on one thread.
+
+    Events emitted on the event loop go over together, once per turn of the loop: waking
+    the thread for each of them cost more than reporting them."""
 
     def __init__(self, reporter: Fanout) -> None:
         self.reporter = reporter
-        self._queue: queue.SimpleQueue[Event | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[list[Event] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
+        self._batch: list[Event] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def handle(self, event: Event) -> None:
         if self._thread is None:
@@ -28,14 +34,39 @@ class ReportThread:
                 target=self._deliver, name="shotgraph-reporters", daemon=True
             )
             self._thread.start()
-        self._queue.put(event)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # another thread: after what the loop emitted before it
+            self._from_elsewhere(event)
+            return
+        self._loop = loop
+        if self._batch is not None:
+            self._batch.append(event)
+            return
+        self._batch = [event]
+        loop.call_soon(self._hand_over)
+
+    def _from_elsewhere(self, event: Event) -> None:
+        if self._loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: at once
+                self._loop.call_soon_threadsafe(self.handle, event)
+                return
+        self._queue.put([event])
+
+    def _hand_over(self) -> None:
+        batch, self._batch = self._batch, None
+        if batch:
+            self._queue.put(batch)
 
     def _deliver(self) -> None:
-        while (event := self._queue.get()) is not None:
-            self.reporter.handle(event)
+        while (batch := self._queue.get()) is not None:
+            for event in batch:
+                self.reporter.handle(event)
 
     async def close(self) -> None:
         """Wait, off the loop, until every event has been handed over; end the thread."""
+        self._hand_over()
+        self._loop = None
         thread, self._thread = self._thread, None
         if thread is None:
             return

@@ -24,6 +24,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from runner.store.journal import JournalEntry
@@ -38,6 +39,16 @@ T = TypeVar("T")
 # Requests in flight at once to the bucket: a cold cache of a thousand nodes is a few
 # seconds of round trips at this width, never a thousand in a row.
 WIDTH = 32
+
+
+@dataclass(frozen=True, slots=True)
+class Look:
+    """What :meth:`TieredStore.first_look` found: the key's ``result``; or the ``entry``
+    someone holds; or nothing, ``claimed`` by us (False: another run claimed it first)."""
+
+    result: ResultRecord | None = None
+    entry: JournalEntry | None = None
+    claimed: bool = False
 
 
 class TieredStore:
@@ -203,6 +214,42 @@ class TieredStore:
         return forgotten
 
     # -- the journal -------------------------------------------------------------------
+
+    async def first_look(self, key: str, backend: str, owner: Owner) -> Look:
+        """A step's look at its key: its result; else the journal entry someone holds;
+        else a claim of ours. A local store answers in one trip to the writer thread (the
+        claim needs it anyway), not four."""
+        if self.remote is None:
+            return await off_loop(self._first_look_here, key, backend, owner, sync=False)
+        done = await self.result_for(key, backend)
+        if done is not None:
+            return Look(result=done)
+        entry = await self.journal(key)
+        if entry is not None:
+            return Look(entry=entry)
+        if await self.claim(key, owner) is not None:
+            return Look()  # another run claimed it a moment ago
+        done = await self.result_for(key, backend)  # finished and released meanwhile?
+        if done is not None:
+            await self.release(key, owner)
+            return Look(result=done)
+        return Look(claimed=True)
+
+    def _first_look_here(self, key: str, backend: str, owner: Owner) -> Look:
+        local = self.local
+        done = self.known_result(key, backend)
+        if done is not None:
+            return Look(result=done)
+        entry = local.journal(key)
+        if entry is not None:
+            return Look(entry=entry)
+        if local.claim(key, owner) is not None:
+            return Look()
+        done = self.known_result(key, backend)
+        if done is not None:
+            local.release(key, owner)
+            return Look(result=done)
+        return Look(claimed=True)
 
     async def journal(self, key: str) -> JournalEntry | None:
         if self.remote is None:

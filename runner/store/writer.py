@@ -9,18 +9,18 @@ at once pay for a few fsyncs, not sixty."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import queue
 import threading
 from collections.abc import Awaitable, Callable
-from concurrent.futures import Future
 from typing import Any, TypeVar
 
 from runner.store.table import grouped_commits
 
 T = TypeVar("T")
-# A write, the future its caller awaits, and whether it must be fsynced before the answer.
-_Item = tuple[Callable[[], Any], Future[Any], bool]
+# A write, the loop future its caller awaits, and whether it must be fsynced before the answer.
+_Item = tuple[Callable[[], Any], "asyncio.Future[Any]", bool]
 
 
 class _Writer:
@@ -37,16 +37,17 @@ class _Writer:
         self._lock = threading.Lock()
         self._busy = threading.Lock()  # held while a write runs
 
-    def submit(self, call: Callable[[], T], *, sync: bool = True) -> Future[T]:
-        future: Future[T] = Future()
+    def submit(self, call: Callable[[], T], future: asyncio.Future[T], *, sync: bool) -> None:
+        """Queue ``call``; ``future`` (of the running loop) gets its outcome."""
         self._queue.put((call, future, sync))
+        if self._started:  # set once, under the lock: no lock needed to see it set
+            return
         with self._lock:
             if not self._started:
                 # A daemon: every write is awaited by the step that asked for it, so none
                 # is pending when the run ends.
                 threading.Thread(target=self._run, name="shotgraph-store", daemon=True).start()
                 self._started = True
-        return future
 
     def _run(self) -> None:
         while True:
@@ -66,28 +67,39 @@ class _Writer:
         rule: on disk before the POST, before anyone waits on the job). A group of writes
         that need no sync of their own has none: the next sync of their database, or
         SQLite's next checkpoint, takes them to disk."""
-        done: list[tuple[Future[Any], bool, Any]] = []
+        done: list[tuple[asyncio.Future[Any], bool, Any]] = []
         try:
             with grouped_commits(sync=any(sync for _, _, sync in group)):
                 for call, future, _ in group:
-                    if not future.set_running_or_notify_cancel():
-                        continue
                     try:
                         done.append((future, True, call()))
                     except BaseException as exc:  # handed to the awaiting step
                         done.append((future, False, exc))
         except BaseException as exc:  # the sync failed: none of the group is durable
             done = [(future, False, exc) for future, _, _ in done]
-        for future, ok, outcome in done:
-            if ok:
-                future.set_result(outcome)
-            else:
-                future.set_exception(outcome)
+        # One wake-up of each waiting loop for the whole group, not one per write.
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]]
+        by_loop = {}
+        for answer in done:
+            by_loop.setdefault(answer[0].get_loop(), []).append(answer)
+        for loop, answers in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # a loop closed meanwhile: nobody waits
+                loop.call_soon_threadsafe(_answer, answers)
 
     def hold(self, timeout: float) -> bool:
         """Wait (up to ``timeout``) for a write under way to finish, and start no other
         (for a process about to exit at once); False if one is still running."""
         return self._busy.acquire(timeout=timeout)
+
+
+def _answer(answers: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
+    for future, ok, outcome in answers:
+        if future.done():
+            continue
+        if ok:
+            future.set_result(outcome)
+        else:
+            future.set_exception(outcome)
 
 
 _WRITER = _Writer()
@@ -106,8 +118,9 @@ async def off_loop(call: Callable[..., T], *args: Any, sync: bool = True) -> T:
     ``sync=False`` for a write that may be lost in a power cut without harm (a claim, with
     nothing sent yet; a release, after the result is durable): it is committed (other
     processes see it at once) but not fsynced on its own."""
-    future = _WRITER.submit(functools.partial(call, *args), sync=sync)
-    return await settled(asyncio.wrap_future(future))
+    future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+    _WRITER.submit(functools.partial(call, *args), future, sync=sync)
+    return await settled(future)
 
 
 async def settled(work: Awaitable[T]) -> T:

@@ -84,16 +84,16 @@ async def test_a_job_takes_one_kept_alive_connection(
     """The status stream is read to its end after the final status, so its connection goes
     back to the pool: submit, wait, result and the next submit share one connection (a new
     one per job cost the runner a connect and a close per node)."""
-    from runner.fal import network
+    from runner.fal import wire
 
     opened: list[str] = []
-    connect = network._connect
+    connect = wire.connect
 
     async def counting(host: str, *args: Any) -> Any:
         opened.append(host)
         return await connect(host, *args)
 
-    monkeypatch.setattr(network, "_connect", counting)
+    monkeypatch.setattr(wire, "connect", counting)
     server = start_emulator(latency=0.05)
     fal = local_client(server)
     for prompt in ("first", "second"):

@@ -328,9 +328,10 @@ async def test_download_reads_in_bounded_chunks(
 
     original = download_module._absorb
 
-    def spy(digest: Any, out: Any, chunk: bytes) -> None:
-        sizes.append(len(chunk))
-        original(digest, out, chunk)
+    def spy(digest: Any, out: Any, pieces: list[bytes], durable: bool) -> None:
+        assert sum(len(piece) for piece in pieces) < 2 * 100_000  # held: under two chunks
+        sizes.extend(len(piece) for piece in pieces)
+        original(digest, out, pieces, durable)
 
     monkeypatch.setattr(download_module, "_absorb", spy)
     client, _ = make_client(one_piece, chunk_size=100_000)

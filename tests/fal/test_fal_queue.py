@@ -23,6 +23,9 @@ from runner.fal import (
     FalValidationError,
     JobHandle,
 )
+from runner.fal.credentials import Redactor
+from runner.fal.retry import RetryPolicy
+from runner.fal.session import Call, Client, Session
 
 MakeClient = Callable[..., tuple[FalClient, Recorder]]
 ENDPOINT = "fal-ai/ltx-video-13b-distilled/image-to-video"
@@ -478,3 +481,41 @@ async def test_a_garbled_submit_answer_still_yields_the_request_id(
     client, _ = make_client(sequence(answer))
     job = await client.submit(ENDPOINT, {"prompt": "x"})
     assert job == client.handle(ENDPOINT, "req-9")
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        Call("GET", f"{QUEUE}/fal-ai/ltx/requests/r1/status", "status", "r", params={"logs": "1"}),
+        Call(
+            "POST",
+            f"{QUEUE}/fal-ai/ltx",
+            "submit",
+            "e",
+            mode="submit",
+            body=b'{"prompt":"a"}',
+            headers={"Content-Type": "application/json", "x-fal-disable-fallbacks": "true"},
+        ),
+        Call("PUT", f"{QUEUE}/x?a=b", "cancel", "r", json={"k": [1]}, timeout=httpx.Timeout(3)),
+    ],
+)
+def test_a_call_builds_the_request_httpx_would(call: Call) -> None:
+    # Session._build skips client.build_request (its cost, not its result).
+    client = Client(headers={"User-Agent": "shotgraph/x", "Accept": "application/json"})
+    client.cookies.set("c", "1")
+    built = Session(client, RetryPolicy(), Redactor())._build(call)
+    expected = client.build_request(
+        call.method,
+        call.url,
+        json=call.json,
+        content=call.body if isinstance(call.body, bytes) else None,
+        headers=call.headers,
+        params=call.params,
+        timeout=call.timeout or httpx.USE_CLIENT_DEFAULT,
+    )
+    assert (built.method, built.url, built.headers.raw) == (
+        expected.method,
+        expected.url,
+        expected.headers.raw,
+    )
+    assert built.extensions == expected.extensions and built.content == expected.content

@@ -10,9 +10,18 @@ from pathlib import Path
 
 import pytest
 
-from runner.store import RemoteStore, ResultRecord, Store, StoreError, TieredStore, UploadRecord
+from runner.store import (
+    Owner,
+    RemoteStore,
+    ResultRecord,
+    Store,
+    StoreError,
+    TieredStore,
+    UploadRecord,
+)
 from runner.store.dir_remote import DirRemote
 from runner.store.remote_store import MARKER, file_name, result_name
+from runner.store.tiered import Look
 from tests.record_helpers import record
 
 
@@ -129,3 +138,24 @@ async def test_a_forgotten_upload_goes_from_the_bucket_only_if_it_is_that_url(
     assert a.remote is not None and await a.remote.get_upload("fal", sha) is not None
     assert await b.forget_upload("fal", sha, "https://cdn/new.png") is False  # not known here
     assert await a.remote.get_upload("fal", sha) is None
+
+
+@pytest.mark.parametrize("shared", [False, True], ids=["local", "shared"])
+async def test_a_first_look_finds_the_result_else_the_holder_else_claims(
+    machines: tuple[TieredStore, TieredStore], shared: bool
+) -> None:
+    """Locally one trip to the writer thread, with a bucket a call at a time: the same
+    answers either way."""
+    a, b = machines
+    if not shared:
+        a = b = TieredStore(a.local)  # one local store, two runs
+    mine, theirs = Owner.current("run-a"), Owner.current("run-b")
+    first = await a.first_look(KEYS[0], "local", mine)
+    assert first == Look(claimed=True)
+    assert (await a.journal(KEYS[0])) is not None
+    seen = await b.first_look(KEYS[0], "local", theirs)
+    assert seen.entry is not None and seen.entry.owner == mine and not seen.claimed
+    done = render(a, KEYS[0], b"clip")
+    await a.put_result(done)
+    await a.release(KEYS[0], mine)
+    assert (await b.first_look(KEYS[0], "local", theirs)).result == done

@@ -1,0 +1,192 @@
+"""One HTTP connection of :mod:`runner.fal.wire`: a socket as an asyncio protocol.
+
+asyncio's streams put a reader, a writer and a protocol between the socket and the caller,
+and every read with a deadline costs a timer armed and cancelled. Here the protocol keeps
+what arrives in one buffer; a read returns at once when the buffer holds what it asks for
+and arms a timer only when it must wait. Reading stops while the buffer holds more than
+``BUFFER`` bytes; writing waits while the socket's send buffer is full.
+
+Reads and writes raise httpx's errors (``ReadTimeout``, ``ReadError``, ``WriteTimeout``,
+``WriteError``, ``RemoteProtocolError``), from the ``OSError`` behind them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import httpx
+
+# What a connection buffers before it stops reading from the socket; a response head
+# larger than this is refused.
+BUFFER = 1 << 18
+
+
+class Connection(asyncio.Protocol):
+    """A socket's bytes in, bytes out; ``release`` is called once when it closes."""
+
+    def __init__(self, release: Callable[[], None]) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._release: Callable[[], None] | None = release
+        self._transport: asyncio.Transport | None = None
+        self._buffer = bytearray()
+        self._eof = False
+        self._lost: Exception | None = None  # why the connection broke, if it did
+        self._reading_paused = False
+        self._writing_paused = False
+        self._waiter: asyncio.Future[None] | None = None
+        self._drained: asyncio.Future[None] | None = None
+        self.idle_since = 0.0
+
+    # -- the protocol ------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer += data
+        if len(self._buffer) > BUFFER and not self._reading_paused and self._transport:
+            self._transport.pause_reading()
+            self._reading_paused = True
+        self._wake()
+
+    def eof_received(self) -> bool:
+        self._eof = True
+        self._wake()
+        return False  # close: nothing more is sent on a connection the server ended
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._eof = True
+        self._lost = exc
+        self._wake()
+        drained, self._drained = self._drained, None
+        if drained is not None and not drained.done():
+            drained.set_result(None)
+        self.close()
+
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        drained, self._drained = self._drained, None
+        if drained is not None and not drained.done():
+            drained.set_result(None)
+
+    def _wake(self) -> None:
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # -- for the transport -------------------------------------------------------------
+
+    def reusable(self, now: float, keepalive: float) -> bool:
+        """Idle not too long, not ended by the peer, and nothing unasked in it (a server's
+        408 before it closes): only then may it carry another request."""
+        return (
+            now - self.idle_since < keepalive
+            and not self._eof
+            and not self._buffer
+            and self._transport is not None
+            and not self._transport.is_closing()
+        )
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+        release, self._release = self._release, None
+        if release is not None:
+            release()
+
+    def write(self, data: bytes) -> None:
+        if self._transport is None or self._transport.is_closing():
+            raise httpx.WriteError(self._why("the connection is closed"))
+        self._transport.write(data)
+
+    async def drain(self, timeout: float | None) -> None:
+        """Wait, up to ``timeout``, while the socket's send buffer is full."""
+        if self._writing_paused and self._lost is None and not self._eof:
+            drained = self._drained = self._loop.create_future()
+            timer = None
+            if timeout is not None:
+                timer = self._loop.call_later(timeout, _expire, drained, httpx.WriteTimeout)
+            try:
+                await drained
+            finally:
+                if timer is not None:
+                    timer.cancel()
+        if self._lost is not None:
+            raise httpx.WriteError(self._why("the connection broke")) from self._lost
+
+    async def read_until(self, separator: bytes, timeout: float | None, what: str) -> bytes:
+        """Bytes up to and including ``separator``."""
+        start = 0
+        while True:
+            found = self._buffer.find(separator, start)
+            if found >= 0:
+                return self._take(found + len(separator))
+            if len(self._buffer) > BUFFER:
+                raise httpx.RemoteProtocolError(f"{what}: a line longer than {BUFFER} bytes")
+            start = max(0, len(self._buffer) - len(separator) + 1)
+            await self._more(timeout, what)
+
+    async def read(self, most: int, timeout: float | None, what: str) -> bytes:
+        """Up to ``most`` bytes; ``b""`` once the server has ended the connection."""
+        while not self._buffer:
+            if self._eof:
+                if self._lost is not None:
+                    raise httpx.ReadError(self._why("")) from self._lost
+                return b""
+            await self._wait(timeout)
+        return self._take(min(most, len(self._buffer)))
+
+    async def read_exactly(self, size: int, timeout: float | None, what: str) -> bytes:
+        while len(self._buffer) < size:
+            await self._more(timeout, what)
+        return self._take(size)
+
+    def _take(self, size: int) -> bytes:
+        data = bytes(self._buffer[:size])
+        del self._buffer[:size]
+        if self._reading_paused and len(self._buffer) <= BUFFER and self._transport:
+            self._reading_paused = False
+            self._transport.resume_reading()
+        return data
+
+    async def _more(self, timeout: float | None, what: str) -> None:
+        """Wait for more bytes; the end of the connection here is an incomplete message."""
+        if self._eof:
+            if self._lost is not None:
+                raise httpx.ReadError(self._why("")) from self._lost
+            if not self._buffer and what == "a response":
+                raise httpx.RemoteProtocolError("Server disconnected without sending a response.")
+            raise httpx.RemoteProtocolError(
+                f"peer closed connection without sending complete {what}"
+            )
+        await self._wait(timeout)
+
+    async def _wait(self, timeout: float | None) -> None:
+        if self._reading_paused and self._transport:  # the caller wants more: read on
+            self._reading_paused = False
+            self._transport.resume_reading()
+        waiter = self._waiter = self._loop.create_future()
+        if timeout is None:
+            await waiter
+            return
+        timer = self._loop.call_later(timeout, _expire, waiter, httpx.ReadTimeout)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+
+    def _why(self, default: str) -> str:
+        if self._lost is not None:
+            return str(self._lost) or type(self._lost).__name__
+        return default
+
+
+def _expire(waiter: asyncio.Future[None], timeout: type[httpx.TimeoutException]) -> None:
+    if not waiter.done():
+        what = "reading" if timeout is httpx.ReadTimeout else "writing"
+        waiter.set_exception(timeout(f"timed out {what}"))

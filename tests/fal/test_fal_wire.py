@@ -1,0 +1,300 @@
+"""The client's HTTP/1.1 transport (runner.fal.wire): the same requests, timeouts,
+refusals, TLS and framing as through httpx's default transport, over real loopback sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import httpx
+import pytest
+import trustme
+
+from runner.fal import FalClient, FalConfig
+from runner.fal.retry import unreachable
+from runner.fal.session import Client
+from runner.fal.wire import LeanTransport
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+@asynccontextmanager
+async def serving(handler: Handler, tls: ssl.SSLContext | None = None) -> AsyncIterator[int]:
+    server = await asyncio.start_server(handler, "127.0.0.1", 0, ssl=tls)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+
+
+async def answer_ok(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """A keep-alive server: every request gets the same small JSON answer."""
+    try:
+        while True:
+            head = await reader.readuntil(b"\r\n\r\n")
+            if not head:
+                return
+            body = b'{"status":"COMPLETED"}'
+            writer.write(
+                b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+                + f"content-length: {len(body)}\r\n\r\n".encode()
+                + body
+            )
+            await writer.drain()
+    except (asyncio.IncompleteReadError, ConnectionError):
+        writer.close()
+
+
+def lean_client(
+    timeout: float = 5.0, verify: ssl.SSLContext | None = None, max_connections: int = 256
+) -> httpx.AsyncClient:
+    transport = LeanTransport(max_connections=max_connections, ssl_context=verify)
+    return httpx.AsyncClient(transport=transport, timeout=timeout)
+
+
+def test_the_fal_client_uses_the_lean_transport(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Without it the runner spends twice the CPU per request: this must not go quietly.
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    fal = FalClient(FalConfig())
+    assert isinstance(fal._http._transport, LeanTransport)  # type: ignore[attr-defined]
+
+
+def test_a_proxy_in_the_environment_keeps_httpx_transport(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # httpx routes through an environment proxy only with its own transport.
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:3128")
+    fal = FalClient(FalConfig())
+    assert not isinstance(fal._http._transport, LeanTransport)  # type: ignore[attr-defined]
+
+
+def test_an_injected_transport_is_left_alone() -> None:
+    transport = httpx.MockTransport(lambda request: httpx.Response(200))
+    fal = FalClient(FalConfig(), transport=transport)
+    assert fal._http._transport is transport  # type: ignore[attr-defined]
+
+
+async def test_requests_share_one_kept_alive_connection() -> None:
+    connections = 0
+
+    async def counting(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        await answer_ok(reader, writer)
+
+    async with serving(counting) as port, lean_client() as client:
+        for _ in range(5):
+            response = await client.get(f"http://127.0.0.1:{port}/status")
+            assert response.json() == {"status": "COMPLETED"}
+    assert connections == 1
+
+
+async def test_a_silent_server_is_a_read_timeout() -> None:
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        await asyncio.sleep(5)
+
+    async with serving(silent) as port, lean_client(timeout=0.2) as client:
+        with pytest.raises(httpx.ReadTimeout):
+            await client.get(f"http://127.0.0.1:{port}/status")
+
+
+async def test_a_refused_connection_keeps_its_cause() -> None:
+    async with serving(answer_ok) as port:
+        pass  # closed: nothing listens on the port now
+    async with lean_client() as client:
+        with pytest.raises(httpx.ConnectError) as info:
+            await client.get(f"http://127.0.0.1:{port}/status")
+    assert unreachable(info.value) == "the host refused the connection"
+
+
+async def test_an_unknown_host_name_keeps_its_cause() -> None:
+    async with lean_client() as client:
+        with pytest.raises(httpx.ConnectError) as info:
+            await client.get("http://no-such-host.invalid/status")
+    assert unreachable(info.value) == "the host name does not resolve (DNS)"
+
+
+async def test_tls_is_verified_against_the_trusted_authority() -> None:
+    ca = trustme.CA()
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server)
+    trusting = ssl.create_default_context()
+    ca.configure_trust(trusting)
+    async with serving(answer_ok, tls=server) as port:
+        async with lean_client(verify=trusting) as client:
+            response = await client.get(f"https://127.0.0.1:{port}/status")
+            assert response.json() == {"status": "COMPLETED"}
+        async with lean_client() as untrusting:  # the system's authorities only
+            with pytest.raises(httpx.ConnectError):
+                await untrusting.get(f"https://127.0.0.1:{port}/status")
+
+
+async def test_a_body_in_small_pieces_arrives_whole_and_in_order() -> None:
+    # Small writes are held and sent together (one system call per request, not three);
+    # a body of many of them must still arrive whole, in order, with backpressure.
+    async def digesting(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = next(
+            int(line.split(b":")[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length")
+        )
+        body = await reader.readexactly(length)
+        answer = hashlib.sha256(body).hexdigest().encode()
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 64\r\n\r\n" + answer)
+        await writer.drain()
+        writer.close()
+
+    pieces = [bytes([i % 251]) * (1000 + i) for i in range(300)]  # ~480 KB in all
+
+    async def body() -> AsyncIterator[bytes]:
+        for piece in pieces:
+            yield piece
+
+    size = sum(len(p) for p in pieces)
+    async with serving(digesting) as port, lean_client() as client:
+        response = await client.post(
+            f"http://127.0.0.1:{port}/upload",
+            content=body(),
+            headers={"content-length": str(size)},
+        )
+    assert response.text == hashlib.sha256(b"".join(pieces)).hexdigest()
+
+
+def answering(*answers: bytes, close: bool = False) -> Handler:
+    """A server that answers each request on a connection with the next of ``answers``
+    (written as given), then closes if ``close``."""
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            for answer in answers:
+                await reader.readuntil(b"\r\n\r\n")
+                writer.write(answer)
+                await writer.drain()
+            if close:
+                writer.close()
+            else:
+                await reader.read()  # until the client hangs up
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+    return handler
+
+
+async def test_a_chunked_body_is_joined_and_the_connection_kept() -> None:
+    chunked = (
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
+        b"5;note=x\r\nhello\r\n6\r\n world\r\n0\r\nx-trailer: 1\r\n\r\n"
+    )
+    empty = b"HTTP/1.1 204 No Content\r\n\r\n"
+    async with serving(answering(chunked, empty)) as port, lean_client() as client:
+        response = await client.get(f"http://127.0.0.1:{port}/a")
+        assert response.text == "hello world"
+        again = await client.get(f"http://127.0.0.1:{port}/b")  # on the same connection
+        assert again.status_code == 204 and again.content == b""
+
+
+async def test_an_interim_answer_is_skipped_and_a_body_may_end_with_the_connection() -> None:
+    answer = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nconnection: close\r\n\r\nall of it"
+    async with serving(answering(answer, close=True)) as port, lean_client() as client:
+        response = await client.get(f"http://127.0.0.1:{port}/a")
+        assert response.text == "all of it"
+
+
+async def test_a_body_cut_short_is_a_protocol_error() -> None:
+    cut = b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nonly this"
+    async with serving(answering(cut, close=True)) as port, lean_client() as client:
+        with pytest.raises(httpx.RemoteProtocolError, match="received 9 bytes, expected 100"):
+            await client.get(f"http://127.0.0.1:{port}/a")
+
+
+async def test_a_server_that_hangs_up_without_answering() -> None:
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.close()
+
+    async with serving(hang_up) as port, lean_client() as client:
+        with pytest.raises(httpx.RemoteProtocolError, match="without sending a response"):
+            await client.get(f"http://127.0.0.1:{port}/a")
+
+
+async def test_a_connection_the_server_closed_while_idle_is_not_reused() -> None:
+    connections = 0
+    ok = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
+
+    async def once(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        await answering(ok, close=True)(reader, writer)
+
+    async with serving(once) as port, lean_client() as client:
+        for _ in range(3):
+            assert (await client.get(f"http://127.0.0.1:{port}/a")).text == "ok"
+            await asyncio.sleep(0.05)  # the server's close reaches the client's loop
+    assert connections == 3
+
+
+async def test_connections_beyond_the_limit_wait_for_one_to_close() -> None:
+    async def slow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        await asyncio.sleep(5)
+
+    async with serving(slow) as port, lean_client(timeout=0.3, max_connections=1) as client:
+        first = asyncio.create_task(client.get(f"http://127.0.0.1:{port}/a", timeout=2))
+        await asyncio.sleep(0.05)
+        with pytest.raises(httpx.PoolTimeout):
+            await client.get(f"http://127.0.0.1:{port}/b")
+        first.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await first
+
+
+async def test_a_streamed_body_without_length_goes_chunked() -> None:
+    async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        assert b"transfer-encoding: chunked" in head.lower()
+        body = b""
+        while (size := int((await reader.readuntil(b"\r\n")).strip(), 16)) != 0:
+            body += (await reader.readexactly(size + 2))[:-2]
+        await reader.readuntil(b"\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body))
+        await writer.drain()
+        writer.close()
+
+    async def pieces() -> AsyncIterator[bytes]:
+        for piece in (b"one ", b"", b"two"):
+            yield piece
+
+    async with serving(echo) as port, lean_client() as client:
+        response = await client.post(f"http://127.0.0.1:{port}/a", content=pieces())
+        assert response.text == "one two"
+
+
+async def test_a_header_with_a_newline_is_refused_before_sending() -> None:
+    async with serving(answer_ok) as port, lean_client() as client:
+        with pytest.raises(httpx.LocalProtocolError):
+            await client.get(f"http://127.0.0.1:{port}/a", headers={"x-a": "b\r\nx-b: c"})
+
+
+async def test_cookies_a_server_sets_are_kept_and_sent_back() -> None:
+    # The client's jar skips responses without Set-Cookie; one with it still counts.
+    seen: list[bytes] = []
+
+    async def cookie(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        for answer in (b"set-cookie: session=abc; Path=/\r\n", b""):
+            seen.append(await reader.readuntil(b"\r\n\r\n"))
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n" + answer + b"\r\n")
+            await writer.drain()
+        writer.close()
+
+    async with serving(cookie) as port, Client(transport=LeanTransport()) as client:
+        await client.get(f"http://127.0.0.1:{port}/a")
+        await client.get(f"http://127.0.0.1:{port}/b")
+        assert client.cookies.get("session") == "abc"
+    assert b"cookie: session=abc" in seen[1].lower()
