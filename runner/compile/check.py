@@ -8,10 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from runner.compile.steps import Compiled
 from runner.errors import Diagnostic, Diagnostics, PipelineInvalid, sorted_diagnostics
 from runner.hashing import Hasher, sha256_file
+
+if TYPE_CHECKING:
+    from runner.compile.reuse import Reuse
 
 
 @dataclass(frozen=True)
@@ -42,9 +46,10 @@ class CheckResult:
 
 
 def check_pipeline(
-    path: Path, *, backend: str = "fal", hash_file: Hasher = sha256_file
+    path: Path, *, backend: str = "fal", hash_file: Hasher = sha256_file, reuse: Reuse | None = None
 ) -> CheckResult:
-    """Check ``path`` completely; errors never stop the checks of unrelated nodes."""
+    """Check ``path`` completely; errors never stop the checks of unrelated nodes. The nodes
+    that did not change since an earlier compile take their steps from ``reuse``."""
     from runner.compile.compiler import compile_pipeline
     from runner.compile.lint import lint
     from runner.pipeline.load import load_pipeline
@@ -54,7 +59,7 @@ def check_pipeline(
     pipeline = load_pipeline(path, diags)
     if pipeline is None:
         return CheckResult(None, {}, tuple(sorted_diagnostics(diags.items)))
-    compiled = compile_pipeline(pipeline, diags, backend, hash_file)
+    compiled = compile_pipeline(pipeline, diags, backend, hash_file, reuse)
     outputs = resolve_outputs(pipeline, diags)
     lint(compiled, diags)
     return CheckResult(compiled, outputs, tuple(sorted_diagnostics(diags.items)))

@@ -15,7 +15,8 @@ import pytest
 
 from runner import cli
 from runner.compile.check import check_pipeline
-from runner.compile.memo import HASHED_BYTES, _unpickle, check_and_remember, recall
+from runner.compile.memo import HASHED_BYTES, check_and_remember, recall
+from runner.compile.memo_payload import unpickle
 from runner.pipeline.sourcemap import SourceMap
 from runner.store import Store
 from runner.store.memos import memo_slot, read_memo, write_memo
@@ -168,9 +169,9 @@ def test_a_memo_holding_anything_but_records_is_refused(pipeline: Path, store: P
 def test_a_line_map_is_rebuilt_from_a_file_name_only() -> None:
     """A memo names a line map's file by a string; anything else under that name (here a
     list, which a real line map's lines would be) is refused."""
-    kept = _unpickle(pickle.dumps(_Crafted("p.yaml"), protocol=pickle.HIGHEST_PROTOCOL))
+    kept = unpickle(pickle.dumps(_Crafted("p.yaml"), protocol=pickle.HIGHEST_PROTOCOL))
     assert isinstance(kept, SourceMap) and kept.file == Path("p.yaml")
-    assert _unpickle(pickle.dumps(_Crafted(["lines"]), protocol=pickle.HIGHEST_PROTOCOL)) is None
+    assert unpickle(pickle.dumps(_Crafted(["lines"]), protocol=pickle.HIGHEST_PROTOCOL)) is None
 
 
 class _Crafted:
