@@ -14,7 +14,7 @@ from runner.compile import request
 from runner.compile.keys import generation_key, keyed_body, media_key
 from runner.compile.prompting import Prompts
 from runner.compile.ranges import frame_in_range, section_in_range
-from runner.compile.reuse import Reuse
+from runner.compile.reuse import Reuse, with_settings
 from runner.compile.sources import MediaSource, SourceResolver, Upstream
 from runner.compile.steps import Compiled, Slot, Step
 from runner.compile.takes import Variant, base_seed, take_checks, variants
@@ -99,7 +99,7 @@ class Compiler:
         if earlier is None or earlier.endpoint is None:
             return earlier
         settings = self._settings(node, {})
-        return replace(earlier, settings=settings) if settings is not None else None
+        return with_settings(earlier, settings) if settings is not None else None
 
     def _sources(self, node: Node) -> list[MediaSource] | None:
         sources = [self.sources.resolve(c) for c in node.inputs]

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.compile.check import CheckResult
+from runner.compile.steps import Step
 from runner.pipeline.records import Defaults
 from runner.pipeline.sourcemap import SourceMap
 
@@ -32,8 +33,9 @@ _PARTS = struct.Struct(">QQ")
 FINDINGS, RESULT, PRINTS = range(3)
 
 
-def slim(result: CheckResult) -> CheckResult:
-    """The result without the pipeline's records and line maps, or the steps' settings."""
+def _slim(result: CheckResult) -> CheckResult:
+    """The result without the pipeline's records and line maps (and, as it is pickled,
+    without the steps' settings)."""
     assert result.compiled is not None
     pipeline = result.compiled.pipeline
     bare = replace(
@@ -47,12 +49,7 @@ def slim(result: CheckResult) -> CheckResult:
         nodes={},
         broken=frozenset(),
     )
-    # Where each parameter came from: read with the records only (plan --verbose, a 422).
-    steps = {
-        name: replace(step, settings={}) if step.settings else step
-        for name, step in result.compiled.steps.items()
-    }
-    slim = replace(result.compiled, pipeline=bare, steps=steps)
+    slim = replace(result.compiled, pipeline=bare)
     return replace(result, compiled=slim, shown=False, memo_id=None)
 
 
@@ -63,7 +60,14 @@ def _reduce_source(source: SourceMap) -> tuple[Any, tuple[str | None]]:
     return SourceMap, (None if source.file is None else str(source.file),)
 
 
-_DISPATCH = copyreg.dispatch_table | {SourceMap: _reduce_source}
+def _reduce_step(step: Step) -> tuple[Any, tuple[type[Step]], dict[str, Any]]:
+    # What pickle does of any dataclass (NEWOBJ, then the fields), without the settings:
+    # where each parameter came from is read with the records only (plan --verbose, a 422).
+    state = step.__dict__
+    return copyreg.__newobj__, (Step,), state | {"settings": {}} if step.settings else state
+
+
+_DISPATCH = copyreg.dispatch_table | {SourceMap: _reduce_source, Step: _reduce_step}
 
 
 def _bare_source(file: Any) -> SourceMap:
@@ -98,7 +102,7 @@ def pack(result: CheckResult, prints: Mapping[str, bytes]) -> bytes:
     findings = (result.diagnostics, len(result.compiled.steps))
     kept = {name: prints[name] for name in result.compiled.steps if name in prints}
     parts = []
-    for value in (findings, slim(result), kept):
+    for value in (findings, _slim(result), kept):
         buffer = io.BytesIO()
         pickler = pickle.Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL)
         pickler.dispatch_table = _DISPATCH
