@@ -31,6 +31,8 @@ _SAFE_BUILTINS = frozenset({"frozenset", "set", "slice", "complex", "bytearray"}
 # The payload: the lengths of the findings' and the result's pickles, then the three.
 _PARTS = struct.Struct(">QQ")
 FINDINGS, RESULT, PRINTS = range(3)
+# What pickle writes as its NEWOBJ opcode (a reducer naming it gets the default's bytes).
+_NEWOBJ: Any = copyreg.__newobj__  # type: ignore[attr-defined]
 
 
 def _slim(result: CheckResult) -> CheckResult:
@@ -64,7 +66,7 @@ def _reduce_step(step: Step) -> tuple[Any, tuple[type[Step]], dict[str, Any]]:
     # What pickle does of any dataclass (NEWOBJ, then the fields), without the settings:
     # where each parameter came from is read with the records only (plan --verbose, a 422).
     state = step.__dict__
-    return copyreg.__newobj__, (Step,), state | {"settings": {}} if step.settings else state
+    return _NEWOBJ, (Step,), state | {"settings": {}} if step.settings else state
 
 
 _DISPATCH = copyreg.dispatch_table | {SourceMap: _reduce_source, Step: _reduce_step}
