@@ -51,6 +51,7 @@ from runner.compile.steps import Step
 from runner.errors import Diagnostic
 from runner.hashing import Hasher, sha256_file
 from runner.pipeline.confine import Project, watching
+from runner.pipeline.schema_check import PassedNodes
 from runner.store.hashcache import RACY_WINDOW, fingerprint
 from runner.store.memos import memo_slot, read_memo, write_memo
 
@@ -122,7 +123,7 @@ def check_and_remember(
     started = time.time()
     key = memo_key(path, backend)
     earlier = _earlier(path, key, store, backend)
-    reuse = Reuse(earlier[0] if earlier is not None else {})  # its prints are kept
+    reuse = Reuse(*earlier[:2]) if earlier is not None else Reuse({})  # its prints are kept
     with watching() as seen:
         result = check_pipeline(path, backend=backend, hash_file=hash_file, reuse=reuse)
     if result.errors or result.compiled is None:
@@ -132,17 +133,18 @@ def check_and_remember(
         return result
     if earlier is not None:  # what the reused nodes read, through the earlier compile
         described = {item[0] for item in reads}
-        reads += [item for item in earlier[1] if item[0] not in described]
-    payload = pack(result, reuse.prints)
+        reads += [item for item in earlier[2] if item[0] not in described]
+    payload = pack(result, reuse.prints, reuse.passed.now)
     write_memo(store, memo_slot(path, backend), {"key": key, "reads": reads}, payload)
     return replace(result, memo_id=_memo_id(key, payload))
 
 
 def _earlier(
     path: Path, key: str, store: Path, backend: str
-) -> tuple[dict[str, tuple[bytes, Step]], list[list[Any]]] | None:
-    """The steps (by node, with their prints) and the reads of the memo of ``path``, when
-    nothing it read but the pipeline file itself changed."""
+) -> tuple[dict[str, tuple[bytes, Step]], PassedNodes, list[list[Any]]] | None:
+    """The steps (by node, with their prints), the nodes that passed the schema and the
+    reads of the memo of ``path``, when nothing it read but the pipeline file itself
+    changed."""
     found = read_memo(store, memo_slot(path, backend))
     if found is None:
         return None
@@ -156,9 +158,12 @@ def _earlier(
         return None
     if not _reads_hold(others):
         return None
-    prints = part(payload, PRINTS)
+    kept = part(payload, PRINTS)
     loaded = part(payload, RESULT)
-    if not (isinstance(prints, dict) and isinstance(loaded, CheckResult) and loaded.compiled):
+    if not (isinstance(kept, tuple) and len(kept) == 2 and isinstance(loaded, CheckResult)):
+        return None
+    prints, passed = kept
+    if not (isinstance(prints, dict) and isinstance(passed, list) and loaded.compiled):
         return None
     steps = loaded.compiled.steps
     earlier = {}
@@ -166,7 +171,8 @@ def _earlier(
         step = steps.get(name)
         if isinstance(name, str) and isinstance(mine, bytes) and isinstance(step, Step):
             earlier[name] = (mine, step)
-    return earlier, others
+    schema = PassedNodes(frozenset(item for item in passed if isinstance(item, bytes)))
+    return earlier, schema, others
 
 
 def memo_key(path: Path, backend: str) -> str:

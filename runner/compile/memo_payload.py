@@ -98,11 +98,12 @@ class _Unpickler(pickle.Unpickler):
         raise pickle.UnpicklingError(f"a memo does not hold {module}.{name}")
 
 
-def pack(result: CheckResult, prints: Mapping[str, bytes]) -> bytes:
-    """The payload of a memo of ``result`` (clean), its nodes' prints beside it."""
+def pack(result: CheckResult, prints: Mapping[str, bytes], passed: list[bytes]) -> bytes:
+    """The payload of a memo of ``result`` (clean), beside it its nodes' prints and the
+    prints of the nodes that passed the schema."""
     assert result.compiled is not None
     findings = (result.diagnostics, len(result.compiled.steps))
-    kept = {name: prints[name] for name in result.compiled.steps if name in prints}
+    kept = ({name: prints[name] for name in result.compiled.steps if name in prints}, passed)
     parts = []
     for value in (findings, _slim(result), kept):
         buffer = io.BytesIO()

@@ -11,6 +11,9 @@ holds (``runner.compile.memo``), and a node whose record is the same names the s
 Compiling reports nothing but errors, and a memo is kept only of a pipeline without any, so
 every step it holds compiled clean and a reused one has nothing to report.
 
+The schema check is skipped the same way for nodes that passed it in the memo's pipeline
+(``runner.pipeline.schema_check.PassedNodes``).
+
 Nodes with takes (several steps to one node) always compile, and so do the nodes they feed.
 A print that cannot be told (a record that reprs differently from run to run) only costs a
 recompile: prints are compared, never trusted to mean more than equality.
@@ -25,6 +28,7 @@ from dataclasses import dataclass, field, replace
 from runner.compile.steps import Step
 from runner.pipeline.presets import Setting
 from runner.pipeline.records import Node, NodeRef, Pipeline
+from runner.pipeline.schema_check import PassedNodes
 
 
 @dataclass
@@ -32,6 +36,7 @@ class Reuse:
     """The steps of an earlier compile with their prints; gathers this compile's prints."""
 
     earlier: Mapping[str, tuple[bytes, Step]]
+    passed: PassedNodes = field(default_factory=lambda: PassedNodes(frozenset()))
     prints: dict[str, bytes] = field(default_factory=dict)
     reused: int = 0
     _context: bytes = b""

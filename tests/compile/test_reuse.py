@@ -16,6 +16,7 @@ from PIL import Image
 from runner.compile.check import CheckResult, check_pipeline
 from runner.compile.compiler import Compiler
 from runner.compile.memo import check_and_remember, recall
+from runner.pipeline.schema_check import PassedNodes
 from runner.store import Store
 from tests.helpers import project
 
@@ -146,6 +147,24 @@ def test_a_node_prompt_recompiles_its_chain_only(
     assert compiled_nodes == CHAINS["b"]  # the rest came from the memo
     assert {n for n in after if after[n] != before[n]} == set(CHAINS["b"])
     assert recall(pipeline, "local", store) is not None  # and the new memo answers
+
+
+def test_only_the_edited_node_is_checked_against_the_schema(
+    pipeline: Path, store: Path, compiled_nodes: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checked: list[list[str]] = []
+    unchecked = PassedNodes.unchecked
+
+    def spy(self: PassedNodes, document: Any) -> Any:
+        left = unchecked(self, document)
+        checked.append(list(left["nodes"]))
+        return left
+
+    monkeypatch.setattr(PassedNodes, "unchecked", spy)
+    remember(pipeline, store, compiled_nodes)
+    edit(pipeline, "action: waiting", "action: sitting")
+    edited_alike(pipeline, store, compiled_nodes)
+    assert checked == [list(CHAINS["a"] + CHAINS["b"]), ["b"]]
 
 
 def test_an_upstream_edit_changes_every_key_downstream(
@@ -292,3 +311,24 @@ def test_the_new_memo_still_watches_what_reused_nodes_read(
     assert recall(pipeline, "local", store) is None
     edited_alike(pipeline, store, compiled_nodes)
     assert "a" in compiled_nodes
+
+
+def test_a_node_made_invalid_is_checked_against_the_schema(
+    pipeline: Path, store: Path, compiled_nodes: list[str]
+) -> None:
+    remember(pipeline, store, compiled_nodes)
+    edit(pipeline, "  b_more:\n    kind: extend\n", "  b_more:\n    kind: extend\n    seeds: 3\n")
+    result = edited_alike(pipeline, store, compiled_nodes)
+    assert [e.code for e in result.errors] == ["schema-additionalProperties"]
+
+
+def test_the_model_a_node_is_checked_for(
+    pipeline: Path, store: Path, compiled_nodes: list[str]
+) -> None:
+    """The pipeline's `model:` decides each node's schema: a node that passed for one
+    family is checked again for another."""
+    edit(pipeline, "  b:\n    kind: i2v\n", "  b:\n    kind: i2v\n    num_frames: 97\n")
+    remember(pipeline, store, compiled_nodes)
+    edit(pipeline, "name: reuse\n", "name: reuse\nmodel: ltx-2-fast\n")
+    result = edited_alike(pipeline, store, compiled_nodes)
+    assert any(e.location.key_path[:2] == ("nodes", "b") for e in result.errors)
