@@ -12,8 +12,9 @@ node without a result, the file touched, a note unreadable): the full comparison
 from __future__ import annotations
 
 import hashlib
+import json
 import os
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -100,3 +101,16 @@ def lock_seal(
     results = (f"\0{name}\0{records[name].as_dict()!r}" for name in compiled.steps)
     digest.update("".join(results).encode())
     return LockSeal(store, _note_name(lock_file), digest.hexdigest(), lock_file)
+
+
+def entries_of(lock_file: Path, names: Collection[str]) -> str | None:
+    """The text of a lockfile :func:`lock_known_good` vouches for, with only the entries of
+    ``names``: parsing every entry is most of reading a big lock, and a plan needs those of
+    the nodes that are not cached. None on any trouble (the caller reads it whole)."""
+    try:
+        document = json.loads(lock_file.read_text(encoding="utf-8"))
+        nodes = document["nodes"]
+        document["nodes"] = {name: nodes[name] for name in names if name in nodes}
+        return json.dumps(document)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
