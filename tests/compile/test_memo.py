@@ -40,18 +40,24 @@ nodes:
     prompt: {template: continue.j2, vars: {action: a smile}}
 """
 PRESETS = "presets:\n  house: {extends: cinematic-5s, second_pass_num_inference_steps: 13}\n"
+SHOT = "{{ shot }} of {{ character.name }}, {{ action }}"
+
+
+def memo_project(root: Path, text: str = PIPELINE, template: str = SHOT) -> Path:
+    """A project with a preset file and a template of its own; its pipeline ``text``."""
+    project(root)
+    (root / "presets").mkdir()
+    (root / "presets" / "studio.yaml").write_text(PRESETS)
+    (root / "templates").mkdir()
+    (root / "templates" / "shot.j2").write_text(template)
+    path = root / "p.yaml"
+    path.write_text(text)
+    return path
 
 
 @pytest.fixture
 def pipeline(tmp_path: Path) -> Path:
-    root = project(tmp_path / "proj")
-    (root / "presets").mkdir()
-    (root / "presets" / "studio.yaml").write_text(PRESETS)
-    (root / "templates").mkdir()
-    (root / "templates" / "shot.j2").write_text("{{ shot }} of {{ character.name }}, {{ action }}")
-    path = root / "p.yaml"
-    path.write_text(PIPELINE)
-    return path
+    return memo_project(tmp_path / "proj")
 
 
 @pytest.fixture

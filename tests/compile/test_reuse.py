@@ -18,7 +18,7 @@ from runner.compile.compiler import Compiler
 from runner.compile.memo import check_and_remember, recall
 from runner.pipeline.schema_check import PassedNodes
 from runner.store import Store
-from tests.helpers import project
+from tests.compile.test_memo import PRESETS, memo_project
 
 PIPELINE = """version: 1
 name: reuse
@@ -52,30 +52,21 @@ nodes:
     video: {from: b}
     prompt: he looks up, then he runs
 """
-PRESETS = "presets:\n  house: {extends: cinematic-5s, second_pass_num_inference_steps: 13}\n"
 CHAINS = {"a": ["a", "a_more", "a_last"], "b": ["b", "b_more"]}
 
 
 @pytest.fixture
 def pipeline(tmp_path: Path) -> Path:
-    root = project(tmp_path / "proj")
-    Image.new("RGB", (64, 36), (40, 90, 180)).save(root / "assets" / "jun.png")
-    (root / "presets").mkdir()
-    (root / "presets" / "studio.yaml").write_text(PRESETS)
-    (root / "templates").mkdir()
-    (root / "templates" / "shot.j2").write_text(
-        "{{ shot }} of {{ character.name }} ({{ character.description }}), {{ action }}"
-    )
-    path = root / "p.yaml"
-    path.write_text(PIPELINE)
+    shot = "{{ shot }} of {{ character.name }} ({{ character.description }}), {{ action }}"
+    path = memo_project(tmp_path / "proj", PIPELINE, shot)
+    Image.new("RGB", (64, 36), (40, 90, 180)).save(path.parent / "assets" / "jun.png")
     return path
 
 
 @pytest.fixture
 def store(tmp_path: Path) -> Path:
-    root = tmp_path / "store"
-    Store.open(root).close()
-    return root
+    Store.open(tmp_path / "store").close()
+    return tmp_path / "store"
 
 
 @pytest.fixture
