@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,8 @@ from runner import cli
 from runner import plan as plan_module
 from runner.commands import pipeline_run
 from runner.compile.check import check_pipeline
-from runner.lock import Lock, lock_path, read_lock
+from runner.compile.lock_memo import entries_of
+from runner.lock import Lock, lock_path, parse_lock, read_lock
 from runner.store import Store
 from tests.helpers import HEAD, project
 from tests.record_helpers import cache_every_node
@@ -229,3 +231,20 @@ def test_a_plan_after_an_edit_reads_the_entries_it_needs_and_says_the_same(
     pipeline.write_text(HEAD + BODY.replace("a woman breathing", "a woman sighing"))
     assert plan(pipeline, store, capsys) == expected  # read whole: not known good now
     assert reads.count == 3 and len(reads.entries) == 2
+
+
+def test_the_entries_of_a_lock_are_found_by_their_lines_or_not_at_all(
+    pipeline: Path, store: Path, builds: Builds
+) -> None:
+    """Entries found in a lock as a run writes it are the ones a whole read gives; in any
+    other layout (or for a node it lacks), nothing is found and the lock is read whole."""
+    lock = lock_path(pipeline)
+    whole = read_lock(lock)
+    found = entries_of(lock, ["more"])
+    assert found is not None
+    assert parse_lock(found, lock) == replace(whole, nodes={"more": whole.nodes["more"]})
+    assert entries_of(lock, ["more", "elsewhere"]) is None
+    document = json.loads(lock.read_text())
+    for layout in (json.dumps(document, indent=2), json.dumps(document)):
+        lock.write_text(layout)
+        assert entries_of(lock, ["more"]) is None
