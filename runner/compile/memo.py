@@ -42,18 +42,19 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runner.compile.check import CheckResult, check_pipeline
 from runner.compile.memo_payload import FINDINGS, PRINTS, RESULT, pack, part
-from runner.compile.reuse import Reuse
 from runner.compile.steps import Step
 from runner.errors import Diagnostic
 from runner.hashing import Hasher, sha256_file
 from runner.pipeline.confine import Project, watching
-from runner.pipeline.schema_check import PassedNodes
 from runner.store.hashcache import RACY_WINDOW, fingerprint
 from runner.store.memos import memo_slot, read_memo, write_memo
+
+if TYPE_CHECKING:  # a memo that answers needs neither (nor the schema's validator)
+    from runner.pipeline.schema_check import PassedNodes
 
 MEMO_VERSION = 3
 HASHED_BYTES = 1 << 20
@@ -123,6 +124,8 @@ def check_and_remember(
     started = time.time()
     key = memo_key(path, backend)
     earlier = _earlier(path, key, store, backend)
+    from runner.compile.reuse import Reuse
+
     reuse = Reuse(*earlier[:2]) if earlier is not None else Reuse({})  # its prints are kept
     with watching() as seen:
         result = check_pipeline(path, backend=backend, hash_file=hash_file, reuse=reuse)
@@ -171,6 +174,8 @@ def _earlier(
         step = steps.get(name)
         if isinstance(name, str) and isinstance(mine, bytes) and isinstance(step, Step):
             earlier[name] = (mine, step)
+    from runner.pipeline.schema_check import PassedNodes
+
     schema = PassedNodes(frozenset(item for item in passed if isinstance(item, bytes)))
     return earlier, schema, others
 

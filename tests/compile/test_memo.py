@@ -224,6 +224,7 @@ def test_the_review_file_appearing_or_changing(pipeline: Path, store: Path) -> N
 
 HEAVY = {"jinja2", "yaml", "runner.compile.compiler", "runner.pipeline.load"}
 HEAVY |= {"runner.compile.request", "runner.pipeline.templates", "httpx", "runner.emulator"}
+HEAVY |= {"runner.compile.reuse", "runner.pipeline.schema_check"}
 LOADED = """import json, sys
 from runner import cli
 code = cli.run(sys.argv[2:])
