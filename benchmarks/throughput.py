@@ -7,12 +7,19 @@ image-to-video shot and extends. No schedule can beat
 
     max(critical path x L, total jobs x L / C)
 
-so the figure is the run's wall time divided by that bound (target: under 1.10). Clips are
-tiny so that rendering them costs little next to L; the run is the real executor and fal
-client over loopback HTTP, and the emulator runs in a process of its own (`shotgraph emulator
-serve`), as fal runs elsewhere. Three runs; the median ratio is printed.
+so the figure is the run's wall time divided by that bound (target: at most 1.05). The run is
+the real executor and fal client over loopback HTTP; the emulator runs in a process of its own
+(`shotgraph emulator serve`), as fal runs elsewhere.
+
+fal renders on its own GPUs; the emulator renders its animatics on this machine's CPU. On a
+2-core machine twelve animatics a second take most of a core from the runner and stretch each
+job past L, so the headline runs are made with `--no-render` (every job answers with one tiny
+stored clip after L), which measures what the runner adds to fal's latency. One more run with
+rendering on is printed beside it, so a reader sees what the animatics cost here. Three runs;
+the median ratio is printed.
 
     .venv/bin/python benchmarks/throughput.py [--nodes 240] [--latency 1.0] [--concurrency 12]
+        [--render-runs 1]
 """
 
 from __future__ import annotations
@@ -68,10 +75,13 @@ def write_pipeline(folder: Path, nodes: int, hops: int, salt: str) -> Path:
     return path
 
 
-def measure(nodes: int, hops: int, latency: float, concurrency: int, salt: str) -> dict[str, float]:
+def measure(
+    nodes: int, hops: int, latency: float, concurrency: int, salt: str, *, render: bool = False
+) -> dict[str, float]:
+    pace = ("--latency", str(latency), "--concurrency", str(concurrency))
     with (
         tempfile.TemporaryDirectory() as tmp,
-        emulator_process("--latency", str(latency), "--concurrency", str(concurrency)) as url,
+        emulator_process(*pace, *(() if render else ("--no-render",))) as url,
     ):
         folder = Path(tmp)
         pipeline = write_pipeline(folder, nodes, hops, salt)
@@ -106,6 +116,9 @@ def main() -> int:
     parser.add_argument("--latency", type=float, default=1.0)
     parser.add_argument("--concurrency", type=int, default=12)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--render-runs", type=int, default=1, help="runs with the emulator's animatics on"
+    )
     args = parser.parse_args()
     print_reference()
     runs = [
@@ -123,9 +136,21 @@ def main() -> int:
             f"max in progress {r['max_in_progress']:.0f}"
         )
     ratio = statistics.median(r["ratio"] for r in runs)
-    print(f"median wall / lower bound: {ratio:.3f} (target <= 1.05)")
+    print(f"median wall / lower bound, --no-render: {ratio:.3f} (target <= 1.05)")
+    rendered = [
+        measure(args.nodes, args.hops, args.latency, args.concurrency, f"r{i}", render=True)
+        for i in range(args.render_runs)
+    ]
+    for i, r in enumerate(rendered):
+        print(
+            f"  with the animatics rendered on this machine, run {i + 1}: wall {r['wall']:.2f} s, "
+            f"ratio {r['ratio']:.3f}"
+        )
     wall = statistics.median(r["wall"] for r in runs)
-    print_figure("throughput", ratio=round(ratio, 3), wall=round(wall, 1), bound=first["bound"])
+    figure = {"ratio": round(ratio, 3), "wall": round(wall, 1), "bound": first["bound"]}
+    if rendered:
+        figure["rendered"] = round(statistics.median(r["ratio"] for r in rendered), 3)
+    print_figure("throughput", **figure)
     return 0
 
 

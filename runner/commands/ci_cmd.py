@@ -21,7 +21,7 @@ from runner.errors import EXIT_CODES_EPILOG, ExitCode, ShotgraphError, display_p
 from runner.lock import Lock, project_lock_path, read_lock
 from runner.plan import plan_with_store
 from runner.review.lockdiff import compare
-from runner.review.lockgit import from_top, git_top, lock_at_rev
+from runner.review.lockgit import from_top, git_top, read_locks, verify_rev
 from runner.ui.lock_diff import format_markdown
 from runner.ui.plan_markdown import format_plan_markdown
 from runner.ui.run_json import error_document
@@ -94,9 +94,13 @@ def review(
     (and in $GITHUB_STEP_SUMMARY on GitHub)."""
     code = 0
     sections = ["## shotgraph review", ""]
+    against = None
+    if base is not None:  # a base that is not a commit fails once, before any plan
+        against = (git_top(), base)
+        verify_rev(*against)
     for pipeline in pipelines_of(patterns):
         try:
-            got, section = _review_one(pipeline, backend, base, budget, cache_dir)
+            got, section = _review_one(pipeline, backend, against, budget, cache_dir)
         except ShotgraphError as exc:  # a damaged lockfile, say: this pipeline's section says so
             got, section = exc.exit_code, _errors_section(pipeline, [exc.render()])
         code = worse(code, got)
@@ -113,7 +117,11 @@ def review(
 
 
 def _review_one(
-    pipeline: Path, backend: str, base: str | None, budget: float | None, cache_dir: Path | None
+    pipeline: Path,
+    backend: str,
+    base: tuple[Path, str] | None,
+    budget: float | None,
+    cache_dir: Path | None,
 ) -> tuple[int, list[str]]:
     """One pipeline's section of the review and its exit code."""
     with remembered_hashes(pipeline, cache_dir) as hash_file:
@@ -159,11 +167,12 @@ def _errors_section(pipeline: Path, errors: list[str]) -> list[str]:
     ]
 
 
-def _lock_diff(lock_file: Path, after: Lock | None, base: str) -> str:
-    """The markdown diff of the lock at ``base`` and ``after`` (the one at ``lock_file``)."""
-    top = git_top()
+def _lock_diff(lock_file: Path, after: Lock | None, against: tuple[Path, str]) -> str:
+    """The markdown diff of the lock at the base revision and ``after`` (the one at
+    ``lock_file``); ``against`` is the repository's top and the verified base."""
+    top, base = against
     relative = from_top(lock_file, top)
-    before = lock_at_rev(top, base, relative)
+    (before,) = read_locks(top, base, [relative])
     if before is None and after is None:
         return f"_{relative}: no lockfile yet (the first run writes it)_\n"
     return format_markdown(compare(before, after, f"{base}:{relative}", relative))

@@ -10,7 +10,7 @@ import click
 
 from runner.lock import Lock, read_lock
 from runner.review.lockdiff import compare
-from runner.review.lockgit import changed_lockfiles, from_top, git_top, lock_at_rev
+from runner.review.lockgit import changed_lockfiles, from_top, git_top, lock_at_rev, locks_at_rev
 from runner.ui.lock_diff import diff_json, format_markdown, format_text
 
 
@@ -48,13 +48,15 @@ def diff(lockfiles: tuple[str, ...], revs: tuple[str, ...], fmt: str) -> int:
         paths = [from_top(Path(p), top) for p in lockfiles] or changed_lockfiles(
             top, old_rev, new_rev
         )
-        for path in paths:
-            before = (lock_at_rev(top, old_rev, path), f"{old_rev}:{path}")
-            if new_rev is None:
+        olds = locks_at_rev(top, old_rev, paths)
+        news = locks_at_rev(top, new_rev, paths) if new_rev is not None else None
+        for at, path in enumerate(paths):
+            before = (olds[at], f"{old_rev}:{path}")
+            if news is None:
                 here = top / path
                 after = (read_lock(here) if here.exists() else None, path)
             else:
-                after = (lock_at_rev(top, new_rev, path), f"{new_rev}:{path}")
+                after = (news[at], f"{new_rev}:{path}")
             pairs.append((before, after))
     documents = []
     for (old_lock, old_label), (new_lock, new_label) in pairs:

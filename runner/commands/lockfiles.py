@@ -10,6 +10,7 @@ from pathlib import Path
 
 from runner.errors import ShotgraphError
 from runner.lock import LOCK_SUFFIX
+from runner.review.lockgit import git_objects
 
 GIT_TIMEOUT = 60.0
 _SKIP = frozenset({".git", ".shotgraph", ".venv", "venv", "node_modules", "__pycache__"})
@@ -42,7 +43,13 @@ def git_keys(project_root: Path) -> tuple[int, set[str]]:
             if path.endswith(LOCK_SUFFIX) and meta.split()[1:2] == ["blob"]:
                 blobs.add(meta.split()[2])
     keys: set[str] = set()
-    for text in _blob_texts(project_root, sorted(blobs)):
+    try:
+        texts = git_objects(project_root, sorted(blobs))
+    except ShotgraphError:
+        texts = []
+    for text in texts:
+        if text is None:
+            continue
         try:
             nodes = json.loads(text).get("nodes", {})
         except (ValueError, AttributeError):
@@ -64,36 +71,6 @@ def _git(root: Path, *args: str) -> str:
     except (OSError, subprocess.TimeoutExpired):
         return ""
     return done.stdout if done.returncode == 0 else ""
-
-
-def _blob_texts(root: Path, blobs: list[str]) -> list[bytes]:
-    """The contents of ``blobs``, read by one ``git cat-file --batch`` (not a process
-    each: a repository holds a version of every lockfile per branch and tag)."""
-    if not blobs:
-        return []
-    try:
-        done = subprocess.run(
-            ["git", "-C", str(root), "cat-file", "--batch"],
-            input="".join(f"{blob}\n" for blob in blobs).encode(),
-            capture_output=True,
-            timeout=GIT_TIMEOUT,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return []
-    out, at, texts = done.stdout, 0, []
-    while at < len(out):
-        end = out.find(b"\n", at)
-        if end < 0:
-            break
-        header = out[at:end].split()  # "<object> blob <size>", or "<object> missing"
-        if len(header) != 3:
-            at = end + 1
-            continue
-        size = int(header[2])
-        texts.append(out[end + 1 : end + 1 + size])
-        at = end + 1 + size + 1  # the contents end with a newline of git's
-    return texts
 
 
 def lock_keys(path: Path) -> set[str]:

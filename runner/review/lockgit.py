@@ -38,12 +38,67 @@ def lock_at(spec: str, lock_file: Path) -> Lock:
 def lock_at_rev(top: Path, rev: str, path: str) -> Lock | None:
     """The lock at ``path`` (from the repository's ``top``) in revision ``rev``; None when
     the file is not there (a pipeline new on one side)."""
+    return locks_at_rev(top, rev, [path])[0]
+
+
+def locks_at_rev(top: Path, rev: str, paths: list[str]) -> list[Lock | None]:
+    """The lock at each of ``paths`` in revision ``rev`` (None where a file is not there),
+    read by one ``git cat-file --batch``, not a process per file."""
+    verify_rev(top, rev)
+    return read_locks(top, rev, paths)
+
+
+def read_locks(top: Path, rev: str, paths: list[str]) -> list[Lock | None]:
+    """:func:`locks_at_rev` for a ``rev`` known to be a commit (:func:`verify_rev`)."""
+    texts = git_objects(top, [f"{rev}:{path}" for path in paths])
+    return [
+        None if text is None else parse_lock(text.decode("utf-8", "replace"), Path(path))
+        for path, text in zip(paths, texts, strict=True)
+    ]
+
+
+def verify_rev(top: Path, rev: str) -> None:
+    """Raise, with a hint, unless ``rev`` names a commit of the repository at ``top``."""
     if _git(top, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}").returncode != 0:
         raise ShotgraphError(f"unknown git revision '{rev}'", hint="try `git log --oneline`")
-    done = _git(top, "show", f"{rev}:{path}")
-    if done.returncode != 0:
-        return None
-    return parse_lock(done.stdout, Path(path))
+
+
+def git_objects(top: Path, names: list[str]) -> list[bytes | None]:
+    """The contents of the blobs ``names`` (object ids or ``REV:PATH``), in order, read by
+    one ``git cat-file --batch``; None for a name that is missing or not a file."""
+    if not names:
+        return []
+    if any("\n" in name for name in names):
+        raise ShotgraphError("a path with a line break cannot be read from git")
+    try:
+        done = subprocess.run(
+            ["git", "cat-file", "--batch"],
+            cwd=top,
+            input="".join(f"{name}\n" for name in names).encode(),
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise ShotgraphError(
+            f"cannot run git: {exc}", hint="install git, or compare two lockfiles by path"
+        ) from None
+    out, at = done.stdout, 0
+    found: list[bytes | None] = []
+    for _ in names:
+        end = out.find(b"\n", at)
+        if end < 0:
+            found.append(None)
+            continue
+        header = out[at:end].split()  # "<object> <type> <size>", or "<name> missing"
+        at = end + 1
+        if len(header) != 3 or not header[2].isdigit():
+            found.append(None)
+            continue
+        size = int(header[2])
+        found.append(out[at : at + size] if header[1] == b"blob" else None)
+        at += size + 1  # the contents end with a newline of git's
+    return found
 
 
 def changed_lockfiles(top: Path, old: str, new: str | None) -> list[str]:

@@ -4,6 +4,7 @@ lockfile, or that brings a lockfile of another backend, fails its review, not it
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -88,3 +89,40 @@ def test_a_damaged_lockfile_is_its_pipelines_error_and_the_review_goes_on(
     assert "error: cannot read the lockfile" in out and "hint: restore it from git" in out
     assert "### Plan: example (`pipelines/second.yaml`)" in out
     assert MERGE_FAILS not in out
+
+
+def commit_all(where: Path) -> None:
+    """Commit the studio as it is, as the pull request's base."""
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "base"]):
+        subprocess.run(
+            ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
+            cwd=where,
+            check=True,
+            capture_output=True,
+        )
+
+
+def test_base_diffs_each_lockfile_to_the_pull_requests_base(
+    studio: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    commit_all(studio)
+    pipeline = Path("pipelines/example.yaml")
+    text = pipeline.read_text()
+    pipeline.write_text(text.replace("the mist slowly lifts", "the mist lifts at once"))
+    locked(pipeline)
+    code, out = review(capsys, "--base", "HEAD")
+    assert code == 0, out
+    assert "| harbour_more | changed | prompt |" in out
+    assert "- The same shot continues" in out and "the mist [lifts at once.]" in out
+
+
+def test_a_base_that_is_no_commit_fails_once_before_any_plan(
+    studio: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    commit_all(studio)
+    capsys.readouterr()
+    code = cli.run(["ci", "review", "--base", "no-such-branch"])
+    out, err = capsys.readouterr()
+    assert code == ExitCode.USER
+    assert "unknown git revision 'no-such-branch'" in err and "Traceback" not in err
+    assert out == ""  # nothing planned before the base was known to be wrong
