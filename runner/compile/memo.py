@@ -190,7 +190,9 @@ def memo_key(path: Path, backend: str) -> str:
 
 def _memo_id(key: str, payload: bytes) -> str:
     """What a memo stands for: the key it was made under and what it holds."""
-    return hashlib.sha256(key.encode() + b"\0" + payload).hexdigest()
+    digest = hashlib.sha256(key.encode() + b"\0")
+    digest.update(payload)  # not concatenated: that would copy the megabytes
+    return digest.hexdigest()
 
 
 @cache

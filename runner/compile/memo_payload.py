@@ -122,16 +122,25 @@ def part(payload: bytes, which: int) -> Any:
     bounds = [_PARTS.size, _PARTS.size + first, _PARTS.size + first + second, len(payload)]
     if bounds[2] > len(payload):
         return None
-    return unpickle(payload[bounds[which] : bounds[which + 1]])
+    # Read in place (a BytesIO of bytes shares them): a slice would copy megabytes.
+    stream = io.BytesIO(payload)
+    stream.seek(bounds[which])
+    loaded = _load(stream)
+    return loaded if stream.tell() == bounds[which + 1] else None
 
 
 def unpickle(data: bytes) -> Any:
+    """A pickle a memo holds, loaded; None when damaged or not a memo's."""
+    return _load(io.BytesIO(data))
+
+
+def _load(stream: io.BytesIO) -> Any:
     # Tens of thousands of objects, none of them garbage: no collection while they are
     # built (it would walk them all, again and again).
     collecting = gc.isenabled()
     gc.disable()
     try:
-        return _Unpickler(io.BytesIO(data)).load()
+        return _Unpickler(stream).load()
     except Exception:  # a damaged or foreign memo, whatever it holds: compile instead
         return None
     finally:

@@ -6,6 +6,7 @@ import json
 import os
 import pickle
 import shutil
+import struct
 import subprocess
 import sys
 import time
@@ -15,7 +16,7 @@ import pytest
 
 from runner import cli
 from runner.compile.check import check_pipeline
-from runner.compile.memo import HASHED_BYTES, check_and_remember, recall
+from runner.compile.memo import HASHED_BYTES, check_and_remember, recall, recall_findings
 from runner.compile.memo_payload import unpickle
 from runner.pipeline.sourcemap import SourceMap
 from runner.store import Store
@@ -178,6 +179,19 @@ def test_a_line_map_is_rebuilt_from_a_file_name_only() -> None:
     kept = unpickle(pickle.dumps(_Crafted("p.yaml"), protocol=pickle.HIGHEST_PROTOCOL))
     assert isinstance(kept, SourceMap) and kept.file == Path("p.yaml")
     assert unpickle(pickle.dumps(_Crafted(["lines"]), protocol=pickle.HIGHEST_PROTOCOL)) is None
+
+
+def test_a_memo_whose_parts_are_not_where_it_says_is_refused(pipeline: Path, store: Path) -> None:
+    remember(pipeline, store)
+    found = read_memo(store, memo_slot(pipeline, "local"))
+    assert found is not None and recall_findings(pipeline, "local", store) is not None
+    header, payload = found
+    findings, result = struct.unpack_from(">QQ", payload)
+    for lengths in ((findings - 1, result + 1), (findings + 1, result - 1)):
+        moved = struct.pack(">QQ", *lengths) + payload[16:]
+        write_memo(store, memo_slot(pipeline, "local"), header, moved)
+        assert recall_findings(pipeline, "local", store) is None
+        assert recall(pipeline, "local", store) is None
 
 
 class _Crafted:
