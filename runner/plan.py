@@ -24,15 +24,15 @@ import asyncio
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import cached_property, partial
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from runner.compile.lock_memo import lock_known_good
+from runner.compile.lock_memo import entries_of, lock_known_good
 from runner.compile.sources import LocalFile, Upstream
 from runner.compile.steps import Compiled, Step, fill_slots
 from runner.errors import OverBudget
-from runner.lock import Lock, LockEntry, project_lock_path, read_lock
+from runner.lock import Lock, LockEntry, parse_lock, project_lock_path, read_lock
 from runner.review.gates import Gates, Wait, output_finder
 from runner.store import JournalEntry, Store, TieredStore, is_store
 
@@ -177,7 +177,7 @@ def plan_with_store(compiled: Compiled, root: Path, shared: TieredStore | None =
     whose local store is the one at ``root``) and the lockfile see it. A local store that
     does not exist yet is read as an empty one, and not created."""
     lock = _plan_lock(compiled, root, shared)
-    if callable(lock):  # deferred: a local store, no gates
+    if isinstance(lock, Path):  # deferred: a local store, no gates
         with Store.open(root) as store:
             return make_plan(compiled, CacheStatus(compiled, store, lock))
     if shared is not None:
@@ -190,18 +190,16 @@ def plan_with_store(compiled: Compiled, root: Path, shared: TieredStore | None =
         return make_plan(compiled, CacheStatus(compiled, store, lock), waits(compiled, store, lock))
 
 
-def _plan_lock(
-    compiled: Compiled, root: Path, shared: TieredStore | None
-) -> Lock | Callable[[], Lock] | None:
+def _plan_lock(compiled: Compiled, root: Path, shared: TieredStore | None) -> Lock | Path | None:
     """The lockfile, read (a damaged one stops the plan here); or, when it is one this
-    code wrote and nobody touched since (so it reads) and no gate needs it, how to read it
-    if a node that is not cached needs its reason."""
+    code wrote and nobody touched since (so it reads) and no gate needs it, its path: the
+    entries a node that is not cached needs for its reason are read from it then."""
     lock_file = project_lock_path(compiled)
     if not lock_file.exists():
         return None
     gated = Gates(compiled.steps, compiled.pipeline.review).names
     if shared is None and not gated and is_store(root) and lock_known_good(root, lock_file):
-        return partial(read_lock, lock_file)
+        return lock_file
     return read_lock(lock_file)
 
 
@@ -263,13 +261,13 @@ class CacheStatus:
         self,
         compiled: Compiled,
         store: Store | None,
-        lock: Lock | Callable[[], Lock] | None,
+        lock: Lock | Path | None,
         shared: SharedView | None = None,
     ) -> None:
         self.compiled = compiled
         self.store = store
         self.shared = shared
-        self._lock = lock  # or how to read it, when a node's reason needs it
+        self._lock = lock  # or its file, read when a node's reason needs it
         self._changed: dict[str, bool] = {}
         # Every node's result in one query, not one per node.
         keys = (step.key for step in compiled.steps.values())
@@ -295,8 +293,13 @@ class CacheStatus:
 
     @cached_property
     def lock(self) -> Lock | None:
-        """The lockfile, read on first use when it was deferred."""
-        return self._lock() if callable(self._lock) else self._lock
+        """The lockfile, read on first use when it was deferred: only the entries of the
+        nodes not cached and of their inputs (all a status reads)."""
+        if not isinstance(self._lock, Path):
+            return self._lock
+        missing = [s for s in self.compiled.steps.values() if s.key not in self._cached]
+        text = entries_of(self._lock, {s.name for s in missing}.union(*(s.deps for s in missing)))
+        return read_lock(self._lock) if text is None else parse_lock(text, self._lock)
 
     @property
     def locked(self) -> Mapping[str, LockEntry]:

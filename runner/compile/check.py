@@ -8,10 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from runner.compile.steps import Compiled
 from runner.errors import Diagnostic, Diagnostics, PipelineInvalid, sorted_diagnostics
 from runner.hashing import Hasher, sha256_file
+
+if TYPE_CHECKING:
+    from runner.compile.reuse import Reuse
 
 
 @dataclass(frozen=True)
@@ -42,19 +46,20 @@ class CheckResult:
 
 
 def check_pipeline(
-    path: Path, *, backend: str = "fal", hash_file: Hasher = sha256_file
+    path: Path, *, backend: str = "fal", hash_file: Hasher = sha256_file, reuse: Reuse | None = None
 ) -> CheckResult:
-    """Check ``path`` completely; errors never stop the checks of unrelated nodes."""
+    """Check ``path`` completely; errors never stop the checks of unrelated nodes. The nodes
+    that did not change since an earlier compile take their steps from ``reuse``."""
     from runner.compile.compiler import compile_pipeline
     from runner.compile.lint import lint
     from runner.pipeline.load import load_pipeline
     from runner.pipeline.outputs import resolve_outputs
 
     diags = Diagnostics()
-    pipeline = load_pipeline(path, diags)
+    pipeline = load_pipeline(path, diags, reuse.passed if reuse is not None else None)
     if pipeline is None:
         return CheckResult(None, {}, tuple(sorted_diagnostics(diags.items)))
-    compiled = compile_pipeline(pipeline, diags, backend, hash_file)
+    compiled = compile_pipeline(pipeline, diags, backend, hash_file, reuse)
     outputs = resolve_outputs(pipeline, diags)
     lint(compiled, diags)
     return CheckResult(compiled, outputs, tuple(sorted_diagnostics(diags.items)))

@@ -14,6 +14,7 @@ from runner.compile import request
 from runner.compile.keys import generation_key, keyed_body, media_key
 from runner.compile.prompting import Prompts
 from runner.compile.ranges import frame_in_range, section_in_range
+from runner.compile.reuse import Reuse, with_settings
 from runner.compile.sources import MediaSource, SourceResolver, Upstream
 from runner.compile.steps import Compiled, Slot, Step
 from runner.compile.takes import Variant, base_seed, take_checks, variants
@@ -38,7 +39,12 @@ class Compiler:
     """Compiles one pipeline; problems are added to ``diags``."""
 
     def __init__(
-        self, pipeline: Pipeline, diags: Diagnostics, backend: str, hash_file: Hasher = sha256_file
+        self,
+        pipeline: Pipeline,
+        diags: Diagnostics,
+        backend: str,
+        hash_file: Hasher = sha256_file,
+        reuse: Reuse | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.diags = diags
@@ -47,6 +53,9 @@ class Compiler:
         self.sources = SourceResolver(pipeline, diags, hash_file)
         self.prompts = Prompts(pipeline, diags)
         self.steps: dict[str, Step] = {}
+        self.reuse = reuse
+        if reuse is not None:
+            reuse.start(pipeline, backend)
         defaults = pipeline.defaults.params
         self._defaults = {
             key: Setting(value, "defaults", pipeline.source, ("defaults", key))
@@ -63,6 +72,10 @@ class Compiler:
                 # own template errors are still worth showing now rather than after a fix.
                 self._check_prompts(node)
                 continue
+            reused = self._reused(node)
+            if reused is not None:
+                self.steps[name] = reused
+                continue
             sources = self._sources(node)
             if sources is None:
                 self._check_prompts(node)
@@ -78,6 +91,15 @@ class Compiler:
             if step is not None:
                 self.steps[name] = step
         return Compiled(self.pipeline, graph, self.steps, self.backend)
+
+    def _reused(self, node: Node) -> Step | None:
+        """The earlier step of a node nothing of which changed, with where each parameter
+        came from (a memo keeps steps without it; lint and ``plan -v`` read it)."""
+        earlier = self.reuse.step(node) if self.reuse is not None else None
+        if earlier is None or earlier.endpoint is None:
+            return earlier
+        settings = self._settings(node, {})
+        return with_settings(earlier, settings) if settings is not None else None
 
     def _sources(self, node: Node) -> list[MediaSource] | None:
         sources = [self.sources.resolve(c) for c in node.inputs]
@@ -359,7 +381,12 @@ class Compiler:
 
 
 def compile_pipeline(
-    pipeline: Pipeline, diags: Diagnostics, backend: str = "fal", hash_file: Hasher = sha256_file
+    pipeline: Pipeline,
+    diags: Diagnostics,
+    backend: str = "fal",
+    hash_file: Hasher = sha256_file,
+    reuse: Reuse | None = None,
 ) -> Compiled:
-    """Compile ``pipeline`` for ``backend`` (part of every cache key)."""
-    return Compiler(pipeline, diags, backend, hash_file).run()
+    """Compile ``pipeline`` for ``backend`` (part of every cache key); the steps of nodes
+    that did not change since an earlier compile come from ``reuse``, when given."""
+    return Compiler(pipeline, diags, backend, hash_file, reuse).run()

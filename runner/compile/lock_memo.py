@@ -12,8 +12,9 @@ node without a result, the file touched, a note unreadable): the full comparison
 from __future__ import annotations
 
 import hashlib
+import json
 import os
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -100,3 +101,30 @@ def lock_seal(
     results = (f"\0{name}\0{records[name].as_dict()!r}" for name in compiled.steps)
     digest.update("".join(results).encode())
     return LockSeal(store, _note_name(lock_file), digest.hexdigest(), lock_file)
+
+
+# Where a lock's entries start, as ``Lock.render`` writes it: the head's keys before, then
+# one line per entry, each starting with its name at this indent (JSON strings hold no
+# newline, so no other line can).
+_NODES = '\n  "nodes": {'
+_ENTRY = "\n    "
+
+
+def entries_of(lock_file: Path, names: Collection[str]) -> str | None:
+    """The text of a lockfile :func:`lock_known_good` vouches for, with only the entries of
+    ``names``: parsing every entry (or even the whole JSON) is most of reading a big lock,
+    and a plan needs those of the nodes that are not cached. Each entry is found by its
+    line: a sealed lock is ``Lock.render``'s text (``write_lock`` wrote it, or found the
+    file equal to it byte for byte). None when one is not found, or on any other trouble
+    (the caller reads it whole)."""
+    try:
+        text = lock_file.read_text(encoding="utf-8")
+        start = text.index(_NODES) + len(_NODES)
+        document = json.loads(text[:start] + "}}")
+        for name in names:
+            needle = f"{_ENTRY}{json.dumps(name, ensure_ascii=False)}: "
+            found = text.index(needle, start) + len(needle)
+            document["nodes"][name] = json.loads(text[found : text.index("\n", found)])
+        return json.dumps(document)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None

@@ -11,10 +11,17 @@ store's hash cache trusts a file (``runner.store.hashcache``: size, mtime, ctime
 device, and nothing written in the last ``RACY_WINDOW`` seconds, git's "racily clean").
 Any doubt, a recompile: a memo is only ever a shortcut.
 
-The payload is a pickle, read back by an unpickler that builds only shotgraph's own record
-types (dataclasses and enums), paths and plain values. The store may sit in the project, so
-a pull request could commit one: besides the type allowlist, its header must match the
-inode and ctime of every file read on this machine, which nobody can write in advance.
+The payload is pickles (``runner.compile.memo_payload``), read back by an unpickler that
+builds only shotgraph's own record types (dataclasses and enums), paths and plain values.
+The store may sit in the project, so a pull request could commit one: besides the type
+allowlist, its header must match the inode and ctime of every file read on this machine,
+which nobody can write in advance.
+
+When only the pipeline's own text changed (every other file it read still holds, so the
+memo is as trustworthy as on a hit), the recompile takes the steps of the nodes that did not
+change from the memo (``runner.compile.reuse``), with their settings laid again from this
+compile's records, so the result is the full compile's. The new memo's reads are the old
+ones and the new compile's (a reused node read its files through the old compile).
 
 The memo drops the pipeline's records and line maps (half its size): a memo's ``Compiled``
 has a pipeline with its name, path, model and project only, and steps without their
@@ -25,39 +32,32 @@ steps come first, pickled apart: ``validate`` reads them without the steps.
 
 from __future__ import annotations
 
-import dataclasses
-import enum
-import gc
 import hashlib
-import importlib
-import io
 import json
 import os
-import pickle
 import stat
-import struct
 import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runner.compile.check import CheckResult, check_pipeline
+from runner.compile.memo_payload import FINDINGS, PRINTS, RESULT, pack, part
+from runner.compile.steps import Step
 from runner.errors import Diagnostic
 from runner.hashing import Hasher, sha256_file
 from runner.pipeline.confine import Project, watching
-from runner.pipeline.records import Defaults
-from runner.pipeline.sourcemap import SourceMap
 from runner.store.hashcache import RACY_WINDOW, fingerprint
 from runner.store.memos import memo_slot, read_memo, write_memo
 
-MEMO_VERSION = 2
+if TYPE_CHECKING:  # a memo that answers needs neither (nor the schema's validator)
+    from runner.pipeline.schema_check import PassedNodes
+
+MEMO_VERSION = 3
 HASHED_BYTES = 1 << 20
-_SAFE_BUILTINS = frozenset({"frozenset", "set", "slice", "complex", "bytearray"})
-# The payload: the length of the findings' pickle, that pickle, the whole result's pickle.
-_PART = struct.Struct(">Q")
 
 
 @dataclass(frozen=True)
@@ -74,8 +74,7 @@ def recall(path: Path, backend: str, store: Path) -> CheckResult | None:
     if found is None:
         return None
     key, payload = found
-    (length,) = _PART.unpack_from(payload)
-    loaded = _unpickle(payload[_PART.size + length :])
+    loaded = part(payload, RESULT)
     if not isinstance(loaded, CheckResult):
         return None
     return replace(loaded, memo_id=_memo_id(key, payload))
@@ -88,8 +87,7 @@ def recall_findings(path: Path, backend: str, store: Path) -> Findings | None:
     if found is None:
         return None
     _, payload = found
-    (length,) = _PART.unpack_from(payload)
-    loaded = _unpickle(payload[_PART.size : _PART.size + length])
+    loaded = part(payload, FINDINGS)
     if not (isinstance(loaded, tuple) and len(loaded) == 2):
         return None
     diagnostics, steps = loaded
@@ -108,7 +106,7 @@ def _still_holds(path: Path, backend: str, store: Path) -> tuple[str, bytes] | N
         return None
     header, payload = found
     key = memo_key(path, backend)
-    if header.get("key") != key or len(payload) < _PART.size:
+    if header.get("key") != key:
         return None
     if not _reads_hold(header.get("reads")):
         return None
@@ -118,22 +116,68 @@ def _still_holds(path: Path, backend: str, store: Path) -> tuple[str, bytes] | N
 def check_and_remember(
     path: Path, backend: str, store: Path | None, *, hash_file: Hasher = sha256_file
 ) -> CheckResult:
-    """``check_pipeline(path)``; a clean result is remembered in ``store`` (when given)."""
+    """``check_pipeline(path)``; a clean result is remembered in ``store`` (when given),
+    and the nodes that did not change since the memo there take their steps from it."""
     path = Path(os.path.abspath(path))
     if store is None:
         return check_pipeline(path, backend=backend, hash_file=hash_file)
     started = time.time()
+    key = memo_key(path, backend)
+    earlier = _earlier(path, key, store, backend)
+    from runner.compile.reuse import Reuse
+
+    reuse = Reuse(*earlier[:2]) if earlier is not None else Reuse({})  # its prints are kept
     with watching() as seen:
-        result = check_pipeline(path, backend=backend, hash_file=hash_file)
+        result = check_pipeline(path, backend=backend, hash_file=hash_file, reuse=reuse)
     if result.errors or result.compiled is None:
         return result
     reads = _describe(seen, started)
     if reads is None:
         return result
-    key = memo_key(path, backend)
-    payload = _pickle(result)
+    if earlier is not None:  # what the reused nodes read, through the earlier compile
+        described = {item[0] for item in reads}
+        reads += [item for item in earlier[2] if item[0] not in described]
+    payload = pack(result, reuse.prints, reuse.passed.now)
     write_memo(store, memo_slot(path, backend), {"key": key, "reads": reads}, payload)
     return replace(result, memo_id=_memo_id(key, payload))
+
+
+def _earlier(
+    path: Path, key: str, store: Path, backend: str
+) -> tuple[dict[str, tuple[bytes, Step]], PassedNodes, list[list[Any]]] | None:
+    """The steps (by node, with their prints), the nodes that passed the schema and the
+    reads of the memo of ``path``, when nothing it read but the pipeline file itself
+    changed."""
+    found = read_memo(store, memo_slot(path, backend))
+    if found is None:
+        return None
+    header, payload = found
+    reads = header.get("reads")
+    if header.get("key") != key or not isinstance(reads, list):
+        return None
+    mine = [item for item in reads if isinstance(item, list) and item[:1] == [str(path)]]
+    others = [item for item in reads if item not in mine]
+    if len(mine) != 1 or len(mine[0]) != 3 or mine[0][1] != os.path.realpath(path):
+        return None
+    if not _reads_hold(others):
+        return None
+    kept = part(payload, PRINTS)
+    loaded = part(payload, RESULT)
+    if not (isinstance(kept, tuple) and len(kept) == 2 and isinstance(loaded, CheckResult)):
+        return None
+    prints, passed = kept
+    if not (isinstance(prints, dict) and isinstance(passed, list) and loaded.compiled):
+        return None
+    steps = loaded.compiled.steps
+    earlier = {}
+    for name, mine in prints.items():
+        step = steps.get(name)
+        if isinstance(name, str) and isinstance(mine, bytes) and isinstance(step, Step):
+            earlier[name] = (mine, step)
+    from runner.pipeline.schema_check import PassedNodes
+
+    schema = PassedNodes(frozenset(item for item in passed if isinstance(item, bytes)))
+    return earlier, schema, others
 
 
 def memo_key(path: Path, backend: str) -> str:
@@ -146,7 +190,9 @@ def memo_key(path: Path, backend: str) -> str:
 
 def _memo_id(key: str, payload: bytes) -> str:
     """What a memo stands for: the key it was made under and what it holds."""
-    return hashlib.sha256(key.encode() + b"\0" + payload).hexdigest()
+    digest = hashlib.sha256(key.encode() + b"\0")
+    digest.update(payload)  # not concatenated: that would copy the megabytes
+    return digest.hexdigest()
 
 
 @cache
@@ -218,82 +264,3 @@ def _reads_hold(reads: Any) -> bool:
         if os.path.realpath(written) != real or _state(Path(real)) != what:
             return False
     return True
-
-
-# -- the payload -----------------------------------------------------------------------
-
-
-def _slim(result: CheckResult) -> CheckResult:
-    """The result without the pipeline's records and line maps, or the steps' settings."""
-    assert result.compiled is not None
-    pipeline = result.compiled.pipeline
-    bare = replace(
-        pipeline,
-        source=SourceMap(pipeline.path),
-        vars={},
-        defaults=Defaults(),
-        presets={},
-        characters={},
-        motions={},
-        nodes={},
-        broken=frozenset(),
-    )
-    # Where each parameter came from: read with the records only (plan --verbose, a 422).
-    steps = {name: replace(step, settings={}) for name, step in result.compiled.steps.items()}
-    slim = replace(result.compiled, pipeline=bare, steps=steps)
-    return replace(result, compiled=slim, shown=False, memo_id=None)
-
-
-class _Pickler(pickle.Pickler):
-    def persistent_id(self, obj: Any) -> Any:
-        # Line maps stay behind: only the file they map is kept.
-        if isinstance(obj, SourceMap):
-            return ("source", None if obj.file is None else str(obj.file))
-        return None
-
-
-class _Unpickler(pickle.Unpickler):
-    """Builds shotgraph's records, paths and plain values; nothing else."""
-
-    def persistent_load(self, pid: Any) -> Any:
-        if isinstance(pid, tuple) and len(pid) == 2 and pid[0] == "source":
-            return SourceMap(None if pid[1] is None else Path(pid[1]))
-        raise pickle.UnpicklingError("not a memo")
-
-    def find_class(self, module: str, name: str) -> Any:
-        if module == "pathlib" and name in ("PosixPath", "PurePosixPath"):
-            return super().find_class(module, name)
-        if module == "builtins" and name in _SAFE_BUILTINS:
-            return super().find_class(module, name)
-        if module.startswith("runner."):
-            found = getattr(importlib.import_module(module), name, None)
-            if isinstance(found, type) and (
-                dataclasses.is_dataclass(found) or issubclass(found, enum.Enum)
-            ):
-                return found
-        raise pickle.UnpicklingError(f"a memo does not hold {module}.{name}")
-
-
-def _pickle(result: CheckResult) -> bytes:
-    """The findings (what validate needs), then the whole result."""
-    assert result.compiled is not None
-    parts = []
-    for value in ((result.diagnostics, len(result.compiled.steps)), _slim(result)):
-        buffer = io.BytesIO()
-        _Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(value)
-        parts.append(buffer.getvalue())
-    return _PART.pack(len(parts[0])) + parts[0] + parts[1]
-
-
-def _unpickle(data: bytes) -> Any:
-    # Tens of thousands of objects, none of them garbage: no collection while they are
-    # built (it would walk them all, again and again).
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        return _Unpickler(io.BytesIO(data)).load()
-    except Exception:  # a damaged or foreign memo, whatever it holds: compile instead
-        return None
-    finally:
-        if collecting:
-            gc.enable()

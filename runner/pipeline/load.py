@@ -51,8 +51,11 @@ MAX_PRESET_FILE_BYTES = 1024 * 1024
 MAX_IMPORTS = 32
 
 
-def load_pipeline(path: Path, diags: Diagnostics) -> Pipeline | None:
-    """Load ``path``. Returns None when the file is too broken to describe a pipeline."""
+def load_pipeline(
+    path: Path, diags: Diagnostics, passed: schema_check.PassedNodes | None = None
+) -> Pipeline | None:
+    """Load ``path``. Returns None when the file is too broken to describe a pipeline.
+    Nodes ``passed`` has seen pass the schema are not checked again."""
     # The path as given, not its symlink target: that is what decides the project.
     path = Path(os.path.abspath(path))
     project = Project.of_pipeline(path)
@@ -78,7 +81,7 @@ def load_pipeline(path: Path, diags: Diagnostics) -> Pipeline | None:
         )
         return None
     foreign: set[KeyPath] = set()
-    broken_paths = schema_check.check(document, source, diags, foreign=foreign)
+    broken_paths = schema_check.check(document, source, diags, foreign=foreign, passed=passed)
     for *where, key in sorted(foreign, key=str):  # reported: the node goes on without them
         parent = document
         for part in where:

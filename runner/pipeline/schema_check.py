@@ -8,8 +8,10 @@ did-you-mean; a parameter other fal models take but LTX does not gets what LTX u
 from __future__ import annotations
 
 import difflib
+import hashlib
 import json
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
@@ -39,8 +41,11 @@ def check(
     definition: str | None = None,
     base: KeyPath = (),
     foreign: set[KeyPath] | None = None,
+    passed: PassedNodes | None = None,
 ) -> set[KeyPath]:
     """Check ``document`` (the whole pipeline, or one ``$defs`` entry) and report errors.
+    A pipeline's nodes that ``passed`` has seen pass in the same document are not checked
+    again.
 
     Returns the key paths that had errors, so later stages can skip what is broken. With
     ``foreign``, a generation node's fal parameters that its family does not take (or LTX
@@ -49,7 +54,10 @@ def check(
     """
     broken: set[KeyPath] = set()
     errors: list[SchemaError] = []
-    _validator(definition)(document, (), errors)
+    checked = document
+    if passed is not None and definition is None:
+        checked = passed.unchecked(document)
+    _validator(definition)(checked, (), errors)
     for error in errors:
         path = (*base, *error.path)
         explained = list(_explain(error))
@@ -64,6 +72,38 @@ def check(
             )
             diags.error(code, message, source.locate(where, key=at_key), hint)
     return broken
+
+
+@dataclass
+class PassedNodes:
+    """Nodes that passed the schema before (this code's schema, within the same pipeline:
+    the caller keeps them per memo), by print: the node's name and value, and the rest of
+    the document, whose ``model`` decides the node's schema. A node's checks look at that
+    and nothing else (the schema has no rule across nodes but the ``nodes`` mapping's own,
+    which still run on the names left), so one that passed passes again. The prints of this
+    document's nodes are gathered in ``now``."""
+
+    earlier: frozenset[bytes]
+    now: list[bytes] = field(default_factory=list)
+
+    def unchecked(self, document: Any) -> Any:
+        """``document`` without the nodes that passed before (one is left: ``nodes`` must
+        not be empty, and that it is not is no news)."""
+        nodes = document.get("nodes") if isinstance(document, dict) else None
+        if not isinstance(nodes, dict):
+            return document
+        rest = repr([(key, value) for key, value in document.items() if key != "nodes"])
+        context = hashlib.sha256(rest.encode()).digest()
+        left = {}
+        for name, value in nodes.items():
+            mine = hashlib.sha256(context + repr((name, value)).encode()).digest()
+            self.now.append(mine)
+            if mine not in self.earlier:
+                left[name] = value
+        if not left and nodes:
+            name = next(iter(nodes))
+            left[name] = nodes[name]
+        return document | {"nodes": left}
 
 
 def _only_foreign_params(error: SchemaError, explained: list[tuple[Any, ...]]) -> bool:

@@ -34,22 +34,26 @@ def memo_slot(pipeline: Path, backend: str) -> str:
 def read_memo(root: Path, slot: str) -> tuple[dict[str, Any], bytes] | None:
     """The header and payload of a memo; None when absent or not one."""
     try:
-        with open(root / MEMO_DIR / slot, "rb") as handle:
-            if os.fstat(handle.fileno()).st_size > MAX_MEMO_BYTES:
+        # Unbuffered: a buffered read of the rest would join what it buffered to the rest,
+        # a copy of megabytes.
+        with open(root / MEMO_DIR / slot, "rb", buffering=0) as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if size > MAX_MEMO_BYTES or size < _HEADER.size:
                 return None
-            data = handle.read()
-    except OSError:
+            (length,) = _HEADER.unpack(handle.read(_HEADER.size))
+            if length > size:
+                return None
+            text = handle.read(length)
+            payload = handle.readall()  # read apart: slicing one read would copy megabytes
+    except (OSError, struct.error):
         return None
-    if len(data) < _HEADER.size:
-        return None
-    (length,) = _HEADER.unpack_from(data)
     try:
-        header = json.loads(data[_HEADER.size : _HEADER.size + length])
+        header = json.loads(text)
     except ValueError:
         return None
     if not isinstance(header, dict):
         return None
-    return header, data[_HEADER.size + length :]
+    return header, payload
 
 
 def write_memo(root: Path, slot: str, header: dict[str, Any], payload: bytes) -> None:

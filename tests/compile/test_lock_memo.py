@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,8 @@ from runner import cli
 from runner import plan as plan_module
 from runner.commands import pipeline_run
 from runner.compile.check import check_pipeline
-from runner.lock import Lock, lock_path, read_lock
+from runner.compile.lock_memo import entries_of
+from runner.lock import Lock, lock_path, parse_lock, read_lock
 from runner.store import Store
 from tests.helpers import HEAD, project
 from tests.record_helpers import cache_every_node
@@ -144,17 +146,25 @@ def test_the_pipeline_text(
 
 
 class Reads:
-    """Counts the lockfiles the plan parses."""
+    """Counts the lockfiles the plan parses (whole, or only some entries: ``entries``)."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.count = 0
-        real = plan_module.read_lock
+        self.entries: list[list[str]] = []
+        real, parse = plan_module.read_lock, plan_module.parse_lock
 
         def counted(path: Path) -> Lock:
             self.count += 1
             return real(path)
 
+        def parsed(text: str, path: Path) -> Lock:
+            self.count += 1
+            lock = parse(text, path)
+            self.entries.append(sorted(lock.nodes))
+            return lock
+
         monkeypatch.setattr(plan_module, "read_lock", counted)
+        monkeypatch.setattr(plan_module, "parse_lock", parsed)
 
 
 def plan(pipeline: Path, store: Path, capsys: pytest.CaptureFixture[str]) -> dict[str, str]:
@@ -197,3 +207,44 @@ def test_a_plan_reads_a_lockfile_touched_since(
     args = ["plan", str(pipeline), "--backend", "local", "--cache-dir", str(store)]
     assert cli.run(args) == 1
     assert reads.count == 1 and "lock" in capsys.readouterr().err
+
+
+def test_a_plan_after_an_edit_reads_the_entries_it_needs_and_says_the_same(
+    pipeline: Path,
+    store: Path,
+    builds: Builds,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """An edit upstream: the plan reads the lock's entries of the nodes to render and of
+    their inputs only, and gives the reasons that reading it whole gives."""
+    pipeline.write_text(HEAD + BODY.replace("a woman breathing", "a woman sighing"))
+    reads = Reads(monkeypatch)
+    expected = {"shot": "request changed", "more": "upstream changed"}
+    assert plan(pipeline, store, capsys) == expected
+    assert reads.entries == [["more", "shot"]] and reads.count == 1
+    pipeline.write_text(HEAD + BODY.replace("she smiles", "she frowns"))
+    assert plan(pipeline, store, capsys) == {"shot": "cached", "more": "request changed"}
+    assert reads.entries[-1] == ["more", "shot"]  # "more" and the input it reads
+    lock = lock_path(pipeline)
+    os.utime(lock, ns=(lock.stat().st_atime_ns, lock.stat().st_mtime_ns + 10**9))
+    pipeline.write_text(HEAD + BODY.replace("a woman breathing", "a woman sighing"))
+    assert plan(pipeline, store, capsys) == expected  # read whole: not known good now
+    assert reads.count == 3 and len(reads.entries) == 2
+
+
+def test_the_entries_of_a_lock_are_found_by_their_lines_or_not_at_all(
+    pipeline: Path, store: Path, builds: Builds
+) -> None:
+    """Entries found in a lock as a run writes it are the ones a whole read gives; in any
+    other layout (or for a node it lacks), nothing is found and the lock is read whole."""
+    lock = lock_path(pipeline)
+    whole = read_lock(lock)
+    found = entries_of(lock, ["more"])
+    assert found is not None
+    assert parse_lock(found, lock) == replace(whole, nodes={"more": whole.nodes["more"]})
+    assert entries_of(lock, ["more", "elsewhere"]) is None
+    document = json.loads(lock.read_text())
+    for layout in (json.dumps(document, indent=2), json.dumps(document)):
+        lock.write_text(layout)
+        assert entries_of(lock, ["more"]) is None

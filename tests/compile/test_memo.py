@@ -6,6 +6,7 @@ import json
 import os
 import pickle
 import shutil
+import struct
 import subprocess
 import sys
 import time
@@ -15,7 +16,9 @@ import pytest
 
 from runner import cli
 from runner.compile.check import check_pipeline
-from runner.compile.memo import HASHED_BYTES, check_and_remember, recall
+from runner.compile.memo import HASHED_BYTES, check_and_remember, recall, recall_findings
+from runner.compile.memo_payload import unpickle
+from runner.pipeline.sourcemap import SourceMap
 from runner.store import Store
 from runner.store.memos import memo_slot, read_memo, write_memo
 from tests.helpers import project
@@ -38,18 +41,24 @@ nodes:
     prompt: {template: continue.j2, vars: {action: a smile}}
 """
 PRESETS = "presets:\n  house: {extends: cinematic-5s, second_pass_num_inference_steps: 13}\n"
+SHOT = "{{ shot }} of {{ character.name }}, {{ action }}"
+
+
+def memo_project(root: Path, text: str = PIPELINE, template: str = SHOT) -> Path:
+    """A project with a preset file and a template of its own; its pipeline ``text``."""
+    project(root)
+    (root / "presets").mkdir()
+    (root / "presets" / "studio.yaml").write_text(PRESETS)
+    (root / "templates").mkdir()
+    (root / "templates" / "shot.j2").write_text(template)
+    path = root / "p.yaml"
+    path.write_text(text)
+    return path
 
 
 @pytest.fixture
 def pipeline(tmp_path: Path) -> Path:
-    root = project(tmp_path / "proj")
-    (root / "presets").mkdir()
-    (root / "presets" / "studio.yaml").write_text(PRESETS)
-    (root / "templates").mkdir()
-    (root / "templates" / "shot.j2").write_text("{{ shot }} of {{ character.name }}, {{ action }}")
-    path = root / "p.yaml"
-    path.write_text(PIPELINE)
-    return path
+    return memo_project(tmp_path / "proj")
 
 
 @pytest.fixture
@@ -164,6 +173,37 @@ def test_a_memo_holding_anything_but_records_is_refused(pipeline: Path, store: P
     assert recall(pipeline, "local", store) is None
 
 
+def test_a_line_map_is_rebuilt_from_a_file_name_only() -> None:
+    """A memo names a line map's file by a string; anything else under that name (here a
+    list, which a real line map's lines would be) is refused."""
+    kept = unpickle(pickle.dumps(_Crafted("p.yaml"), protocol=pickle.HIGHEST_PROTOCOL))
+    assert isinstance(kept, SourceMap) and kept.file == Path("p.yaml")
+    assert unpickle(pickle.dumps(_Crafted(["lines"]), protocol=pickle.HIGHEST_PROTOCOL)) is None
+
+
+def test_a_memo_whose_parts_are_not_where_it_says_is_refused(pipeline: Path, store: Path) -> None:
+    remember(pipeline, store)
+    found = read_memo(store, memo_slot(pipeline, "local"))
+    assert found is not None and recall_findings(pipeline, "local", store) is not None
+    header, payload = found
+    findings, result = struct.unpack_from(">QQ", payload)
+    for lengths in ((findings - 1, result + 1), (findings + 1, result - 1)):
+        moved = struct.pack(">QQ", *lengths) + payload[16:]
+        write_memo(store, memo_slot(pipeline, "local"), header, moved)
+        assert recall_findings(pipeline, "local", store) is None
+        assert recall(pipeline, "local", store) is None
+
+
+class _Crafted:
+    """Pickles as a line map of ``file`` would (or as a crafted one)."""
+
+    def __init__(self, file: object) -> None:
+        self.file = file
+
+    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+        return SourceMap, (self.file,)
+
+
 def test_a_deleted_store_entry_shows_in_the_plan(
     pipeline: Path, store: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -198,6 +238,7 @@ def test_the_review_file_appearing_or_changing(pipeline: Path, store: Path) -> N
 
 HEAVY = {"jinja2", "yaml", "runner.compile.compiler", "runner.pipeline.load"}
 HEAVY |= {"runner.compile.request", "runner.pipeline.templates", "httpx", "runner.emulator"}
+HEAVY |= {"runner.compile.reuse", "runner.pipeline.schema_check"}
 LOADED = """import json, sys
 from runner import cli
 code = cli.run(sys.argv[2:])
