@@ -14,8 +14,8 @@ Any doubt, a recompile: a memo is only ever a shortcut.
 The payload is pickles (``runner.compile.memo_payload``), read back by an unpickler that
 builds only shotgraph's own record types (dataclasses and enums), paths and plain values.
 The store may sit in the project, so a pull request could commit one: besides the type
-allowlist, its header must match the inode and ctime of every file read on this machine,
-which nobody can write in advance.
+allowlist, a memo must carry the signature of this user on this machine
+(``runner.store.memos``), which nobody elsewhere can make.
 
 When only the pipeline's own text changed (every other file it read still holds, so the
 memo is as trustworthy as on a hit), the recompile takes the steps of the nodes that did not
