@@ -673,6 +673,9 @@ def test_kill_during_put_file_leaves_nothing_corrupt(tmp_path: Path) -> None:
         proc.wait()
     finally:
         os.close(writer)
+        if proc.poll() is None:  # the test failed first: no worker is left blocked on the FIFO
+            proc.kill()
+            proc.wait()
     with Store.open(root) as store:
         assert list(store.files.entries()) == []
         assert verify_store(store).clean
