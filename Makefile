@@ -40,6 +40,9 @@ report-check: demo browser
 
 ## test: the whole suite, with lint, type checks and the layer contracts (docs/architecture.md);
 ## the fal-js check installs @fal-ai/client into tests/js/node_modules (npm ci) on its first run
+# With Python's bytecode caches, as for bench: without them every pytest worker rewrites
+# every test module's asserts again and every `shotgraph` subprocess compiles what it imports.
+test: export PYTHONDONTWRITEBYTECODE :=
 test: $(STAMP) browser
 	$(BIN)/ruff check runner tests benchmarks scripts
 	$(BIN)/ruff format --check runner tests benchmarks scripts

@@ -61,6 +61,56 @@ def _alone_when_marked(
         yield  # the locks go with the files
 
 
+# The tests that take longest, longest first (from `pytest --durations=60` on a quiet
+# machine; a prefix names a test, its parameters or a whole file). They start first so
+# that the last tests to run are short ones and every worker ends at about the same time,
+# instead of one of them running a 15 s test while the others have nothing left to do.
+# An S3 file stays whole: its tests are grouped by server kind (conftest's s3_server).
+LONGEST_FIRST = (
+    "tests/run/test_shared_store.py",
+    "tests/test_wheel.py",
+    "tests/run/test_ltx2_example.py::test_it_renders",
+    "tests/report/test_report_browser.py",
+    "tests/run/test_run_crash.py::test_kill_9",
+    "tests/run/test_run_reattach_cost.py",
+    "tests/pipeline/test_property_validate.py::test_structural",
+    "tests/run/test_run_crash.py::test_random_kills",
+    "tests/run/test_run_crash.py::test_two_runs",
+    "tests/store/test_s3_remote.py",
+    "tests/run/test_run_reconcile.py::test_a_run_killed",
+    "tests/run/test_run_journal.py::test_a_run_that_died",
+    "tests/run/test_run_reconcile.py::test_an_answer_lost",
+    "tests/run/test_run_signals.py",
+    "tests/run/test_run.py::test_gc_clears",
+    "tests/emulator/test_emulator_queue.py::test_kill_9",
+    "tests/test_action.py::test_the_render_step",
+    "tests/pipeline/test_schema.py::test_validator_agrees_on",
+    "tests/pipeline/test_property_validate.py::test_text",
+    "tests/run/test_run_diskfull.py",
+    "tests/emulator/test_emulator_render.py::test_a_121_frame",
+    "tests/report/test_report_page.py::test_a_rendered",
+    "tests/commands/test_run_json.py",
+    "tests/emulator/test_emulator_moves.py",
+)
+
+
+@pytest.hookimpl(trylast=True)  # after pytest has grouped the tests by their fixtures
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """``alone`` tests first (they wait for every running test to end: at the start there
+    are none), then :data:`LONGEST_FIRST`, then the rest in their order. Every xdist worker
+    sorts its collection the same way, as xdist requires."""
+
+    def rank(item: pytest.Item) -> int:
+        if item.get_closest_marker("alone") is not None:
+            return -1
+        for i, prefix in enumerate(LONGEST_FIRST):
+            if item.nodeid.startswith(prefix):
+                return i
+        return len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: the rest keep their order
+
+
 AWS_VARIABLES = (
     "AWS_ACCESS_KEY_ID",
     "AWS_SECRET_ACCESS_KEY",
@@ -80,20 +130,34 @@ AWS_VARIABLES = (
 )
 
 
-@pytest.fixture(scope="session", params=["seaweedfs", "moto"])
+@pytest.fixture(scope="session")
+def s3_servers() -> Iterator[dict[str, Any]]:
+    """The S3 servers this session has started, by kind, each at its first use; all are
+    stopped at the end. A cache rather than a parametrised session fixture, which pytest
+    stops and starts again each time the tests it runs switch from one kind to the other."""
+    servers: dict[str, Any] = {}
+    yield servers
+    for server in servers.values():
+        server.stop()
+
+
+@pytest.fixture(params=["seaweedfs", "moto"])
 def s3_server(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Any]:
+    request: pytest.FixtureRequest,
+    s3_servers: dict[str, Any],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Any:
     """A real S3-compatible server on loopback (each kind in turn), shared by the session:
     each test takes a prefix of its own (``s3_server.url()``)."""
-    from tests import s3_servers
+    from tests import s3_servers as servers
 
-    why = s3_servers.available(request.param)
-    if why is not None:
-        pytest.skip(f"{request.param} cannot be had: {why}")
-    server = s3_servers.start(request.param, tmp_path_factory.mktemp(request.param))
-    yield server
-    server.stop()
+    kind: str = request.param
+    if kind not in s3_servers:
+        why = servers.available(kind)
+        if why is not None:
+            pytest.skip(f"{kind} cannot be had: {why}")
+        s3_servers[kind] = servers.start(kind, tmp_path_factory.mktemp(kind))
+    return s3_servers[kind]
 
 
 @pytest.fixture

@@ -58,11 +58,14 @@ def test_the_wheel_installs_anywhere_and_a_studio_starts_from_it(
     ):
         assert shipped in names, shipped
 
+    # A venv without a pip of its own (ensurepip takes longer than the rest of the
+    # install): this pip installs into it (`--python`), as it would into any interpreter.
     venv = outside / "venv"
-    sh(sys.executable, "-m", "venv", venv, cwd=outside)
+    sh(sys.executable, "-m", "venv", "--without-pip", venv, cwd=outside)
     site = Path(sysconfig.get_path("purelib", vars={"base": str(venv), "platbase": str(venv)}))
     (site / "project-deps.pth").write_text(sysconfig.get_path("purelib") + "\n")
-    sh(venv / "bin" / "python", "-m", "pip", "install", "--quiet", "--no-deps", wheel, cwd=outside)
+    sh(sys.executable, "-m", "pip", "--python", venv / "bin" / "python", "install", "--quiet",
+       "--no-deps", wheel, cwd=outside)  # fmt: skip
     where = sh(venv / "bin" / "python", "-c",
                "import runner.resources as r; print(r.__file__); print(r.schemas_dir())",
                cwd=outside)  # fmt: skip

@@ -637,6 +637,16 @@ def test_get_result_work_does_not_grow_with_the_store(store: Store) -> None:
 # -- crashes and concurrency -----------------------------------------------------------
 
 
+def _partial_bytes(staging: Path) -> bool:
+    """Whether a partial temp file under ``staging`` holds bytes. The writer makes and
+    renames its own temporary entries there meanwhile: one gone between the listing and
+    the look is not there yet, as far as this question goes."""
+    try:
+        return any(p.stat().st_size > 0 for p in staging.rglob("*.part"))
+    except FileNotFoundError:
+        return False
+
+
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs a FIFO")
 def test_kill_during_put_file_leaves_nothing_corrupt(tmp_path: Path) -> None:
     root = tmp_path / "store"
@@ -653,7 +663,7 @@ def test_kill_during_put_file_leaves_nothing_corrupt(tmp_path: Path) -> None:
         # Until the copy is demonstrably half-way: a partial temp file holds bytes. (Nothing
         # in the worker can say so: it is inside put_file, waiting on the FIFO.)
         deadline = time.monotonic() + 30
-        while not any(p.stat().st_size > 0 for p in (root / "tmp").rglob("*.part")):
+        while not _partial_bytes(root / "tmp"):
             assert time.monotonic() < deadline
             time.sleep(0.005)
         with Store.open(root) as other:  # a live writer's staging is never swept
@@ -663,6 +673,9 @@ def test_kill_during_put_file_leaves_nothing_corrupt(tmp_path: Path) -> None:
         proc.wait()
     finally:
         os.close(writer)
+        if proc.poll() is None:  # the test failed first: no worker is left blocked on the FIFO
+            proc.kill()
+            proc.wait()
     with Store.open(root) as store:
         assert list(store.files.entries()) == []
         assert verify_store(store).clean
