@@ -35,6 +35,7 @@ CHUNK = 1 << 16
 KEEPALIVE = 5.0
 _PORTS = {b"http": 80, b"https": 443}
 _NO_BODY = frozenset({204, 304})
+_HEX_DIGITS = b"0123456789abcdefABCDEF"
 
 Origin = tuple[bytes, str, int]
 
@@ -292,23 +293,31 @@ class _Body(httpx.AsyncByteStream):
 
 
 async def _chunks(connection: Connection, timeout: float | None) -> AsyncIterator[bytes]:
-    """A chunked body's pieces, up to its last chunk and trailers."""
+    """A chunked body's pieces, up to its last chunk and trailers. A chunk is handed over
+    in pieces of at most :data:`CHUNK` as it arrives: its size line is the server's word,
+    and a line claiming gigabytes must not make us hold them."""
     what = "chunked body"
     while True:
         line = await connection.read_until(b"\r\n", timeout, what)
-        size_text = line.split(b";", 1)[0].strip()
-        try:
-            size = int(size_text, 16)
-        except ValueError:
-            raise httpx.RemoteProtocolError(f"bad chunk size: {size_text[:40]!r}") from None
-        if size == 0:
+        size_text = line[:-2].split(b";", 1)[0].strip(b" \t")
+        # Plain hex digits only: int() would also take a sign, "0x" and underscores.
+        if not 0 < len(size_text) <= 16 or size_text.strip(_HEX_DIGITS):
+            raise httpx.RemoteProtocolError(f"bad chunk size: {size_text[:40]!r}")
+        left = int(size_text, 16)
+        if left == 0:
             while await connection.read_until(b"\r\n", timeout, what) != b"\r\n":
                 pass  # trailers: not used
             return
-        data = await connection.read_exactly(size + 2, timeout, what)
-        if data[-2:] != b"\r\n":
+        while left:
+            piece = await connection.read(min(left, CHUNK), timeout, what)
+            if not piece:
+                raise httpx.RemoteProtocolError(
+                    f"peer closed connection without sending complete {what}"
+                )
+            left -= len(piece)
+            yield piece
+        if await connection.read_exactly(2, timeout, what) != b"\r\n":
             raise httpx.RemoteProtocolError("a chunk does not end with CRLF")
-        yield data[:-2]
 
 
 async def connect(host: str, port: int) -> socket.socket:

@@ -298,3 +298,23 @@ async def test_cookies_a_server_sets_are_kept_and_sent_back() -> None:
         await client.get(f"http://127.0.0.1:{port}/b")
         assert client.cookies.get("session") == "abc"
     assert b"cookie: session=abc" in seen[1].lower()
+
+
+async def test_a_chunk_claiming_gigabytes_is_streamed_not_buffered() -> None:
+    # A hostile server names a 1 GiB chunk: its bytes must reach the caller as they come,
+    # not pile up in memory until the whole chunk is in.
+    start = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n40000000\r\n"
+    async with serving(answering(start + b"x" * 100_000)) as port, lean_client(1.0) as client:
+        async with client.stream("GET", f"http://127.0.0.1:{port}/a") as response:
+            first = await anext(response.aiter_raw())
+    assert first and set(first) == {ord("x")} and len(first) <= 1 << 16
+
+
+@pytest.mark.parametrize("size", [b"-5", b"+5", b"0x5", b"5_0", b"", b"1" * 40])
+async def test_a_chunk_size_that_is_not_plain_hex_is_refused(size: bytes) -> None:
+    answer = (
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n" + size + b"\r\nhello\r\n0\r\n\r\n"
+    )
+    async with serving(answering(answer)) as port, lean_client(1.0) as client:
+        with pytest.raises(httpx.RemoteProtocolError, match="bad chunk size"):
+            await client.get(f"http://127.0.0.1:{port}/a")
