@@ -225,13 +225,18 @@ def _framing(
                 raise httpx.RemoteProtocolError(f"bad Content-Length: {value[:40]!r}")
             length = int(value)
         elif lowered == b"transfer-encoding":
-            chunked = chunked or b"chunked" in value.lower()
+            # Only "chunked" alone, as h11 (httpx's own transport) takes it.
+            if chunked or value.strip(b" \t").lower() != b"chunked":
+                raise httpx.RemoteProtocolError(f"unsupported Transfer-Encoding: {value[:40]!r}")
+            chunked = True
         elif lowered == b"connection" and b"close" in value.lower():
             keep = False
     if method == "HEAD" or status in _NO_BODY or status < 200:
         return 0, keep
     if chunked:
-        return -1, keep
+        # With a Content-Length too, chunked wins (RFC 9112 6.3); the server's framing is
+        # in doubt, so nothing more is read on this connection.
+        return -1, keep and length is None
     if length is None:
         return None, False
     return length, keep

@@ -318,3 +318,32 @@ async def test_a_chunk_size_that_is_not_plain_hex_is_refused(size: bytes) -> Non
     async with serving(answering(answer)) as port, lean_client(1.0) as client:
         with pytest.raises(httpx.RemoteProtocolError, match="bad chunk size"):
             await client.get(f"http://127.0.0.1:{port}/a")
+
+
+async def test_length_and_chunked_together_read_chunked_and_the_connection_is_not_reused() -> None:
+    # Both framings at once is how request smuggling starts: chunked wins (RFC 9112 6.3),
+    # and whatever the server meant by the length, nothing more is read on that connection.
+    both = (
+        b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\ntransfer-encoding: chunked\r\n\r\n"
+        b"5\r\nhello\r\n0\r\n\r\n"
+    )
+    connections = 0
+
+    async def counting(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        await answering(both, both)(reader, writer)
+
+    async with serving(counting) as port, lean_client() as client:
+        for _ in range(2):
+            assert (await client.get(f"http://127.0.0.1:{port}/a")).text == "hello"
+    assert connections == 2
+
+
+@pytest.mark.parametrize("coding", [b"chunked, identity", b"gzip", b"xchunked"])
+async def test_a_transfer_coding_other_than_chunked_is_refused(coding: bytes) -> None:
+    # As httpx's own transport (h11) does: a body framed some other way has no sure end.
+    answer = b"HTTP/1.1 200 OK\r\ntransfer-encoding: " + coding + b"\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+    async with serving(answering(answer, close=True)) as port, lean_client() as client:
+        with pytest.raises(httpx.RemoteProtocolError, match="Transfer-Encoding"):
+            await client.get(f"http://127.0.0.1:{port}/a")
