@@ -119,15 +119,18 @@ class Connection(asyncio.Protocol):
         if self._lost is not None:
             raise httpx.WriteError(self._why("the connection broke")) from self._lost
 
-    async def read_until(self, separator: bytes, timeout: float | None, what: str) -> bytes:
-        """Bytes up to and including ``separator``."""
+    async def read_until(
+        self, separator: bytes, timeout: float | None, what: str, limit: int = BUFFER
+    ) -> bytes:
+        """Bytes up to and including ``separator``, at most ``limit`` of them."""
         start = 0
         while True:
             found = self._buffer.find(separator, start)
+            end = found + len(separator) if found >= 0 else len(self._buffer)
+            if end > limit:
+                raise httpx.RemoteProtocolError(f"{what}: longer than {limit} bytes")
             if found >= 0:
-                return self._take(found + len(separator))
-            if len(self._buffer) > BUFFER:
-                raise httpx.RemoteProtocolError(f"{what}: a line longer than {BUFFER} bytes")
+                return self._take(end)
             start = max(0, len(self._buffer) - len(separator) + 1)
             await self._more(timeout, what)
 

@@ -35,6 +35,10 @@ CHUNK = 1 << 16
 KEEPALIVE = 5.0
 _PORTS = {b"http": 80, b"https": 443}
 _NO_BODY = frozenset({204, 304})
+# A response head's bounds (the standard library's http.client allows 100 headers); the
+# trailers of a chunked body share them.
+MAX_HEAD = 1 << 16
+MAX_HEADERS = 100
 _HEX_DIGITS = b"0123456789abcdefABCDEF"
 
 Origin = tuple[bytes, str, int]
@@ -193,8 +197,10 @@ async def _head(
 ) -> tuple[int, bytes, bytes, list[tuple[bytes, bytes]]]:
     """The response's status, reason, HTTP version and headers (interim 1xx skipped)."""
     while True:
-        data = await connection.read_until(b"\r\n\r\n", timeout, "a response")
+        data = await connection.read_until(b"\r\n\r\n", timeout, "a response", MAX_HEAD)
         lines = data[:-4].split(b"\r\n")
+        if len(lines) > MAX_HEADERS + 1:
+            raise httpx.RemoteProtocolError(f"a response head with more than {MAX_HEADERS} headers")
         version, _, rest = lines[0].partition(b" ")
         code, _, reason = rest.partition(b" ")
         if not version.startswith(b"HTTP/1.") or not code.isdigit() or len(code) != 3:
@@ -303,15 +309,14 @@ async def _chunks(connection: Connection, timeout: float | None) -> AsyncIterato
     and a line claiming gigabytes must not make us hold them."""
     what = "chunked body"
     while True:
-        line = await connection.read_until(b"\r\n", timeout, what)
+        line = await connection.read_until(b"\r\n", timeout, what, MAX_HEAD)
         size_text = line[:-2].split(b";", 1)[0].strip(b" \t")
         # Plain hex digits only: int() would also take a sign, "0x" and underscores.
         if not 0 < len(size_text) <= 16 or size_text.strip(_HEX_DIGITS):
             raise httpx.RemoteProtocolError(f"bad chunk size: {size_text[:40]!r}")
         left = int(size_text, 16)
         if left == 0:
-            while await connection.read_until(b"\r\n", timeout, what) != b"\r\n":
-                pass  # trailers: not used
+            await _trailers(connection, timeout)
             return
         while left:
             piece = await connection.read(min(left, CHUNK), timeout, what)
@@ -323,6 +328,14 @@ async def _chunks(connection: Connection, timeout: float | None) -> AsyncIterato
             yield piece
         if await connection.read_exactly(2, timeout, what) != b"\r\n":
             raise httpx.RemoteProtocolError("a chunk does not end with CRLF")
+
+
+async def _trailers(connection: Connection, timeout: float | None) -> None:
+    """Read past a chunked body's trailers (not used), within a head's bounds."""
+    for _ in range(MAX_HEADERS + 1):
+        if await connection.read_until(b"\r\n", timeout, "trailers", MAX_HEAD) == b"\r\n":
+            return
+    raise httpx.RemoteProtocolError(f"trailers with more than {MAX_HEADERS} fields")
 
 
 async def connect(host: str, port: int) -> socket.socket:

@@ -347,3 +347,24 @@ async def test_a_transfer_coding_other_than_chunked_is_refused(coding: bytes) ->
     async with serving(answering(answer, close=True)) as port, lean_client() as client:
         with pytest.raises(httpx.RemoteProtocolError, match="Transfer-Encoding"):
             await client.get(f"http://127.0.0.1:{port}/a")
+
+
+async def test_a_head_without_end_is_refused_once_it_passes_the_limit() -> None:
+    endless = b"HTTP/1.1 200 OK\r\n" + b"x-pad: " + b"p" * 100_000  # and nothing more, ever
+    async with serving(answering(endless)) as port, lean_client(2.0) as client:
+        with pytest.raises(httpx.RemoteProtocolError, match="longer than"):
+            await client.get(f"http://127.0.0.1:{port}/a")
+
+
+async def test_too_many_headers_are_refused() -> None:
+    many = b"HTTP/1.1 200 OK\r\n" + b"x-a: 1\r\n" * 1000 + b"content-length: 0\r\n\r\n"
+    async with serving(answering(many)) as port, lean_client() as client:
+        with pytest.raises(httpx.RemoteProtocolError, match="more than 100"):
+            await client.get(f"http://127.0.0.1:{port}/a")
+
+
+async def test_endless_trailers_are_refused() -> None:
+    trailers = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n0\r\n" + b"x-t: 1\r\n" * 1000
+    async with serving(answering(trailers)) as port, lean_client() as client:
+        with pytest.raises(httpx.RemoteProtocolError, match="more than 100"):
+            await client.get(f"http://127.0.0.1:{port}/a")
