@@ -66,10 +66,10 @@ class LeanTransport(httpx.AsyncBaseTransport):
         try:
             close = await _send(connection, request, timeouts.get("write"))
             status, reason, version, headers = await _head(connection, timeouts.get("read"))
+            length, keep = _framing(request.method, status, version, headers)
         except BaseException:
             connection.close()
             raise
-        length, keep = _framing(request.method, status, version, headers)
         keep = keep and not close
         body = _Body(self, origin, connection, length, keep, timeouts.get("read"))
         return httpx.Response(
@@ -273,6 +273,17 @@ class _Body(httpx.AsyncByteStream):
         connection = self._connection
         if connection is None:
             raise httpx.StreamClosed()
+        try:
+            async for piece in self._pieces(connection):
+                yield piece
+        except BaseException:
+            # An error, a timeout or a cancellation mid-body: the connection is closed (its
+            # slot freed) now, whether or not anyone closes the response after.
+            connection.close()
+            raise
+        self._whole = True
+
+    async def _pieces(self, connection: Connection) -> AsyncIterator[bytes]:
         timeout, what = self._timeout, "message body"
         if self._length is None:  # until the server closes
             while chunk := await connection.read(CHUNK, timeout, what):
@@ -291,7 +302,6 @@ class _Body(httpx.AsyncByteStream):
         else:
             async for chunk in _chunks(connection, timeout):
                 yield chunk
-        self._whole = True
 
     async def aclose(self) -> None:
         connection, self._connection = self._connection, None

@@ -368,3 +368,74 @@ async def test_endless_trailers_are_refused() -> None:
     async with serving(answering(trailers)) as port, lean_client() as client:
         with pytest.raises(httpx.RemoteProtocolError, match="more than 100"):
             await client.get(f"http://127.0.0.1:{port}/a")
+
+
+def free_slots(transport: LeanTransport) -> int:
+    return transport._free._value  # type: ignore[attr-defined]
+
+
+async def test_a_response_head_refused_after_it_was_read_gives_back_its_slot() -> None:
+    bad = b"HTTP/1.1 200 OK\r\ncontent-length: ten\r\n\r\n"
+    transport = LeanTransport(max_connections=1)
+    async with (
+        serving(answering(bad, bad)) as port,
+        httpx.AsyncClient(transport=transport) as client,
+    ):
+        for _ in range(2):  # the second would wait for the first's slot for ever
+            with pytest.raises(httpx.RemoteProtocolError, match="Content-Length"):
+                await client.get(f"http://127.0.0.1:{port}/a", timeout=httpx.Timeout(2, pool=0.5))
+        assert free_slots(transport) == 1
+
+
+@pytest.mark.parametrize("where", ["drain", "head", "body"])
+async def test_cancelled_at_any_wait_the_slot_is_given_back_once(where: str) -> None:
+    # Cancelled while the request is still being written, while waiting for the head, or
+    # in the middle of the body with nobody closing the response (a task cancelled in
+    # aread): the connection is closed, never kept, and its slot freed exactly once.
+    reached = asyncio.Event()
+
+    async def stalling(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if where != "drain":  # else never read: the client's send buffer fills
+            await reader.readuntil(b"\r\n\r\n")
+        if where == "body":
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nsome")
+            await writer.drain()
+        reached.set()
+        await reader.read()
+
+    transport = LeanTransport(max_connections=2)
+    body = b"x" * (8 << 20) if where == "drain" else b""
+    async with serving(stalling) as port, httpx.AsyncClient(transport=transport) as client:
+        request = client.build_request("POST", f"http://127.0.0.1:{port}/a", content=body)
+        if where == "body":
+            response = await client.send(request, stream=True)
+            started = asyncio.Event()
+
+            async def read_all() -> None:
+                async for _ in response.aiter_raw():
+                    started.set()
+
+            task = asyncio.create_task(read_all())
+            await started.wait()
+        else:
+            task = asyncio.create_task(client.send(request))
+            await reached.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert free_slots(transport) == 2
+        assert not transport._idle.get((b"http", "127.0.0.1", port))  # type: ignore[attr-defined]
+        if where == "body":
+            await response.aclose()
+            assert free_slots(transport) == 2
+
+
+async def test_a_body_that_times_out_gives_back_its_slot_unclosed() -> None:
+    cut = b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nsome"
+    transport = LeanTransport(max_connections=1)
+    async with serving(answering(cut)) as port, httpx.AsyncClient(transport=transport) as client:
+        request = client.build_request("GET", f"http://127.0.0.1:{port}/a", timeout=0.2)
+        response = await client.send(request, stream=True)
+        with pytest.raises(httpx.ReadTimeout):
+            await response.aread()
+        assert free_slots(transport) == 1
