@@ -13,6 +13,7 @@ Reads and writes raise httpx's errors (``ReadTimeout``, ``ReadError``, ``WriteTi
 from __future__ import annotations
 
 import asyncio
+import select
 from collections.abc import Callable
 
 import httpx
@@ -91,6 +92,17 @@ class Connection(asyncio.Protocol):
             and self._transport is not None
             and not self._transport.is_closing()
         )
+
+    def unread(self) -> bool:
+        """Whether the socket has something the loop has not read yet: on an idle connection,
+        the server's close (or junk). One poll of this socket, as httpcore's pool does for
+        the connection it hands out; the loop may not have looked since the bytes came."""
+        sock = self._transport.get_extra_info("socket") if self._transport else None
+        if sock is None:
+            return False
+        poller = select.poll()
+        poller.register(sock.fileno(), select.POLLIN)
+        return bool(poller.poll(0))
 
     def close(self) -> None:
         if self._transport is not None:

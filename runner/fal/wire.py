@@ -5,9 +5,10 @@ runner about a millisecond of CPU per request on loopback, a third of it choosin
 connection: the pool polls every idle connection's socket each time it hands one out. fal's
 queue API needs little of that machinery: HTTP/1.1 requests with small JSON bodies, an
 event stream, downloads and streamed uploads. This transport keeps each origin's idle
-connections in a stack and takes the newest one not seen closed (the loop reads every
-socket anyway, so a peer's close is already known), writes a request's head and body in one
-system call, and reads through :mod:`runner.fal.connection`.
+connections in a stack and takes the newest one not closed (one poll of that socket alone,
+so a close the loop has not read yet is seen: a submit on a connection the server already
+closed would fail after its write and count as maybe sent), writes a request's head and
+body in one system call, and reads through :mod:`runner.fal.connection`.
 
 It plugs in under ``httpx.AsyncClient`` (``transport=``), so the client's retries, errors,
 redirects and decoding are httpx's as before. Errors are httpx's own (``ConnectError``,
@@ -94,7 +95,7 @@ class LeanTransport(httpx.AsyncBaseTransport):
         found = None
         while stack:
             connection = stack.pop()
-            if connection.reusable(now, KEEPALIVE):
+            if connection.reusable(now, KEEPALIVE) and not connection.unread():
                 found = connection
                 break
             connection.close()

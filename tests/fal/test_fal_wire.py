@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import socket
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -15,6 +16,7 @@ import pytest
 import trustme
 
 from runner.fal import FalClient, FalConfig
+from runner.fal.connection import Connection
 from runner.fal.retry import unreachable
 from runner.fal.session import Client
 from runner.fal.wire import LeanTransport
@@ -304,9 +306,12 @@ async def test_a_chunk_claiming_gigabytes_is_streamed_not_buffered() -> None:
     # A hostile server names a 1 GiB chunk: its bytes must reach the caller as they come,
     # not pile up in memory until the whole chunk is in.
     start = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n40000000\r\n"
-    async with serving(answering(start + b"x" * 100_000)) as port, lean_client(1.0) as client:
-        async with client.stream("GET", f"http://127.0.0.1:{port}/a") as response:
-            first = await anext(response.aiter_raw())
+    async with (
+        serving(answering(start + b"x" * 100_000)) as port,
+        lean_client(1.0) as client,
+        client.stream("GET", f"http://127.0.0.1:{port}/a") as response,
+    ):
+        first = await anext(response.aiter_raw())
     assert first and set(first) == {ord("x")} and len(first) <= 1 << 16
 
 
@@ -439,3 +444,18 @@ async def test_a_body_that_times_out_gives_back_its_slot_unclosed() -> None:
         with pytest.raises(httpx.ReadTimeout):
             await response.aread()
         assert free_slots(transport) == 1
+
+
+async def test_a_connection_closed_before_the_loop_saw_it_is_not_reused() -> None:
+    # A POST written on a connection the server already closed fails after the write: a
+    # submit that surely never reached fal would be reported as maybe queued. httpx's own
+    # pool asks the socket whether it is readable before reusing it; so does this one.
+    loop = asyncio.get_running_loop()
+    ours, theirs = socket.socketpair()
+    _, connection = await loop.create_connection(lambda: Connection(lambda: None), sock=ours)
+    transport = LeanTransport()
+    origin = (b"http", "127.0.0.1", 1)
+    transport.release(origin, connection)
+    theirs.close()  # its end is in our socket now; the loop has not run since
+    assert transport._reuse(origin) is None  # type: ignore[attr-defined]
+    await transport.aclose()
