@@ -21,6 +21,7 @@ honoured). Connections beyond ``max_connections`` wait for one to close (``PoolT
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import ssl
 import time
@@ -40,6 +41,8 @@ _NO_BODY = frozenset({204, 304})
 # trailers of a chunked body share them.
 MAX_HEAD = 1 << 16
 MAX_HEADERS = 100
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 5.6.2
+_NOT_IN_VALUE = re.compile(rb"[\x00\r\n]")
 _HEX_DIGITS = b"0123456789abcdefABCDEF"
 
 Origin = tuple[bytes, str, int]
@@ -161,12 +164,18 @@ class LeanTransport(httpx.AsyncBaseTransport):
 
 async def _send(connection: Connection, request: httpx.Request, timeout: float | None) -> bool:
     """Write ``request``; whether it asked for the connection to close after it."""
-    url = request.url
-    lines = [b"%s %s HTTP/1.1" % (request.method.encode("ascii"), url.raw_path)]
+    method = request.method.encode("ascii", "replace")
+    if not _TOKEN.fullmatch(method):
+        raise httpx.LocalProtocolError(f"not an HTTP method: {method[:20]!r}")
+    lines = [b"%s %s HTTP/1.1" % (method, request.url.raw_path)]
     chunked = close = False
     for name, value in request.headers.raw:
-        if b"\n" in value or b"\r" in value or b"\n" in name or b"\r" in name:
-            raise httpx.LocalProtocolError(f"header {name.decode(errors='replace')!r}: newline")
+        # As h11 refuses them: a name that is not a token, a value with CR, LF or NUL (one
+        # could add headers of its own). The value is never shown: it may be the key.
+        if not _TOKEN.fullmatch(name) or _NOT_IN_VALUE.search(value):
+            raise httpx.LocalProtocolError(
+                f"header {name[:40].decode(errors='replace')!r}: a character HTTP forbids"
+            )
         lines.append(name + b": " + value)
         lowered = name.lower()
         if lowered == b"transfer-encoding":

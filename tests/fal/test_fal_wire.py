@@ -459,3 +459,32 @@ async def test_a_connection_closed_before_the_loop_saw_it_is_not_reused() -> Non
     theirs.close()  # its end is in our socket now; the loop has not run since
     assert transport._reuse(origin) is None  # type: ignore[attr-defined]
     await transport.aclose()
+
+
+@pytest.mark.parametrize(
+    ("method", "headers"),
+    [
+        ("GET", {"x-a": "b\x00c"}),
+        ("GET", {"x a": "b"}),
+        ("GET", {"x-a:": "b"}),
+        ("GE T", {}),
+        ("GET\r\nX-Injected: 1\r\n", {}),
+    ],
+)
+async def test_a_request_h11_would_refuse_is_refused_before_a_byte_is_sent(
+    method: str, headers: dict[str, str]
+) -> None:
+    heard: list[bytes] = []
+    done = asyncio.Event()
+
+    async def listening(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        heard.append(await reader.read())  # all the client sent before it hung up
+        done.set()
+
+    async with serving(listening) as port:
+        async with lean_client(timeout=2) as client:
+            with pytest.raises(httpx.LocalProtocolError) as info:
+                await client.request(method, f"http://127.0.0.1:{port}/a", headers=headers)
+        await done.wait()
+    assert "b\x00c" not in str(info.value)  # a value is never echoed: it may be a key
+    assert heard == [b""]
