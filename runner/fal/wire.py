@@ -58,6 +58,7 @@ class LeanTransport(httpx.AsyncBaseTransport):
         self._free = asyncio.Semaphore(max(1, max_connections))
         self._ssl = ssl_context
         self._closed = False
+        self._waiting = 0  # requests waiting for a free slot
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         url = request.url
@@ -109,7 +110,13 @@ class LeanTransport(httpx.AsyncBaseTransport):
     def release(self, origin: Origin, connection: Connection) -> None:
         """Put a connection whose response was read whole back for the next request."""
         connection.idle_since = time.monotonic()
-        if self._closed or not connection.reusable(connection.idle_since, KEEPALIVE):
+        # Kept idle while a request waits for a slot, it would hold that slot until it
+        # expired unseen (a request for another origin cannot use it).
+        if (
+            self._closed
+            or self._waiting
+            or not connection.reusable(connection.idle_since, KEEPALIVE)
+        ):
             connection.close()
             return
         self._idle.setdefault(origin, []).append(connection)
@@ -117,11 +124,14 @@ class LeanTransport(httpx.AsyncBaseTransport):
     async def _open(self, origin: Origin, timeouts: dict[str, float | None]) -> Connection:
         if self._free.locked():
             self._evict()
+        self._waiting += 1
         try:
             async with asyncio.timeout(timeouts.get("pool")):
                 await self._free.acquire()
         except TimeoutError:
             raise httpx.PoolTimeout("timed out waiting for a free connection") from None
+        finally:
+            self._waiting -= 1
         scheme, host, port = origin
         loop = asyncio.get_running_loop()
         try:
