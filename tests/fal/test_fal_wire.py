@@ -531,3 +531,36 @@ async def test_a_connection_freed_while_another_origin_waits_is_not_kept_idle() 
         go.set()
         assert (await one).status_code == 200
         assert (await two).status_code == 200
+
+
+def armed_timers() -> list[asyncio.TimerHandle]:
+    loop = asyncio.get_running_loop()
+    scheduled: list[asyncio.TimerHandle] = loop._scheduled  # type: ignore[attr-defined]
+    return [t for t in scheduled if not t.cancelled() and "_expire" in repr(t)]
+
+
+async def test_a_server_that_never_reads_is_a_write_timeout() -> None:
+    async def deaf(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await asyncio.Event().wait()  # never reads: the client's send buffer fills
+
+    async with serving(deaf) as port, lean_client(timeout=0.3) as client:
+        with pytest.raises(httpx.WriteTimeout):
+            await client.post(f"http://127.0.0.1:{port}/a", content=b"x" * (16 << 20))
+        assert not armed_timers()
+
+
+async def test_a_tls_handshake_that_never_ends_is_a_connect_timeout() -> None:
+    async def mute(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()
+
+    async with serving(mute) as port, lean_client(timeout=0.3) as client:
+        with pytest.raises(httpx.ConnectTimeout):
+            await client.get(f"https://127.0.0.1:{port}/a")
+        assert not armed_timers()
+
+
+async def test_no_timer_is_left_armed_after_answers_and_timeouts() -> None:
+    async with serving(answer_ok) as port, lean_client(timeout=0.3) as client:
+        for _ in range(3):
+            await client.get(f"http://127.0.0.1:{port}/a")
+        assert not armed_timers()
