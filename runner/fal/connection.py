@@ -6,7 +6,8 @@ what arrives in one buffer; a read returns at once when the buffer holds what it
 and arms a timer only when it must wait. Reading stops while the buffer holds more than
 ``BUFFER`` bytes; writing waits while the socket's send buffer is full.
 
-Reads and writes raise httpx's errors (``ReadTimeout``, ``ReadError``, ``WriteTimeout``,
+:func:`connect` opens the socket (the first address that answers, its error kept as the
+cause). Reads and writes raise httpx's errors (``ReadTimeout``, ``ReadError``, ``WriteTimeout``,
 ``WriteError``, ``RemoteProtocolError``), from the ``OSError`` behind them.
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import select
+import socket
 from collections.abc import Callable
 
 import httpx
@@ -205,3 +207,32 @@ def _expire(waiter: asyncio.Future[None], timeout: type[httpx.TimeoutException])
     if not waiter.done():
         what = "reading" if timeout is httpx.ReadTimeout else "writing"
         waiter.set_exception(timeout(f"timed out {what}"))
+
+
+async def connect(host: str, port: int) -> socket.socket:
+    """A connected socket to the first of ``host``'s addresses that answers. When none
+    does, the last address's error is the cause: a refusal stays a refusal (asyncio's own
+    loop would merge different errors into one plain OSError)."""
+    loop = asyncio.get_running_loop()
+    addresses = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    last: OSError | None = None
+    for family, kind, proto, _, address in addresses:
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.setblocking(False)
+            if family in (socket.AF_INET, socket.AF_INET6):
+                # Nagle would hold a request written in two parts (an upload) for an ACK.
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            await loop.sock_connect(sock, address)
+            return sock
+        except OSError as exc:
+            sock.close()
+            last = exc
+        except BaseException:
+            sock.close()
+            raise
+    if last is None:
+        raise OSError(f"{host} has no address")
+    if len(addresses) == 1:
+        raise last
+    raise OSError(f"all connection attempts to {host}:{port} failed") from last

@@ -1,5 +1,6 @@
 """The client's HTTP/1.1 transport (runner.fal.wire): the same requests, timeouts,
-refusals, TLS and framing as through httpx's default transport, over real loopback sockets."""
+refusals, TLS and pooling as through httpx's default transport, over real loopback sockets.
+How responses are framed, hostile ones included: test_fal_framing.py."""
 
 from __future__ import annotations
 
@@ -8,8 +9,7 @@ import contextlib
 import hashlib
 import socket
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -20,42 +20,7 @@ from runner.fal.connection import Connection
 from runner.fal.retry import unreachable
 from runner.fal.session import Client
 from runner.fal.wire import LeanTransport
-
-Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
-
-
-@asynccontextmanager
-async def serving(handler: Handler, tls: ssl.SSLContext | None = None) -> AsyncIterator[int]:
-    server = await asyncio.start_server(handler, "127.0.0.1", 0, ssl=tls)
-    try:
-        yield server.sockets[0].getsockname()[1]
-    finally:
-        server.close()
-
-
-async def answer_ok(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """A keep-alive server: every request gets the same small JSON answer."""
-    try:
-        while True:
-            head = await reader.readuntil(b"\r\n\r\n")
-            if not head:
-                return
-            body = b'{"status":"COMPLETED"}'
-            writer.write(
-                b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
-                + f"content-length: {len(body)}\r\n\r\n".encode()
-                + body
-            )
-            await writer.drain()
-    except (asyncio.IncompleteReadError, ConnectionError):
-        writer.close()
-
-
-def lean_client(
-    timeout: float = 5.0, verify: ssl.SSLContext | None = None, max_connections: int = 256
-) -> httpx.AsyncClient:
-    transport = LeanTransport(max_connections=max_connections, ssl_context=verify)
-    return httpx.AsyncClient(transport=transport, timeout=timeout)
+from tests.fal.wire_helpers import answer_ok, answering, free_slots, lean_client, serving
 
 
 def test_the_fal_client_uses_the_lean_transport(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -169,63 +134,6 @@ async def test_a_body_in_small_pieces_arrives_whole_and_in_order() -> None:
     assert response.text == hashlib.sha256(b"".join(pieces)).hexdigest()
 
 
-def answering(*answers: bytes, close: bool = False) -> Handler:
-    """A server that answers each request on a connection with the next of ``answers``
-    (written as given), then closes if ``close``."""
-
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            for answer in answers:
-                await reader.readuntil(b"\r\n\r\n")
-                writer.write(answer)
-                await writer.drain()
-            if close:
-                writer.close()
-            else:
-                await reader.read()  # until the client hangs up
-        except (asyncio.IncompleteReadError, ConnectionError):
-            writer.close()
-
-    return handler
-
-
-async def test_a_chunked_body_is_joined_and_the_connection_kept() -> None:
-    chunked = (
-        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
-        b"5;note=x\r\nhello\r\n6\r\n world\r\n0\r\nx-trailer: 1\r\n\r\n"
-    )
-    empty = b"HTTP/1.1 204 No Content\r\n\r\n"
-    async with serving(answering(chunked, empty)) as port, lean_client() as client:
-        response = await client.get(f"http://127.0.0.1:{port}/a")
-        assert response.text == "hello world"
-        again = await client.get(f"http://127.0.0.1:{port}/b")  # on the same connection
-        assert again.status_code == 204 and again.content == b""
-
-
-async def test_an_interim_answer_is_skipped_and_a_body_may_end_with_the_connection() -> None:
-    answer = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nconnection: close\r\n\r\nall of it"
-    async with serving(answering(answer, close=True)) as port, lean_client() as client:
-        response = await client.get(f"http://127.0.0.1:{port}/a")
-        assert response.text == "all of it"
-
-
-async def test_a_body_cut_short_is_a_protocol_error() -> None:
-    cut = b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nonly this"
-    async with serving(answering(cut, close=True)) as port, lean_client() as client:
-        with pytest.raises(httpx.RemoteProtocolError, match="received 9 bytes, expected 100"):
-            await client.get(f"http://127.0.0.1:{port}/a")
-
-
-async def test_a_server_that_hangs_up_without_answering() -> None:
-    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readuntil(b"\r\n\r\n")
-        writer.close()
-
-    async with serving(hang_up) as port, lean_client() as client:
-        with pytest.raises(httpx.RemoteProtocolError, match="without sending a response"):
-            await client.get(f"http://127.0.0.1:{port}/a")
-
-
 async def test_a_connection_the_server_closed_while_idle_is_not_reused() -> None:
     connections = 0
     ok = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
@@ -300,83 +208,6 @@ async def test_cookies_a_server_sets_are_kept_and_sent_back() -> None:
         await client.get(f"http://127.0.0.1:{port}/b")
         assert client.cookies.get("session") == "abc"
     assert b"cookie: session=abc" in seen[1].lower()
-
-
-async def test_a_chunk_claiming_gigabytes_is_streamed_not_buffered() -> None:
-    # A hostile server names a 1 GiB chunk: its bytes must reach the caller as they come,
-    # not pile up in memory until the whole chunk is in.
-    start = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n40000000\r\n"
-    async with (
-        serving(answering(start + b"x" * 100_000)) as port,
-        lean_client(1.0) as client,
-        client.stream("GET", f"http://127.0.0.1:{port}/a") as response,
-    ):
-        first = await anext(response.aiter_raw())
-    assert first and set(first) == {ord("x")} and len(first) <= 1 << 16
-
-
-@pytest.mark.parametrize("size", [b"-5", b"+5", b"0x5", b"5_0", b"", b"1" * 40])
-async def test_a_chunk_size_that_is_not_plain_hex_is_refused(size: bytes) -> None:
-    answer = (
-        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n" + size + b"\r\nhello\r\n0\r\n\r\n"
-    )
-    async with serving(answering(answer)) as port, lean_client(1.0) as client:
-        with pytest.raises(httpx.RemoteProtocolError, match="bad chunk size"):
-            await client.get(f"http://127.0.0.1:{port}/a")
-
-
-async def test_length_and_chunked_together_read_chunked_and_the_connection_is_not_reused() -> None:
-    # Both framings at once is how request smuggling starts: chunked wins (RFC 9112 6.3),
-    # and whatever the server meant by the length, nothing more is read on that connection.
-    both = (
-        b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\ntransfer-encoding: chunked\r\n\r\n"
-        b"5\r\nhello\r\n0\r\n\r\n"
-    )
-    connections = 0
-
-    async def counting(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        nonlocal connections
-        connections += 1
-        await answering(both, both)(reader, writer)
-
-    async with serving(counting) as port, lean_client() as client:
-        for _ in range(2):
-            assert (await client.get(f"http://127.0.0.1:{port}/a")).text == "hello"
-    assert connections == 2
-
-
-@pytest.mark.parametrize("coding", [b"chunked, identity", b"gzip", b"xchunked"])
-async def test_a_transfer_coding_other_than_chunked_is_refused(coding: bytes) -> None:
-    # As httpx's own transport (h11) does: a body framed some other way has no sure end.
-    answer = b"HTTP/1.1 200 OK\r\ntransfer-encoding: " + coding + b"\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
-    async with serving(answering(answer, close=True)) as port, lean_client() as client:
-        with pytest.raises(httpx.RemoteProtocolError, match="Transfer-Encoding"):
-            await client.get(f"http://127.0.0.1:{port}/a")
-
-
-async def test_a_head_without_end_is_refused_once_it_passes_the_limit() -> None:
-    endless = b"HTTP/1.1 200 OK\r\n" + b"x-pad: " + b"p" * 100_000  # and nothing more, ever
-    async with serving(answering(endless)) as port, lean_client(2.0) as client:
-        with pytest.raises(httpx.RemoteProtocolError, match="longer than"):
-            await client.get(f"http://127.0.0.1:{port}/a")
-
-
-async def test_too_many_headers_are_refused() -> None:
-    many = b"HTTP/1.1 200 OK\r\n" + b"x-a: 1\r\n" * 1000 + b"content-length: 0\r\n\r\n"
-    async with serving(answering(many)) as port, lean_client() as client:
-        with pytest.raises(httpx.RemoteProtocolError, match="more than 100"):
-            await client.get(f"http://127.0.0.1:{port}/a")
-
-
-async def test_endless_trailers_are_refused() -> None:
-    trailers = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n0\r\n" + b"x-t: 1\r\n" * 1000
-    async with serving(answering(trailers)) as port, lean_client() as client:
-        with pytest.raises(httpx.RemoteProtocolError, match="more than 100"):
-            await client.get(f"http://127.0.0.1:{port}/a")
-
-
-def free_slots(transport: LeanTransport) -> int:
-    return transport._free._value  # type: ignore[attr-defined]
 
 
 async def test_a_response_head_refused_after_it_was_read_gives_back_its_slot() -> None:
@@ -488,23 +319,6 @@ async def test_a_request_h11_would_refuse_is_refused_before_a_byte_is_sent(
         await done.wait()
     assert "b\x00c" not in str(info.value)  # a value is never echoed: it may be a key
     assert heard == [b""]
-
-
-async def test_a_body_longer_than_its_length_is_not_left_for_the_next_request() -> None:
-    # Bytes after the body would be read as the next response's head: never reused.
-    # (Already so before this test was written; it keeps it so.)
-    connections = 0
-    junk = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nokHTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nfake"
-
-    async def counting(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        nonlocal connections
-        connections += 1
-        await answering(junk, junk)(reader, writer)
-
-    async with serving(counting) as port, lean_client() as client:
-        for _ in range(2):
-            assert (await client.get(f"http://127.0.0.1:{port}/a")).text == "ok"
-    assert connections == 2
 
 
 async def test_a_connection_freed_while_another_origin_waits_is_not_kept_idle() -> None:
