@@ -10,6 +10,7 @@ import hashlib
 import socket
 import ssl
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -378,3 +379,42 @@ async def test_no_timer_is_left_armed_after_answers_and_timeouts() -> None:
         for _ in range(3):
             await client.get(f"http://127.0.0.1:{port}/a")
         assert not armed_timers()
+
+
+@pytest.mark.parametrize("name", ["https_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"])
+def test_any_proxy_variable_keeps_httpx_transport(
+    monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    # Upper or lower case, as httpx reads them (urllib's getproxies); NO_PROXY is then
+    # httpx's to apply.
+    for other in (
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+    ):
+        monkeypatch.delenv(other, raising=False)
+    monkeypatch.setenv(name, "http://127.0.0.1:3128")
+    fal = FalClient(FalConfig())
+    assert not isinstance(fal._http._transport, LeanTransport)  # type: ignore[attr-defined]
+
+
+async def test_tls_by_default_trusts_ssl_cert_file_and_checks_the_host_name(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # No context given (as FalClient builds it): the authorities of SSL_CERT_FILE, and a
+    # certificate for another name is refused even from a trusted authority.
+    ca = trustme.CA()
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "ca.pem"))
+    for name, works in (("127.0.0.1", True), ("example.test", False)):
+        server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ca.issue_cert(name).configure_cert(server)
+        async with serving(answer_ok, tls=server) as port, lean_client() as client:
+            if works:
+                assert (await client.get(f"https://127.0.0.1:{port}/a")).status_code == 200
+            else:
+                with pytest.raises(httpx.ConnectError, match=r"mismatch|not valid"):
+                    await client.get(f"https://127.0.0.1:{port}/a")
