@@ -40,13 +40,19 @@ async def read_head(
         version, _, rest = lines[0].partition(b" ")
         code, _, reason = rest.partition(b" ")
         if not version.startswith(b"HTTP/1.") or not code.isdigit() or len(code) != 3:
-            raise httpx.RemoteProtocolError(f"not an HTTP/1.1 response: {lines[0][:80]!r}")
+            # What the server sent is not shown: one that echoes the request would put a
+            # signed URL or the key in the message.
+            raise httpx.RemoteProtocolError(
+                f"not an HTTP/1.1 response (a status line of {len(lines[0])} bytes)"
+            )
         status = int(code)
         headers: list[tuple[bytes, bytes]] = []
-        for line in lines[1:]:
+        for number, line in enumerate(lines[1:], 2):
             name, colon, value = line.partition(b":")
             if not colon or not name or name != name.strip():
-                raise httpx.RemoteProtocolError(f"malformed response header: {line[:80]!r}")
+                raise httpx.RemoteProtocolError(
+                    f"malformed response header (line {number} of the head, {len(line)} bytes)"
+                )
             headers.append((name, value.strip(b" \t")))
         if not 100 <= status < 200 or status == 101:
             return status, reason, version, headers

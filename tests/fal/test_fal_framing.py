@@ -137,3 +137,21 @@ async def test_a_body_longer_than_its_length_is_not_left_for_the_next_request() 
         for _ in range(2):
             assert (await client.get(f"http://127.0.0.1:{port}/a")).text == "ok"
     assert connections == 2
+
+
+@pytest.mark.parametrize("prefix", [b"", b"HTTP/1.1 200 OK\r\n"])
+async def test_a_server_echoing_the_request_does_not_put_it_in_the_error(prefix: bytes) -> None:
+    # A proxy or test server that echoes what it got: the request line carries a signed
+    # URL's query, the headers the key. The error says what was wrong, not what was there.
+    async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(prefix + await reader.readuntil(b"\r\n\r\n"))
+        await writer.drain()
+        await reader.read()
+
+    async with serving(echo) as port, lean_client() as client:
+        with pytest.raises(httpx.RemoteProtocolError) as info:
+            await client.get(
+                f"http://127.0.0.1:{port}/file?signature=s3cr3t-sig",
+                headers={"authorization": "Key id:s3cr3t-key"},
+            )
+    assert "s3cr3t" not in str(info.value)
