@@ -9,7 +9,7 @@ import asyncio
 import httpx
 import pytest
 
-from tests.fal.wire_helpers import answering, lean_client, serving
+from tests.fal.wire_helpers import Counted, answering, lean_client, serving
 
 
 async def test_a_chunked_body_is_joined_and_the_connection_kept() -> None:
@@ -79,17 +79,13 @@ async def test_length_and_chunked_together_read_chunked_and_the_connection_is_no
         b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\ntransfer-encoding: chunked\r\n\r\n"
         b"5\r\nhello\r\n0\r\n\r\n"
     )
-    connections = 0
 
-    async def counting(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        nonlocal connections
-        connections += 1
-        await answering(both, both)(reader, writer)
+    counting = Counted(answering(both, both))
 
     async with serving(counting) as port, lean_client() as client:
         for _ in range(2):
             assert (await client.get(f"http://127.0.0.1:{port}/a")).text == "hello"
-    assert connections == 2
+    assert counting.connections == 2
 
 
 @pytest.mark.parametrize("coding", [b"chunked, identity", b"gzip", b"xchunked"])
@@ -125,18 +121,14 @@ async def test_endless_trailers_are_refused() -> None:
 async def test_a_body_longer_than_its_length_is_not_left_for_the_next_request() -> None:
     # Bytes after the body would be read as the next response's head: never reused.
     # (Already so before this test was written; it keeps it so.)
-    connections = 0
     junk = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nokHTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nfake"
 
-    async def counting(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        nonlocal connections
-        connections += 1
-        await answering(junk, junk)(reader, writer)
+    counting = Counted(answering(junk, junk))
 
     async with serving(counting) as port, lean_client() as client:
         for _ in range(2):
             assert (await client.get(f"http://127.0.0.1:{port}/a")).text == "ok"
-    assert connections == 2
+    assert counting.connections == 2
 
 
 @pytest.mark.parametrize("prefix", [b"", b"HTTP/1.1 200 OK\r\n"])

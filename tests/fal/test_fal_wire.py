@@ -21,7 +21,7 @@ from runner.fal.connection import Connection
 from runner.fal.retry import unreachable
 from runner.fal.session import Client
 from runner.fal.wire import LeanTransport
-from tests.fal.wire_helpers import answer_ok, answering, free_slots, lean_client, serving
+from tests.fal.wire_helpers import Counted, answer_ok, answering, free_slots, lean_client, serving
 
 
 def test_the_fal_client_uses_the_lean_transport(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -48,18 +48,13 @@ def test_an_injected_transport_is_left_alone() -> None:
 
 
 async def test_requests_share_one_kept_alive_connection() -> None:
-    connections = 0
-
-    async def counting(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        nonlocal connections
-        connections += 1
-        await answer_ok(reader, writer)
+    counting = Counted(answer_ok)
 
     async with serving(counting) as port, lean_client() as client:
         for _ in range(5):
             response = await client.get(f"http://127.0.0.1:{port}/status")
             assert response.json() == {"status": "COMPLETED"}
-    assert connections == 1
+    assert counting.connections == 1
 
 
 async def test_a_silent_server_is_a_read_timeout() -> None:
@@ -136,19 +131,14 @@ async def test_a_body_in_small_pieces_arrives_whole_and_in_order() -> None:
 
 
 async def test_a_connection_the_server_closed_while_idle_is_not_reused() -> None:
-    connections = 0
     ok = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
-
-    async def once(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        nonlocal connections
-        connections += 1
-        await answering(ok, close=True)(reader, writer)
+    once = Counted(answering(ok, close=True))
 
     async with serving(once) as port, lean_client() as client:
         for _ in range(3):
             assert (await client.get(f"http://127.0.0.1:{port}/a")).text == "ok"
             await asyncio.sleep(0.05)  # the server's close reaches the client's loop
-    assert connections == 3
+    assert once.connections == 3
 
 
 async def test_connections_beyond_the_limit_wait_for_one_to_close() -> None:

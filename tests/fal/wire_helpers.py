@@ -71,3 +71,15 @@ def answering(*answers: bytes, close: bool = False) -> Handler:
 
 def free_slots(transport: LeanTransport) -> int:
     return transport._free._value  # type: ignore[attr-defined]
+
+
+class Counted:
+    """``handler``, counting the connections it is given."""
+
+    def __init__(self, handler: Handler) -> None:
+        self.handler = handler
+        self.connections = 0
+
+    async def __call__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        await self.handler(reader, writer)
