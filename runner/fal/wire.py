@@ -174,6 +174,7 @@ async def _send(connection: Connection, request: httpx.Request, timeout: float |
         raise httpx.LocalProtocolError(f"not an HTTP method: {method[:20]!r}")
     lines = [b"%s %s HTTP/1.1" % (method, request.url.raw_path)]
     chunked = close = False
+    declared: int | None = None
     for name, value in request.headers.raw:
         # As h11 refuses them: a name that is not a token, a value with CR, LF or NUL (one
         # could add headers of its own). The value is never shown: it may be the key.
@@ -187,6 +188,8 @@ async def _send(connection: Connection, request: httpx.Request, timeout: float |
             chunked = chunked or b"chunked" in value.lower()
         elif lowered == b"connection":
             close = close or b"close" in value.lower()
+        elif lowered == b"content-length" and value.isdigit():
+            declared = int(value)
     lines.append(b"\r\n")
     head = b"\r\n".join(lines)
     try:
@@ -197,11 +200,22 @@ async def _send(connection: Connection, request: httpx.Request, timeout: float |
         connection.write(head + content)
     else:
         connection.write(head)
+        sent = 0
         async for piece in request.stream:  # type: ignore[union-attr]
-            if piece:
-                connection.write(b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece)
-                await connection.drain(timeout)
+            if not piece:
+                continue
+            sent += len(piece)
+            if chunked:
+                connection.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+            elif declared is not None and sent > declared:
+                # The server would read the rest as a request of its own (h11 refuses too).
+                raise httpx.LocalProtocolError("the request body is longer than its Content-Length")
+            else:
+                connection.write(piece)
+            await connection.drain(timeout)
         if chunked:
             connection.write(b"0\r\n\r\n")
+        elif declared is not None and sent < declared:
+            raise httpx.LocalProtocolError("the request body is shorter than its Content-Length")
     await connection.drain(timeout)
     return close

@@ -408,3 +408,17 @@ async def test_tls_by_default_trusts_ssl_cert_file_and_checks_the_host_name(
             else:
                 with pytest.raises(httpx.ConnectError, match=r"mismatch|not valid"):
                     await client.get(f"https://127.0.0.1:{port}/a")
+
+
+@pytest.mark.parametrize("body", [b"abcdef", b"ab"])
+async def test_a_streamed_body_that_is_not_its_declared_length_is_refused(body: bytes) -> None:
+    # A file that grew or shrank while it was uploaded: its extra bytes would be read by
+    # the server as a request of their own, or it would wait for bytes that never come.
+    async def pieces() -> AsyncIterator[bytes]:
+        yield body
+
+    async with serving(answer_ok) as port, lean_client(timeout=2) as client:
+        with pytest.raises(httpx.LocalProtocolError, match="Content-Length"):
+            await client.post(
+                f"http://127.0.0.1:{port}/a", content=pieces(), headers={"content-length": "3"}
+            )
