@@ -69,7 +69,9 @@ def framing(
     for name, value in headers:
         lowered = name.lower()
         if lowered == b"content-length":
-            if not value.isdigit() or (length is not None and length != int(value)):
+            # Digits only, and few enough for int() (which refuses more than 4,300 with a
+            # ValueError) and for any file: 18 are an exabyte.
+            if not value.isdigit() or len(value) > 18 or length not in (None, int(value)):
                 raise httpx.RemoteProtocolError(f"bad Content-Length: {value[:40]!r}")
             length = int(value)
         elif lowered == b"transfer-encoding":

@@ -147,3 +147,15 @@ async def test_a_server_echoing_the_request_does_not_put_it_in_the_error(prefix:
                 headers={"authorization": "Key id:s3cr3t-key"},
             )
     assert "s3cr3t" not in str(info.value)
+
+
+@pytest.mark.parametrize("length", [b"9" * 5000, b"1" * 20, b"+5", b"-1", b"5 5"])
+async def test_a_content_length_that_is_not_a_plain_number_is_a_protocol_error(
+    length: bytes,
+) -> None:
+    # int() refuses more than 4,300 digits with a ValueError: that must not escape as an
+    # internal error, nor a length no file can have be believed.
+    answer = b"HTTP/1.1 200 OK\r\ncontent-length: " + length + b"\r\n\r\nok"
+    async with serving(answering(answer)) as port, lean_client() as client:
+        with pytest.raises(httpx.RemoteProtocolError, match="Content-Length"):
+            await client.get(f"http://127.0.0.1:{port}/a")
