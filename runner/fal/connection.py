@@ -20,8 +20,8 @@ from collections.abc import Callable
 
 import httpx
 
-# What a connection buffers before it stops reading from the socket; a response head
-# larger than this is refused.
+# What a connection buffers before it stops reading from the socket, and the longest line
+# read_until takes unless told less (a response head is held to less: runner.fal.framing).
 BUFFER = 1 << 18
 
 

@@ -214,15 +214,16 @@ async def test_a_response_head_refused_after_it_was_read_gives_back_its_slot() -
         assert free_slots(transport) == 1
 
 
-@pytest.mark.parametrize("where", ["drain", "head", "body"])
+@pytest.mark.parametrize("where", ["connect", "drain", "head", "body"])
 async def test_cancelled_at_any_wait_the_slot_is_given_back_once(where: str) -> None:
-    # Cancelled while the request is still being written, while waiting for the head, or
-    # in the middle of the body with nobody closing the response (a task cancelled in
-    # aread): the connection is closed, never kept, and its slot freed exactly once.
+    # Cancelled in a TLS handshake, while the request is still being written, while
+    # waiting for the head, or in the middle of the body with nobody closing the response
+    # (a task cancelled in aread): the connection is closed, never kept, and its slot
+    # freed exactly once.
     reached = asyncio.Event()
 
     async def stalling(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if where != "drain":  # else never read: the client's send buffer fills
+        if where not in ("connect", "drain"):  # else a handshake or a body never read
             await reader.readuntil(b"\r\n\r\n")
         if where == "body":
             writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nsome")
@@ -233,7 +234,8 @@ async def test_cancelled_at_any_wait_the_slot_is_given_back_once(where: str) -> 
     transport = LeanTransport(max_connections=2)
     body = b"x" * (8 << 20) if where == "drain" else b""
     async with serving(stalling) as port, httpx.AsyncClient(transport=transport) as client:
-        request = client.build_request("POST", f"http://127.0.0.1:{port}/a", content=body)
+        scheme = "https" if where == "connect" else "http"
+        request = client.build_request("POST", f"{scheme}://127.0.0.1:{port}/a", content=body)
         if where == "body":
             response = await client.send(request, stream=True)
             started = asyncio.Event()
