@@ -24,6 +24,8 @@ CHUNK = 1 << 16
 # trailers of a chunked body share them.
 MAX_HEAD = 1 << 16
 MAX_HEADERS = 100
+# Interim (1xx) answers taken before the final one: 100 Continue, 103 Early Hints.
+MAX_INTERIM = 10
 _NO_BODY = frozenset({204, 304})
 _HEX_DIGITS = b"0123456789abcdefABCDEF"
 
@@ -32,7 +34,7 @@ async def read_head(
     connection: Connection, timeout: float | None
 ) -> tuple[int, bytes, bytes, list[tuple[bytes, bytes]]]:
     """The response's status, reason, HTTP version and headers (interim 1xx skipped)."""
-    while True:
+    for _ in range(MAX_INTERIM + 1):
         data = await connection.read_until(b"\r\n\r\n", timeout, "a response", MAX_HEAD)
         lines = data[:-4].split(b"\r\n")
         if len(lines) > MAX_HEADERS + 1:
@@ -56,6 +58,7 @@ async def read_head(
             headers.append((name, value.strip(b" \t")))
         if not 100 <= status < 200 or status == 101:
             return status, reason, version, headers
+    raise httpx.RemoteProtocolError(f"more than {MAX_INTERIM} interim (1xx) answers")
 
 
 def framing(

@@ -159,3 +159,12 @@ async def test_a_content_length_that_is_not_a_plain_number_is_a_protocol_error(
     async with serving(answering(answer)) as port, lean_client() as client:
         with pytest.raises(httpx.RemoteProtocolError, match="Content-Length"):
             await client.get(f"http://127.0.0.1:{port}/a")
+
+
+async def test_endless_interim_answers_are_refused() -> None:
+    # Each 1xx head is bounded, but a server could send them for as long as it likes.
+    interim = b"HTTP/1.1 103 Early Hints\r\nlink: </a>\r\n\r\n" * 100
+    answer = interim + b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
+    async with serving(answering(answer)) as port, lean_client() as client:
+        with pytest.raises(httpx.RemoteProtocolError, match="interim"):
+            await client.get(f"http://127.0.0.1:{port}/a")
