@@ -2,12 +2,14 @@
 framed, and the body as it arrives.
 
 Every size here is the server's word, so each is bounded before it is believed: a head or a
-trailer block is at most :data:`MAX_HEAD` bytes and :data:`MAX_HEADERS` fields, a body or a
-chunk reaches the caller in pieces of at most :data:`CHUNK` as they arrive, and only
-``Transfer-Encoding: chunked`` alone is taken (as h11 takes it). A connection is kept for
-another request only when its response was read whole, framed one way, and nothing follows
-it; a response not read whole (an error, a timeout, a cancellation) closes its connection
-at once.
+trailer block is at most :data:`MAX_HEAD` bytes and :data:`MAX_HEADERS` fields, at most
+:data:`MAX_INTERIM` 1xx heads come before the final one, a Content-Length has at most 18
+digits, a body or a chunk reaches the caller in pieces of at most :data:`CHUNK` as they
+arrive, and only ``Transfer-Encoding: chunked`` alone is taken (as h11 takes it).
+
+A connection is kept for another request only when its response was read whole, framed one
+way, and nothing follows it; a response not read whole (an error, a timeout, a
+cancellation) closes its connection at once.
 """
 
 from __future__ import annotations
