@@ -6,19 +6,22 @@ what arrives in one buffer; a read returns at once when the buffer holds what it
 and arms a timer only when it must wait. Reading stops while the buffer holds more than
 ``BUFFER`` bytes; writing waits while the socket's send buffer is full.
 
-Reads and writes raise httpx's errors (``ReadTimeout``, ``ReadError``, ``WriteTimeout``,
+:func:`connect` opens the socket (the first address that answers, its error kept as the
+cause). Reads and writes raise httpx's errors (``ReadTimeout``, ``ReadError``, ``WriteTimeout``,
 ``WriteError``, ``RemoteProtocolError``), from the ``OSError`` behind them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import select
+import socket
 from collections.abc import Callable
 
 import httpx
 
-# What a connection buffers before it stops reading from the socket; a response head
-# larger than this is refused.
+# What a connection buffers before it stops reading from the socket, and the longest line
+# read_until takes unless told less (a response head is held to less: runner.fal.framing).
 BUFFER = 1 << 18
 
 
@@ -92,6 +95,17 @@ class Connection(asyncio.Protocol):
             and not self._transport.is_closing()
         )
 
+    def unread(self) -> bool:
+        """Whether the socket has something the loop has not read yet: on an idle connection,
+        the server's close (or junk). One poll of this socket, as httpcore's pool does for
+        the connection it hands out; the loop may not have looked since the bytes came."""
+        sock = self._transport.get_extra_info("socket") if self._transport else None
+        if sock is None:
+            return False
+        poller = select.poll()
+        poller.register(sock.fileno(), select.POLLIN)
+        return bool(poller.poll(0))
+
     def close(self) -> None:
         if self._transport is not None:
             self._transport.close()
@@ -119,15 +133,18 @@ class Connection(asyncio.Protocol):
         if self._lost is not None:
             raise httpx.WriteError(self._why("the connection broke")) from self._lost
 
-    async def read_until(self, separator: bytes, timeout: float | None, what: str) -> bytes:
-        """Bytes up to and including ``separator``."""
+    async def read_until(
+        self, separator: bytes, timeout: float | None, what: str, limit: int = BUFFER
+    ) -> bytes:
+        """Bytes up to and including ``separator``, at most ``limit`` of them."""
         start = 0
         while True:
             found = self._buffer.find(separator, start)
+            end = found + len(separator) if found >= 0 else len(self._buffer)
+            if end > limit:
+                raise httpx.RemoteProtocolError(f"{what}: longer than {limit} bytes")
             if found >= 0:
-                return self._take(found + len(separator))
-            if len(self._buffer) > BUFFER:
-                raise httpx.RemoteProtocolError(f"{what}: a line longer than {BUFFER} bytes")
+                return self._take(end)
             start = max(0, len(self._buffer) - len(separator) + 1)
             await self._more(timeout, what)
 
@@ -190,3 +207,32 @@ def _expire(waiter: asyncio.Future[None], timeout: type[httpx.TimeoutException])
     if not waiter.done():
         what = "reading" if timeout is httpx.ReadTimeout else "writing"
         waiter.set_exception(timeout(f"timed out {what}"))
+
+
+async def connect(host: str, port: int) -> socket.socket:
+    """A connected socket to the first of ``host``'s addresses that answers. When none
+    does, the last address's error is the cause: a refusal stays a refusal (asyncio's own
+    loop would merge different errors into one plain OSError)."""
+    loop = asyncio.get_running_loop()
+    addresses = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    last: OSError | None = None
+    for family, kind, proto, _, address in addresses:
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.setblocking(False)
+            if family in (socket.AF_INET, socket.AF_INET6):
+                # Nagle would hold a request written in two parts (an upload) for an ACK.
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            await loop.sock_connect(sock, address)
+            return sock
+        except OSError as exc:
+            sock.close()
+            last = exc
+        except BaseException:
+            sock.close()
+            raise
+    if last is None:
+        raise OSError(f"{host} has no address")
+    if len(addresses) == 1:
+        raise last
+    raise OSError(f"all connection attempts to {host}:{port} failed") from last
