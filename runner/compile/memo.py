@@ -137,8 +137,14 @@ def check_and_remember(
     if earlier is not None:  # what the reused nodes read, through the earlier compile
         described = {item[0] for item in reads}
         reads += [item for item in earlier[2] if item[0] not in described]
+    header: dict[str, Any] = {"key": key, "reads": reads}
+    real = Path(os.path.realpath(path))
+    if sum(1 for _, read in seen if read == real) > 1:
+        # The pipeline file was read as more than itself (a template, an input): a node
+        # whose record did not change may still read new text, so nothing is reused.
+        header["whole"] = True
     payload = pack(result, reuse.prints, reuse.passed.now)
-    write_memo(store, memo_slot(path, backend), {"key": key, "reads": reads}, payload)
+    write_memo(store, memo_slot(path, backend), header, payload)
     return replace(result, memo_id=_memo_id(key, payload))
 
 
@@ -147,13 +153,13 @@ def _earlier(
 ) -> tuple[dict[str, tuple[bytes, Step]], PassedNodes, list[list[Any]]] | None:
     """The steps (by node, with their prints), the nodes that passed the schema and the
     reads of the memo of ``path``, when nothing it read but the pipeline file itself
-    changed."""
+    changed (and nothing but the loader read that one)."""
     found = read_memo(store, memo_slot(path, backend))
     if found is None:
         return None
     header, payload = found
     reads = header.get("reads")
-    if header.get("key") != key or not isinstance(reads, list):
+    if header.get("key") != key or not isinstance(reads, list) or header.get("whole"):
         return None
     mine = [item for item in reads if isinstance(item, list) and item[:1] == [str(path)]]
     others = [item for item in reads if item not in mine]
