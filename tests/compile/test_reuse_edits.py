@@ -161,3 +161,17 @@ def test_an_edit_reuses_exactly_the_nodes_it_did_not_reach(
     assert compiled == expected and not result.errors
     compiled.clear()
     assert canonical(result) == canonical(check_pipeline(path, backend="local"))
+
+
+def test_no_reuse_from_a_memo_this_machine_did_not_sign(
+    tmp_path: Path, store: Path, compiled: set[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A memo is trusted in place of compiling its nodes: one signed with another key (a
+    pull request may commit a store) gives none of its steps to an edited pipeline."""
+    two = "version: 1\nname: two\nnodes:\n  one: {kind: t2v, prompt: a quiet room}\n"
+    path = memo_project(tmp_path / "proj", two + "  other: {kind: t2v, prompt: a quiet street}\n")
+    assert not check_and_remember(path, "local", store).errors
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "elsewhere"))
+    compiled.clear()
+    alike_after(path, store, path.read_text().replace("quiet street", "busy street"))
+    assert compiled == {"one", "other"}
