@@ -11,10 +11,10 @@ import pytest
 
 from runner.compile.check import CheckResult, check_pipeline
 from runner.compile.compiler import Compiler
-from runner.compile.memo import check_and_remember
+from runner.compile.memo import check_and_remember, recall
 from runner.store import Store
 from tests.compile.test_memo import memo_project
-from tests.compile.test_reuse import canonical
+from tests.compile.test_reuse import canonical, keys
 
 
 @pytest.fixture
@@ -175,3 +175,23 @@ def test_no_reuse_from_a_memo_this_machine_did_not_sign(
     compiled.clear()
     alike_after(path, store, path.read_text().replace("quiet street", "busy street"))
     assert compiled == {"one", "other"}
+
+
+def test_a_pipeline_edited_while_it_compiles_is_not_remembered(
+    tmp_path: Path, store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The memo describes each file after the compile: an editor saving the pipeline in
+    between must not leave a memo of the old text under the new text's hash."""
+    two = "version: 1\nname: two\nnodes:\n  one: {kind: t2v, prompt: a quiet room}\n"
+    path = memo_project(tmp_path / "proj", two)
+    run = Compiler.run
+
+    def saved_meanwhile(self: Compiler) -> Any:
+        compiled = run(self)
+        path.write_text(two.replace("quiet", "busy"))
+        return compiled
+
+    monkeypatch.setattr(Compiler, "run", saved_meanwhile)
+    check_and_remember(path, "local", store)
+    recalled = recall(path, "local", store)
+    assert recalled is None or keys(recalled) == keys(check_pipeline(path, backend="local"))
