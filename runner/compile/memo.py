@@ -224,7 +224,7 @@ def code_signature() -> str:
 
 def _describe(seen: Iterable[tuple[Path, Path]], started: float) -> list[list[Any]] | None:
     """``[written, real, what]`` for every path confined; None when one cannot be trusted
-    by its stat yet (written moments ago)."""
+    by its stat yet (written moments ago) or changed while the compile read it."""
     reads: dict[str, list[Any]] = {}
     for written, real in seen:
         if str(written) in reads:
@@ -234,8 +234,18 @@ def _describe(seen: Iterable[tuple[Path, Path]], started: float) -> list[list[An
             return None
         if what[0] == "stat" and what[2] > (started - RACY_WINDOW) * 1e9:
             return None
+        if what[0] == "hash" and _changed_since(real, started):
+            return None  # written while compiling: the hash may not be what it read
         reads[str(written)] = [str(written), str(real), what]
     return list(reads.values())
+
+
+def _changed_since(real: Path, started: float) -> bool:
+    """Whether the file at ``real`` changed (or appeared) after ``started``."""
+    try:
+        return os.stat(real).st_ctime_ns > started * 1e9
+    except OSError:
+        return True
 
 
 def _state(real: Path) -> list[Any] | None:
