@@ -137,8 +137,14 @@ def check_and_remember(
     if earlier is not None:  # what the reused nodes read, through the earlier compile
         described = {item[0] for item in reads}
         reads += [item for item in earlier[2] if item[0] not in described]
+    header: dict[str, Any] = {"key": key, "reads": reads}
+    real = Path(os.path.realpath(path))
+    if sum(1 for _, read in seen if read == real) > 1:
+        # The pipeline file was read as more than itself (a template, an input): a node
+        # whose record did not change may still read new text, so nothing is reused.
+        header["whole"] = True
     payload = pack(result, reuse.prints, reuse.passed.now)
-    write_memo(store, memo_slot(path, backend), {"key": key, "reads": reads}, payload)
+    write_memo(store, memo_slot(path, backend), header, payload)
     return replace(result, memo_id=_memo_id(key, payload))
 
 
@@ -147,13 +153,13 @@ def _earlier(
 ) -> tuple[dict[str, tuple[bytes, Step]], PassedNodes, list[list[Any]]] | None:
     """The steps (by node, with their prints), the nodes that passed the schema and the
     reads of the memo of ``path``, when nothing it read but the pipeline file itself
-    changed."""
+    changed (and nothing but the loader read that one)."""
     found = read_memo(store, memo_slot(path, backend))
     if found is None:
         return None
     header, payload = found
     reads = header.get("reads")
-    if header.get("key") != key or not isinstance(reads, list):
+    if header.get("key") != key or not isinstance(reads, list) or header.get("whole"):
         return None
     mine = [item for item in reads if isinstance(item, list) and item[:1] == [str(path)]]
     others = [item for item in reads if item not in mine]
@@ -218,7 +224,7 @@ def code_signature() -> str:
 
 def _describe(seen: Iterable[tuple[Path, Path]], started: float) -> list[list[Any]] | None:
     """``[written, real, what]`` for every path confined; None when one cannot be trusted
-    by its stat yet (written moments ago)."""
+    by its stat yet (written moments ago) or changed while the compile read it."""
     reads: dict[str, list[Any]] = {}
     for written, real in seen:
         if str(written) in reads:
@@ -228,8 +234,18 @@ def _describe(seen: Iterable[tuple[Path, Path]], started: float) -> list[list[An
             return None
         if what[0] == "stat" and what[2] > (started - RACY_WINDOW) * 1e9:
             return None
+        if what[0] == "hash" and _changed_since(real, started):
+            return None  # written while compiling: the hash may not be what it read
         reads[str(written)] = [str(written), str(real), what]
     return list(reads.values())
+
+
+def _changed_since(real: Path, started: float) -> bool:
+    """Whether the file at ``real`` changed (or appeared) after ``started``."""
+    try:
+        return os.stat(real).st_ctime_ns > started * 1e9
+    except OSError:
+        return True
 
 
 def _state(real: Path) -> list[Any] | None:
