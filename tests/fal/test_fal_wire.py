@@ -340,6 +340,20 @@ async def test_a_connection_freed_while_another_origin_waits_is_not_kept_idle() 
         assert (await two).status_code == 200
 
 
+async def test_an_idle_connection_gives_its_slot_to_a_request_for_another_origin() -> None:
+    # One slot, held by a connection idle for the first server: a request to the second
+    # must close it and take the slot, not wait for it until PoolTimeout.
+    transport = LeanTransport(max_connections=1)
+    async with (
+        serving(answer_ok) as first,
+        serving(answer_ok) as second,
+        httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(2, pool=0.5)) as client,
+    ):
+        assert (await client.get(f"http://127.0.0.1:{first}/a")).status_code == 200
+        assert free_slots(transport) == 0  # kept idle for the first origin
+        assert (await client.get(f"http://127.0.0.1:{second}/b")).status_code == 200
+
+
 def armed_timers() -> list[asyncio.TimerHandle]:
     loop = asyncio.get_running_loop()
     scheduled: list[asyncio.TimerHandle] = loop._scheduled  # type: ignore[attr-defined]
