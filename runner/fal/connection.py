@@ -148,12 +148,11 @@ class Connection(asyncio.Protocol):
             start = max(0, len(self._buffer) - len(separator) + 1)
             await self._more(timeout, what)
 
-    async def read(self, most: int, timeout: float | None, what: str) -> bytes:
+    async def read(self, most: int, timeout: float | None) -> bytes:
         """Up to ``most`` bytes; ``b""`` once the server has ended the connection."""
         while not self._buffer:
             if self._eof:
-                if self._lost is not None:
-                    raise httpx.ReadError(self._why("")) from self._lost
+                self._raise_if_lost()
                 return b""
             await self._wait(timeout)
         return self._take(min(most, len(self._buffer)))
@@ -174,8 +173,7 @@ class Connection(asyncio.Protocol):
     async def _more(self, timeout: float | None, what: str) -> None:
         """Wait for more bytes; the end of the connection here is an incomplete message."""
         if self._eof:
-            if self._lost is not None:
-                raise httpx.ReadError(self._why("")) from self._lost
+            self._raise_if_lost()
             if not self._buffer and what == "a response":
                 raise httpx.RemoteProtocolError("Server disconnected without sending a response.")
             raise httpx.RemoteProtocolError(
@@ -196,6 +194,10 @@ class Connection(asyncio.Protocol):
             await waiter
         finally:
             timer.cancel()
+
+    def _raise_if_lost(self) -> None:
+        if self._lost is not None:
+            raise httpx.ReadError(self._why("")) from self._lost
 
     def _why(self, default: str) -> str:
         if self._lost is not None:

@@ -131,14 +131,14 @@ class Body(httpx.AsyncByteStream):
         self._whole = True
 
     async def _pieces(self, connection: Connection) -> AsyncIterator[bytes]:
-        timeout, what = self._timeout, "message body"
+        timeout = self._timeout
         if self._length is None:  # until the server closes
-            while chunk := await connection.read(CHUNK, timeout, what):
+            while chunk := await connection.read(CHUNK, timeout):
                 yield chunk
         elif self._length >= 0:
             left = self._length
             while left:
-                chunk = await connection.read(min(left, CHUNK), timeout, what)
+                chunk = await connection.read(min(left, CHUNK), timeout)
                 if not chunk:
                     raise httpx.RemoteProtocolError(
                         "peer closed connection without sending complete message body: "
@@ -176,7 +176,7 @@ async def _chunks(connection: Connection, timeout: float | None) -> AsyncIterato
             await _trailers(connection, timeout)
             return
         while left:
-            piece = await connection.read(min(left, CHUNK), timeout, what)
+            piece = await connection.read(min(left, CHUNK), timeout)
             if not piece:
                 raise httpx.RemoteProtocolError(
                     f"peer closed connection without sending complete {what}"

@@ -340,6 +340,35 @@ async def test_a_connection_freed_while_another_origin_waits_is_not_kept_idle() 
         assert (await two).status_code == 200
 
 
+async def test_an_idle_connection_gives_its_slot_to_a_request_for_another_origin() -> None:
+    # One slot, held by a connection idle for the first server: a request to the second
+    # must close it and take the slot, not wait for it until PoolTimeout.
+    transport = LeanTransport(max_connections=1)
+    async with (
+        serving(answer_ok) as first,
+        serving(answer_ok) as second,
+        httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(2, pool=0.5)) as client,
+    ):
+        assert (await client.get(f"http://127.0.0.1:{first}/a")).status_code == 200
+        assert free_slots(transport) == 0  # kept idle for the first origin
+        assert (await client.get(f"http://127.0.0.1:{second}/b")).status_code == 200
+
+
+async def test_a_connection_idle_too_long_is_closed_when_a_newer_one_is_reused() -> None:
+    # Only the newest idle connection is taken; the oldest, past keep-alive, is closed
+    # then rather than holding its slot (and its socket) until the transport closes.
+    transport = LeanTransport(max_connections=4)
+    async with serving(answer_ok) as port, httpx.AsyncClient(transport=transport) as client:
+        url = f"http://127.0.0.1:{port}/"
+        await asyncio.gather(client.get(url), client.get(url))  # two connections, both idle
+        stack = transport._idle[(b"http", "127.0.0.1", port)]  # type: ignore[attr-defined]
+        assert len(stack) == 2
+        stack[0].idle_since -= 60  # the older one, idle a minute
+        assert (await client.get(url)).status_code == 200
+        assert len(stack) == 1
+        assert free_slots(transport) == 3
+
+
 def armed_timers() -> list[asyncio.TimerHandle]:
     loop = asyncio.get_running_loop()
     scheduled: list[asyncio.TimerHandle] = loop._scheduled  # type: ignore[attr-defined]
