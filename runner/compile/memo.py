@@ -176,10 +176,10 @@ def _earlier(
         return None
     steps = loaded.compiled.steps
     earlier = {}
-    for name, mine in prints.items():
+    for name, node_print in prints.items():
         step = steps.get(name)
-        if isinstance(name, str) and isinstance(mine, bytes) and isinstance(step, Step):
-            earlier[name] = (mine, step)
+        if isinstance(name, str) and isinstance(node_print, bytes) and isinstance(step, Step):
+            earlier[name] = (node_print, step)
     from runner.pipeline.schema_check import PassedNodes
 
     schema = PassedNodes(frozenset(item for item in passed if isinstance(item, bytes)))

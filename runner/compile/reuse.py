@@ -38,7 +38,6 @@ class Reuse:
     earlier: Mapping[str, tuple[bytes, Step]]
     passed: PassedNodes = field(default_factory=lambda: PassedNodes(frozenset()))
     prints: dict[str, bytes] = field(default_factory=dict)
-    reused: int = 0
     _context: bytes = b""
 
     def start(self, pipeline: Pipeline, backend: str) -> None:
@@ -82,7 +81,6 @@ class Reuse:
         earlier = self.earlier.get(node.name)
         if earlier is None or earlier[0] != mine:
             return None
-        self.reused += 1
         return earlier[1]
 
 

@@ -73,13 +73,6 @@ def pipeline(tmp_path: Path) -> Path:
     return memo_project(tmp_path / "proj")
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Path:
-    root = tmp_path / "store"
-    Store.open(root).close()
-    return root
-
-
 def remember(pipeline: Path, store: Path, backend: str = "local") -> dict[str, str]:
     """Check and remember; the keys it compiled. The memo answers until something changes,
     so a test's ``recall(...) is None`` after a change is that change's doing."""

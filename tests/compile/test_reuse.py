@@ -17,7 +17,6 @@ from runner.compile.check import CheckResult, check_pipeline
 from runner.compile.compiler import Compiler
 from runner.compile.memo import check_and_remember, recall
 from runner.pipeline.schema_check import PassedNodes
-from runner.store import Store
 from tests.compile.test_memo import PRESETS, memo_project
 
 PIPELINE = """version: 1
@@ -61,12 +60,6 @@ def pipeline(tmp_path: Path) -> Path:
     path = memo_project(tmp_path / "proj", PIPELINE, shot)
     Image.new("RGB", (64, 36), (40, 90, 180)).save(path.parent / "assets" / "jun.png")
     return path
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Path:
-    Store.open(tmp_path / "store").close()
-    return tmp_path / "store"
 
 
 @pytest.fixture

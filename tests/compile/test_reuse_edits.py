@@ -12,15 +12,8 @@ import pytest
 from runner.compile.check import CheckResult, check_pipeline
 from runner.compile.compiler import Compiler
 from runner.compile.memo import check_and_remember, recall
-from runner.store import Store
 from tests.compile.test_memo import memo_project
 from tests.compile.test_reuse import canonical, keys
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Path:
-    Store.open(tmp_path / "store").close()
-    return tmp_path / "store"
 
 
 @pytest.fixture
