@@ -72,15 +72,16 @@ def checked_remembered(
 ) -> CheckResult:
     """:func:`checked`, hashing through the store and starting from its compile memo when
     nothing the pipeline read has changed (``memo=False`` always compiles)."""
-    from runner.compile.memo import check_and_remember, recall
+    from runner.compile.memo import check_and_remember, read, recall
     from runner.store import is_store
 
     root = store_root(Project.of_pipeline(path), cache_dir)
     where = root if memo and is_store(root) else None
-    result = recall(path, backend, where) if where is not None else None
+    kept = read(path, backend, where) if where is not None else None  # read once, for both
+    result = recall(path, backend, where, kept) if kept is not None and where else None
     if result is None:
         with remembered_hashes(path, cache_dir) as hash_file:
-            result = check_and_remember(path, backend, where, hash_file=hash_file)
+            result = check_and_remember(path, backend, where, hash_file=hash_file, memo=kept)
     return _shown(result, show)
 
 

@@ -68,26 +68,45 @@ class Findings:
     steps: int
 
 
-def recall(path: Path, backend: str, store: Path) -> CheckResult | None:
-    """The checked pipeline as the memo in ``store`` has it, if nothing it read changed."""
-    found = _still_holds(path, backend, store)
+@dataclass(frozen=True)
+class Memo:
+    """The memo of a pipeline as read from the store, made under this code's key; whether
+    the files it read still hold is not checked yet."""
+
+    key: str
+    header: dict[str, Any]
+    payload: bytes
+
+
+def read(path: Path, backend: str, store: Path) -> Memo | None:
+    """The memo of ``path`` in ``store``, if there is one made under this code's key."""
+    path = Path(os.path.abspath(path))
+    found = read_memo(store, memo_slot(path, backend))
     if found is None:
         return None
-    key, payload = found
-    loaded = part(payload, RESULT)
+    key = memo_key(path, backend)
+    return Memo(key, *found) if found[0].get("key") == key else None
+
+
+def recall(path: Path, backend: str, store: Path, memo: Memo | None = None) -> CheckResult | None:
+    """The checked pipeline as the memo in ``store`` (or ``memo``, read from it already)
+    has it, if nothing it read changed."""
+    memo = memo or read(path, backend, store)
+    if memo is None or not _reads_hold(memo.header.get("reads")):
+        return None
+    loaded = part(memo.payload, RESULT)
     if not isinstance(loaded, CheckResult):
         return None
-    return replace(loaded, memo_id=_memo_id(key, payload))
+    return replace(loaded, memo_id=_memo_id(memo.key, memo.payload))
 
 
 def recall_findings(path: Path, backend: str, store: Path) -> Findings | None:
     """The findings the memo in ``store`` has of the pipeline, if nothing it read changed
     (read without the steps)."""
-    found = _still_holds(path, backend, store)
-    if found is None:
+    memo = read(path, backend, store)
+    if memo is None or not _reads_hold(memo.header.get("reads")):
         return None
-    _, payload = found
-    loaded = part(payload, FINDINGS)
+    loaded = part(memo.payload, FINDINGS)
     if not (isinstance(loaded, tuple) and len(loaded) == 2):
         return None
     diagnostics, steps = loaded
@@ -98,32 +117,26 @@ def recall_findings(path: Path, backend: str, store: Path) -> Findings | None:
     return Findings(diagnostics, steps)
 
 
-def _still_holds(path: Path, backend: str, store: Path) -> tuple[str, bytes] | None:
-    """The key and payload of the memo of ``path``, if nothing it read changed."""
-    path = Path(os.path.abspath(path))
-    found = read_memo(store, memo_slot(path, backend))
-    if found is None:
-        return None
-    header, payload = found
-    key = memo_key(path, backend)
-    if header.get("key") != key:
-        return None
-    if not _reads_hold(header.get("reads")):
-        return None
-    return key, payload
+_UNREAD: Any = object()
 
 
 def check_and_remember(
-    path: Path, backend: str, store: Path | None, *, hash_file: Hasher = sha256_file
+    path: Path,
+    backend: str,
+    store: Path | None,
+    *,
+    hash_file: Hasher = sha256_file,
+    memo: Memo | None = _UNREAD,
 ) -> CheckResult:
     """``check_pipeline(path)``; a clean result is remembered in ``store`` (when given),
-    and the nodes that did not change since the memo there take their steps from it."""
+    and the nodes that did not change since the memo there take their steps from it
+    (``memo``: that memo, when the caller has read it already)."""
     path = Path(os.path.abspath(path))
     if store is None:
         return check_pipeline(path, backend=backend, hash_file=hash_file)
     started = time.time()
     key = memo_key(path, backend)
-    earlier = _earlier(path, key, store, backend)
+    earlier = _earlier(path, read(path, backend, store) if memo is _UNREAD else memo)
     from runner.compile.reuse import Reuse
 
     reuse = Reuse(*earlier[:2]) if earlier is not None else Reuse({})  # its prints are kept
@@ -149,17 +162,16 @@ def check_and_remember(
 
 
 def _earlier(
-    path: Path, key: str, store: Path, backend: str
+    path: Path, memo: Memo | None
 ) -> tuple[dict[str, tuple[bytes, Step]], PassedNodes, list[list[Any]]] | None:
     """The steps (by node, with their prints), the nodes that passed the schema and the
-    reads of the memo of ``path``, when nothing it read but the pipeline file itself
+    reads of ``memo`` (of ``path``), when nothing it read but the pipeline file itself
     changed (and nothing but the loader read that one)."""
-    found = read_memo(store, memo_slot(path, backend))
-    if found is None:
+    if memo is None:
         return None
-    header, payload = found
+    header, payload = memo.header, memo.payload
     reads = header.get("reads")
-    if header.get("key") != key or not isinstance(reads, list) or header.get("whole"):
+    if not isinstance(reads, list) or header.get("whole"):
         return None
     mine = [item for item in reads if isinstance(item, list) and item[:1] == [str(path)]]
     others = [item for item in reads if item not in mine]
