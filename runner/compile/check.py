@@ -56,7 +56,10 @@ def check_pipeline(
     from runner.pipeline.outputs import resolve_outputs
 
     diags = Diagnostics()
-    pipeline = load_pipeline(path, diags, reuse.passed if reuse is not None else None)
+    if reuse is None:
+        pipeline = load_pipeline(path, diags)
+    else:
+        pipeline = load_pipeline(path, diags, reuse.passed, reuse.document)
     if pipeline is None:
         return CheckResult(None, {}, tuple(sorted_diagnostics(diags.items)))
     compiled = compile_pipeline(pipeline, diags, backend, hash_file, reuse)
