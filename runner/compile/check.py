@@ -6,6 +6,9 @@ The loader, the compiler (and Jinja) load only when a pipeline is checked: a
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -66,3 +69,18 @@ def check_pipeline(
     outputs = resolve_outputs(pipeline, diags)
     lint(compiled, diags)
     return CheckResult(compiled, outputs, tuple(sorted_diagnostics(diags.items)))
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection inside: for building a pipeline's hundreds of thousands
+    of values and records, none of them garbage, which the collector would otherwise walk
+    again and again as they grow. Objects are still freed when their last reference goes;
+    only reference cycles wait for the next collection after."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
