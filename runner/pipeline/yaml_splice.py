@@ -106,8 +106,11 @@ def read_pipeline_yaml(
     except TextProblem:
         return load_yaml_bytes(data, file, diags)  # which reports it
     if memo.earlier is not None:
-        spliced = splice(memo.earlier, text, file)
-        memo.earlier = None  # its values are the new document's now
+        try:
+            spliced = splice(memo.earlier, text, file)
+        except (LookupError, TypeError, ValueError, AttributeError):
+            spliced = None  # a kept document not as this code keeps one: read it whole
+        memo.earlier = None  # its values may be the new document's now
         if spliced is not None:
             source, read_again = spliced
             if read_again * _KEEP_SHARE > text.count("\n"):

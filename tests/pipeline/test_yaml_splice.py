@@ -267,3 +267,17 @@ def test_a_text_it_cannot_split_is_not_kept() -> None:
     diags = Diagnostics()
     read_pipeline_yaml(BASE.replace("  c:\n", "  a:\n").encode(), FILE, diags, broken)
     assert diags.items and broken.kept is None
+
+
+def test_a_kept_document_that_does_not_fit_its_text_is_not_trusted() -> None:
+    kept = remembered(BASE)
+    lines = dict(kept.lines)
+    lines[id(kept.root["nodes"])] = {"elsewhere": (1, 1)}  # its nodes' lines lost
+    damaged = Document(kept.text, kept.root, lines, kept.values)
+    memo = DocumentMemo(damaged)
+    edited = BASE.replace("a cat", "a dog")
+    document, source = read_pipeline_yaml(edited.encode(), FILE, Diagnostics(), memo)
+    value, expected, _ = full(edited)
+    assert shape(document, source) == shape(value, expected)
+    assert Document.from_state(("text", {}, [("not a pair",)], 1)) is None
+    assert Document.from_state(["text", {}, [], 1]) is None
