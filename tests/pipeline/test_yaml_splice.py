@@ -281,3 +281,33 @@ def test_a_kept_document_that_does_not_fit_its_text_is_not_trusted() -> None:
     assert shape(document, source) == shape(value, expected)
     assert Document.from_state(("text", {}, [("not a pair",)], 1)) is None
     assert Document.from_state(["text", {}, [], 1]) is None
+
+
+def test_a_spliced_document_kept_then_spliced_again_stays_the_full_read() -> None:
+    """A big edit keeps the spliced document as the next one to start from: edits on
+    edits must still give the full read."""
+    chance = random.Random(31)
+    chained = 0
+    for _ in range(150):
+        text = BASE
+        kept = remembered(text)
+        for _ in range(5):
+            lines = text.split("\n")
+            at = chance.randrange(len(lines))
+            lines.insert(at, chance.choice([*POOL, "    k: v", "  m:", "    kind: t2v"]))
+            edited = "\n".join(lines)
+            got = splice(kept, edited, FILE)
+            if got is None:
+                break
+            value, source, diags = full(edited)
+            assert not diags.items
+            assert shape(got[0].root, got[0]) == shape(value, source)
+            assert got[0].values == source.values
+            memo = DocumentMemo()
+            memo.keep(edited, got[0])
+            assert memo.kept is not None
+            again = Document.from_state(unpickle(memo.kept))
+            assert again is not None
+            text, kept = edited, again
+            chained += 1
+    assert chained > 50
