@@ -48,6 +48,22 @@ class CheckResult:
         return self.compiled
 
 
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection inside: for building a pipeline's hundreds of thousands
+    of values and records, none of them garbage, which the collector would otherwise walk
+    again and again as they grow. Objects are still freed when their last reference goes;
+    only reference cycles wait for the next collection after."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
+
+
+@collector_paused()  # a pipeline's values and records: no garbage to look for
 def check_pipeline(
     path: Path, *, backend: str = "fal", hash_file: Hasher = sha256_file, reuse: Reuse | None = None
 ) -> CheckResult:
@@ -69,18 +85,3 @@ def check_pipeline(
     outputs = resolve_outputs(pipeline, diags)
     lint(compiled, diags)
     return CheckResult(compiled, outputs, tuple(sorted_diagnostics(diags.items)))
-
-
-@contextmanager
-def collector_paused() -> Iterator[None]:
-    """No cyclic garbage collection inside: for building a pipeline's hundreds of thousands
-    of values and records, none of them garbage, which the collector would otherwise walk
-    again and again as they grow. Objects are still freed when their last reference goes;
-    only reference cycles wait for the next collection after."""
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if collecting:
-            gc.enable()
