@@ -148,8 +148,9 @@ def splice(
     last = len(old) - _same_lines(old[first:][::-1], new[first:][::-1])
     key = re.compile(rf"[ ]{{{indent}}}[^ #].*")
     lo = max((s for s in starts.values() if s <= first), default=None)
-    if lo is not None and lo == first and not key.fullmatch(new[lo]):
-        # Lines inserted before a node's key end the node above it.
+    if lo is not None and lo == first and not (first < len(new) and key.fullmatch(new[lo])):
+        # Lines inserted before a node's key end the node above it (and a file cut there
+        # ends with it).
         lo = max((s for s in starts.values() if s < first), default=None)
     if lo is None:
         return None  # a change above the first node
