@@ -174,6 +174,20 @@ def test_an_edit_the_splice_takes_reads_as_the_whole_file(name: str) -> None:
 # Edits read whole, or spliced; either way the result is the whole read's.
 EITHER = {
     "a node's key indented one more": after("  c:\n", "   c:\n"),
+    # A flow mapping at the nodes' indentation is a whole document when read alone, and
+    # a syntax error in the middle of a block mapping.
+    "a node replaced by a flow mapping": after("  d: plain\n    continued\n", "  {x: 1}\n"),
+    "the last node replaced by a flow mapping": after(
+        "  e:\n    kind: t2v\n    empty:\n", "  {x: 1}\n  # c\n"
+    ),
+    "the first node replaced by a flow mapping over lines": after(
+        "  a:\n    kind: t2v\n    prompt: a cat\n    params: {seed: 1, size: [1, 2]}\n",
+        "  {x: 1,\n    y: 2}\n",
+    ),
+    "a node replaced by a tagged flow mapping": after(
+        "  d: plain\n    continued\n", "  !!map  {d: plain}\n"
+    ),
+    "a node replaced by an empty flow mapping": after("  d: plain\n    continued\n", "  {}\n"),
     "a child dedented to the nodes' level in a node": after("    video: b\n", "  video: b\n"),
     "a node's key indented one less": after("  c:\n", " c:\n"),
     "a child dedented to the top level": after("    video: b\n", "video: b\n"),
