@@ -17,9 +17,10 @@ whole file is read:
 - a document whose ``nodes`` is not a block mapping under a top-level ``nodes:`` line, with
   each node's key at the start of its own line at the same indentation;
 - a change outside the node blocks (above the first one, or past the last one);
-- re-read blocks that do not start with a key at the nodes' indentation, hold a line less
-  indented than that, have any finding (the full read reports it, with its context), or
-  name a node that another block names too; more values than the document may hold.
+- re-read blocks that do not start with a key at the nodes' indentation (a flow mapping
+  there is not one), hold a line less indented than that, have any finding (the full read
+  reports it, with its context), or name a node that another block names too; more values
+  than the document may hold.
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ from runner.pipeline.yamlsrc import MAX_VALUES, load_yaml, load_yaml_bytes
 _UNSAFE = re.compile("[&*\t\r\x85\u2028\u2029\ufeff]|<<|^(?:%|---|\\.\\.\\.)", re.MULTILINE)
 _NODES_LINE = re.compile(r"nodes:[ ]*(?:#.*)?")
 _BLANK = re.compile(r"[ ]*(?:#.*)?")
+# A line that opens a flow collection (after any tag): read alone, a block starting so is
+# a document of its own, where the file has it in the nodes' block mapping.
+_FLOW = re.compile(r"[ ]*(?:![^ ]*[ ]+)*[{\[]")
 # A document read again from more than this share of new lines is kept as the next one to
 # start from; a smaller edit leaves the kept one (writing it costs more than the read saves).
 _KEEP_SHARE = 8
@@ -159,7 +163,7 @@ def splice(
         return None  # a change past the last node
     shift = len(new) - len(old)
     part = new[lo : hi + shift]
-    if part and not key.fullmatch(part[0]):
+    if part and (not key.fullmatch(part[0]) or _FLOW.match(part[0])):
         return None
     if any(not line.startswith(" " * indent) and not _BLANK.fullmatch(line) for line in part):
         return None
