@@ -41,9 +41,10 @@ from runner.pipeline.yamlsrc import MAX_VALUES, load_yaml, load_yaml_bytes
 _UNSAFE = re.compile("[&*\t\r\x85\u2028\u2029\ufeff]|<<|^(?:%|---|\\.\\.\\.)", re.MULTILINE)
 _NODES_LINE = re.compile(r"nodes:[ ]*(?:#.*)?")
 _BLANK = re.compile(r"[ ]*(?:#.*)?")
-# A line that opens a flow collection (after any tag): read alone, a block starting so is
-# a document of its own, where the file has it in the nodes' block mapping.
-_FLOW = re.compile(r"[ ]*(?:![^ ]*[ ]+)*[{\[]")
+# A line that opens a flow collection (after a tag; two tags are a syntax error anyway):
+# read alone, a block starting so is a document of its own, where the file has it in the
+# nodes' block mapping.
+_FLOW = re.compile(r"[ ]*(?:![^ ]*[ ]+)?[{\[]")
 # A document read again from more than this share of new lines is kept as the next one to
 # start from; a smaller edit leaves the kept one (writing it costs more than the read saves).
 _KEEP_SHARE = 8
