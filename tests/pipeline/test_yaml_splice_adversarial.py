@@ -7,6 +7,7 @@ and a file the whole read refuses is refused the same way."""
 from __future__ import annotations
 
 import codecs
+import random
 import re
 from pathlib import Path
 from typing import Any
@@ -81,13 +82,19 @@ def findings(diags: Diagnostics) -> list[tuple[Any, ...]]:
     return [(d.severity, d.code, d.message, d.location, d.hint) for d in diags.items]
 
 
-def remembered(text: str) -> Document:
-    """The document of ``text`` as the memo keeps it and reads it back."""
+def kept(text: str) -> bytes:
+    """The document of ``text`` as the memo keeps it."""
     memo = DocumentMemo()
     diags = Diagnostics()
     read_pipeline_yaml(text.encode(), FILE, diags, memo)
     assert not diags.items and memo.kept is not None
-    document = Document.from_state(unpickle(memo.kept))
+    return memo.kept
+
+
+def remembered(text: str | bytes) -> Document:
+    """The document of ``text`` as the memo keeps it and reads it back (a splice makes its
+    values the new document's: one read back per splice)."""
+    document = Document.from_state(unpickle(kept(text) if isinstance(text, str) else text))
     assert document is not None
     return document
 
@@ -397,9 +404,9 @@ def test_plan_after_an_edit_prints_what_a_fresh_store_prints(
         out = capsys.readouterr()
         return code, out.out, re.sub(r"\d+(\.\d+)? ?(ms|s)\b", "T", out.err)
 
-    kept = str(tmp_path / "kept")
-    Store.open(Path(kept)).close()  # plan opens a store that is there, and makes none
-    assert said("plan", "p.yaml", "--backend", "local", "--cache-dir", kept)[0] == 0
+    store = str(tmp_path / "kept")
+    Store.open(Path(store)).close()  # plan opens a store that is there, and makes none
+    assert said("plan", "p.yaml", "--backend", "local", "--cache-dir", store)[0] == 0
     shifted = CLI_BODY.replace("she looks up\n", "she looks up\n    seed: 7\n")
     wrong = shifted.replace("she walks away\n", "she walks away\n    bogus: 1\n    seed: x\n")
     for number, edited in enumerate((shifted, wrong)):
@@ -407,13 +414,13 @@ def test_plan_after_an_edit_prints_what_a_fresh_store_prints(
         args = ["p.yaml", "--backend", "local"]
         fresh = str(tmp_path / f"fresh{number}")
         Store.open(Path(fresh)).close()
-        planned = said("plan", *args, "--cache-dir", kept)
+        planned = said("plan", *args, "--cache-dir", store)
         assert planned == said("plan", *args, "--cache-dir", fresh)
         assert "p.yaml:14 nodes.more: warning" in planned[2]  # a line the edit moved
         if edited is wrong:
             assert planned[0] == 1 and "nodes.last.bogus: error" in planned[2], planned
         if edited is shifted:  # validate answers from the memo the plan left (and opens none)
-            monkeypatch.setenv("SHOTGRAPH_CACHE_DIR", kept)
+            monkeypatch.setenv("SHOTGRAPH_CACHE_DIR", store)
             from_memo = said("validate", *args)
             monkeypatch.setenv("SHOTGRAPH_CACHE_DIR", str(tmp_path / "none"))
             assert from_memo == said("validate", *args)
@@ -433,3 +440,58 @@ def test_the_last_nodes_cut_off_with_the_line_break_do_not_crash_the_splice() ->
         if got is not None:
             assert got[0].values == values
         assert alike(remembered(earlier), cut.encode())[0]
+
+
+# Blocks a stranger could put in place of a node's, or between two: each is one document
+# when read alone, and often not the same thing in the file.
+BLOCKS = [
+    "  {x: 1}",
+    "  !!map {x: 1}",
+    "  [x]",
+    "  {}",
+    "  x",
+    "  x:",
+    "  x: 1\n  x: 2",
+    "  ? x\n  : 1",
+    "  : 1",
+    "  - x",
+    "  !!str",
+    "  ! x: 1",
+    "  !!map\n  x: 1",
+    "  x: |\n   t",
+    "  x: >+\n\n",
+    "  x: 'a\n  b'",
+    '  x: "a\n  b: c"',
+    "  x: {a: 1,\n  b: 2}",
+    "  x: [\n  1]",
+    "  x: a\n   b",
+    "   x: 1",
+    " x: 1",
+    "x: 1",
+    "  # only a comment",
+    "",
+    "   ",
+    "  x: 1\n# column 0\n    y: 2",
+    "  x:\n  - 1\n  y: 2",
+]
+
+
+def test_blocks_put_in_place_of_nodes_read_as_the_whole_file() -> None:
+    chance = random.Random(13)
+    lines = BASE.split("\n")
+    starts = [i for i, line in enumerate(lines) if re.fullmatch(r"  [a-e]:.*", line)]
+    ends = [*starts[1:], lines.index("outputs:")]
+    earlier = kept(BASE)
+    taken = 0
+    for _ in range(300):
+        edited = list(lines)
+        for _ in range(chance.randint(1, 2)):
+            at = chance.randrange(len(starts))
+            block = chance.choice(BLOCKS).split("\n")
+            if chance.random() < 0.5:  # in place of a node
+                edited[starts[at] : ends[at]] = block + [""] * (ends[at] - starts[at] - len(block))
+            else:  # before one
+                edited[starts[at] : starts[at]] = block
+        text = "\n".join(edited)
+        taken += alike(remembered(earlier), text.encode())[0]
+    assert taken > 30
