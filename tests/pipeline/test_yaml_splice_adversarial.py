@@ -107,12 +107,16 @@ def whole(data: bytes) -> tuple[Any, int, list[tuple[Any, ...]]]:
 
 def alike(earlier: Document, data: bytes) -> tuple[bool, DocumentMemo]:
     """Read ``data`` from ``earlier`` as a command does and check it against the whole read;
-    whether the splice answered (rather than declining to the whole read)."""
+    whether the splice answered (rather than declining to the whole read). The splice may
+    decline, never raise: the command would read whole, but the splice lost its way."""
     answered: list[bool] = []
     real = yaml_splice.splice
 
     def spy(*args: Any, **kwargs: Any) -> Any:
-        got = real(*args, **kwargs)
+        try:
+            got = real(*args, **kwargs)
+        except Exception as exc:
+            raise AssertionError(f"the splice raised {exc!r}") from exc
         answered.append(got is not None)
         return got
 
