@@ -349,7 +349,7 @@ def test_a_bound_of_the_loader_crossed_only_by_the_whole_file(
     path = root / "p.yaml"
     body = "nodes:\n" + "".join(f"  n{i}:\n    kind: t2v\n    prompt: p{i}\n" for i in range(6))
     path.write_text(HEAD + body)
-    kept = remembered(path.read_text())
+    earlier = kept(path.read_text())
     edits = [
         body.replace("prompt: p3\n", "prompt: p3\n    bogus: 1\n"),
         body.replace("  n4:\n", "  n1:\n"),
@@ -360,9 +360,9 @@ def test_a_bound_of_the_loader_crossed_only_by_the_whole_file(
         path.write_text(HEAD + edited)
         fresh = Diagnostics()
         expected = load_pipeline(path, fresh)
-        memo = DocumentMemo(Document.from_state(kept.state()))
         reused = Diagnostics()
-        got = load_pipeline(path, reused, None, memo)
+        got = load_pipeline(path, reused, None, DocumentMemo(remembered(earlier)))
+        assert findings(fresh), "the edit crosses a bound"
         assert findings(reused) == findings(fresh)
         assert (got is None) == (expected is None)
 
