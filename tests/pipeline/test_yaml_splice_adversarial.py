@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from runner import cli
+from runner.commands import validate_cmd
 from runner.compile.memo_payload import unpickle
 from runner.errors import Diagnostics
 from runner.pipeline import load, yaml_splice, yamlsrc
@@ -425,7 +426,10 @@ def test_plan_after_an_edit_prints_what_a_fresh_store_prints(
             assert planned[0] == 1 and "nodes.last.bogus: error" in planned[2], planned
         if edited is shifted:  # validate answers from the memo the plan left (and opens none)
             monkeypatch.setenv("SHOTGRAPH_CACHE_DIR", store)
+            fresh_check = validate_cmd.checked
+            monkeypatch.setattr(validate_cmd, "checked", None)  # it must not check afresh
             from_memo = said("validate", *args)
+            monkeypatch.setattr(validate_cmd, "checked", fresh_check)
             monkeypatch.setenv("SHOTGRAPH_CACHE_DIR", str(tmp_path / "none"))
             assert from_memo == said("validate", *args)
     assert True in answered  # the splice answered at least once, and was checked
