@@ -9,6 +9,8 @@ from __future__ import annotations
 import codecs
 import random
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +22,11 @@ from runner.compile.memo_payload import unpickle
 from runner.errors import Diagnostics
 from runner.pipeline import load, yaml_splice, yamlsrc
 from runner.pipeline.load import load_pipeline
-from runner.pipeline.sourcemap import SourceMap
 from runner.pipeline.yaml_splice import Document, DocumentMemo, read_pipeline_yaml, splice
 from runner.pipeline.yamlsrc import load_yaml, load_yaml_bytes
 from runner.store import Store
 from tests.helpers import HEAD, project
+from tests.pipeline.test_yaml_splice import shape  # repr tells 1, '1', True and None apart
 
 FILE = Path("/project/p.yaml")
 # Each node's block ends where the next one's key is; the lines of each are noted on the
@@ -65,19 +67,6 @@ outputs:
 LAST = BASE.split("outputs:", 1)[0]
 
 
-def shape(value: Any, source: SourceMap) -> Any:
-    """Everything a read gives, in plain values: keys in order with their lines, and each
-    scalar with its type (``1`` is not ``'1'``, ``None`` is not ``''``)."""
-    lines = source.lines
-    if isinstance(value, dict):
-        mine = lines[id(value)]
-        return ("map", [(k, mine[k], shape(v, source)) for k, v in value.items()])
-    if isinstance(value, list):
-        mine = lines[id(value)]
-        return ("seq", [(i, mine[i], shape(v, source)) for i, v in enumerate(value)])
-    return (type(value).__name__, repr(value))
-
-
 def findings(diags: Diagnostics) -> list[tuple[Any, ...]]:
     """Each finding as a user sees it: severity, code, message, file, line, key path, hint."""
     return [(d.severity, d.code, d.message, d.location, d.hint) for d in diags.items]
@@ -106,10 +95,11 @@ def whole(data: bytes) -> tuple[Any, int, list[tuple[Any, ...]]]:
     return (shape(value, source) if value is not None else None), source.values, findings(diags)
 
 
-def alike(earlier: Document, data: bytes) -> tuple[bool, DocumentMemo]:
-    """Read ``data`` from ``earlier`` as a command does and check it against the whole read;
-    whether the splice answered (rather than declining to the whole read). The splice may
-    decline, never raise: the command would read whole, but the splice lost its way."""
+@contextmanager
+def splices() -> Iterator[list[bool]]:
+    """Whether each splice while in the block answered (rather than declining to the whole
+    read). A splice may decline, never raise: the command would read whole, but the splice
+    lost its way."""
     answered: list[bool] = []
     real = yaml_splice.splice
 
@@ -121,13 +111,20 @@ def alike(earlier: Document, data: bytes) -> tuple[bool, DocumentMemo]:
         answered.append(got is not None)
         return got
 
+    yaml_splice.splice = spy
+    try:
+        yield answered
+    finally:
+        yaml_splice.splice = real
+
+
+def alike(earlier: Document, data: bytes) -> tuple[bool, DocumentMemo]:
+    """Read ``data`` from ``earlier`` as a command does and check it against the whole read;
+    whether the splice answered."""
     memo = DocumentMemo(earlier)
     diags = Diagnostics()
-    saved, yaml_splice.splice = yaml_splice.splice, spy
-    try:
+    with splices() as answered:
         value, source = read_pipeline_yaml(data, FILE, diags, memo)
-    finally:
-        yaml_splice.splice = saved
     got = (shape(value, source) if value is not None else None), source.values, findings(diags)
     assert got == whole(data)
     return answered == [True], memo
@@ -394,44 +391,36 @@ def test_plan_after_an_edit_prints_what_a_fresh_store_prints(
     path.write_text(HEAD + CLI_BODY)
     monkeypatch.chdir(root)
     monkeypatch.delenv("SHOTGRAPH_CACHE_DIR", raising=False)
-    answered: list[bool] = []
-    real = yaml_splice.splice
-
-    def spy(*args: Any, **kwargs: Any) -> Any:
-        got = real(*args, **kwargs)
-        answered.append(got is not None)
-        return got
-
-    monkeypatch.setattr(yaml_splice, "splice", spy)
 
     def said(*args: str) -> tuple[int, str, str]:
         code = cli.run(list(args))
         out = capsys.readouterr()
         return code, out.out, re.sub(r"\d+(\.\d+)? ?(ms|s)\b", "T", out.err)
 
-    store = str(tmp_path / "kept")
-    Store.open(Path(store)).close()  # plan opens a store that is there, and makes none
-    assert said("plan", "p.yaml", "--backend", "local", "--cache-dir", store)[0] == 0
     shifted = CLI_BODY.replace("she looks up\n", "she looks up\n    seed: 7\n")
     wrong = shifted.replace("she walks away\n", "she walks away\n    bogus: 1\n    seed: x\n")
-    for number, edited in enumerate((shifted, wrong)):
-        path.write_text(HEAD + edited)
-        args = ["p.yaml", "--backend", "local"]
-        fresh = str(tmp_path / f"fresh{number}")
-        Store.open(Path(fresh)).close()
-        planned = said("plan", *args, "--cache-dir", store)
-        assert planned == said("plan", *args, "--cache-dir", fresh)
-        assert "p.yaml:14 nodes.more: warning" in planned[2]  # a line the edit moved
-        if edited is wrong:
-            assert planned[0] == 1 and "nodes.last.bogus: error" in planned[2], planned
-        if edited is shifted:  # validate answers from the memo the plan left (and opens none)
-            monkeypatch.setenv("SHOTGRAPH_CACHE_DIR", store)
-            fresh_check = validate_cmd.checked
-            monkeypatch.setattr(validate_cmd, "checked", None)  # it must not check afresh
-            from_memo = said("validate", *args)
-            monkeypatch.setattr(validate_cmd, "checked", fresh_check)
-            monkeypatch.setenv("SHOTGRAPH_CACHE_DIR", str(tmp_path / "none"))
-            assert from_memo == said("validate", *args)
+    store = str(tmp_path / "kept")
+    Store.open(Path(store)).close()  # plan opens a store that is there, and makes none
+    with splices() as answered:
+        assert said("plan", "p.yaml", "--backend", "local", "--cache-dir", store)[0] == 0
+        for number, edited in enumerate((shifted, wrong)):
+            path.write_text(HEAD + edited)
+            args = ["p.yaml", "--backend", "local"]
+            fresh = str(tmp_path / f"fresh{number}")
+            Store.open(Path(fresh)).close()
+            planned = said("plan", *args, "--cache-dir", store)
+            assert planned == said("plan", *args, "--cache-dir", fresh)
+            assert "p.yaml:14 nodes.more: warning" in planned[2]  # a line the edit moved
+            if edited is wrong:
+                assert planned[0] == 1 and "nodes.last.bogus: error" in planned[2], planned
+            if edited is shifted:  # validate answers from the memo the plan left (and opens none)
+                monkeypatch.setenv("SHOTGRAPH_CACHE_DIR", store)
+                fresh_check = validate_cmd.checked
+                monkeypatch.setattr(validate_cmd, "checked", None)  # it must not check afresh
+                from_memo = said("validate", *args)
+                monkeypatch.setattr(validate_cmd, "checked", fresh_check)
+                monkeypatch.setenv("SHOTGRAPH_CACHE_DIR", str(tmp_path / "none"))
+                assert from_memo == said("validate", *args)
     assert True in answered  # the splice answered at least once, and was checked
 
 
