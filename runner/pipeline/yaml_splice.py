@@ -17,9 +17,10 @@ whole file is read:
 - a document whose ``nodes`` is not a block mapping under a top-level ``nodes:`` line, with
   each node's key at the start of its own line at the same indentation;
 - a change outside the node blocks (above the first one, or past the last one);
-- re-read blocks that do not start with a key at the nodes' indentation, hold a line less
-  indented than that, have any finding (the full read reports it, with its context), or
-  name a node that another block names too; more values than the document may hold.
+- re-read blocks that do not start with a key at the nodes' indentation (a flow mapping
+  there is not one), hold a line less indented than that, have any finding (the full read
+  reports it, with its context), or name a node that another block names too; more values
+  than the document may hold.
 """
 
 from __future__ import annotations
@@ -40,6 +41,10 @@ from runner.pipeline.yamlsrc import MAX_VALUES, load_yaml, load_yaml_bytes
 _UNSAFE = re.compile("[&*\t\r\x85\u2028\u2029\ufeff]|<<|^(?:%|---|\\.\\.\\.)", re.MULTILINE)
 _NODES_LINE = re.compile(r"nodes:[ ]*(?:#.*)?")
 _BLANK = re.compile(r"[ ]*(?:#.*)?")
+# A line that opens a flow collection (after a tag; two tags are a syntax error anyway):
+# read alone, a block starting so is a document of its own, where the file has it in the
+# nodes' block mapping.
+_FLOW = re.compile(r"[ ]*(?:![^ ]*[ ]+)?[{\[]")
 # A document read again from more than this share of new lines is kept as the next one to
 # start from; a smaller edit leaves the kept one (writing it costs more than the read saves).
 _KEEP_SHARE = 8
@@ -148,8 +153,9 @@ def splice(
     last = len(old) - _same_lines(old[first:][::-1], new[first:][::-1])
     key = re.compile(rf"[ ]{{{indent}}}[^ #].*")
     lo = max((s for s in starts.values() if s <= first), default=None)
-    if lo is not None and lo == first and not key.fullmatch(new[lo]):
-        # Lines inserted before a node's key end the node above it.
+    if lo is not None and lo == first and not (first < len(new) and key.fullmatch(new[lo])):
+        # Lines inserted before a node's key end the node above it (and a file cut there
+        # ends with it).
         lo = max((s for s in starts.values() if s < first), default=None)
     if lo is None:
         return None  # a change above the first node
@@ -158,7 +164,7 @@ def splice(
         return None  # a change past the last node
     shift = len(new) - len(old)
     part = new[lo : hi + shift]
-    if part and not key.fullmatch(part[0]):
+    if part and (not key.fullmatch(part[0]) or _FLOW.match(part[0])):
         return None
     if any(not line.startswith(" " * indent) and not _BLANK.fullmatch(line) for line in part):
         return None
