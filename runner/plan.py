@@ -20,7 +20,6 @@ With a shared store, "this store" is the local one and the shared one behind it
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -172,15 +171,23 @@ def make_plan(
     return Plan(tuple(rows))
 
 
-def plan_with_store(compiled: Compiled, root: Path, shared: TieredStore | None = None) -> Plan:
-    """The plan as the store at ``root`` (and the ``shared`` one, if given: a tiered store
-    whose local store is the one at ``root``) and the lockfile see it. A local store that
-    does not exist yet is read as an empty one, and not created."""
+def plan_with_store(
+    compiled: Compiled, root: Path, shared: TieredStore | None = None, opened: Store | None = None
+) -> Plan:
+    """The plan as the store at ``root`` (``opened``, when the caller has it open; and the
+    ``shared`` one, if given: a tiered store whose local store is the one at ``root``) and
+    the lockfile see it. A local store that does not exist yet is read as an empty one,
+    and not created."""
     lock = _plan_lock(compiled, root, shared)
+    if opened is not None and shared is None:
+        held = {} if isinstance(lock, Path) else waits(compiled, opened, lock)  # deferred: no gates
+        return make_plan(compiled, CacheStatus(compiled, opened, lock), held)
     if isinstance(lock, Path):  # deferred: a local store, no gates
         with Store.open(root) as store:
             return make_plan(compiled, CacheStatus(compiled, store, lock))
     if shared is not None:
+        import asyncio  # here: only a shared store is asked asynchronously
+
         view = asyncio.run(look_in(shared, compiled))
         status = CacheStatus(compiled, shared.local, lock, view)
         return make_plan(compiled, status, waits(compiled, shared.local, lock))
