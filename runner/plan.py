@@ -279,7 +279,7 @@ class CacheStatus:
         # Every node's result in one query, not one per node.
         keys = (step.key for step in compiled.steps.values())
         local = store if shared is None else None
-        self._cached = set(local.results_for(keys, compiled.backend)) if local else set()
+        self._cached = local.usable_results(keys, compiled.backend) if local else set()
 
     def __call__(self, step: Step) -> tuple[str, str]:
         stored = self._in_store(step.key)
