@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from runner.store import Store
-from runner.store.store import _RESULT_TEXT
+from runner.store.store import _result_text
 from tests.store.test_store import put_bytes, result
 
 
@@ -36,7 +36,7 @@ def test_plain_rows_are_told_by_their_text(store: Store) -> None:
     store.file_path(gone.sha256).unlink()
     store.put_result(result("k-nested", out))  # extra holds an object: read whole
     plain = {"k-render", "k-frame", "k-gone"}
-    assert {k for k in plain if _RESULT_TEXT.fullmatch(store._results._cache.get(k))} == plain
+    assert {k for k in plain if _result_text().fullmatch(store._results._cache.get(k))} == plain
     keys = ["k-render", "k-frame", "k-gone", "k-nested", "k-missing", "k-render"]
     assert same_answers(store, keys) == {"k-render", "k-frame", "k-nested"}
     assert store.delete_result("k-render")  # an entry deleted is no longer there
@@ -68,7 +68,7 @@ def test_a_damaged_row_is_never_taken_for_a_result(store: Store, old: str, new: 
     out = put_bytes(store, b"clip")
     store.put_result(result("k", out, extra={"returned_seed": 7}))
     text = store._results._cache.get("k")
-    assert isinstance(text, str) and old in text and _RESULT_TEXT.fullmatch(text)
+    assert isinstance(text, str) and old in text and _result_text().fullmatch(text)
     assert same_answers(store, ["k"]) == {"k"}
     store._results._cache.set("k", text.replace(old, new, 1))
     assert same_answers(store, ["k"]) == set()
