@@ -20,6 +20,7 @@ With a shared store, "this store" is the local one and the shared one behind it
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -174,27 +175,22 @@ def make_plan(
 def plan_with_store(
     compiled: Compiled, root: Path, shared: TieredStore | None = None, opened: Store | None = None
 ) -> Plan:
-    """The plan as the store at ``root`` (``opened``, when the caller has it open; and the
-    ``shared`` one, if given: a tiered store whose local store is the one at ``root``) and
-    the lockfile see it. A local store that does not exist yet is read as an empty one,
-    and not created."""
+    """The plan as the lockfile and the store at ``root`` see it (``opened``: the caller
+    has it open; one not made yet reads as empty, and is not created), and ``shared``, a
+    tiered store over it, if given."""
     lock = _plan_lock(compiled, root, shared)
-    if opened is not None and shared is None:
-        held = {} if isinstance(lock, Path) else waits(compiled, opened, lock)  # deferred: no gates
-        return make_plan(compiled, CacheStatus(compiled, opened, lock), held)
-    if isinstance(lock, Path):  # deferred: a local store, no gates
-        with Store.open(root) as store:
-            return make_plan(compiled, CacheStatus(compiled, store, lock))
-    if shared is not None:
-        import asyncio  # here: only a shared store is asked asynchronously
+    if shared is None:
+        with contextlib.ExitStack() as stack:
+            fresh = opened is None and is_store(root)  # else the caller's, or none yet
+            store = stack.enter_context(Store.open(root)) if fresh else opened
+            held = {} if isinstance(lock, Path) else waits(compiled, store, lock)  # no gates
+            return make_plan(compiled, CacheStatus(compiled, store, lock), held)
+    import asyncio  # here: only a shared store is asked asynchronously
 
-        view = asyncio.run(look_in(shared, compiled))
-        status = CacheStatus(compiled, shared.local, lock, view)
-        return make_plan(compiled, status, waits(compiled, shared.local, lock))
-    if not is_store(root):
-        return make_plan(compiled, CacheStatus(compiled, None, lock), waits(compiled, None, lock))
-    with Store.open(root) as store:
-        return make_plan(compiled, CacheStatus(compiled, store, lock), waits(compiled, store, lock))
+    assert not isinstance(lock, Path)  # deferred only without a shared store
+    view = asyncio.run(look_in(shared, compiled))
+    status = CacheStatus(compiled, shared.local, lock, view)
+    return make_plan(compiled, status, waits(compiled, shared.local, lock))
 
 
 def _plan_lock(compiled: Compiled, root: Path, shared: TieredStore | None) -> Lock | Path | None:
