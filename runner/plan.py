@@ -20,7 +20,7 @@ With a shared store, "this store" is the local one and the shared one behind it
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -172,22 +172,25 @@ def make_plan(
     return Plan(tuple(rows))
 
 
-def plan_with_store(compiled: Compiled, root: Path, shared: TieredStore | None = None) -> Plan:
-    """The plan as the store at ``root`` (and the ``shared`` one, if given: a tiered store
-    whose local store is the one at ``root``) and the lockfile see it. A local store that
-    does not exist yet is read as an empty one, and not created."""
+def plan_with_store(
+    compiled: Compiled, root: Path, shared: TieredStore | None = None, opened: Store | None = None
+) -> Plan:
+    """The plan as the lockfile and the store at ``root`` see it (``opened``: the caller
+    has it open; one not made yet reads as empty, and is not created), and ``shared``, a
+    tiered store over it, if given."""
     lock = _plan_lock(compiled, root, shared)
-    if isinstance(lock, Path):  # deferred: a local store, no gates
-        with Store.open(root) as store:
-            return make_plan(compiled, CacheStatus(compiled, store, lock))
-    if shared is not None:
-        view = asyncio.run(look_in(shared, compiled))
-        status = CacheStatus(compiled, shared.local, lock, view)
-        return make_plan(compiled, status, waits(compiled, shared.local, lock))
-    if not is_store(root):
-        return make_plan(compiled, CacheStatus(compiled, None, lock), waits(compiled, None, lock))
-    with Store.open(root) as store:
-        return make_plan(compiled, CacheStatus(compiled, store, lock), waits(compiled, store, lock))
+    if shared is None:
+        with contextlib.ExitStack() as stack:
+            fresh = opened is None and is_store(root)  # else the caller's, or none yet
+            store = stack.enter_context(Store.open(root)) if fresh else opened
+            held = {} if isinstance(lock, Path) else waits(compiled, store, lock)  # no gates
+            return make_plan(compiled, CacheStatus(compiled, store, lock), held)
+    import asyncio  # here: only a shared store is asked asynchronously
+
+    assert not isinstance(lock, Path)  # deferred only without a shared store
+    view = asyncio.run(look_in(shared, compiled))
+    status = CacheStatus(compiled, shared.local, lock, view)
+    return make_plan(compiled, status, waits(compiled, shared.local, lock))
 
 
 def _plan_lock(compiled: Compiled, root: Path, shared: TieredStore | None) -> Lock | Path | None:
@@ -272,7 +275,7 @@ class CacheStatus:
         # Every node's result in one query, not one per node.
         keys = (step.key for step in compiled.steps.values())
         local = store if shared is None else None
-        self._cached = set(local.results_for(keys, compiled.backend)) if local else set()
+        self._cached = local.usable_results(keys, compiled.backend) if local else set()
 
     def __call__(self, step: Step) -> tuple[str, str]:
         stored = self._in_store(step.key)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -14,13 +15,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from runner.compile.check import CheckResult, check_pipeline
+from runner.compile.keys import BACKENDS, FAL
 from runner.errors import Diagnostic, ShotgraphError
 from runner.hashing import Hasher, sha256_file
 from runner.pipeline.confine import Project, Refused, confine
-from runner.run.backends import BACKENDS, FAL
 
 if TYPE_CHECKING:
-    from runner.store import RemoteStore
+    from runner.store import RemoteStore, Store
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -68,10 +69,17 @@ def _shown(result: CheckResult, show: str) -> CheckResult:
 
 
 def checked_remembered(
-    path: Path, backend: str, cache_dir: Path | None, *, show: str = "all", memo: bool = True
+    path: Path,
+    backend: str,
+    cache_dir: Path | None,
+    *,
+    show: str = "all",
+    memo: bool = True,
+    store: Store | None = None,
 ) -> CheckResult:
-    """:func:`checked`, hashing through the store and starting from its compile memo when
-    nothing the pipeline read has changed (``memo=False`` always compiles)."""
+    """:func:`checked`, hashing through the store (``store``, when the caller has it open)
+    and starting from its compile memo when nothing the pipeline read has changed
+    (``memo=False`` always compiles)."""
     from runner.compile.memo import check_and_remember, read, recall
     from runner.store import is_store
 
@@ -80,7 +88,7 @@ def checked_remembered(
     kept = read(path, backend, where) if where is not None else None  # read once, for both
     result = recall(path, backend, where, kept) if kept is not None and where else None
     if result is None:
-        with remembered_hashes(path, cache_dir) as hash_file:
+        with remembered_hashes(path, cache_dir, store) as hash_file:
             result = check_and_remember(path, backend, where, hash_file=hash_file, memo=kept)
     return _shown(result, show)
 
@@ -105,18 +113,20 @@ def store_root(project: Project, cache_dir: Path | None) -> Path:
 
 
 @contextmanager
-def remembered_hashes(pipeline: Path, cache_dir: Path | None) -> Iterator[Hasher]:
-    """Hash the pipeline's files through its store, which remembers the hashes of unchanged
-    files between runs (big motion clips are not read again); plain hashing while there is
-    no store yet (none is created here)."""
+def remembered_hashes(
+    pipeline: Path, cache_dir: Path | None, opened: Store | None = None
+) -> Iterator[Hasher]:
+    """Hash the pipeline's files through its store (``opened``, else opened here), which
+    remembers the hashes of unchanged files between runs (big motion clips are not read
+    again); plain hashing while there is no store yet (none is created here)."""
     # Imported here: `validate` and `graph` never open a store, and need not load it.
     from runner.store import Store, StoreError, is_store
 
     root = store_root(Project.of_pipeline(pipeline), cache_dir)
-    if not is_store(root):
+    if opened is None and not is_store(root):
         yield sha256_file
         return
-    with Store.open(root) as store:
+    with contextlib.nullcontext(opened) if opened else Store.open(root) as store:
 
         def hash_file(path: Path) -> tuple[str, int]:
             try:

@@ -3,6 +3,7 @@ why (from the store and the lockfile); nothing is sent."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -17,8 +18,9 @@ from runner.commands.common import (
     store_url_option,
 )
 from runner.compile.check import collector_paused
+from runner.pipeline.confine import Project
 from runner.plan import check_budget, plan_with_store
-from runner.store import Store, TieredStore
+from runner.store import Store, TieredStore, is_store
 from runner.ui.plan_markdown import format_plan_markdown
 from runner.ui.plan_table import format_plan, plan_json
 
@@ -64,9 +66,29 @@ def plan(
 ) -> int:
     """Show what a run would render and why, with endpoint, length and estimated cost."""
     as_json = as_json or fmt == "json"
+    root = store_root(Project.of_pipeline(pipeline), cache_dir)
+    with contextlib.ExitStack() as stack:
+        # Opened once, for hashing the pipeline's files and for the plan (not created here).
+        opened = stack.enter_context(Store.open(root)) if is_store(root) else None
+        return _plan(pipeline, backend, fmt, as_json, verbose, budget, cache_dir, store_url, opened)
+
+
+def _plan(
+    pipeline: Path,
+    backend: str,
+    fmt: str,
+    as_json: bool,
+    verbose: bool,
+    budget: float | None,
+    cache_dir: Path | None,
+    store_url: str | None,
+    opened: Store | None,
+) -> int:
     # --verbose shows where each field came from: that needs the records a memo leaves out.
     show = "none" if as_json else "all"
-    result = checked_remembered(pipeline, backend, cache_dir, show=show, memo=not verbose)
+    result = checked_remembered(
+        pipeline, backend, cache_dir, show=show, memo=not verbose, store=opened
+    )
     if as_json and result.errors:
         # Machines get the findings where they read the plan: on stdout, as JSON.
         findings = {"valid": False, "errors": [d.as_json() for d in result.errors]}
@@ -77,9 +99,9 @@ def plan(
     root = store_root(project, cache_dir)
     remote = shared_store(project.root, store_url)
     if remote is None:
-        the_plan = plan_with_store(compiled, root)
+        the_plan = plan_with_store(compiled, root, opened=opened)
     else:
-        with Store.open(root) as local:
+        with contextlib.nullcontext(opened) if opened else Store.open(root) as local:
             the_plan = plan_with_store(compiled, root, TieredStore(local, remote))
     if as_json:
         document = plan_json(the_plan, compiled, verbose=verbose)

@@ -19,6 +19,10 @@ from runner.compile.steps import Slot, fill_slots
 from runner.frame_at import FrameAt
 
 KEY_VERSION = 1
+# Every backend there is; the name is part of every cache key. Here, not beside the
+# backends themselves: the commands' options need the names without loading asyncio.
+BACKENDS = ("fal", "local")
+FAL, LOCAL = BACKENDS
 SEED_RANGE = 2**31
 
 

@@ -197,7 +197,9 @@ def registry() -> Registry:
     """The registry of ``runner/data/families.yaml``."""
     import yaml  # here: a plan read back from the compile memo may never need it
 
-    raw = yaml.safe_load(data_file("families.yaml").read_text())
+    # libyaml's loader: the same values as PyYAML's own (a test compares them), 10x faster.
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    raw = yaml.load(data_file("families.yaml").read_text(), Loader=loader)
     forbidden_sets: Mapping[str, Mapping[str, str]] = raw["forbidden_params"]
     families = {
         name: Family(

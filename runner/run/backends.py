@@ -21,15 +21,17 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+# The backends' names live with the cache keys (which hold them); named again for importers.
+from runner.compile.keys import BACKENDS as BACKENDS
+from runner.compile.keys import FAL as FAL
+from runner.compile.keys import LOCAL as LOCAL
+
 if TYPE_CHECKING:
     from runner.emulator import EmulatorServer
     from runner.fal import FalClient
     from runner.run.queue_client import QueueClient
     from runner.store import Store
 
-# Every backend there is; the name is part of every cache key.
-BACKENDS = ("fal", "local")
-FAL, LOCAL = BACKENDS
 # The local backend's state under the store, and the lock its emulator holds while it serves.
 LOCAL_STATE = "emulator"
 _IN_USE = "in-use.lock"

@@ -23,8 +23,10 @@ consistent after a crash: a file lands (atomically) before any record names it.
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 from collections.abc import Iterable, Iterator, Mapping
+from functools import cache
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -37,13 +39,35 @@ from runner.store.location import MARKER, check_marker, ensure_layout
 from runner.store.owner import Owner, owner_alive
 from runner.store.reserve import RESERVE_NAME, Reserve
 from runner.store.rows import ResultRecord, StoredFile, UploadRecord, read_row
-from runner.store.table import StoreError, Table
+from runner.store.table import StoreError, Table, texts_of
 
 # An upload URL must outlive the job that reads it; a job can wait in fal's queue a while.
 UPLOAD_MARGIN = 3600.0
 # gc spares anything younger than this: another run may be between writing a file and the
 # record that names it, or between recording results and writing its lockfile.
 GC_GRACE = 3600.0
+
+# A result row exactly as ``put_result`` writes it (``ResultRecord.as_dict``, compact JSON),
+# with an ``extra`` of plain values: every text this matches, ``ResultRecord.from_dict``
+# reads. A plan tells such rows by their text (``usable_results``); any other row (another
+# layout, a damaged one) is read whole. Groups: endpoint, backend, output hash and size.
+_S = r'"[^"\\\x00-\x1f]*(?:\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4})[^"\\\x00-\x1f]*)*"'
+_N = r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?"
+_I = r"-?(?:0|[1-9][0-9]*)"
+_PLAIN = rf"(?:{_S}|{_N}|true|false|null)"
+_RESULT_TEXT = (
+    rf'\{{"v":1,"key":{_S},"node":{_S},"kind":{_S},"endpoint":({_S}|null),'
+    rf'"backend":"([a-z0-9_-]*)","request_id":(?:{_S}|null),"seed":(?:{_I}|null),'
+    rf'"output":\{{"sha256":"([0-9a-f]{{64}})","size":(0|[1-9][0-9]*)\}},"content_type":{_S},'
+    rf'"cost_usd":(?:{_N}|null),"result_url":(?:{_S}|null),"recorded_at":{_N},'
+    rf'"extra":\{{(?:{_S}:{_PLAIN}(?:,{_S}:{_PLAIN})*)?\}}\}}'
+)
+
+
+@cache
+def _result_text() -> re.Pattern[str]:
+    """:data:`_RESULT_TEXT`, compiled on first use (4 ms: not in every command's start)."""
+    return re.compile(_RESULT_TEXT)
 
 
 class Store:
@@ -175,6 +199,28 @@ class Store:
             if record.serves(backend) and self.files.has(output.sha256, output.size):
                 found[key] = record
         return found
+
+    def usable_results(self, keys: Iterable[str], backend: str) -> set[str]:
+        """The keys of :meth:`results_for`, without building their records: a row as
+        ``put_result`` writes it is told by its text; any other is read whole. Each
+        result's file is still looked for."""
+        found: set[str] = set()
+        unsure: list[str] = []
+        present: dict[tuple[str, int], bool] = {}  # one stat per file, not per key
+        pattern = _result_text()
+        for key, text in texts_of(self._results, keys).items():
+            plain = pattern.fullmatch(text)
+            if plain is None:
+                unsure.append(key)
+                continue
+            endpoint, row_backend, sha256, size = plain.groups()
+            if endpoint == "null" or row_backend == backend:
+                file = (sha256, int(size))
+                if file not in present:
+                    present[file] = self.files.has(*file)
+                if present[file]:
+                    found.add(key)
+        return found | set(self.results_for(unsure, backend)) if unsure else found
 
     def put_result(self, record: ResultRecord) -> None:
         """Record a result (durable on return). Its output file must already be stored."""

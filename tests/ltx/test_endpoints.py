@@ -12,6 +12,7 @@ from runner.ltx.clip import timing
 from runner.ltx.pricing import estimate
 from runner.ltx.registry import registry
 from runner.ltx.schema import input_schema, load_raw
+from runner.resources import data_file
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "reference" / "fal-ltx-openapi.json"
 
@@ -166,3 +167,13 @@ def test_unions_and_nullable_fields_answer_as_pydantic() -> None:
         "width": 640,
         "height": 512,
     }
+
+
+def test_the_families_read_alike_with_either_yaml_loader() -> None:
+    """The registry reads its data with libyaml's loader; PyYAML's own gives the same."""
+    import yaml
+
+    text = data_file("families.yaml").read_text()
+    fast = yaml.load(text, Loader=yaml.CSafeLoader)
+    assert fast == yaml.load(text, Loader=yaml.SafeLoader)
+    assert fast["families"] and fast["forbidden_params"]
