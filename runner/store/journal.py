@@ -186,8 +186,11 @@ class Journal:
 
     def claim(self, key: str, owner: Owner) -> JournalEntry | None:
         """Claim ``key``: None when we now hold it, else the entry someone else holds."""
+        claim = JournalEntry("claimed", owner).as_dict()
+        if self.table.add(key, claim):  # one atomic insert: the usual case, a free key
+            return None
         with self.table.transact():
-            if self.table.add(key, JournalEntry("claimed", owner).as_dict()):
+            if self.table.add(key, claim):  # released since
                 return None
             # Same transaction: the entry cannot vanish between the failed add and this read.
             return self.get(key)

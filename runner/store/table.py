@@ -9,6 +9,12 @@ pickled, so any later version of the code can read them. The settings matter:
   call returns (the journal, results); NORMAL still survives ``kill -9``;
 - ``disk_min_file_size`` high, so records stay inside the database instead of side files.
 
+Writes are single prepared statements on diskcache's own connection, writing exactly the
+row diskcache would (string key, ``raw`` 1, JSON text inline in ``value`` with ``mode`` 1,
+size 0, no tag, no expiry): diskcache, ``cache verify``, ``gc`` and older versions read
+them as their own, and its triggers keep its counts. Its ``set``/``add``/``delete`` run
+four statements and a transaction each; this is one.
+
 SQLite errors and lock timeouts become :class:`StoreError`; a full disk becomes
 :class:`~runner.errors.DiskFull`. ``read_only`` opens the database with plain SQLite in
 read-only mode instead (diskcache writes its settings on every open, which a full disk
@@ -38,6 +44,27 @@ LOCK_TIMEOUT = 30.0
 WAL_NAME = "cache.db-wal"
 
 _group = threading.local()
+
+# diskcache's columns for a string key and a JSON text value held inline (MODE_RAW = 1).
+_INSERT = (
+    "INSERT INTO Cache(key, raw, store_time, expire_time, access_time, access_count,"
+    " tag, size, mode, filename, value) VALUES (?, 1, ?, NULL, ?, 0, NULL, 0, 1, NULL, ?)"
+    " ON CONFLICT(key, raw) DO UPDATE SET store_time = excluded.store_time,"
+    " expire_time = NULL, access_time = excluded.access_time, access_count = 0, tag = NULL,"
+    " size = 0, mode = 1, filename = NULL, value = excluded.value"
+)
+# An existing row is replaced only where diskcache itself would without more work: one
+# with no side file (set), or one that has expired (add: diskcache treats it as absent).
+_SET = _INSERT + " WHERE Cache.filename IS NULL"
+_ADD = _INSERT + " WHERE Cache.filename IS NULL AND Cache.expire_time <= excluded.store_time"
+_DELETE = (
+    "DELETE FROM Cache WHERE key = ? AND raw = 1 AND filename IS NULL"
+    " AND (expire_time IS NULL OR expire_time > ?)"
+)
+_SELECT = (
+    "SELECT mode, value FROM Cache WHERE key = ? AND raw = 1"
+    " AND (expire_time IS NULL OR expire_time > ?)"
+)
 
 
 @contextmanager
@@ -106,6 +133,9 @@ class Table:
     def __init__(self, directory: Path, *, durable: bool, read_only: bool = False) -> None:
         self.directory = directory
         self.durable = durable and not read_only
+        # Threads whose connection is at NORMAL since a group: set back to FULL lazily,
+        # before that thread's next write outside a group (two statements fewer a group).
+        self._normal: set[int] = set()
         self._cache: diskcache.Cache | ReadOnlyCache
         try:
             if read_only:
@@ -138,7 +168,7 @@ class Table:
     def get_strict(self, key: str) -> dict[str, Any] | None:
         """The object under ``key``; None when absent, ValueError when it is something else."""
         try:
-            text = self._cache.get(key)
+            text = self._read(key)
         except (sqlite3.Error, OSError, diskcache.Timeout) as exc:
             raise _failure(self.directory, exc) from exc
         if text is None:
@@ -177,6 +207,11 @@ class Table:
         text = _encode(value)
         try:
             self._join_group()
+            if self._inline(text):
+                if self._write(_ADD, (key, time.time(), time.time(), text)):
+                    return True
+                if key in self._cache:  # present: not added (else: a side file, below)
+                    return False
             return bool(self._cache.add(key, text))
         except (sqlite3.Error, OSError, diskcache.Timeout) as exc:
             raise _failure(self.directory, exc) from exc
@@ -185,16 +220,45 @@ class Table:
         text = _encode(value)
         try:
             self._join_group()
-            self._cache.set(key, text)
+            now = time.time()
+            if not self._inline(text) or not self._write(_SET, (key, now, now, text)):
+                self._cache.set(key, text)  # a large value, or one replacing a side file
         except (sqlite3.Error, OSError, diskcache.Timeout) as exc:
             raise _failure(self.directory, exc) from exc
 
     def delete(self, key: str) -> bool:
         try:
             self._join_group()
-            return bool(self._cache.delete(key))
+            if self._write(_DELETE, (key, time.time())):
+                return True
+            # Absent; or held in a side file, whose removal is diskcache's business.
+            return key in self._cache and bool(self._cache.delete(key))
         except (sqlite3.Error, OSError, diskcache.Timeout) as exc:
             raise _failure(self.directory, exc) from exc
+
+    def _inline(self, text: str) -> bool:
+        """Whether diskcache would keep ``text`` inside the database (not in a side file)."""
+        cache = self._cache
+        return isinstance(cache, diskcache.Cache) and len(text) < int(cache.disk_min_file_size)
+
+    def _write(self, statement: str, args: tuple[Any, ...]) -> bool:
+        """Run one write on this thread's diskcache connection (its own transaction, or
+        part of the one :meth:`transact` holds); whether it changed a row."""
+        cache = self._cache
+        assert isinstance(cache, diskcache.Cache), "a read-only table is not written"
+        changed: int = cache._con.execute(statement, args).rowcount
+        return changed > 0
+
+    def _read(self, key: str) -> Any:
+        """The value under ``key`` as diskcache stores it (None when absent)."""
+        cache = self._cache
+        if not isinstance(cache, diskcache.Cache):
+            return cache.get(key)
+        row = cache._con.execute(_SELECT, (key, time.time())).fetchone()
+        if row is None:
+            return None
+        mode, value = row
+        return value if mode == 1 else cache.get(key)  # a side file: diskcache reads it
 
     @contextmanager
     def transact(self) -> Iterator[None]:
@@ -236,28 +300,42 @@ class Table:
     def _join_group(self) -> None:
         """Before a write: inside :func:`grouped_commits`, this table's commits on this
         thread skip their fsync until the group's end (NORMAL, which SQLite's log still
-        writes in order; the sync comes at the end)."""
-        tables = getattr(_group, "tables", None)
-        if tables is None or not self.durable or self in tables:
+        writes in order; the sync comes at the end). Outside one, every commit is synced
+        on its own (FULL), as the table's setting says."""
+        if not self.durable:
             return
-        self._cache._con.execute("PRAGMA synchronous = 1")
+        tables = getattr(_group, "tables", None)
+        thread = threading.get_ident()
+        if tables is None:
+            if thread in self._normal:
+                self._cache._con.execute("PRAGMA synchronous = 2")
+                self._normal.discard(thread)
+            return
+        if self in tables:
+            return
+        if thread not in self._normal:
+            self._cache._con.execute("PRAGMA synchronous = 1")
+            self._normal.add(thread)
         tables[self] = None
 
     def _end_group(self, sync: bool) -> None:
-        """The group's end: FULL again on this thread, and (``sync``) one fsync of the log."""
+        """The group's end: (``sync``) one fsync of the log. The connection stays at NORMAL
+        for this thread's next group (the writer thread's writes all come in groups)."""
+        if not sync:
+            return
         try:
-            self._cache._con.execute("PRAGMA synchronous = 2")
-            if not sync:
-                return
             try:
                 fd = os.open(self.directory / WAL_NAME, os.O_RDONLY)
             except FileNotFoundError:
                 return  # checkpointed and removed: SQLite synced the database itself
             try:
-                os.fsync(fd)
+                # What SQLite itself uses on Linux: the log's data and its size, without
+                # the journal commit an mtime-only change would cost (the log is rewritten
+                # in place after each checkpoint, so its size rarely changes).
+                os.fdatasync(fd)
             finally:
                 os.close(fd)
-        except (sqlite3.Error, OSError) as exc:
+        except OSError as exc:
             raise _failure(self.directory, exc) from exc
 
 

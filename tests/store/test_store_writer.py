@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -32,13 +32,19 @@ def syncs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     if not sys.platform.startswith("linux"):
         pytest.skip("reads /proc/self/fd")
     log: list[str] = []
-    fsync = os.fsync
+    fsync, fdatasync = os.fsync, os.fdatasync
 
-    def logged(fd: int) -> None:
-        fsync(fd)
-        log.append("fsync " + os.path.basename(os.path.dirname(os.readlink(f"/proc/self/fd/{fd}"))))
+    def logged(sync: Callable[[int], None]) -> Callable[[int], None]:
+        def call(fd: int) -> None:
+            sync(fd)
+            path = os.readlink(f"/proc/self/fd/{fd}")
+            log.append("fsync " + os.path.basename(os.path.dirname(path)))
 
-    monkeypatch.setattr(os, "fsync", logged)
+        return call
+
+    # The log of a database is synced with fdatasync (as SQLite does), a directory with fsync.
+    monkeypatch.setattr(os, "fsync", logged(fsync))
+    monkeypatch.setattr(os, "fdatasync", logged(fdatasync))
     return log
 
 
