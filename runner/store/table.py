@@ -67,29 +67,37 @@ _SELECT = (
 )
 
 
+class Group:
+    """What :func:`grouped_commits` yields: ``sync`` may be set until the group ends."""
+
+    def __init__(self, sync: bool) -> None:
+        self.sync = sync
+
+
 @contextmanager
-def grouped_commits(*, sync: bool = True) -> Iterator[None]:
+def grouped_commits(*, sync: bool = True) -> Iterator[Group]:
     """Group commit, on this thread: inside, a durable table's commits are not fsynced one
     by one; at the end each durable table written to gets one fsync of its write-ahead
     log, which makes every commit of the group durable at once (SQLite appends commits to
-    the log in order, so syncing the file syncs them all). Without ``sync``, none: the
-    commits reach the disk with a later sync of that log, or SQLite's next checkpoint
-    (which syncs the log first). Nothing written inside may be acted on by anyone until
-    this returns: it is the store's writer thread that groups, and it answers the callers
-    only after the sync."""
+    the log in order, so syncing the file syncs them all). Without ``sync`` (as the
+    yielded :class:`Group` says at the end), none: the commits reach the disk with a
+    later sync of that log, or SQLite's next checkpoint (which syncs the log first).
+    Nothing written inside may be acted on by anyone until this returns: it is the
+    store's writer thread that groups, and it answers the callers only after the sync."""
     if getattr(_group, "tables", None) is not None:
         raise RuntimeError("grouped_commits does not nest")
     tables: dict[Table, None] = {}
     _group.tables = tables
+    group = Group(sync)
     try:
-        yield
+        yield group
     finally:
         _group.tables = None
         failure: BaseException | None = None
         for table in tables:
             try:
-                table._end_group(sync)
-            except BaseException as exc:  # every table gets its setting back first
+                table._end_group(group.sync)
+            except BaseException as exc:  # every table is synced, or tried, first
                 failure = failure or exc
         if failure is not None:
             raise failure
@@ -233,6 +241,52 @@ class Table:
                 return True
             # Absent; or held in a side file, whose removal is diskcache's business.
             return key in self._cache and bool(self._cache.delete(key))
+        except (sqlite3.Error, OSError, diskcache.Timeout) as exc:
+            raise _failure(self.directory, exc) from exc
+
+    def replace_if(self, key: str, value: Mapping[str, Any], match: Mapping[str, Any]) -> bool:
+        """Overwrite the object under ``key`` with ``value`` if it is there and ``match``es
+        (see :meth:`patch_if`); one statement. False when not (nothing written)."""
+        text = _encode(value)
+        if not self._inline(text):
+            return False
+        return self._where(match, "value = ?", (text,), key)
+
+    def patch_if(self, key: str, patch: Mapping[str, Any], match: Mapping[str, Any]) -> bool:
+        """Set the top-level fields of ``patch`` in the object under ``key`` if it is there
+        and, for each field of ``match``, holds that JSON value (None: absent or null); one
+        statement, SQLite's JSON functions doing the rest. False when not."""
+        paths = ", ".join("?, json(?)" for _ in patch)
+        args = tuple(part for name, v in patch.items() for part in (f"$.{name}", _encode(v)))
+        return self._where(match, f"value = json_set(value, {paths})", args, key)
+
+    def delete_if(self, key: str, match: Mapping[str, Any]) -> bool:
+        """Delete the object under ``key`` if it ``match``es (see :meth:`patch_if`)."""
+        return self._where(match, None, (), key)
+
+    def _where(
+        self, match: Mapping[str, Any], change: str | None, args: tuple[Any, ...], key: str
+    ) -> bool:
+        tests, facts = "", []
+        for name, expected in match.items():
+            facts.append(f"$.{name}")
+            if expected is None:
+                tests += " AND json_extract(value, ?) IS NULL"
+            else:
+                tests += " AND json_extract(value, ?) = json_extract(?, '$')"
+                facts.append(_encode(expected))
+        # Only a live row held inline, as this table writes them.
+        row = " WHERE key = ? AND raw = 1 AND mode = 1 AND filename IS NULL"
+        row += " AND (expire_time IS NULL OR expire_time > ?)" + tests
+        now = time.time()
+        if change is None:
+            statement, values = "DELETE FROM Cache" + row, (key, now, *facts)
+        else:
+            statement = f"UPDATE Cache SET store_time = ?, access_time = ?, {change}" + row
+            values = (now, now, *args, key, now, *facts)
+        try:
+            self._join_group()
+            return self._write(statement, values)
         except (sqlite3.Error, OSError, diskcache.Timeout) as exc:
             raise _failure(self.directory, exc) from exc
 

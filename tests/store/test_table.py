@@ -9,11 +9,15 @@ import json
 import sqlite3
 import threading
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import diskcache
+import pytest
 
+from runner.store import Owner, Store
+from runner.store.journal import JournalEntry, body_digest
 from runner.store.table import Table, grouped_commits
 
 COLUMNS = "key, raw, expire_time, access_count, tag, size, mode, filename, value"
@@ -105,3 +109,64 @@ def _cache(table: Table) -> diskcache.Cache:
 
 def _text(value: Mapping[str, Any]) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def test_conditional_writes_match_on_json_fields(tmp_path: Path) -> None:
+    table = Table(tmp_path / "t", durable=True)
+    owner = {"run_id": "r", "pid": 1, "host": 'hé"st', "started": 1.5e9 + 0.1234567}
+    table.set("k", {"v": 1, "owner": owner, "state": "claimed", "n": None})
+    assert not table.patch_if("k", {"state": "x"}, {"owner": {**owner, "pid": 2}})
+    assert not table.patch_if("k", {"state": "x"}, {"state": "submitted"})
+    assert not table.patch_if("absent", {"state": "x"}, {"owner": owner})
+    assert table.patch_if("k", {"state": "x", "handle": {"id": "é"}}, {"owner": owner, "n": None})
+    assert table.get("k") == {
+        "v": 1, "owner": owner, "state": "x", "n": None, "handle": {"id": "é"}
+    }  # fmt: skip
+    assert not table.replace_if("k", {"v": 2}, {"state": "claimed"})
+    assert table.replace_if("k", {"v": 2, "owner": owner}, {"state": "x", "gone": None})
+    assert table.get("k") == {"v": 2, "owner": owner}
+    assert not table.delete_if("k", {"owner": {**owner, "host": "other"}})
+    assert table.delete_if("k", {"owner": owner}) and table.get("k") is None
+    assert len(table) == 0
+    table.close()
+
+
+def test_the_journal_one_statement_writes_equal_the_long_way(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    me = Owner.current("run-a")
+    body, handle = {"prompt": "a lighthouse", "seed": 7}, {"request_id": "r-1"}
+
+    def walk(store: Store) -> list[JournalEntry | None]:
+        seen = [store.claim("k", me)]
+        store.begin_submit("k", me, "fal-ai/x", body, body_digest(body))
+        seen.append(store.journal("k"))
+        store.record_submission("k", me, "fal-ai/x", handle)
+        seen.append(store.journal("k"))
+        assert store.release("k", me) and not store.release("k", me)
+        return [*seen, store.journal("k")]
+
+    taken: list[str] = []
+    for name in ("replace_if", "patch_if", "delete_if"):
+        method = getattr(Table, name)
+
+        def spy(self: Table, *args: Any, _method: Any = method, _name: str = name) -> bool:
+            done: bool = _method(self, *args)
+            taken.extend([_name] if done else [])
+            return done
+
+        monkeypatch.setattr(Table, name, spy)
+    with Store.open(tmp_path / "short") as store:
+        short = walk(store)
+    assert taken == ["replace_if", "patch_if", "delete_if"]  # each in one statement
+    for name in ("replace_if", "patch_if", "delete_if"):
+        monkeypatch.setattr(Table, name, lambda *args: False)
+    with Store.open(tmp_path / "long") as store:
+        long = walk(store)
+    assert [_timeless(e) for e in short] == [_timeless(e) for e in long]
+    assert short[1] is not None and short[1].state == "submitting"
+    assert short[2] is not None and short[2].state == "submitted" and short[2].body == body
+
+
+def _timeless(entry: JournalEntry | None) -> JournalEntry | None:
+    return None if entry is None else replace(entry, at=0.0, attempts=(0.0,) * len(entry.attempts))
