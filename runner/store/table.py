@@ -9,11 +9,8 @@ pickled, so any later version of the code can read them. The settings matter:
   call returns (the journal, results); NORMAL still survives ``kill -9``;
 - ``disk_min_file_size`` high, so records stay inside the database instead of side files.
 
-Writes are single prepared statements on diskcache's own connection, writing exactly the
-row diskcache would (string key, ``raw`` 1, JSON text inline in ``value`` with ``mode`` 1,
-size 0, no tag, no expiry): diskcache, ``cache verify``, ``gc`` and older versions read
-them as their own, and its triggers keep its counts. Its ``set``/``add``/``delete`` run
-four statements and a transaction each; this is one.
+Writes are one statement each on diskcache's own connection, writing the very rows
+diskcache writes (see :mod:`runner.store.cache_rows`).
 
 SQLite errors and lock timeouts become :class:`StoreError`; a full disk becomes
 :class:`~runner.errors.DiskFull`. ``read_only`` opens the database with plain SQLite in
@@ -36,6 +33,7 @@ from typing import Any
 import diskcache
 
 from runner.errors import DiskFull, ShotgraphError, disk_full, free_bytes, mount_point
+from runner.store import cache_rows as rows
 from runner.store.readonly import ReadOnlyCache
 
 # Seconds a call waits for another process's write transaction (they last microseconds).
@@ -44,27 +42,6 @@ LOCK_TIMEOUT = 30.0
 WAL_NAME = "cache.db-wal"
 
 _group = threading.local()
-
-# diskcache's columns for a string key and a JSON text value held inline (MODE_RAW = 1).
-_INSERT = (
-    "INSERT INTO Cache(key, raw, store_time, expire_time, access_time, access_count,"
-    " tag, size, mode, filename, value) VALUES (?, 1, ?, NULL, ?, 0, NULL, 0, 1, NULL, ?)"
-    " ON CONFLICT(key, raw) DO UPDATE SET store_time = excluded.store_time,"
-    " expire_time = NULL, access_time = excluded.access_time, access_count = 0, tag = NULL,"
-    " size = 0, mode = 1, filename = NULL, value = excluded.value"
-)
-# An existing row is replaced only where diskcache itself would without more work: one
-# with no side file (set), or one that has expired (add: diskcache treats it as absent).
-_SET = _INSERT + " WHERE Cache.filename IS NULL"
-_ADD = _INSERT + " WHERE Cache.filename IS NULL AND Cache.expire_time <= excluded.store_time"
-_DELETE = (
-    "DELETE FROM Cache WHERE key = ? AND raw = 1 AND filename IS NULL"
-    " AND (expire_time IS NULL OR expire_time > ?)"
-)
-_SELECT = (
-    "SELECT mode, value FROM Cache WHERE key = ? AND raw = 1"
-    " AND (expire_time IS NULL OR expire_time > ?)"
-)
 
 
 class Group:
@@ -212,11 +189,11 @@ class Table:
 
     def add(self, key: str, value: Mapping[str, Any]) -> bool:
         """Insert only if ``key`` is absent (atomic); True when inserted."""
-        text = _encode(value)
+        text = rows.encode(value)
         try:
             self._join_group()
             if self._inline(text):
-                if self._write(_ADD, (key, time.time(), time.time(), text)):
+                if self._write(rows.ADD, (key, time.time(), time.time(), text)):
                     return True
                 if key in self._cache:  # present: not added (else: a side file, below)
                     return False
@@ -225,11 +202,11 @@ class Table:
             raise _failure(self.directory, exc) from exc
 
     def set(self, key: str, value: Mapping[str, Any]) -> None:
-        text = _encode(value)
+        text = rows.encode(value)
         try:
             self._join_group()
             now = time.time()
-            if not self._inline(text) or not self._write(_SET, (key, now, now, text)):
+            if not self._inline(text) or not self._write(rows.SET, (key, now, now, text)):
                 self._cache.set(key, text)  # a large value, or one replacing a side file
         except (sqlite3.Error, OSError, diskcache.Timeout) as exc:
             raise _failure(self.directory, exc) from exc
@@ -237,7 +214,7 @@ class Table:
     def delete(self, key: str) -> bool:
         try:
             self._join_group()
-            if self._write(_DELETE, (key, time.time())):
+            if self._write(rows.DELETE, (key, time.time())):
                 return True
             # Absent; or held in a side file, whose removal is diskcache's business.
             return key in self._cache and bool(self._cache.delete(key))
@@ -247,7 +224,7 @@ class Table:
     def replace_if(self, key: str, value: Mapping[str, Any], match: Mapping[str, Any]) -> bool:
         """Overwrite the object under ``key`` with ``value`` if it is there and ``match``es
         (see :meth:`patch_if`); one statement. False when not (nothing written)."""
-        text = _encode(value)
+        text = rows.encode(value)
         if not self._inline(text):
             return False
         return self._where(match, "value = ?", (text,), key)
@@ -257,7 +234,7 @@ class Table:
         and, for each field of ``match``, holds that JSON value (None: absent or null); one
         statement, SQLite's JSON functions doing the rest. False when not."""
         paths = ", ".join("?, json(?)" for _ in patch)
-        args = tuple(part for name, v in patch.items() for part in (f"$.{name}", _encode(v)))
+        args = tuple(part for name, v in patch.items() for part in (f"$.{name}", rows.encode(v)))
         return self._where(match, f"value = json_set(value, {paths})", args, key)
 
     def delete_if(self, key: str, match: Mapping[str, Any]) -> bool:
@@ -267,23 +244,7 @@ class Table:
     def _where(
         self, match: Mapping[str, Any], change: str | None, args: tuple[Any, ...], key: str
     ) -> bool:
-        tests, facts = "", []
-        for name, expected in match.items():
-            facts.append(f"$.{name}")
-            if expected is None:
-                tests += " AND json_extract(value, ?) IS NULL"
-            else:
-                tests += " AND json_extract(value, ?) = json_extract(?, '$')"
-                facts.append(_encode(expected))
-        # Only a live row held inline, as this table writes them.
-        row = " WHERE key = ? AND raw = 1 AND mode = 1 AND filename IS NULL"
-        row += " AND (expire_time IS NULL OR expire_time > ?)" + tests
-        now = time.time()
-        if change is None:
-            statement, values = "DELETE FROM Cache" + row, (key, now, *facts)
-        else:
-            statement = f"UPDATE Cache SET store_time = ?, access_time = ?, {change}" + row
-            values = (now, now, *args, key, now, *facts)
+        statement, values = rows.conditional(key, match, change, args)
         try:
             self._join_group()
             return self._write(statement, values)
@@ -308,7 +269,7 @@ class Table:
         cache = self._cache
         if not isinstance(cache, diskcache.Cache):
             return cache.get(key)
-        row = cache._con.execute(_SELECT, (key, time.time())).fetchone()
+        row = cache._con.execute(rows.SELECT, (key, time.time())).fetchone()
         if row is None:
             return None
         mode, value = row
@@ -391,8 +352,3 @@ class Table:
                 os.close(fd)
         except OSError as exc:
             raise _failure(self.directory, exc) from exc
-
-
-def _encode(value: Mapping[str, Any]) -> str:
-    # allow_nan=False: NaN is not JSON and other readers would reject the record.
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
