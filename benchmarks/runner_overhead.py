@@ -7,7 +7,9 @@ requests per node (upload or submit, status, result, download), the journal, the
 events. Printed per size: the runner process's CPU milliseconds per node (the emulator's
 are not counted; the target is at most 5, flat in N) and the milliseconds spent recording
 a node (journal claim and submission, storing the file and its result, and the node's
-share of the writer's group fsyncs; target at most 1).
+share of the writer's group fsyncs; target at most 1), then the same broken down by call:
+wall ms per node, the call's own CPU ms (the rest is the disk and waits for the GIL), and
+calls per node ("_end_group" is a group's sync of one database's log).
 The pipeline is chains of an image-to-video shot and three extends.
 
     .venv/bin/python benchmarks/runner_overhead.py [--sizes 1000 5000] [--jobs 16]
