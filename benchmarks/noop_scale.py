@@ -11,8 +11,9 @@ the median of the others starts from the memo. Target: under 0.5 s, 100 MB.
 Then, from the same store, the answers a user waits for at the command line, each in a
 fresh process (median of ``--repeat``): ``validate`` and ``plan`` from the memo (targets
 0.5 s each), and the ``plan`` after one chain of the pipeline is edited, which misses the
-memo, reads and checks the pipeline again but takes the steps of the unchanged nodes from
-the memo (``runner.compile.reuse``), and finds the 4 nodes to render (target 0.6 s).
+memo, reads again only the YAML of the edited nodes (``runner.pipeline.yaml_splice``),
+checks the pipeline again but takes the steps of the unchanged nodes from the memo
+(``runner.compile.reuse``), and finds the 4 nodes to render (target 0.6 s).
 
     .venv/bin/python benchmarks/noop_scale.py [--nodes 5000] [--repeat 4]
 """

@@ -6,6 +6,9 @@ The loader, the compiler (and Jinja) load only when a pipeline is checked: a
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -45,6 +48,22 @@ class CheckResult:
         return self.compiled
 
 
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection inside: for building a pipeline's hundreds of thousands
+    of values and records, none of them garbage, which the collector would otherwise walk
+    again and again as they grow. Objects are still freed when their last reference goes;
+    only reference cycles wait for the next collection after."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
+
+
+@collector_paused()  # a pipeline's values and records: no garbage to look for
 def check_pipeline(
     path: Path, *, backend: str = "fal", hash_file: Hasher = sha256_file, reuse: Reuse | None = None
 ) -> CheckResult:
@@ -56,7 +75,10 @@ def check_pipeline(
     from runner.pipeline.outputs import resolve_outputs
 
     diags = Diagnostics()
-    pipeline = load_pipeline(path, diags, reuse.passed if reuse is not None else None)
+    if reuse is None:
+        pipeline = load_pipeline(path, diags)
+    else:
+        pipeline = load_pipeline(path, diags, reuse.passed, reuse.document)
     if pipeline is None:
         return CheckResult(None, {}, tuple(sorted_diagnostics(diags.items)))
     compiled = compile_pipeline(pipeline, diags, backend, hash_file, reuse)

@@ -64,12 +64,14 @@ def lint(compiled: Compiled, diags: Diagnostics) -> None:
                 "LTX-2 Pro, Fast and retake take no negative prompt",
             )
         for key, setting in step.settings.items():
+            if key in step.body:
+                continue  # taken: the common case, and nothing to say
             user_layer = setting.layer == "defaults" or (
                 setting.layer.startswith("preset:")
                 and pipeline.presets[setting.layer.split(":", 1)[1]].origin != "built-in"
             )
             marker = (setting.layer, key, step.endpoint.id)
-            if user_layer and key not in step.body and marker not in skipped:
+            if user_layer and marker not in skipped:
                 skipped.add(marker)
                 diags.warning(
                     "lint.param-skipped",

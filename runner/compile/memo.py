@@ -21,7 +21,10 @@ When only the pipeline's own text changed (every other file it read still holds,
 memo is as trustworthy as on a hit), the recompile takes the steps of the nodes that did not
 change from the memo (``runner.compile.reuse``), with their settings laid again from this
 compile's records, so the result is the full compile's. The new memo's reads are the old
-ones and the new compile's (a reused node read its files through the old compile).
+ones and the new compile's (a reused node read its files through the old compile). Beside
+the memo, the pipeline file as read (its text, values and line maps) is kept apart, read
+only on such a miss: the YAML of the node blocks an edit did not touch is taken from it
+(``runner.pipeline.yaml_splice``).
 
 The memo drops the pipeline's records and line maps (half its size): a memo's ``Compiled``
 has a pipeline with its name, path, model and project only, and steps without their
@@ -45,7 +48,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runner.compile.check import CheckResult, check_pipeline
-from runner.compile.memo_payload import FINDINGS, PRINTS, RESULT, pack, part
+from runner.compile.memo_payload import FINDINGS, PRINTS, RESULT, pack, part, unpickle
 from runner.compile.steps import Step
 from runner.errors import Diagnostic
 from runner.hashing import Hasher, sha256_file
@@ -55,6 +58,7 @@ from runner.store.memos import memo_slot, read_memo, write_memo
 
 if TYPE_CHECKING:  # a memo that answers needs neither (nor the schema's validator)
     from runner.pipeline.schema_check import PassedNodes
+    from runner.pipeline.yaml_splice import Document
 
 MEMO_VERSION = 3
 HASHED_BYTES = 1 << 20
@@ -138,8 +142,10 @@ def check_and_remember(
     key = memo_key(path, backend)
     earlier = _earlier(path, read(path, backend, store) if memo is _UNREAD else memo)
     from runner.compile.reuse import Reuse
+    from runner.pipeline.yaml_splice import DocumentMemo
 
     reuse = Reuse(*earlier[:2]) if earlier is not None else Reuse({})  # its prints are kept
+    reuse.document = DocumentMemo(_kept_document(path, backend, store, key))
     with watching() as seen:
         result = check_pipeline(path, backend=backend, hash_file=hash_file, reuse=reuse)
     if result.errors or result.compiled is None:
@@ -158,7 +164,25 @@ def check_and_remember(
         header["whole"] = True
     payload = pack(result, reuse.prints, reuse.passed.now)
     write_memo(store, memo_slot(path, backend), header, payload)
+    if reuse.document.kept is not None:
+        write_memo(store, _document_slot(path, backend), {"key": key}, reuse.document.kept)
     return replace(result, memo_id=_memo_id(key, payload))
+
+
+def _document_slot(path: Path, backend: str) -> str:
+    """Where the pipeline file as last read whole is kept, beside its memo."""
+    return memo_slot(path, f"{backend}\0document")
+
+
+def _kept_document(path: Path, backend: str, store: Path, key: str) -> Document | None:
+    """The pipeline file as read by an earlier compile under ``key``, if one was kept (its
+    text is in it: whatever changed since, ``runner.pipeline.yaml_splice`` finds)."""
+    from runner.pipeline.yaml_splice import Document
+
+    found = read_memo(store, _document_slot(path, backend))
+    if found is None or found[0].get("key") != key:
+        return None
+    return Document.from_state(unpickle(found[1]))
 
 
 def _earlier(

@@ -12,7 +12,6 @@ from __future__ import annotations
 import copyreg
 import dataclasses
 import enum
-import gc
 import importlib
 import io
 import pickle
@@ -22,7 +21,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from runner.compile.check import CheckResult
+from runner.compile.check import CheckResult, collector_paused
 from runner.compile.steps import Step
 from runner.pipeline.records import Defaults
 from runner.pipeline.sourcemap import SourceMap
@@ -137,12 +136,8 @@ def unpickle(data: bytes) -> Any:
 def _load(stream: io.BytesIO) -> Any:
     # Tens of thousands of objects, none of them garbage: no collection while they are
     # built (it would walk them all, again and again).
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        return _Unpickler(stream).load()
-    except Exception:  # a damaged or foreign memo, whatever it holds: compile instead
-        return None
-    finally:
-        if collecting:
-            gc.enable()
+    with collector_paused():
+        try:
+            return _Unpickler(stream).load()
+        except Exception:  # a damaged or foreign memo, whatever it holds: compile instead
+            return None

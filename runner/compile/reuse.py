@@ -12,7 +12,8 @@ Compiling reports nothing but errors, and a memo is kept only of a pipeline with
 every step it holds compiled clean and a reused one has nothing to report.
 
 The schema check is skipped the same way for nodes that passed it in the memo's pipeline
-(``runner.pipeline.schema_check.PassedNodes``).
+(``runner.pipeline.schema_check.PassedNodes``), and the YAML of the nodes whose lines did not
+change is not read again (``runner.pipeline.yaml_splice``).
 
 Nodes with takes (several steps to one node) always compile, and so do the nodes they feed.
 A print that cannot be told (a record that reprs differently from run to run) only costs a
@@ -29,6 +30,7 @@ from runner.compile.steps import Step
 from runner.pipeline.presets import Setting
 from runner.pipeline.records import Node, NodeRef, Pipeline
 from runner.pipeline.schema_check import PassedNodes
+from runner.pipeline.yaml_splice import DocumentMemo
 
 
 @dataclass
@@ -38,6 +40,8 @@ class Reuse:
     earlier: Mapping[str, tuple[bytes, Step]]
     passed: PassedNodes = field(default_factory=lambda: PassedNodes(frozenset()))
     prints: dict[str, bytes] = field(default_factory=dict)
+    # The pipeline file as read last time, and this read's when it should be kept.
+    document: DocumentMemo = field(default_factory=DocumentMemo)
     _context: bytes = b""
 
     def start(self, pipeline: Pipeline, backend: str) -> None:

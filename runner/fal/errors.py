@@ -64,7 +64,7 @@ class FalKeyMissing(FalError):
 
 
 class FalConfigError(FalError):
-    """A base URL, host or endpoint id the client cannot use."""
+    """A base URL, host, endpoint id or header the client cannot use."""
 
 
 class FalProtocolError(FalError):

@@ -57,6 +57,13 @@ SUBMIT_RETRY_STATUSES = frozenset({408, 429})
 REQUEST_TIMEOUT_HEADER = "X-Fal-Request-Timeout"
 REQUEST_TIMEOUT_TYPE_HEADER = "X-Fal-Request-Timeout-Type"
 
+
+class NotSent(httpx.LocalProtocolError):
+    """A request this machine refused to write (a method or a header HTTP forbids): not a
+    byte of it left, and sending it again would be refused again, so it is neither retried
+    nor, for a submit, uncertain."""
+
+
 # Transport failures that happen before a byte of the request leaves this machine.
 _NOT_SENT: tuple[type[Exception], ...] = (
     httpx.ConnectError,
@@ -142,7 +149,7 @@ def should_retry_exception(
     mode: RetryMode, exc: httpx.TransportError, request_headers: Mapping[str, str]
 ) -> bool:
     """Whether a transport error may be retried under ``mode``."""
-    if mode == "never" or isinstance(exc, httpx.UnsupportedProtocol):
+    if mode == "never" or isinstance(exc, (httpx.UnsupportedProtocol, NotSent)):
         return False
     if isinstance(exc, _NOT_SENT):
         return True
@@ -157,7 +164,7 @@ def should_retry_exception(
 
 def maybe_sent(exc: httpx.TransportError) -> bool:
     """Whether the request may have reached the server before ``exc`` (not provably unsent)."""
-    return not isinstance(exc, (*_NOT_SENT, httpx.UnsupportedProtocol))
+    return not isinstance(exc, (*_NOT_SENT, httpx.UnsupportedProtocol, NotSent))
 
 
 _REFUSED = frozenset({errno.ECONNREFUSED, errno.ENETUNREACH, errno.EHOSTUNREACH})

@@ -18,8 +18,9 @@ from typing import Any
 
 import httpx
 
-from runner.fal.errors import FalError, FalSubmitUncertain, FalUnavailable
+from runner.fal.errors import FalConfigError, FalError, FalSubmitUncertain, FalUnavailable
 from runner.fal.retry import (
+    NotSent,
     RetryMode,
     RetryPolicy,
     is_ingress_error,
@@ -237,6 +238,13 @@ class Session:
         why_unreachable: str | None = None,
     ) -> FalError:
         reason = f"{type(failure).__name__}: {failure}"
+        if isinstance(failure, NotSent):
+            return FalConfigError(
+                f"fal {call.operation} of {call.what}: not sent ({failure})",
+                hint="nothing reached fal, so nothing is paid for; a header of the request "
+                "holds a character HTTP forbids: check the SHOTGRAPH_* and FAL_* settings",
+                request_id=call.request_id,
+            )
         if why_unreachable is not None:
             host = httpx.URL(call.url).netloc.decode("ascii", "replace")
             return FalUnavailable(

@@ -32,6 +32,7 @@ import httpx
 
 from runner.fal.connection import Connection, connect
 from runner.fal.framing import Body, framing, read_head
+from runner.fal.retry import NotSent
 
 # Seconds an idle connection is kept for reuse (httpx's default keep-alive expiry).
 KEEPALIVE = 5.0
@@ -171,7 +172,7 @@ async def _send(connection: Connection, request: httpx.Request, timeout: float |
     """Write ``request``; whether it asked for the connection to close after it."""
     method = request.method.encode("ascii", "replace")
     if not _TOKEN.fullmatch(method):
-        raise httpx.LocalProtocolError(f"not an HTTP method: {method[:20]!r}")
+        raise NotSent(f"not an HTTP method: {method[:20]!r}")
     lines = [b"%s %s HTTP/1.1" % (method, request.url.raw_path)]
     chunked = close = False
     declared: int | None = None
@@ -179,7 +180,7 @@ async def _send(connection: Connection, request: httpx.Request, timeout: float |
         # As h11 refuses them: a name that is not a token, a value with CR, LF or NUL (one
         # could add headers of its own). The value is never shown: it may be the key.
         if not _TOKEN.fullmatch(name) or _NOT_IN_VALUE.search(value):
-            raise httpx.LocalProtocolError(
+            raise NotSent(
                 f"header {name[:40].decode(errors='replace')!r}: a character HTTP forbids"
             )
         lines.append(name + b": " + value)

@@ -34,6 +34,7 @@ from runner.pipeline.review_file import (
 )
 from runner.pipeline.sourcemap import SourceMap
 from runner.pipeline.textfile import TextProblem, decode
+from runner.pipeline.yaml_splice import DocumentMemo, read_pipeline_yaml
 from runner.pipeline.yamlsrc import MAX_VALUES, load_yaml_bytes, read_yaml_file
 from runner.resources import data_file
 
@@ -52,17 +53,21 @@ MAX_IMPORTS = 32
 
 
 def load_pipeline(
-    path: Path, diags: Diagnostics, passed: schema_check.PassedNodes | None = None
+    path: Path,
+    diags: Diagnostics,
+    passed: schema_check.PassedNodes | None = None,
+    memo: DocumentMemo | None = None,
 ) -> Pipeline | None:
     """Load ``path``. Returns None when the file is too broken to describe a pipeline.
-    Nodes ``passed`` has seen pass the schema are not checked again."""
+    Nodes ``passed`` has seen pass the schema are not checked again; the file is read from
+    ``memo``'s earlier one where it did not change (``runner.pipeline.yaml_splice``)."""
     # The path as given, not its symlink target: that is what decides the project.
     path = Path(os.path.abspath(path))
     project = Project.of_pipeline(path)
     data = _read(project, path.name, path.parent, MAX_PIPELINE_BYTES, Location(path), diags)
     if data is None:
         return None
-    document, source = load_yaml_bytes(data, path, diags)
+    document, source = read_pipeline_yaml(data, path, diags, memo)
     if document is None:
         if not diags.has_errors:
             diags.error(

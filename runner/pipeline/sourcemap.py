@@ -30,6 +30,16 @@ class SourceMap:
         self._lines = lines or {}
         self.values = values  # how many values the document holds (aliases expanded)
 
+    @property
+    def root(self) -> Any:
+        """The document mapped."""
+        return self._root
+
+    @property
+    def lines(self) -> dict[int, Lines]:
+        """The lines of each container of the document, by its ``id()``."""
+        return self._lines
+
     def locate(self, path: KeyPath, *, key: bool = False) -> Location:
         """The line of the value at ``path`` (or of its key with ``key=True``).
 

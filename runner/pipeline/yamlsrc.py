@@ -62,10 +62,13 @@ class _Frame:
 class _Builder:
     """Builds values from parser events, collecting problems as it goes."""
 
-    def __init__(self, file: Path | None, diags: Diagnostics, max_values: int) -> None:
+    def __init__(
+        self, file: Path | None, diags: Diagnostics, max_values: int, depth: int = 0
+    ) -> None:
         self.file = file
         self.diags = diags
         self.max_values = max_values
+        self.depth = depth  # how deep in its document the part read sits
         self.stack: list[_Frame] = []
         self.anchors: dict[str, Any] = {}
         self.lines: dict[int, Lines] = {}
@@ -111,7 +114,7 @@ class _Builder:
         path = self._child_path()
         if tag not in (None, "!", expected):
             self._unsupported_tag(tag, line, path)
-        if len(self.stack) >= MAX_DEPTH:
+        if len(self.stack) + self.depth >= MAX_DEPTH:
             self._error(
                 line,
                 path,
@@ -292,11 +295,17 @@ class _Builder:
 
 
 def load_yaml(
-    text: str, file: Path | None, diags: Diagnostics, max_values: int = MAX_VALUES
+    text: str,
+    file: Path | None,
+    diags: Diagnostics,
+    max_values: int = MAX_VALUES,
+    *,
+    depth: int = 0,
 ) -> tuple[Any, SourceMap]:
     """Parse one YAML document of at most ``max_values`` values. Syntax errors and unsafe
-    content become diagnostics."""
-    builder = _Builder(file, diags, max_values)
+    content become diagnostics. ``depth``: how deep the text's values sit in the document
+    it is a part of (``runner.pipeline.yaml_splice``), which counts toward the nesting bound."""
+    builder = _Builder(file, diags, max_values, depth)
     loader = _Loader(text)
     try:
         feed, next_event = builder.feed, loader.get_event

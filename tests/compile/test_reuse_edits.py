@@ -12,6 +12,7 @@ import pytest
 from runner.compile.check import CheckResult, check_pipeline
 from runner.compile.compiler import Compiler
 from runner.compile.memo import check_and_remember, recall
+from runner.pipeline import yaml_splice
 from tests.compile.test_memo import memo_project
 from tests.compile.test_reuse import canonical, keys
 
@@ -188,3 +189,42 @@ def test_a_pipeline_edited_while_it_compiles_is_not_remembered(
     check_and_remember(path, "local", store)
     recalled = recall(path, "local", store)
     assert recalled is None or keys(recalled) == keys(check_pipeline(path, backend="local"))
+
+
+PLAIN = """version: 1
+name: plain
+nodes:
+  one:
+    kind: t2v
+    prompt: a quiet street at night
+  two:
+    kind: t2v
+    prompt: rain on a window
+  three:
+    kind: t2v
+    prompt: a lamp
+"""
+
+
+def test_only_the_edited_nodes_are_read_again(
+    tmp_path: Path, store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The YAML of the nodes an edit did not touch comes from the memo's document
+    (``runner.pipeline.yaml_splice``): the findings, with their lines, are the full read's."""
+    read_again: list[int | None] = []
+    real = yaml_splice.splice
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        got = real(*args, **kwargs)
+        read_again.append(None if got is None else got[1])
+        return got
+
+    monkeypatch.setattr(yaml_splice, "splice", spy)
+    path = memo_project(tmp_path / "proj", PLAIN)
+    assert not check_and_remember(path, "local", store).errors
+    moved = PLAIN.replace("rain on a window\n", "rain on a window\n    seed: 7\n")
+    assert not alike_after(path, store, moved).errors
+    wrong = alike_after(path, store, moved.replace("a lamp\n", "a lamp\n    bogus: 1\n"))
+    assert [d.location.line for d in wrong.errors] == [14]
+    alike_after(path, store, PLAIN.replace("rain on", "snow on"))
+    assert len(read_again) == 3 and None not in read_again

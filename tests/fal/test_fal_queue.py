@@ -24,7 +24,7 @@ from runner.fal import (
     JobHandle,
 )
 from runner.fal.credentials import Redactor
-from runner.fal.retry import RetryPolicy
+from runner.fal.retry import NotSent, RetryPolicy
 from runner.fal.session import Call, Client, Session
 
 MakeClient = Callable[..., tuple[FalClient, Recorder]]
@@ -334,6 +334,23 @@ async def test_submit_does_not_retry_what_may_have_queued_a_job(
     assert len(rec.seen) == 1
     assert isinstance(info.value, FalUnavailable)
     assert "dashboard" in (info.value.hint or "")
+
+
+async def test_a_request_refused_before_sending_is_neither_retried_nor_uncertain(
+    make_client: MakeClient,
+) -> None:
+    # Not a byte left: no job can exist, and sending it again would be refused again.
+    refused = NotSent("header 'x-a': a character HTTP forbids")
+    client, rec = make_client(sequence(refused, json_response(200, submitted())))
+    with pytest.raises(FalError) as info:
+        await client.submit(ENDPOINT, {"prompt": "x"})
+    assert not isinstance(info.value, FalUnavailable)  # FalSubmitUncertain is one
+    assert "not sent" in str(info.value) and "nothing is paid" in (info.value.hint or "")
+    assert len(rec.seen) == 1
+    client, rec = make_client(sequence(refused, json_response(200, {"status": "COMPLETED"})))
+    with pytest.raises(FalError):
+        await client.status(a_handle(client))
+    assert len(rec.seen) == 1
 
 
 async def test_submit_does_not_retry_409(make_client: MakeClient) -> None:

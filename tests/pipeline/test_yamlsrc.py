@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from runner.errors import Diagnostics
 from runner.pipeline.yamlsrc import load_yaml, load_yaml_bytes
 
@@ -158,3 +160,17 @@ def test_a_document_holds_a_bounded_number_of_values() -> None:
     assert value is None and error.code == "yaml-size" and error.location.line == 2
     value, source = load_yaml(text, Path("p.yaml"), Diagnostics())
     assert source.values > 110
+
+
+def test_characters_yaml_refuses_in_ascii_and_in_other_text() -> None:
+    from runner.pipeline.textfile import TextProblem, decode
+
+    for text, line, column in (
+        ("a: 1\nb: x\x1by\n", 2, 5),
+        ("a: café\nb: x\x80y\n", 2, 5),  # a C1 control, beside other Unicode
+        ("a: café\nb: x\x1by\n", 2, 5),
+    ):
+        with pytest.raises(TextProblem) as found:
+            decode(text.encode())
+        assert (found.value.line, found.value.column) == (line, column)
+    assert decode("a: café \u0085 😀\n".encode()) == "a: café \u0085 😀\n"
