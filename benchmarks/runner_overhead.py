@@ -7,7 +7,9 @@ requests per node (upload or submit, status, result, download), the journal, the
 events. Printed per size: the runner process's CPU milliseconds per node (the emulator's
 are not counted; the target is at most 5, flat in N) and the milliseconds spent recording
 a node (journal claim and submission, storing the file and its result, and the node's
-share of the writer's group fsyncs; target at most 1).
+share of the writer's group fsyncs; target at most 1), then the same broken down by call:
+wall ms per node, the call's own CPU ms (the rest is the disk and waits for the GIL), and
+calls per node ("_end_group" is a group's sync of one database's log).
 The pipeline is chains of an image-to-video shot and three extends.
 
     .venv/bin/python benchmarks/runner_overhead.py [--sizes 1000 5000] [--jobs 16]
@@ -51,34 +53,63 @@ RECORDING = (
 ORIGINAL_END_GROUP = Table._end_group
 
 
-def timed(store: Store, spent: list[float]) -> None:
-    """Wrap ``store``'s recording calls to add their wall time to ``spent[0]``."""
+class Spent:
+    """Wall and this-thread CPU seconds per recording call (the CPU part is the call's own
+    Python and SQLite work; the rest is the disk and waits for the GIL)."""
 
-    def wrap(method: Callable[..., Any]) -> Callable[..., Any]:
+    def __init__(self) -> None:
+        self.wall: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}
+        self.calls: dict[str, int] = {}
+
+    def add(self, name: str, wall: float, cpu: float) -> None:
+        self.wall[name] = self.wall.get(name, 0.0) + wall
+        self.cpu[name] = self.cpu.get(name, 0.0) + cpu
+        self.calls[name] = self.calls.get(name, 0) + 1
+
+    def total(self) -> float:
+        return sum(self.wall.values())
+
+    def breakdown(self, nodes: int) -> str:
+        """Per node: each call's wall ms (its own CPU ms) and calls."""
+        parts = [
+            f"{name} {self.wall[name] * 1000 / nodes:.2f} ({self.cpu[name] * 1000 / nodes:.2f})"
+            f" x{self.calls[name] / nodes:.1f}"
+            for name in sorted(self.wall, key=self.wall.__getitem__, reverse=True)
+        ]
+        return "  per node, wall ms (own CPU ms) x calls: " + ", ".join(parts)
+
+
+def timed(store: Store, spent: Spent) -> None:
+    """Wrap ``store``'s recording calls to add their wall time to ``spent``."""
+
+    def wrap(method: Callable[..., Any], name: str) -> Callable[..., Any]:
         @functools.wraps(method)
         def call(*args: Any, **kwargs: Any) -> Any:
-            started = time.perf_counter()
+            wall, cpu = time.perf_counter(), time.thread_time()
             try:
                 return method(*args, **kwargs)
             finally:
-                spent[0] += time.perf_counter() - started
+                # A group's end syncs a database's log, or (no write needing it) nothing.
+                label = name if name != "_end_group" or args[1] else "_end_group unsynced"
+                spent.add(label, time.perf_counter() - wall, time.thread_time() - cpu)
 
         return call
 
     for name in RECORDING:
-        setattr(store, name, wrap(getattr(store, name)))
+        setattr(store, name, wrap(getattr(store, name), name))
     # The writer thread's group commits: one fsync per database for all the writes queued
     # together (runner.store.table.grouped_commits), their cost shared by those writes.
-    Table._end_group = wrap(ORIGINAL_END_GROUP)  # type: ignore[method-assign]
+    Table._end_group = wrap(ORIGINAL_END_GROUP, "_end_group")  # type: ignore[method-assign]
 
 
-def measure(url: str, nodes: int, jobs: int) -> dict[str, float]:
+def measure(url: str, nodes: int, jobs: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         pipeline = write_pipeline(folder, nodes, 3, f"overhead {nodes}")
         compiled = check_pipeline(pipeline, backend="local").require()
         with Store.open(folder / "store") as store:
-            spent = [0.0]
+            spent = Spent()
             timed(store, spent)
 
             def connect() -> FalClient:
@@ -96,7 +127,8 @@ def measure(url: str, nodes: int, jobs: int) -> dict[str, float]:
         "nodes": count,
         "wall_s": wall,
         "cpu_ms_per_node": cpu * 1000 / count,
-        "record_ms_per_node": spent[0] * 1000 / count,
+        "record_ms_per_node": spent.total() * 1000 / count,
+        "breakdown": spent.breakdown(count),
     }
 
 
@@ -115,6 +147,7 @@ def main() -> int:
                 f"{r['nodes']:>6.0f}  {r['wall_s']:>7.1f}  {r['cpu_ms_per_node']:>18.2f}  "
                 f"{r['record_ms_per_node']:>17.2f}"
             )
+            print(r["breakdown"])
             print_figure(
                 f"runner_overhead_{size}",
                 cpu=round(r["cpu_ms_per_node"], 2),

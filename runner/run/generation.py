@@ -45,6 +45,7 @@ from runner.run.events import NodeDownloading, NodeSubmitted, Notice
 from runner.run.job_wait import FalSlot, cancel_if_queued, wait_reporting
 from runner.run.submission import GenerationContext, Held, rejected, submit
 from runner.store import JournalConflict, ResultRecord, Store, StoredFile
+from runner.store.writer import expect_writes
 
 __all__ = ["Generated", "GenerationContext", "generate"]
 
@@ -93,6 +94,21 @@ async def generate(
     assert step.endpoint is not None and step.body is not None
     if slot is not None:
         await slot.take()
+    with expect_writes():  # the store's group commits wait a moment for company
+        return await _generate(step, upstream, ctx, slot, again=again, renewed=renewed)
+
+
+async def _generate(
+    step: Step,
+    upstream: Mapping[str, ResultRecord],
+    ctx: GenerationContext,
+    slot: FalSlot | None,
+    *,
+    again: bool,
+    renewed: bool,
+) -> Generated:
+    if slot is not None:
+        await slot.take()  # again, after a first job was lost
     found = await _hold(step, upstream, ctx)
     if isinstance(found, ResultRecord):
         return Generated(found, "received")
@@ -105,7 +121,7 @@ async def generate(
         if again:
             raise StepFailed(str(lost)) from None
         ctx.emit(Notice(node=step.name, message=f"{lost}; submitting it again"))
-        return await generate(step, upstream, ctx, slot=slot, again=True, renewed=renewed)
+        return await _generate(step, upstream, ctx, slot, again=True, renewed=renewed)
     except _DeadInputs as dead:
         # An uploaded input's URL expired before its record said: upload it again, once.
         if renewed or not await ctx.materializer.forget(dead.urls, step.slots, upstream):
@@ -117,7 +133,7 @@ async def generate(
                 "(their URLs expired); uploading again and submitting once more",
             )
         )
-        return await generate(step, upstream, ctx, slot=slot, again=again, renewed=True)
+        return await _generate(step, upstream, ctx, slot, again=again, renewed=True)
     return Generated(record, "reattached" if found.reattached else "submitted")
 
 

@@ -172,7 +172,11 @@ def submitted_entry(
 
 
 class Journal:
-    """Journal operations over one durable :class:`Table`; each write is one transaction."""
+    """Journal operations over one durable :class:`Table`; each write is one transaction.
+
+    The usual writes of a run on its own entry (submit, submission, release) are one
+    conditional statement, matched on the entry's owner and state; anything else (a
+    taken-over entry, another run's, none) goes the long way, read and decided here."""
 
     def __init__(self, table: Table) -> None:
         self.table = table
@@ -186,8 +190,11 @@ class Journal:
 
     def claim(self, key: str, owner: Owner) -> JournalEntry | None:
         """Claim ``key``: None when we now hold it, else the entry someone else holds."""
+        claim = JournalEntry("claimed", owner).as_dict()
+        if self.table.add(key, claim):  # one atomic insert: the usual case, a free key
+            return None
         with self.table.transact():
-            if self.table.add(key, JournalEntry("claimed", owner).as_dict()):
+            if self.table.add(key, claim):  # released since
                 return None
             # Same transaction: the entry cannot vanish between the failed add and this read.
             return self.get(key)
@@ -201,6 +208,19 @@ class Journal:
         Refused (JournalConflict) when another run holds the key: it is that run's job.
         An earlier attempt at the same body (a taken-over submit) is kept in ``attempts``.
         """
+        # The usual case, our claim with nothing tried yet, in one statement: the entry
+        # submitting_entry makes of it (no earlier attempt to keep).
+        fresh = JournalEntry(
+            "submitting",
+            owner,
+            endpoint,
+            body=dict(body),
+            body_sha256=digest,
+            attempts=(time.time(),),
+        )
+        mine = {"owner": owner.as_dict(), "state": "claimed", "body_sha256": None}
+        if self.table.replace_if(key, fresh.as_dict(), mine):
+            return fresh
         with self.table.transact():
             entry = submitting_entry(key, self.get(key), owner, endpoint, body, digest)
             self.table.set(key, entry.as_dict())
@@ -215,6 +235,10 @@ class Journal:
         when another run holds the key, since overwriting would lose its handle. The body,
         its hash and the attempts stay, for reconciliation.
         """
+        # The usual case, our entry, in one statement: what submitted_entry makes of it.
+        patch = {"state": "submitted", "endpoint": endpoint, "handle": dict(handle)}
+        if self.table.patch_if(key, {**patch, "at": time.time()}, {"owner": owner.as_dict()}):
+            return
         with self.table.transact():
             entry = submitted_entry(key, self.get(key), owner, endpoint, handle)
             self.table.set(key, entry.as_dict())
@@ -233,6 +257,8 @@ class Journal:
         """Drop the entry (only if ``owner`` holds it, when given); True when one was dropped."""
         if owner is None:
             return self.table.delete(key)
+        if self.table.delete_if(key, {"owner": owner.as_dict()}):  # ours: one statement
+            return True
         with self.table.transact():
             current = self.get(key)
             if current is None or current.owner != owner:

@@ -9,6 +9,9 @@ pickled, so any later version of the code can read them. The settings matter:
   call returns (the journal, results); NORMAL still survives ``kill -9``;
 - ``disk_min_file_size`` high, so records stay inside the database instead of side files.
 
+Writes are one statement each on diskcache's own connection, writing the very rows
+diskcache writes (see :mod:`runner.store.cache_rows`).
+
 SQLite errors and lock timeouts become :class:`StoreError`; a full disk becomes
 :class:`~runner.errors.DiskFull`. ``read_only`` opens the database with plain SQLite in
 read-only mode instead (diskcache writes its settings on every open, which a full disk
@@ -30,6 +33,7 @@ from typing import Any
 import diskcache
 
 from runner.errors import DiskFull, ShotgraphError, disk_full, free_bytes, mount_point
+from runner.store import cache_rows as rows
 from runner.store.readonly import ReadOnlyCache
 
 # Seconds a call waits for another process's write transaction (they last microseconds).
@@ -40,29 +44,37 @@ WAL_NAME = "cache.db-wal"
 _group = threading.local()
 
 
+class Group:
+    """What :func:`grouped_commits` yields: ``sync`` may be set until the group ends."""
+
+    def __init__(self, sync: bool) -> None:
+        self.sync = sync
+
+
 @contextmanager
-def grouped_commits(*, sync: bool = True) -> Iterator[None]:
+def grouped_commits(*, sync: bool = True) -> Iterator[Group]:
     """Group commit, on this thread: inside, a durable table's commits are not fsynced one
     by one; at the end each durable table written to gets one fsync of its write-ahead
     log, which makes every commit of the group durable at once (SQLite appends commits to
-    the log in order, so syncing the file syncs them all). Without ``sync``, none: the
-    commits reach the disk with a later sync of that log, or SQLite's next checkpoint
-    (which syncs the log first). Nothing written inside may be acted on by anyone until
-    this returns: it is the store's writer thread that groups, and it answers the callers
-    only after the sync."""
+    the log in order, so syncing the file syncs them all). Without ``sync`` (as the
+    yielded :class:`Group` says at the end), none: the commits reach the disk with a
+    later sync of that log, or SQLite's next checkpoint (which syncs the log first).
+    Nothing written inside may be acted on by anyone until this returns: it is the
+    store's writer thread that groups, and it answers the callers only after the sync."""
     if getattr(_group, "tables", None) is not None:
         raise RuntimeError("grouped_commits does not nest")
     tables: dict[Table, None] = {}
     _group.tables = tables
+    group = Group(sync)
     try:
-        yield
+        yield group
     finally:
         _group.tables = None
         failure: BaseException | None = None
         for table in tables:
             try:
-                table._end_group(sync)
-            except BaseException as exc:  # every table gets its setting back first
+                table._end_group(group.sync)
+            except BaseException as exc:  # every table is synced, or tried, first
                 failure = failure or exc
         if failure is not None:
             raise failure
@@ -106,6 +118,9 @@ class Table:
     def __init__(self, directory: Path, *, durable: bool, read_only: bool = False) -> None:
         self.directory = directory
         self.durable = durable and not read_only
+        # Threads whose connection is at NORMAL since a group: set back to FULL lazily,
+        # before that thread's next write outside a group (two statements fewer a group).
+        self._normal: set[int] = set()
         self._cache: diskcache.Cache | ReadOnlyCache
         try:
             if read_only:
@@ -138,7 +153,7 @@ class Table:
     def get_strict(self, key: str) -> dict[str, Any] | None:
         """The object under ``key``; None when absent, ValueError when it is something else."""
         try:
-            text = self._cache.get(key)
+            text = self._read(key)
         except (sqlite3.Error, OSError, diskcache.Timeout) as exc:
             raise _failure(self.directory, exc) from exc
         if text is None:
@@ -151,21 +166,10 @@ class Table:
     def get_many(self, keys: Iterable[str]) -> dict[str, dict[str, Any]]:
         """The objects under ``keys`` in one query (absent ones and non-objects left out):
         a plan of 5,000 nodes asks once, not 5,000 times."""
-        wanted = json.dumps(list(dict.fromkeys(keys)))
-        try:
-            # Table's own rows only: string keys, JSON text held inline (MODE_RAW).
-            rows = self._cache._con.execute(
-                "SELECT key, value FROM Cache WHERE raw = 1 AND mode = 1"
-                " AND (expire_time IS NULL OR expire_time > ?)"
-                " AND key IN (SELECT value FROM json_each(?))",
-                (time.time(), wanted),
-            ).fetchall()
-        except (sqlite3.Error, OSError, diskcache.Timeout) as exc:
-            raise _failure(self.directory, exc) from exc
         found: dict[str, dict[str, Any]] = {}
-        for key, text in rows:
+        for key, text in texts_of(self, keys).items():
             try:
-                value = json.loads(text) if isinstance(text, str) else None
+                value = json.loads(text)
             except ValueError:
                 continue
             if isinstance(value, dict):
@@ -174,27 +178,91 @@ class Table:
 
     def add(self, key: str, value: Mapping[str, Any]) -> bool:
         """Insert only if ``key`` is absent (atomic); True when inserted."""
-        text = _encode(value)
+        text = rows.encode(value)
         try:
             self._join_group()
+            if self._inline(text):
+                if self._write(rows.ADD, (key, time.time(), time.time(), text)):
+                    return True
+                if key in self._cache:  # present: not added (else: a side file, below)
+                    return False
             return bool(self._cache.add(key, text))
         except (sqlite3.Error, OSError, diskcache.Timeout) as exc:
             raise _failure(self.directory, exc) from exc
 
     def set(self, key: str, value: Mapping[str, Any]) -> None:
-        text = _encode(value)
+        text = rows.encode(value)
         try:
             self._join_group()
-            self._cache.set(key, text)
+            now = time.time()
+            if not self._inline(text) or not self._write(rows.SET, (key, now, now, text)):
+                self._cache.set(key, text)  # a large value, or one replacing a side file
         except (sqlite3.Error, OSError, diskcache.Timeout) as exc:
             raise _failure(self.directory, exc) from exc
 
     def delete(self, key: str) -> bool:
         try:
             self._join_group()
-            return bool(self._cache.delete(key))
+            if self._write(rows.DELETE, (key, time.time())):
+                return True
+            # Absent; or held in a side file, whose removal is diskcache's business.
+            return key in self._cache and bool(self._cache.delete(key))
         except (sqlite3.Error, OSError, diskcache.Timeout) as exc:
             raise _failure(self.directory, exc) from exc
+
+    def replace_if(self, key: str, value: Mapping[str, Any], match: Mapping[str, Any]) -> bool:
+        """Overwrite the object under ``key`` with ``value`` if it is there and ``match``es
+        (see :meth:`patch_if`); one statement. False when not (nothing written)."""
+        text = rows.encode(value)
+        if not self._inline(text):
+            return False
+        return self._where(match, "value = ?", (text,), key)
+
+    def patch_if(self, key: str, patch: Mapping[str, Any], match: Mapping[str, Any]) -> bool:
+        """Set the top-level fields of ``patch`` in the object under ``key`` if it is there
+        and, for each field of ``match``, holds that JSON value (None: absent or null); one
+        statement, SQLite's JSON functions doing the rest. False when not."""
+        paths = ", ".join("?, json(?)" for _ in patch)
+        args = tuple(part for name, v in patch.items() for part in (f"$.{name}", rows.encode(v)))
+        return self._where(match, f"value = json_set(value, {paths})", args, key)
+
+    def delete_if(self, key: str, match: Mapping[str, Any]) -> bool:
+        """Delete the object under ``key`` if it ``match``es (see :meth:`patch_if`)."""
+        return self._where(match, None, (), key)
+
+    def _where(
+        self, match: Mapping[str, Any], change: str | None, args: tuple[Any, ...], key: str
+    ) -> bool:
+        statement, values = rows.conditional(key, match, change, args)
+        try:
+            self._join_group()
+            return self._write(statement, values)
+        except (sqlite3.Error, OSError, diskcache.Timeout) as exc:
+            raise _failure(self.directory, exc) from exc
+
+    def _inline(self, text: str) -> bool:
+        """Whether diskcache would keep ``text`` inside the database (not in a side file)."""
+        cache = self._cache
+        return isinstance(cache, diskcache.Cache) and len(text) < int(cache.disk_min_file_size)
+
+    def _write(self, statement: str, args: tuple[Any, ...]) -> bool:
+        """Run one write on this thread's diskcache connection (its own transaction, or
+        part of the one :meth:`transact` holds); whether it changed a row."""
+        cache = self._cache
+        assert isinstance(cache, diskcache.Cache), "a read-only table is not written"
+        changed: int = cache._con.execute(statement, args).rowcount
+        return changed > 0
+
+    def _read(self, key: str) -> Any:
+        """The value under ``key`` as diskcache stores it (None when absent)."""
+        cache = self._cache
+        if not isinstance(cache, diskcache.Cache):
+            return cache.get(key)
+        row = cache._con.execute(rows.SELECT, (key, time.time())).fetchone()
+        if row is None:
+            return None
+        mode, value = row
+        return value if mode == 1 else cache.get(key)  # a side file: diskcache reads it
 
     @contextmanager
     def transact(self) -> Iterator[None]:
@@ -236,34 +304,43 @@ class Table:
     def _join_group(self) -> None:
         """Before a write: inside :func:`grouped_commits`, this table's commits on this
         thread skip their fsync until the group's end (NORMAL, which SQLite's log still
-        writes in order; the sync comes at the end)."""
-        tables = getattr(_group, "tables", None)
-        if tables is None or not self.durable or self in tables:
+        writes in order; the sync comes at the end). Outside one, every commit is synced
+        on its own (FULL), as the table's setting says."""
+        if not self.durable:
             return
-        self._cache._con.execute("PRAGMA synchronous = 1")
+        tables = getattr(_group, "tables", None)
+        thread = threading.get_ident()
+        if tables is None:
+            if thread in self._normal:
+                self._cache._con.execute("PRAGMA synchronous = 2")
+                self._normal.discard(thread)
+            return
+        if self in tables:
+            return
+        if thread not in self._normal:
+            self._cache._con.execute("PRAGMA synchronous = 1")
+            self._normal.add(thread)
         tables[self] = None
 
     def _end_group(self, sync: bool) -> None:
-        """The group's end: FULL again on this thread, and (``sync``) one fsync of the log."""
+        """The group's end: (``sync``) one fsync of the log. The connection stays at NORMAL
+        for this thread's next group (the writer thread's writes all come in groups)."""
+        if not sync:
+            return
         try:
-            self._cache._con.execute("PRAGMA synchronous = 2")
-            if not sync:
-                return
             try:
                 fd = os.open(self.directory / WAL_NAME, os.O_RDONLY)
             except FileNotFoundError:
                 return  # checkpointed and removed: SQLite synced the database itself
             try:
-                os.fsync(fd)
+                # What SQLite itself uses on Linux: the log's data and its size, without
+                # the journal commit an mtime-only change would cost (the log is rewritten
+                # in place after each checkpoint, so its size rarely changes).
+                os.fdatasync(fd)
             finally:
                 os.close(fd)
-        except (sqlite3.Error, OSError) as exc:
+        except OSError as exc:
             raise _failure(self.directory, exc) from exc
-
-
-def _encode(value: Mapping[str, Any]) -> str:
-    # allow_nan=False: NaN is not JSON and other readers would reject the record.
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 def texts_of(table: Table, keys: Iterable[str]) -> dict[str, str]:
@@ -271,6 +348,7 @@ def texts_of(table: Table, keys: Iterable[str]) -> dict[str, str]:
     for a caller that can tell some rows by their text alone (it parses the rest)."""
     wanted = json.dumps(list(dict.fromkeys(keys)))
     try:
+        # Table's own rows only: string keys, JSON text held inline (MODE_RAW).
         rows = table._cache._con.execute(
             "SELECT key, value FROM Cache WHERE raw = 1 AND mode = 1"
             " AND (expire_time IS NULL OR expire_time > ?)"

@@ -13,7 +13,8 @@ import contextlib
 import functools
 import queue
 import threading
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
 from runner.store.table import grouped_commits
@@ -21,6 +22,15 @@ from runner.store.table import grouped_commits
 T = TypeVar("T")
 # A write, the loop future its caller awaits, and whether it must be fsynced before the answer.
 _Item = tuple[Callable[[], Any], "asyncio.Future[Any]", bool]
+# Writes one group takes at most, so that a steady stream cannot hold answers back long.
+GROUP_LIMIT = 64
+# How long a group that must sync may wait for the writes of other steps (seconds): a few
+# syncs' time on a busy disk, nothing beside a fal job's seconds. It waits only while
+# writes come this much faster than that (see _Writer._patience).
+GROUP_WAIT = 0.010
+_WRITES_PER_WAIT = 4
+# The weight of the newest gap between two writes in their running mean.
+_GAP_WEIGHT = 0.1
 
 
 class _Writer:
@@ -36,9 +46,15 @@ class _Writer:
         self._started = False
         self._lock = threading.Lock()
         self._busy = threading.Lock()  # held while a write runs
+        self._steps = 0  # steps under way that will write (see expect_writes)
+        self._last = 0.0  # when the last write was queued
+        self._gap = GROUP_WAIT  # running mean of the time between two writes
 
     def submit(self, call: Callable[[], T], future: asyncio.Future[T], *, sync: bool) -> None:
         """Queue ``call``; ``future`` (of the running loop) gets its outcome."""
+        now = time.monotonic()
+        gap = min(now - self._last, GROUP_WAIT)
+        self._gap, self._last = self._gap + _GAP_WEIGHT * (gap - self._gap), now
         self._queue.put((call, future, sync))
         if self._started:  # set once, under the lock: no lock needed to see it set
             return
@@ -51,30 +67,40 @@ class _Writer:
 
     def _run(self) -> None:
         while True:
-            group = [self._queue.get()]
-            while True:  # and every write queued meanwhile: one group, one fsync
-                try:
-                    group.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
+            first = self._queue.get()
             with self._busy:
-                self._run_group(group)
+                self._run_group(first)
 
-    @staticmethod
-    def _run_group(group: list[_Item]) -> None:
-        """Run the group's writes in order under one group commit, then answer them all:
-        no caller hears of its write before the sync that makes it durable (the journal's
-        rule: on disk before the POST, before anyone waits on the job). A group of writes
-        that need no sync of their own has none: the next sync of their database, or
-        SQLite's next checkpoint, takes them to disk."""
+    def _run_group(self, first: _Item) -> None:
+        """Run ``first`` and the writes queued behind it in order under one group commit,
+        then answer them all: no caller hears of its write before the sync that makes it
+        durable (the journal's rule: on disk before the POST, before anyone waits on the
+        job). A group of writes that need no sync of their own has none: the next sync of
+        their database, or SQLite's next checkpoint, takes them to disk.
+
+        Writes that arrive while the group runs join it (up to ``GROUP_LIMIT``): they
+        would otherwise wait for its sync, then pay for one of their own. And while other
+        steps are under way (:func:`expect_writes`), a group that must sync waits up to
+        ``GROUP_WAIT`` from its first such write for theirs: a classic group commit, one
+        sync for a few steps' writes instead of one each (a step alone never waits)."""
+        group = [first]
         done: list[tuple[asyncio.Future[Any], bool, Any]] = []
+        deadline: float | None = None
         try:
-            with grouped_commits(sync=any(sync for _, _, sync in group)):
-                for call, future, _ in group:
+            with grouped_commits(sync=False) as commits:
+                while len(done) < len(group):
+                    call, future, sync = group[len(done)]
+                    if sync and deadline is None:
+                        commits.sync = True
+                        deadline = self._patience()
                     try:
                         done.append((future, True, call()))
                     except BaseException as exc:  # handed to the awaiting step
                         done.append((future, False, exc))
+                    if len(done) == len(group) and len(group) < GROUP_LIMIT:
+                        more = self._next(deadline)
+                        if more is not None:
+                            group.append(more)
         except BaseException as exc:  # the sync failed: none of the group is durable
             done = [(future, False, exc) for future, _, _ in done]
         # One wake-up of each waiting loop for the whole group, not one per write.
@@ -85,6 +111,36 @@ class _Writer:
         for loop, answers in by_loop.items():
             with contextlib.suppress(RuntimeError):  # a loop closed meanwhile: nobody waits
                 loop.call_soon_threadsafe(_answer, answers)
+
+    def _patience(self) -> float | None:
+        """Until when a group that must sync waits for more writes: None (not at all)
+        unless other steps are under way and their writes come a few to ``GROUP_WAIT``
+        (a step alone, or writes seconds apart as fal's jobs end, never wait)."""
+        if self._steps < 2 or self._gap * _WRITES_PER_WAIT > GROUP_WAIT:
+            return None
+        return time.monotonic() + GROUP_WAIT
+
+    def _next(self, deadline: float | None) -> _Item | None:
+        """The next queued write; waiting for one until ``deadline``, if given, but not
+        longer than two usual gaps between writes: past that, none is coming soon."""
+        try:
+            if deadline is not None:
+                left = min(deadline - time.monotonic(), 2 * self._gap)
+                if left > 0:
+                    return self._queue.get(timeout=left)
+            return self._queue.get_nowait()
+        except queue.Empty:
+            return None
+
+    @contextlib.contextmanager
+    def expecting(self) -> Iterator[None]:
+        with self._lock:
+            self._steps += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._steps -= 1
 
     def hold(self, timeout: float) -> bool:
         """Wait (up to ``timeout``) for a write under way to finish, and start no other
@@ -103,6 +159,12 @@ def _answer(answers: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
 
 
 _WRITER = _Writer()
+
+
+def expect_writes() -> contextlib.AbstractContextManager[None]:
+    """Around a step that will write to the store (a generation): while more than one is
+    under way, a group commit waits a moment for the others' writes (see ``GROUP_WAIT``)."""
+    return _WRITER.expecting()
 
 
 def hold_writes(timeout: float) -> bool:

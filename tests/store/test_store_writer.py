@@ -8,14 +8,15 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from runner.store import Owner, Store
 from runner.store.journal import body_digest
-from runner.store.writer import off_loop
+from runner.store.writer import GROUP_WAIT, _Writer, off_loop
 
 BODY = {"prompt": "a lighthouse"}
 
@@ -32,13 +33,19 @@ def syncs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     if not sys.platform.startswith("linux"):
         pytest.skip("reads /proc/self/fd")
     log: list[str] = []
-    fsync = os.fsync
+    fsync, fdatasync = os.fsync, os.fdatasync
 
-    def logged(fd: int) -> None:
-        fsync(fd)
-        log.append("fsync " + os.path.basename(os.path.dirname(os.readlink(f"/proc/self/fd/{fd}"))))
+    def logged(sync: Callable[[int], None]) -> Callable[[int], None]:
+        def call(fd: int) -> None:
+            sync(fd)
+            path = os.readlink(f"/proc/self/fd/{fd}")
+            log.append("fsync " + os.path.basename(os.path.dirname(path)))
 
-    monkeypatch.setattr(os, "fsync", logged)
+        return call
+
+    # The log of a database is synced with fdatasync (as SQLite does), a directory with fsync.
+    monkeypatch.setattr(os, "fsync", logged(fsync))
+    monkeypatch.setattr(os, "fdatasync", logged(fdatasync))
     return log
 
 
@@ -92,6 +99,44 @@ async def test_writes_queued_together_share_one_fsync(store: Store, syncs: list[
     assert {key for key, _ in store.in_flight()} == {f"k{i}" for i in range(12)}
 
 
+async def test_a_write_queued_while_a_group_runs_joins_it(store: Store, syncs: list[str]) -> None:
+    log = syncs
+    owner = Owner.current("run-1")
+    digest = body_digest(BODY)
+    for key in ("k1", "k2"):
+        assert await off_loop(store.claim, key, owner, sync=False) is None
+    entered, gate = threading.Event(), threading.Event()
+
+    def submit_then_block() -> None:
+        store.begin_submit("k1", owner, "x", BODY, digest)
+        entered.set()
+        gate.wait()
+
+    first = asyncio.ensure_future(off_loop(submit_then_block))
+    await asyncio.to_thread(entered.wait)  # the group runs, its first write done, unsynced
+    assert log == []
+    second = asyncio.ensure_future(off_loop(store.begin_submit, "k2", owner, "x", BODY, digest))
+    await asyncio.sleep(0)  # one turn of the loop: the second write is queued
+    gate.set()
+    await first
+    assert (await second).state == "submitting"
+    assert log == ["fsync journal"]  # one sync for both, and neither answered before it
+
+
+def test_a_group_waits_for_company_only_when_other_steps_write_often() -> None:
+    writer = _Writer()
+    writer._gap = GROUP_WAIT / 10  # writes come ten to a wait
+    assert writer._patience() is None  # no step under way: nobody to wait for
+    with writer.expecting():
+        assert writer._patience() is None  # a step alone never waits
+        with writer.expecting():
+            deadline = writer._patience()
+            assert deadline is not None and deadline <= time.monotonic() + GROUP_WAIT
+            writer._gap = GROUP_WAIT  # writes a wait apart (fal jobs ending): no waiting
+            assert writer._patience() is None
+    assert writer._steps == 0
+
+
 async def test_a_failed_write_fails_alone(store: Store) -> None:
     owner, other = Owner.current("run-1"), Owner.current("run-2")
     assert await off_loop(store.claim, "taken", other) is None
@@ -114,7 +159,7 @@ import asyncio, os, signal, sys
 sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})
 from runner.store import Owner, Store
 from runner.store.journal import body_digest
-from runner.store.writer import off_loop
+from runner.store.writer import GROUP_WAIT, _Writer, off_loop
 
 async def main() -> None:
     store = Store.open(__import__("pathlib").Path({str(tmp_path / "store")!r}))

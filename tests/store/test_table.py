@@ -1,0 +1,172 @@
+"""A Table writes with statements of its own on diskcache's database: the rows must be the
+ones diskcache writes, so that diskcache itself (older shotgraph versions, ``cache
+verify``, ``gc``) reads them, and its counts stay right. And a thread that wrote in a group
+(NORMAL) writes at FULL again outside one."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import diskcache
+import pytest
+
+from runner.store import Owner, Store
+from runner.store.journal import JournalEntry, body_digest
+from runner.store.table import Table, grouped_commits
+
+COLUMNS = "key, raw, expire_time, access_count, tag, size, mode, filename, value"
+
+
+def rows(directory: Path) -> list[tuple[object, ...]]:
+    with sqlite3.connect(directory / "cache.db") as con:
+        return con.execute(f"SELECT {COLUMNS} FROM Cache ORDER BY key").fetchall()
+
+
+def test_rows_are_the_ones_diskcache_writes(tmp_path: Path) -> None:
+    ours, theirs = tmp_path / "ours", tmp_path / "theirs"
+    table = Table(ours, durable=True)
+    reference = Table(theirs, durable=True)
+    for key, value in (("a", {"v": 1}), ("b", {"v": 2, "é": "ü"}), ("a", {"v": 3})):
+        table.set(key, value)
+        _cache(reference).set(key, _text(value))  # diskcache's own set, the same JSON
+    assert table.add("c", {"v": 4}) and not table.add("c", {"v": 5})
+    assert _cache(reference).add("c", _text({"v": 4}))
+    assert table.delete("b") and not table.delete("b") and not table.delete("never")
+    assert _cache(reference).delete("b")
+    assert rows(ours) == rows(theirs)
+    table.close()
+    reference.close()
+    # diskcache reads them, and counts them, as its own.
+    cache = diskcache.Cache(str(ours))
+    assert cache.get("a") == '{"v":3}' and cache.get("c") == '{"v":4}'
+    assert len(cache) == 2 and cache.volume() > 0
+    assert sorted(cache.iterkeys()) == ["a", "c"]
+    cache.close()
+
+
+def test_an_expired_row_is_absent_to_add_and_get(tmp_path: Path) -> None:
+    table = Table(tmp_path / "t", durable=False)
+    _cache(table).set("old", '{"v":1}', expire=-1)  # expired already
+    assert table.get("old") is None and not table.delete("old")
+    assert table.add("old", {"v": 2})
+    assert table.get("old") == {"v": 2}
+    assert len(table) == 1
+    table.close()
+
+
+def test_a_value_too_large_to_keep_inline_goes_through_diskcache(tmp_path: Path) -> None:
+    table = Table(tmp_path / "t", durable=False)
+    _cache(table).reset("disk_min_file_size", 64)  # side files from 64 characters
+    table.set("big", {"text": "x" * 100})
+    (_, _, _, _, _, _, mode, filename, _), *_ = rows(tmp_path / "t")
+    assert mode != 1 and filename  # a side file, written by diskcache
+    table.set("big", {"v": 1})  # a short value replacing a side file: diskcache's way
+    assert table.get("big") == {"v": 1}
+    assert table.delete("big") and len(table) == 0
+    assert not list((tmp_path / "t").rglob("*.val"))  # its side file removed
+    table.close()
+
+
+def test_a_thread_writes_at_full_again_after_a_group(tmp_path: Path) -> None:
+    table = Table(tmp_path / "t", durable=True)
+    con = table._cache._con
+
+    def synchronous() -> int:
+        level: int = con.execute("PRAGMA synchronous").fetchone()[0]
+        return level
+
+    with grouped_commits():
+        table.set("a", {"v": 1})
+        assert synchronous() == 1  # NORMAL: the group syncs once at its end
+    table.set("b", {"v": 2})  # outside a group: this commit is synced on its own
+    assert synchronous() == 2
+    # Another thread's connection is its own: our group's setting never reaches it.
+    seen: list[int] = []
+
+    def other() -> None:
+        with grouped_commits():
+            table.set("c", {"v": 3})
+        seen.append(table._cache._con.execute("PRAGMA synchronous").fetchone()[0])
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    thread.join()
+    assert seen == [1] and synchronous() == 2
+    table.close()
+
+
+def _cache(table: Table) -> diskcache.Cache:
+    cache = table._cache
+    assert isinstance(cache, diskcache.Cache)
+    return cache
+
+
+def _text(value: Mapping[str, Any]) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def test_conditional_writes_match_on_json_fields(tmp_path: Path) -> None:
+    table = Table(tmp_path / "t", durable=True)
+    owner = {"run_id": "r", "pid": 1, "host": 'hé"st', "started": 1.5e9 + 0.1234567}
+    table.set("k", {"v": 1, "owner": owner, "state": "claimed", "n": None})
+    assert not table.patch_if("k", {"state": "x"}, {"owner": {**owner, "pid": 2}})
+    assert not table.patch_if("k", {"state": "x"}, {"state": "submitted"})
+    assert not table.patch_if("absent", {"state": "x"}, {"owner": owner})
+    assert table.patch_if("k", {"state": "x", "handle": {"id": "é"}}, {"owner": owner, "n": None})
+    assert table.get("k") == {
+        "v": 1, "owner": owner, "state": "x", "n": None, "handle": {"id": "é"}
+    }  # fmt: skip
+    assert not table.replace_if("k", {"v": 2}, {"state": "claimed"})
+    assert table.replace_if("k", {"v": 2, "owner": owner}, {"state": "x", "gone": None})
+    assert table.get("k") == {"v": 2, "owner": owner}
+    assert not table.delete_if("k", {"owner": {**owner, "host": "other"}})
+    assert table.delete_if("k", {"owner": owner}) and table.get("k") is None
+    assert len(table) == 0
+    table.close()
+
+
+def test_the_journal_one_statement_writes_equal_the_long_way(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    me = Owner.current("run-a")
+    body, handle = {"prompt": "a lighthouse", "seed": 7}, {"request_id": "r-1"}
+
+    def walk(store: Store) -> list[JournalEntry | None]:
+        seen = [store.claim("k", me)]
+        store.begin_submit("k", me, "fal-ai/x", body, body_digest(body))
+        seen.append(store.journal("k"))
+        store.record_submission("k", me, "fal-ai/x", handle)
+        seen.append(store.journal("k"))
+        assert store.release("k", me) and not store.release("k", me)
+        return [*seen, store.journal("k")]
+
+    taken: list[str] = []
+    for name in ("replace_if", "patch_if", "delete_if"):
+        method = getattr(Table, name)
+
+        def spy(self: Table, *args: Any, _method: Any = method, _name: str = name) -> bool:
+            done: bool = _method(self, *args)
+            taken.extend([_name] if done else [])
+            return done
+
+        monkeypatch.setattr(Table, name, spy)
+    with Store.open(tmp_path / "short") as store:
+        short = walk(store)
+    assert taken == ["replace_if", "patch_if", "delete_if"]  # each in one statement
+    for name in ("replace_if", "patch_if", "delete_if"):
+        monkeypatch.setattr(Table, name, lambda *args: False)
+    with Store.open(tmp_path / "long") as store:
+        long = walk(store)
+    assert [_timeless(e) for e in short] == [_timeless(e) for e in long]
+    assert short[1] is not None and short[1].state == "submitting"
+    assert short[2] is not None and short[2].state == "submitted" and short[2].body == body
+
+
+def _timeless(entry: JournalEntry | None) -> JournalEntry | None:
+    return None if entry is None else replace(entry, at=0.0, attempts=(0.0,) * len(entry.attempts))
