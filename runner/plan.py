@@ -14,8 +14,7 @@ Why a node renders, or that it will not, comes from the store and the lockfile t
 - cache entry missing: the lockfile has this exact request, but this store does not (a fresh
   clone, another machine, a cleaned cache): it would render again, or ``replay`` it.
 
-With a shared store, "this store" is the local one and the shared one behind it
-(:func:`look_in` asks the shared one about every key at once).
+With a shared store, "this store" is the local one and the shared one behind it (:func:`look_in`).
 """
 
 from __future__ import annotations
@@ -26,7 +25,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runner.compile.lock_memo import entries_of, lock_known_good
 from runner.compile.sources import LocalFile, Upstream
@@ -34,7 +33,10 @@ from runner.compile.steps import Compiled, Step, fill_slots
 from runner.errors import OverBudget
 from runner.lock import Lock, LockEntry, parse_lock, project_lock_path, read_lock
 from runner.review.gates import Gates, Wait, output_finder
-from runner.store import JournalEntry, Store, TieredStore, is_store
+from runner.store import JournalEntry, Store, is_store
+
+if TYPE_CHECKING:  # asyncio: loaded only for a shared store
+    from runner.store import TieredStore
 
 # What a store says about a step: ("cached" | "render", why).
 StatusOf = Callable[[Step], tuple[str, str]]
@@ -175,9 +177,8 @@ def make_plan(
 def plan_with_store(
     compiled: Compiled, root: Path, shared: TieredStore | None = None, opened: Store | None = None
 ) -> Plan:
-    """The plan as the lockfile and the store at ``root`` see it (``opened``: the caller
-    has it open; one not made yet reads as empty, and is not created), and ``shared``, a
-    tiered store over it, if given."""
+    """The plan as the lockfile and the store at ``root`` (``opened``: the caller's; one not
+    made yet reads as empty, and is not created) see it, and ``shared``, a tiered store."""
     lock = _plan_lock(compiled, root, shared)
     if shared is None:
         with contextlib.ExitStack() as stack:
@@ -194,9 +195,8 @@ def plan_with_store(
 
 
 def _plan_lock(compiled: Compiled, root: Path, shared: TieredStore | None) -> Lock | Path | None:
-    """The lockfile, read (a damaged one stops the plan here); or, when it is one this
-    code wrote and nobody touched since (so it reads) and no gate needs it, its path: the
-    entries a node that is not cached needs for its reason are read from it then."""
+    """The lockfile, read (a damaged one stops the plan here); or its path when this code
+    wrote it, nobody touched it since and no gate needs it (entries are read when needed)."""
     lock_file = project_lock_path(compiled)
     if not lock_file.exists():
         return None

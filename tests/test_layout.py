@@ -47,6 +47,13 @@ def test_checking_a_pipeline_loads_no_store_network_or_video_library() -> None:
     assert not {"diskcache", "httpx", "av", "PIL", "runner.store", "runner.fal"} & loaded
 
 
+def test_planning_from_the_local_store_loads_no_asyncio() -> None:
+    # The shared store's modules (and asyncio, ~17 ms) load only when a shared store is used.
+    loaded = loaded_after("runner.store", "runner.plan", "runner.commands.plan_cmd")
+    assert "runner.store.store" in loaded
+    assert not {"asyncio", "runner.store.remote", "runner.store.tiered"} & loaded
+
+
 def test_no_two_modules_share_a_name() -> None:
     names = Counter(path.name for path in PACKAGE.rglob("*.py") if "_bundled" not in path.parts)
     assert [name for name, count in names.items() if count > 1 and name not in SHARED_NAMES] == []

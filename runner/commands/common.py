@@ -160,12 +160,13 @@ def shared_store(project_root: Path, store_url: str | None) -> RemoteStore | Non
     by whoever runs shotgraph, as in a CI workflow), else the project's ``shotgraph.toml``;
     None for a local store only. Endpoint and credentials come the AWS ways."""
     from runner.pipeline.settings import read_settings
-    from runner.store import StoreDefaults, open_remote
 
     settings = read_settings(project_root)
     url = store_url or os.environ.get(STORE_ENV) or settings.store_url
     if not url or url in NO_REMOTE:
         return None
+    from runner.store import StoreDefaults, open_remote  # asyncio: only for a shared store
+
     lease = _seconds(LEASE_ENV, settings.store_lease)
     timeout = _seconds(TIMEOUT_ENV, settings.store_timeout)
     defaults = StoreDefaults(region=settings.store_region)

@@ -20,7 +20,7 @@ from runner.commands.common import (
 from runner.compile.check import collector_paused
 from runner.pipeline.confine import Project
 from runner.plan import check_budget, plan_with_store
-from runner.store import Store, TieredStore, is_store
+from runner.store import Store, is_store
 from runner.ui.plan_markdown import format_plan_markdown
 from runner.ui.plan_table import format_plan, plan_json
 
@@ -102,6 +102,8 @@ def _plan(
         the_plan = plan_with_store(compiled, root, opened=opened)
     else:
         with contextlib.nullcontext(opened) if opened else Store.open(root) as local:
+            from runner.store import TieredStore  # asyncio: only for a shared store
+
             the_plan = plan_with_store(compiled, root, TieredStore(local, remote))
     if as_json:
         document = plan_json(the_plan, compiled, verbose=verbose)

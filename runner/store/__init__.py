@@ -10,27 +10,49 @@ backends or of what other parts keep under its root (the emulator's state, the r
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from runner.store.journal import JournalConflict, JournalEntry
 from runner.store.location import STORE_DIRNAME, is_store, resolve_store_root
-from runner.store.maintenance import (
-    GcReport,
-    StoreInfo,
-    VerifyReport,
-    gc_store,
-    store_info,
-    tree_size,
-    verify_store,
-)
 from runner.store.owner import HEARTBEAT_INTERVAL, HEARTBEAT_TIMEOUT, Owner
-from runner.store.remote import RemoteError
-from runner.store.remote_store import LEASE, RemoteStore
 from runner.store.rows import ResultRecord, StoredFile, UploadRecord
-from runner.store.s3_settings import StoreDefaults, is_store_url
 from runner.store.store import GC_GRACE, UPLOAD_MARGIN, Store
 from runner.store.table import StoreError
-from runner.store.tiered import TieredStore
+
+if TYPE_CHECKING:
+    from runner.store.maintenance import (
+        GcReport,
+        StoreInfo,
+        VerifyReport,
+        gc_store,
+        store_info,
+        tree_size,
+        verify_store,
+    )
+    from runner.store.remote import RemoteError
+    from runner.store.remote_store import LEASE, RemoteStore
+    from runner.store.s3_settings import StoreDefaults, is_store_url
+    from runner.store.tiered import TieredStore
+
+# Loaded at first use (PEP 562): the shared store's modules bring asyncio, and a command
+# that only plans from the local store (most of them) should not pay for them.
+_HOMES = {
+    "GcReport": "maintenance",
+    "StoreInfo": "maintenance",
+    "VerifyReport": "maintenance",
+    "gc_store": "maintenance",
+    "store_info": "maintenance",
+    "tree_size": "maintenance",
+    "verify_store": "maintenance",
+    "RemoteError": "remote",
+    "LEASE": "remote_store",
+    "RemoteStore": "remote_store",
+    "StoreDefaults": "s3_settings",
+    "is_store_url": "s3_settings",
+    "TieredStore": "tiered",
+}
 
 __all__ = [
     "GC_GRACE",
@@ -65,6 +87,19 @@ __all__ = [
 ]
 
 
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
+    globals()[name] = value  # once found, an ordinary attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])
+
+
 def open_remote(
     url: str,
     env: Mapping[str, str],
@@ -77,8 +112,9 @@ def open_remote(
     (:mod:`runner.store.s3_settings`); ``lease`` (seconds) is how long this run's claims
     outlive its last heartbeat, ``timeout`` how long a request is retried. Nothing is sent
     until the store is first used."""
+    from runner.store.remote_store import LEASE, RemoteStore
     from runner.store.s3 import RETRY_SECONDS, S3Remote  # obstore loads only when shared
-    from runner.store.s3_settings import s3_settings
+    from runner.store.s3_settings import StoreDefaults, s3_settings
 
     settings = s3_settings(url, env, defaults or StoreDefaults())
     bucket = S3Remote(settings, retry_seconds=timeout or RETRY_SECONDS)
