@@ -32,6 +32,9 @@ def _isolated_home(
     # A run that finds an uncertain submit looks for its job in the emulator's request
     # listing this long (seconds) before it sends the body again (fal: 10 minutes).
     monkeypatch.setenv("SHOTGRAPH_FAL_LISTING_SETTLE", "4")
+    # It looks again this often (seconds) meanwhile (fal: 5), so it finds a job as soon as
+    # the listing shows it, not at the end of the settle time.
+    monkeypatch.setenv("SHOTGRAPH_FAL_LISTING_POLL", "0.05")
     yield
 
 
