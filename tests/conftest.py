@@ -141,7 +141,7 @@ def s3_servers() -> Iterator[dict[str, Any]]:
     servers: dict[str, Any] = {}
     yield servers
     for server in servers.values():
-        server.stop()
+        server.stop(keep_data=False)  # the session's end: no test reads it again
 
 
 @pytest.fixture(params=["seaweedfs", "moto"])
