@@ -32,6 +32,9 @@ def _isolated_home(
     # A run that finds an uncertain submit looks for its job in the emulator's request
     # listing this long (seconds) before it sends the body again (fal: 10 minutes).
     monkeypatch.setenv("SHOTGRAPH_FAL_LISTING_SETTLE", "4")
+    # It looks again this often (seconds) meanwhile (fal: 5), so it finds a job as soon as
+    # the listing shows it, not at the end of the settle time.
+    monkeypatch.setenv("SHOTGRAPH_FAL_LISTING_POLL", "0.05")
     yield
 
 
@@ -61,33 +64,37 @@ def _alone_when_marked(
         yield  # the locks go with the files
 
 
-# The tests that take longest, longest first (from `pytest --durations=60` on a quiet
-# machine; a prefix names a test, its parameters or a whole file). They start first so
+# The tests that take longest, longest first (from `pytest --durations=0`, measured again
+# on 2026-11-27; a prefix names a test, its parameters or a whole file). They start first so
 # that the last tests to run are short ones and every worker ends at about the same time,
 # instead of one of them running a 15 s test while the others have nothing left to do.
+# (xdist's worksteal hands the first worker the first half of this order and the second
+# worker the rest; an idle worker steals the far end of the other's queue: short tests.)
 # An S3 file stays whole: its tests are grouped by server kind (conftest's s3_server).
 LONGEST_FIRST = (
-    "tests/run/test_shared_store.py",
-    "tests/test_wheel.py",
     "tests/run/test_ltx2_example.py::test_it_renders",
     "tests/report/test_report_browser.py",
+    "tests/run/test_shared_store.py",
     "tests/run/test_run_crash.py::test_kill_9",
-    "tests/run/test_run_reattach_cost.py",
-    "tests/pipeline/test_property_validate.py::test_structural",
-    "tests/run/test_run_crash.py::test_random_kills",
+    "tests/test_wheel.py",
+    "tests/media/test_stitch_determinism.py::test_twenty",
     "tests/run/test_run_crash.py::test_two_runs",
-    "tests/store/test_s3_remote.py",
-    "tests/run/test_run_reconcile.py::test_a_run_killed",
-    "tests/run/test_run_journal.py::test_a_run_that_died",
-    "tests/run/test_run_reconcile.py::test_an_answer_lost",
-    "tests/run/test_run_signals.py",
     "tests/run/test_run.py::test_gc_clears",
+    "tests/pipeline/test_property_validate.py::test_structural",
+    "tests/pipeline/test_schema.py::test_validator_agrees_on",
+    "tests/run/test_run_reattach_cost.py",
     "tests/emulator/test_emulator_queue.py::test_kill_9",
     "tests/test_action.py::test_the_render_step",
-    "tests/pipeline/test_schema.py::test_validator_agrees_on",
-    "tests/pipeline/test_property_validate.py::test_text",
-    "tests/run/test_run_diskfull.py",
     "tests/emulator/test_emulator_render.py::test_a_121_frame",
+    "tests/run/test_run_crash.py::test_random_kills",
+    "tests/run/test_run_signals.py",
+    "tests/emulator/test_emulator_queue.py::test_render_workers_die",
+    "tests/ltx/test_pydantic_parity.py::test_a_thousand",
+    "tests/pipeline/test_property_validate.py::test_text",
+    "tests/run/test_run_races.py::test_a_replay",
+    "tests/pipeline/test_hostile.py::test_no_hostile",
+    "tests/store/test_s3_remote.py",
+    "tests/run/test_run_diskfull.py",
     "tests/report/test_report_page.py::test_a_rendered",
     "tests/commands/test_run_json.py",
     "tests/emulator/test_emulator_moves.py",
@@ -138,7 +145,7 @@ def s3_servers() -> Iterator[dict[str, Any]]:
     servers: dict[str, Any] = {}
     yield servers
     for server in servers.values():
-        server.stop()
+        server.stop(keep_data=False)  # the session's end: no test reads it again
 
 
 @pytest.fixture(params=["seaweedfs", "moto"])

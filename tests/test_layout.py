@@ -54,6 +54,13 @@ def test_planning_from_the_local_store_loads_no_asyncio() -> None:
     assert not {"asyncio", "runner.store.remote", "runner.store.tiered"} & loaded
 
 
+def test_a_render_worker_loads_no_server() -> None:
+    # What a spawned render worker imports: the pool's initializer, then the renderer.
+    loaded = loaded_after("runner.emulator.pool", "runner.emulator.animatic")
+    assert "av" in loaded
+    assert not {"uvicorn", "starlette", "runner.emulator.server", "runner.emulator.app"} & loaded
+
+
 def test_no_two_modules_share_a_name() -> None:
     names = Counter(path.name for path in PACKAGE.rglob("*.py") if "_bundled" not in path.parts)
     assert [name for name, count in names.items() if count > 1 and name not in SHARED_NAMES] == []

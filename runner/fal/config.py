@@ -10,7 +10,8 @@ Base URLs, highest precedence first:
 - ``https://queue.fal.run``, ``https://rest.fal.ai`` and ``https://api.fal.ai/v1``.
 
 ``SHOTGRAPH_FAL_LISTING_SETTLE`` (seconds) is how long after a submit attempt the runner
-keeps looking for its job in fal's request listing before it submits again.
+keeps looking for its job in fal's request listing before it submits again;
+``SHOTGRAPH_FAL_LISTING_POLL`` (seconds) how often it looks meanwhile.
 """
 
 from __future__ import annotations
@@ -30,6 +31,11 @@ DEFAULT_QUEUE_URL = "https://queue.fal.run"
 DEFAULT_REST_URL = "https://rest.fal.ai"
 DEFAULT_API_URL = "https://api.fal.ai/v1"
 MiB = 1024 * 1024
+#: How patiently an uncertain submit is looked for in the request listing: the variables.
+LISTING_VARIABLES = {
+    "SHOTGRAPH_FAL_LISTING_SETTLE": "listing_settle",
+    "SHOTGRAPH_FAL_LISTING_POLL": "listing_poll",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,13 +108,14 @@ class FalConfig:
             values["rest_url"] = url
         if url := env.get("SHOTGRAPH_FAL_API_URL", "").strip():
             values["api_url"] = url
-        if settle := env.get("SHOTGRAPH_FAL_LISTING_SETTLE", "").strip():
-            try:
-                values["listing_settle"] = float(settle)
-            except ValueError:
-                raise FalConfigError(
-                    f"SHOTGRAPH_FAL_LISTING_SETTLE must be a number of seconds, not {settle!r}"
-                ) from None
+        for name, key in LISTING_VARIABLES.items():
+            if seconds := env.get(name, "").strip():
+                try:
+                    values[key] = float(seconds)
+                except ValueError:
+                    raise FalConfigError(
+                        f"{name} must be a number of seconds, not {seconds!r}"
+                    ) from None
         values.update({k: v for k, v in options.items() if v is not None})
         return cls(**values)
 

@@ -182,13 +182,15 @@ NODE_HEADER = "x-shotgraph-node"
 
 def _local_client(url: str, env: Mapping[str, str]) -> FalClient:
     from runner.fal import Credentials, FalClient, FalConfig, Secret
+    from runner.fal.config import LISTING_VARIABLES
 
     credentials = Credentials(Secret(EMULATOR_KEY), source="the local backend")
     # The emulator serves the queue, storage and platform API on one origin, and writes
-    # each job's node name on its animatic (fal's backend never sends it); only
-    # SHOTGRAPH_FAL_LISTING_SETTLE is taken from the environment.
+    # each job's node name on its animatic (fal's backend never sends it); only the
+    # listing's settle time and poll interval are taken from the environment.
     config = FalConfig(queue_url=url, rest_url=url, api_url=f"{url}/v1", node_header=NODE_HEADER)
-    settle = FalConfig.from_env(
-        {"SHOTGRAPH_FAL_LISTING_SETTLE": env.get("SHOTGRAPH_FAL_LISTING_SETTLE", "")}
-    ).listing_settle
-    return FalClient(replace(config, listing_settle=settle), credentials=credentials)
+    listing = FalConfig.from_env({name: env.get(name, "") for name in LISTING_VARIABLES})
+    config = replace(
+        config, listing_settle=listing.listing_settle, listing_poll=listing.listing_poll
+    )
+    return FalClient(config, credentials=credentials)

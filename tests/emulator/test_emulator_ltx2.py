@@ -129,10 +129,10 @@ def test_the_same_request_gives_the_same_bytes_sound_included(shared: Any) -> No
     assert c != a
 
 
-def test_bodies_are_validated_as_fal_would(shared: Any) -> None:
+def test_bodies_are_validated_as_fal_would(shared: Any, render_pool: ProcessPoolExecutor) -> None:
     _, http, _ = shared
     checked = EmulatorConfig(validate_on_submit=True, latency=0)
-    with EmulatorServer(checked) as strict:
+    with EmulatorServer(checked, executor=render_pool) as strict:
         refused = http.post(
             f"{strict.url}/fal-ai/ltx-2-19b/text-to-video",
             json={"prompt": "x", "video_size": "huge", "duration": 6},

@@ -33,7 +33,9 @@ def test_defaults() -> None:
     assert config.rest_url == DEFAULT_REST_URL == "https://rest.fal.ai"
 
 
-def test_the_platform_api_and_the_listing_settle_time_come_from_the_environment() -> None:
+def test_the_platform_api_and_the_listings_settle_and_poll_times_come_from_the_environment() -> (
+    None
+):
     assert FalConfig.from_env({}).api_url == "https://api.fal.ai/v1"
     assert FalConfig.from_env({}).listing_settle == 600.0
     env = {"SHOTGRAPH_FAL_API_URL": "http://127.0.0.1:9/v1/", "SHOTGRAPH_FAL_LISTING_SETTLE": "30"}
@@ -41,6 +43,10 @@ def test_the_platform_api_and_the_listing_settle_time_come_from_the_environment(
     assert (config.api_url, config.listing_settle) == ("http://127.0.0.1:9/v1", 30.0)
     with pytest.raises(FalConfigError, match="SHOTGRAPH_FAL_LISTING_SETTLE"):
         FalConfig.from_env({"SHOTGRAPH_FAL_LISTING_SETTLE": "soon"})
+    assert FalConfig.from_env({}).listing_poll == 5.0
+    assert FalConfig.from_env({"SHOTGRAPH_FAL_LISTING_POLL": "0.25"}).listing_poll == 0.25
+    with pytest.raises(FalConfigError, match="SHOTGRAPH_FAL_LISTING_POLL"):
+        FalConfig.from_env({"SHOTGRAPH_FAL_LISTING_POLL": "often"})
 
 
 def test_fal_queue_run_host_is_a_host_over_https() -> None:

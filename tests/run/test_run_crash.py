@@ -36,12 +36,13 @@ def test_kill_9_while_jobs_are_in_flight_loses_and_repays_nothing(
     # in the store, so it outlives the killed runner the way fal's queue would.
     pipeline = make_project(tmp_path / "p")
     store = tmp_path / "store"
-    args = ("--backend", "local", "--emulator-latency", "2")
-    victim = spawn_run(pipeline, store, *args)
+    # Slow jobs, so that the first three are still in flight when the runner is killed;
+    # the rerun's emulator runs what it takes back (and the rest) without the wait.
+    victim = spawn_run(pipeline, store, "--backend", "local", "--emulator-latency", "2")
     Lines(victim).until(lambda lines: len(said_submitted(lines)) >= 3)  # street, intro, orbit
     victim.send_signal(signal.SIGKILL)
     victim.wait()
-    again = spawn_run(pipeline, store, *args)
+    again = spawn_run(pipeline, store, "--backend", "local", "--emulator-latency", "0")
     out, err = again.communicate(timeout=120)
     assert again.returncode == 0, out + err
     assert "re-attached to request" in out

@@ -48,6 +48,8 @@ def test_plan_and_run_agree_on_cost_and_budget_after_a_reattach(
         )
         total = json.loads(plan.stdout)["total"]
         assert total["to_attach"] == 3 and total["estimated_usd"] == 0.08, total
+        # The slow pace kept three jobs in flight at the kill; the rest need not wait.
+        emulator.set_pace(latency=0.0, concurrency=8)
         # Over the plan's total by a cent: the run starts and renders everything.
         again = spawn_run(pipeline, store, *local, "--budget", "0.09")
         out, err = again.communicate(timeout=120)

@@ -163,7 +163,7 @@ def own_server(request: pytest.FixtureRequest, tmp_path: Path, s3_server: Any) -
     from tests import s3_servers
 
     server = s3_servers.start(s3_server.kind, tmp_path / "own-s3")
-    request.addfinalizer(server.stop)
+    request.addfinalizer(lambda: server.stop(keep_data=False))
     return server
 
 
