@@ -18,7 +18,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 SECTION = (ROOT / "docs" / "running.md").read_text().split("## Signals")[1].split("\n## ")[0]
 (SNIPPET,) = [b for b in re.findall(r"```sh\n(.*?)```", SECTION, re.S) if "trap" in b]
-SHELLS = ["bash", "sh"]  # GitHub runs a step with bash; sh is the POSIX floor
+# GitHub runs a step with `bash -e` (--noprofile --norc -eo pipefail); sh is the POSIX floor.
+SHELLS = ["bash", "bash -e", "sh"]
 
 # shotgraph at the seam: it stops on SIGINT or SIGTERM as shotgraph does (its own handler, a
 # moment to clean up, 128 + the signal), or exits at once with $FAKE_EXIT.
@@ -47,10 +48,15 @@ def path_with_fake(tmp_path: Path) -> str:
 
 
 def step(shell: str, path: str, **env: str) -> subprocess.Popen[str]:
-    if shutil.which(shell) is None:
-        pytest.skip(f"{shell} is not installed: the snippet is not checked under it")
+    return run_snippet(shell, path, SNIPPET, **env)
+
+
+def run_snippet(shell: str, path: str, snippet: str, **env: str) -> subprocess.Popen[str]:
+    program, *options = shell.split()
+    if shutil.which(program) is None:
+        pytest.skip(f"{program} is not installed: the snippet is not checked under it")
     return subprocess.Popen(
-        [shell, "-c", SNIPPET],
+        [program, *options, "-c", snippet],
         env={**os.environ, "PATH": path, **env},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -80,3 +86,18 @@ def test_a_signal_to_the_shell_alone_reaches_shotgraph(
     assert f"stopped by {sent.name}" in out
     assert running.returncode == 128 + sent, out
     assert f"shotgraph exited {128 + sent}" in out
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_a_cancel_before_shotgraphs_pid_is_known_is_passed_on(
+    shell: str, path_with_fake: str
+) -> None:
+    # The shell signals itself before it starts shotgraph: the trap cannot forward it yet,
+    # so the snippet passes it on as soon as $pid is known (SIGTERM: a fake not yet
+    # listening dies of it, as shotgraph would while it starts; either way, 143).
+    early = SNIPPET.replace("shotgraph run", "kill -TERM $$; shotgraph run", 1)
+    assert early != SNIPPET
+    running = run_snippet(shell, path_with_fake, early)
+    out, _ = running.communicate(timeout=20)
+    assert running.returncode == 128 + signal.SIGTERM, out
+    assert f"shotgraph exited {128 + signal.SIGTERM}" in out
