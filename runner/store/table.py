@@ -336,7 +336,8 @@ class Table:
                 # What SQLite itself uses on Linux: the log's data and its size, without
                 # the journal commit an mtime-only change would cost (the log is rewritten
                 # in place after each checkpoint, so its size rarely changes).
-                os.fdatasync(fd)
+                # macOS has no fdatasync: fsync there.
+                getattr(os, "fdatasync", os.fsync)(fd)
             finally:
                 os.close(fd)
         except OSError as exc:
