@@ -92,7 +92,8 @@ def _failure(path: Path, exc: BaseException) -> StoreError | DiskFull:
         full = DiskFull(path, f"{exc}")
     if full is not None:
         return full
-    if isinstance(exc, diskcache.Timeout):
+    if isinstance(exc, diskcache.Timeout) or _sqlite_code(exc) == _SQLITE_BUSY:
+        # diskcache's own calls raise Timeout; the Table's own statements, SQLITE_BUSY.
         return StoreError(
             f"the store at {path} stayed locked by another process for {LOCK_TIMEOUT:.0f} s",
             hint="another shotgraph may be stuck; stop it and retry",
@@ -104,12 +105,18 @@ def _failure(path: Path, exc: BaseException) -> StoreError | DiskFull:
 
 
 _NEARLY_FULL = 1 << 20
+_SQLITE_BUSY = 5
 _SQLITE_IOERR = 10
 
 
-def _io_error(exc: BaseException) -> bool:
+def _sqlite_code(exc: BaseException) -> int | None:
+    """SQLite's primary result code for ``exc`` (None: not an SQLite error)."""
     code = getattr(exc, "sqlite_errorcode", None)
-    return isinstance(code, int) and code & 0xFF == _SQLITE_IOERR
+    return code & 0xFF if isinstance(code, int) else None
+
+
+def _io_error(exc: BaseException) -> bool:
+    return _sqlite_code(exc) == _SQLITE_IOERR
 
 
 class Table:
