@@ -230,7 +230,9 @@ class Table:
         and, for each field of ``match``, holds that JSON value (None: absent or null); one
         statement, SQLite's JSON functions doing the rest. False when not."""
         paths = ", ".join("?, json(?)" for _ in patch)
-        args = tuple(part for name, v in patch.items() for part in (f"$.{name}", rows.encode(v)))
+        args = tuple(
+            part for name, v in patch.items() for part in (rows.path(name), rows.encode(v))
+        )
         return self._where(match, f"value = json_set(value, {paths})", args, key)
 
     def delete_if(self, key: str, match: Mapping[str, Any]) -> bool:
