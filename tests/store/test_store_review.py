@@ -15,7 +15,7 @@ import pytest
 
 from runner.store import Owner
 from runner.store import table as table_module
-from runner.store.journal import Journal, JournalEntry
+from runner.store.journal import Journal, JournalConflict, JournalEntry
 from runner.store.table import StoreError, Table, grouped_commits
 
 OWNER = Owner("run-a", 41, "host-a", 1.7e9, 5, "boot")
@@ -145,3 +145,54 @@ def test_a_lock_held_by_another_process_is_reported_as_before(
         holder.join(30)
     assert table.get("k") == {"v": 1}
     table.close()
+
+
+OTHER = Owner("run-b", 42, "host-b", 1.7e9, 6, "boot")
+
+
+def _take_over(directory: str, claimed: Event, done: Event, vanish: bool) -> None:
+    journal = Journal(Table(Path(directory), durable=True))
+    claimed.wait(30)
+    stale = journal.get("k")
+    assert stale is not None
+    if vanish:
+        journal.release("k")
+    else:
+        assert journal.take_over("k", stale, OTHER)
+    journal.table.close()
+    done.set()
+
+
+@pytest.mark.parametrize("vanish", [False, True])
+def test_another_process_changing_the_entry_is_seen_by_the_one_statement(
+    tmp_path: Path, vanish: bool
+) -> None:
+    # Between our claim and our next write, another process takes the key over (or the
+    # entry vanishes): the one statement must not match, and the long way decides as
+    # before (a conflict; or, for a vanished entry, the submission recorded anyway).
+    journal = _journal(tmp_path)
+    assert journal.claim("k", OWNER) is None
+    context = multiprocessing.get_context("spawn")
+    claimed, done = context.Event(), context.Event()
+    other = context.Process(
+        target=_take_over, args=(str(tmp_path / "journal"), claimed, done, vanish)
+    )
+    other.start()
+    claimed.set()
+    assert done.wait(30)
+    other.join(30)
+    assert other.exitcode == 0
+    if vanish:
+        journal.record_submission("k", OWNER, "fal-ai/x", {"request_id": "r"})
+        entry = journal.get("k")
+        assert entry is not None and entry.state == "submitted" and entry.owner == OWNER
+        assert entry.handle == {"request_id": "r"}
+    else:
+        with pytest.raises(JournalConflict):
+            journal.begin_submit("k", OWNER, "fal-ai/x", {"p": 1}, "d")
+        with pytest.raises(JournalConflict):
+            journal.record_submission("k", OWNER, "fal-ai/x", {"request_id": "r"})
+        assert not journal.release("k", OWNER)
+        entry = journal.get("k")
+        assert entry is not None and entry.owner == OTHER and entry.state == "claimed"
+    journal.table.close()
