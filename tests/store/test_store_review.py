@@ -196,3 +196,20 @@ def test_another_process_changing_the_entry_is_seen_by_the_one_statement(
         entry = journal.get("k")
         assert entry is not None and entry.owner == OTHER and entry.state == "claimed"
     journal.table.close()
+
+
+def test_a_read_only_table_refuses_every_write_as_a_store_error(tmp_path: Path) -> None:
+    # A read-only table (cache verify, info, review) refused writes with a StoreError;
+    # the direct statements asserted instead: a traceback, not a message.
+    Table(tmp_path / "t", durable=True).set("k", {"owner": OWNER.as_dict()})
+    looking = Journal(Table(tmp_path / "t", durable=True, read_only=True))
+    for write in (
+        lambda: looking.table.delete("k"),
+        lambda: looking.table.delete_if("k", {}),
+        lambda: looking.table.patch_if("k", {"v": 1}, {}),
+        lambda: looking.release("k", OWNER),
+        lambda: looking.record_submission("k", OWNER, "fal-ai/x", {"request_id": "r"}),
+    ):
+        with pytest.raises(StoreError, match="readonly"):
+            write()
+    looking.table.close()
