@@ -258,7 +258,8 @@ class Table:
         """Run one write on this thread's diskcache connection (its own transaction, or
         part of the one :meth:`transact` holds); whether it changed a row."""
         cache = self._cache
-        assert isinstance(cache, diskcache.Cache), "a read-only table is not written"
+        if not isinstance(cache, diskcache.Cache):  # read-only: refused, as its own calls are
+            raise sqlite3.OperationalError("attempt to write a readonly database")
         changed: int = cache._con.execute(statement, args).rowcount
         return changed > 0
 
