@@ -46,22 +46,47 @@ def encode(value: Mapping[str, Any]) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
+def path(name: str) -> str:
+    """The JSON path of the top-level field ``name``: quoted, so that a dot or a bracket in
+    a name stays part of it (as in the read-decide-write this replaces)."""
+    if '"' in name or "\\" in name:
+        raise ValueError(f"a field name SQLite's JSON paths cannot quote: {name!r}")
+    return f'$."{name}"'
+
+
 def conditional(
     key: str, match: Mapping[str, Any], change: str | None, args: tuple[Any, ...]
 ) -> tuple[str, tuple[Any, ...]]:
     """The statement and its arguments that apply ``change`` (an ``UPDATE``'s assignments
     taking ``args``; None: delete) to the row of ``key`` if, for each field of ``match``,
-    the stored object holds that JSON value (None: absent or null)."""
+    the stored object holds that JSON value (None: absent or null). A row that is not a
+    JSON object (damaged, or another tool's) matches nothing, nor does a value of another
+    JSON type (a string holding an object's text is not that object): the caller's long
+    way reads such a row and decides, as before."""
     tests, facts = "", []
     for name, expected in match.items():
-        facts.append(f"$.{name}")
+        field = path(name)
         if expected is None:
             tests += " AND json_extract(value, ?) IS NULL"
+            facts.append(field)
         else:
-            tests += " AND json_extract(value, ?) = json_extract(?, '$')"
-            facts.append(encode(expected))
+            tests += (
+                " AND json_type(value, ?) = json_type(?, '$')"
+                " AND json_extract(value, ?) = json_extract(?, '$')"
+            )
+            text = encode(expected)
+            facts.extend([field, text, field, text])
+    # CASE: SQLite's JSON functions fail on a row that is not JSON; they must not run there.
+    where = (
+        _ROW + " AND CASE WHEN typeof(value) = 'text' AND json_valid(value)"
+        f" THEN json_type(value) = 'object'{tests} ELSE 0 END"
+    )
     now = time.time()
     if change is None:
-        return "DELETE FROM Cache" + _ROW + tests, (key, now, *facts)
-    statement = f"UPDATE Cache SET store_time = ?, access_time = ?, {change}" + _ROW + tests
+        return "DELETE FROM Cache" + where, (key, now, *facts)
+    # What diskcache's set writes besides the value: no expiry, no tag, never read.
+    statement = (
+        "UPDATE Cache SET store_time = ?, access_time = ?, expire_time = NULL,"
+        f" access_count = 0, tag = NULL, {change}" + where
+    )
     return statement, (now, now, *args, key, now, *facts)

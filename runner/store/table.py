@@ -92,7 +92,8 @@ def _failure(path: Path, exc: BaseException) -> StoreError | DiskFull:
         full = DiskFull(path, f"{exc}")
     if full is not None:
         return full
-    if isinstance(exc, diskcache.Timeout):
+    if isinstance(exc, diskcache.Timeout) or _sqlite_code(exc) == _SQLITE_BUSY:
+        # diskcache's own calls raise Timeout; the Table's own statements, SQLITE_BUSY.
         return StoreError(
             f"the store at {path} stayed locked by another process for {LOCK_TIMEOUT:.0f} s",
             hint="another shotgraph may be stuck; stop it and retry",
@@ -104,12 +105,18 @@ def _failure(path: Path, exc: BaseException) -> StoreError | DiskFull:
 
 
 _NEARLY_FULL = 1 << 20
+_SQLITE_BUSY = 5
 _SQLITE_IOERR = 10
 
 
-def _io_error(exc: BaseException) -> bool:
+def _sqlite_code(exc: BaseException) -> int | None:
+    """SQLite's primary result code for ``exc`` (None: not an SQLite error)."""
     code = getattr(exc, "sqlite_errorcode", None)
-    return isinstance(code, int) and code & 0xFF == _SQLITE_IOERR
+    return code & 0xFF if isinstance(code, int) else None
+
+
+def _io_error(exc: BaseException) -> bool:
+    return _sqlite_code(exc) == _SQLITE_IOERR
 
 
 class Table:
@@ -223,7 +230,9 @@ class Table:
         and, for each field of ``match``, holds that JSON value (None: absent or null); one
         statement, SQLite's JSON functions doing the rest. False when not."""
         paths = ", ".join("?, json(?)" for _ in patch)
-        args = tuple(part for name, v in patch.items() for part in (f"$.{name}", rows.encode(v)))
+        args = tuple(
+            part for name, v in patch.items() for part in (rows.path(name), rows.encode(v))
+        )
         return self._where(match, f"value = json_set(value, {paths})", args, key)
 
     def delete_if(self, key: str, match: Mapping[str, Any]) -> bool:
@@ -249,7 +258,8 @@ class Table:
         """Run one write on this thread's diskcache connection (its own transaction, or
         part of the one :meth:`transact` holds); whether it changed a row."""
         cache = self._cache
-        assert isinstance(cache, diskcache.Cache), "a read-only table is not written"
+        if not isinstance(cache, diskcache.Cache):  # read-only: refused, as its own calls are
+            raise sqlite3.OperationalError("attempt to write a readonly database")
         changed: int = cache._con.execute(statement, args).rowcount
         return changed > 0
 
@@ -336,7 +346,8 @@ class Table:
                 # What SQLite itself uses on Linux: the log's data and its size, without
                 # the journal commit an mtime-only change would cost (the log is rewritten
                 # in place after each checkpoint, so its size rarely changes).
-                os.fdatasync(fd)
+                # macOS has no fdatasync: fsync there.
+                getattr(os, "fdatasync", os.fsync)(fd)
             finally:
                 os.close(fd)
         except OSError as exc:
