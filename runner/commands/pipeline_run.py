@@ -11,7 +11,7 @@ from typing import Any
 
 from runner.commands.common import checked_remembered
 from runner.commands.running import execute, open_store
-from runner.compile.check import check_pipeline
+from runner.compile.check import check_pipeline, collector_passes_over_live
 from runner.compile.lock_memo import LockSeal, lock_seal
 from runner.compile.steps import Compiled, Step
 from runner.errors import ExitCode, ShotgraphError, disk_full, display_path
@@ -46,7 +46,10 @@ def render_pipeline(
         if problem is not None:
             raise problem
     project = compiled.pipeline.project
-    with open_store(project, options["cache_dir"], options["store_url"]) as store:
+    with (
+        collector_passes_over_live(),
+        open_store(project, options["cache_dir"], options["store_url"]) as store,
+    ):
         if options["budget"] is not None:
             shared = asyncio.run(look_in(store, compiled))
             statuses = CacheStatus(compiled, store.local, lock, shared)

@@ -63,6 +63,19 @@ def collector_paused() -> Iterator[None]:
             gc.enable()
 
 
+@contextmanager
+def collector_passes_over_live() -> Iterator[None]:
+    """Inside, the cyclic collector no longer walks what is alive on entry (a compiled
+    pipeline: steps, records, hundreds of thousands of objects, kept to the end), but still
+    collects what is made and dropped inside, such as the cycles a run of hours leaves
+    (retries, timeouts, cancellations). On exit those objects are walked again as usual."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
 @collector_paused()  # a pipeline's values and records: no garbage to look for
 def check_pipeline(
     path: Path, *, backend: str = "fal", hash_file: Hasher = sha256_file, reuse: Reuse | None = None
