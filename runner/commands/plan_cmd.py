@@ -66,52 +66,37 @@ def plan(
 ) -> int:
     """Show what a run would render and why, with endpoint, length and estimated cost."""
     as_json = as_json or fmt == "json"
-    root = store_root(Project.of_pipeline(pipeline), cache_dir)
-    with contextlib.ExitStack() as stack:
-        # Opened once, for hashing the pipeline's files and for the plan (not created here).
-        opened = stack.enter_context(Store.open(root)) if is_store(root) else None
-        return _plan(pipeline, backend, fmt, as_json, verbose, budget, cache_dir, store_url, opened)
-
-
-def _plan(
-    pipeline: Path,
-    backend: str,
-    fmt: str,
-    as_json: bool,
-    verbose: bool,
-    budget: float | None,
-    cache_dir: Path | None,
-    store_url: str | None,
-    opened: Store | None,
-) -> int:
-    # --verbose shows where each field came from: that needs the records a memo leaves out.
-    show = "none" if as_json else "all"
-    result = checked_remembered(
-        pipeline, backend, cache_dir, show=show, memo=not verbose, store=opened
-    )
-    if as_json and result.errors:
-        # Machines get the findings where they read the plan: on stdout, as JSON.
-        findings = {"valid": False, "errors": [d.as_json() for d in result.errors]}
-        click.echo(json.dumps(findings, indent=2))
-        return 1
-    compiled = result.require()
-    project = compiled.pipeline.project
+    project = Project.of_pipeline(pipeline)
     root = store_root(project, cache_dir)
-    remote = shared_store(project.root, store_url)
-    if remote is None:
-        the_plan = plan_with_store(compiled, root, opened=opened)
-    else:
-        with contextlib.nullcontext(opened) if opened else Store.open(root) as local:
-            from runner.store import TieredStore  # asyncio: only for a shared store
+    # Opened once, for hashing the pipeline's files and for the plan (not created here).
+    store = Store.open(root) if is_store(root) else contextlib.nullcontext()
+    with store as opened:
+        # --verbose shows where each field came from: that needs the records a memo leaves out.
+        show = "none" if as_json else "all"
+        result = checked_remembered(
+            pipeline, backend, cache_dir, show=show, memo=not verbose, store=opened
+        )
+        if as_json and result.errors:
+            # Machines get the findings where they read the plan: on stdout, as JSON.
+            findings = {"valid": False, "errors": [d.as_json() for d in result.errors]}
+            click.echo(json.dumps(findings, indent=2))
+            return 1
+        compiled = result.require()
+        remote = shared_store(project.root, store_url)
+        if remote is None:
+            the_plan = plan_with_store(compiled, root, opened=opened)
+        else:
+            with contextlib.nullcontext(opened) if opened else Store.open(root) as local:
+                from runner.store import TieredStore  # asyncio: only for a shared store
 
-            the_plan = plan_with_store(compiled, root, TieredStore(local, remote))
-    if as_json:
-        document = plan_json(the_plan, compiled, verbose=verbose)
-        click.echo(json.dumps(document, indent=2, ensure_ascii=False))
-    elif fmt == "markdown":
-        click.echo(format_plan_markdown(the_plan, compiled), nl=False)
-    else:
-        click.echo(format_plan(the_plan, compiled, verbose=verbose), nl=False)
-    if budget is not None:
-        check_budget(the_plan, budget)
-    return 0
+                the_plan = plan_with_store(compiled, root, TieredStore(local, remote))
+        if as_json:
+            document = plan_json(the_plan, compiled, verbose=verbose)
+            click.echo(json.dumps(document, indent=2, ensure_ascii=False))
+        elif fmt == "markdown":
+            click.echo(format_plan_markdown(the_plan, compiled), nl=False)
+        else:
+            click.echo(format_plan(the_plan, compiled, verbose=verbose), nl=False)
+        if budget is not None:
+            check_budget(the_plan, budget)
+        return 0
