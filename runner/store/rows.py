@@ -102,6 +102,14 @@ class StoredFile:
         return cls(check_sha256(data.get("sha256")), req_int(data, "size"))
 
 
+def serves(endpoint: str | None, made_on: str, backend: str) -> bool:
+    """Whether a result rendered by ``endpoint`` (None: a local media step) on the backend
+    ``made_on`` may serve a run on ``backend``. A render only serves its own backend (an
+    animatic must never pass for a fal render, even under a hand-edited key); a local media
+    step computes the same file whichever backend the run uses."""
+    return endpoint is None or made_on == backend
+
+
 @dataclass(frozen=True)
 class ResultRecord:
     """What a finished node produced, under its cache key.
@@ -126,10 +134,8 @@ class ResultRecord:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def serves(self, backend: str) -> bool:
-        """Whether a run on ``backend`` may use it. A render only serves its own backend (an
-        animatic must never pass for a fal render, even under a hand-edited key); a local
-        media step computes the same file whichever backend the run uses."""
-        return self.endpoint is None or self.backend == backend
+        """Whether a run on ``backend`` may use it (see :func:`serves`)."""
+        return serves(self.endpoint, self.backend, backend)
 
     def as_dict(self) -> dict[str, Any]:
         return {

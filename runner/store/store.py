@@ -38,7 +38,7 @@ from runner.store.journal import Journal, JournalEntry
 from runner.store.location import MARKER, check_marker, ensure_layout
 from runner.store.owner import Owner, owner_alive
 from runner.store.reserve import RESERVE_NAME, Reserve
-from runner.store.rows import ResultRecord, StoredFile, UploadRecord, read_row
+from runner.store.rows import ResultRecord, StoredFile, UploadRecord, read_row, serves
 from runner.store.table import StoreError, Table, texts_of
 
 # An upload URL must outlive the job that reads it; a job can wait in fal's queue a while.
@@ -213,8 +213,8 @@ class Store:
             if plain is None:
                 unsure.append(key)
                 continue
-            endpoint, row_backend, sha256, size = plain.groups()
-            if endpoint == "null" or row_backend == backend:
+            endpoint, made_on, sha256, size = plain.groups()
+            if serves(None if endpoint == "null" else endpoint, made_on, backend):
                 file = (sha256, int(size))
                 if file not in present:
                     present[file] = self.files.has(*file)
