@@ -118,7 +118,9 @@ def remembered_hashes(
 ) -> Iterator[Hasher]:
     """Hash the pipeline's files through its store (``opened``, else opened here), which
     remembers the hashes of unchanged files between runs (big motion clips are not read
-    again); plain hashing while there is no store yet (none is created here)."""
+    again); plain hashing while there is no store yet (none is created here). From a
+    read-only ``opened`` (a plan), the store is opened for writing only when a file's hash
+    is not remembered yet (its opening waits on the disk: most plans need none)."""
     # Imported here: `validate` and `graph` never open a store, and need not load it.
     from runner.store import Store, StoreError, is_store
 
@@ -126,11 +128,18 @@ def remembered_hashes(
     if opened is None and not is_store(root):
         yield sha256_file
         return
-    with contextlib.nullcontext(opened) if opened else Store.open(root) as store:
+    with contextlib.ExitStack() as stack:
+        writable: list[Store] = [] if opened is None or opened.read_only else [opened]
+
+        def remembering() -> Store:
+            if not writable:
+                writable.append(stack.enter_context(Store.open(root)))
+            return writable[0]
 
         def hash_file(path: Path) -> tuple[str, int]:
             try:
-                stored = store.hash_file(path)
+                known = opened.known_hash(path) if opened is not None and not writable else None
+                stored = known or remembering().hash_file(path)
             except StoreError as exc:  # unreadable: the compiler reports the file missing
                 raise OSError(str(exc)) from exc
             return stored.sha256, stored.size

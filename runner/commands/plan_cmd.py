@@ -20,7 +20,7 @@ from runner.commands.common import (
 from runner.compile.check import collector_paused
 from runner.pipeline.confine import Project
 from runner.plan import check_budget, plan_with_store
-from runner.store import Store, is_store
+from runner.store import Store, StoreError, is_store
 from runner.ui.plan_markdown import format_plan_markdown
 from runner.ui.plan_table import format_plan, plan_json
 
@@ -68,9 +68,10 @@ def plan(
     as_json = as_json or fmt == "json"
     project = Project.of_pipeline(pipeline)
     root = store_root(project, cache_dir)
-    # Opened once, for hashing the pipeline's files and for the plan (not created here).
-    store = Store.open(root) if is_store(root) else contextlib.nullcontext()
-    with store as opened:
+    # Opened once, for looking only (not created here): for the pipeline's remembered hashes
+    # and for the plan. Opening it for writing waits on the disk (a tenth of a second); a
+    # file whose hash is not remembered yet opens it so (``remembered_hashes``).
+    with _looking(root) as opened:
         # --verbose shows where each field came from: that needs the records a memo leaves out.
         show = "none" if as_json else "all"
         result = checked_remembered(
@@ -86,7 +87,8 @@ def plan(
         if remote is None:
             the_plan = plan_with_store(compiled, root, opened=opened)
         else:
-            with contextlib.nullcontext(opened) if opened else Store.open(root) as local:
+            # Read and written: the records the shared store has are kept in the local one.
+            with Store.open(root) as local:
                 from runner.store import TieredStore  # asyncio: only for a shared store
 
                 the_plan = plan_with_store(compiled, root, TieredStore(local, remote))
@@ -100,3 +102,14 @@ def plan(
         if budget is not None:
             check_budget(the_plan, budget)
         return 0
+
+
+def _looking(root: Path) -> contextlib.AbstractContextManager[Store | None]:
+    """The store at ``root`` opened for looking only; None when there is none (none is
+    created here). One a read-only look cannot use (left half made) is opened as a run does."""
+    if not is_store(root):
+        return contextlib.nullcontext()
+    try:
+        return Store.open(root, read_only=True)
+    except StoreError:
+        return Store.open(root)

@@ -35,7 +35,12 @@ class HashCache:
         self.table = table
         self._memo: dict[str, tuple[Fingerprint, StoredFile]] = {}
 
-    def hash_file(self, path: Path) -> StoredFile:
+    def known(self, path: Path) -> StoredFile | None:
+        """The hash of ``path`` if it is remembered for the file as it is now; nothing is
+        read but the file's stat, nothing written (a read-only store answers too)."""
+        return self._known(path)[2]
+
+    def _known(self, path: Path) -> tuple[str, os.stat_result, StoredFile | None]:
         resolved = str(path.resolve())
         try:
             st = os.stat(resolved)
@@ -44,11 +49,18 @@ class HashCache:
         stamp = fingerprint(st)
         memo = self._memo.get(resolved)
         if memo is not None and memo[0] == stamp:
-            return memo[1]
+            return resolved, st, memo[1]
         known = self._lookup(resolved)
         if known is not None and known[0] == stamp:
             self._memo[resolved] = known
-            return known[1]
+            return resolved, st, known[1]
+        return resolved, st, None
+
+    def hash_file(self, path: Path) -> StoredFile:
+        resolved, st, known = self._known(path)
+        if known is not None:
+            return known
+        stamp = fingerprint(st)
         try:
             stored = hash_path(Path(resolved))
             after = fingerprint(os.stat(resolved))

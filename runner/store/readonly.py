@@ -33,7 +33,7 @@ class ReadOnlyCache:
             if directory.parent.is_dir():
                 # A table this store's version did not have yet: read as empty.
                 self._con = sqlite3.connect(":memory:")
-                self._con.execute("CREATE TABLE Cache (key, raw, value, mode)")
+                self._con.execute("CREATE TABLE Cache (key, raw, value, mode, expire_time)")
                 return
             raise sqlite3.OperationalError(f"no database at {directory / _DB}")
         self._con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)

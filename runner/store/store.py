@@ -171,6 +171,11 @@ class Store:
         """SHA-256 and size of any file, remembered by its stat (see ``hashcache``)."""
         return self._hashes.hash_file(path)
 
+    def known_hash(self, path: Path) -> StoredFile | None:
+        """The hash :meth:`hash_file` remembers of ``path`` as it is now, if any (a read:
+        a read-only store answers it; nothing is hashed)."""
+        return self._hashes.known(path)
+
     # -- results -------------------------------------------------------------------------
 
     def get_result(self, key: str, *, check_file: bool = True) -> ResultRecord | None:

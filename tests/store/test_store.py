@@ -393,16 +393,20 @@ def test_hash_file_is_remembered_until_the_file_changes(
     src = tmp_path / "key.png"
     src.write_bytes(b"frame one")
     age(src)
+    assert store.known_hash(src) is None  # not hashed yet: a look hashes nothing
     assert store.hash_file(src) == StoredFile(sha(b"frame one"), 9)
     (tmp_path / "alias.png").symlink_to(src)  # another spelling of the same file
     assert store.hash_file(tmp_path / "alias.png") == StoredFile(sha(b"frame one"), 9)
     assert len(calls) == 1
     with Store.open(store.root) as again:  # persistent, not only memoised
         assert again.hash_file(src).sha256 == sha(b"frame one")
+    with Store.open(store.root, read_only=True) as looking:
+        assert looking.known_hash(src) == StoredFile(sha(b"frame one"), 9)
     assert len(calls) == 1
 
     src.write_bytes(b"frame two")  # same size; mtime put back: ctime still moves
     age(src)
+    assert store.known_hash(src) is None
     assert store.hash_file(src) == StoredFile(sha(b"frame two"), 9)
     assert len(calls) == 2
 
