@@ -96,5 +96,5 @@ def check_pipeline(
         return CheckResult(None, {}, tuple(sorted_diagnostics(diags.items)))
     compiled = compile_pipeline(pipeline, diags, backend, hash_file, reuse)
     outputs = resolve_outputs(pipeline, diags)
-    lint(compiled, diags)
+    lint(compiled, diags, reuse)
     return CheckResult(compiled, outputs, tuple(sorted_diagnostics(diags.items)))

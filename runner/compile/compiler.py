@@ -99,7 +99,11 @@ class Compiler:
         if earlier is None or earlier.endpoint is None:
             return earlier
         settings = self._settings(node, {})
-        return with_settings(earlier, settings) if settings is not None else None
+        if settings is None:
+            return None
+        assert self.reuse is not None
+        self.reuse.taken.add(node.name)  # lint's findings of it are the earlier ones too
+        return with_settings(earlier, settings)
 
     def _sources(self, node: Node) -> list[MediaSource] | None:
         sources = [self.sources.resolve(c) for c in node.inputs]

@@ -18,11 +18,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from runner.compile.steps import Compiled, Step
 from runner.errors import Diagnostics
 from runner.ltx.registry import registry
 from runner.pipeline.records import Node, a
+
+if TYPE_CHECKING:
+    from runner.compile.reuse import Reuse
 
 LORA_SCALE_RANGE = (0.4, 0.7)
 FAL_LORA_SCALE = 1.0
@@ -37,8 +41,11 @@ _CONTINUITY = ("extend", "multicondition", "v2v", "retake")
 _EXPANSION = ("expand_prompt", "enable_prompt_expansion")
 
 
-def lint(compiled: Compiled, diags: Diagnostics) -> None:
-    """Add the guide's warnings for every compiled generation step."""
+def lint(compiled: Compiled, diags: Diagnostics, reuse: Reuse | None = None) -> None:
+    """Add the guide's warnings for every compiled generation step. A step ``reuse`` took
+    from an earlier compile has the findings of its node it had then (a node's own
+    findings read only its record and its step); which ones are said once per pipeline,
+    and what presets and defaults set that an endpoint does not take, are told anew."""
     pipeline = compiled.pipeline
     skipped: set[tuple[str, str, str]] = set()
     said: set[tuple[str, str]] = set()
@@ -46,7 +53,12 @@ def lint(compiled: Compiled, diags: Diagnostics) -> None:
         if step.endpoint is None or step.body is None or step.takes:
             continue  # a node with takes is linted take by take
         node = pipeline.nodes[step.node]
-        for code, message, hint in _node_warnings(node, step):
+        found = reuse.warnings(step.node) if reuse is not None else None
+        if found is None:
+            found = tuple(_node_warnings(node, step))
+        if reuse is not None:
+            reuse.warned[step.node] = found
+        for code, message, hint in found:
             if code.startswith(_ONCE) and (code, message) in said:
                 continue  # a character's or the defaults' LoRAs, an endpoint: said once
             said.add((code, message))

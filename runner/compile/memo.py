@@ -60,7 +60,7 @@ if TYPE_CHECKING:  # a memo that answers needs neither (nor the schema's validat
     from runner.pipeline.schema_check import PassedNodes
     from runner.pipeline.yaml_splice import Document
 
-MEMO_VERSION = 3
+MEMO_VERSION = 4
 HASHED_BYTES = 1 << 20
 
 
@@ -144,7 +144,7 @@ def check_and_remember(
     from runner.compile.reuse import Reuse
     from runner.pipeline.yaml_splice import DocumentMemo
 
-    reuse = Reuse(*earlier[:2]) if earlier is not None else Reuse({})  # its prints are kept
+    reuse = Reuse(*earlier[:3]) if earlier is not None else Reuse({})  # its prints are kept
     reuse.document = DocumentMemo(_kept_document(path, backend, store, key))
     with watching() as seen:
         result = check_pipeline(path, backend=backend, hash_file=hash_file, reuse=reuse)
@@ -155,14 +155,14 @@ def check_and_remember(
         return result
     if earlier is not None:  # what the reused nodes read, through the earlier compile
         described = {item[0] for item in reads}
-        reads += [item for item in earlier[2] if item[0] not in described]
+        reads += [item for item in earlier[3] if item[0] not in described]
     header: dict[str, Any] = {"key": key, "reads": reads}
     real = Path(os.path.realpath(path))
     if sum(1 for _, read in seen if read == real) > 1:
         # The pipeline file was read as more than itself (a template, an input): a node
         # whose record did not change may still read new text, so nothing is reused.
         header["whole"] = True
-    payload = pack(result, reuse.prints, reuse.passed.now)
+    payload = pack(result, reuse.prints, reuse.passed.now, reuse.warned)
     write_memo(store, memo_slot(path, backend), header, payload)
     if reuse.document.kept is not None:
         write_memo(store, _document_slot(path, backend), {"key": key}, reuse.document.kept)
@@ -187,10 +187,11 @@ def _kept_document(path: Path, backend: str, store: Path, key: str) -> Document 
 
 def _earlier(
     path: Path, memo: Memo | None
-) -> tuple[dict[str, tuple[bytes, Step]], PassedNodes, list[list[Any]]] | None:
-    """The steps (by node, with their prints), the nodes that passed the schema and the
-    reads of ``memo`` (of ``path``), when nothing it read but the pipeline file itself
-    changed (and nothing but the loader read that one)."""
+) -> tuple[dict[str, tuple[bytes, Step]], PassedNodes, dict[Any, Any], list[list[Any]]] | None:
+    """The steps (by node, with their prints), the nodes that passed the schema, lint's
+    findings of each node's step (checked as used) and the reads of ``memo`` (of
+    ``path``), when nothing it read but the pipeline file itself changed (and nothing but
+    the loader read that one)."""
     if memo is None:
         return None
     header, payload = memo.header, memo.payload
@@ -205,10 +206,12 @@ def _earlier(
         return None
     kept = part(payload, PRINTS)
     loaded = part(payload, RESULT)
-    if not (isinstance(kept, tuple) and len(kept) == 2 and isinstance(loaded, CheckResult)):
+    if not (isinstance(kept, tuple) and len(kept) == 3 and isinstance(loaded, CheckResult)):
         return None
-    prints, passed = kept
+    prints, passed, warned = kept
     if not (isinstance(prints, dict) and isinstance(passed, list) and loaded.compiled):
+        return None
+    if not isinstance(warned, dict):
         return None
     steps = loaded.compiled.steps
     earlier = {}
@@ -219,7 +222,7 @@ def _earlier(
     from runner.pipeline.schema_check import PassedNodes
 
     schema = PassedNodes(frozenset(item for item in passed if isinstance(item, bytes)))
-    return earlier, schema, others
+    return earlier, schema, warned, others
 
 
 def memo_key(path: Path, backend: str) -> str:

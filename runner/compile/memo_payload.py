@@ -2,7 +2,8 @@
 
 Three pickles one after the other, behind their lengths: the findings and the number of
 steps (what ``validate`` reads), the slimmed result (what a plan or run starts from), and
-the print of every node (what a recompile reuses steps by, ``runner.compile.reuse``). The
+the print of every node (what a recompile reuses steps by, ``runner.compile.reuse``), with
+the prints of the nodes that passed the schema and lint's findings of every node's step. The
 loader builds only shotgraph's own record types (dataclasses and enums), paths and plain
 values: the store may sit in the project, where a pull request could commit a memo.
 """
@@ -97,12 +98,19 @@ class _Unpickler(pickle.Unpickler):
         raise pickle.UnpicklingError(f"a memo does not hold {module}.{name}")
 
 
-def pack(result: CheckResult, prints: Mapping[str, bytes], passed: list[bytes]) -> bytes:
-    """The payload of a memo of ``result`` (clean), beside it its nodes' prints and the
-    prints of the nodes that passed the schema."""
+def pack(
+    result: CheckResult,
+    prints: Mapping[str, bytes],
+    passed: list[bytes],
+    warned: Mapping[str, Any],
+) -> bytes:
+    """The payload of a memo of ``result`` (clean), beside it its nodes' prints, the
+    prints of the nodes that passed the schema and lint's findings of each node's step."""
     assert result.compiled is not None
     findings = (result.diagnostics, len(result.compiled.steps))
-    kept = ({name: prints[name] for name in result.compiled.steps if name in prints}, passed)
+    steps = result.compiled.steps
+    mine = {name: prints[name] for name in steps if name in prints}
+    kept = (mine, passed, {name: warned[name] for name in mine if name in warned})
     parts = []
     for value in (findings, _slim(result), kept):
         buffer = io.BytesIO()

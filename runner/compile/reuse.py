@@ -25,12 +25,16 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from runner.compile.steps import Step
 from runner.pipeline.presets import Setting
 from runner.pipeline.records import Node, NodeRef, Pipeline
 from runner.pipeline.schema_check import PassedNodes
 from runner.pipeline.yaml_splice import DocumentMemo
+
+# Lint's findings of one node's step: (code, message, hint) each.
+NodeWarnings = tuple[tuple[str, str, str], ...]
 
 
 @dataclass
@@ -39,7 +43,14 @@ class Reuse:
 
     earlier: Mapping[str, tuple[bytes, Step]]
     passed: PassedNodes = field(default_factory=lambda: PassedNodes(frozenset()))
+    # Lint's findings of each node's own step in the earlier compile (what ``_node_warnings``
+    # said, before the once-per-pipeline ones are sifted), made under the earlier prints.
+    warned_before: Mapping[str, Any] = field(default_factory=dict)
     prints: dict[str, bytes] = field(default_factory=dict)
+    # The nodes whose step this compile took from the earlier one, and lint's findings of
+    # this compile's steps (kept in the memo beside the prints).
+    taken: set[str] = field(default_factory=set)
+    warned: dict[str, NodeWarnings] = field(default_factory=dict)
     # The pipeline file as read last time, and this read's when it should be kept.
     document: DocumentMemo = field(default_factory=DocumentMemo)
     _context: bytes = b""
@@ -86,6 +97,22 @@ class Reuse:
         if earlier is None or earlier[0] != mine:
             return None
         return earlier[1]
+
+    def warnings(self, name: str) -> NodeWarnings | None:
+        """Lint's findings of the step of ``name`` in the earlier compile, when this compile
+        took that step from it: the same node (its print) and the same step say the same.
+        None otherwise, or when what the memo holds is not findings."""
+        if name not in self.taken:
+            return None
+        found = self.warned_before.get(name)
+        if not isinstance(found, tuple):
+            return None
+        for item in found:
+            if not (isinstance(item, tuple) and len(item) == 3):
+                return None
+            if not all(isinstance(text, str) for text in item):
+                return None
+        return found
 
 
 def with_settings(step: Step, settings: Mapping[str, Setting]) -> Step:

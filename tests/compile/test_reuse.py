@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
+from runner.compile import lint as lint_module
 from runner.compile.check import CheckResult, check_pipeline
 from runner.compile.compiler import Compiler
 from runner.compile.memo import check_and_remember, recall
@@ -316,3 +317,54 @@ def test_the_model_a_node_is_checked_for(
     edit(pipeline, "name: reuse\n", "name: reuse\nmodel: ltx-2-fast\n")
     result = edited_alike(pipeline, store, compiled_nodes)
     assert any(e.location.key_path[:2] == ("nodes", "b") for e in result.errors)
+
+
+@pytest.fixture
+def linted(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """The nodes whose own findings lint worked out (rather than took from the memo)."""
+    names: list[str] = []
+    node_warnings = lint_module._node_warnings
+
+    def counting(node: Any, step: Any) -> Any:
+        names.append(node.name)
+        return node_warnings(node, step)
+
+    monkeypatch.setattr(lint_module, "_node_warnings", counting)
+    yield names
+
+
+def beats(result: CheckResult) -> list[str]:
+    return [d.message for d in result.warnings if d.code == "lint.action-beats"]
+
+
+def relinted(pipeline: Path, store: Path, linted: list[str]) -> tuple[CheckResult, list[str]]:
+    """Recompile after an edit, as a command does (it must equal a full compile); with the
+    nodes whose findings the recompile worked out."""
+    linted.clear()
+    result = check_and_remember(pipeline, "local", store)
+    worked_out = list(linted)
+    assert canonical(result) == canonical(check_pipeline(pipeline, backend="local"))
+    return result, worked_out
+
+
+def test_lint_findings_of_an_edited_node_are_told_again(
+    pipeline: Path, store: Path, linted: list[str]
+) -> None:
+    first = check_and_remember(pipeline, "local", store)
+    assert len(beats(first)) == 2  # a_last's and b_more's 'then'
+    edit(pipeline, "he looks up, then he runs", "he looks up and runs")
+    result, worked_out = relinted(pipeline, store, linted)
+    assert worked_out == ["b_more"]  # the other nodes' findings came from the memo
+    assert len(beats(result)) == 1
+    edit(pipeline, "he looks up and runs", "he looks up, then he runs")
+    result, worked_out = relinted(pipeline, store, linted)
+    assert worked_out == ["b_more"] and len(beats(result)) == 2
+
+
+def test_lint_findings_follow_an_edit_upstream(
+    pipeline: Path, store: Path, linted: list[str]
+) -> None:
+    check_and_remember(pipeline, "local", store)
+    # b_more's step changes with b's (its character, its keys): its findings are told again.
+    edit(pipeline, "image: {keyframe: jun.front}", "image: {keyframe: mara.front}")
+    assert sorted(relinted(pipeline, store, linted)[1]) == ["b", "b_more"]
