@@ -21,7 +21,8 @@ from runner import cli
 from runner.compile.check import check_pipeline
 from runner.compile.lock_memo import lock_known_good
 from runner.compile.memo import HASHED_BYTES, check_and_remember, recall, recall_findings
-from runner.compile.memo_payload import unpickle
+from runner.compile.memo_payload import _slotted, unpickle
+from runner.pipeline.records import KeyframeRef
 from runner.pipeline.sourcemap import SourceMap
 from runner.store import Store
 from runner.store.memos import (
@@ -184,6 +185,30 @@ def test_a_line_map_is_rebuilt_from_a_file_name_only() -> None:
     kept = unpickle(pickle.dumps(_Crafted("p.yaml"), protocol=pickle.HIGHEST_PROTOCOL))
     assert isinstance(kept, SourceMap) and kept.file == Path("p.yaml")
     assert unpickle(pickle.dumps(_Crafted(["lines"]), protocol=pickle.HIGHEST_PROTOCOL)) is None
+
+
+def test_a_slotted_record_is_built_of_its_own_fields_only() -> None:
+    """A record with slots is kept as its class and its fields' values: a memo that names
+    another class, or the wrong number of values, is refused."""
+    record = KeyframeRef("mara", "front")
+    assert unpickle(pickle.dumps(_Slotted(KeyframeRef, ("mara", "front")))) == record
+    for cls, values in [
+        (KeyframeRef, ("mara",)),
+        (KeyframeRef, ["mara", "front"]),
+        (Path, ("mara", "front")),
+        (frozenset, ((),)),
+    ]:
+        assert unpickle(pickle.dumps(_Slotted(cls, values))) is None
+
+
+class _Slotted:
+    """Pickles as a record with slots is kept in a memo (or as a crafted one)."""
+
+    def __init__(self, cls: object, values: object) -> None:
+        self.cls, self.values = cls, values
+
+    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+        return _slotted, (self.cls, self.values)
 
 
 def test_a_memo_whose_parts_are_not_where_it_says_is_refused(pipeline: Path, store: Path) -> None:
