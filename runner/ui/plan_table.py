@@ -42,19 +42,16 @@ def _cells(row: PlanRow) -> tuple[str, ...]:
 def format_plan(plan: Plan, compiled: Compiled, *, verbose: bool = False) -> str:
     pipeline = compiled.pipeline
     rows = [COLUMNS, *(_cells(r) for r in plan.rows)]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(COLUMNS))]
+    widths = [max(map(len, column)) for column in zip(*rows, strict=True)]
     right = {3, 4, 5, 6}
+    # One format for every row: a row is one call, not one per cell (5,000 rows).
+    row_format = "  ".join(f"{{:{'>' if i in right else '<'}{w}}}" for i, w in enumerate(widths))
     lines = [
         f"{pipeline.name} ({display_path(pipeline.path)}) · model {pipeline.model} · "
         f"backend {compiled.backend}",
         "",
     ]
-    for cells in rows:
-        padded = [
-            c.rjust(w) if i in right else c.ljust(w)
-            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
-        ]
-        lines.append("  ".join(padded).rstrip())
+    lines += [row_format.format(*cells).rstrip() for cells in rows]
     counts = plan.counts()
     total = f"${plan.total_usd:.2f}"
     attach = f" (+{counts['attach']} already submitted)" if counts["attach"] else ""
