@@ -7,12 +7,14 @@ import json
 import os
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from runner import cli
 from runner import plan as plan_module
 from runner.commands import pipeline_run
+from runner.compile import lock_memo
 from runner.compile.check import check_pipeline
 from runner.compile.lock_memo import entries_of
 from runner.lock import Lock, lock_path, parse_lock, read_lock
@@ -248,3 +250,38 @@ def test_the_entries_of_a_lock_are_found_by_their_lines_or_not_at_all(
     for layout in (json.dumps(document, indent=2), json.dumps(document)):
         lock.write_text(layout)
         assert entries_of(lock, ["more"]) is None
+
+
+def test_a_settled_lock_is_told_by_its_stat_and_any_write_to_it_shows(
+    pipeline: Path,
+    store: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A lock the note found settled is vouched for by its stat, without reading it; any
+    write since (the same bytes, or others of the same size) is seen, and it is read."""
+    counted = Builds(monkeypatch)
+    assert "unchanged" not in run(pipeline, store, capsys)  # noted moments after writing
+    hashed: list[Path] = []
+    file_state = lock_memo._file_state
+
+    def counting(lock_file: Path) -> Any:
+        hashed.append(lock_file)
+        return file_state(lock_file)
+
+    monkeypatch.setattr(lock_memo, "_file_state", counting)
+    lock = lock_path(pipeline)
+    assert lock_memo.lock_known_good(store, lock) and len(hashed) == 1  # not settled: read
+    monkeypatch.setattr(lock_memo, "RACY_WINDOW", 0.0)  # settled from here on
+    assert "unchanged" in run(pipeline, store, capsys)  # the run notes it settled
+    hashed.clear()
+    assert lock_memo.lock_known_good(store, lock) and hashed == []
+    assert "unchanged" in run(pipeline, store, capsys) and hashed == []
+    assert counted.count == 1
+    right = lock.read_bytes()
+    for written in (right, right.replace(b"breathing", b"breathinG")):
+        lock.write_bytes(written)
+        assert lock.stat().st_size == len(right) and b"breathing" in right
+        assert not lock_memo.lock_known_good(store, lock) and hashed
+    assert "unchanged" not in run(pipeline, store, capsys)
+    assert lock.read_bytes() == right and counted.count == 2
