@@ -308,7 +308,8 @@ class Compiler:
         preset: Mapping[str, Setting] | None = None
         if preset_name is not None:
             where_path = (*node.key_path, "preset") if node.preset else ("defaults", "preset")
-            preset = self.presets.settings(preset_name, self.pipeline.source.locate(where_path))
+            locate = self.pipeline.source.locate
+            preset = self.presets.settings(preset_name, lambda: locate(where_path))
             if preset is None:
                 return None
         own = {

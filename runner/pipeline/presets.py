@@ -7,7 +7,7 @@ Parameters set on a node must be ones its endpoint takes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,10 +42,11 @@ class PresetResolver:
         self.diags = diags
         self._flat: dict[str, dict[str, Setting] | None] = {}
 
-    def settings(self, name: str, used_at: Location) -> dict[str, Setting] | None:
-        """The parameters of preset ``name`` with everything it extends, or None if broken."""
+    def settings(self, name: str, used_at: Callable[[], Location]) -> dict[str, Setting] | None:
+        """The parameters of preset ``name`` with everything it extends, or None if broken
+        (reported where ``used_at()`` says: looked up only then, once per preset)."""
         if name not in self._flat:
-            self._flat[name] = self._resolve(name, used_at, ())
+            self._flat[name] = self._resolve(name, used_at(), ())
         return self._flat[name]
 
     def _resolve(
