@@ -37,8 +37,11 @@ from runner.pipeline.sourcemap import Lines, SourceMap
 from runner.pipeline.textfile import TextProblem, decode
 from runner.pipeline.yamlsrc import MAX_VALUES, load_yaml, load_yaml_bytes
 
-# What makes a text unsafe to split, anywhere in it (see the module docstring).
-_UNSAFE = re.compile("[&*\t\r\x85\u2028\u2029\ufeff]|<<|^(?:%|---|\\.\\.\\.)", re.MULTILINE)
+# What makes a text unsafe to split (see the module docstring): anywhere in it, and at the
+# start of a line. Looked for one by one with ``in`` (a scan of memory each): one regular
+# expression of them all tries every position of the text, ten times slower.
+_UNSAFE = ("&", "*", "\t", "\r", "\x85", "\u2028", "\u2029", "\ufeff", "<<")
+_UNSAFE_LINE_STARTS = ("%", "---", "...")
 _NODES_LINE = re.compile(r"nodes:[ ]*(?:#.*)?")
 _BLANK = re.compile(r"[ ]*(?:#.*)?")
 # A line that opens a flow collection (after a tag; two tags are a syntax error anyway):
@@ -131,7 +134,9 @@ def read_pipeline_yaml(
 def splittable(text: str) -> bool:
     """Whether nothing in ``text`` forbids reading it block by block (the first list of
     the module docstring)."""
-    return _UNSAFE.search(text) is None
+    if any(mark in text for mark in _UNSAFE):
+        return False
+    return not any(text.startswith(start) or f"\n{start}" in text for start in _UNSAFE_LINE_STARTS)
 
 
 def splice(

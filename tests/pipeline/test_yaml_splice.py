@@ -14,7 +14,13 @@ from runner.compile.memo_payload import unpickle
 from runner.errors import Diagnostics
 from runner.pipeline import yamlsrc
 from runner.pipeline.sourcemap import SourceMap
-from runner.pipeline.yaml_splice import Document, DocumentMemo, read_pipeline_yaml, splice
+from runner.pipeline.yaml_splice import (
+    Document,
+    DocumentMemo,
+    read_pipeline_yaml,
+    splice,
+    splittable,
+)
 from runner.pipeline.yamlsrc import load_yaml
 
 FILE = Path("/project/p.yaml")
@@ -145,6 +151,11 @@ HOSTILE = {
     "a carriage return": ("prompt: a cat\n", "prompt: a cat\r\n"),
     "a byte order mark": ("version: 1", "\ufeffversion: 1"),
     "a document marker": ("  d:\n", "---\n  d:\n"),
+    "a document end marker": ("  d:\n", "...\n  d:\n"),
+    "a directive": ("  d:\n", "%TAG ! tag:x,2024:\n  d:\n"),
+    "a next line character": ("prompt: a cat", "prompt: a\x85cat"),
+    "a line separator": ("prompt: a cat", "prompt: a\u2028cat"),
+    "a paragraph separator": ("prompt: a cat", "prompt: a\u2029cat"),
     "a top-level key": ("name: spliced", "name: changed"),
     "the nodes line": ("nodes:\n", "nodes: # all\n"),
     "a top-level key after the nodes": ("final: c", "final: d"),
@@ -311,3 +322,16 @@ def test_a_spliced_document_kept_then_spliced_again_stays_the_full_read() -> Non
             text, kept = edited, again
             chained += 1
     assert chained > 50
+
+
+@pytest.mark.parametrize("mark", ["&", "*", "\t", "\r", "\x85", "\u2028", "\u2029", "\ufeff", "<<"])
+def test_a_text_with_a_mark_that_reaches_across_blocks_anywhere_is_not_split(mark: str) -> None:
+    for text in (f"{mark}a: 1\n", f"a: 1\nb: x{mark}y\n", f"a: é\nb: {mark}\n"):
+        assert not splittable(text)
+    assert splittable("a: é\nb: x < y\n")
+
+
+@pytest.mark.parametrize("start", ["%", "---", "..."])
+def test_a_directive_or_document_marker_at_a_line_start_is_not_split(start: str) -> None:
+    assert not splittable(f"{start}\na: 1\n") and not splittable(f"a: 1\n{start} b\n")
+    assert splittable(f"a: 1\nb: x{start}y\n") and splittable(f"a: 1\n {start}\n")
