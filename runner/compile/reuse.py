@@ -4,7 +4,8 @@ as a build system reuses its unchanged targets.
 
 A node's print is a digest of everything compiling it reads: the pipeline's context (the
 backend, its path, project, name, model, vars, defaults, presets, characters, motions,
-templates folder, review file, broken entries), the node's own record, and the prints of
+templates folder, review file, broken entries), the node's own record (told by its name
+and its mapping in the document, which the record is built from alone), and the prints of
 the nodes it reads (so an edit upstream reaches every node downstream). Files are not in
 it: the memo offers its steps only while every file it read but the pipeline itself still
 holds (``runner.compile.memo``), and a node whose record is the same names the same files.
@@ -54,6 +55,7 @@ class Reuse:
     # The pipeline file as read last time, and this read's when it should be kept.
     document: DocumentMemo = field(default_factory=DocumentMemo)
     _context: bytes = b""
+    _specs: Mapping[str, Any] = field(default_factory=dict)
 
     def start(self, pipeline: Pipeline, backend: str) -> None:
         """Set the context every print of this compile includes."""
@@ -77,6 +79,9 @@ class Reuse:
             sorted(pipeline.broken),
         )
         self._context = hashlib.sha256(repr(context).encode()).digest()
+        root = pipeline.source.root
+        nodes = root.get("nodes") if isinstance(root, dict) else None
+        self._specs = nodes if isinstance(nodes, dict) else {}
 
     def step(self, node: Node) -> Step | None:
         """The earlier step of ``node`` if nothing it depends on changed; its print is kept
@@ -84,7 +89,11 @@ class Reuse:
         if node.takes:
             return None
         digest = hashlib.sha256(self._context)
-        digest.update(repr(node).encode())
+        # A node's record is built from its name and its mapping in the document alone
+        # (``runner.pipeline.build``), which the compile reads right after: the repr of
+        # plain values costs a third of the record's (dataclasses' reprs are Python code).
+        spec = self._specs.get(node.name)
+        digest.update(repr((node.name, spec) if spec is not None else node).encode())
         for conditioning in node.inputs:
             if isinstance(conditioning.ref, NodeRef):
                 upstream = self.prints.get(conditioning.ref.node)
