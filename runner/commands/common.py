@@ -16,7 +16,7 @@ import click
 
 from runner.compile.check import CheckResult, check_pipeline
 from runner.compile.keys import BACKENDS, FAL
-from runner.errors import Diagnostic, ShotgraphError
+from runner.errors import Diagnostic, DiskFull, ShotgraphError
 from runner.hashing import Hasher, sha256_file
 from runner.pipeline.confine import Project, Refused, confine
 
@@ -129,20 +129,28 @@ def remembered_hashes(
         yield sha256_file
         return
     with contextlib.ExitStack() as stack:
-        writable: list[Store] = [] if opened is None or opened.read_only else [opened]
+        writable: list[Store | None] = [] if opened is not None and opened.read_only else [opened]
+        if opened is None:
+            writable[0] = stack.enter_context(Store.open(root))
 
-        def remembering() -> Store:
+        def remembering() -> Store | None:
             if not writable:
-                writable.append(stack.enter_context(Store.open(root)))
+                try:
+                    writable.append(stack.enter_context(Store.open(root)))
+                except (StoreError, DiskFull):  # a full or read-only disk: not remembered
+                    # (a plan works on one; a store it cannot read stops it where it opens)
+                    writable.append(None)
             return writable[0]
 
         def hash_file(path: Path) -> tuple[str, int]:
             try:
-                known = opened.known_hash(path) if opened is not None and not writable else None
-                stored = known or remembering().hash_file(path)
+                known = opened.known_hash(path) if opened is not None and opened.read_only else None
+                if known is None:
+                    store = remembering()
+                    known = store.hash_file(path) if store is not None else None
             except StoreError as exc:  # unreadable: the compiler reports the file missing
                 raise OSError(str(exc)) from exc
-            return stored.sha256, stored.size
+            return (known.sha256, known.size) if known is not None else sha256_file(path)
 
         yield hash_file
 

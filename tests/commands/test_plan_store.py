@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from runner import cli
+from runner.errors import DiskFull
 from runner.store import Store
 from tests.helpers import write
 
@@ -66,3 +67,24 @@ def test_a_plan_reads_a_store_whose_tables_are_not_made_yet(
         for file in table.iterdir():
             file.unlink()
     assert "to render: 1 of 1 nodes" in plan(path, store, capsys)
+
+
+def test_a_plan_on_a_store_it_cannot_write_hashes_without_remembering(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(tmp_path, BODY)
+    keyframe = tmp_path / "assets" / "key.png"
+    os.utime(keyframe, (OLD, OLD))
+    store = tmp_path / "store"
+    Store.open(store).close()
+    real = Store.open.__func__  # type: ignore[attr-defined]
+
+    def full(cls: type[Store], root: Path, *, read_only: bool = False) -> Store:
+        if not read_only:
+            raise DiskFull(root)
+        return real(cls, root, read_only=True)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(Store, "open", classmethod(full))
+    assert "to render: 1 of 1 nodes" in plan(path, store, capsys)  # the keyframe was read
+    with Store.open(store, read_only=True) as looking:
+        assert looking.known_hash(keyframe) is None
