@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.reference import print_reference  # noqa: E402
 from runner.emulator import EmulatorConfig, EmulatorServer  # noqa: E402
 from runner.emulator.jobs import JobStore  # noqa: E402
-from tests.run_helpers import make_project, spawn_run  # noqa: E402
+from tests.run_helpers import WIDE, make_project, spawn_run  # noqa: E402
 from tests.small_disk import fill, unfill  # noqa: E402
 
 FREE_MB = "0.1,0.3,0.6,0.9,1.2,1.5,2,2.5,3,3.5,4"
@@ -54,7 +54,7 @@ def trial(
     disk: Path, free_mb: float, fal_url: str | None, state: Path
 ) -> tuple[int, bool, int, int]:
     """(first exit code, traceback seen, jobs billed, requests billed more than once)."""
-    pipeline = make_project(disk / "p")
+    pipeline = make_project(disk / "p", text=WIDE)
     store = disk / "store"
     args = ["--backend", "local", "--emulator-latency", "0.3"]
     if fal_url is not None:

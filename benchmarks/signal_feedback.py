@@ -27,12 +27,12 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.emulator_process import emulator_process  # noqa: E402
 from benchmarks.reference import print_reference  # noqa: E402
-from tests.run_helpers import make_project, submitted  # noqa: E402
+from tests.run_helpers import WIDE, make_project, submitted  # noqa: E402
 
 
 def trial(url: str, folder: Path) -> tuple[float, float]:
     """Seconds from the SIGINT to the run's notice, and to its exit."""
-    pipeline = make_project(folder / "p")
+    pipeline = make_project(folder / "p", text=WIDE)
     store = folder / "store"
     command = [sys.executable, "-m", "runner", "run", str(pipeline), "--backend", "local"]
     command += ["--emulator-url", url, "--cache-dir", str(store), "--plain"]

@@ -56,9 +56,9 @@ def render_seconds(folder: Path) -> float:
 
 
 def noop_seconds(folder: Path, repeat: int) -> list[float]:
-    from tests.run_helpers import make_project
+    from tests.run_helpers import WIDE, make_project
 
-    pipeline = make_project(folder / "tiny")
+    pipeline = make_project(folder / "tiny", text=WIDE)
     store = folder / "tiny-store"
     measure(pipeline, store)  # renders it all: what the no-op runs then find
     return [measure(pipeline, store)["wall"] for _ in range(repeat)]

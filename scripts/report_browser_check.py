@@ -21,16 +21,17 @@ import argparse
 import functools
 import http.server
 import json
-import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Route
 
 CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parent.parent
@@ -143,29 +144,47 @@ def served(folder: Path) -> Iterator[str]:
         server.server_close()
 
 
-def check_report(
-    index: Path, screenshot: Path, *, http: bool = False, timeout_ms: int = 15_000
-) -> Findings:
-    """Open ``index`` (from disk, or served over loopback with ``http``) and check it."""
-    from playwright.sync_api import Route, sync_playwright
+@contextmanager
+def chromium() -> Iterator[Browser]:
+    """Debian's chromium, headless, driven by Playwright; closed at the end."""
+    from playwright.sync_api import sync_playwright
 
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=FLAGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def check_report(
+    index: Path,
+    screenshot: Path,
+    *,
+    http: bool = False,
+    timeout_ms: int = 15_000,
+    browser: Browser | None = None,
+) -> Findings:
+    """Open ``index`` (from disk, or served over loopback with ``http``) and check it, in a
+    fresh context (no cache, no storage) of ``browser``, or of a chromium of its own."""
+    if browser is None:
+        with chromium() as launched:
+            return check_report(index, screenshot, http=http, timeout_ms=timeout_ms,
+                                browser=launched)  # fmt: skip
     folder = index.resolve().parent
     findings = Findings(screenshot=str(screenshot))
-    profile = Path(tempfile.mkdtemp(prefix="shotgraph-chromium-"))
-    try:
-        with served(folder) if http else _disk(folder) as base, sync_playwright() as pw:
-            context = pw.chromium.launch_persistent_context(
-                str(profile), executable_path=str(CHROMIUM), headless=True, args=FLAGS
-            )
+    with served(folder) if http else _disk(folder) as base:
+        context = browser.new_context()
 
-            def route(route: Route) -> None:
-                url = route.request.url
-                if url.startswith(base):
-                    route.continue_()
-                else:
-                    findings.outside_requests.append(url)
-                    route.abort()
+        def route(route: Route) -> None:
+            url = route.request.url
+            if url.startswith(base):
+                route.continue_()
+            else:
+                findings.outside_requests.append(url)
+                route.abort()
 
+        try:
             context.route("**/*", route)
             page = context.new_page()
             page.on(
@@ -180,9 +199,8 @@ def check_report(
             screenshot.parent.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(screenshot), full_page=True)
             findings.videos = page.evaluate(PLAY_ALL, timeout_ms)
+        finally:
             context.close()
-    finally:
-        shutil.rmtree(profile, ignore_errors=True)
     return findings
 
 

@@ -43,12 +43,14 @@ def machine_env(server: Any, url: str, **extra: str) -> dict[str, str]:
 
 
 def t2v_pipeline(folder: Path, nodes: int, salt: str, outputs: int = 3) -> Path:
-    """``nodes`` small text-to-video shots, the first few of them outputs."""
+    """``nodes`` small text-to-video shots (the least LTX-Video renders: 9 frames, 480p,
+    square), the first few of them outputs."""
     (folder / ".git").mkdir(parents=True, exist_ok=True)
     lines = [
         "version: 1",
         "name: many",
-        "defaults: {num_frames: 9, frame_rate: 8, resolution: 480p, expand_prompt: false}",
+        "defaults: {num_frames: 9, frame_rate: 8, resolution: 480p, aspect_ratio: '1:1',"
+        " expand_prompt: false}",
         "nodes:",
         *(f"  s{i}: {{kind: t2v, prompt: '{salt} shot {i}', seed: {i}}}" for i in range(nodes)),
         "outputs:",

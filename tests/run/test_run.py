@@ -268,7 +268,7 @@ def test_a_422_from_fal_points_at_the_pipeline_key(tmp_path: Path) -> None:
     assert describe(compiled.steps["intro"], frames).endswith("tiny.yaml:5 defaults.num_frames)")
     strength = ValidationIssue(("body", "video", "strength"), "too strong")
     where = describe(compiled.steps["intro_more"], strength)
-    assert "tiny.yaml:22 nodes.intro_more.video.strength" in where
+    assert "tiny.yaml:23 nodes.intro_more.video.strength" in where
 
 
 def test_gc_clears_the_local_backends_state_and_runs_still_work(

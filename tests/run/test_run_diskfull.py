@@ -19,7 +19,7 @@ from runner.run.outcome import RunOptions, RunResult
 from runner.store import Store
 from tests.fake_fal import FakeFal
 from tests.run.fake_run import steps_of
-from tests.run_helpers import GENERATION_NODES, make_project, spawn_run, start_emulator
+from tests.run_helpers import GENERATION_NODES, WIDE, make_project, spawn_run, start_emulator
 from tests.small_disk import fill, small_disk, unfill
 
 
@@ -133,7 +133,9 @@ def test_a_full_disk_ends_in_exit_1_and_the_rerun_submits_nothing_twice(
     with small_disk(tmp_path / "disk") as disk, start_emulator(render_pool, latency=0.2) as fal:
         # The project, its outputs, lockfile, store and run log on the small disk; fal
         # (the emulator) elsewhere, as it is.
-        pipeline = make_project(disk / "p")
+        # The demo's wide clips, as the free space above was chosen for: the disk fills
+        # at the moment each case names.
+        pipeline = make_project(disk / "p", text=WIDE)
         store = disk / "store"
         fill(disk, leave=int(free_mb * 1e6))
         args = ("--backend", "local", "--emulator-url", fal.url)
