@@ -50,8 +50,11 @@ class LockSeal:
             return False
         if note.get("settled") is not True:
             with contextlib.suppress(OSError):
-                if _settled(list(fingerprint(os.stat(self.lock_file)))):
-                    self.keep()
+                now = list(fingerprint(os.stat(self.lock_file)))
+                # The file just found right, by its stat: not one written since (re-read,
+                # a rewrite would be noted as made from these inputs).
+                if now == note.get("stat") and _settled(now):
+                    write_note(self.store, self.note, dict(note) | {"settled": True})
         return True
 
     def keep(self) -> None:

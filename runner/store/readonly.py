@@ -5,7 +5,8 @@ creates the shared-memory file beside it, so on a disk with no space left a stor
 even be opened the usual way. ``cache verify`` and ``cache info`` only read, so they read
 through this instead: the database opened read-only (``mode=ro``, which still sees the
 changes of runs writing at the same moment), or, when even that needs space it cannot get,
-as an immutable file (the last committed state; a run writing meanwhile is not seen).
+as an immutable file (a run writing meanwhile is not seen) when its WAL is empty: commits
+still in a WAL would not be seen either, so one that holds any stops the look.
 
 Only what :class:`~runner.store.table.Table` stores is read: string keys (diskcache's
 ``raw`` keys) whose values are JSON text held inline (``mode`` 1, MODE_RAW).
@@ -41,6 +42,14 @@ class ReadOnlyCache:
             self._con.execute("SELECT count(*) FROM Cache").fetchone()
         except sqlite3.OperationalError:
             self._con.close()
+            wal = directory / f"{_DB}-wal"
+            if wal.is_file() and wal.stat().st_size > 0:
+                # Commits may sit in the WAL, which only a connection that can make the
+                # shared memory reads: an immutable look would answer without them.
+                raise sqlite3.OperationalError(
+                    f"{wal} holds writes not yet in the database; they cannot be read "
+                    "without writing beside it"
+                ) from None
             self._con = sqlite3.connect(f"file:{path}?immutable=1", uri=True)
 
     def get(self, key: str) -> object:

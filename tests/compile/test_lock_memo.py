@@ -285,3 +285,32 @@ def test_a_settled_lock_is_told_by_its_stat_and_any_write_to_it_shows(
         assert not lock_memo.lock_known_good(store, lock) and hashed
     assert "unchanged" not in run(pipeline, store, capsys)
     assert lock.read_bytes() == right and counted.count == 2
+
+
+def test_a_lock_rewritten_while_its_note_is_renewed_is_not_vouched_for(
+    pipeline: Path,
+    store: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A run that finds the lock right and notes it settled notes the file it checked: one
+    written in between (a checkout at that moment) is not vouched for by the new note."""
+    run(pipeline, store, capsys)  # noted moments after writing: not settled
+    lock = lock_path(pipeline)
+    right = lock.read_bytes()
+    monkeypatch.setattr(lock_memo, "RACY_WINDOW", 0.0)
+    settled = lock_memo._settled
+
+    def rewritten_meanwhile(stat: list[int]) -> bool:
+        found = settled(stat)
+        if found and lock.read_bytes() == right:
+            lock.write_bytes(right.replace(b"breathing", b"breathinG"))
+        return found
+
+    monkeypatch.setattr(lock_memo, "_settled", rewritten_meanwhile)
+    run(pipeline, store, capsys)
+    monkeypatch.setattr(lock_memo, "_settled", settled)
+    assert lock.read_bytes() != right  # the rewrite, as the other writer left it
+    assert not lock_memo.lock_known_good(store, lock)
+    assert "unchanged" not in run(pipeline, store, capsys)
+    assert lock.read_bytes() == right

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
+import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -172,3 +174,24 @@ def test_verify_and_info_read_a_store_on_a_disk_with_no_space_left(
 def test_a_read_only_store_refuses_to_write(store: Store) -> None:
     with Store.open(store.root, read_only=True) as looking, pytest.raises(StoreError):
         looking.claim("k", Owner.current("r"))
+
+
+def test_a_look_at_a_read_only_copy_never_misses_what_its_wal_holds(tmp_path: Path) -> None:
+    # A store copied while a run held it open (its WAL, not its shared memory) onto a
+    # read-only disk: a look cannot read the WAL without making the shared memory, and the
+    # database file alone lacks the result. Saying "not cached" would be a wrong answer.
+    with small_disk(tmp_path / "disk", "8m") as disk:
+        with Store.open(tmp_path / "store") as store:
+            store.put_result(result("k", put_bytes(store, b"a clip")))
+            assert any((tmp_path / "store" / "records").glob("*/cache.db-wal"))
+            shutil.copytree(store.root, disk / "store", ignore=shutil.ignore_patterns("*-shm"))
+        remounted = subprocess.run(["mount", "-o", "remount,ro", str(disk)], capture_output=True)
+        if remounted.returncode != 0:
+            pytest.skip(f"cannot make {disk} read-only: {remounted.stderr.decode().strip()}")
+        try:
+            with Store.open(disk / "store", read_only=True) as looking:
+                found = looking.get_result("k")
+        except StoreError as exc:  # cannot be read as it is: said, not guessed
+            assert "not yet in the database" in exc.message
+        else:
+            assert found is not None and found.key == "k"
