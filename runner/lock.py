@@ -247,17 +247,25 @@ def _entry(step: Step, records: Mapping[str, ResultRecord], base: Path) -> LockE
 def write_lock(path: Path, lock: Lock) -> bool:
     """Write atomically; False (and nothing touched) when the content is the same, once
     what the lock already says about unchanged outputs is kept (:func:`keep_rendered`)."""
+    text, changed = lock_text(path, lock)
+    if changed:
+        atomic.write_text(path, text)
+    return changed
+
+
+def lock_text(path: Path, lock: Lock) -> tuple[str, bool]:
+    """The text ``path`` is to hold for ``lock`` (:func:`keep_rendered` applied to what it
+    holds now), and whether that differs from what it holds."""
     text = lock.render()
     if path.is_file():
         existing = path.read_text(encoding="utf-8")
         if existing == text:
-            return False
+            return text, False
         with contextlib.suppress(ShotgraphError):  # a damaged lockfile is simply replaced
             text = keep_rendered(lock, parse_lock(existing, path)).render()
         if existing == text:
-            return False
-    atomic.write_text(path, text)
-    return True
+            return text, False
+    return text, True
 
 
 def keep_rendered(lock: Lock, previous: Lock) -> Lock:

@@ -9,13 +9,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from runner import atomic
 from runner.commands.common import checked_remembered
 from runner.commands.running import execute, open_store
 from runner.compile.check import check_pipeline, collector_passes_over_live
 from runner.compile.lock_memo import LockSeal, lock_seal
 from runner.compile.steps import Compiled, Step
 from runner.errors import ExitCode, ShotgraphError, disk_full, display_path
-from runner.lock import Lock, build_lock, project_lock_path, read_lock, write_lock
+from runner.lock import Lock, build_lock, lock_text, project_lock_path, read_lock
 from runner.plan import CacheStatus, check_budget, drift, look_in, make_plan, waits
 from runner.review.gates import Gates
 from runner.run.holding import Hold
@@ -108,13 +109,16 @@ def render_pipeline(
 
 
 def _write_lock(seal: LockSeal | None, lock_file: Path, build: Callable[[], Lock]) -> bool:
-    """``write_lock(lock_file, build())``, unless the seal says it would find it unchanged."""
+    """``write_lock(lock_file, build())``, unless the seal says it would find it unchanged;
+    the seal then notes the file only if it holds the bytes decided on."""
     if seal is not None and seal.holds():
         return False
-    written = write_lock(lock_file, build())
-    if seal is not None:
-        seal.keep()
-    return written
+    text, changed = lock_text(lock_file, build())
+    if changed:
+        atomic.write_text(lock_file, text)
+    if seal is not None:  # noted only if the file still holds what was decided: not a rewrite
+        seal.keep(expected=text.encode("utf-8"))
+    return changed
 
 
 def frozen_problem(

@@ -57,12 +57,16 @@ class LockSeal:
                     write_note(self.store, self.note, dict(note) | {"settled": True})
         return True
 
-    def keep(self) -> None:
-        """Remember the lockfile as it is now (just written, or found right) for these inputs."""
+    def keep(self, expected: bytes | None = None) -> None:
+        """Remember the lockfile as it is now (just written, or found right) for these inputs;
+        with ``expected``, only if it holds exactly those bytes (not a rewrite since)."""
         state = _file_state(self.lock_file)
-        if state is not None:
-            settled = {"settled": _settled(state["stat"])}
-            write_note(self.store, self.note, {"made_from": self.made_from} | state | settled)
+        if state is None:
+            return
+        if expected is not None and state["sha256"] != hashlib.sha256(expected).hexdigest():
+            return
+        settled = {"settled": _settled(state["stat"])}
+        write_note(self.store, self.note, {"made_from": self.made_from} | state | settled)
 
 
 def lock_known_good(store: Path, lock_file: Path) -> bool:

@@ -314,3 +314,28 @@ def test_a_lock_rewritten_while_its_note_is_renewed_is_not_vouched_for(
     assert not lock_memo.lock_known_good(store, lock)
     assert "unchanged" not in run(pipeline, store, capsys)
     assert lock.read_bytes() == right
+
+
+def test_a_lock_rewritten_between_its_write_and_its_note_is_not_vouched_for(
+    pipeline: Path,
+    store: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The run notes the lock it wrote only if the file still holds those bytes: one written
+    in between (a checkout at that moment) is not noted as made from the run's inputs."""
+    lock = lock_path(pipeline)
+    state_of = lock_memo._file_state
+
+    def rewritten_first(lock_file: Path) -> dict[str, Any] | None:
+        if lock_file == lock and b"breathinG" not in lock.read_bytes():
+            lock.write_bytes(lock.read_bytes().replace(b"breathing", b"breathinG"))
+        return state_of(lock_file)
+
+    monkeypatch.setattr(lock_memo, "_file_state", rewritten_first)
+    run(pipeline, store, capsys)
+    monkeypatch.setattr(lock_memo, "_file_state", state_of)
+    assert b"breathinG" in lock.read_bytes()  # the rewrite, as the other writer left it
+    assert not lock_memo.lock_known_good(store, lock)
+    assert "unchanged" not in run(pipeline, store, capsys)
+    assert b"breathinG" not in lock.read_bytes()
