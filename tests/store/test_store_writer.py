@@ -4,6 +4,8 @@ queued together, and no caller answered before the fsync that makes its write du
 from __future__ import annotations
 
 import asyncio
+import errno
+import hashlib
 import os
 import subprocess
 import sys
@@ -14,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from runner.store import Owner, Store
+from runner.store import Owner, Store, StoredFile, StoreError, TieredStore
 from runner.store.journal import body_digest
 from runner.store.writer import GROUP_WAIT, _Writer, off_loop
+from tests.record_helpers import record
 
 BODY = {"prompt": "a lighthouse"}
 
@@ -123,6 +126,51 @@ async def test_a_write_queued_while_a_group_runs_joins_it(store: Store, syncs: l
     assert log == ["fsync journal"]  # one sync for both, and neither answered before it
 
 
+async def test_a_release_is_written_only_after_its_result_is_synced(
+    store: Store, syncs: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A download, its result and the release of the claim go in one trip: the release (an
+    # unsynced commit the disk may take before the result's) comes after the result's sync.
+    log = syncs
+    owner = Owner.current("run-1")
+    tiered = TieredStore(store)
+    assert (await tiered.first_look("k1", "local", owner)).claimed
+    release = store.release
+
+    def logged_release(key: str, holder: Owner | None = None) -> bool:
+        log.append("release")
+        return release(key, holder)
+
+    monkeypatch.setattr(store, "release", logged_release)
+    staged = store.tmp_dir() / "k1.part"
+    staged.write_bytes(b"a clip")
+    kept = record("k1", StoredFile(hashlib.sha256(b"a clip").hexdigest(), 6))
+    await tiered.keep_result(staged, kept, owner)
+    assert log.index("fsync results") < log.index("release") == len(log) - 1
+    assert store.get_result("k1") == kept and store.journal("k1") is None
+
+
+async def test_no_release_when_the_results_sync_fails(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    owner = Owner.current("run-1")
+    tiered = TieredStore(store)
+    assert (await tiered.first_look("k1", "local", owner)).claimed
+    staged = store.tmp_dir() / "k1.part"
+    staged.write_bytes(b"a clip")
+    kept = record("k1", StoredFile(hashlib.sha256(b"a clip").hexdigest(), 6))
+
+    def failing(fd: int) -> None:
+        raise OSError(errno.EIO, "I/O error")
+
+    monkeypatch.setattr(os, "fdatasync", failing)
+    with pytest.raises(StoreError):
+        await tiered.keep_result(staged, kept, owner)
+    monkeypatch.undo()
+    entry = store.journal("k1")  # the claim stays: the next run re-attaches to the job
+    assert entry is not None and entry.owner == owner
+
+
 def test_a_group_waits_for_company_only_when_other_steps_write_often() -> None:
     writer = _Writer()
     writer._gap = GROUP_WAIT / 10  # writes come ten to a wait
@@ -157,7 +205,7 @@ def test_a_kill_right_after_the_submit_is_journaled_finds_the_entry(tmp_path: Pa
     script = f"""
 import asyncio, os, signal, sys
 sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})
-from runner.store import Owner, Store
+from runner.store import Owner, Store, StoredFile, StoreError, TieredStore
 from runner.store.journal import body_digest
 from runner.store.writer import GROUP_WAIT, _Writer, off_loop
 
