@@ -235,7 +235,8 @@ class BlobStore:
         aside, if any, gc removes as a stray temporary."""
         try:
             aside = self.tmp / f"{_ASIDE}{self.staging().name}"
-            aside.mkdir(exist_ok=True)
+            if self._remover is None:  # first use: the directory too
+                aside.mkdir(exist_ok=True)
             moved = aside / f"{next(self._discarded)}"
             os.rename(staged, moved)
         except (OSError, StoreError):
