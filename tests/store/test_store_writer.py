@@ -11,8 +11,9 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -22,6 +23,7 @@ from runner.store.writer import GROUP_WAIT, _Writer, off_loop
 from tests.record_helpers import record
 
 BODY = {"prompt": "a lighthouse"}
+T = TypeVar("T")
 
 
 @pytest.fixture
@@ -169,6 +171,68 @@ async def test_no_release_when_the_results_sync_fails(
     monkeypatch.undo()
     entry = store.journal("k1")  # the claim stays: the next run re-attaches to the job
     assert entry is not None and entry.owner == owner
+
+
+async def test_a_group_syncs_every_log_it_wrote_before_answering(
+    store: Store, syncs: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two logs are synced side by side (one on a thread of its own): both before any
+    # answer, and a failure of either fails the whole group.
+    log = syncs
+    owner = Owner.current("run-1")
+    assert await off_loop(store.claim, "k1", owner, sync=False) is None
+    kept = record("k0", store.put_file(_clip(store, b"a clip")))
+    log.clear()  # the file's own syncs
+
+    async def group() -> None:
+        await asyncio.gather(
+            off_loop(store.begin_submit, "k1", owner, "x", BODY, body_digest(BODY)),
+            off_loop(store.put_result, kept),
+        )
+        log.append("answered")
+
+    await _together(group())
+    assert sorted(log[:2]) == ["fsync journal", "fsync results"] and log[2:] == ["answered"]
+    fdatasync = os.fdatasync
+
+    def failing_for_results(fd: int) -> None:
+        if "results" in os.readlink(f"/proc/self/fd/{fd}"):
+            raise OSError(errno.EIO, "I/O error")
+        fdatasync(fd)
+
+    monkeypatch.setattr(os, "fdatasync", failing_for_results)
+    assert await off_loop(store.claim, "k2", owner, sync=False) is None
+    outcomes = await _together(
+        asyncio.gather(
+            off_loop(store.begin_submit, "k2", owner, "x", BODY, body_digest(BODY)),
+            off_loop(store.put_result, kept),
+            return_exceptions=True,
+        )
+    )
+    assert [type(outcome).__name__ for outcome in outcomes] == ["StoreError", "StoreError"]
+
+
+def _clip(store: Store, data: bytes) -> Path:
+    path = store.tmp_dir() / "clip.bin"
+    path.write_bytes(data)
+    return path
+
+
+async def _together(work: Awaitable[T]) -> T:
+    """``work``'s writes queued while the writer is held busy: they form one group."""
+    entered, gate = threading.Event(), threading.Event()
+
+    def block() -> None:
+        entered.set()
+        gate.wait()
+
+    blocked = asyncio.ensure_future(off_loop(block, sync=False))
+    await asyncio.to_thread(entered.wait)
+    task = asyncio.ensure_future(work)
+    await asyncio.sleep(0)  # one turn of the loop: its writes are queued
+    gate.set()
+    await asyncio.gather(blocked, return_exceptions=True)  # in the group: fails with it
+    return await task
 
 
 def test_a_group_waits_for_company_only_when_other_steps_write_often() -> None:
