@@ -44,7 +44,7 @@ from runner.fal.config import same_origin
 from runner.run.events import NodeDownloading, NodeSubmitted, Notice
 from runner.run.job_wait import FalSlot, cancel_if_queued, wait_reporting
 from runner.run.submission import GenerationContext, Held, rejected, submit
-from runner.store import JournalConflict, ResultRecord, Store, StoredFile
+from runner.store import JournalConflict, ResultRecord, StoredFile
 from runner.store.writer import expect_writes
 
 __all__ = ["Generated", "GenerationContext", "generate"]
@@ -171,9 +171,7 @@ async def _collect(
     except FalError as exc:
         # The job may still be fine at fal: keep the journal so the next run re-attaches.
         raise StepFailed(exc.message, exc.hint or "run again to re-attach to the job") from None
-    record = await _fetch(step, handle, result, status, held.reattached, ctx)
-    await ctx.store.release(step.key, ctx.owner)
-    return record
+    return await _fetch(step, handle, result, status, held.reattached, ctx)
 
 
 async def _hold(
@@ -319,13 +317,9 @@ async def _fetch(
         raise StepFailed(exc.message, exc.hint or "run again to fetch it") from None
     except OSError as exc:
         raise disk_full(exc, staging) or exc from None
-    stored, sound = await asyncio.to_thread(
-        _keep,
-        ctx.store.local,
-        staging,
-        StoredFile(downloaded.sha256, downloaded.size),
-        step.endpoint.sound,
-    )
+    # LTX-2 renders sound: the lockfile records the output's audio stream. Endpoints that
+    # render none are not probed (opening the file costs more than the rest of it).
+    sound = await asyncio.to_thread(media.audio_facts, staging) if step.endpoint.sound else None
     extra: dict[str, Any] = {"returned_seed": result.get("seed")}
     if sound is not None:
         extra["audio"] = sound
@@ -342,22 +336,13 @@ async def _fetch(
         backend=ctx.backend,
         request_id=handle.request_id,
         seed=step.seed,
-        output=stored,
+        output=StoredFile(downloaded.sha256, downloaded.size),
         content_type=str(video.get("content_type") or "video/mp4"),
         cost_usd=step.estimate.usd if step.estimate else None,
         result_url=url,
         recorded_at=time.time(),
         extra=extra,
     )
-    await ctx.store.put_result(record)
+    # Stored, recorded, then our claim released once the result is durable: one trip.
+    await ctx.store.keep_result(staging, record, ctx.owner)
     return record
-
-
-def _keep(
-    store: Store, staging: Path, hashed: StoredFile, sound: bool
-) -> tuple[StoredFile, dict[str, object] | None]:
-    """Store a download (renamed in, already hashed) and read its sound, in one trip to a
-    thread. LTX-2 renders sound: the lockfile records the output's audio stream. Endpoints
-    that render none are not probed (opening the file costs more than the rest of it)."""
-    stored = store.adopt_file(staging, hashed)
-    return stored, media.audio_facts(store.file_path(stored.sha256)) if sound else None

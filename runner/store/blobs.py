@@ -18,11 +18,13 @@ import contextlib
 import errno
 import fcntl
 import hashlib
+import itertools
 import os
 import shutil
 import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from runner import atomic
@@ -33,6 +35,8 @@ from runner.store.table import StoreError
 
 CHUNK = 1 << 20
 STAGING_PREFIX = "run-"
+# Beside a staging directory: copies of stored content, about to be unlinked (_discard).
+_ASIDE = ".discard-"
 _READ_ONLY = 0o444
 
 
@@ -65,6 +69,8 @@ class BlobStore:
         self._files = str(files)
         self._staging: Path | None = None
         self._staging_fd: int | None = None
+        self._remover: ThreadPoolExecutor | None = None  # see _discard
+        self._discarded = itertools.count()
 
     def staging(self) -> Path:
         """This process's staging directory under ``tmp/``, created and locked on first use."""
@@ -85,8 +91,12 @@ class BlobStore:
 
     def close(self) -> None:
         """Remove this process's staging directory (whatever is left in it is garbage)."""
+        if self._remover is not None:
+            self._remover.shutdown(wait=True)
+            self._remover = None
         if self._staging is None or self._staging_fd is None:
             return
+        shutil.rmtree(self.tmp / f"{_ASIDE}{self._staging.name}", ignore_errors=True)
         shutil.rmtree(self._staging, ignore_errors=True)
         os.close(self._staging_fd)
         self._staging = self._staging_fd = None
@@ -206,7 +216,7 @@ class BlobStore:
             # between our put and the record the caller writes next.
             with contextlib.suppress(OSError):
                 os.utime(dest)
-            staged.unlink(missing_ok=True)
+            self._discard(staged)
             return
         os.chmod(staged, _READ_ONLY)
         shard = dest.parent
@@ -215,6 +225,26 @@ class BlobStore:
             fsync_dir(self.files)
         os.replace(staged, dest)
         fsync_dir(shard)
+
+    def _discard(self, staged: Path) -> None:
+        """Remove ``staged``, a copy of content stored already. Unlinking a file just
+        fsynced frees its blocks, which waits on the filesystem's journal (a millisecond
+        or more while another process syncs): the store's writer thread, which lands
+        downloads, must not wait for that. So it is renamed aside at once (gone from where
+        the caller put it) and unlinked by a thread of its own; what a dead process left
+        aside, if any, gc removes as a stray temporary."""
+        try:
+            aside = self.tmp / f"{_ASIDE}{self.staging().name}"
+            if self._remover is None:  # first use: the directory too
+                aside.mkdir(exist_ok=True)
+            moved = aside / f"{next(self._discarded)}"
+            os.rename(staged, moved)
+        except (OSError, StoreError):
+            staged.unlink(missing_ok=True)  # another filesystem (or no staging): at once
+            return
+        if self._remover is None:
+            self._remover = ThreadPoolExecutor(1, thread_name_prefix="shotgraph-discard")
+        self._remover.submit(_unlink, moved)
 
     def remove(self, sha256: str) -> int:
         """Delete a file; the bytes freed (0 if it was not there)."""
@@ -252,6 +282,11 @@ class BlobStore:
             top = path.relative_to(self.tmp).parts[0]
             if mtime < cutoff and not top.startswith(STAGING_PREFIX):
                 yield path
+
+
+def _unlink(path: Path) -> None:
+    with contextlib.suppress(OSError):  # removed with the staging directory meanwhile
+        path.unlink()
 
 
 def _younger(path: Path, seconds: float) -> bool:

@@ -40,10 +40,15 @@ _ROW = (
 )
 
 
+# allow_nan=False: NaN is not JSON and other readers would reject the record. One encoder
+# for every write: json.dumps with these options builds a new one each call (a journal
+# write encodes up to five values).
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
 def encode(value: Mapping[str, Any]) -> str:
     """The JSON text a Table stores."""
-    # allow_nan=False: NaN is not JSON and other readers would reject the record.
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return _ENCODER.encode(value)
 
 
 def path(name: str) -> str:

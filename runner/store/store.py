@@ -237,6 +237,12 @@ class Store:
             )
         self._results.set(record.key, record.as_dict())
 
+    def adopt_result(self, src: Path, record: ResultRecord) -> None:
+        """Store ``src`` as ``record``'s output (:meth:`adopt_file`), then record it
+        (:meth:`put_result`): a download and its result in one trip to the writer."""
+        self.adopt_file(src, record.output)
+        self.put_result(record)
+
     def delete_result(self, key: str) -> bool:
         return self._results.delete(key)
 

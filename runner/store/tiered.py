@@ -21,10 +21,12 @@ with everything cached makes no request at all.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 from runner.store.journal import JournalEntry
@@ -163,6 +165,21 @@ class TieredStore:
         """Record a result here, then in the bucket: its file first, then its record."""
         await off_loop(self.local.put_result, record)
         await self.publish([record])
+
+    async def keep_result(self, staging: Path, record: ResultRecord, owner: Owner) -> None:
+        """Store the download ``staging`` (hashed and fsynced by its writer) as ``record``'s
+        output, record the result, then release ``owner``'s claim on its key. Locally one
+        trip to the writer thread: the release is written only once the result is durable
+        (off_loop's ``then``), so a power cut loses both or the release alone, and the
+        journal entry left re-attaches to the job. With a bucket, the result goes there
+        too before the release (whoever waits on the claim finds it)."""
+        release = functools.partial(self.local.release, record.key, owner)
+        if self.remote is None:
+            await off_loop(self.local.adopt_result, staging, record, then=release)
+            return
+        await asyncio.to_thread(self.local.adopt_file, staging, record.output)
+        await self.put_result(record)
+        await self.release(record.key, owner)
 
     async def publish(self, records: list[ResultRecord]) -> None:
         """Put results recorded here (and their files) into the bucket, if there is one."""

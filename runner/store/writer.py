@@ -20,15 +20,19 @@ from typing import Any, TypeVar
 from runner.store.table import grouped_commits
 
 T = TypeVar("T")
-# A write, the loop future its caller awaits, and whether it must be fsynced before the answer.
-_Item = tuple[Callable[[], Any], "asyncio.Future[Any]", bool]
+# A write, the loop future its caller awaits, whether it must be fsynced before the answer,
+# and a write to make once it is durable (see off_loop's ``then``).
+_Item = tuple[Callable[[], Any], "asyncio.Future[Any]", bool, Callable[[], Any] | None]
+_Answer = tuple["asyncio.Future[Any]", bool, Any]
 # Writes one group takes at most, so that a steady stream cannot hold answers back long.
 GROUP_LIMIT = 64
 # How long a group that must sync may wait for the writes of other steps (seconds): a few
 # syncs' time on a busy disk, nothing beside a fal job's seconds. It waits only while
-# writes come this much faster than that (see _Writer._patience).
-GROUP_WAIT = 0.010
-_WRITES_PER_WAIT = 4
+# writes come this much faster than that (see _Writer._patience): at two to a wait, a
+# thousand quick nodes sync 0.6-0.7 times a node instead of 0.9-1.1 (runner_overhead,
+# paired runs), and a run of fal's jobs, writing a few times a second, never waits.
+GROUP_WAIT = 0.020
+_WRITES_PER_WAIT = 2
 # The weight of the newest gap between two writes in their running mean.
 _GAP_WEIGHT = 0.1
 
@@ -50,12 +54,20 @@ class _Writer:
         self._last = 0.0  # when the last write was queued
         self._gap = GROUP_WAIT  # running mean of the time between two writes
 
-    def submit(self, call: Callable[[], T], future: asyncio.Future[T], *, sync: bool) -> None:
-        """Queue ``call``; ``future`` (of the running loop) gets its outcome."""
+    def submit(
+        self,
+        call: Callable[[], T],
+        future: asyncio.Future[T],
+        *,
+        sync: bool,
+        then: Callable[[], Any] | None = None,
+    ) -> None:
+        """Queue ``call`` (and ``then``, once it is durable); ``future`` (of the running
+        loop) gets the outcome of ``call``, or the failure of ``then``."""
         now = time.monotonic()
         gap = min(now - self._last, GROUP_WAIT)
         self._gap, self._last = self._gap + _GAP_WEIGHT * (gap - self._gap), now
-        self._queue.put((call, future, sync))
+        self._queue.put((call, future, sync, then))
         if self._started:  # set once, under the lock: no lock needed to see it set
             return
         with self._lock:
@@ -84,12 +96,12 @@ class _Writer:
         ``GROUP_WAIT`` from its first such write for theirs: a classic group commit, one
         sync for a few steps' writes instead of one each (a step alone never waits)."""
         group = [first]
-        done: list[tuple[asyncio.Future[Any], bool, Any]] = []
+        done: list[_Answer] = []
         deadline: float | None = None
         try:
             with grouped_commits(sync=False) as commits:
                 while len(done) < len(group):
-                    call, future, sync = group[len(done)]
+                    call, future, sync, _ = group[len(done)]
                     if sync and deadline is None:
                         commits.sync = True
                         deadline = self._patience()
@@ -103,9 +115,10 @@ class _Writer:
                             group.append(more)
         except BaseException as exc:  # the sync failed: none of the group is durable
             done = [(future, False, exc) for future, _, _ in done]
+        else:
+            done = _then(group, done)
         # One wake-up of each waiting loop for the whole group, not one per write.
-        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]]
-        by_loop = {}
+        by_loop: dict[asyncio.AbstractEventLoop, list[_Answer]] = {}
         for answer in done:
             by_loop.setdefault(answer[0].get_loop(), []).append(answer)
         for loop, answers in by_loop.items():
@@ -148,7 +161,26 @@ class _Writer:
         return self._busy.acquire(timeout=timeout)
 
 
-def _answer(answers: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
+def _then(group: list[_Item], done: list[_Answer]) -> list[_Answer]:
+    """After the group's sync: the ``then`` writes of its calls that succeeded, in order,
+    unsynced (each is safe to lose in a power cut once its call is durable: a release
+    after its result). A failure of one becomes its caller's answer."""
+    if all(item[3] is None for item in group):
+        return done
+    answers: list[_Answer] = []
+    with grouped_commits(sync=False):
+        for (_, _, _, then), answer in zip(group, done, strict=True):
+            future, ok, _ = answer
+            if ok and then is not None:
+                try:
+                    then()
+                except BaseException as exc:  # handed to the awaiting step
+                    answer = (future, False, exc)
+            answers.append(answer)
+    return answers
+
+
+def _answer(answers: list[_Answer]) -> None:
     for future, ok, outcome in answers:
         if future.done():
             continue
@@ -172,16 +204,22 @@ def hold_writes(timeout: float) -> bool:
     return _WRITER.hold(timeout)
 
 
-async def off_loop(call: Callable[..., T], *args: Any, sync: bool = True) -> T:
+async def off_loop(
+    call: Callable[..., T], *args: Any, sync: bool = True, then: Callable[[], Any] | None = None
+) -> T:
     """``call(*args)`` on the store's writer thread: a journal write fsyncs, and meanwhile
     the event loop must go on reading the other jobs' answers. A cancellation waits for the
     write to finish, so the task unwinds with the entry in a known state.
 
     ``sync=False`` for a write that may be lost in a power cut without harm (a claim, with
     nothing sent yet; a release, after the result is durable): it is committed (other
-    processes see it at once) but not fsynced on its own."""
+    processes see it at once) but not fsynced on its own.
+
+    ``then``, a write made only once ``call``'s is durable (after its group's sync), in the
+    same trip: a result's release. Unsynced (see ``sync=False``); if it fails, so does the
+    trip (``call``'s write stays, durable)."""
     future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-    _WRITER.submit(functools.partial(call, *args), future, sync=sync)
+    _WRITER.submit(functools.partial(call, *args), future, sync=sync, then=then)
     return await settled(future)
 
 

@@ -11,6 +11,7 @@ import socket
 import stat
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -170,6 +171,31 @@ def test_adopt_renames_a_hashed_download_into_place(store: Store) -> None:
     again = store.tmp_dir() / "download-again.part"  # the same content fetched twice
     again.write_bytes(b"fetched video")
     assert store.adopt_file(again, hashed) == hashed and not again.exists()
+
+
+def test_a_copy_of_stored_content_is_unlinked_off_the_writers_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Unlinking a just-fsynced file waits on the filesystem's journal: the thread landing
+    # files (the store's writer) only renames the copy aside; another thread unlinks it.
+    unlinked: list[tuple[str, str]] = []
+    unlink = os.unlink
+
+    def logged(path: str | os.PathLike[str], *args: object, **kwargs: object) -> None:
+        unlinked.append((Path(path).parent.name, threading.current_thread().name))
+        unlink(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    with Store.open(tmp_path / "store") as store:
+        hashed = StoredFile(sha(b"fetched video"), 13)
+        for name in ("first.part", "again.part"):
+            staged = store.tmp_dir() / name
+            staged.write_bytes(b"fetched video")
+            monkeypatch.setattr(os, "unlink", logged)
+            assert store.adopt_file(staged, hashed) == hashed and not staged.exists()
+    monkeypatch.undo()
+    assert [thread for _, thread in unlinked] == ["shotgraph-discard_0"]
+    assert unlinked[0][0].startswith(".discard-")
+    assert sorted(os.listdir(tmp_path / "store" / "tmp")) == []  # the aside went on close
 
 
 # -- records ---------------------------------------------------------------------------

@@ -4,21 +4,26 @@ queued together, and no caller answered before the fsync that makes its write du
 from __future__ import annotations
 
 import asyncio
+import errno
+import hashlib
 import os
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
-from runner.store import Owner, Store
+from runner.store import Owner, Store, StoredFile, StoreError, TieredStore
 from runner.store.journal import body_digest
 from runner.store.writer import GROUP_WAIT, _Writer, off_loop
+from tests.record_helpers import record
 
 BODY = {"prompt": "a lighthouse"}
+T = TypeVar("T")
 
 
 @pytest.fixture
@@ -123,6 +128,113 @@ async def test_a_write_queued_while_a_group_runs_joins_it(store: Store, syncs: l
     assert log == ["fsync journal"]  # one sync for both, and neither answered before it
 
 
+async def test_a_release_is_written_only_after_its_result_is_synced(
+    store: Store, syncs: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A download, its result and the release of the claim go in one trip: the release (an
+    # unsynced commit the disk may take before the result's) comes after the result's sync.
+    log = syncs
+    owner = Owner.current("run-1")
+    tiered = TieredStore(store)
+    assert (await tiered.first_look("k1", "local", owner)).claimed
+    release = store.release
+
+    def logged_release(key: str, holder: Owner | None = None) -> bool:
+        log.append("release")
+        return release(key, holder)
+
+    monkeypatch.setattr(store, "release", logged_release)
+    staged = store.tmp_dir() / "k1.part"
+    staged.write_bytes(b"a clip")
+    kept = record("k1", StoredFile(hashlib.sha256(b"a clip").hexdigest(), 6))
+    await tiered.keep_result(staged, kept, owner)
+    assert log.index("fsync results") < log.index("release") == len(log) - 1
+    assert store.get_result("k1") == kept and store.journal("k1") is None
+
+
+async def test_no_release_when_the_results_sync_fails(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    owner = Owner.current("run-1")
+    tiered = TieredStore(store)
+    assert (await tiered.first_look("k1", "local", owner)).claimed
+    staged = store.tmp_dir() / "k1.part"
+    staged.write_bytes(b"a clip")
+    kept = record("k1", StoredFile(hashlib.sha256(b"a clip").hexdigest(), 6))
+
+    def failing(fd: int) -> None:
+        raise OSError(errno.EIO, "I/O error")
+
+    monkeypatch.setattr(os, "fdatasync", failing)
+    with pytest.raises(StoreError):
+        await tiered.keep_result(staged, kept, owner)
+    monkeypatch.undo()
+    entry = store.journal("k1")  # the claim stays: the next run re-attaches to the job
+    assert entry is not None and entry.owner == owner
+
+
+async def test_a_group_syncs_every_log_it_wrote_before_answering(
+    store: Store, syncs: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two logs are synced side by side (one on a thread of its own): both before any
+    # answer, and a failure of either fails the whole group.
+    log = syncs
+    owner = Owner.current("run-1")
+    assert await off_loop(store.claim, "k1", owner, sync=False) is None
+    kept = record("k0", store.put_file(_clip(store, b"a clip")))
+    log.clear()  # the file's own syncs
+
+    async def group() -> None:
+        await asyncio.gather(
+            off_loop(store.begin_submit, "k1", owner, "x", BODY, body_digest(BODY)),
+            off_loop(store.put_result, kept),
+        )
+        log.append("answered")
+
+    await _together(group())
+    assert sorted(log[:2]) == ["fsync journal", "fsync results"] and log[2:] == ["answered"]
+    fdatasync = os.fdatasync
+
+    def failing_for_results(fd: int) -> None:
+        if "results" in os.readlink(f"/proc/self/fd/{fd}"):
+            raise OSError(errno.EIO, "I/O error")
+        fdatasync(fd)
+
+    monkeypatch.setattr(os, "fdatasync", failing_for_results)
+    assert await off_loop(store.claim, "k2", owner, sync=False) is None
+    outcomes = await _together(
+        asyncio.gather(
+            off_loop(store.begin_submit, "k2", owner, "x", BODY, body_digest(BODY)),
+            off_loop(store.put_result, kept),
+            return_exceptions=True,
+        )
+    )
+    assert [type(outcome).__name__ for outcome in outcomes] == ["StoreError", "StoreError"]
+
+
+def _clip(store: Store, data: bytes) -> Path:
+    path = store.tmp_dir() / "clip.bin"
+    path.write_bytes(data)
+    return path
+
+
+async def _together(work: Awaitable[T]) -> T:
+    """``work``'s writes queued while the writer is held busy: they form one group."""
+    entered, gate = threading.Event(), threading.Event()
+
+    def block() -> None:
+        entered.set()
+        gate.wait()
+
+    blocked = asyncio.ensure_future(off_loop(block, sync=False))
+    await asyncio.to_thread(entered.wait)
+    task = asyncio.ensure_future(work)
+    await asyncio.sleep(0)  # one turn of the loop: its writes are queued
+    gate.set()
+    await asyncio.gather(blocked, return_exceptions=True)  # in the group: fails with it
+    return await task
+
+
 def test_a_group_waits_for_company_only_when_other_steps_write_often() -> None:
     writer = _Writer()
     writer._gap = GROUP_WAIT / 10  # writes come ten to a wait
@@ -157,7 +269,7 @@ def test_a_kill_right_after_the_submit_is_journaled_finds_the_entry(tmp_path: Pa
     script = f"""
 import asyncio, os, signal, sys
 sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})
-from runner.store import Owner, Store
+from runner.store import Owner, Store, StoredFile, StoreError, TieredStore
 from runner.store.journal import body_digest
 from runner.store.writer import GROUP_WAIT, _Writer, off_loop
 
