@@ -14,6 +14,7 @@ Only what :class:`~runner.store.table.Table` stores is read: string keys (diskca
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
@@ -103,3 +104,15 @@ class ReadOnlyCache:
 
 def _refused() -> sqlite3.OperationalError:
     return sqlite3.OperationalError("attempt to write a readonly database")
+
+
+def writable(path: Path) -> bool:
+    """Whether this process may write in ``path`` (or the nearest part of it that exists):
+    not on a read-only mount, and permitted."""
+    for where in (path, *path.parents):
+        try:
+            read_only = bool(os.statvfs(where).f_flag & os.ST_RDONLY)
+        except OSError:
+            continue  # not there (yet): its parent decides
+        return not read_only and os.access(where, os.W_OK)
+    return True

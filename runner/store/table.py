@@ -35,7 +35,7 @@ import diskcache
 
 from runner.errors import DiskFull, ShotgraphError, disk_full, free_bytes, mount_point
 from runner.store import cache_rows as rows
-from runner.store.readonly import ReadOnlyCache
+from runner.store.readonly import ReadOnlyCache, writable
 
 # Seconds a call waits for another process's write transaction (they last microseconds).
 LOCK_TIMEOUT = 30.0
@@ -121,10 +121,14 @@ def _failure(path: Path, exc: BaseException) -> StoreError | DiskFull:
             f"the store at {path} stayed locked by another process for {LOCK_TIMEOUT:.0f} s",
             hint="another shotgraph may be stuck; stop it and retry",
         )
-    return StoreError(
-        f"cannot use the store at {path}: {exc}",
-        hint="if the store is damaged, move the directory aside; it is rebuilt on the next run",
-    )
+    if not writable(path):  # nothing is damaged: moving it aside would lose a good store
+        hint = (
+            "its disk is read-only or not writable by this user (nothing is damaged): "
+            "use it where it can be written, or a writable copy of it"
+        )
+    else:
+        hint = "if the store is damaged, move the directory aside; it is rebuilt on the next run"
+    return StoreError(f"cannot use the store at {path}: {exc}", hint=hint)
 
 
 _NEARLY_FULL = 1 << 20

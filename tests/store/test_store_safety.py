@@ -193,5 +193,9 @@ def test_a_look_at_a_read_only_copy_never_misses_what_its_wal_holds(tmp_path: Pa
                 found = looking.get_result("k")
         except StoreError as exc:  # cannot be read as it is: said, not guessed
             assert "not yet in the database" in exc.message
+            assert "read-only" in str(exc.hint) and "move" not in str(exc.hint)  # not damaged
         else:
             assert found is not None and found.key == "k"
+        with pytest.raises(StoreError) as opened:  # and no writable open there either
+            Store.open(disk / "store").close()
+        assert "read-only" in str(opened.value.hint) and "move" not in str(opened.value.hint)
