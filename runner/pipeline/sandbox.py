@@ -20,7 +20,10 @@ calls itself) is Python's ``RecursionError``; the caller reports it.
 from __future__ import annotations
 
 import functools
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, MutableMapping
+from types import CodeType
 from typing import Any
 
 from jinja2 import Template, nodes
@@ -72,6 +75,16 @@ class BudgetedCodeGenerator(CodeGenerator):
         self.write("))")
 
 
+# Compiling a template is most of the cost of checking a pipeline. A process that checks
+# pipelines again and again (a studio, a report server, a test session) compiles a source
+# once: its code, by source, name, file name and the environment's options, for every
+# sandbox of the process. Long sources (a hostile file) are compiled each time, not kept.
+_COMPILED: OrderedDict[tuple[object, ...], CodeType] = OrderedDict()
+_COMPILED_ENTRIES = 256
+_COMPILED_MAX_SOURCE = 32 * 1024
+_COMPILED_LOCK = threading.Lock()
+
+
 class BoundedSandbox(ImmutableSandboxedEnvironment):
     """Jinja's immutable sandbox, plus the budget of :class:`Budget` for each render."""
 
@@ -80,6 +93,8 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
+        # What the generated code depends on besides the source (the loader does not count).
+        self._options = tuple(sorted((k, repr(v)) for k, v in options.items() if k != "loader"))
         self.budget = Budget()
         self.finalize = self._finalize
         # No randomness: the same pipeline renders the same prompts (and cache keys).
@@ -89,6 +104,35 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
 
     def fresh_budget(self, seconds: float = MAX_SECONDS) -> None:
         self.budget = Budget(seconds)
+
+    def compile(  # type: ignore[override]  # Jinja overloads it on ``raw``
+        self,
+        source: str | nodes.Template,
+        name: str | None = None,
+        filename: str | None = None,
+        raw: bool = False,
+        defer_init: bool = False,
+    ) -> str | CodeType:
+        """Jinja's compile, once per source in this process (see :data:`_COMPILED`)."""
+        if raw or not isinstance(source, str) or len(source) > _COMPILED_MAX_SOURCE:
+            return super().compile(source, name, filename, raw, defer_init)  # type: ignore[call-overload, no-any-return]
+        key = (self._options, source, name, filename, defer_init)
+        with _COMPILED_LOCK:
+            code = _COMPILED.get(key)
+            if code is not None:
+                _COMPILED.move_to_end(key)
+                return code
+        spent = (self.budget.steps, self.budget.made)
+        code = super().compile(source, name, filename, False, defer_init)
+        # Folding a constant through a filter spends the budget while compiling, and what
+        # folds depends on what the budget has left: such code is not kept, so that a
+        # template compiles and spends alike whether it was compiled before or not.
+        if (self.budget.steps, self.budget.made) == spent:
+            with _COMPILED_LOCK:
+                _COMPILED[key] = code
+                if len(_COMPILED) > _COMPILED_ENTRIES:
+                    _COMPILED.popitem(last=False)
+        return code
 
     # -- what generated code calls --------------------------------------------------------
 

@@ -37,6 +37,7 @@ class ConfinedLoader(BaseLoader):
     def __init__(self, search: list[tuple[Path, Project]]) -> None:
         self.search = search
         self.names: dict[str, str] = {}  # template name by file name, for error lines
+        self.sources: dict[str, str] = {}  # the text read, by template name
 
     def get_source(
         self, environment: Environment, template: str
@@ -59,6 +60,7 @@ class ConfinedLoader(BaseLoader):
             except TextProblem as problem:
                 raise TemplateRefused(problem.message, problem.hint, problem.line) from None
             self.names[str(candidate)] = template
+            self.sources[template] = source
             return source, str(candidate), _always_current
         raise TemplateNotFound(template)
 

@@ -205,25 +205,41 @@ class PromptRenderer:
         includes, imports or extends other templates)."""
         key = spec.template or f"inline:{spec.inline}"
         if key not in self._reads:
-            source = self._source(spec)
-            parsed = self.env.parse(source)
-            composite = any(
-                True
-                for _ in parsed.find_all(
-                    (nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends)
-                )
-            )
-            self._reads[key] = (
-                None if composite else frozenset(meta.find_undeclared_variables(parsed))
-            )
+            self._reads[key] = _reads_of(self._source(spec), self.env)
         return self._reads[key]
 
     def _source(self, spec: PromptSpec) -> str:
         if spec.template is None:
             return spec.inline or ""
-        loader = self.env.loader
-        assert loader is not None
-        return loader.get_source(self.env, spec.template)[0]
+        read = self.loader.sources.get(spec.template)  # read by get_template just before
+        if read is not None:
+            return read
+        return self.loader.get_source(self.env, spec.template)[0]
+
+
+# The variables a source reads, by source: every renderer's environment parses alike, and a
+# process that checks pipelines again and again parses a template once (long ones each time).
+_READS: dict[str, frozenset[str] | None] = {}
+_READS_ENTRIES = 256
+_READS_MAX_SOURCE = 32 * 1024
+
+
+def _reads_of(source: str, env: BoundedSandbox) -> frozenset[str] | None:
+    try:
+        return _READS[source]
+    except KeyError:
+        pass
+    parsed = env.parse(source)
+    composite = any(
+        True
+        for _ in parsed.find_all((nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends))
+    )
+    reads = None if composite else frozenset(meta.find_undeclared_variables(parsed))
+    if len(source) <= _READS_MAX_SOURCE:
+        if len(_READS) >= _READS_ENTRIES:
+            _READS.pop(next(iter(_READS)), None)  # the oldest
+        _READS[source] = reads
+    return reads
 
 
 def _fingerprint(names: frozenset[str], context: Mapping[str, Any]) -> str:

@@ -47,8 +47,11 @@ def endpoint_ids() -> list[str]:
     )
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Model]:
+    # Per session, not per module: tests/conftest.py runs the thousand bodies first and the
+    # others later, and a module's fixture would be generated again for them. No test
+    # changes a model (pydantic classes, read only).
     out = tmp_path_factory.mktemp("models")
     command = [
         str(Path(sys.executable).with_name("datamodel-codegen")),

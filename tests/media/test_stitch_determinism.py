@@ -58,9 +58,10 @@ def _noise(seed: int, rate: int, samples: int) -> Pcm:
     )
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def clips(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    """23 clips of 6 frames each, most with sound."""
+    """23 clips of 6 frames each, most with sound (read, never written, by the tests: made
+    once a session, as tests/conftest.py runs this module's tests apart from each other)."""
     folder = tmp_path_factory.mktemp("clips")
     quick = EncodeSettings(crf=18, preset="ultrafast", threads=1)
     paths = []

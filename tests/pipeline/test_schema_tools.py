@@ -6,12 +6,12 @@ a schema error (shotgraph's own validator, on the same file, is the judge); no f
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from check_jsonschema import main as check_jsonschema_command  # type: ignore[import-untyped]
+from click.testing import CliRunner
 from jsonschema import Draft202012Validator
 
 from runner.errors import Diagnostics
@@ -21,18 +21,19 @@ from runner.pipeline.yamlsrc import read_yaml_file
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = ROOT / "schemas" / "pipeline.schema.json"
-CHECK_JSONSCHEMA = Path(sys.executable).parent / "check-jsonschema"
+
+
+def run_check_jsonschema(*args: str) -> tuple[int, str]:
+    """The `check-jsonschema` command line, run in this process (its verdict is the point,
+    not its process): the exit code and what it printed."""
+    done = CliRunner().invoke(check_jsonschema_command, args)
+    return done.exit_code, done.stdout + done.stderr
 
 
 def check_jsonschema(*files: Path) -> dict[str, list[str]]:
     """check-jsonschema's errors per file (every file named, errors or not)."""
-    done = subprocess.run(
-        [str(CHECK_JSONSCHEMA), "--schemafile", str(SCHEMA), "-o", "json", *map(str, files)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    report = json.loads(done.stdout)
+    _, printed = run_check_jsonschema("--schemafile", str(SCHEMA), "-o", "json", *map(str, files))
+    report = json.loads(printed)
     assert not report.get("parse_errors"), report["parse_errors"]
     found: dict[str, list[str]] = {str(f): [] for f in files}
     for error in report["errors"]:
@@ -151,10 +152,5 @@ def test_a_nodes_keys_follow_its_model_family(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("schema", ["pipeline.schema.json", "presets.schema.json"])
 def test_the_schemas_are_valid_for_standard_tools(schema: str) -> None:
-    done = subprocess.run(
-        [str(CHECK_JSONSCHEMA), "--check-metaschema", str(ROOT / "schemas" / schema)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
+    code, printed = run_check_jsonschema("--check-metaschema", str(ROOT / "schemas" / schema))
+    assert code == 0, printed

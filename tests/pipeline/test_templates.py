@@ -162,6 +162,30 @@ def test_each_render_has_its_own_budget() -> None:
         assert renderer.render(loop, {"n": n}) == str(n)
 
 
+def test_a_template_compiled_before_renders_and_fails_alike(tmp_path: Path) -> None:
+    """A process keeps the code of the templates it compiled (runner.pipeline.sandbox): a
+    second pipeline's renderer reusing it renders the same text and names the same line."""
+    (tmp_path / "t.j2").write_text("A shot of\n{{ who }} {% if late %}{{ missing }}{% endif %}")
+    spec = PromptSpec((), template="t.j2")
+    for _ in range(2):
+        assert PromptRenderer(tmp_path).render(spec, {"who": "Mara", "late": False}) == (
+            "A shot of Mara"
+        )
+        with pytest.raises(TemplateProblem) as info:
+            PromptRenderer(tmp_path).render(spec, {"who": "Mara", "late": True})
+        assert (info.value.template, info.value.line) == ("t.j2", 2)
+
+
+def test_constants_folded_while_compiling_spend_the_budget_every_time() -> None:
+    # Jinja folds a filter of constants while compiling, through the budget: 200 steps
+    # then, 9,900 more in the loop, over the 10,000 a render has. Code kept from the first
+    # compile would skip the 200 and let the second render through.
+    template = "{{ 'a'|upper }}" * 200 + "{% for i in range(9900) %}{% endfor %}"
+    for _ in range(2):
+        with pytest.raises(TemplateProblem, match="steps"):
+            render(template)
+
+
 def test_formats_are_checked_in_linear_time() -> None:
     # 20,000 colons after a brace took 11 s with a backtracking pattern (90,000 would take
     # minutes); now Python's own error comes at once.
