@@ -11,6 +11,23 @@ from typing import Any
 
 import pytest
 
+# Test files go to memory when there is room for them: the tests' stores sync every write
+# (SQLite's WAL, fsync), which on a disk costs the suite seconds of waiting and proves
+# nothing more (a killed process keeps the page cache; power cuts are not tested). A
+# container's small /dev/shm (64 MB by default) is left alone.
+MEMORY_TEMP = Path("/dev/shm")
+MEMORY_TEMP_ROOM = 4 << 30
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    chosen = config.option.basetemp or os.environ.get("PYTEST_DEBUG_TEMPROOT")
+    if chosen or not os.access(MEMORY_TEMP, os.W_OK):
+        return
+    room = os.statvfs(MEMORY_TEMP)
+    if room.f_bavail * room.f_frsize >= MEMORY_TEMP_ROOM:
+        # pytest (and its xdist workers, started after this) make their temp dirs there
+        os.environ["PYTEST_DEBUG_TEMPROOT"] = str(MEMORY_TEMP)
+
 
 @pytest.fixture(autouse=True)
 def _isolated_home(
