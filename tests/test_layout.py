@@ -52,6 +52,8 @@ def test_planning_from_the_local_store_loads_no_asyncio() -> None:
     loaded = loaded_after("runner.store", "runner.plan", "runner.commands.plan_cmd")
     assert "runner.store.store" in loaded
     assert not {"asyncio", "runner.store.remote", "runner.store.tiered"} & loaded
+    # Nor what only a settings file (tomllib) or a did-you-mean hint (difflib) needs.
+    assert not {"tomllib", "difflib"} & loaded
 
 
 def test_a_render_worker_loads_no_server() -> None:

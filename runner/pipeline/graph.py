@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import heapq
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -94,6 +93,8 @@ def build_graph(pipeline: Pipeline, diags: Diagnostics) -> Graph:
 
 
 def _did_you_mean(name: str, known: Mapping[str, object]) -> str:
+    import difflib  # here: only a broken reference needs it, not every start
+
     close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.6)
     if close:
         return f"did you mean {' or '.join(repr(c) for c in close)}?"

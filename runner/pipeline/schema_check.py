@@ -7,7 +7,6 @@ did-you-mean; a parameter other fal models take but LTX does not gets what LTX u
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 from collections.abc import Iterator, Mapping
@@ -162,6 +161,8 @@ def _unknown_key(
                 k for k in ("from", "keyframe", "motion", "file", "url") if k in known
             )
             return f"'{key}' gives {gives}, but {instead} is needed here", f"use one of {sources}"
+    import difflib  # here: only a mistyped key needs it, not every start
+
     close = difflib.get_close_matches(key, known, n=3, cutoff=0.6)
     if close:
         return f"unknown key '{key}'", f"did you mean {' or '.join(repr(c) for c in close)}?"

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import math
 import re
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,6 +52,8 @@ def read_settings(project_root: Path) -> ProjectSettings:
         return ProjectSettings()
     except (OSError, UnicodeDecodeError) as exc:
         raise ShotgraphError(f"cannot read {path}: {exc}") from None
+    import tomllib  # here: most projects have no settings file (2-4 ms of every start)
+
     try:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
