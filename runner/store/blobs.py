@@ -229,6 +229,9 @@ class BlobStore:
             # between our put and the record the caller writes next.
             with contextlib.suppress(OSError):
                 os.utime(dest)
+            # Its rename may not be durable yet (another process, or thread, landing the
+            # same content): the caller's result, synced next, must not outlive the file.
+            fsync_dir(dest.parent)
             self._discard(staged)
             return
         os.chmod(staged, _READ_ONLY)

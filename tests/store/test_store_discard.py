@@ -5,6 +5,7 @@ directory does, not pile up."""
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import signal
 import subprocess
@@ -12,7 +13,9 @@ import sys
 import textwrap
 from pathlib import Path
 
-from runner.store import Store
+import pytest
+
+from runner.store import Store, StoredFile, blobs
 from runner.store.maintenance import gc_store
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -77,3 +80,25 @@ def test_an_aside_directory_whose_staging_is_gone_is_swept(tmp_path: Path) -> No
         live = store.tmp_dir()  # a live process's own staging is never touched
         assert store.sweep_staging() == 0
         assert list((root / "tmp").iterdir()) == [live]
+
+
+def test_a_copy_of_stored_content_is_recorded_only_once_its_rename_is_durable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another process (or a thread fetching from a bucket) renamed the same content into
+    # place a moment ago and has not yet synced the directory: the copy is dropped and the
+    # caller records its result against that file. Until the rename is durable, a power
+    # cut could keep the result (synced) and its claim's release, and lose the file: the
+    # next run renders it again. The shard is synced before the copy counts as stored.
+    with Store.open(tmp_path / "store") as store:
+        data = b"fetched video"
+        hashed = StoredFile(hashlib.sha256(data).hexdigest(), len(data))
+        first = store.tmp_dir() / "first.part"
+        first.write_bytes(data)
+        store.adopt_file(first, hashed)
+        synced: list[Path] = []
+        monkeypatch.setattr(blobs, "fsync_dir", synced.append)
+        again = store.tmp_dir() / "again.part"
+        again.write_bytes(data)
+        assert store.adopt_file(again, hashed) == hashed and not again.exists()
+        assert synced == [store.file_path(hashed.sha256).parent]
