@@ -125,10 +125,23 @@ class BlobStore:
             try:
                 if not dry_run:
                     shutil.rmtree(path, ignore_errors=True)
+                    # With the copies it set aside (_discard): garbage too, whole videos.
+                    shutil.rmtree(self.tmp / f"{_ASIDE}{name}", ignore_errors=True)
                 removed += 1
             finally:
                 os.close(fd)
+        if not dry_run:
+            self._sweep_orphaned_asides()
         return removed
+
+    def _sweep_orphaned_asides(self) -> None:
+        """Remove the aside directories whose staging directory is gone (swept by a build
+        that left them): a live process makes its aside after its staging directory and
+        removes it first, so one without it is nobody's."""
+        with contextlib.suppress(OSError):
+            for name in os.listdir(self.tmp):
+                if name.startswith(_ASIDE) and not (self.tmp / name[len(_ASIDE) :]).exists():
+                    shutil.rmtree(self.tmp / name, ignore_errors=True)
 
     def path(self, sha256: str) -> Path:
         try:
@@ -216,6 +229,9 @@ class BlobStore:
             # between our put and the record the caller writes next.
             with contextlib.suppress(OSError):
                 os.utime(dest)
+            # Its rename may not be durable yet (another process, or thread, landing the
+            # same content): the caller's result, synced next, must not outlive the file.
+            fsync_dir(dest.parent)
             self._discard(staged)
             return
         os.chmod(staged, _READ_ONLY)

@@ -53,6 +53,7 @@ class _Writer:
         self._steps = 0  # steps under way that will write (see expect_writes)
         self._last = 0.0  # when the last write was queued
         self._gap = GROUP_WAIT  # running mean of the time between two writes
+        self._quiet = False  # whether the last write came GROUP_WAIT or more after the one before
 
     def submit(
         self,
@@ -65,6 +66,7 @@ class _Writer:
         """Queue ``call`` (and ``then``, once it is durable); ``future`` (of the running
         loop) gets the outcome of ``call``, or the failure of ``then``."""
         now = time.monotonic()
+        self._quiet = now - self._last >= GROUP_WAIT
         gap = min(now - self._last, GROUP_WAIT)
         self._gap, self._last = self._gap + _GAP_WEIGHT * (gap - self._gap), now
         self._queue.put((call, future, sync, then))
@@ -128,8 +130,10 @@ class _Writer:
     def _patience(self) -> float | None:
         """Until when a group that must sync waits for more writes: None (not at all)
         unless other steps are under way and their writes come a few to ``GROUP_WAIT``
-        (a step alone, or writes seconds apart as fal's jobs end, never wait)."""
-        if self._steps < 2 or self._gap * _WRITES_PER_WAIT > GROUP_WAIT:
+        (a step alone, or writes seconds apart as fal's jobs end, never wait). Nor does a
+        write after a quiet moment: the mean still remembers a burst (a run's first
+        submits), but nobody is writing now."""
+        if self._steps < 2 or self._quiet or self._gap * _WRITES_PER_WAIT > GROUP_WAIT:
             return None
         return time.monotonic() + GROUP_WAIT
 

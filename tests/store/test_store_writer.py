@@ -249,6 +249,22 @@ def test_a_group_waits_for_company_only_when_other_steps_write_often() -> None:
     assert writer._steps == 0
 
 
+async def test_a_write_after_a_quiet_moment_never_waits_for_company() -> None:
+    # A fal run submits its ready nodes at once (a burst: the mean gap falls), then its
+    # jobs end seconds apart: a write after such a quiet moment has no company coming, and
+    # must not wait for some (it did, 6 to 20 ms, for the next six writes).
+    writer = _Writer()
+    writer._started = True  # no thread: only its decision is looked at
+    loop = asyncio.get_running_loop()
+    with writer.expecting(), writer.expecting():
+        for _ in range(16):
+            writer.submit(lambda: None, loop.create_future(), sync=True)
+        assert writer._patience() is not None  # in the burst, company is coming
+        writer._last -= 1.0  # then a second without a write: fal's jobs under way
+        writer.submit(lambda: None, loop.create_future(), sync=True)
+        assert writer._patience() is None
+
+
 async def test_a_failed_write_fails_alone(store: Store) -> None:
     owner, other = Owner.current("run-1"), Owner.current("run-2")
     assert await off_loop(store.claim, "taken", other) is None
