@@ -22,6 +22,7 @@ import itertools
 import os
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -71,11 +72,20 @@ class BlobStore:
         self._staging_fd: int | None = None
         self._remover: ThreadPoolExecutor | None = None  # see _discard
         self._discarded = itertools.count()
+        # Pool threads (bucket fetches, media steps) may be the first to stage or discard:
+        # one staging directory and one remover per store, whoever comes first.
+        self._first_use = threading.Lock()
 
     def staging(self) -> Path:
         """This process's staging directory under ``tmp/``, created and locked on first use."""
         if self._staging is not None and self._staging_fd is not None:
             return self._staging
+        with self._first_use:
+            return self._staging_made()
+
+    def _staging_made(self) -> Path:
+        if self._staging is not None and self._staging_fd is not None:
+            return self._staging  # made by another thread meanwhile
         try:
             # Created under a name the sweep ignores, locked, then renamed: a sweep never
             # sees it unlocked.
@@ -258,9 +268,10 @@ class BlobStore:
         except (OSError, StoreError):
             staged.unlink(missing_ok=True)  # another filesystem (or no staging): at once
             return
-        if self._remover is None:
-            self._remover = ThreadPoolExecutor(1, thread_name_prefix="shotgraph-discard")
-        self._remover.submit(_unlink, moved)
+        with self._first_use:
+            if self._remover is None:
+                self._remover = ThreadPoolExecutor(1, thread_name_prefix="shotgraph-discard")
+            self._remover.submit(_unlink, moved)
 
     def remove(self, sha256: str) -> int:
         """Delete a file; the bytes freed (0 if it was not there)."""

@@ -11,7 +11,10 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -102,3 +105,27 @@ def test_a_copy_of_stored_content_is_recorded_only_once_its_rename_is_durable(
         again.write_bytes(data)
         assert store.adopt_file(again, hashed) == hashed and not again.exists()
         assert synced == [store.file_path(hashed.sha256).parent]
+
+
+def test_threads_staging_at_once_share_one_staging_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Pool threads (bucket fetches, media steps) may stage first, two at once: each made its
+    # own directory, and one was left locked and never cleaned up.
+    made = blobs.tempfile.mkdtemp
+    inside, second = threading.Event(), threading.Event()
+
+    def mkdtemp(**kwargs: Any) -> str:
+        if inside.is_set():
+            second.set()
+        inside.set()
+        second.wait(0.3)  # a second thread that can come in, does within this
+        return made(**kwargs)
+
+    with Store.open(tmp_path / "store") as store:
+        monkeypatch.setattr(blobs.tempfile, "mkdtemp", mkdtemp)
+        with ThreadPoolExecutor(2) as pool:
+            found = set(pool.map(lambda _: store.tmp_dir(), range(2)))
+        assert len(found) == 1
+        assert not second.is_set()  # the second waited for the first, outside
+        assert len([p for p in (tmp_path / "store" / "tmp").iterdir() if p.is_dir()]) == 1
