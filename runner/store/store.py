@@ -39,7 +39,7 @@ from runner.store.location import MARKER, check_marker, ensure_layout
 from runner.store.owner import Owner, owner_alive
 from runner.store.reserve import RESERVE_NAME, Reserve
 from runner.store.rows import ResultRecord, StoredFile, UploadRecord, read_row, serves
-from runner.store.table import StoreError, Table, texts_of
+from runner.store.table import StoreError, Table
 
 # An upload URL must outlive the job that reads it; a job can wait in fal's queue a while.
 UPLOAD_MARGIN = 3600.0
@@ -213,7 +213,7 @@ class Store:
         unsure: list[str] = []
         present: dict[tuple[str, int], bool] = {}  # one stat per file, not per key
         pattern = _result_text()
-        for key, text in texts_of(self._results, keys).items():
+        for key, text in self._results.texts_of(keys).items():
             plain = pattern.fullmatch(text)
             if plain is None:
                 unsure.append(key)

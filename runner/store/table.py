@@ -201,7 +201,7 @@ class Table:
         """The objects under ``keys`` in one query (absent ones and non-objects left out):
         a plan of 5,000 nodes asks once, not 5,000 times."""
         found: dict[str, dict[str, Any]] = {}
-        for key, text in texts_of(self, keys).items():
+        for key, text in self.texts_of(keys).items():
             try:
                 value = json.loads(text)
             except ValueError:
@@ -209,6 +209,22 @@ class Table:
             if isinstance(value, dict):
                 found[key] = value
         return found
+
+    def texts_of(self, keys: Iterable[str]) -> dict[str, str]:
+        """The JSON texts under ``keys``, as :meth:`get_many` finds them but not parsed:
+        for a caller that can tell some rows by their text alone (it parses the rest)."""
+        wanted = json.dumps(list(dict.fromkeys(keys)))
+        try:
+            # Table's own rows only: string keys, JSON text held inline (MODE_RAW).
+            found = self._cache._con.execute(
+                "SELECT key, value FROM Cache WHERE raw = 1 AND mode = 1"
+                " AND (expire_time IS NULL OR expire_time > ?)"
+                " AND key IN (SELECT value FROM json_each(?))",
+                (time.time(), wanted),
+            ).fetchall()
+        except (sqlite3.Error, OSError, diskcache.Timeout) as exc:
+            raise _failure(self.directory, exc) from exc
+        return {key: text for key, text in found if isinstance(text, str)}
 
     def add(self, key: str, value: Mapping[str, Any]) -> bool:
         """Insert only if ``key`` is absent (atomic); True when inserted."""
@@ -379,20 +395,3 @@ class Table:
                 os.close(fd)
         except OSError as exc:
             raise _failure(self.directory, exc) from exc
-
-
-def texts_of(table: Table, keys: Iterable[str]) -> dict[str, str]:
-    """The JSON texts under ``keys``, as :meth:`Table.get_many` finds them but not parsed:
-    for a caller that can tell some rows by their text alone (it parses the rest)."""
-    wanted = json.dumps(list(dict.fromkeys(keys)))
-    try:
-        # Table's own rows only: string keys, JSON text held inline (MODE_RAW).
-        rows = table._cache._con.execute(
-            "SELECT key, value FROM Cache WHERE raw = 1 AND mode = 1"
-            " AND (expire_time IS NULL OR expire_time > ?)"
-            " AND key IN (SELECT value FROM json_each(?))",
-            (time.time(), wanted),
-        ).fetchall()
-    except (sqlite3.Error, OSError, diskcache.Timeout) as exc:
-        raise _failure(table.directory, exc) from exc
-    return {key: text for key, text in rows if isinstance(text, str)}
