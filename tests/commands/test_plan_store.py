@@ -38,14 +38,21 @@ def plan(path: Path, store: Path, capsys: pytest.CaptureFixture[str]) -> str:
     return out
 
 
-def test_a_plan_writes_to_the_store_only_to_remember_a_new_hash(
-    tmp_path: Path, opened: list[bool], capsys: pytest.CaptureFixture[str]
-) -> None:
+def settled_project(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """The pipeline, its keyframe (written long enough ago for its hash to be remembered)
+    and an empty store made beside them."""
     path = write(tmp_path, BODY)
     keyframe = tmp_path / "assets" / "key.png"
     os.utime(keyframe, (OLD, OLD))
     store = tmp_path / "store"
     Store.open(store).close()
+    return path, keyframe, store
+
+
+def test_a_plan_writes_to_the_store_only_to_remember_a_new_hash(
+    tmp_path: Path, opened: list[bool], capsys: pytest.CaptureFixture[str]
+) -> None:
+    path, keyframe, store = settled_project(tmp_path)
     opened.clear()
     assert "to render: 1 of 1 nodes" in plan(path, store, capsys)
     assert opened == [True, False]  # the keyframe's hash was not known: remembered
@@ -72,11 +79,7 @@ def test_a_plan_reads_a_store_whose_tables_are_not_made_yet(
 def test_a_plan_on_a_store_it_cannot_write_hashes_without_remembering(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    path = write(tmp_path, BODY)
-    keyframe = tmp_path / "assets" / "key.png"
-    os.utime(keyframe, (OLD, OLD))
-    store = tmp_path / "store"
-    Store.open(store).close()
+    path, keyframe, store = settled_project(tmp_path)
     real = Store.open.__func__  # type: ignore[attr-defined]
 
     def full(cls: type[Store], root: Path, *, read_only: bool = False) -> Store:
