@@ -129,25 +129,22 @@ def remembered_hashes(
         yield sha256_file
         return
     with contextlib.ExitStack() as stack:
-        writable: list[Store | None] = [] if opened is not None and opened.read_only else [opened]
-        if opened is None:
-            writable[0] = stack.enter_context(Store.open(root))
-
-        def remembering() -> Store | None:
-            if not writable:
-                try:
-                    writable.append(stack.enter_context(Store.open(root)))
-                except (StoreError, DiskFull):  # a full or read-only disk: not remembered
-                    # (a plan works on one; a store it cannot read stops it where it opens)
-                    writable.append(None)
-            return writable[0]
+        looking = opened if opened is not None and opened.read_only else None
+        writing = None if looking is not None else opened or stack.enter_context(Store.open(root))
+        settled = looking is None  # whether ``writing`` is what there is to write to
 
         def hash_file(path: Path) -> tuple[str, int]:
+            nonlocal writing, settled
             try:
-                known = opened.known_hash(path) if opened is not None and opened.read_only else None
-                if known is None:
-                    store = remembering()
-                    known = store.hash_file(path) if store is not None else None
+                known = looking.known_hash(path) if looking is not None else None
+                if known is None and not settled:
+                    settled = True
+                    # A full or read-only disk: not remembered (a plan works on one; a store
+                    # it cannot read stops it where it opens).
+                    with contextlib.suppress(StoreError, DiskFull):
+                        writing = stack.enter_context(Store.open(root))
+                if known is None and writing is not None:
+                    known = writing.hash_file(path)
             except StoreError as exc:  # unreadable: the compiler reports the file missing
                 raise OSError(str(exc)) from exc
             return (known.sha256, known.size) if known is not None else sha256_file(path)
