@@ -6,6 +6,7 @@ a schema error (shotgraph's own validator, on the same file, is the judge); no f
 from __future__ import annotations
 
 import json
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from jsonschema import Draft202012Validator
 
 from runner.errors import Diagnostics
 from runner.pipeline.schema_check import pipeline_schema
-from runner.pipeline.schema_validator import SchemaError, compile_schema
+from runner.pipeline.schema_validator import Check, SchemaError, compile_schema
 from runner.pipeline.yamlsrc import read_yaml_file
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,9 +42,15 @@ def check_jsonschema(*files: Path) -> dict[str, list[str]]:
     return found
 
 
+@cache
+def _validator() -> Check:
+    """Compiled once, as the product does: it keeps nothing of the documents it checks."""
+    return compile_schema(pipeline_schema())
+
+
 def schema_errors(document: Any) -> list[SchemaError]:
     errors: list[SchemaError] = []
-    compile_schema(pipeline_schema())(document, (), errors)
+    _validator()(document, (), errors)
     return errors
 
 
