@@ -208,6 +208,24 @@ def render_pool() -> Iterator[ProcessPoolExecutor]:
     pool.shutdown(wait=True, cancel_futures=True)
 
 
+@pytest.fixture(autouse=True)
+def _emulators_borrow_the_sessions_pool(request: pytest.FixtureRequest) -> Iterator[None]:
+    """An emulator a test starts in this process without a pool (``run --backend local``
+    run in process) renders on the session's pool instead of spawning two interpreters of
+    its own, which cost about 0.5 s of CPU each time. An ``alone`` test (the slow-callback
+    check) keeps the whole path of a real run, the spawn of its workers included."""
+    if request.node.get_closest_marker("alone") is not None:
+        yield
+        return
+    from runner.emulator import pool
+
+    pool.lend(request.getfixturevalue("render_pool"))
+    try:
+        yield
+    finally:
+        pool.lend(None)
+
+
 @pytest.fixture
 def start_emulator(render_pool: ProcessPoolExecutor) -> Iterator[Callable[..., Any]]:
     """``start(**config)``: a running emulator on loopback, stopped after the test."""
