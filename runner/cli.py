@@ -8,6 +8,7 @@ import os
 import sys
 import tempfile
 import traceback
+from typing import NoReturn
 
 import click
 
@@ -111,4 +112,16 @@ def _bug() -> int:
 
 
 def main() -> None:
-    sys.exit(run())
+    exit_with(run())
+
+
+def exit_with(code: int) -> NoReturn:
+    """End the process with ``code`` once the command is over."""
+    inflight = sys.modules.get("runner.store.s3_inflight")  # loaded only with a shared store
+    if inflight is not None and inflight.unsettled():
+        # obstore's threads may still take the GIL (runner.store.s3_inflight): finalising
+        # the interpreter could abort the process, so the output is flushed and it ends here.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)

@@ -31,6 +31,7 @@ from obstore.exceptions import (
 from obstore.store import S3Store
 
 from runner.store.remote import Blob, ObjectInfo, RemoteError
+from runner.store.s3_inflight import settled
 from runner.store.s3_settings import S3Settings
 
 if TYPE_CHECKING:
@@ -84,8 +85,8 @@ class S3Remote:
 
     async def get(self, name: str) -> Blob | None:
         try:
-            result = await obstore.get_async(self._store, name)
-            data = bytes(await result.bytes_async())
+            result = await settled(obstore.get_async(self._store, name))
+            data = bytes(await settled(result.bytes_async()))
         except FileNotFoundError:
             return None
         except BaseError as exc:
@@ -94,7 +95,7 @@ class S3Remote:
 
     async def head(self, name: str) -> ObjectInfo | None:
         try:
-            return _info(await obstore.head_async(self._store, name))
+            return _info(await settled(obstore.head_async(self._store, name)))
         except FileNotFoundError:
             return None
         except BaseError as exc:
@@ -102,9 +103,10 @@ class S3Remote:
 
     async def download(self, name: str, dest: Path) -> ObjectInfo | None:
         try:
-            result = await obstore.get_async(self._store, name)
+            result = await settled(obstore.get_async(self._store, name))
+            chunks = result.stream(min_chunk_size=CHUNK)
             with open(dest, "xb") as out:
-                async for chunk in result.stream(min_chunk_size=CHUNK):
+                while (chunk := await settled(anext(chunks, None))) is not None:
                     await asyncio.to_thread(out.write, chunk)
         except FileNotFoundError:
             return None
@@ -126,7 +128,7 @@ class S3Remote:
 
     async def _put(self, name: str, data: bytes | Path, mode: Any) -> str | None:
         try:
-            done = await obstore.put_async(self._store, name, data, mode=mode)
+            done = await settled(obstore.put_async(self._store, name, data, mode=mode))
         except (AlreadyExistsError, PreconditionError):
             return None
         except FileNotFoundError:
@@ -137,7 +139,7 @@ class S3Remote:
 
     async def delete(self, name: str) -> None:
         try:
-            await obstore.delete_async(self._store, name)
+            await settled(obstore.delete_async(self._store, name))
         except FileNotFoundError:
             return
         except BaseError as exc:
