@@ -17,8 +17,8 @@ from tests.run_helpers import popen
 AS_MACHINE = """
 import socket, sys
 socket.gethostname = lambda: sys.argv[1]
-from runner.cli import run
-sys.exit(run(sys.argv[2:]))
+from runner.cli import exit_with, run
+exit_with(run(sys.argv[2:]))  # as the shotgraph command ends
 """
 
 
