@@ -15,11 +15,14 @@ when its coroutine is over, and it then waits for the requests still under way (
 the other tasks start while they wind up), at most :data:`DRAIN_SECONDS`. Requests still
 going after that are cancelled.
 
-That narrows the window to the tail of a hand-over: the outcome is queued on the loop from
-the Rust thread, which may still need the GIL back for a moment after the loop has taken
-it. No Python object tells when that moment is over, so a process that sent any request
+That leaves the tail of every hand-over: the Rust thread queues the outcome on the loop
+and may still need the GIL back for a moment after the loop has taken it. No Python object
+tells when that moment is over, and it is not rare (a reduced failing run under load still
+aborted in a third of its exits with the drain alone), so a process that sent any request
 is :func:`unsettled`: the command line exits without finalising the interpreter
-(``runner.cli.main``), its output flushed, its files closed by then and its exit code kept.
+(``runner.cli.exit_with``), its output flushed, its files closed by then and its exit code
+kept. The drain is what lets the loop close cleanly: no request is cut off half-way by a
+cancellation and no outcome is reported lost.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ T = TypeVar("T")
 # How long a finished loop waits for the requests still under way. A request against a
 # store that is gone ends when its retries do (S3Remote's retry_seconds); this bounds the
 # wait when they were given longer.
-DRAIN_SECONDS = 10.0
+DRAIN_SECONDS = 5.0
 
 _pending: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, set[asyncio.Future[Any]]] = (
     weakref.WeakKeyDictionary()
