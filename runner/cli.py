@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import sys
@@ -121,7 +122,8 @@ def exit_with(code: int) -> NoReturn:
     if inflight is not None and inflight.unsettled():
         # obstore's threads may still take the GIL (runner.store.s3_inflight): finalising
         # the interpreter could abort the process, so the output is flushed and it ends here.
-        sys.stdout.flush()
-        sys.stderr.flush()
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError):  # a reader gone, or closed above
+                stream.flush()
         os._exit(code)
     sys.exit(code)
