@@ -32,7 +32,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import runner.store.table as store_table  # noqa: E402
+import runner.store.grouping as grouping  # noqa: E402
 from benchmarks.emulator_process import emulator_process  # noqa: E402
 from benchmarks.reference import print_figure, print_reference  # noqa: E402
 from benchmarks.throughput import Quiet, write_pipeline  # noqa: E402
@@ -52,7 +52,7 @@ RECORDING = (
     "put_result",
     "release",
 )
-ORIGINAL_SYNC_LOGS = store_table.sync_logs
+ORIGINAL_SYNC_LOGS = grouping.sync_logs
 
 
 class Spent:
@@ -102,9 +102,9 @@ def timed(store: Store, spent: Spent) -> None:
     for name in RECORDING:
         setattr(store, name, wrap(getattr(store, name), name))
     # The writer thread's group commits: one fsync per database for all the writes queued
-    # together (runner.store.table.grouped_commits), at once, their cost shared by those
+    # together (runner.store.grouping.grouped_commits), at once, their cost shared by those
     # writes. Its wall, not each log's: they are synced side by side.
-    store_table.sync_logs = wrap(ORIGINAL_SYNC_LOGS, "group sync")
+    grouping.sync_logs = wrap(ORIGINAL_SYNC_LOGS, "group sync")
 
 
 def measure(url: str, nodes: int, jobs: int) -> dict[str, Any]:
