@@ -11,8 +11,11 @@ share of the writer's group fsyncs; target at most 1; all on the store's writer 
 none inside another, so no wait is counted twice) and the CPU those calls spent
 themselves, then the same broken down by call:
 wall ms per node, the call's own CPU ms (the rest is the disk and waits for the GIL), and
-calls per node ("group sync" is a group's sync of the logs it wrote, at once).
-The pipeline is chains of an image-to-video shot and three extends.
+calls per node ("group sync" is a group's sync of the logs it wrote and of the
+directories its files landed in, at once). The pipeline is chains of an image-to-video
+shot and three extends. Every job returns the same clip, so after the first node each
+download is a copy of stored content (the duplicate path: its shard synced, the copy
+dropped); a real run lands new files in varied shards.
 
     .venv/bin/python benchmarks/runner_overhead.py [--sizes 1000 5000] [--jobs 16]
 """
