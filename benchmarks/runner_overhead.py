@@ -104,6 +104,9 @@ def timed(store: Store, spent: Spent) -> None:
 
     for name in RECORDING:
         setattr(store, name, wrap(getattr(store, name), name))
+    # A duplicate download's copy is dropped once its shard is synced, at the end of the
+    # writer's group (outside adopt_file): counted as its own call.
+    store.files._discard = wrap(store.files._discard, "discard")  # type: ignore[method-assign]
     # The writer thread's group commits: one fsync per database for all the writes queued
     # together (runner.store.grouping.grouped_commits), at once, their cost shared by those
     # writes. Its wall, not each log's: they are synced side by side.
