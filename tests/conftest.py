@@ -82,46 +82,56 @@ def _alone_when_marked(
 
 
 # The tests that take longest, longest first (a prefix names a test, its parameters or a
-# whole file). Measured again on 2026-11-27 (15:22-15:28, load 8-10, `pytest` with a per-test
-# CPU and wall plugin; the in-process tests' order checked against the other helper's
-# figures for them). They start first so that the last tests to run are short ones and
-# every worker ends at about the same time, instead of one of them running a 15 s test while
-# the others have nothing left to do. (xdist's worksteal hands the first worker the first
-# half of this order and the second worker the rest; an idle worker steals the far end of
-# the other's queue: short tests.) A file named whole keeps its module fixtures (an
-# emulator, the S3 servers' buckets) set up once; its tests run one after the other.
+# whole file). Measured again on 2026-11-27 (17:00-17:40, load 5-16, `pytest` with a
+# per-test CPU and wall plugin, the mean of two runs, the alone test's wait left out: the
+# first test of every other worker waits for it). They start first so that the last tests
+# to run are short ones and every worker ends at about the same time, instead of one of
+# them running a 15 s test while the others have nothing left to do. (xdist's worksteal
+# hands the first worker the first half of this order and the second worker the rest; an
+# idle worker steals the far end of the other's queue: short tests.) A file named whole
+# keeps its module fixtures (an emulator, the S3 servers' buckets) set up once; its tests
+# run one after the other.
 LONGEST_FIRST = (
     "tests/run/test_shared_store.py",
     "tests/run/test_ltx2_example.py::test_it_renders",
-    "tests/report/test_report_browser.py",
-    "tests/test_wheel.py",
-    "tests/pipeline/test_property_validate.py",
-    "tests/run/test_run_signals.py",
     "tests/emulator/test_emulator_render.py",
-    "tests/run/test_run_crash.py::test_kill_9",
-    "tests/run/test_run_diskfull.py::test_a_full_disk",
-    "tests/run/test_run_crash.py::test_random_kills",
-    "tests/pipeline/test_schema.py::test_validator_agrees_on",
-    "tests/pipeline/test_schema_tools.py",
+    "tests/test_wheel.py",
+    "tests/report/test_report_browser.py",
+    "tests/run/test_run_signals.py",
     "tests/emulator/test_emulator_moves.py",
     "tests/emulator/test_emulator_queue.py",
-    "tests/pipeline/test_hostile.py",
-    "tests/run/test_run_reconcile.py::test_a_run_killed_between",
-    "tests/run/test_run_crash.py::test_two_runs",
+    "tests/pipeline/test_property_validate.py",
+    "tests/run/test_run_diskfull.py::test_a_full_disk",
+    "tests/pipeline/test_schema.py::test_validator_agrees_on",
+    "tests/run/test_run_crash.py::test_random_kills",
+    "tests/run/test_run_races.py::test_a_replay_on_the_local",
+    "tests/report/test_report_page.py::test_a_rendered_pipeline",
     "tests/test_action.py",
-    "tests/ltx/test_pydantic_parity.py",
-    "tests/commands/test_run_json.py",
+    "tests/store/test_s3_remote.py",
+    "tests/emulator/test_emulator_ltx2.py::test_pro_and_fast",
     "tests/run/test_run.py::test_gc_clears",
     "tests/media/test_stitch_determinism.py::test_twenty",
-    "tests/store/test_store_lookup.py::test_a_damaged_row",
-    "tests/store/test_store.py::test_two_processes",
+    "tests/pipeline/test_schema_tools.py",
+    "tests/run/test_run_crash.py::test_two_runs",
+    "tests/pipeline/test_hostile.py",
+    "tests/run/test_run_crash.py::test_kill_9",
+    "tests/run/test_run_races.py::test_a_hand_edited",
+    "tests/emulator/test_emulator_fal_js.py",
     "tests/run/test_run.py::test_cached_inputs",
-    "tests/emulator/test_emulator_ltx2.py::test_pro_and_fast",
-    "tests/store/test_store.py::test_kill_at_any_moment",
-    "tests/compile/test_reuse_edits.py::test_an_edit_reuses",
-    "tests/run/test_run.py::test_replay_on_a_fresh",
     "tests/run/test_run_reattach_cost.py",
-    "tests/store/test_s3_remote.py",
+    "tests/fal/test_fal_emulator.py::test_many_jobs",
+    "tests/commands/test_run_json.py",
+    "tests/run/test_run_reconcile.py::test_a_run_killed_between",
+    "tests/ltx/test_pydantic_parity.py",
+    "tests/run/test_run_names.py",
+    "tests/store/test_store.py::test_two_processes",
+    "tests/run/test_run_reconcile.py::test_a_listing",
+    "tests/run/test_run.py::test_replay_on_a_fresh",
+    "tests/review/test_review_flow.py::test_takes_render",
+    "tests/compile/test_memo.py::test_a_memo_hit",
+    "tests/store/test_store.py::test_kill_at_any_moment",
+    "tests/review/test_review_flow.py::test_a_rejection",
+    "tests/run/test_parent_death.py::test_without_the_watch",
     "tests/review/test_review_flow.py::test_a_gate",
 )
 
@@ -206,6 +216,24 @@ def render_pool() -> Iterator[ProcessPoolExecutor]:
     pool = make_render_pool(2)
     yield pool
     pool.shutdown(wait=True, cancel_futures=True)
+
+
+@pytest.fixture(autouse=True)
+def _emulators_borrow_the_sessions_pool(request: pytest.FixtureRequest) -> Iterator[None]:
+    """An emulator a test starts in this process without a pool (``run --backend local``
+    run in process) renders on the session's pool instead of spawning two interpreters of
+    its own, which cost about 0.5 s of CPU each time. An ``alone`` test (the slow-callback
+    check) keeps the whole path of a real run, the spawn of its workers included."""
+    if request.node.get_closest_marker("alone") is not None:
+        yield
+        return
+    from runner.emulator import pool
+
+    pool.lend(request.getfixturevalue("render_pool"))
+    try:
+        yield
+    finally:
+        pool.lend(None)
 
 
 @pytest.fixture

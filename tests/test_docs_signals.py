@@ -11,6 +11,7 @@ import signal
 import stat
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -39,6 +40,20 @@ print("args", *sys.argv[1:], flush=True)
 time.sleep(60)
 sys.exit(99)
 """
+
+
+@pytest.fixture(autouse=True)
+def _interrupts_as_a_runner_leaves_them() -> Iterator[None]:
+    """GitHub's runner starts a step's shell with SIGINT at its default. A pytest started
+    with SIGINT ignored (``pytest &`` in a script without job control) would pass that on
+    to the shell, which then cannot trap it: the test would wait out its timeout and fail.
+    A handler here is reset to the default in the children, as the runner has it."""
+    ignored = signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    if ignored:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    if ignored:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 @pytest.fixture

@@ -15,14 +15,13 @@ from typing import Any
 
 from starlette.responses import Response
 
-from runner.emulator import protocol
+from runner.emulator import pool, protocol
 from runner.emulator.config import EmulatorConfig
 from runner.emulator.faults import FaultPlan
 from runner.emulator.files import FileStore
 from runner.emulator.inputs import InputResolver
 from runner.emulator.jobs import Job, JobStore
 from runner.emulator.model import Model, validate
-from runner.emulator.pool import render_pool
 from runner.emulator.scheduler import Scheduler
 
 _TEMP_PREFIX = "shotgraph-emulator-"
@@ -103,7 +102,10 @@ class Emulator:
         self._root = root
         self._files = FileStore(root, self.config.file_ttl, lambda: self.clock())
         if self._executor is None:
-            self._executor = render_pool(self.config.render_workers)  # each worker warmed up
+            self._executor = pool.lent()
+            self._own_executor = self._executor is None
+        if self._executor is None:
+            self._executor = pool.render_pool(self.config.render_workers)  # each one warmed up
         inputs = InputResolver(self.files, self.config.fetch_timeout, {self.config.host})
         model = Model(
             self.files,

@@ -17,7 +17,7 @@ import multiprocessing.connection
 import os
 import signal
 import threading
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor
 from multiprocessing.context import SpawnContext, SpawnProcess
 from typing import Any
 
@@ -44,6 +44,24 @@ class _QuietProcess(SpawnProcess):
 
 class _QuietSpawnContext(SpawnContext):
     Process = _QuietProcess
+
+
+# A test aid: a pool that an emulator started in this process without one of its own borrows
+# instead of spawning its own (a test session's, so that each in-process `run --backend
+# local` does not pay two interpreters' imports). Never set by shotgraph itself.
+_lent: Executor | None = None
+
+
+def lend(pool: Executor | None) -> None:
+    """Emulators started from now on without a pool use ``pool`` (None: their own again);
+    they leave it running when they stop."""
+    global _lent
+    _lent = pool
+
+
+def lent() -> Executor | None:
+    """The pool :func:`lend` set, if any."""
+    return _lent
 
 
 def render_pool(workers: int) -> ProcessPoolExecutor:

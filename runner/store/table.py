@@ -36,9 +36,12 @@ from runner.errors import DiskFull, ShotgraphError, disk_full, free_bytes, mount
 from runner.store import cache_rows as rows
 from runner.store.grouping import current
 from runner.store.readonly import ReadOnlyCache, writable
+from runner.store.reopen import Reopened, settings_of
 
 # Seconds a call waits for another process's write transaction (they last microseconds).
 LOCK_TIMEOUT = 30.0
+# What each table's database keeps besides diskcache's defaults (see the module's notes).
+_SETTINGS = {"eviction_policy": "none", "cull_limit": 0, "disk_min_file_size": 2**24}
 # diskcache's database file in a table's directory; SQLite's write-ahead log beside it.
 WAL_NAME = "cache.db-wal"
 
@@ -100,19 +103,19 @@ class Table:
             if read_only:
                 self._cache = ReadOnlyCache(directory)
                 return
+            # A database that holds these settings already is opened without a write.
+            final = settings_of({**_SETTINGS, "sqlite_synchronous": 2 if durable else 1})
+            reopened = Reopened(str(directory), timeout=LOCK_TIMEOUT, final=final)
+            if reopened.opened:
+                self._cache = reopened
+                return
             self._cache = diskcache.Cache(
-                str(directory),
-                timeout=LOCK_TIMEOUT,
-                eviction_policy="none",
-                cull_limit=0,
-                sqlite_synchronous=1,
-                disk_min_file_size=2**24,
+                str(directory), timeout=LOCK_TIMEOUT, sqlite_synchronous=1, **_SETTINGS
             )
             if durable:
-                # Opening rewrites every setting, each in a transaction of its own: at FULL
-                # each one waits for the disk (a tenth of a second per table, more on a busy
-                # disk). Settings need no more than NORMAL; the records need FULL, from here
-                # on, on every connection (diskcache applies the stored setting to each).
+                # Opening rewrites every setting, each a transaction: at FULL each waits for
+                # the disk. Settings need no more than NORMAL; the records need FULL, from
+                # here on, on every connection (diskcache applies the stored setting).
                 self._cache.reset("sqlite_synchronous", 2)
         except (sqlite3.Error, OSError, diskcache.Timeout) as exc:
             raise _failure(directory, exc) from exc

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,13 @@ from jsonschema import Draft202012Validator
 
 from runner.errors import Diagnostics
 from runner.pipeline.schema_check import pipeline_schema
-from runner.pipeline.schema_validator import ANNOTATIONS, KEYWORDS, SchemaError, compile_schema
+from runner.pipeline.schema_validator import (
+    ANNOTATIONS,
+    KEYWORDS,
+    Check,
+    SchemaError,
+    compile_schema,
+)
 from runner.pipeline.yamlsrc import read_yaml_file
 from tests.helpers import key_paths
 
@@ -71,15 +78,28 @@ def test_schema_uses_only_supported_keywords() -> None:
     walk(pipeline_schema())
 
 
+@cache
+def _our_validator() -> Check:
+    """Compiled once for every document, as the product does (schema_check): a compiled
+    schema keeps nothing of the documents it checks, only its references, compiled on
+    first use (compiling it for each of the hundreds of documents here cost seconds)."""
+    return compile_schema(pipeline_schema())
+
+
+@cache
+def _their_validator() -> Draft202012Validator:
+    return Draft202012Validator(pipeline_schema())
+
+
 def _ours(document: Any) -> set[tuple[tuple[Any, ...], str]]:
     errors: list[SchemaError] = []
-    compile_schema(pipeline_schema())(document, (), errors)
+    _our_validator()(document, (), errors)
     return {(tuple(e.path), e.keyword) for e in errors}
 
 
 def _theirs(document: Any) -> set[tuple[tuple[Any, ...], str]]:
-    validator = Draft202012Validator(pipeline_schema())
-    return {(tuple(e.absolute_path), str(e.validator)) for e in validator.iter_errors(document)}
+    errors = _their_validator().iter_errors(document)
+    return {(tuple(e.absolute_path), str(e.validator)) for e in errors}
 
 
 @pytest.mark.parametrize("path", DOCUMENTS, ids=[p.stem for p in DOCUMENTS])

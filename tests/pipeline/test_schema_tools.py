@@ -6,6 +6,7 @@ a schema error (shotgraph's own validator, on the same file, is the judge); no f
 from __future__ import annotations
 
 import json
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from jsonschema import Draft202012Validator
 
 from runner.errors import Diagnostics
 from runner.pipeline.schema_check import pipeline_schema
-from runner.pipeline.schema_validator import SchemaError, compile_schema
+from runner.pipeline.schema_validator import Check, SchemaError, compile_schema
 from runner.pipeline.yamlsrc import read_yaml_file
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,9 +42,15 @@ def check_jsonschema(*files: Path) -> dict[str, list[str]]:
     return found
 
 
+@cache
+def _validator() -> Check:
+    """Compiled once, as the product does: it keeps nothing of the documents it checks."""
+    return compile_schema(pipeline_schema())
+
+
 def schema_errors(document: Any) -> list[SchemaError]:
     errors: list[SchemaError] = []
-    compile_schema(pipeline_schema())(document, (), errors)
+    _validator()(document, (), errors)
     return errors
 
 
@@ -55,32 +62,62 @@ def readable(path: Path) -> Any | None:
     return None if diags.has_errors else document
 
 
-def test_check_jsonschema_agrees_on_every_example_and_fixture() -> None:
-    examples = sorted((ROOT / "pipelines").glob("*.yaml"))
-    fixtures = [
-        path
-        for path in sorted((ROOT / "tests" / "fixtures" / "invalid").glob("*.yaml"))
-        if readable(path) is not None
-    ]
-    found = check_jsonschema(*examples, *fixtures)
-    assert {str(p): found[str(p)] for p in examples} == {str(p): [] for p in examples}
+EXAMPLES = sorted((ROOT / "pipelines").glob("*.yaml"))
+FIXTURES = sorted((ROOT / "tests" / "fixtures" / "invalid").glob("*.yaml"))
+# 0.3, 0.35, 0.6, 0.7, 0.85 and 0.95 are "not multiples of 0.05" in binary floating point.
+ADAIN = {
+    f"adain-{step}.yaml": "version: 1\nname: adain\nmodel: ltx-0.9.8-distilled\n"
+    f"nodes:\n  a: {{kind: t2v, prompt: x, temporal_adain_factor: {round(step * 0.05, 2)}}}\n"
+    for step in range(21)
+}
+# A node's keys by its model family: (the pipeline's model line, the node's keys, valid).
+FAMILIES = {
+    "old-family.yaml": ("model: ltx-video\n", "guidance_scale: 3", True),
+    "default.yaml": ("", "guidance_scale: 3", False),
+    "node-override.yaml": ("", "model: ltx-video, guidance_scale: 3", True),
+    "node-back.yaml": (
+        "model: ltx-video\n",
+        "model: ltx-0.9.7-distilled, guidance_scale: 3",
+        False,
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def verdicts(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, list[str]]]:
+    """(the directory of the written files, check-jsonschema's errors per file) for every
+    example, every readable fixture and the files of :data:`ADAIN` and :data:`FAMILIES`: one
+    run of the command for them all (each run first checks the schema against its
+    metaschema, the most of its time). Read only."""
+    written = tmp_path_factory.mktemp("schema-tools")
+    for name, text in ADAIN.items():
+        (written / name).write_text(text)
+    for name, (model, extra, _) in FAMILIES.items():
+        (written / name).write_text(
+            f"version: 1\nname: t\n{model}nodes:\n  a: {{kind: t2v, prompt: x, {extra}}}\n"
+        )
+    fixtures = [path for path in FIXTURES if readable(path) is not None]
+    files = [*EXAMPLES, *fixtures, *(written / name for name in [*ADAIN, *FAMILIES])]
+    return written, check_jsonschema(*files)
+
+
+def test_check_jsonschema_agrees_on_every_example_and_fixture(
+    verdicts: tuple[Path, dict[str, list[str]]],
+) -> None:
+    fixtures = [path for path in FIXTURES if readable(path) is not None]
+    _, found = verdicts
+    assert {str(p): found[str(p)] for p in EXAMPLES} == {str(p): [] for p in EXAMPLES}
     schema_broken = {p for p in fixtures if schema_errors(readable(p))}
     assert len(schema_broken) >= 20  # the fixtures that are schema errors, and the rest pass
     assert {p for p in fixtures if found[str(p)]} == schema_broken
 
 
-def test_no_fractional_step_fails_a_valid_value(tmp_path: Path) -> None:
-    # 0.3, 0.35, 0.6, 0.7, 0.85 and 0.95 are "not multiples of 0.05" in binary floating point.
-    files = []
-    for step in range(21):
-        value = round(step * 0.05, 2)
-        path = tmp_path / f"adain-{step}.yaml"
-        path.write_text(
-            "version: 1\nname: adain\nmodel: ltx-0.9.8-distilled\n"
-            f"nodes:\n  a: {{kind: t2v, prompt: x, temporal_adain_factor: {value}}}\n"
-        )
-        files.append(path)
-    assert all(not errors for errors in check_jsonschema(*files).values())
+def test_no_fractional_step_fails_a_valid_value(
+    verdicts: tuple[Path, dict[str, list[str]]],
+) -> None:
+    written, found = verdicts
+    files = [written / name for name in ADAIN]
+    assert len(files) == 21 and all(not found[str(path)] for path in files)
     validator = Draft202012Validator(pipeline_schema())
     for path in files:
         assert not list(validator.iter_errors(readable(path)))
@@ -121,31 +158,18 @@ def offered(family: str, kind: str) -> set[str]:
     return set(_resolve(kind_def)["properties"])
 
 
-def test_a_nodes_keys_follow_its_model_family(tmp_path: Path) -> None:
+def test_a_nodes_keys_follow_its_model_family(
+    verdicts: tuple[Path, dict[str, list[str]]],
+) -> None:
     assert {"guidance_scale", "num_inference_steps"} <= offered("ltx-video", "t2v")
     assert not {"guidance_scale", "num_inference_steps"} & offered("ltx-0.9.7-distilled", "t2v")
     assert "first_pass_skip_final_steps" in offered("ltx-0.9.7-distilled", "t2v")
     assert "first_pass_skip_final_steps" not in offered("ltx-0.9.8-distilled", "t2v")
     assert "temporal_adain_factor" in offered("ltx-0.9.8-distilled", "t2v")
     assert "loras" not in offered("ltx-video", "i2v") and "image" in offered("ltx-video", "i2v")
-    cases = {
-        "old-family.yaml": ("model: ltx-video\n", "guidance_scale: 3", True),
-        "default.yaml": ("", "guidance_scale: 3", False),
-        "node-override.yaml": ("", "model: ltx-video, guidance_scale: 3", True),
-        "node-back.yaml": (
-            "model: ltx-video\n",
-            "model: ltx-0.9.7-distilled, guidance_scale: 3",
-            False,
-        ),
-    }
-    files = {}
-    for name, (model, extra, _) in cases.items():
-        files[name] = tmp_path / name
-        files[name].write_text(
-            f"version: 1\nname: t\n{model}nodes:\n  a: {{kind: t2v, prompt: x, {extra}}}\n"
-        )
-    found = check_jsonschema(*files.values())
-    for name, (_, _, valid) in cases.items():
+    written, found = verdicts
+    files = {name: written / name for name in FAMILIES}
+    for name, (_, _, valid) in FAMILIES.items():
         assert (not found[str(files[name])]) is valid, (name, found[str(files[name])])
         assert (not schema_errors(readable(files[name]))) is valid, name
 
