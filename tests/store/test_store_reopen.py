@@ -129,3 +129,31 @@ def test_a_store_opened_again_takes_the_shortcut_for_every_table(tmp_path: Path)
         with Store.open(tmp_path / "store"):
             pass
     assert calls and all(calls)
+
+
+def test_settings_changed_between_connect_and_read_leave_no_connection_below_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process in the middle of diskcache's full opening of a durable table has
+    Settings at NORMAL (diskcache writes 1, Table then resets it to 2). If this opening's
+    connection applies the pragmas while they read NORMAL and the rows read FULL by the
+    time they are compared, the shortcut is taken: the connection must be at FULL then,
+    as the cache's settings say, or a commit outside a group is not synced."""
+    Table(tmp_path / "t", durable=True).close()
+    db = tmp_path / "t" / "cache.db"
+    other = sqlite3.connect(db, isolation_level=None)
+    other.execute("UPDATE Settings SET value = 1 WHERE key = 'sqlite_synchronous'")
+    stored = Reopened._stored
+
+    def the_other_opener_resets_first(self: Reopened, final: dict[str, Any]) -> Any:
+        self._sql("SELECT 1")  # connected: its pragmas applied from Settings as they are
+        other.execute("UPDATE Settings SET value = 2 WHERE key = 'sqlite_synchronous'")
+        return stored(self, final)
+
+    monkeypatch.setattr(Reopened, "_stored", the_other_opener_resets_first)
+    table = Table(tmp_path / "t", durable=True)
+    cache = _cache(table)
+    assert cache.sqlite_synchronous == 2
+    assert cache._sql("PRAGMA synchronous").fetchall() == [(2,)]
+    table.close()
+    other.close()
