@@ -13,6 +13,7 @@ import pytest
 from diskcache.core import DEFAULT_SETTINGS, METADATA
 
 from runner.store import Store
+from runner.store import reopen as reopen_module
 from runner.store import table as table_module
 from runner.store.reopen import Reopened
 from runner.store.table import Table
@@ -157,3 +158,15 @@ def test_settings_changed_between_connect_and_read_leave_no_connection_below_the
     assert cache._sql("PRAGMA synchronous").fetchall() == [(2,)]
     table.close()
     other.close()
+
+
+def test_the_schema_checked_is_what_this_diskcache_creates(tmp_path: Path) -> None:
+    """A diskcache whose opening creates another table, index or trigger (or creates one
+    for the eviction policy Table keeps) would have the shortcut skip it on an older
+    database: the schema Reopened checks must be all the opening creates, no more."""
+    diskcache.Cache(str(tmp_path / "t"), sqlite_synchronous=1, **table_module._SETTINGS).close()
+    with sqlite3.connect(tmp_path / "t" / "cache.db") as con:
+        made = set(con.execute("SELECT type, name FROM sqlite_master WHERE sql IS NOT NULL"))
+    con.close()
+    assert made == reopen_module._SCHEMA
+    assert "Cache_tag_rowid" not in {name for _, name in made}
