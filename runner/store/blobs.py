@@ -251,9 +251,10 @@ class BlobStore:
             return
         os.chmod(staged, _READ_ONLY)
         if not shard.is_dir():
+            # At once, even inside a group: another thread or process that finds the shard
+            # lands its file there, syncs the shard alone and is answered (once a shard).
             shard.mkdir(exist_ok=True)
-            if not self._sync_later(self.files):
-                fsync_dir(self.files)
+            fsync_dir(self.files)
         os.replace(staged, dest)
         if not self._sync_later(shard):
             fsync_dir(shard)

@@ -18,6 +18,7 @@ import pytest
 
 from runner.store import Owner, Store, StoredFile, StoreError, TieredStore
 from runner.store import blobs as blobs_module
+from runner.store.grouping import grouped_commits
 from runner.store.journal import body_digest
 from runner.store.writer import off_loop
 from tests.record_helpers import record
@@ -162,6 +163,8 @@ async def test_no_release_when_the_directory_sync_fails(
     tiered = TieredStore(store)
     assert (await tiered.first_look("k1", "local", owner)).claimed
     staged, stored = _staged(store, b"a clip")
+    # The shard there already (a new one's entry is synced at once): the group's sync fails.
+    store.file_path(stored.sha256).parent.mkdir(parents=True)
 
     def failing(path: Path) -> None:
         raise OSError(errno.EIO, "I/O error")
@@ -207,3 +210,23 @@ def _same_shard(count: int) -> list[bytes]:
         if len(found) == count:
             return found
         n += 1
+
+
+def test_a_new_shard_is_durable_before_another_thread_lands_a_file_in_it(
+    store: Store, log: list[str]
+) -> None:
+    # The writer's group makes a new shard for its download; before the group's end, a
+    # thread of its own (a media step, a bucket fetch) lands other content in that shard,
+    # sees it there, syncs only the shard and is answered. Its file must survive a power
+    # cut from then on: the shard's own entry in files/ must be durable by then.
+    first, second = (_staged(store, data, f"{n}.part") for n, data in enumerate(_same_shard(2)))
+    files = str(store.file_path(first[1].sha256).parent.parent)
+    log.clear()
+    with grouped_commits():
+        store.adopt_file(*first)
+        landing = threading.Thread(target=store.adopt_file, args=second)
+        landing.start()
+        landing.join()
+        assert store.has_file(second[1].sha256, second[1].size)
+        synced_when_answered = list(log)
+    assert f"dir {files}" in synced_when_answered
