@@ -170,3 +170,30 @@ def test_the_schema_checked_is_what_this_diskcache_creates(tmp_path: Path) -> No
     con.close()
     assert made == reopen_module._SCHEMA
     assert "Cache_tag_rowid" not in {name for _, name in made}
+
+
+@pytest.mark.parametrize("durable", [True, False])
+def test_a_reopened_cache_has_every_attribute_diskcaches_opening_sets(
+    tmp_path: Path, durable: bool
+) -> None:
+    """Reopened sets the attributes itself: one that a later diskcache's opening adds would
+    be missing (or stale) on it. The same names, values and Disk as diskcache leaves."""
+    Table(tmp_path / "t", durable=durable).close()
+    full = diskcache.Cache(
+        str(tmp_path / "t"), timeout=30.0, sqlite_synchronous=1, **table_module._SETTINGS
+    )
+    if durable:
+        full.reset("sqlite_synchronous", 2)
+    again = Table(tmp_path / "t", durable=durable)
+    reopened = _cache(again)
+    assert isinstance(reopened, Reopened)
+    mine = {k: v for k, v in vars(reopened).items() if k != "opened"}
+    theirs = vars(full)
+    assert mine.keys() == theirs.keys()
+    assert {k: v for k, v in mine.items() if k not in ("_local", "_disk")} == {
+        k: v for k, v in theirs.items() if k not in ("_local", "_disk")
+    }
+    assert type(reopened.disk) is type(full.disk) and vars(reopened.disk) == vars(full.disk)
+    assert vars(reopened._local).keys() == vars(full._local).keys()
+    full.close()
+    again.close()
