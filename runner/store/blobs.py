@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import functools
 import hashlib
 import itertools
 import os
@@ -24,13 +25,14 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from runner import atomic
 from runner.errors import DiskFull, disk_full
 from runner.hashing import sha256_file
+from runner.store.grouping import sync_dir_later
 from runner.store.rows import RecordError, StoredFile, check_sha256
 from runner.store.table import StoreError
 
@@ -234,6 +236,7 @@ class BlobStore:
     def _land(self, staged: Path, stored: StoredFile) -> None:
         """Rename the complete ``staged`` file into place, or drop it if already there."""
         dest = self.path(stored.sha256)
+        shard = dest.parent
         if self.has(stored.sha256, stored.size):
             # Fresh mtime: gc spares recent files, so a concurrent gc cannot remove this one
             # between our put and the record the caller writes next.
@@ -241,16 +244,38 @@ class BlobStore:
                 os.utime(dest)
             # Its rename may not be durable yet (another process, or thread, landing the
             # same content): the caller's result, synced next, must not outlive the file.
-            fsync_dir(dest.parent)
-            self._discard(staged)
+            # The copy is dropped only once it is.
+            if not self._sync_later(shard, then=functools.partial(self._discard, staged)):
+                fsync_dir(shard)
+                self._discard(staged)
             return
         os.chmod(staged, _READ_ONLY)
-        shard = dest.parent
         if not shard.is_dir():
+            # At once, even inside a group: another thread or process that finds the shard
+            # lands its file there, syncs the shard alone and is answered (once a shard).
             shard.mkdir(exist_ok=True)
             fsync_dir(self.files)
         os.replace(staged, dest)
-        fsync_dir(shard)
+        if not self._sync_later(shard):
+            fsync_dir(shard)
+
+    def _sync_later(self, directory: Path, then: Callable[[], None] | None = None) -> bool:
+        """On the store's writer thread, inside its group of writes: ``directory`` is synced
+        at the group's end, once for all the files the group landed there, beside the
+        logs' syncs, before any caller hears back and before any release of a claim is
+        written (see :mod:`runner.store.grouping`); then ``then`` runs. The result
+        recorded in the same group is synced no earlier, and a row that does reach the
+        disk without its file (another process's sync of the log) is read as absent: the
+        claim, released only after both, re-attaches to the job. True; False elsewhere
+        (a thread of its own, a pool's): the caller syncs now."""
+        return sync_dir_later(directory, functools.partial(self._sync_dir, directory), then)
+
+    def _sync_dir(self, directory: Path) -> None:
+        try:
+            fsync_dir(directory)
+        except OSError as exc:
+            full = disk_full(exc, directory)
+            raise full or StoreError(f"cannot sync {directory}: {exc.strerror or exc}") from exc
 
     def _discard(self, staged: Path) -> None:
         """Remove ``staged``, a copy of content stored already. Unlinking a file just

@@ -59,6 +59,12 @@ class Reopened(diskcache.Cache):  # type: ignore[misc]
         self._txn_id = None
         try:
             stored = self._stored(final)
+            # The pragmas again, from the rows just compared: the connection applied them
+            # from Settings as they read when it opened, and a full opening elsewhere may
+            # have changed them since (a durable table's sits at NORMAL for a moment).
+            for key, value in (stored or {}).items():
+                if key[:7] == "sqlite_":
+                    self.reset(key, value, update=False)
         except sqlite3.Error:
             stored = None
         if stored is None:

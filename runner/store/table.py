@@ -26,7 +26,6 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,7 @@ import diskcache
 
 from runner.errors import DiskFull, ShotgraphError, disk_full, free_bytes, mount_point
 from runner.store import cache_rows as rows
+from runner.store.grouping import current
 from runner.store.readonly import ReadOnlyCache, writable
 from runner.store.reopen import Reopened, settings_of
 
@@ -44,66 +44,6 @@ LOCK_TIMEOUT = 30.0
 _SETTINGS = {"eviction_policy": "none", "cull_limit": 0, "disk_min_file_size": 2**24}
 # diskcache's database file in a table's directory; SQLite's write-ahead log beside it.
 WAL_NAME = "cache.db-wal"
-
-_group = threading.local()
-# Syncs a group's second and later logs beside the first (see sync_logs); its threads
-# start on first use and only wait on the disk.
-_SYNCER = ThreadPoolExecutor(4, thread_name_prefix="shotgraph-sync")
-
-
-class Group:
-    """What :func:`grouped_commits` yields: ``sync`` may be set until the group ends."""
-
-    def __init__(self, sync: bool) -> None:
-        self.sync = sync
-
-
-@contextmanager
-def grouped_commits(*, sync: bool = True) -> Iterator[Group]:
-    """Group commit, on this thread: inside, a durable table's commits are not fsynced one
-    by one; at the end each durable table written to gets one fsync of its write-ahead
-    log, which makes every commit of the group durable at once (SQLite appends commits to
-    the log in order, so syncing the file syncs them all). Without ``sync`` (as the
-    yielded :class:`Group` says at the end), none: the commits reach the disk with a
-    later sync of that log, or SQLite's next checkpoint (which syncs the log first).
-    Nothing written inside may be acted on by anyone until this returns: it is the
-    store's writer thread that groups, and it answers the callers only after the sync."""
-    if getattr(_group, "tables", None) is not None:
-        raise RuntimeError("grouped_commits does not nest")
-    tables: dict[Table, None] = {}
-    _group.tables = tables
-    group = Group(sync)
-    try:
-        yield group
-    finally:
-        _group.tables = None
-        if group.sync:
-            sync_logs(list(tables))
-
-
-def sync_logs(tables: list[Table]) -> None:
-    """Sync each table's log, at once: the others' on threads of their own while this one
-    syncs the first (two syncs cost about one and a half: 5.1 against 8.1 ms, measured
-    here at load 14). Every table is synced, or tried, before a failure is raised."""
-    here, others = tables[:1], []
-    for table in tables[1:]:
-        try:
-            others.append(_SYNCER.submit(table._end_group, True))
-        except RuntimeError:  # the interpreter is exiting (no new threads): here, in turn
-            here.append(table)
-    failure: BaseException | None = None
-    for table in here:
-        try:
-            table._end_group(True)
-        except BaseException as exc:
-            failure = failure or exc
-    for other in others:
-        try:
-            other.result()
-        except BaseException as exc:
-            failure = failure or exc
-    if failure is not None:
-        raise failure
 
 
 class StoreError(ShotgraphError):
@@ -364,25 +304,23 @@ class Table:
         on its own (FULL), as the table's setting says."""
         if not self.durable:
             return
-        tables = getattr(_group, "tables", None)
+        group = current()
         thread = threading.get_ident()
-        if tables is None:
+        if group is None:
             if thread in self._normal:
                 self._cache._con.execute("PRAGMA synchronous = 2")
                 self._normal.discard(thread)
             return
-        if self in tables:
+        if self in group.logs:
             return
         if thread not in self._normal:
             self._cache._con.execute("PRAGMA synchronous = 1")
             self._normal.add(thread)
-        tables[self] = None
+        group.logs[self] = None
 
-    def _end_group(self, sync: bool) -> None:
-        """The group's end: (``sync``) one fsync of the log. The connection stays at NORMAL
-        for the writer thread's next group (its writes all come in groups)."""
-        if not sync:
-            return
+    def sync_log(self) -> None:
+        """A group's end: one fsync of the log. The connection stays at NORMAL for the
+        writer thread's next group (its writes all come in groups)."""
         try:
             try:
                 fd = os.open(self.directory / WAL_NAME, os.O_RDONLY)

@@ -3,7 +3,7 @@ fsync never holds the event loop while it reads the other jobs' answers.
 
 The thread commits in groups: the writes queued while it was busy run one after the other,
 then one fsync per database written makes them all durable, and only then is any of their
-callers answered (see :func:`runner.store.table.grouped_commits`). Sixteen jobs recording
+callers answered (see :func:`runner.store.grouping.grouped_commits`). Sixteen jobs recording
 at once pay for a few fsyncs, not sixty."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
-from runner.store.table import grouped_commits
+from runner.store.grouping import grouped_commits
 
 T = TypeVar("T")
 # A write, the loop future its caller awaits, whether it must be fsynced before the answer,

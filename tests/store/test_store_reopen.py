@@ -13,6 +13,7 @@ import pytest
 from diskcache.core import DEFAULT_SETTINGS, METADATA
 
 from runner.store import Store
+from runner.store import reopen as reopen_module
 from runner.store import table as table_module
 from runner.store.reopen import Reopened
 from runner.store.table import Table
@@ -129,3 +130,70 @@ def test_a_store_opened_again_takes_the_shortcut_for_every_table(tmp_path: Path)
         with Store.open(tmp_path / "store"):
             pass
     assert calls and all(calls)
+
+
+def test_settings_changed_between_connect_and_read_leave_no_connection_below_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process in the middle of diskcache's full opening of a durable table has
+    Settings at NORMAL (diskcache writes 1, Table then resets it to 2). If this opening's
+    connection applies the pragmas while they read NORMAL and the rows read FULL by the
+    time they are compared, the shortcut is taken: the connection must be at FULL then,
+    as the cache's settings say, or a commit outside a group is not synced."""
+    Table(tmp_path / "t", durable=True).close()
+    db = tmp_path / "t" / "cache.db"
+    other = sqlite3.connect(db, isolation_level=None)
+    other.execute("UPDATE Settings SET value = 1 WHERE key = 'sqlite_synchronous'")
+    stored = Reopened._stored
+
+    def the_other_opener_resets_first(self: Reopened, final: dict[str, Any]) -> Any:
+        self._sql("SELECT 1")  # connected: its pragmas applied from Settings as they are
+        other.execute("UPDATE Settings SET value = 2 WHERE key = 'sqlite_synchronous'")
+        return stored(self, final)
+
+    monkeypatch.setattr(Reopened, "_stored", the_other_opener_resets_first)
+    table = Table(tmp_path / "t", durable=True)
+    cache = _cache(table)
+    assert cache.sqlite_synchronous == 2
+    assert cache._sql("PRAGMA synchronous").fetchall() == [(2,)]
+    table.close()
+    other.close()
+
+
+def test_the_schema_checked_is_what_this_diskcache_creates(tmp_path: Path) -> None:
+    """A diskcache whose opening creates another table, index or trigger (or creates one
+    for the eviction policy Table keeps) would have the shortcut skip it on an older
+    database: the schema Reopened checks must be all the opening creates, no more."""
+    diskcache.Cache(str(tmp_path / "t"), sqlite_synchronous=1, **table_module._SETTINGS).close()
+    with sqlite3.connect(tmp_path / "t" / "cache.db") as con:
+        made = set(con.execute("SELECT type, name FROM sqlite_master WHERE sql IS NOT NULL"))
+    con.close()
+    assert made == reopen_module._SCHEMA
+    assert "Cache_tag_rowid" not in {name for _, name in made}
+
+
+@pytest.mark.parametrize("durable", [True, False])
+def test_a_reopened_cache_has_every_attribute_diskcaches_opening_sets(
+    tmp_path: Path, durable: bool
+) -> None:
+    """Reopened sets the attributes itself: one that a later diskcache's opening adds would
+    be missing (or stale) on it. The same names, values and Disk as diskcache leaves."""
+    Table(tmp_path / "t", durable=durable).close()
+    full = diskcache.Cache(
+        str(tmp_path / "t"), timeout=30.0, sqlite_synchronous=1, **table_module._SETTINGS
+    )
+    if durable:
+        full.reset("sqlite_synchronous", 2)
+    again = Table(tmp_path / "t", durable=durable)
+    reopened = _cache(again)
+    assert isinstance(reopened, Reopened)
+    mine = {k: v for k, v in vars(reopened).items() if k != "opened"}
+    theirs = vars(full)
+    assert mine.keys() == theirs.keys()
+    assert {k: v for k, v in mine.items() if k not in ("_local", "_disk")} == {
+        k: v for k, v in theirs.items() if k not in ("_local", "_disk")
+    }
+    assert type(reopened.disk) is type(full.disk) and vars(reopened.disk) == vars(full.disk)
+    assert vars(reopened._local).keys() == vars(full._local).keys()
+    full.close()
+    again.close()

@@ -15,8 +15,9 @@ import pytest
 
 from runner.store import Owner
 from runner.store import table as table_module
+from runner.store.grouping import grouped_commits
 from runner.store.journal import Journal, JournalConflict, JournalEntry
-from runner.store.table import StoreError, Table, grouped_commits
+from runner.store.table import StoreError, Table
 
 OWNER = Owner("run-a", 41, "host-a", 1.7e9, 5, "boot")
 

@@ -17,8 +17,9 @@ import diskcache
 import pytest
 
 from runner.store import Owner, Store
+from runner.store.grouping import grouped_commits
 from runner.store.journal import JournalEntry, body_digest
-from runner.store.table import Table, grouped_commits
+from runner.store.table import Table
 
 COLUMNS = "key, raw, expire_time, access_count, tag, size, mode, filename, value"
 
