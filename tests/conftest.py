@@ -174,8 +174,9 @@ AWS_VARIABLES = (
 
 @pytest.fixture(scope="session")
 def s3_servers() -> Iterator[dict[str, Any]]:
-    """The S3 servers this session has started, by kind, each at its first use; all are
-    stopped at the end. A cache rather than a parametrised session fixture, which pytest
+    """The S3 servers this session uses, by kind, each from its first use; those this
+    process started are stopped at the end (an xdist session's shared ones, by their
+    watcher). A cache rather than a parametrised session fixture, which pytest
     stops and starts again each time the tests it runs switch from one kind to the other."""
     servers: dict[str, Any] = {}
     yield servers
@@ -198,7 +199,14 @@ def s3_server(
         why = servers.available(kind)
         if why is not None:
             pytest.skip(f"{kind} cannot be had: {why}")
-        s3_servers[kind] = servers.start(kind, tmp_path_factory.mktemp(kind))
+        if "PYTEST_XDIST_WORKER" in os.environ:
+            # One server of each kind for all the workers, started by the first to ask and
+            # stopped when the pytest process that started the workers (this one's parent)
+            # ends: a pair per worker cost each of them ~0.7 s of CPU and ~2 s to be ready.
+            session = tmp_path_factory.getbasetemp().parent
+            s3_servers[kind] = servers.shared(kind, session, os.getppid())
+        else:
+            s3_servers[kind] = servers.start(kind, tmp_path_factory.mktemp(kind))
     return s3_servers[kind]
 
 

@@ -10,6 +10,7 @@ itself guarantees per object. SeaweedFS needs no such help.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import random
@@ -197,6 +198,59 @@ def start(kind: str, data: Path) -> S3Server:
             server.stop()
             shutil.rmtree(server.data, ignore_errors=True)
     raise RuntimeError(f"{kind} would not start on loopback")
+
+
+# Run detached beside a session's shared servers: waits for the pytest process that started
+# the session to end (however it ends: done, Ctrl-C, killed), then kills the servers (their
+# data and logs stay in the session's temp folder, as a worker's own servers' do).
+# argv: that pid, then each server's process group.
+WATCHER = """
+import os, select, signal, sys
+try:
+    parent = os.pidfd_open(int(sys.argv[1]))
+except ProcessLookupError:
+    parent = None  # ended already
+if parent is not None:
+    select.select([parent], [], [])
+for group in sys.argv[2:]:
+    try:
+        os.killpg(int(group), signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+"""
+
+
+def shared(kind: str, root: Path, session: int) -> S3Server:
+    """The server of ``kind`` every xdist worker of one session uses (each test keeps to a
+    prefix of its own): the first worker to ask starts it under ``root`` (a folder all of
+    them see) and says where it listens in a file there; the others read that file. A
+    watcher stops it when ``session`` (the pytest process that started the workers) ends,
+    however that ends."""
+    with open(root / f"s3-{kind}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released with the file
+        said = root / f"s3-{kind}.json"
+        if said.exists():
+            known = json.loads(said.read_text())
+            return S3Server(kind, Path(known["data"]), known["endpoint"])
+        server = start(kind, root / f"s3-{kind}")
+        assert server.process is not None
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                WATCHER,
+                str(session),
+                str(server.process.pid),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,  # not stopped by the Ctrl-C it outlives
+        )
+        said.write_text(json.dumps({"endpoint": server.endpoint, "data": str(server.data)}))
+        # This worker's own handle must not stop it at its session's end: others may still
+        # be using it. The watcher does.
+        return S3Server(kind, server.data, server.endpoint)
 
 
 @contextmanager

@@ -14,8 +14,9 @@ without any, a gentle default):
   video it behaves like i2v;
 - v2v and retake (LTX-2): made from the input clip's own frames (:mod:`.footage`).
 
-LTX-2 animatics have the size their request fixes (drawn at ``scale`` of it, a test aid) and
-sound (:mod:`.sound`), written frame by frame beside the pictures.
+Any animatic may be drawn at ``scale`` of its size, then scaled up to it (a test aid).
+LTX-2 animatics have the size their request fixes and sound (:mod:`.sound`), written frame
+by frame beside the pictures.
 
 Below the picture, the band: the node's name (when the local backend says it), the label,
 the camera, the whole prompt a page at a time, and the frame counter.

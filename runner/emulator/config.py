@@ -55,7 +55,8 @@ class EmulatorConfig:
     render_workers: int = 2
     # Timeout for fetching an input URL that is not the emulator's own.
     fetch_timeout: float = 10.0
-    # A test aid: draw animatics at this share of their size, then scale them up to it.
+    # A test aid: draw animatics (of every endpoint) at this share of their size, then scale
+    # them up to it.
     # LTX-2 renders 1080p to 2160p; at 0.25 a 1080p frame is drawn at 480x270. The output
     # keeps the size the request asks for (and is a different file than at 1.0).
     render_scale: float = 1.0

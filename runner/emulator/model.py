@@ -126,7 +126,7 @@ class Model:
                     endpoint, body, seed_for(job), inputs, source, self._scale, job.node
                 )
             else:
-                spec = _spec(endpoint, body, seed_for(job), inputs, job.node)
+                spec = _spec(endpoint, body, seed_for(job), inputs, self._scale, job.node)
             job.log(f"rendering {spec.num_frames} frames at {float(spec.frame_rate):g} fps")
             stored = self._files.create("output.mp4", "video/mp4", job.output_ttl)
             target = self._files.output_path(stored)
@@ -221,7 +221,12 @@ class Model:
 
 
 def _spec(
-    endpoint: Endpoint, body: dict[str, Any], seed: int, inputs: _Inputs, node: str | None
+    endpoint: Endpoint,
+    body: dict[str, Any],
+    seed: int,
+    inputs: _Inputs,
+    scale: float,
+    node: str | None,
 ) -> RenderSpec:
     assumed = endpoint.assumed_output or {}
     kind = endpoint.kind
@@ -239,6 +244,7 @@ def _spec(
         label=f"animatic · {endpoint.kind} · seed {seed}",
         reverse=_flag(body.get("reverse_video")),
         **asdict(inputs),
+        scale=scale,
         node=node,
     )
 

@@ -44,6 +44,8 @@ class LocalOptions:
     latency: float = 0.0
     concurrency: int = 4
     url: str | None = None  # an emulator already running elsewhere (e.g. `emulator serve`)
+    # A test aid (EmulatorConfig.render_scale): animatics drawn at this share of their size.
+    render_scale: float = 1.0
 
 
 @asynccontextmanager
@@ -89,6 +91,7 @@ def _emulator(options: LocalOptions, state_dir: Path) -> EmulatorServer:
         state_dir=state_dir,
         require_auth=False,
         result_ttl=None,
+        render_scale=options.render_scale,
     )
     return EmulatorServer(config)
 

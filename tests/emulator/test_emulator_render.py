@@ -247,3 +247,18 @@ def test_no_render_answers_every_job_with_one_tiny_clip(start_emulator: StartEmu
             outputs.append(video)
     assert outputs[0] == outputs[1]
     assert probe_mp4(outputs[0]).frames == 1
+
+
+def test_the_render_scale_aid_draws_small_and_keeps_the_requested_size(
+    shared: Any, start_emulator: StartEmulator
+) -> None:
+    """``render_scale`` (a test aid) reaches the 0.9.x endpoints too: the clip is drawn at a
+    quarter of its size (so it is another file) and still has the requested shape."""
+    server, http, _ = shared
+    small = start_emulator(render_scale=0.25)
+    body = {"prompt": "scaled", "num_frames": 9, "frame_rate": 24, "resolution": "720p"}
+    _, full = render(http, server.url, "fal-ai/ltx-video-13b-distilled", body)
+    _, drawn_small = render(http, small.url, "fal-ai/ltx-video-13b-distilled", body)
+    assert drawn_small != full
+    probe = probe_mp4(drawn_small)
+    assert (probe.frames, probe.width, probe.height) == (9, 1280, 720)
