@@ -9,9 +9,8 @@ import asyncio
 import errno
 import hashlib
 import os
-import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,6 +21,7 @@ from runner.store.grouping import grouped_commits
 from runner.store.journal import body_digest
 from runner.store.writer import off_loop
 from tests.record_helpers import record
+from tests.store.fsync_log import logged_syncs
 
 BODY = {"prompt": "a lighthouse"}
 
@@ -36,25 +36,13 @@ def store(tmp_path: Path) -> Iterator[Store]:
 def log(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Every fsync, by what it synced: "dir <path>" for a directory, "log <table>" for a
     database's log (tests append their own steps)."""
-    if not sys.platform.startswith("linux"):
-        pytest.skip("reads /proc/self/fd")
-    seen: list[str] = []
-    fsync, fdatasync = os.fsync, os.fdatasync
 
-    def logged(sync: Callable[[int], None]) -> Callable[[int], None]:
-        def call(fd: int) -> None:
-            sync(fd)
-            path = os.readlink(f"/proc/self/fd/{fd}")
-            if os.path.isdir(path):
-                seen.append(f"dir {path}")
-            elif path.endswith("-wal"):
-                seen.append("log " + os.path.basename(os.path.dirname(path)))
+    def name(path: str) -> str | None:
+        if os.path.isdir(path):
+            return f"dir {path}"
+        return "log " + os.path.basename(os.path.dirname(path)) if path.endswith("-wal") else None
 
-        return call
-
-    monkeypatch.setattr(os, "fsync", logged(fsync))
-    monkeypatch.setattr(os, "fdatasync", logged(fdatasync))
-    return seen
+    return logged_syncs(monkeypatch, name)
 
 
 def _staged(store: Store, data: bytes, name: str = "clip.part") -> tuple[Path, StoredFile]:

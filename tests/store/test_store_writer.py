@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -21,6 +21,7 @@ from runner.store import Owner, Store, StoredFile, StoreError, TieredStore
 from runner.store.journal import body_digest
 from runner.store.writer import GROUP_WAIT, _Writer, off_loop
 from tests.record_helpers import record
+from tests.store.fsync_log import logged_syncs
 
 BODY = {"prompt": "a lighthouse"}
 T = TypeVar("T")
@@ -35,23 +36,9 @@ def store(tmp_path: Path) -> Iterator[Store]:
 @pytest.fixture
 def syncs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The group fsyncs, logged by the database each syncs (tests append their own steps)."""
-    if not sys.platform.startswith("linux"):
-        pytest.skip("reads /proc/self/fd")
-    log: list[str] = []
-    fsync, fdatasync = os.fsync, os.fdatasync
-
-    def logged(sync: Callable[[int], None]) -> Callable[[int], None]:
-        def call(fd: int) -> None:
-            sync(fd)
-            path = os.readlink(f"/proc/self/fd/{fd}")
-            log.append("fsync " + os.path.basename(os.path.dirname(path)))
-
-        return call
-
-    # The log of a database is synced with fdatasync (as SQLite does), a directory with fsync.
-    monkeypatch.setattr(os, "fsync", logged(fsync))
-    monkeypatch.setattr(os, "fdatasync", logged(fdatasync))
-    return log
+    return logged_syncs(
+        monkeypatch, lambda path: "fsync " + os.path.basename(os.path.dirname(path))
+    )
 
 
 async def test_a_submit_is_answered_only_after_its_journal_is_synced(
