@@ -42,12 +42,6 @@ LINUX = sys.platform.startswith("linux")
 OLD = time.time() - 86_400  # a day ago: past gc's grace and hash_file's racy window
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    with Store.open(tmp_path / "store") as opened:
-        yield opened
-
-
 def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 

@@ -10,7 +10,6 @@ import errno
 import hashlib
 import os
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,12 +23,6 @@ from tests.record_helpers import record
 from tests.store.fsync_log import logged_syncs
 
 BODY = {"prompt": "a lighthouse"}
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    with Store.open(tmp_path / "store") as opened:
-        yield opened
 
 
 @pytest.fixture

@@ -4,20 +4,11 @@ rows as ``put_result`` writes them by their text, and must answer as the record 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from runner.store import Store
 from runner.store.store import _result_text
 from tests.store.test_store import put_bytes, result
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    with Store.open(tmp_path / "store") as opened:
-        yield opened
 
 
 def same_answers(store: Store, keys: list[str]) -> set[str]:

@@ -8,7 +8,6 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -32,12 +31,6 @@ from tests.store.test_store import put_bytes, result
 
 BODY = {"prompt": "a wet street", "image_url": "https://cdn.example/a.png", "seed": 7}
 ENDPOINT = "fal-ai/ltx-video-13b-distilled/image-to-video"
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    with Store.open(tmp_path / "store") as opened:
-        yield opened
 
 
 def dead_owner(run_id: str = "dead") -> Owner:

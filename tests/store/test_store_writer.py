@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Iterator
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import TypeVar
 
@@ -25,12 +25,6 @@ from tests.store.fsync_log import logged_syncs
 
 BODY = {"prompt": "a lighthouse"}
 T = TypeVar("T")
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    with Store.open(tmp_path / "store") as opened:
-        yield opened
 
 
 @pytest.fixture
