@@ -20,7 +20,7 @@ from runner.store.grouping import grouped_commits
 from runner.store.journal import body_digest
 from runner.store.writer import off_loop
 from tests.record_helpers import record
-from tests.store.fsync_log import logged_syncs
+from tests.store.writer_helpers import logged_syncs, together
 
 BODY = {"prompt": "a lighthouse"}
 
@@ -106,22 +106,13 @@ async def test_files_landed_in_one_group_sync_their_directory_once(
     owner = Owner.current("run-1")
     assert await off_loop(store.claim, "k", owner, sync=False) is None
     log.clear()
-    # The writer held busy meanwhile, so that the three writes queue up as one group.
-    entered, gate = threading.Event(), threading.Event()
-
-    def block() -> None:
-        entered.set()
-        gate.wait()
-
-    blocked = asyncio.ensure_future(off_loop(block, sync=False))
-    await asyncio.to_thread(entered.wait)
-    group = asyncio.gather(
-        off_loop(store.begin_submit, "k", owner, "fal-ai/x", BODY, body_digest(BODY)),
-        *(off_loop(store.adopt_file, path, stored) for path, stored in staged),
+    # The three writes queued up as one group.
+    await together(
+        asyncio.gather(
+            off_loop(store.begin_submit, "k", owner, "fal-ai/x", BODY, body_digest(BODY)),
+            *(off_loop(store.adopt_file, path, stored) for path, stored in staged),
+        )
     )
-    await asyncio.sleep(0)  # one turn of the loop: the writes are queued
-    gate.set()
-    await asyncio.gather(blocked, group)
     shard = str(store.file_path(staged[0][1].sha256).parent)
     files = str(Path(shard).parent)
     assert sorted(log) == sorted([f"dir {files}", f"dir {shard}", "log journal"])

@@ -11,7 +11,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Awaitable
 from pathlib import Path
 from typing import TypeVar
 
@@ -21,7 +20,7 @@ from runner.store import Owner, Store, StoredFile, StoreError, TieredStore
 from runner.store.journal import body_digest
 from runner.store.writer import GROUP_WAIT, _Writer, off_loop
 from tests.record_helpers import record
-from tests.store.fsync_log import logged_syncs
+from tests.store.writer_helpers import logged_syncs, together
 
 BODY = {"prompt": "a lighthouse"}
 T = TypeVar("T")
@@ -172,7 +171,7 @@ async def test_a_group_syncs_every_log_it_wrote_before_answering(
         )
         log.append("answered")
 
-    await _together(group())
+    await together(group())
     assert sorted(log[:2]) == ["fsync journal", "fsync results"] and log[2:] == ["answered"]
     fdatasync = os.fdatasync
 
@@ -183,7 +182,7 @@ async def test_a_group_syncs_every_log_it_wrote_before_answering(
 
     monkeypatch.setattr(os, "fdatasync", failing_for_results)
     assert await off_loop(store.claim, "k2", owner, sync=False) is None
-    outcomes = await _together(
+    outcomes = await together(
         asyncio.gather(
             off_loop(store.begin_submit, "k2", owner, "x", BODY, body_digest(BODY)),
             off_loop(store.put_result, kept),
@@ -197,23 +196,6 @@ def _clip(store: Store, data: bytes) -> Path:
     path = store.tmp_dir() / "clip.bin"
     path.write_bytes(data)
     return path
-
-
-async def _together(work: Awaitable[T]) -> T:
-    """``work``'s writes queued while the writer is held busy: they form one group."""
-    entered, gate = threading.Event(), threading.Event()
-
-    def block() -> None:
-        entered.set()
-        gate.wait()
-
-    blocked = asyncio.ensure_future(off_loop(block, sync=False))
-    await asyncio.to_thread(entered.wait)
-    task = asyncio.ensure_future(work)
-    await asyncio.sleep(0)  # one turn of the loop: its writes are queued
-    gate.set()
-    await asyncio.gather(blocked, return_exceptions=True)  # in the group: fails with it
-    return await task
 
 
 def test_a_group_waits_for_company_only_when_other_steps_write_often() -> None:

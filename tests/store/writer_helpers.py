@@ -1,13 +1,20 @@
-"""Every fsync and fdatasync a test's process makes, told by what it synced: how the store
-tests check that a write is durable before anyone hears of it."""
+"""How the store's tests watch its writer: every fsync and fdatasync, told by what it
+synced (a write is durable before anyone hears of it), and writes queued as one group."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import pytest
+
+from runner.store.writer import off_loop
+
+T = TypeVar("T")
 
 
 def logged_syncs(monkeypatch: pytest.MonkeyPatch, name: Callable[[str], str | None]) -> list[str]:
@@ -31,3 +38,20 @@ def logged_syncs(monkeypatch: pytest.MonkeyPatch, name: Callable[[str], str | No
     monkeypatch.setattr(os, "fsync", logged(os.fsync))
     monkeypatch.setattr(os, "fdatasync", logged(os.fdatasync))
     return seen
+
+
+async def together(work: Awaitable[T]) -> T:
+    """``work``'s writes queued while the writer is held busy: they form one group."""
+    entered, gate = threading.Event(), threading.Event()
+
+    def block() -> None:
+        entered.set()
+        gate.wait()
+
+    blocked = asyncio.ensure_future(off_loop(block, sync=False))
+    await asyncio.to_thread(entered.wait)
+    task = asyncio.ensure_future(work)
+    await asyncio.sleep(0)  # one turn of the loop: its writes are queued
+    gate.set()
+    await asyncio.gather(blocked, return_exceptions=True)  # in the group: fails with it
+    return await task
