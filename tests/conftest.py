@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -223,15 +224,39 @@ def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
 
 
+class _SessionPool:
+    """The session's pool of emulator render workers, spawned when first asked for (a
+    worker that runs only unit tests spawns none); it may be asked for from any thread."""
+
+    def __init__(self) -> None:
+        self._pool: ProcessPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self) -> ProcessPoolExecutor:
+        with self._lock:
+            if self._pool is None:
+                from runner.emulator.pool import render_pool as make_render_pool
+
+                self._pool = make_render_pool(2)
+            return self._pool
+
+    def shutdown(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+
 @pytest.fixture(scope="session")
-def render_pool() -> Iterator[ProcessPoolExecutor]:
+def _session_pool() -> Iterator[_SessionPool]:
+    pools = _SessionPool()
+    yield pools
+    pools.shutdown()
+
+
+@pytest.fixture(scope="session")
+def render_pool(_session_pool: _SessionPool) -> ProcessPoolExecutor:
     """One pool of emulator render workers for the whole session (spawning them is the
     slowest part of starting an emulator); they exit with their parent, however it ends."""
-    from runner.emulator.pool import render_pool as make_render_pool
-
-    pool = make_render_pool(2)
-    yield pool
-    pool.shutdown(wait=True, cancel_futures=True)
+    return _session_pool()
 
 
 @pytest.fixture(autouse=True)
@@ -245,7 +270,7 @@ def _emulators_borrow_the_sessions_pool(request: pytest.FixtureRequest) -> Itera
         return
     from runner.emulator import pool
 
-    pool.lend(request.getfixturevalue("render_pool"))
+    pool.lend(request.getfixturevalue("_session_pool"))  # spawned if an emulator asks
     try:
         yield
     finally:

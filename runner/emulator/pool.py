@@ -17,6 +17,7 @@ import multiprocessing.connection
 import os
 import signal
 import threading
+from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor
 from multiprocessing.context import SpawnContext, SpawnProcess
 from typing import Any
@@ -48,20 +49,21 @@ class _QuietSpawnContext(SpawnContext):
 
 # A test aid: a pool that an emulator started in this process without one of its own borrows
 # instead of spawning its own (a test session's, so that each in-process `run --backend
-# local` does not pay two interpreters' imports). Never set by shotgraph itself.
-_lent: Executor | None = None
+# local` does not pay two interpreters' imports). Never set by shotgraph itself. Lent as
+# the way to get it, so that a session whose tests start no emulator spawns no pool.
+_lent: Callable[[], Executor] | None = None
 
 
-def lend(pool: Executor | None) -> None:
-    """Emulators started from now on without a pool use ``pool`` (None: their own again);
-    they leave it running when they stop."""
+def lend(pool: Callable[[], Executor] | None) -> None:
+    """Emulators started from now on without a pool use the one ``pool()`` gives (None:
+    their own again); they leave it running when they stop."""
     global _lent
     _lent = pool
 
 
 def lent() -> Executor | None:
-    """The pool :func:`lend` set, if any."""
-    return _lent
+    """The pool :func:`lend` offers, if any."""
+    return _lent() if _lent is not None else None
 
 
 def render_pool(workers: int) -> ProcessPoolExecutor:
