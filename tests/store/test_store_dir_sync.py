@@ -108,7 +108,7 @@ async def test_files_landed_in_one_group_sync_their_directory_once(
     log.clear()
     # The three writes queued up as one group.
     await together(
-        asyncio.gather(
+        lambda: asyncio.gather(
             off_loop(store.begin_submit, "k", owner, "fal-ai/x", BODY, body_digest(BODY)),
             *(off_loop(store.adopt_file, path, stored) for path, stored in staged),
         )

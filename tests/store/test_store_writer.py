@@ -171,7 +171,7 @@ async def test_a_group_syncs_every_log_it_wrote_before_answering(
         )
         log.append("answered")
 
-    await together(group())
+    await together(group)
     assert sorted(log[:2]) == ["fsync journal", "fsync results"] and log[2:] == ["answered"]
     fdatasync = os.fdatasync
 
@@ -183,7 +183,7 @@ async def test_a_group_syncs_every_log_it_wrote_before_answering(
     monkeypatch.setattr(os, "fdatasync", failing_for_results)
     assert await off_loop(store.claim, "k2", owner, sync=False) is None
     outcomes = await together(
-        asyncio.gather(
+        lambda: asyncio.gather(
             off_loop(store.begin_submit, "k2", owner, "x", BODY, body_digest(BODY)),
             off_loop(store.put_result, kept),
             return_exceptions=True,

@@ -40,8 +40,9 @@ def logged_syncs(monkeypatch: pytest.MonkeyPatch, name: Callable[[str], str | No
     return seen
 
 
-async def together(work: Awaitable[T]) -> T:
-    """``work``'s writes queued while the writer is held busy: they form one group."""
+async def together(work: Callable[[], Awaitable[T]]) -> T:
+    """The writes of ``work()`` queued while the writer is held busy: they form one group.
+    ``work`` is called only then (``asyncio.gather`` would start its writes at once)."""
     entered, gate = threading.Event(), threading.Event()
 
     def block() -> None:
@@ -50,7 +51,7 @@ async def together(work: Awaitable[T]) -> T:
 
     blocked = asyncio.ensure_future(off_loop(block, sync=False))
     await asyncio.to_thread(entered.wait)
-    task = asyncio.ensure_future(work)
+    task = asyncio.ensure_future(work())
     await asyncio.sleep(0)  # one turn of the loop: its writes are queued
     gate.set()
     await asyncio.gather(blocked, return_exceptions=True)  # in the group: fails with it
