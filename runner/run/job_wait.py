@@ -61,9 +61,16 @@ async def wait_reporting(
 
 
 async def cancel_if_queued(client: QueueClient, handle: JobHandle, last: JobStatus | None) -> bool:
-    """Cancel a job last seen waiting in fal's queue; True only when fal confirms it will not
-    run (fal answers "cancellation requested" for a running job too, so its status decides)."""
-    if last is None or last.state != "IN_QUEUE":
+    """Cancel a job last seen waiting in fal's queue (one not polled yet is asked first: a
+    job submitted a moment before the signal is most likely queued); True only when fal
+    confirms it will not run (fal answers "cancellation requested" for a running job too,
+    so its status decides)."""
+    if last is None:
+        try:
+            last = await asyncio.wait_for(client.status(handle), CANCEL_TIMEOUT)
+        except (FalError, TimeoutError):  # not found too: a job just sent may not show yet
+            return False
+    if last.state != "IN_QUEUE":
         return False
     try:
         outcome = await asyncio.wait_for(client.cancel(handle), CANCEL_TIMEOUT)
