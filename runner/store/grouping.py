@@ -1,13 +1,19 @@
 """Group commit on one thread (the store's writer, see :mod:`runner.store.writer`): the
 durable tables written inside a group, and the directories whose renames it made, are
-synced once each at its end, side by side, before anyone acts on what it wrote."""
+synced once each at its end, side by side, before anyone acts on what it wrote.
+
+Inside a group, a durable table's writes that follow one another also share one SQLite
+transaction (:meth:`Group.hold`): a burst of queued writes commits once, not once a
+write, since each commit rewrites the pages every write touches (the row's, its index's,
+the counters diskcache keeps). The writer commits them before it waits for more writes
+(:meth:`Group.commit_held`), so no other process waits on a lock held while idle."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Protocol
 
@@ -28,12 +34,36 @@ class Group:
 
     ``logs``, the durable tables written in the group; ``dirs``, each directory a rename
     of the group must be made durable in: how to sync it, and what to do once it is (see
-    :func:`sync_dir_later`)."""
+    :func:`sync_dir_later`); ``held``, the transactions open on this thread's
+    connections, each with how to end it (True: commit; False: roll back)."""
 
     def __init__(self, sync: bool) -> None:
         self.sync = sync
         self.logs: dict[Log, None] = {}
         self.dirs: dict[Path, tuple[Callable[[], None], list[Callable[[], None]]]] = {}
+        self.held: dict[object, Callable[[bool], None]] = {}
+
+    def hold(self, owner: object, end: Callable[[bool], None]) -> None:
+        """``owner`` (a table) has opened a transaction for the group's next writes:
+        ``end`` commits it (True) or rolls it back (False), at the latest with the group."""
+        self.held[owner] = end
+
+    def commit_held(self) -> None:
+        """Commit the transactions open now (the next write opens its table's again).
+        Every one is tried; the first failure is raised: the group's writes are then not
+        all saved, and the group fails."""
+        self._end_held(True)
+
+    def _end_held(self, commit: bool) -> None:
+        held, self.held = list(self.held.values()), {}
+        failure: BaseException | None = None
+        for end in held:
+            try:
+                end(commit and failure is None)
+            except BaseException as exc:
+                failure = failure or exc
+        if failure is not None:
+            raise failure
 
 
 def current() -> Group | None:
@@ -59,7 +89,13 @@ def grouped_commits(*, sync: bool = True) -> Iterator[Group]:
     group = Group(sync)
     _group.open = group
     try:
-        yield group
+        try:
+            yield group
+        except BaseException:
+            with suppress(Exception):  # the failure raised is the body's
+                group._end_held(False)
+            raise
+        group.commit_held()  # before the syncs, which make the commits durable
     finally:
         _group.open = None
         if group.sync or group.dirs:

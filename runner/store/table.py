@@ -25,7 +25,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -34,7 +34,7 @@ import diskcache
 
 from runner.errors import DiskFull, ShotgraphError, disk_full, free_bytes, mount_point
 from runner.store import cache_rows as rows
-from runner.store.grouping import current
+from runner.store.grouping import Group, current
 from runner.store.readonly import ReadOnlyCache, writable
 from runner.store.reopen import Reopened, settings_of
 
@@ -267,9 +267,22 @@ class Table:
         Keep the body short and free of I/O other than this table: other processes wait.
         """
         try:
-            self._join_group()
-            with self._cache.transact():
+            group = self._join_group()
+            if group is None or self not in group.held:
+                with self._cache.transact():
+                    yield
+                return
+            # Inside the group's transaction (which holds the lock already): a savepoint,
+            # so that a failure undoes this unit alone, as a transaction of its own would.
+            con = self._cache._con
+            con.execute("SAVEPOINT unit")
+            try:
                 yield
+            except BaseException:
+                con.execute("ROLLBACK TO unit")
+                con.execute("RELEASE unit")
+                raise
+            con.execute("RELEASE unit")
         except (sqlite3.Error, OSError, diskcache.Timeout) as exc:
             raise _failure(self.directory, exc) from exc
 
@@ -297,26 +310,50 @@ class Table:
     def close(self) -> None:
         self._cache.close()
 
-    def _join_group(self) -> None:
-        """Before a write: inside :func:`grouped_commits`, this table's commits on this
-        thread skip their fsync until the group's end (NORMAL, which SQLite's log still
-        writes in order; the sync comes at the end). Outside one, every commit is synced
-        on its own (FULL), as the table's setting says."""
+    def _join_group(self) -> Group | None:
+        """Before a write: inside :func:`grouped_commits` (the group, returned), this
+        table's commits on this thread skip their fsync until the group's end (NORMAL,
+        which SQLite's log still writes in order; the sync comes at the end), and its
+        writes share one transaction until the group commits it (see
+        :meth:`Group.hold`). Outside one, every commit is synced on its own (FULL), as the
+        table's setting says."""
         if not self.durable:
-            return
+            return None
         group = current()
-        thread = threading.get_ident()
         if group is None:
+            thread = threading.get_ident()
             if thread in self._normal:
                 self._cache._con.execute("PRAGMA synchronous = 2")
                 self._normal.discard(thread)
-            return
-        if self in group.logs:
-            return
-        if thread not in self._normal:
-            self._cache._con.execute("PRAGMA synchronous = 1")
-            self._normal.add(thread)
-        group.logs[self] = None
+            return None
+        if self in group.held:
+            return group
+        if self not in group.logs:
+            thread = threading.get_ident()
+            if thread not in self._normal:
+                self._cache._con.execute("PRAGMA synchronous = 1")
+                self._normal.add(thread)
+            group.logs[self] = None
+        group.hold(self, self._begin())
+        return group
+
+    def _begin(self) -> Callable[[bool], None]:
+        """Open a write transaction on this thread's connection (diskcache's own, so that
+        its calls inside join it); how to end it: commit (True) or roll back (False)."""
+        held = self._cache.transact()
+        held.__enter__()
+
+        def end(commit: bool) -> None:
+            try:
+                if commit:
+                    held.__exit__(None, None, None)
+                else:
+                    undone = StoreError("the group of writes failed")
+                    held.__exit__(StoreError, undone, None)
+            except (sqlite3.Error, OSError, diskcache.Timeout) as exc:
+                raise _failure(self.directory, exc) from exc
+
+        return end
 
     def sync_log(self) -> None:
         """A group's end: one fsync of the log. The connection stays at NORMAL for the

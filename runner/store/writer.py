@@ -1,10 +1,11 @@
 """The store's writer thread: where a run's local store writes go, so that a journal write's
 fsync never holds the event loop while it reads the other jobs' answers.
 
-The thread commits in groups: the writes queued while it was busy run one after the other,
-then one fsync per database written makes them all durable, and only then is any of their
-callers answered (see :func:`runner.store.grouping.grouped_commits`). Sixteen jobs recording
-at once pay for a few fsyncs, not sixty."""
+The thread commits in groups: the writes queued while it was busy run one after the other
+(in one transaction per database while they follow each other), then one fsync per
+database written makes them all durable, and only then is any of their callers answered
+(see :func:`runner.store.grouping.grouped_commits`). Sixteen jobs recording at once pay
+for a few fsyncs, not sixty."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
-from runner.store.grouping import grouped_commits
+from runner.store.grouping import current, grouped_commits
 
 T = TypeVar("T")
 # A write, the loop future its caller awaits, whether it must be fsynced before the answer,
@@ -140,12 +141,20 @@ class _Writer:
     def _next(self, deadline: float | None) -> _Item | None:
         """The next queued write; waiting for one until ``deadline``, if given, but not
         longer than two usual gaps between writes: past that, none is coming soon."""
-        try:
-            if deadline is not None:
-                left = min(deadline - time.monotonic(), 2 * self._gap)
-                if left > 0:
-                    return self._queue.get(timeout=left)
+        with contextlib.suppress(queue.Empty):
             return self._queue.get_nowait()
+        if deadline is None:
+            return None
+        left = min(deadline - time.monotonic(), 2 * self._gap)
+        if left <= 0:
+            return None
+        # Waiting: commit what is written so far first (not synced: that is for the
+        # group's end), so that no other process waits on our transaction meanwhile.
+        group = current()
+        if group is not None:
+            group.commit_held()
+        try:
+            return self._queue.get(timeout=left)
         except queue.Empty:
             return None
 

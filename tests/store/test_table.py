@@ -171,3 +171,81 @@ def test_the_journal_one_statement_writes_equal_the_long_way(
 
 def _timeless(entry: JournalEntry | None) -> JournalEntry | None:
     return None if entry is None else replace(entry, at=0.0, attempts=(0.0,) * len(entry.attempts))
+
+
+def _log_frames(directory: Path) -> int:
+    """Pages written to the table's write-ahead log so far (each commit writes every page
+    it changed: the row's, the index's, diskcache's counters)."""
+    with sqlite3.connect(directory / "cache.db") as con:
+        page: int = con.execute("PRAGMA page_size").fetchone()[0]
+    size = (directory / "cache.db-wal").stat().st_size
+    return max(0, size - 32) // (page + 24)  # the log's header, then frames
+
+
+def test_a_groups_writes_share_one_commit(tmp_path: Path) -> None:
+    alone, grouped = Table(tmp_path / "alone", durable=True), Table(tmp_path / "g", durable=True)
+    before = _log_frames(tmp_path / "alone"), _log_frames(tmp_path / "g")
+    for i in range(20):
+        alone.set(f"k{i}", {"v": i})
+    with grouped_commits():
+        for i in range(20):
+            grouped.set(f"k{i}", {"v": i})
+    each = _log_frames(tmp_path / "alone") - before[0]
+    once = _log_frames(tmp_path / "g") - before[1]
+    assert each >= 40, each  # twenty commits, two pages or more each
+    assert once <= 8, once  # one commit: each page changed is written once
+    assert rows(tmp_path / "alone") == rows(tmp_path / "g")
+    alone.close()
+    grouped.close()
+
+
+def test_a_failed_unit_inside_a_group_is_undone_alone(tmp_path: Path) -> None:
+    table = Table(tmp_path / "t", durable=True)
+    with grouped_commits():
+        table.set("before", {"v": 1})
+        with pytest.raises(ValueError), table.transact():
+            table.set("inside", {"v": 2})
+            raise ValueError("the unit fails after its write")
+        table.set("after", {"v": 3})
+    assert [row[0] for row in rows(tmp_path / "t")] == ["after", "before"]
+    table.close()
+
+
+def test_a_group_that_fails_writes_nothing_it_had_not_committed(tmp_path: Path) -> None:
+    table = Table(tmp_path / "t", durable=True)
+    with pytest.raises(RuntimeError), grouped_commits():
+        table.set("lost", {"v": 1})
+        raise RuntimeError("the group fails before its end")
+    assert rows(tmp_path / "t") == [] and table.get("lost") is None
+    table.set("later", {"v": 2})  # the connection is usable again, outside a group
+    assert table.get("later") == {"v": 2}
+    table.close()
+
+
+def test_a_group_holds_the_lock_only_until_it_commits_what_it_wrote(tmp_path: Path) -> None:
+    """The writer commits before it waits for more writes (Group.commit_held): another
+    process can write meanwhile; the group's next write takes the lock again."""
+    table = Table(tmp_path / "t", durable=True)
+    other = sqlite3.connect(tmp_path / "t" / "cache.db", timeout=0, isolation_level=None)
+
+    def other_can_write() -> bool:
+        try:
+            other.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError:
+            return False
+        other.execute("ROLLBACK")
+        return True
+
+    with grouped_commits() as group:
+        table.set("a", {"v": 1})
+        assert not other_can_write()
+        assert other.execute("SELECT count(*) FROM Cache").fetchone() == (0,)  # not yet
+        group.commit_held()
+        assert other_can_write()
+        assert other.execute("SELECT count(*) FROM Cache").fetchone() == (1,)
+        table.set("b", {"v": 2})
+        assert not other_can_write()
+    assert other_can_write()
+    assert other.execute("SELECT count(*) FROM Cache").fetchone() == (2,)
+    other.close()
+    table.close()
