@@ -80,6 +80,17 @@ def rows(figures: dict[str, dict[str, Any]]) -> list[str]:
                 ".venv/bin/python benchmarks/runner_overhead.py",
                 f["load"],
             )
+    for size in (1000, 5000):
+        f = figures.get(f"runner_alone_{size}")
+        if f:
+            row(
+                f"recording a node, the runner alone (fal faked in its process, no emulator on "
+                f"the cores), full run of {size:,} nodes (target ≤ 1 ms)",
+                f"recording {f['record']:.2f} ms per node ({f['record_cpu']:.2f} ms of it the "
+                f"calls' own CPU); {f['cpu']:.1f} ms CPU per node with the fake's own work",
+                ".venv/bin/python benchmarks/runner_overhead.py",
+                f["load"],
+            )
     f = figures.get("throughput")
     if f:
         row(
