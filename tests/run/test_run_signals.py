@@ -38,11 +38,12 @@ def until_three_jobs_are_at_fal(process: subprocess.Popen[str], store: Path) -> 
         time.sleep(0.02)
 
 
-def read_until(process: subprocess.Popen[str], fragment: str) -> list[str]:
-    """Lines of the run's stdout up to the first that holds ``fragment``."""
-    assert process.stdout is not None
+def read_until(process: subprocess.Popen[str], fragment: str, *, err: bool = False) -> list[str]:
+    """Lines of the run's stdout (``err``: stderr) up to the first that holds ``fragment``."""
+    stream = process.stderr if err else process.stdout
+    assert stream is not None
     lines: list[str] = []
-    for line in process.stdout:
+    for line in stream:
         lines.append(line)
         if fragment in line:
             return lines
@@ -103,7 +104,8 @@ def test_githubs_cancel_sigint_then_sigterm_then_sigkill(
         process = spawn_run(pipeline, store, *local)
         until_three_jobs_are_at_fal(process, store)
         process.send_signal(signal.SIGINT)
-        time.sleep(0.5)  # GitHub waits 7.5 s
+        # GitHub waits 7.5 s; here, until the run has begun to stop (its cancels take 3 s).
+        said = "".join(read_until(process, "SIGINT: stopping", err=True))
         process.send_signal(signal.SIGTERM)
         try:
             out, err = process.communicate(timeout=2.5)  # GitHub waits 2.5 s more
@@ -111,6 +113,7 @@ def test_githubs_cancel_sigint_then_sigterm_then_sigkill(
             process.kill()
             out, err = process.communicate()
             raise AssertionError("SIGTERM after SIGINT did not end the run at once") from None
+        err = said + err
         assert process.returncode == 143, err
         assert "SIGINT: stopping" in err and "SIGTERM again: exiting now" in err
         assert "Traceback" not in out + err
