@@ -237,14 +237,11 @@ class BlobStore:
         """Rename the complete ``staged`` file into place, or drop it if already there."""
         dest = self.path(stored.sha256)
         shard = dest.parent
-        if self.has(stored.sha256, stored.size):
-            # Fresh mtime: gc spares recent files, so a concurrent gc cannot remove this one
-            # between our put and the record the caller writes next.
-            with contextlib.suppress(OSError):
-                os.utime(dest)
-            # Its rename may not be durable yet (another process, or thread, landing the
-            # same content): the caller's result, synced next, must not outlive the file.
-            # The copy is dropped only once it is.
+        if self.has(stored.sha256, stored.size) and _touched(dest):
+            # Touched: a gc spares (or puts back) a file landed since it looked (gone: ours
+            # lands below). Its rename may not be durable yet (another process, or thread,
+            # landing the same content): the caller's result, synced next, must not outlive
+            # the file. The copy is dropped only once it is.
             if not self._sync_later(shard, then=functools.partial(self._discard, staged)):
                 fsync_dir(shard)
                 self._discard(staged)
@@ -339,6 +336,18 @@ class BlobStore:
 def _unlink(path: Path) -> None:
     with contextlib.suppress(OSError):  # removed with the staging directory meanwhile
         path.unlink()
+
+
+def _touched(path: Path) -> bool:
+    """Give ``path`` a fresh mtime; False if it is gone (a gc removed it meanwhile). One
+    we may not touch (another user's, in a shared store) is there: True."""
+    try:
+        os.utime(path)
+    except FileNotFoundError:
+        return False
+    except OSError:
+        pass
+    return True
 
 
 def _younger(path: Path, seconds: float) -> bool:

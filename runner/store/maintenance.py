@@ -9,13 +9,15 @@ writing the lockfile that would keep them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
+import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runner.store.blobs import hash_path
+from runner.store.blobs import fsync_dir, hash_path
 from runner.store.store import GC_GRACE, Store
 
 
@@ -183,10 +185,13 @@ def gc_store(
                 report.files_in_grace += 1
                 report.bytes_in_grace += st.st_size
             continue
+        if not dry_run and not _remove_unless_touched(store, path, recent):
+            report.files_kept += 1
+            report.files_in_grace += 1
+            report.bytes_in_grace += st.st_size
+            continue
         report.files_removed += 1
         report.bytes_freed += st.st_size
-        if not dry_run:
-            path.unlink(missing_ok=True)
 
     for key, upload in list(store.uploads()):
         if upload is None or not upload.usable(now, 0.0):
@@ -210,6 +215,29 @@ def gc_store(
         if not dry_run:
             path.unlink(missing_ok=True)
     return report
+
+
+def _remove_unless_touched(store: Store, path: Path, recent: float) -> bool:
+    """Remove the stored file ``path``, unless a run landed the same content since gc
+    looked at it (its mtime is then after ``recent``: see BlobStore._land, which touches
+    the file it finds, and lands its own copy if the file is gone). The file is renamed
+    aside first, then looked at again: a landing that touched it before the rename is
+    seen, and the file put back; one after finds it gone and lands its own. False when
+    kept."""
+    aside = store.files.tmp / f".gc-{os.getpid()}-{uuid.uuid4().hex}"
+    try:
+        os.rename(path, aside)
+    except FileNotFoundError:
+        return True  # removed by another gc meanwhile
+    try:
+        if os.stat(aside).st_mtime <= recent:
+            return True
+        with contextlib.suppress(FileExistsError):  # landed anew meanwhile: that one stays
+            os.link(aside, path)
+        fsync_dir(path.parent)
+        return False
+    finally:
+        os.unlink(aside)
 
 
 def tree_size(root: Path) -> int:
