@@ -73,10 +73,11 @@ def rows(figures: dict[str, dict[str, Any]]) -> list[str]:
         f = figures.get(f"runner_overhead_{size}")
         if f:
             row(
-                f"the runner's CPU per node, full run of {size:,} nodes, rendering taken out "
-                "(target ≤ 5 ms; recording ≤ 1 ms)",
-                f"{f['cpu']:.1f} ms CPU per node; recording {f['record']:.1f} ms per node (wall "
-                "time in the store's journal and result calls, fsync waits included)",
+                f"the runner's CPU per node, full run of {size:,} nodes against the emulator "
+                "(`--no-render`, on the same 2 cores) (target ≤ 5 ms)",
+                f"{f['cpu']:.1f} ms CPU per node; recording {f['record']:.2f} ms per node (wall "
+                "time in the store's journal and result calls, fsync waits and waits for a "
+                "core included)",
                 ".venv/bin/python benchmarks/runner_overhead.py",
                 f["load"],
             )
