@@ -42,6 +42,9 @@ class Group:
         self.logs: dict[Log, None] = {}
         self.dirs: dict[Path, tuple[Callable[[], None], list[Callable[[], None]]]] = {}
         self.held: dict[object, Callable[[bool], None]] = {}
+        # A commit of held writes that failed before the group's end: their callers have
+        # not heard back yet, and must not hear success.
+        self.failure: BaseException | None = None
 
     def hold(self, owner: object, end: Callable[[bool], None]) -> None:
         """``owner`` (a table) has opened a transaction for the group's next writes:
@@ -63,6 +66,7 @@ class Group:
             except BaseException as exc:
                 failure = failure or exc
         if failure is not None:
+            self.failure = self.failure or failure
             raise failure
 
 
@@ -96,6 +100,8 @@ def grouped_commits(*, sync: bool = True) -> Iterator[Group]:
                 group._end_held(False)
             raise
         group.commit_held()  # before the syncs, which make the commits durable
+        if group.failure is not None:  # an earlier commit lost writes (raised to a caller)
+            raise group.failure
     finally:
         _group.open = None
         if group.sync or group.dirs:

@@ -334,6 +334,12 @@ class Table:
                 self._cache._con.execute("PRAGMA synchronous = 1")
                 self._normal.add(thread)
             group.logs[self] = None
+        if group.held:
+            # Another connection's transaction (another database, or this one opened
+            # twice): committed before this one waits for its lock, which another process
+            # holding this lock and waiting for that one (or that very transaction) would
+            # otherwise keep for LOCK_TIMEOUT. A failure fails the group.
+            group.commit_held()
         group.hold(self, self._begin())
         return group
 

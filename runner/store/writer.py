@@ -181,15 +181,21 @@ def _then(group: list[_Item], done: list[_Answer]) -> list[_Answer]:
     if all(item[3] is None for item in group):
         return done
     answers: list[_Answer] = []
-    with grouped_commits(sync=False):
-        for (_, _, _, then), answer in zip(group, done, strict=True):
-            future, ok, _ = answer
-            if ok and then is not None:
-                try:
-                    then()
-                except BaseException as exc:  # handed to the awaiting step
-                    answer = (future, False, exc)
-            answers.append(answer)
+    try:
+        with grouped_commits(sync=False):
+            for (_, _, _, then), answer in zip(group, done, strict=True):
+                future, ok, _ = answer
+                if ok and then is not None:
+                    try:
+                        then()
+                    except BaseException as exc:  # handed to the awaiting step
+                        answer = (future, False, exc)
+                answers.append(answer)
+    except BaseException as exc:  # their commit failed: no ``then`` is written
+        return [
+            (future, False, exc) if ok and then is not None else (future, ok, outcome)
+            for (_, _, _, then), (future, ok, outcome) in zip(group, done, strict=True)
+        ]
     return answers
 
 

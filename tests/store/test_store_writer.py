@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
@@ -18,6 +19,7 @@ import pytest
 
 from runner.store import Owner, Store, StoredFile, StoreError, TieredStore
 from runner.store.journal import body_digest
+from runner.store.table import Table
 from runner.store.writer import GROUP_WAIT, _Writer, off_loop
 from tests.record_helpers import record
 from tests.store.writer_helpers import logged_syncs, together
@@ -268,3 +270,44 @@ asyncio.run(main())
         entry = after.journal("k1")
     assert entry is not None and entry.state == "submitting"
     assert entry.body == BODY and entry.body_sha256 == body_digest(BODY)
+
+
+async def test_a_release_whose_commit_fails_is_answered_and_the_writer_goes_on(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The release (``then``) is committed at the end of its own group: a commit that fails
+    # there (a full disk) must reach its caller, not end the writer thread (every later
+    # write, and this one, would then wait for ever).
+    owner = Owner.current("run-1")
+    tiered = TieredStore(store)
+    assert (await tiered.first_look("k1", "local", owner)).claimed
+    release, begin = store.release, Table._begin
+
+    def failing_commit(table: Table) -> Callable[[bool], None]:
+        end = begin(table)
+
+        def fail(commit: bool) -> None:
+            end(False)
+            if commit:
+                raise StoreError("simulated: the release's commit cannot be written")
+
+        return fail
+
+    def release_on_a_full_disk(key: str, holder: Owner | None = None) -> bool:
+        monkeypatch.setattr(Table, "_begin", failing_commit)
+        return release(key, holder)
+
+    monkeypatch.setattr(store, "release", release_on_a_full_disk)
+    staged = store.tmp_dir() / "k1.part"
+    staged.write_bytes(b"a clip")
+    kept = record("k1", StoredFile(hashlib.sha256(b"a clip").hexdigest(), 6))
+    keeping = asyncio.ensure_future(tiered.keep_result(staged, kept, owner))
+    await asyncio.wait([keeping], timeout=10)
+    assert keeping.done(), "the writer never answered"
+    with pytest.raises(StoreError):
+        keeping.result()
+    monkeypatch.undo()
+    assert store.get_result("k1") == kept  # the result is durable; the claim stays
+    entry = store.journal("k1")
+    assert entry is not None and entry.owner == owner
+    assert await off_loop(store.release, "k1", owner, sync=False)  # the writer goes on

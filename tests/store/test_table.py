@@ -5,10 +5,11 @@ verify``, ``gc``) reads them, and its counts stay right. And a thread that wrote
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ import pytest
 from runner.store import Owner, Store
 from runner.store.grouping import grouped_commits
 from runner.store.journal import JournalEntry, body_digest
-from runner.store.table import Table
+from runner.store.table import StoreError, Table
 
 COLUMNS = "key, raw, expire_time, access_count, tag, size, mode, filename, value"
 
@@ -249,3 +250,52 @@ def test_a_group_holds_the_lock_only_until_it_commits_what_it_wrote(tmp_path: Pa
     assert other.execute("SELECT count(*) FROM Cache").fetchone() == (2,)
     other.close()
     table.close()
+
+
+def test_a_group_never_waits_for_a_lock_while_it_holds_another(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two stores over one directory in one process share the writer thread: a group that
+    held the first's transaction while it took the second's lock waited on itself until
+    the lock timeout (and two processes writing two databases in opposite orders, on each
+    other). A group holds one database's transaction at a time."""
+    monkeypatch.setattr("runner.store.table.LOCK_TIMEOUT", 0.5)
+    first, second = Table(tmp_path / "t", durable=True), Table(tmp_path / "t", durable=True)
+    other = Table(tmp_path / "o", durable=True)
+    with grouped_commits():
+        first.set("a", {"v": 1})
+        second.set("b", {"v": 2})  # the same database on another connection
+        other.set("c", {"v": 3})
+        first.set("d", {"v": 4})
+    assert [row[0] for row in rows(tmp_path / "t")] == ["a", "b", "d"]
+    assert other.get("c") == {"v": 3}
+    for table in (first, second, other):
+        table.close()
+
+
+def test_a_group_whose_early_commit_fails_fails_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A commit made before the group's end (before it waits, or before it takes another
+    database's lock) that fails lost writes whose callers have not heard back yet: the
+    group fails, even if its later writes commit."""
+    first, second = Table(tmp_path / "f", durable=True), Table(tmp_path / "s", durable=True)
+    begin = Table._begin
+
+    def failing_commit(table: Table) -> Callable[[bool], None]:
+        end = begin(table)
+
+        def fail(commit: bool) -> None:
+            end(False)
+            raise StoreError("simulated: the commit cannot be written")
+
+        return fail if table is first else end
+
+    monkeypatch.setattr(Table, "_begin", failing_commit)
+    with pytest.raises(StoreError), grouped_commits():
+        first.set("lost", {"v": 1})
+        with contextlib.suppress(StoreError):  # a caller's own failure, handed back to it
+            second.set("kept", {"v": 2})
+    assert first.get("lost") is None
+    first.close()
+    second.close()
