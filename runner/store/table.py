@@ -52,9 +52,10 @@ class StoreError(ShotgraphError):
 
 def _failure(path: Path, exc: BaseException) -> StoreError | DiskFull:
     full = disk_full(exc, path)
-    if full is None and _io_error(exc) and (free_bytes(mount_point(path)) or 0) < _NEARLY_FULL:
+    if full is None and _nearly_full_sqlite(exc, path):
         # SQLite reports some writes on a full disk (growing the WAL's shared memory) as
-        # a plain I/O error; with next to no space left, that is what it is.
+        # a plain I/O error, and a group's commit after a write that a full disk rolled
+        # back as "no transaction is active": with next to no space left, that is what it is.
         full = DiskFull(path, f"{exc}")
     if full is not None:
         return full
@@ -75,6 +76,7 @@ def _failure(path: Path, exc: BaseException) -> StoreError | DiskFull:
 
 
 _NEARLY_FULL = 1 << 20
+_SQLITE_ERROR = 1
 _SQLITE_BUSY = 5
 _SQLITE_IOERR = 10
 
@@ -85,8 +87,11 @@ def _sqlite_code(exc: BaseException) -> int | None:
     return code & 0xFF if isinstance(code, int) else None
 
 
-def _io_error(exc: BaseException) -> bool:
-    return _sqlite_code(exc) == _SQLITE_IOERR
+def _nearly_full_sqlite(exc: BaseException, path: Path) -> bool:
+    """An SQLite error (an I/O error, or any on a group's commit) with next to no space."""
+    if _sqlite_code(exc) not in (_SQLITE_IOERR, _SQLITE_ERROR):
+        return False
+    return (free_bytes(mount_point(path)) or 0) < _NEARLY_FULL
 
 
 class Table:

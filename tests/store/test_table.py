@@ -17,7 +17,9 @@ from typing import Any
 import diskcache
 import pytest
 
+from runner.errors import DiskFull
 from runner.store import Owner, Store
+from runner.store import table as table_module
 from runner.store.grouping import grouped_commits
 from runner.store.journal import JournalEntry, body_digest
 from runner.store.table import StoreError, Table
@@ -299,3 +301,23 @@ def test_a_group_whose_early_commit_fails_fails_whole(
     assert first.get("lost") is None
     first.close()
     second.close()
+
+
+def test_a_groups_commit_refused_on_a_nearly_full_disk_says_the_disk_is_full(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write a full disk rolled back takes the group's transaction with it: the group's
+    commit then finds none ("no transaction is active"). With no space left, the user is
+    told the disk is full (free some space), not that the store may be damaged."""
+    table = Table(tmp_path / "t", durable=True)
+    monkeypatch.setattr(table_module, "free_bytes", lambda _: 4096)
+    with pytest.raises(DiskFull), grouped_commits():
+        table.set("a", {"v": 1})
+        table._cache._con.execute("ROLLBACK")  # what SQLite does on SQLITE_FULL
+    monkeypatch.undo()
+    # With room, the same refusal is what it says (a store error, not a full disk).
+    with pytest.raises(Exception) as caught, grouped_commits():
+        table.set("b", {"v": 1})
+        table._cache._con.execute("ROLLBACK")
+    assert not isinstance(caught.value, DiskFull)
+    table.close()
