@@ -5,7 +5,9 @@ synced once each at its end, side by side, before anyone acts on what it wrote.
 Inside a group, a durable table's writes that follow one another also share one SQLite
 transaction (:meth:`Group.hold`): a burst of queued writes commits once, not once a
 write, since each commit rewrites the pages every write touches (the row's, its index's,
-the counters diskcache keeps). The writer commits them before it waits for more writes
+the counters diskcache keeps). A group holds one such transaction at a time (a write to
+another table commits the one held first: no lock is ever waited for while another is
+held), and the writer commits before it waits for more writes
 (:meth:`Group.commit_held`), so no other process waits on a lock held while idle."""
 
 from __future__ import annotations
