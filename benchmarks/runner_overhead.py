@@ -121,29 +121,32 @@ def timed(store: Store, spent: Spent) -> None:
     grouping.sync_logs = wrap(ORIGINAL_SYNC_LOGS, "group sync")
 
 
-def measure(url: str | None, nodes: int, jobs: int) -> dict[str, Any]:
-    """A full run of ``nodes`` against the emulator at ``url``, or (None) the fake fal."""
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        pipeline = write_pipeline(folder, nodes, 3, f"overhead {nodes}")
-        compiled = check_pipeline(pipeline, backend="local").require()
-        with Store.open(folder / "store") as store:
-            spent = Spent()
-            timed(store, spent)
-            fake = FakeFal(video=False)
+def measure(url: str | None, nodes: int, jobs: int, root: Path) -> dict[str, Any]:
+    """A full run of ``nodes`` against the emulator at ``url``, or (None) the fake fal, in
+    a new folder under ``root``. The folder is left for the caller to delete once every
+    measurement is made: deleting thousands of files makes the filesystem's next file
+    creations slower for a minute or more (ext4 steps over recently freed inodes), which
+    the next measurement would otherwise pay for."""
+    folder = Path(tempfile.mkdtemp(dir=root))
+    pipeline = write_pipeline(folder, nodes, 3, f"overhead {nodes}")
+    compiled = check_pipeline(pipeline, backend="local").require()
+    with Store.open(folder / "store") as store:
+        spent = Spent()
+        timed(store, spent)
+        fake = FakeFal(video=False)
 
-            def connect() -> FalClient | FakeFal:
-                if url is None:
-                    return fake
-                return FalClient(FalConfig(queue_url=url, rest_url=url))
+        def connect() -> FalClient | FakeFal:
+            if url is None:
+                return fake
+            return FalClient(FalConfig(queue_url=url, rest_url=url))
 
-            executor = Executor(
-                compiled.steps, store, connect, Quiet(), RunOptions(backend="local", jobs=jobs)
-            )
-            cpu, wall = time.process_time(), time.perf_counter()
-            result = asyncio.run(executor.run())
-            cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-            assert result.ok, result.failed
+        executor = Executor(
+            compiled.steps, store, connect, Quiet(), RunOptions(backend="local", jobs=jobs)
+        )
+        cpu, wall = time.process_time(), time.perf_counter()
+        result = asyncio.run(executor.run())
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        assert result.ok, result.failed
     count = len(compiled.steps)
     return {
         "nodes": count,
@@ -181,12 +184,12 @@ def main() -> int:
     print_reference()
     options = ("--no-render", "--latency", "0", "--concurrency", str(args.jobs))
     print("against the emulator (--no-render), a process of its own on the same cores:")
-    with emulator_process(*options) as url:
+    with tempfile.TemporaryDirectory() as root, emulator_process(*options) as url:
         for size in args.sizes:
-            report(measure(url, size, args.jobs), f"runner_overhead_{size}")
-    print("the runner alone (fal faked in this process; its own work counted as the runner's):")
-    for size in args.sizes:
-        report(measure(None, size, args.jobs), f"runner_alone_{size}")
+            report(measure(url, size, args.jobs, Path(root)), f"runner_overhead_{size}")
+        print("the runner alone (fal faked in this process; its own work counted as its own):")
+        for size in args.sizes:
+            report(measure(None, size, args.jobs, Path(root)), f"runner_alone_{size}")
     print_reference()
     print("targets: runner CPU <= 5 ms per node, flat in N; recording a node <= 1 ms")
     return 0
