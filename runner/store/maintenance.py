@@ -9,7 +9,6 @@ writing the lockfile that would keep them.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 import uuid
@@ -229,15 +228,13 @@ def _remove_unless_touched(store: Store, path: Path, recent: float) -> bool:
         os.rename(path, aside)
     except FileNotFoundError:
         return True  # removed by another gc meanwhile
-    try:
-        if os.stat(aside).st_mtime <= recent:
-            return True
-        with contextlib.suppress(FileExistsError):  # landed anew meanwhile: that one stays
-            os.link(aside, path)
-        fsync_dir(path.parent)
-        return False
-    finally:
+    if os.stat(aside).st_mtime <= recent:
         os.unlink(aside)
+        return True
+    # Put back (over a copy a run may have landed meanwhile: the same bytes), durably.
+    os.replace(aside, path)
+    fsync_dir(path.parent)
+    return False
 
 
 def tree_size(root: Path) -> int:
