@@ -36,40 +36,43 @@ class Group:
 
     ``logs``, the durable tables written in the group; ``dirs``, each directory a rename
     of the group must be made durable in: how to sync it, and what to do once it is (see
-    :func:`sync_dir_later`); ``held``, the transactions open on this thread's
-    connections, each with how to end it (True: commit; False: roll back)."""
+    :func:`sync_dir_later`); ``held``, the one transaction open on this thread's
+    connections, if any: whose it is (a table) and how to end it (True: commit; False:
+    roll back)."""
 
     def __init__(self, sync: bool) -> None:
         self.sync = sync
         self.logs: dict[Log, None] = {}
         self.dirs: dict[Path, tuple[Callable[[], None], list[Callable[[], None]]]] = {}
-        self.held: dict[object, Callable[[bool], None]] = {}
+        self.held: tuple[object, Callable[[bool], None]] | None = None
         # A commit of held writes that failed before the group's end: their callers have
         # not heard back yet, and must not hear success.
         self.failure: BaseException | None = None
 
+    def holds(self, owner: object) -> bool:
+        """Whether the transaction open now is ``owner``'s."""
+        return self.held is not None and self.held[0] is owner
+
     def hold(self, owner: object, end: Callable[[bool], None]) -> None:
-        """``owner`` (a table) has opened a transaction for the group's next writes:
-        ``end`` commits it (True) or rolls it back (False), at the latest with the group."""
-        self.held[owner] = end
+        """``owner`` (a table) has opened a transaction for the group's next writes (any
+        other's is committed first: see :meth:`commit_held`): ``end`` commits it (True)
+        or rolls it back (False), at the latest with the group."""
+        self.held = (owner, end)
 
     def commit_held(self) -> None:
-        """Commit the transactions open now (the next write opens its table's again).
-        Every one is tried; the first failure is raised: the group's writes are then not
-        all saved, and the group fails."""
+        """Commit the transaction open now, if any (the next write opens its table's
+        again). A failure is raised, and fails the group: its writes are not all saved."""
         self._end_held(True)
 
     def _end_held(self, commit: bool) -> None:
-        held, self.held = list(self.held.values()), {}
-        failure: BaseException | None = None
-        for end in held:
-            try:
-                end(commit and failure is None)
-            except BaseException as exc:
-                failure = failure or exc
-        if failure is not None:
-            self.failure = self.failure or failure
-            raise failure
+        if self.held is None:
+            return
+        (_, end), self.held = self.held, None
+        try:
+            end(commit)
+        except BaseException as exc:
+            self.failure = self.failure or exc
+            raise
 
 
 def current() -> Group | None:

@@ -273,7 +273,7 @@ class Table:
         """
         try:
             group = self._join_group()
-            if group is None or self not in group.held:
+            if group is None or not group.holds(self):
                 with self._cache.transact():
                     yield
                 return
@@ -331,7 +331,7 @@ class Table:
                 self._cache._con.execute("PRAGMA synchronous = 2")
                 self._normal.discard(thread)
             return None
-        if self in group.held:
+        if group.holds(self):
             return group
         if self not in group.logs:
             thread = threading.get_ident()
@@ -339,12 +339,11 @@ class Table:
                 self._cache._con.execute("PRAGMA synchronous = 1")
                 self._normal.add(thread)
             group.logs[self] = None
-        if group.held:
-            # Another connection's transaction (another database, or this one opened
-            # twice): committed before this one waits for its lock, which another process
-            # holding this lock and waiting for that one (or that very transaction) would
-            # otherwise keep for LOCK_TIMEOUT. A failure fails the group.
-            group.commit_held()
+        # Another connection's transaction (another database, or this one opened twice)
+        # is committed before this one waits for its lock, which another process holding
+        # this lock and waiting for that one (or that very transaction) would otherwise
+        # keep for LOCK_TIMEOUT. A failure fails the group.
+        group.commit_held()
         group.hold(self, self._begin())
         return group
 
