@@ -14,13 +14,19 @@ from pathlib import Path
 
 import pytest
 
-from runner.store import Owner, Store, StoredFile, StoreError, TieredStore
+from runner.store import Owner, Store, StoreError, TieredStore
 from runner.store import blobs as blobs_module
 from runner.store.grouping import grouped_commits
 from runner.store.journal import body_digest
 from runner.store.writer import off_loop
 from tests.record_helpers import record
-from tests.store.writer_helpers import logged_syncs, together
+from tests.store.writer_helpers import (
+    claimed,
+    logged_syncs,
+    logging_releases,
+    staged_download,
+    together,
+)
 
 BODY = {"prompt": "a lighthouse"}
 
@@ -38,36 +44,22 @@ def log(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return logged_syncs(monkeypatch, name)
 
 
-def _staged(store: Store, data: bytes, name: str = "clip.part") -> tuple[Path, StoredFile]:
-    """A download as the runner leaves it: written and fsynced in staging, and its hash."""
-    path = store.tmp_dir() / name
-    path.write_bytes(data)
-    return path, StoredFile(hashlib.sha256(data).hexdigest(), len(data))
-
-
-async def _keep(store: Store, data: bytes, key: str, log: list[str]) -> None:
+async def _keep(
+    store: Store, data: bytes, key: str, log: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A claim on ``key``, then its download kept in one trip, its release logged."""
-    owner = Owner.current("run-1")
-    tiered = TieredStore(store)
-    assert (await tiered.first_look(key, "local", owner)).claimed
-    release = store.release
-
-    def logged_release(key: str, holder: Owner | None = None) -> bool:
-        log.append("release")
-        return release(key, holder)
-
-    store.release = logged_release  # type: ignore[method-assign]
-    staged, stored = _staged(store, data)
+    owner, tiered = await claimed(store, key)
+    logging_releases(monkeypatch, store, log)
+    staged, stored = staged_download(store, data)
     log.clear()
     await tiered.keep_result(staged, record(key, stored), owner)
     log.append("answered")
-    del store.release
 
 
 async def test_a_landed_file_is_durable_before_its_release_and_its_answer(
-    store: Store, log: list[str]
+    store: Store, log: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    await _keep(store, b"a clip", "k1", log)
+    await _keep(store, b"a clip", "k1", log, monkeypatch)
     shard = str(store.file_path(hashlib.sha256(b"a clip").hexdigest()).parent)
     files = str(store.file_path("0" * 64).parent.parent)
     # The new shard in files/, the rename in the shard, the result: all synced before the
@@ -82,7 +74,7 @@ async def test_a_copy_of_stored_content_is_dropped_once_its_directory_is_synced(
 ) -> None:
     # Another process landed the same content a moment ago: its rename may not be durable
     # yet. The copy is dropped, and the claim released, only after the shard's sync.
-    first, stored = _staged(store, b"a clip", "first.part")
+    first, stored = staged_download(store, b"a clip", "first.part")
     store.adopt_file(first, stored)
     discard = blobs_module.BlobStore._discard
 
@@ -91,7 +83,7 @@ async def test_a_copy_of_stored_content_is_dropped_once_its_directory_is_synced(
         discard(self, staged)
 
     monkeypatch.setattr(blobs_module.BlobStore, "_discard", logged_discard)
-    await _keep(store, b"a clip", "k1", log)
+    await _keep(store, b"a clip", "k1", log, monkeypatch)
     shard = str(store.file_path(stored.sha256).parent)
     assert sorted(log[:2]) == sorted([f"dir {shard}", "log results"])
     assert log[2:] == ["discard", "release", "answered"]
@@ -102,7 +94,7 @@ async def test_files_landed_in_one_group_sync_their_directory_once(
 ) -> None:
     # Two downloads of different content in the same shard, recorded in one group.
     clips = _same_shard(2)
-    staged = [_staged(store, data, f"{n}.part") for n, data in enumerate(clips)]
+    staged = [staged_download(store, data, f"{n}.part") for n, data in enumerate(clips)]
     owner = Owner.current("run-1")
     assert await off_loop(store.claim, "k", owner, sync=False) is None
     log.clear()
@@ -122,7 +114,7 @@ async def test_a_file_landed_outside_the_writer_is_synced_before_its_call_return
     store: Store, log: list[str]
 ) -> None:
     # A pool thread (a media step, a bucket fetch) has no group to join: it syncs at once.
-    staged, stored = _staged(store, b"a still")
+    staged, stored = staged_download(store, b"a still")
     log.clear()
     await asyncio.to_thread(store.adopt_file, staged, stored)
     assert f"dir {store.file_path(stored.sha256).parent}" in log
@@ -131,10 +123,8 @@ async def test_a_file_landed_outside_the_writer_is_synced_before_its_call_return
 async def test_no_release_when_the_directory_sync_fails(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    owner = Owner.current("run-1")
-    tiered = TieredStore(store)
-    assert (await tiered.first_look("k1", "local", owner)).claimed
-    staged, stored = _staged(store, b"a clip")
+    owner, tiered = await claimed(store)
+    staged, stored = staged_download(store, b"a clip")
     # The shard there already (a new one's entry is synced at once): the group's sync fails.
     store.file_path(stored.sha256).parent.mkdir(parents=True)
 
@@ -158,7 +148,7 @@ async def test_a_result_whose_file_was_lost_is_reattached_not_rendered_again(
     assert store.claim("k1", owner) is None
     store.begin_submit("k1", owner, "fal-ai/x", BODY, body_digest(BODY))
     store.record_submission("k1", owner, "fal-ai/x", {"request_id": "req-1"})
-    staged, stored = _staged(store, b"a clip")
+    staged, stored = staged_download(store, b"a clip")
     store.adopt_file(staged, stored)
     store.put_result(record("k1", stored))
     os.chmod(store.file_path(stored.sha256), 0o644)
@@ -191,7 +181,9 @@ def test_a_new_shard_is_durable_before_another_thread_lands_a_file_in_it(
     # thread of its own (a media step, a bucket fetch) lands other content in that shard,
     # sees it there, syncs only the shard and is answered. Its file must survive a power
     # cut from then on: the shard's own entry in files/ must be durable by then.
-    first, second = (_staged(store, data, f"{n}.part") for n, data in enumerate(_same_shard(2)))
+    first, second = (
+        staged_download(store, data, f"{n}.part") for n, data in enumerate(_same_shard(2))
+    )
     files = str(store.file_path(first[1].sha256).parent.parent)
     log.clear()
     with grouped_commits():

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import hashlib
 import os
 import subprocess
 import sys
@@ -17,12 +16,18 @@ from typing import TypeVar
 
 import pytest
 
-from runner.store import Owner, Store, StoredFile, StoreError, TieredStore
+from runner.store import Owner, Store, StoreError
 from runner.store.journal import body_digest
 from runner.store.table import Table
 from runner.store.writer import GROUP_WAIT, _Writer, off_loop
 from tests.record_helpers import record
-from tests.store.writer_helpers import logged_syncs, together
+from tests.store.writer_helpers import (
+    claimed,
+    logged_syncs,
+    logging_releases,
+    staged_download,
+    together,
+)
 
 BODY = {"prompt": "a lighthouse"}
 T = TypeVar("T")
@@ -116,19 +121,10 @@ async def test_a_release_is_written_only_after_its_result_is_synced(
     # A download, its result and the release of the claim go in one trip: the release (an
     # unsynced commit the disk may take before the result's) comes after the result's sync.
     log = syncs
-    owner = Owner.current("run-1")
-    tiered = TieredStore(store)
-    assert (await tiered.first_look("k1", "local", owner)).claimed
-    release = store.release
-
-    def logged_release(key: str, holder: Owner | None = None) -> bool:
-        log.append("release")
-        return release(key, holder)
-
-    monkeypatch.setattr(store, "release", logged_release)
-    staged = store.tmp_dir() / "k1.part"
-    staged.write_bytes(b"a clip")
-    kept = record("k1", StoredFile(hashlib.sha256(b"a clip").hexdigest(), 6))
+    owner, tiered = await claimed(store)
+    logging_releases(monkeypatch, store, log)
+    staged, stored = staged_download(store, b"a clip")
+    kept = record("k1", stored)
     await tiered.keep_result(staged, kept, owner)
     assert log.index("fsync results") < log.index("release") == len(log) - 1
     assert store.get_result("k1") == kept and store.journal("k1") is None
@@ -137,12 +133,9 @@ async def test_a_release_is_written_only_after_its_result_is_synced(
 async def test_no_release_when_the_results_sync_fails(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    owner = Owner.current("run-1")
-    tiered = TieredStore(store)
-    assert (await tiered.first_look("k1", "local", owner)).claimed
-    staged = store.tmp_dir() / "k1.part"
-    staged.write_bytes(b"a clip")
-    kept = record("k1", StoredFile(hashlib.sha256(b"a clip").hexdigest(), 6))
+    owner, tiered = await claimed(store)
+    staged, stored = staged_download(store, b"a clip")
+    kept = record("k1", stored)
 
     def failing(fd: int) -> None:
         raise OSError(errno.EIO, "I/O error")
@@ -278,9 +271,7 @@ async def test_a_release_whose_commit_fails_is_answered_and_the_writer_goes_on(
     # The release (``then``) is committed at the end of its own group: a commit that fails
     # there (a full disk) must reach its caller, not end the writer thread (every later
     # write, and this one, would then wait for ever).
-    owner = Owner.current("run-1")
-    tiered = TieredStore(store)
-    assert (await tiered.first_look("k1", "local", owner)).claimed
+    owner, tiered = await claimed(store)
     release, begin = store.release, Table._begin
 
     def failing_commit(table: Table) -> Callable[[bool], None]:
@@ -298,9 +289,8 @@ async def test_a_release_whose_commit_fails_is_answered_and_the_writer_goes_on(
         return release(key, holder)
 
     monkeypatch.setattr(store, "release", release_on_a_full_disk)
-    staged = store.tmp_dir() / "k1.part"
-    staged.write_bytes(b"a clip")
-    kept = record("k1", StoredFile(hashlib.sha256(b"a clip").hexdigest(), 6))
+    staged, stored = staged_download(store, b"a clip")
+    kept = record("k1", stored)
     keeping = asyncio.ensure_future(tiered.keep_result(staged, kept, owner))
     await asyncio.wait([keeping], timeout=10)
     assert keeping.done(), "the writer never answered"

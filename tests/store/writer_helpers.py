@@ -1,17 +1,22 @@
 """How the store's tests watch its writer: every fsync and fdatasync, told by what it
-synced (a write is durable before anyone hears of it), and writes queued as one group."""
+synced (a write is durable before anyone hears of it), writes queued as one group, and
+the releases of claims; and what a generation holds when it keeps its download: a claim,
+and the download in staging."""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import sys
 import threading
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TypeVar
 
 import pytest
 
+from runner.store import Owner, Store, StoredFile, TieredStore
 from runner.store.writer import off_loop
 
 T = TypeVar("T")
@@ -56,3 +61,30 @@ async def together(work: Callable[[], Awaitable[T]]) -> T:
     gate.set()
     await asyncio.gather(blocked, return_exceptions=True)  # in the group: fails with it
     return await task
+
+
+async def claimed(store: Store, key: str = "k1") -> tuple[Owner, TieredStore]:
+    """A run's claim on ``key`` (its first look finds it free), and the store it looks
+    through."""
+    owner = Owner.current("run-1")
+    tiered = TieredStore(store)
+    assert (await tiered.first_look(key, "local", owner)).claimed
+    return owner, tiered
+
+
+def staged_download(store: Store, data: bytes, name: str = "clip.part") -> tuple[Path, StoredFile]:
+    """A download as the runner leaves it: written and fsynced in staging, and its hash."""
+    path = store.tmp_dir() / name
+    path.write_bytes(data)
+    return path, StoredFile(hashlib.sha256(data).hexdigest(), len(data))
+
+
+def logging_releases(monkeypatch: pytest.MonkeyPatch, store: Store, log: list[str]) -> None:
+    """Append "release" to ``log`` at each release of a claim in ``store``."""
+    release = store.release
+
+    def logged_release(key: str, holder: Owner | None = None) -> bool:
+        log.append("release")
+        return release(key, holder)
+
+    monkeypatch.setattr(store, "release", logged_release)
