@@ -178,13 +178,11 @@ def gc_store(
             st = path.stat()
         except OSError:
             continue
-        if name in referenced or st.st_mtime > recent:
+        if name in referenced:
             report.files_kept += 1
-            if name not in referenced:
-                report.files_in_grace += 1
-                report.bytes_in_grace += st.st_size
             continue
-        if not dry_run and not _remove_unless_touched(store, path, recent):
+        # Recent, or landed again while gc looked (then it is recent too): spared.
+        if st.st_mtime > recent or not (dry_run or _remove_unless_touched(store, path, recent)):
             report.files_kept += 1
             report.files_in_grace += 1
             report.bytes_in_grace += st.st_size
