@@ -133,12 +133,13 @@ def measure(url: str | None, nodes: int, jobs: int, root: Path) -> dict[str, Any
     with Store.open(folder / "store") as store:
         spent = Spent()
         timed(store, spent)
-        fake = FakeFal(video=False)
-
-        def connect() -> FalClient | FakeFal:
-            if url is None:
-                return fake
-            return FalClient(FalConfig(queue_url=url, rest_url=url))
+        connect: Callable[[], FalClient | FakeFal]
+        if url is None:
+            fake = FakeFal(video=False)  # its jobs outlive a connection, as fal's do
+            connect = lambda: fake  # noqa: E731
+        else:
+            config = FalConfig(queue_url=url, rest_url=url)
+            connect = lambda: FalClient(config)  # noqa: E731
 
         executor = Executor(
             compiled.steps, store, connect, Quiet(), RunOptions(backend="local", jobs=jobs)
