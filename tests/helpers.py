@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import shutil
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +22,16 @@ characters:
     keyframes: {front: assets/key.png}
 motions: {orbit: assets/motion.mp4}
 """
+
+
+@contextmanager
+def refused_port() -> Iterator[int]:
+    """A loopback port that refuses connections for as long as the block runs: bound and
+    never listening. (A port bound and closed again is free for another test's server to
+    take, and a test counting on a refusal then meets that server.)"""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield int(sock.getsockname()[1])
 
 
 def project(root: Path) -> Path:

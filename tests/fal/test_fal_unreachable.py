@@ -12,13 +12,7 @@ from fal_fakes import MARKER_KEY, Sleeps
 
 from runner.fal import Credentials, FalClient, FalConfig, FalUnavailable, RetryPolicy, Secret
 from runner.fal.retry import unreachable
-
-
-def closed_port() -> int:
-    """A loopback port nothing listens on (bound, then closed)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.helpers import refused_port
 
 
 def client(
@@ -31,10 +25,10 @@ def client(
 
 async def test_a_refused_connection_is_reported_within_a_second_of_backoff() -> None:
     sleeps = Sleeps()
-    port = closed_port()
-    async with client(f"http://127.0.0.1:{port}", sleeps) as fal:
-        with pytest.raises(FalUnavailable) as info:
-            await fal.submit("fal-ai/ltx-video", {"prompt": "x"})
+    with refused_port() as port:
+        async with client(f"http://127.0.0.1:{port}", sleeps) as fal:
+            with pytest.raises(FalUnavailable) as info:
+                await fal.submit("fal-ai/ltx-video", {"prompt": "x"})
     error = info.value
     assert f"cannot connect to 127.0.0.1:{port}: the host refused the connection" in error.message
     assert "SHOTGRAPH_FAL_QUEUE_URL" in (error.hint or "")

@@ -4,7 +4,6 @@ obstore's threads must not take the GIL while the interpreter is finalised."""
 from __future__ import annotations
 
 import asyncio
-import socket
 import subprocess
 import sys
 from typing import Any
@@ -13,6 +12,7 @@ import pytest
 
 from runner.store import s3_inflight
 from runner.store.s3_inflight import settled
+from tests.helpers import refused_port
 
 # What a run does when its store goes away: many requests under way, the first failure
 # stops the run and the others are cancelled, the summary is printed, the command exits 1.
@@ -37,27 +37,19 @@ exit_with(1)
 """
 
 
-def dead_endpoint() -> str:
-    """An address on loopback where nothing listens (connections are refused at once)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
-
-
 def test_a_run_that_loses_its_store_exits_1_and_never_aborts() -> None:
     # Before the fix about a third of these processes died of SIGABRT after the summary.
-    endpoint = dead_endpoint()
-    command = [sys.executable, "-c", FAILING_RUN, endpoint]
-    runs = [
-        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for _ in range(12)
-    ]
-    for run in runs:
-        out, err = run.communicate(timeout=60)
-        assert run.returncode == 1, (run.returncode, err[-2000:])
-        assert out == "summary: store gone\n"
-        assert err == "", err[-2000:]  # no panic, no outcome reported lost
+    with refused_port() as port:  # connections are refused at once
+        command = [sys.executable, "-c", FAILING_RUN, f"http://127.0.0.1:{port}"]
+        runs = [
+            subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for _ in range(12)
+        ]
+        for run in runs:
+            out, err = run.communicate(timeout=60)
+            assert run.returncode == 1, (run.returncode, err[-2000:])
+            assert out == "summary: store gone\n"
+            assert err == "", err[-2000:]  # no panic, no outcome reported lost
 
 
 def test_a_cancelled_caller_leaves_its_request_to_end_before_the_loop_closes() -> None:
