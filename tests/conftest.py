@@ -281,11 +281,13 @@ def _emulators_borrow_the_sessions_pool(request: pytest.FixtureRequest) -> Itera
 def start_emulator(render_pool: ProcessPoolExecutor) -> Iterator[Callable[..., Any]]:
     """``start(**config)``: a running emulator on loopback, stopped after the test."""
     from runner.emulator import EmulatorConfig, EmulatorServer
+    from tests.run_helpers import DRAWN_SMALL
 
     servers: list[EmulatorServer] = []
 
     def start(**options: Any) -> EmulatorServer:
         options.setdefault("latency", 0.0)
+        options.setdefault("render_scale", DRAWN_SMALL)  # why: tests/run_helpers.py
         server = EmulatorServer(EmulatorConfig(**options), executor=render_pool).start()
         servers.append(server)
         return server

@@ -73,8 +73,22 @@ def make_project(root: Path, *, action: str = "subtle breathing", text: str = PI
     return path
 
 
+# Emulators the tests start draw their animatics at a quarter of the size and scale them up
+# (EmulatorConfig.render_scale, a test aid): a sixth of the CPU, the same sizes, frame counts
+# and protocol. A test that looks at what is drawn (text in the band), needs two prompts to
+# draw differently, or compares outputs with a `--backend local` run (which draws at full
+# size) asks for FULL_SIZE.
+DRAWN_SMALL = 0.25
+FULL_SIZE = 1.0
+
+
 def start_emulator(pool: ProcessPoolExecutor, **config: Any) -> EmulatorServer:
-    settings: dict[str, Any] = {"latency": 0.0, "concurrency": 8, "require_auth": False}
+    settings: dict[str, Any] = {
+        "latency": 0.0,
+        "concurrency": 8,
+        "require_auth": False,
+        "render_scale": DRAWN_SMALL,
+    }
     settings.update(config)
     return EmulatorServer(EmulatorConfig(**settings), executor=pool).start()
 

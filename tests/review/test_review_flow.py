@@ -12,7 +12,14 @@ import pytest
 
 from runner import cli
 from runner.pipeline.review_file import review_path
-from tests.run_helpers import last_run_events, lock_of, make_project, rendered, start_emulator
+from tests.run_helpers import (
+    FULL_SIZE,
+    last_run_events,
+    lock_of,
+    make_project,
+    rendered,
+    start_emulator,
+)
 from tests.run_helpers import run_local as run
 
 pytestmark = pytest.mark.slow
@@ -65,7 +72,9 @@ def test_a_gate_renders_the_shot_holds_the_extends_until_approved(
 ) -> None:
     pipeline = make_project(tmp_path / "p", text=GATED.replace("PROMPT", "subtle breathing."))
     store = tmp_path / "store"
-    with start_emulator(render_pool) as emulator:
+    # Drawn at full size: the shot's new prompt must change its output to void the approval,
+    # and drawn small these two short prompts come out as the same bytes.
+    with start_emulator(render_pool, render_scale=FULL_SIZE) as emulator:
         # run renders the shot and stops there: exit 0, the extends wait
         assert run(pipeline, emulator.url, store) == 0
         out = capsys.readouterr().out
@@ -121,7 +130,9 @@ def test_a_rejection_keeps_the_note_and_holds_even_cached_dependents(
 ) -> None:
     pipeline = make_project(tmp_path / "p", text=GATED.replace("PROMPT", "subtle breathing."))
     store = tmp_path / "store"
-    with start_emulator(render_pool) as emulator:
+    # Drawn at full size: the shot's new prompt must change its output to void the approval,
+    # and drawn small these two short prompts come out as the same bytes.
+    with start_emulator(render_pool, render_scale=FULL_SIZE) as emulator:
         assert run(pipeline, emulator.url, store) == 0
         assert cli_run("approve", *local(pipeline, emulator.url, store), "shot") == 0
         assert run(pipeline, emulator.url, store) == 0

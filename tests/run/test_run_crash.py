@@ -15,6 +15,7 @@ from runner.compile.check import check_pipeline
 from runner.emulator import EmulatorConfig, EmulatorServer
 from runner.store import Store, verify_store
 from tests.run_helpers import (
+    FULL_SIZE,
     GENERATION_NODES,
     Lines,
     make_project,
@@ -56,9 +57,10 @@ def test_kill_9_while_jobs_are_in_flight_loses_and_repays_nothing(
         stats = emulator.stats()
     assert stats["total_submissions"] == len(GENERATION_NODES)
     assert set(stats["submissions"].values()) == {1}
-    # ... and the outputs are the ones an uninterrupted run makes.
+    # ... and the outputs are the ones an uninterrupted run makes (drawn at full size, as the
+    # runs' own emulators draw).
     clean = make_project(tmp_path / "clean")
-    with start_emulator(render_pool) as emulator:
+    with start_emulator(render_pool, render_scale=FULL_SIZE) as emulator:
         common = ["--cache-dir", str(tmp_path / "clean-store"), "--plain", "--backend", "local"]
         assert cli.run(["run", str(clean), *common, "--emulator-url", emulator.url]) == 0
     assert output_hashes(pipeline) == output_hashes(clean)

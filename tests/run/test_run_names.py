@@ -12,7 +12,14 @@ import av
 from runner.compile.check import check_pipeline
 from runner.emulator import fingerprint
 from tests.emulator.emulator_helpers import name_difference
-from tests.run_helpers import GENERATION_NODES, lock_of, make_project, run_local, start_emulator
+from tests.run_helpers import (
+    FULL_SIZE,
+    GENERATION_NODES,
+    lock_of,
+    make_project,
+    run_local,
+    start_emulator,
+)
 
 # The cut's clips, in story order, 9 frames each (tests/run_helpers.py's tiny pipeline).
 CUT = ["street", "intro_more", "orbit", "new_angle"]
@@ -23,7 +30,8 @@ def test_every_clip_and_the_cut_carry_the_node_name(
 ) -> None:
     pipeline = make_project(tmp_path / "p")
     state = tmp_path / "emulator"
-    with start_emulator(render_pool, state_dir=state) as emulator:
+    # drawn at full size: the test reads the names in the band
+    with start_emulator(render_pool, state_dir=state, render_scale=FULL_SIZE) as emulator:
         code = run_local(pipeline, emulator.url, tmp_path / "store")
         assert code == 0
     jobs = [json.loads(path.read_text()) for path in (state / "jobs").glob("*.json")]
