@@ -22,23 +22,26 @@ SECTION = (ROOT / "docs" / "running.md").read_text().split("## Signals")[1].spli
 # GitHub runs a step with `bash -e` (--noprofile --norc -eo pipefail); sh is the POSIX floor.
 SHELLS = ["bash", "bash -e", "sh"]
 
-# shotgraph at the seam: it stops on SIGINT or SIGTERM as shotgraph does (its own handler, a
-# moment to clean up, 128 + the signal), or exits at once with $FAKE_EXIT.
+# shotgraph at the seam: it stops on SIGINT or SIGTERM as shotgraph does (a moment to clean
+# up, then 128 + the signal), or exits at once with $FAKE_EXIT. It waits for the signals
+# with them blocked (sigtimedwait), not in a handler around time.sleep: a signal that lands
+# after Python last checked for one and before the sleep's system call began would only be
+# handled when the sleep ends, a minute later (seen about once in 150 steps under load).
 FAKE = f"""#!{sys.executable}
 import os, signal, sys, time
 if "FAKE_EXIT" in os.environ:
     sys.exit(int(os.environ["FAKE_EXIT"]))
-def stop(signum, frame):
-    time.sleep(0.3)
-    print("stopped by", signal.Signals(signum).name, flush=True)
-    sys.exit(128 + signum)
-signal.signal(signal.SIGINT, stop)
-signal.signal(signal.SIGTERM, stop)
-if "FAKE_LISTENING" in os.environ:  # a file that says the handlers are in place
+STOPS = {{signal.SIGINT, signal.SIGTERM}}
+signal.pthread_sigmask(signal.SIG_BLOCK, STOPS)  # held from now on until waited for
+if "FAKE_LISTENING" in os.environ:  # a file that says the signals are caught from now on
     open(os.environ["FAKE_LISTENING"], "w").close()
 print("args", *sys.argv[1:], flush=True)
-time.sleep(60)
-sys.exit(99)
+got = signal.sigtimedwait(STOPS, 60)
+if got is None:
+    sys.exit(99)
+time.sleep(0.3)
+print("stopped by", signal.Signals(got.si_signo).name, flush=True)
+sys.exit(128 + got.si_signo)
 """
 
 
