@@ -74,7 +74,7 @@ def make_project(root: Path, *, action: str = "subtle breathing", text: str = PI
 
 
 # Emulators the tests start draw their animatics at a quarter of the size and scale them up
-# (EmulatorConfig.render_scale, a test aid): a sixth of the CPU, the same sizes, frame counts
+# (EmulatorConfig.render_scale, a test aid): a quarter of the CPU, the same sizes, frame counts
 # and protocol. A test that looks at what is drawn (text in the band), needs two prompts to
 # draw differently, or compares outputs with a `--backend local` run (which draws at full
 # size) asks for FULL_SIZE.
