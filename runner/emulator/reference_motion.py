@@ -16,6 +16,8 @@ motion accumulates in the reference.
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,9 +86,26 @@ class ReferenceMotion:
         return float(sum(getattr(step, component) for step in self.steps))
 
 
+# The motions measured last in this process, by the hash of the clip's bytes: a pipeline
+# films many shots after the few clips of its motion library, and measuring one (decoding
+# it whole, then a phase correlation per step) costs three times the rest of a small render.
+_MEASURED: OrderedDict[str, ReferenceMotion] = OrderedDict()
+_KEPT = 16
+
+
 def estimate(path: Path) -> ReferenceMotion:
     """The motion of the video at ``path`` (raises av.FFmpegError or ValueError if it
     cannot be decoded)."""
+    with open(path, "rb") as clip:
+        digest = hashlib.file_digest(clip, "sha256").hexdigest()
+    motion = _MEASURED.pop(digest, None) or _measure(path)
+    _MEASURED[digest] = motion  # the most recent last
+    while len(_MEASURED) > _KEPT:
+        _MEASURED.popitem(last=False)
+    return motion
+
+
+def _measure(path: Path) -> ReferenceMotion:
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         rate = float(stream.average_rate or stream.guessed_rate or 24)

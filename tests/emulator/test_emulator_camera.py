@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageDraw
 
+from runner.emulator import reference_motion
 from runner.emulator.camera import MOVES, read_camera
 from runner.emulator.reference_motion import camera_moves, estimate
 from runner.media.encode import VideoWriter
@@ -196,3 +197,28 @@ def test_the_example_motion_clips_read_as_their_names(tmp_path: Path) -> None:
         "handheld_sway": "handheld",
         "turn_to_camera": "still",
     }
+
+
+def test_a_clip_is_measured_once_by_its_bytes_not_its_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    measured: list[Path] = []
+    measure = reference_motion._measure
+
+    def counted(path: Path) -> reference_motion.ReferenceMotion:
+        measured.append(path)
+        return measure(path)
+
+    monkeypatch.setattr(reference_motion, "_measure", counted)
+    monkeypatch.setattr(reference_motion, "_MEASURED", type(reference_motion._MEASURED)())
+    right = panning(tmp_path / "r.mp4", 3)
+    first = estimate(right)
+    # the same bytes under another name (another job's download): not measured again
+    copy = tmp_path / "job" / "reference.mp4"
+    copy.parent.mkdir()
+    copy.write_bytes(right.read_bytes())
+    assert estimate(copy) is first
+    # other bytes at the first name: measured, and read as what they show
+    panning(right, -3)
+    assert camera_moves(estimate(right)).describe() == "pan-left"
+    assert measured == [right, right]
