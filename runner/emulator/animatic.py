@@ -205,7 +205,7 @@ def _following(spec: RenderSpec) -> Camera:
     assert spec.video is not None
     try:
         motion = reference_motion.estimate(spec.video)
-    except (av.FFmpegError, IndexError, ValueError) as exc:
+    except (av.FFmpegError, IndexError, ValueError, OSError) as exc:
         raise _InputError(_load_error(spec.video_loc, spec.video_url, "video")) from exc
     count = len(motion.steps)
 

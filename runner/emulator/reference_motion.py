@@ -94,8 +94,8 @@ _KEPT = 16
 
 
 def estimate(path: Path) -> ReferenceMotion:
-    """The motion of the video at ``path`` (raises av.FFmpegError or ValueError if it
-    cannot be decoded)."""
+    """The motion of the video at ``path`` (raises OSError if it cannot be read,
+    av.FFmpegError or ValueError if it cannot be decoded)."""
     with open(path, "rb") as clip:
         digest = hashlib.file_digest(clip, "sha256").hexdigest()
     motion = _MEASURED.pop(digest, None) or _measure(path)

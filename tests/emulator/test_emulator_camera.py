@@ -10,6 +10,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from runner.emulator import reference_motion
+from runner.emulator.animatic import RenderSpec, render
 from runner.emulator.camera import MOVES, read_camera
 from runner.emulator.reference_motion import camera_moves, estimate
 from runner.media.encode import VideoWriter
@@ -222,3 +223,18 @@ def test_a_clip_is_measured_once_by_its_bytes_not_its_name(
     panning(right, -3)
     assert camera_moves(estimate(right)).describe() == "pan-left"
     assert measured == [right, right]
+
+
+def test_a_reference_that_cannot_be_read_is_fals_video_load_error(tmp_path: Path) -> None:
+    picture = tmp_path / "k.png"
+    scene(SIZE, 6).save(picture)
+    spec = RenderSpec(
+        "multicondition", "480p", "16:9", 9, 24, "a shot", 1, "a label",
+        image=picture, image_url="https://files.example/k.png", image_loc=("images", 0),
+        video=tmp_path / "gone.mp4", video_url="https://files.example/r.mp4",
+        video_loc=("videos", 0, "video_url"),
+    )  # fmt: skip
+    outcome = render(spec, tmp_path / "out.mp4")
+    assert outcome.error is not None and outcome.error["type"] == "video_load_error"
+    assert outcome.error["loc"] == ["body", "videos", 0, "video_url"]
+    assert not (tmp_path / "out.mp4").exists()
