@@ -41,11 +41,15 @@ def rows(figures: dict[str, dict[str, Any]]) -> list[str]:
     def row(bar: str, figure: str, command: str, load: str) -> None:
         out.append(f"| {bar} | {figure} | `{command}` | {load.removeprefix('load average ')} |")
 
-    for size in (1000, 5000):
+    # Nothing remembered: every node read, checked and compiled. PRODUCT.md asks 5,000 nodes
+    # "well under a second or two"; the 0.5 s targets of 5,000 nodes are from the memo (below).
+    cold_targets = {1000: "≤ 0.5 s", 5000: "well under 2 s"}
+    for size, target in cold_targets.items():
         f = figures.get(f"plan_scale_{size}")
         if f:
             row(
-                f"`validate` + `plan` of {size:,} nodes, cold process, no store (target ≤ 0.5 s)",
+                f"`validate` + `plan` of {size:,} nodes, cold process, no store, nothing "
+                f"remembered (target {target})",
                 f"{f['wall']:.2f} s, {f['rss']} MB peak RSS",
                 ".venv/bin/python benchmarks/plan_scale.py",
                 f["load"],
