@@ -16,7 +16,6 @@ motion accumulates in the reference.
 
 from __future__ import annotations
 
-import hashlib
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from runner.emulator.camera import MOVES, Move, describe
+from runner.hashing import sha256_file
 
 Array = npt.NDArray[np.float64]
 
@@ -96,8 +96,7 @@ _KEPT = 16
 def estimate(path: Path) -> ReferenceMotion:
     """The motion of the video at ``path`` (raises OSError if it cannot be read,
     av.FFmpegError or ValueError if it cannot be decoded)."""
-    with open(path, "rb") as clip:
-        digest = hashlib.file_digest(clip, "sha256").hexdigest()
+    digest, _ = sha256_file(path)
     motion = _MEASURED.pop(digest, None) or _measure(path)
     _MEASURED[digest] = motion  # the most recent last
     while len(_MEASURED) > _KEPT:

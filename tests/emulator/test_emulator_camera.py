@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections import OrderedDict
 from pathlib import Path
 
 import pytest
@@ -211,7 +212,7 @@ def test_a_clip_is_measured_once_by_its_bytes_not_its_name(
         return measure(path)
 
     monkeypatch.setattr(reference_motion, "_measure", counted)
-    monkeypatch.setattr(reference_motion, "_MEASURED", type(reference_motion._MEASURED)())
+    monkeypatch.setattr(reference_motion, "_MEASURED", OrderedDict())  # none measured yet
     right = panning(tmp_path / "r.mp4", 3)
     first = estimate(right)
     # the same bytes under another name (another job's download): not measured again

@@ -73,7 +73,7 @@ async def claimed(store: Store, key: str = "k1") -> tuple[Owner, TieredStore]:
 
 
 def staged_download(store: Store, data: bytes, name: str = "clip.part") -> tuple[Path, StoredFile]:
-    """A download as the runner leaves it: written and fsynced in staging, and its hash."""
+    """A download as the runner leaves it in staging, and its hash."""
     path = store.tmp_dir() / name
     path.write_bytes(data)
     return path, StoredFile(hashlib.sha256(data).hexdigest(), len(data))
