@@ -133,15 +133,17 @@ def measure(url: str | None, nodes: int, jobs: int, root: Path) -> dict[str, Any
     with Store.open(folder / "store") as store:
         spent = Spent()
         timed(store, spent)
-        # The fake's jobs outlive a connection, as fal's do: one for the whole run.
-        fake = FakeFal(video=False) if url is None else None
-        config = FalConfig(queue_url=url, rest_url=url) if url is not None else None
+        if url is None:
+            fake = FakeFal(video=False)  # its jobs outlive a connection, as fal's do
 
-        def connect() -> FalClient | FakeFal:
-            if fake is not None:
+            def connect() -> FalClient | FakeFal:
                 return fake
-            assert config is not None
-            return FalClient(config)
+
+        else:
+            config = FalConfig(queue_url=url, rest_url=url)
+
+            def connect() -> FalClient | FakeFal:
+                return FalClient(config)
 
         executor = Executor(
             compiled.steps, store, connect, Quiet(), RunOptions(backend="local", jobs=jobs)

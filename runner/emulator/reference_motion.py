@@ -97,7 +97,9 @@ def estimate(path: Path) -> ReferenceMotion:
     """The motion of the video at ``path`` (raises OSError if it cannot be read,
     av.FFmpegError or ValueError if it cannot be decoded)."""
     digest, _ = sha256_file(path)
-    motion = _MEASURED.pop(digest, None) or _measure(path)
+    motion = _MEASURED.pop(digest, None)
+    if motion is None:
+        motion = _measure(path)
     _MEASURED[digest] = motion  # the most recent last
     while len(_MEASURED) > _KEPT:
         _MEASURED.popitem(last=False)

@@ -19,10 +19,11 @@ from runner.emulator import EmulatorConfig, EmulatorServer, video_io
 from runner.ltx.registry import Endpoint, registry
 from runner.ltx.schema import load_raw
 from runner.media import probe, read_audio
+from tests.run_helpers import DRAWN_SMALL
 
 OPEN_WEIGHTS = [e for e in registry().endpoints() if e.family.startswith("ltx-2-19b")]
 # LTX-2 Pro and Fast render 1080p at the least: two of their four endpoints (one of each
-# family and kind) keep the suite quick, about 2 s each at the render scale of 0.25.
+# family and kind) keep the suite quick, about 2 s each drawn small (DRAWN_SMALL).
 HOSTED = [
     registry().endpoint("ltx-2-pro", "t2v"),
     registry().endpoint("ltx-2-fast", "i2v"),
@@ -35,7 +36,7 @@ def shared(
     render_pool: ProcessPoolExecutor, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[EmulatorServer, httpx.Client, dict[str, str]]]:
     folder = tmp_path_factory.mktemp("ltx2-inputs")
-    config = EmulatorConfig(latency=0, concurrency=4, render_scale=0.25)
+    config = EmulatorConfig(latency=0, concurrency=4, render_scale=DRAWN_SMALL)
     server = EmulatorServer(config, executor=render_pool).start()
     http = httpx.Client(headers=AUTH, timeout=60)
     keyframe = make_keyframe(folder / "k.png", (640, 360)).read_bytes()

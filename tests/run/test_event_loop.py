@@ -40,14 +40,14 @@ from runner.run.executor import Executor
 from runner.run.outcome import RunOptions, RunResult
 from runner.store import Store
 from runner.ui.reporters import reporters_for
-from tests.run_helpers import ROOT
+from tests.run_helpers import DRAWN_SMALL, ROOT
 
 SLOW = 0.05  # seconds: a callback this long is a loop that stopped serving everyone else
 # The emulator's test aid: animatics drawn at a quarter of their size (then scaled up to it).
 # The test judges the loops, never a picture, and the renders run in the emulator's worker
 # processes: 9.3 -> 5.5 s of the test's wall, 14.9 -> 8.7 s of CPU, while every other worker
 # waits for it.
-DRAWN_SMALL = LocalOptions(render_scale=0.25)
+LOCAL_DRAWN_SMALL = LocalOptions(render_scale=DRAWN_SMALL)
 
 
 class _DebugLoops(asyncio.DefaultEventLoopPolicy):
@@ -253,7 +253,7 @@ def _demo_run(tmp_path: Path, slow_callbacks: _SlowCallbacks) -> list[str]:
             executor = Executor(
                 steps,
                 store,
-                lambda: open_backend("local", store.root, local=DRAWN_SMALL),
+                lambda: open_backend("local", store.root, local=LOCAL_DRAWN_SMALL),
                 reporter,
                 RunOptions(backend="local"),
                 outputs=checked.outputs,

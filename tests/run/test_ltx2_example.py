@@ -80,7 +80,7 @@ def _level(data: bytes) -> float:
 def test_it_renders_with_sound_across_the_cut(tmp_path: Path, start_emulator: Any) -> None:
     pipeline = project(tmp_path / "p")
     store = tmp_path / "store"
-    emulator = start_emulator(concurrency=4, require_auth=False, render_scale=0.25)
+    emulator = start_emulator(concurrency=4, require_auth=False)
     started = time.perf_counter()
     code = run_local(pipeline, emulator.url, store)
     print(f"ltx2-sound.yaml rendered on the emulator in {time.perf_counter() - started:.1f} s")

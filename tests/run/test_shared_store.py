@@ -24,11 +24,6 @@ from tests.run_helpers import lock_of, make_project
 
 pytestmark = pytest.mark.slow
 
-# The many-shot tests look at submissions, leases and bytes, never at a picture: their
-# emulator draws each animatic at a quarter of its size (its test aid), which makes the same
-# files for every machine at a third of the cost.
-QUARTER = 0.25
-
 
 def run_here(pipeline: Path, *extra: str) -> int:
     store = pipeline.parent / ".store"
@@ -81,7 +76,7 @@ def test_a_second_machine_renders_nothing_and_changes_no_lockfile(
 def test_four_machines_split_forty_jobs_each_submitted_once(
     tmp_path: Path, s3_server: Any, start_emulator: Any
 ) -> None:
-    emulator: EmulatorServer = start_emulator(latency=0.2, concurrency=8, render_scale=QUARTER)
+    emulator: EmulatorServer = start_emulator(latency=0.2, concurrency=8)
     env = machine_env(s3_server, s3_server.url(), SHOTGRAPH_STORE_LEASE="10")
     first = t2v_pipeline(tmp_path / "m0", 40, "four")
     pipelines = [first] + [
@@ -105,7 +100,7 @@ def test_four_machines_split_forty_jobs_each_submitted_once(
 def test_a_killed_machine_is_taken_over_after_its_lease_without_a_second_job(
     tmp_path: Path, s3_server: Any, start_emulator: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    emulator: EmulatorServer = start_emulator(latency=3.0, concurrency=8, render_scale=QUARTER)
+    emulator: EmulatorServer = start_emulator(latency=3.0, concurrency=8)
     url = s3_server.url()
     env = machine_env(s3_server, url, SHOTGRAPH_STORE_LEASE="1.5")
     a = t2v_pipeline(tmp_path / "a", 4, "killed", outputs=4)
@@ -175,7 +170,7 @@ def own_server(request: pytest.FixtureRequest, tmp_path: Path, s3_server: Any) -
 def test_a_store_gone_mid_run_fails_by_name_and_nothing_is_paid_twice(
     tmp_path: Path, own_server: Any, start_emulator: Any
 ) -> None:
-    emulator: EmulatorServer = start_emulator(latency=1.5, concurrency=8, render_scale=QUARTER)
+    emulator: EmulatorServer = start_emulator(latency=1.5, concurrency=8)
     url = own_server.url()
     # Only the run that loses the store gives up on it quickly: a second's patience would
     # make the later runs fail on a busy machine, which is not what is tested here.
