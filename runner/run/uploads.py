@@ -25,7 +25,7 @@ from runner.compile.steps import Slot, fill_slots
 from runner.errors import StepFailed
 from runner.fal.config import same_origin
 from runner.run.queue_client import QueueClient
-from runner.store import ResultRecord, TieredStore, UploadRecord
+from runner.store import UPLOAD_MARGIN, ResultRecord, TieredStore, UploadRecord
 
 # How long a result URL fal returned is trusted to stay fetchable.
 RESULT_URL_TTL = 3600.0
@@ -42,7 +42,7 @@ class Materializer:
         self.client = client
         self.backend = backend
         self.started = time.time()
-        self._uploading: dict[str, asyncio.Future[str]] = {}
+        self._uploads: dict[str, asyncio.Future[UploadRecord]] = {}  # this run's, by hash
         self._dead: set[str] = set()  # URLs fal could not download from
 
     async def body(
@@ -112,22 +112,37 @@ class Materializer:
             not _loopback(url) or same_origin(url, self.client.config.queue_url)
         )
 
-    async def _upload_once(self, sha256: str, upload: Callable[[], Awaitable[str]]) -> str:
-        """The URL of a file by its hash: remembered, or being uploaded for another step of
-        this run (steps that start together share one upload), or uploaded now."""
-        known = await self.store.get_upload(self.backend, sha256)
-        if known is not None and self._servable(known.url):
-            return known.url
-        task = self._uploading.get(sha256)
+    async def _upload_once(self, sha256: str, upload: Callable[[], Awaitable[UploadRecord]]) -> str:
+        """The URL of a file by its hash: uploaded by this run (or being uploaded for another
+        of its steps: steps that start together share one upload), remembered in the store,
+        or uploaded now."""
+        task = self._this_runs(sha256)
         if task is None:
-            task = asyncio.ensure_future(upload())
-            self._uploading[sha256] = task
-            # Forgotten once done: a failure is retried by the next step, a success is in
-            # the store (where its expiry is checked).
-            task.add_done_callback(lambda _: self._uploading.pop(sha256, None))
-        return await asyncio.shield(task)  # one step cancelled must not cancel the others'
+            known = await self.store.get_upload(self.backend, sha256)
+            if known is not None and self._servable(known.url):
+                return known.url
+            # Looked up again: another step's upload may have started, or ended, while the
+            # store was read (a read that began before its record was written misses it).
+            task = self._this_runs(sha256)
+            if task is None:
+                task = asyncio.ensure_future(upload())
+                self._uploads[sha256] = task
+        uploaded = await asyncio.shield(task)  # one step cancelled must not cancel the others'
+        return uploaded.url
 
-    async def _upload_project_file(self, source: LocalFile) -> str:
+    def _this_runs(self, sha256: str) -> asyncio.Future[UploadRecord] | None:
+        """This run's upload of a file: under way, or done with a URL fal can still fetch,
+        by the store's rule (a failed one is tried again by the next step that needs it)."""
+        task = self._uploads.get(sha256)
+        if task is None or not task.done():
+            return task
+        if task.cancelled() or task.exception() is not None:
+            return None
+        uploaded = task.result()
+        usable = uploaded.url not in self._dead and uploaded.usable(time.time(), UPLOAD_MARGIN)
+        return task if usable else None
+
+    async def _upload_project_file(self, source: LocalFile) -> UploadRecord:
         # Through the store: the bytes sent must be the ones the cache key was made from, even
         # if the file is edited while the run goes on (that fails the node instead).
         stored = await asyncio.to_thread(
@@ -135,13 +150,13 @@ class Materializer:
         )
         return await self._upload(stored.sha256, _content_type(source.path))
 
-    async def _upload_output(self, record: ResultRecord) -> str:
+    async def _upload_output(self, record: ResultRecord) -> UploadRecord:
         # Another machine's output may still be only in the shared store: fetch it first.
         if await self.store.fetch_files([record]):
             raise StepFailed(f"the output of '{record.node}' cannot be had to upload")
         return await self._upload(record.output.sha256, record.content_type)
 
-    async def _upload(self, sha256: str, content_type: str) -> str:
+    async def _upload(self, sha256: str, content_type: str) -> UploadRecord:
         """Upload a stored file (named for fal by its hash) and remember its URL."""
         path = self.store.local.file_path(sha256)
         suffix = mimetypes.guess_extension(content_type) or ""
@@ -153,7 +168,7 @@ class Materializer:
         record = UploadRecord(self.backend, sha256, uploaded.url, expires)
         # A loopback URL means nothing on another machine: it stays in the local store.
         await self.store.put_upload(record, share=not _loopback(uploaded.url))
-        return uploaded.url
+        return record
 
 
 def _loopback(url: str) -> bool:

@@ -11,7 +11,9 @@ from pathlib import Path
 import av
 import pytest
 
+from runner.compile.sources import LocalFile
 from runner.fal import Downloaded
+from runner.hashing import sha256_file
 from runner.lock import build_lock, read_lock, write_lock
 from runner.run.budget import Budget
 from runner.run.events import (
@@ -25,7 +27,8 @@ from runner.run.events import (
     RunStarted,
 )
 from runner.run.outcome import RunResult
-from runner.store import Owner, Store
+from runner.run.uploads import Materializer
+from runner.store import Owner, Store, TieredStore, UploadRecord
 from tests.fake_fal import FakeFal, Outcome
 from tests.run.fake_run import Collect, executor, run, steps_of
 from tests.run_helpers import GENERATION_NODES
@@ -191,6 +194,41 @@ nodes:
     result, _ = run(steps, store, fal)
     assert result.ok and len(fal.jobs) == 3 and len(fal.uploads) == 1
     assert {job.body["image_url"] for job in fal.jobs} == set(fal.uploads)
+
+
+async def test_a_step_whose_lookup_missed_an_upload_that_ended_meanwhile_shares_it(
+    tmp_path: Path, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The store read of the second and third steps began before the first step's upload
+    # was recorded, and returns after that upload has ended: they must not upload again.
+    picture = tmp_path / "key.png"
+    picture.write_bytes(b"a keyframe's bytes")
+    source = LocalFile(picture, *sha256_file(picture))
+    tiered = TieredStore(store)
+    first_done = asyncio.Event()
+    read = tiered.get_upload
+    reads = 0
+
+    async def read_answered_late(backend: str, sha256: str) -> UploadRecord | None:
+        nonlocal reads
+        reads += 1
+        late = reads > 1
+        known = await read(backend, sha256)
+        if late:
+            await first_done.wait()
+        return known
+
+    monkeypatch.setattr(tiered, "get_upload", read_answered_late)
+    fal = FakeFal()
+    materializer = Materializer(tiered, fal, "fal")
+
+    async def first() -> str:
+        url = await materializer.url(source, {})
+        first_done.set()
+        return url
+
+    urls = await asyncio.gather(first(), materializer.url(source, {}), materializer.url(source, {}))
+    assert reads == 3 and len(fal.uploads) == 1 and set(urls) == set(fal.uploads)
 
 
 def test_ctrl_c_cancels_queued_jobs_and_keeps_the_running_one(tmp_path: Path, store: Store) -> None:
